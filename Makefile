@@ -1,0 +1,33 @@
+# Two set-up commands: `make demo` and `make test`. Everything else is optional.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NL := $(VENV)/bin/newsletter
+SAMPLE ?= 2026-11-24
+
+.PHONY: install demo test lint bench regen-golden update-caniemail clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(NL) build $(SAMPLE)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	$(PY) -m pytest -q
+
+bench: install
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+regen-golden: install
+	$(PY) -m tests.golden
+
+clean:
+	rm -rf dist outbox .newsletter tests/artifacts
