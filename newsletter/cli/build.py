@@ -1,0 +1,5 @@
+"""CLI commands: init, new, build."""
+
+import click
+
+COMMANDS: list[click.Command] = []

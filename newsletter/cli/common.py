@@ -1,0 +1,39 @@
+"""Shared CLI plumbing: the App context object and output helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from newsletter.errors import Problem
+from newsletter.publication import Publication
+
+
+@dataclass
+class App:
+    """Per-invocation state: the publication folder, loaded on first use."""
+
+    root: Path
+    _publication: Publication | None = field(default=None, repr=False)
+
+    @property
+    def publication(self) -> Publication:
+        if self._publication is None:
+            self._publication = Publication.load(self.root)
+            warn(self._publication.warnings)
+        return self._publication
+
+
+pass_app = click.make_pass_decorator(App)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def warn(problems: list[Problem]) -> None:
+    """Print warnings (one line each) to stderr."""
+    for problem in problems:
+        if problem.severity == "warning":
+            err_console.print(f"[yellow]{problem}[/yellow]", markup=True, soft_wrap=True)

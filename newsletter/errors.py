@@ -1,0 +1,58 @@
+"""User-facing errors: each prints one clear line (or one line per problem) and picks the exit code.
+
+Exit codes (DESIGN.md): 0 ok, 1 failed checks or send, 2 bad input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a source file: where it is, what is wrong, and whether it blocks."""
+
+    file: Path | str
+    line: int | None
+    message: str
+    severity: str = "error"  # "error" or "warning"
+
+    def location(self) -> str:
+        where = str(self.file)
+        return f"{where}:{self.line}" if self.line else where
+
+    def __str__(self) -> str:
+        return f"{self.location()}: {self.severity}: {self.message}"
+
+
+class NewsletterError(click.ClickException):
+    """A user error: one line, no traceback; exit code 2 unless a subclass says otherwise."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InputError(NewsletterError):
+    """Bad input: one or more problems, each with file and line."""
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem("", None, problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+    def show(self, file=None) -> None:  # noqa: D401 - click's signature
+        click.echo(self.format_message(), err=True)
+
+
+class FailedError(NewsletterError):
+    """Checks failed or a send failed: exit code 1."""
+
+    exit_code = EXIT_FAILED

@@ -1,0 +1,65 @@
+"""A publication: the folder holding newsletter.yaml, issues/, templates/ and subscribers/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from newsletter.errors import InputError, Problem
+from newsletter.schema import PublicationConfig, validate
+from newsletter.settings import Settings
+from newsletter.yamlsrc import SourceError, load_yaml_file
+
+CONFIG_FILE = "newsletter.yaml"
+
+
+@dataclass
+class Publication:
+    """Where a publication lives, its validated settings and its environment settings."""
+
+    root: Path
+    config: PublicationConfig
+    warnings: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, root: Path) -> Publication:
+        """Load and validate newsletter.yaml; raise InputError listing every problem."""
+        config, problems = load_config(root)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors or config is None:
+            raise InputError(problems)
+        return cls(root=root.resolve(), config=config, warnings=problems)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.root)
+
+    def issue_dir(self, issue: str | Path) -> Path:
+        """Resolve ISSUE given as a folder path or a slug under issues/."""
+        path = Path(issue)
+        for candidate in (path, self.root / path, self.root / "issues" / str(issue)):
+            if (candidate / "issue.yaml").is_file():
+                return candidate.resolve()
+        raise InputError(
+            Problem(self.root / "issues" / str(issue), None,
+                    f"no issue '{issue}' found (expected issues/{issue}/issue.yaml); "
+                    "run `newsletter new SLUG` to start one")
+        )
+
+    def dist_dir(self, slug: str) -> Path:
+        return self.root / "dist" / slug
+
+
+def load_config(root: Path) -> tuple[PublicationConfig | None, list[Problem]]:
+    """Validate newsletter.yaml under `root`, returning the model (or None) and all problems."""
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return None, [
+            Problem(path, None, "no newsletter.yaml here; run `newsletter init` or pass -C DIR")
+        ]
+    try:
+        doc = load_yaml_file(path)
+    except SourceError as exc:
+        return None, [exc.problem]
+    return validate(PublicationConfig, doc)

@@ -1,0 +1,220 @@
+"""Typed schemas for newsletter.yaml, issue.yaml and piece front matter.
+
+Validation never stops at the first problem: `validate()` turns every pydantic error into a
+Problem with file and line, and every unknown key into a warning (the MkDocs way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from newsletter.errors import Problem
+from newsletter.yamlsrc import YamlDoc
+
+
+def check_address(value: str) -> str:
+    """Normalise an email address (syntax only, no DNS)."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
+
+
+def _check_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError(f"{value!r} must be an absolute http(s) URL")
+    return value
+
+
+class Strict(BaseModel):
+    """Base: extra keys are kept so they can be reported as warnings, not errors."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, populate_by_name=True)
+
+
+class Sender(Strict):
+    name: str
+    email: str
+
+    _email = field_validator("email")(classmethod(lambda cls, v: check_address(v)))
+
+
+class Expert(Strict):
+    name: str
+    role: str = ""
+    twitter: str | None = None
+
+    @field_validator("twitter")
+    @classmethod
+    def _handle(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        handle = value.strip().removeprefix("@")
+        if not handle.replace("_", "").isalnum() or len(handle) > 15:
+            raise ValueError(f"{value!r} is not a Twitter handle (letters, digits, _; at most 15)")
+        return handle
+
+
+class SendGridConfig(Strict):
+    asm_group_id: int | None = None
+    categories: list[str] = Field(default_factory=list)
+
+
+class PublicationConfig(Strict):
+    """newsletter.yaml."""
+
+    name: str
+    publisher: str
+    sender: Sender = Field(alias="from")
+    reply_to: str | None = None
+    address: str
+    archive_url: str
+    public_url: str
+    footer: str = ""
+    test_recipients: list[str] = Field(default_factory=list)
+    experts: dict[str, Expert]
+    language: str = "en"
+    template: str = "default"
+    sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
+
+    _reply = field_validator("reply_to")(
+        classmethod(lambda cls, v: None if v is None else check_address(v))
+    )
+    _tests = field_validator("test_recipients")(
+        classmethod(lambda cls, v: [check_address(a) for a in v])
+    )
+
+    @field_validator("archive_url", "public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value).rstrip("/") + "/"
+
+
+class Hero(Strict):
+    image: str
+    alt: str
+    credit: str = ""
+
+
+class IssueManifest(Strict):
+    """issues/<slug>/issue.yaml."""
+
+    subject: str
+    preheader: str = ""
+    date: dt.date
+    hero: Hero | None = None
+    pieces: list[str] = Field(min_length=1)
+
+
+class PieceMeta(Strict):
+    """A piece's front matter."""
+
+    title: str
+    expert: str
+
+
+M = TypeVar("M", bound=BaseModel)
+
+_TYPE_WORDS = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "list_type": "a list",
+    "dict_type": "a mapping (key: value lines)",
+    "model_type": "a mapping (key: value lines)",
+    "date_type": "a date like 2026-11-24",
+    "date_parsing": "a date like 2026-11-24",
+    "date_from_datetime_parsing": "a date like 2026-11-24",
+    "bool_type": "true or false",
+}
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "document"
+    kind = err["type"]
+    if kind == "missing":
+        return f"missing required key '{loc}'"
+    if kind in _TYPE_WORDS:
+        got = type(err.get("input")).__name__
+        got = {"NoneType": "nothing", "str": "text", "dict": "a mapping", "list": "a list"}.get(
+            got, got
+        )
+        return f"'{loc}' should be {_TYPE_WORDS[kind]}, not {got}"
+    if kind == "too_short":
+        return f"'{loc}' must not be empty"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"'{loc}': {msg}"
+
+
+def _model_of(annotation: Any) -> tuple[str, type[BaseModel]] | None:
+    """('model'|'dict'|'list', Model) when a field holds models, else None."""
+    from typing import get_args, get_origin
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model", annotation
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is dict and args and isinstance(args[1], type) and issubclass(args[1], BaseModel):
+        return "dict", args[1]
+    if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return "list", args[0]
+    for arg in args:  # Optional[Model]
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return "model", arg
+    return None
+
+
+def unknown_keys(model_cls: type[BaseModel], data: Any, loc: tuple = ()) -> list[tuple]:
+    """Key paths in raw `data` that `model_cls` does not define (checked before validation)."""
+    if not isinstance(data, dict):
+        return []
+    fields = {(f.alias or name): f for name, f in model_cls.model_fields.items()}
+    found: list[tuple] = []
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            found.append((*loc, key))
+            continue
+        inner = _model_of(field.annotation)
+        if inner is None:
+            continue
+        kind, sub = inner
+        if kind == "model":
+            found += unknown_keys(sub, value, (*loc, key))
+        elif kind == "dict" and isinstance(value, dict):
+            for k, v in value.items():
+                found += unknown_keys(sub, v, (*loc, key, k))
+        elif kind == "list" and isinstance(value, list):
+            for i, v in enumerate(value):
+                found += unknown_keys(sub, v, (*loc, key, i))
+    return found
+
+
+def validate(model_cls: type[M], doc: YamlDoc) -> tuple[M | None, list[Problem]]:
+    """Validate a YAML document against a schema, collecting every problem with its line."""
+    data = doc.data
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a {type(data).__name__}"
+        return None, [
+            Problem(doc.path, doc.line_of(()), f"expected key: value lines, but the file is {what}")
+        ]
+    problems = [
+        Problem(
+            doc.path,
+            doc.line_of(loc),
+            f"unknown key '{'.'.join(map(str, loc))}' is ignored; check its spelling",
+            severity="warning",
+        )
+        for loc in unknown_keys(model_cls, data)
+    ]
+    try:
+        model = model_cls.model_validate(data)
+    except ValidationError as exc:
+        problems += [
+            Problem(doc.path, doc.line_of(tuple(e["loc"])), _describe(e)) for e in exc.errors()
+        ]
+        return None, sorted(problems, key=lambda p: p.line or 0)
+    return model, problems

@@ -1,0 +1,143 @@
+"""YAML loading that remembers the line of every key, so problems can name file and line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from newsletter.errors import Problem
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDoc:
+    """Parsed YAML data plus a map from key path to 1-based line number."""
+
+    path: Path
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+    line_offset: int = 0  # for front matter: lines before the YAML block
+
+    def line_of(self, loc: Loc) -> int:
+        """The line of the deepest known key along `loc` (1 if none is known)."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), 1)
+
+
+class YamlSyntaxError(Exception):
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int) -> Any:
+    lines.setdefault(loc, node.start_mark.line + 1 + offset)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            child = (*loc, key if isinstance(key, (str, int)) else str(key))
+            lines[child] = key_node.start_mark.line + 1 + offset
+            out[key] = _construct(value_node, child, lines, offset)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*loc, i), lines, offset) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """Construct a scalar (or, for odd keys, any node) with PyYAML's safe rules."""
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise yaml.MarkedYAMLError(
+            problem=f"cannot read value {node.value!r} ({exc})", problem_mark=node.start_mark
+        ) from exc
+
+
+def parse_yaml(text: str, path: Path, line_offset: int = 0) -> YamlDoc:
+    """Parse `text`; raise YamlSyntaxError naming file and line on a syntax error."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = (mark.line + 1 + line_offset) if mark else None
+        reason = exc.problem or str(exc)
+        raise YamlSyntaxError(
+            Problem(path, line, f"YAML syntax error: {reason}; check indentation and quoting")
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(Problem(path, None, f"YAML error: {exc}")) from exc
+    doc = YamlDoc(path=path, data=None, line_offset=line_offset)
+    if node is None:
+        doc.data = None
+        doc.lines[()] = 1 + line_offset
+        return doc
+    try:
+        doc.data = _construct(node, (), doc.lines, line_offset)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise YamlSyntaxError(
+            Problem(path, mark.line + 1 + line_offset if mark else None, str(exc.problem))
+        ) from exc
+    return doc
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 source file; raise YamlSyntaxError-like Problem on failure."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SourceError(Problem(path, None, "file not found")) from exc
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            Problem(path, None, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")
+        ) from exc
+    except OSError as exc:
+        raise SourceError(Problem(path, None, f"cannot read file: {exc.strerror}")) from exc
+
+
+class SourceError(Exception):
+    """A source file could not be read; carries the Problem to report."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def load_yaml_file(path: Path) -> YamlDoc:
+    """Read and parse a YAML file. Raises SourceError on any read or syntax problem."""
+    text = read_text(path)
+    try:
+        return parse_yaml(text, path)
+    except YamlSyntaxError as exc:
+        raise SourceError(exc.problem) from exc
+
+
+def split_front_matter(text: str, path: Path) -> tuple[YamlDoc, str, int]:
+    """Split a Markdown file into (front matter doc, body, first body line number)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise SourceError(
+            Problem(path, 1, "missing YAML front matter; start the file with a '---' line, "
+                    "then title: and expert:, then '---'")
+        )
+    for i in range(1, len(lines)):
+        if lines[i].strip() in ("---", "..."):
+            try:
+                doc = parse_yaml("".join(lines[1:i]), path, line_offset=1)
+            except YamlSyntaxError as exc:
+                raise SourceError(exc.problem) from exc
+            doc.lines.setdefault((), 1)
+            if doc.data is None:
+                doc.lines[()] = 1
+            return doc, "".join(lines[i + 1 :]), i + 2
+    raise SourceError(Problem(path, 1, "front matter is not closed; add a '---' line after it"))
