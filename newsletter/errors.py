@@ -25,6 +25,11 @@ class Problem:
 
     def location(self) -> str:
         where = str(self.file)
+        if Path(where).is_absolute():
+            try:
+                where = str(Path(where).relative_to(Path.cwd()))
+            except ValueError:
+                pass
         return f"{where}:{self.line}" if self.line else where
 
     def __str__(self) -> str:

@@ -42,9 +42,12 @@ class Publication:
             if (candidate / "issue.yaml").is_file():
                 return candidate.resolve()
         raise InputError(
-            Problem(self.root / "issues" / str(issue), None,
-                    f"no issue '{issue}' found (expected issues/{issue}/issue.yaml); "
-                    "run `newsletter new SLUG` to start one")
+            Problem(
+                self.root / "issues" / str(issue),
+                None,
+                f"no issue '{issue}' found (expected issues/{issue}/issue.yaml); "
+                "run `newsletter new SLUG` to start one",
+            )
         )
 
     def dist_dir(self, slug: str) -> Path:

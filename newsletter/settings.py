@@ -37,7 +37,9 @@ class Settings:
             outbox=outbox if outbox.is_absolute() else root / outbox,
             smtp_url=env.get("SMTP_URL") or None,
             sendgrid_api_key=env.get("SENDGRID_API_KEY") or None,
-            sendgrid_api_url=(env.get("SENDGRID_API_URL") or "https://api.sendgrid.com").rstrip("/"),
+            sendgrid_api_url=(env.get("SENDGRID_API_URL") or "https://api.sendgrid.com").rstrip(
+                "/"
+            ),
             secret=env.get("NEWSLETTER_SECRET") or None,
             webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
         )

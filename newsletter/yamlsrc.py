@@ -127,8 +127,12 @@ def split_front_matter(text: str, path: Path) -> tuple[YamlDoc, str, int]:
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise SourceError(
-            Problem(path, 1, "missing YAML front matter; start the file with a '---' line, "
-                    "then title: and expert:, then '---'")
+            Problem(
+                path,
+                1,
+                "missing YAML front matter; start the file with a '---' line, "
+                "then title: and expert:, then '---'",
+            )
         )
     for i in range(1, len(lines)):
         if lines[i].strip() in ("---", "..."):

@@ -1,5 +1,59 @@
 """CLI commands: init, new, build."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from newsletter.cli.common import App, console, pass_app, warn
+
+
+@click.command()
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="My Newsletter", show_default=True, help="Publication name.")
+@click.pass_context
+def init(ctx: click.Context, folder: Path | None, name: str) -> None:
+    """Create a new publication (in FOLDER, or the -C folder)."""
+    from newsletter.scaffold import init_publication
+
+    root = folder or ctx.find_object(App).root
+    created = init_publication(root, name)
+    for path in created:
+        console.print(f"created {path}")
+    console.print(f"Next: cd {root} && newsletter new <slug>")
+
+
+@click.command()
+@click.argument("slug")
+@click.option("--subject", default="", help="Subject line for the new issue.")
+@pass_app
+def new(app: App, slug: str, subject: str) -> None:
+    """Start a new issue in issues/SLUG/ with one piece to edit."""
+    from newsletter.scaffold import new_issue
+
+    folder = new_issue(app.publication, slug, subject)
+    console.print(f"created {folder}/issue.yaml and {folder}/pieces/first.md")
+    console.print(f"Next: edit them, then `newsletter build {slug}`")
+
+
+@click.command()
+@click.argument("issue")
+@pass_app
+def build(app: App, issue: str) -> None:
+    """Build ISSUE (folder or slug) into dist/<slug>/."""
+    from newsletter.build import build_issue, write_build
+
+    result = build_issue(app.publication, issue)
+    warn(result.issue.warnings)
+    target = write_build(app.publication, result)
+    sizes = result.report["sizes"]
+    console.print(
+        f"built {result.slug}: {len(result.issue.pieces)} pieces, "
+        f"email.html {sizes['email.html'] / 1024:.1f} KB"
+    )
+    for name in sorted(result.files()) + sorted(result.assets):
+        console.print(f"  {target / name}")
+
+
+COMMANDS: list[click.Command] = [init, new, build]

@@ -1,0 +1,136 @@
+"""The build: a flat list of stages, load -> validate -> render -> inline -> package.
+
+`build_issue()` does all the work in memory; `write_build()` puts the result in dist/<slug>/
+atomically. Nothing is written unless every stage succeeded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter import markdown
+from newsletter.errors import Problem
+from newsletter.inline import inline_css
+from newsletter.load import LoadedIssue, load_issue
+from newsletter.package import compose, message_id_for, write_dist
+from newsletter.personalise import SAMPLE_RECIPIENT, personalise
+from newsletter.publication import Publication
+from newsletter.render import render
+from newsletter.tokens import SAMPLE_SECRET, unsubscribe_url
+
+
+@dataclass
+class Build:
+    """A built issue: the parts dispatch personalises, plus the web copy and sample message."""
+
+    issue: LoadedIssue
+    subject: str
+    html: str  # email.html: inlined, with %%placeholders%% for per-recipient values
+    text: str  # email.txt: with the same placeholders
+    web_html: str  # index.html: the web copy, no personal placeholders
+    message: bytes  # message.eml: a complete sample message
+    assets: dict[str, Path]
+    content_hash: str
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return self.issue.slug
+
+    @property
+    def report(self) -> dict:
+        words = sum(
+            len(p.split()) for piece in self.issue.pieces for p in markdown.paragraphs(piece.body)
+        )
+        return {
+            "slug": self.slug,
+            "subject": self.subject,
+            "content_hash": self.content_hash,
+            "pieces": len(self.issue.pieces),
+            "words": words,
+            "sizes": {name: len(data) for name, data in self.files_without_report().items()},
+            "warnings": [str(w) for w in self.warnings],
+        }
+
+    def files_without_report(self) -> dict[str, bytes]:
+        return {
+            "email.html": self.html.encode("utf-8"),
+            "email.txt": self.text.encode("utf-8"),
+            "index.html": self.web_html.encode("utf-8"),
+            "message.eml": self.message,
+        }
+
+    def files(self) -> dict[str, bytes]:
+        files = self.files_without_report()
+        files["report.json"] = (
+            json.dumps(self.report, indent=2, ensure_ascii=False) + "\n"
+        ).encode()
+        return files
+
+
+def content_hash(subject: str, html: str, text: str) -> str:
+    """Identifies the content a send delivers; editing the issue changes it."""
+    digest = hashlib.sha256()
+    for part in (subject, html, text):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def build_issue(pub: Publication, issue_ref: str | Path) -> Build:
+    """Run every stage in memory and return the result (raises InputError on bad input)."""
+    issue = load_issue(pub, pub.issue_dir(issue_ref))
+    email = render(pub, issue)
+    web = render(pub, issue, web=True)
+    html = inline_css(email.html)
+    web_html = inline_css(web.html)
+    subject = issue.manifest.subject
+    digest = content_hash(subject, html, email.text)
+    message = sample_message(pub, issue, subject, html, email.text, digest)
+    assets = {issue.hero_file.name: issue.hero_file} if issue.hero_file else {}
+    return Build(
+        issue=issue,
+        subject=subject,
+        html=html,
+        text=email.text,
+        web_html=web_html,
+        message=message,
+        assets=assets,
+        content_hash=digest,
+        warnings=pub.warnings + issue.warnings,
+    )
+
+
+def sample_message(
+    pub: Publication, issue: LoadedIssue, subject: str, html: str, text: str, digest: str
+) -> bytes:
+    """The complete message a sample subscriber would receive; pinned Date and Message-ID."""
+    recipient = SAMPLE_RECIPIENT
+    unsubscribe = unsubscribe_url(
+        pub.config.public_url, pub.settings.secret or SAMPLE_SECRET, recipient.email
+    )
+    html_p, text_p = personalise(html, text, recipient, unsubscribe)
+    day = issue.manifest.date
+    msg = compose(
+        pub.config,
+        subject=subject,
+        html=html_p,
+        text=text_p,
+        recipient=recipient,
+        unsubscribe=unsubscribe,
+        message_id=message_id_for(pub.config, issue.slug, "sample", digest[:16]),
+        date=dt.datetime(day.year, day.month, day.day, 12, 0, tzinfo=dt.UTC),
+        boundary=f"=_{digest[:32]}",
+    )
+    return msg.as_bytes()
+
+
+def write_build(pub: Publication, build: Build) -> Path:
+    """Write dist/<slug>/ atomically and return its path."""
+    target = pub.dist_dir(build.slug)
+    write_dist(target, build.files(), build.assets)
+    return target

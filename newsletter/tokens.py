@@ -1,0 +1,63 @@
+"""HMAC-signed tokens bound to an email address (unsubscribe links, opt-in confirmations).
+
+A token is `<base64url(payload)>.<base64url(hmac)>`, where payload is `purpose|email|expiry`
+(expiry 0 = never). Verification recomputes the HMAC and compares in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+SAMPLE_SECRET = "sample-secret-not-for-sending"
+
+
+class BadToken(ValueError):
+    """The token was forged, altered, expired or malformed."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: str, payload: bytes) -> bytes:
+    return hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).digest()[:20]
+
+
+def make_token(secret: str, purpose: str, email: str, ttl: int | None = None) -> str:
+    """Sign `email` for `purpose`; with `ttl` seconds the token expires."""
+    expiry = int(time.time()) + ttl if ttl else 0
+    payload = f"{purpose}|{email.lower()}|{expiry}".encode()
+    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+
+
+def read_token(secret: str, purpose: str, token: str, now: float | None = None) -> str:
+    """Return the email a valid token was made for; raise BadToken otherwise."""
+    try:
+        payload_part, mac_part = token.split(".", 1)
+        payload, mac = _unb64(payload_part), _unb64(mac_part)
+    except (ValueError, TypeError) as exc:
+        raise BadToken("malformed token") from exc
+    if not hmac.compare_digest(mac, _mac(secret, payload)):
+        raise BadToken("bad signature")
+    try:
+        kind, email, expiry = payload.decode("utf-8").split("|")
+        expires = int(expiry)
+    except ValueError as exc:
+        raise BadToken("malformed token") from exc
+    if kind != purpose:
+        raise BadToken("token is for something else")
+    if expires and (now if now is not None else time.time()) > expires:
+        raise BadToken("token expired")
+    return email
+
+
+def unsubscribe_url(public_url: str, secret: str, email: str) -> str:
+    """The per-recipient one-click unsubscribe URL served by `newsletter serve`."""
+    return f"{public_url.rstrip('/')}/unsubscribe/{make_token(secret, 'unsubscribe', email)}"
