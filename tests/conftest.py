@@ -1,0 +1,64 @@
+"""Shared fixtures. Area-specific fixtures live in tests/<area>/conftest.py or tests/*_fixtures.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_SLUG = "2026-11-24"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def need(what: str, available: bool) -> None:
+    """Skip when `what` is missing, but fail under CI (DEVELOPERS.md rule)."""
+    if available:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required when CI is set")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture()
+def publication(tmp_path: Path) -> Path:
+    """A private copy of the sample publication (settings, issues, subscribers, templates)."""
+    root = tmp_path / "pub"
+    root.mkdir()
+    shutil.copy(ROOT / "newsletter.yaml", root / "newsletter.yaml")
+    for folder in ("issues", "subscribers", "templates"):
+        if (ROOT / folder).is_dir():
+            shutil.copytree(ROOT / folder, root / folder)
+    return root
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """A headless Chromium driven by Playwright (the system binary; never downloads one)."""
+    need("Chromium", Path(CHROMIUM).exists())
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture()
+def artifacts() -> Path:
+    """Where tests save screenshots and other artefacts (not committed)."""
+    folder = ROOT / "tests" / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
