@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter import markdown
-from newsletter.errors import Problem
+from newsletter.errors import FailedError, Problem
 from newsletter.inline import inline_css
 from newsletter.load import LoadedIssue, load_issue
 from newsletter.package import compose, message_id_for, write_dist
@@ -132,5 +132,10 @@ def sample_message(
 def write_build(pub: Publication, build: Build) -> Path:
     """Write dist/<slug>/ atomically and return its path."""
     target = pub.dist_dir(build.slug)
-    write_dist(target, build.files(), build.assets)
+    try:
+        write_dist(target, build.files(), build.assets)
+    except OSError as exc:
+        raise FailedError(
+            f"cannot write {target}: {exc.strerror or exc}; the previous build is unchanged"
+        ) from exc
     return target

@@ -28,8 +28,8 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def warn(problems: list[Problem]) -> None:

@@ -1,0 +1,101 @@
+"""`newsletter init` and `newsletter new`: create a publication, or a new issue in one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+
+from newsletter.errors import InputError, Problem
+from newsletter.publication import CONFIG_FILE, Publication
+from newsletter.render import PACKAGED_TEMPLATES
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+CONFIG_TEMPLATE = """\
+# Publication settings. See docs/authoring.md for every key.
+name: {name}
+publisher: Example Organisation
+from: {{name: {name}, email: newsletter@example.org}}
+reply_to: info@example.org
+address: 1 Example Street, Example City 00000   # postal address, required by anti-spam law
+archive_url: https://news.example.org/archive/
+public_url: https://news.example.org/
+footer: >-
+  The views expressed are the authors' own. [About us](https://example.org/about).
+test_recipients: [editor@example.org]
+experts:
+  jane-doe: {{name: Jane Doe, role: "Senior Fellow", twitter: janedoe}}
+"""
+
+SEGMENTS_TEMPLATE = """\
+# Segments select active subscribers; see docs/subscribers.md.
+segments:
+  everyone: {}
+"""
+
+GITIGNORE = "dist/\noutbox/\n.newsletter/\n"
+
+
+def init_publication(root: Path, name: str) -> list[Path]:
+    """Scaffold a publication in `root`; refuse to overwrite an existing one."""
+    config = root / CONFIG_FILE
+    if config.exists():
+        raise InputError(Problem(config, None, "a publication already exists here; nothing done"))
+    root.mkdir(parents=True, exist_ok=True)
+    created = []
+    files = {
+        config: CONFIG_TEMPLATE.format(name=_yaml_scalar(name)),
+        root / "subscribers" / "segments.yaml": SEGMENTS_TEMPLATE,
+        root / ".gitignore": GITIGNORE,
+    }
+    for path, text in files.items():
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        created.append(path)
+    (root / "issues").mkdir(exist_ok=True)
+    target = root / "templates" / "default"
+    if not target.exists():
+        shutil.copytree(PACKAGED_TEMPLATES / "default", target)
+        created.append(target)
+    return created
+
+
+def _yaml_scalar(value: str) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...")
+
+
+def new_issue(pub: Publication, slug: str, subject: str = "") -> Path:
+    """Create issues/<slug>/ with a manifest and one piece by the first registered expert."""
+    if not SLUG.match(slug):
+        raise InputError(f"'{slug}' is not a usable slug: use lowercase letters, digits and dashes")
+    folder = pub.root / "issues" / slug
+    if folder.exists():
+        raise InputError(Problem(folder, None, "this issue already exists; pick another slug"))
+    try:
+        date = dt.date.fromisoformat(slug[:10])
+    except ValueError:
+        date = dt.date.today()
+    expert = next(iter(pub.config.experts))
+    manifest = {
+        "subject": subject or f"{pub.config.name}: {date:%d %B %Y}",
+        "preheader": "One line that appears after the subject in the inbox",
+        "date": date,
+        "pieces": ["pieces/first.md"],
+    }
+    piece = (
+        f"---\ntitle: Headline of the first piece\nexpert: {expert}\n---\n\n"
+        "Write the piece here in Markdown: paragraphs separated by blank lines, "
+        "[links](https://example.org/) and *emphasis*.\n"
+    )
+    (folder / "pieces").mkdir(parents=True)
+    (folder / "issue.yaml").write_text(
+        yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    (folder / "pieces" / "first.md").write_text(piece, encoding="utf-8")
+    return folder

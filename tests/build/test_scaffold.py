@@ -1,0 +1,68 @@
+"""`newsletter init` and `newsletter new` create a publication and an issue that build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from newsletter.render import PACKAGED_TEMPLATES
+from tests.build.helpers import run
+
+
+def test_init_then_new_then_build(tmp_path: Path) -> None:
+    root = tmp_path / "weekly"
+    result = run(root, "init", "--name", "Energy: Weekly")
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((root / "newsletter.yaml").read_text())
+    assert config["name"] == "Energy: Weekly"
+    copied = root / "templates" / "default" / "email.mjml.j2"
+    assert copied.read_text() == (PACKAGED_TEMPLATES / "default" / "email.mjml.j2").read_text()
+    assert (root / "subscribers" / "segments.yaml").is_file()
+
+    result = run(root, "new", "2026-12-01", "--subject", "Four views on December")
+    assert result.exit_code == 0, result.output
+    manifest = yaml.safe_load((root / "issues" / "2026-12-01" / "issue.yaml").read_text())
+    assert manifest["subject"] == "Four views on December"
+    assert str(manifest["date"]) == "2026-12-01"
+
+    result = run(root, "build", "2026-12-01")
+    assert result.exit_code == 0, result.stderr
+    html = (root / "dist" / "2026-12-01" / "email.html").read_text()
+    assert "Energy: Weekly" in html and "Headline of the first piece" in html
+
+
+def test_copied_template_is_used_for_restyling(tmp_path: Path) -> None:
+    root = tmp_path / "pub"
+    run(root, "init")
+    run(root, "new", "first")
+    template = root / "templates" / "default" / "email.mjml.j2"
+    template.write_text(template.read_text().replace("#102a43", "#5b2a86"))
+    assert run(root, "build", "first").exit_code == 0
+    assert "#5b2a86" in (root / "dist" / "first" / "email.html").read_text()
+
+
+def test_init_refuses_existing_publication(tmp_path: Path) -> None:
+    root = tmp_path / "pub"
+    run(root, "init")
+    before = (root / "newsletter.yaml").read_text()
+    result = run(root, "init", "--name", "Other")
+    assert result.exit_code == 2
+    assert "a publication already exists here" in result.stderr
+    assert (root / "newsletter.yaml").read_text() == before
+
+
+def test_new_refuses_bad_or_existing_slug(tmp_path: Path) -> None:
+    root = tmp_path / "pub"
+    run(root, "init")
+    assert run(root, "new", "ok-slug").exit_code == 0
+    again = run(root, "new", "ok-slug")
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    bad = run(root, "new", "Bad Slug!")
+    assert bad.exit_code == 2 and "not a usable slug" in bad.stderr
+
+
+def test_commands_outside_a_publication_explain_what_to_do(tmp_path: Path) -> None:
+    result = run(tmp_path, "build", "x")
+    assert result.exit_code == 2
+    assert "no newsletter.yaml here; run `newsletter init` or pass -C DIR" in result.stderr
