@@ -1,6 +1,6 @@
 """Regenerate newsletter/data/caniemail.json from caniemail.com's API data.
 
-    python scripts/update_caniemail.py              # downloads the URL below (make update-caniemail)
+    python scripts/update_caniemail.py              # downloads URL (make update-caniemail)
     python scripts/update_caniemail.py --from FILE  # uses a saved copy of data.json
 
 The vendored file keeps, for every HTML, CSS and image-format feature, the support value of the
