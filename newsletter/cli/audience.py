@@ -1,5 +1,214 @@
-"""CLI commands for this area (filled in by its issue)."""
+"""CLI: `newsletter subscribers import|add|unsubscribe|list|show|export` and `segments`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column, Table
+from sqlalchemy import ColumnElement, Engine
 
-COMMANDS: list[click.Command] = []
+from newsletter.audience import (
+    Segments,
+    Subscriber,
+    add_subscriber,
+    count_subscribers,
+    export_csv,
+    import_csv,
+    iter_subscribers,
+    require_subscriber,
+    unsubscribe,
+)
+from newsletter.cli.common import App, console, err_console, pass_app, warn
+from newsletter.db import open_database
+from newsletter.errors import EXIT_FAILED, InputError, Problem
+
+PROGRESS_MIN_BYTES = 1_000_000
+
+
+@contextmanager
+def _database(app: App) -> Iterator[Engine]:
+    engine = open_database(app.publication.settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _segment_filter(app: App, segment: str | None) -> ColumnElement[bool] | None:
+    if segment is None:
+        return None
+    segments = Segments.load(app.publication)
+    warn(segments.warnings)
+    return segments.condition(segment)
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """Manage subscribers (stored in the database, not in YAML)."""
+
+
+@subscribers_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tag", "tags", multiple=True, help="Add this tag to every row (repeatable).")
+@click.option("--strict", is_flag=True, help="Reject the whole file if any row is bad.")
+@pass_app
+def import_command(app: App, file: Path, tags: tuple[str, ...], strict: bool) -> None:
+    """Add or update subscribers from a CSV file with an `email` column."""
+    size = file.stat().st_size if file.is_file() else 0
+    with _database(app) as engine:
+        if size >= PROGRESS_MIN_BYTES:
+            columns = (TextColumn("importing"), BarColumn(), DownloadColumn(),
+                       TimeRemainingColumn())
+            with Progress(*columns, console=err_console, transient=True) as bar:
+                task = bar.add_task("import", total=size)
+                report = import_csv(engine, file, tags=tags, strict=strict,
+                                    progress=lambda done: bar.update(task, completed=done))
+        else:
+            report = import_csv(engine, file, tags=tags, strict=strict)
+    for problem in report.problems:
+        err_console.print(str(problem), markup=False, soft_wrap=True)
+    if report.rejected > len(report.problems):
+        err_console.print(f"... and {report.rejected - len(report.problems)} more rejected rows",
+                          markup=False)
+    if strict and not report.committed:
+        raise InputError(Problem(file, None, f"{report.rejected} bad rows; nothing imported "
+                                             "(--strict)"))
+    console.print(f"{file}: {report.summary()}", markup=False)
+    if report.rejected:
+        sys.exit(EXIT_FAILED)
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--name", default=None, help="The subscriber's name.")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE",
+              help="An attribute (repeatable).")
+@click.option("--resubscribe", is_flag=True,
+              help="Make a retired address active again (only at the person's own request).")
+@pass_app
+def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
+                attrs: tuple[str, ...], resubscribe: bool) -> None:
+    """Add a subscriber, or update a known one."""
+    attributes: dict[str, str] = {}
+    for item in attrs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(Problem("--attr", None, f"{item!r} should be KEY=VALUE"))
+        attributes[key.strip()] = value.strip()
+    with _database(app) as engine, engine.begin() as conn:
+        sub, created = add_subscriber(conn, email, name=name, tags=tags, attributes=attributes,
+                                      resubscribe=resubscribe)
+    console.print(f"{'added' if created else 'updated'} {sub.email} ({sub.status})", markup=False)
+    if not sub.active:
+        err_console.print(f"{sub.email} is {sub.status}: it stays out of every segment "
+                          "(use --resubscribe only at the person's own request)", markup=False)
+
+
+@subscribers_group.command("unsubscribe")
+@click.argument("email")
+@pass_app
+def unsubscribe_command(app: App, email: str) -> None:
+    """Unsubscribe an address; no import will make it active again."""
+    with _database(app) as engine, engine.begin() as conn:
+        sub = unsubscribe(conn, email)
+    console.print(f"unsubscribed {sub.email}", markup=False)
+
+
+@subscribers_group.command("list")
+@click.option("--segment", default=None, help="Only this segment's (active) members.")
+@click.option("--limit", default=50, show_default=True, help="Rows to show (0: all).")
+@pass_app
+def list_command(app: App, segment: str | None, limit: int) -> None:
+    """List subscribers (all of them, or a segment's members)."""
+    where = _segment_filter(app, segment)
+    with _database(app) as engine:
+        with engine.connect() as conn:
+            total = count_subscribers(conn, where)
+        table = Table("name", "status", "tags", "joined")
+        table.columns.insert(0, Column("email", overflow="fold", min_width=20))
+        shown = 0
+        for sub in iter_subscribers(engine, where):
+            if limit and shown >= limit:
+                break
+            table.add_row(sub.email, sub.name, sub.status.value, ", ".join(sub.tags),
+                          sub.created_at.date().isoformat())
+            shown += 1
+    if shown:
+        console.print(table)
+    more = f" (showing {shown}; use --limit 0 or `subscribers export`)" if shown < total else ""
+    console.print(f"{total} subscribers{' in ' + segment if segment else ''}{more}", markup=False)
+
+
+@subscribers_group.command("show")
+@click.argument("email")
+@pass_app
+def show_command(app: App, email: str) -> None:
+    """Show everything known about one subscriber."""
+    with _database(app) as engine, engine.connect() as conn:
+        sub = require_subscriber(conn, email)
+    _show(sub)
+
+
+def _show(sub: Subscriber) -> None:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in (
+        ("email", sub.email),
+        ("name", sub.name),
+        ("status", sub.status.value),
+        ("tags", ", ".join(sub.tags)),
+        *((f"attr {k}", str(v)) for k, v in sorted(sub.attributes.items())),
+        ("source", sub.source),
+        ("joined", sub.created_at.isoformat(timespec="seconds")),
+        ("updated", sub.updated_at.isoformat(timespec="seconds")),
+        ("status changed", sub.status_changed_at.isoformat(timespec="seconds")),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+
+
+@subscribers_group.command("export")
+@click.option("--segment", default=None, help="Only this segment's (active) members.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+@pass_app
+def export_command(app: App, segment: str | None, output: Path | None) -> None:
+    """Write subscribers as CSV (the format `subscribers import` reads)."""
+    where = _segment_filter(app, segment)
+    with _database(app) as engine:
+        if output is None:
+            count = export_csv(engine, click.get_text_stream("stdout"), where)
+        else:
+            tmp = output.with_name(output.name + ".part")
+            with tmp.open("w", encoding="utf-8", newline="") as out:
+                count = export_csv(engine, out, where)
+            tmp.replace(output)
+    err_console.print(f"exported {count} subscribers", markup=False)
+
+
+@click.command("segments")
+@pass_app
+def segments_command(app: App) -> None:
+    """List the segments in subscribers/segments.yaml with their live member counts."""
+    segments = Segments.load(app.publication)
+    warn(segments.warnings)
+    if not segments.names:
+        console.print(f"no segments defined in {segments.path}", markup=False)
+        return
+    table = Table("segment", "members", "defined at")
+    with _database(app) as engine, engine.connect() as conn:
+        for name in segments.names:
+            seg = segments.get(name)
+            table.add_row(name, f"{segments.count(conn, name):,}", f"{segments.path.name}:"
+                                                                   f"{seg.line}")
+    console.print(table)
+
+
+COMMANDS: list[click.Command] = [subscribers_group, segments_command]

@@ -1,0 +1,197 @@
+"""The subscribers service: look up, add, change status and stream subscribers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, Row, func, insert, select, update
+
+from newsletter.audience.model import (
+    Status,
+    Subscriber,
+    email_key,
+    normalize_email,
+    normalize_tag,
+    utcnow,
+)
+from newsletter.db.tables import subscriber_tags, subscribers
+from newsletter.errors import InputError, Problem
+
+#: CSV columns with a meaning of their own; every other column is an attribute.
+RESERVED_COLUMNS = ("email", "name", "tags", "status", "subscribed_at")
+
+
+def tags_of(conn: Connection, ids: Iterable[int]) -> dict[int, set[str]]:
+    """Tags of each subscriber id (ids without tags are absent)."""
+    found: dict[int, set[str]] = defaultdict(set)
+    ids = list(ids)
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        rows = conn.execute(
+            select(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag).where(
+                subscriber_tags.c.subscriber_id.in_(chunk)
+            )
+        )
+        for sid, tag in rows:
+            found[sid].add(tag)
+    return found
+
+
+def _record(row: Row, tags: set[str]) -> Subscriber:
+    return Subscriber(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        status=Status(row.status),
+        tags=tuple(sorted(tags)),
+        attributes=dict(row.attributes or {}),
+        source=row.source,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        status_changed_at=row.status_changed_at,
+    )
+
+
+def get_subscriber(conn: Connection, email: str) -> Subscriber | None:
+    """The subscriber with this address (any case), or None."""
+    try:
+        key = email_key(normalize_email(email))
+    except ValueError:
+        return None
+    row = conn.execute(select(subscribers).where(subscribers.c.email_key == key)).first()
+    if row is None:
+        return None
+    return _record(row, tags_of(conn, [row.id]).get(row.id, set()))
+
+
+def require_subscriber(conn: Connection, email: str) -> Subscriber:
+    """Like get_subscriber, but an unknown address is an InputError."""
+    found = get_subscriber(conn, email)
+    if found is None:
+        raise InputError(Problem(email, None, "no such subscriber"))
+    return found
+
+
+def add_subscriber(
+    conn: Connection,
+    email: str,
+    *,
+    name: str | None = None,
+    tags: Iterable[str] = (),
+    attributes: dict[str, Any] | None = None,
+    source: str = "cli",
+    resubscribe: bool = False,
+) -> tuple[Subscriber, bool]:
+    """Add a subscriber, or merge name, tags and attributes into a known one.
+
+    Returns (subscriber, created). A retired address (unsubscribed, bounced, complained) stays
+    retired unless `resubscribe` is true (only with the person's own consent).
+    """
+    try:
+        address = normalize_email(email)
+        tag_set = {normalize_tag(t) for t in tags}
+    except ValueError as exc:
+        raise InputError(Problem(email, None, str(exc))) from None
+    attrs = {str(k): v for k, v in (attributes or {}).items()}
+    bad = sorted(set(attrs) & set(RESERVED_COLUMNS))
+    if bad:
+        raise InputError(Problem(email, None, f"'{bad[0]}' is not an attribute name (reserved)"))
+    now = utcnow()
+    key = email_key(address)
+    row = conn.execute(select(subscribers).where(subscribers.c.email_key == key)).first()
+    if row is None:
+        sid = conn.execute(
+            insert(subscribers)
+            .values(
+                email=address, email_key=key, name=(name or "").strip(), status=Status.ACTIVE,
+                attributes=attrs, source=source, created_at=now, updated_at=now,
+                status_changed_at=now,
+            )
+            .returning(subscribers.c.id)
+        ).scalar_one()
+        created = True
+    else:
+        sid, created = row.id, False
+        values: dict[str, Any] = {}
+        if name and name.strip() != row.name:
+            values["name"] = name.strip()
+        merged = {**(row.attributes or {}), **attrs}
+        if merged != (row.attributes or {}):
+            values["attributes"] = merged
+        if resubscribe and row.status != Status.ACTIVE:
+            values.update(status=Status.ACTIVE, status_changed_at=now)
+        if values:
+            conn.execute(
+                update(subscribers).where(subscribers.c.id == sid).values(updated_at=now, **values)
+            )
+    known = tags_of(conn, [sid]).get(sid, set())
+    new_tags = tag_set - known
+    if new_tags:
+        conn.execute(insert(subscriber_tags), [{"subscriber_id": sid, "tag": t} for t in new_tags])
+        if not created:
+            conn.execute(update(subscribers).where(subscribers.c.id == sid).values(updated_at=now))
+    result = get_subscriber(conn, address)
+    assert result is not None
+    return result, created
+
+
+def set_status(conn: Connection, email: str, status: Status | str) -> Subscriber:
+    """Change a known subscriber's status (records when it changed); InputError if unknown."""
+    status = Status(status)
+    current = require_subscriber(conn, email)
+    if current.status != status:
+        now = utcnow()
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == current.id)
+            .values(status=status, status_changed_at=now, updated_at=now)
+        )
+    return require_subscriber(conn, email)
+
+
+def unsubscribe(conn: Connection, email: str) -> Subscriber:
+    """Mark an address unsubscribed (it stays unsubscribed through every later import)."""
+    return set_status(conn, email, Status.UNSUBSCRIBED)
+
+
+def count_subscribers(conn: Connection, where: ColumnElement[bool] | None = None) -> int:
+    query = select(func.count()).select_from(subscribers)
+    if where is not None:
+        query = query.where(where)
+    return conn.execute(query).scalar_one()
+
+
+def iter_batches(
+    engine: Engine | Connection,
+    where: ColumnElement[bool] | None = None,
+    batch_size: int = 1000,
+) -> Iterator[list[Subscriber]]:
+    """Subscribers matching `where`, in id order, `batch_size` at a time (keyset pagination:
+    memory stays flat whatever the list size, and no cursor is held open between batches)."""
+    last = 0
+    while True:
+        query = select(subscribers).where(subscribers.c.id > last)
+        if where is not None:
+            query = query.where(where)
+        query = query.order_by(subscribers.c.id).limit(batch_size)
+        if isinstance(engine, Connection):
+            rows = engine.execute(query).all()
+            tags = tags_of(engine, [r.id for r in rows])
+        else:
+            with engine.connect() as conn:
+                rows = conn.execute(query).all()
+                tags = tags_of(conn, [r.id for r in rows])
+        if not rows:
+            return
+        yield [_record(r, tags.get(r.id, set())) for r in rows]
+        last = rows[-1].id
+
+
+def iter_subscribers(
+    engine: Engine | Connection, where: ColumnElement[bool] | None = None, batch_size: int = 1000
+) -> Iterator[Subscriber]:
+    """One subscriber at a time, in id order (see iter_batches)."""
+    for batch in iter_batches(engine, where, batch_size):
+        yield from batch

@@ -1,0 +1,85 @@
+"""Engine creation for SQLite (embedded default) and PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from newsletter.errors import InputError, Problem
+from newsletter.settings import Settings
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def _url(url: str | URL) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InputError(
+            Problem("NEWSLETTER_DATABASE_URL", None, f"cannot read database URL: {exc}")
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InputError(
+            Problem("NEWSLETTER_DATABASE_URL", None,
+                    f"unsupported database '{parsed.drivername}'; use sqlite:/// or postgresql://")
+        )
+    return parsed
+
+
+def display_url(url: str | URL) -> str:
+    """The URL with any password hidden, for messages."""
+    return _url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, decide when transactions begin (see the `begin` hook).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    # `conn.execution_options(sqlite_immediate=True)` takes the write lock up front.
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def connect(url: str | URL) -> Engine:
+    """An Engine for `url`: SQLite gets WAL, foreign keys and its parent folder created."""
+    parsed = _url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def open_database(settings: Settings | str) -> Engine:
+    """Connect to the publication's database and upgrade its schema in place."""
+    from newsletter.db.migrations import upgrade
+
+    url = settings if isinstance(settings, str) else settings.database_url
+    engine = connect(url)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise InputError(
+            Problem("NEWSLETTER_DATABASE_URL", None,
+                    f"cannot open database {display_url(url)}: {reason}")
+        ) from None
+    return engine

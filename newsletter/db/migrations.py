@@ -1,0 +1,159 @@
+"""A small numbered-migration runner: the database records its version in `schema_version`.
+
+`upgrade(engine)` applies every migration newer than the database, in order, each in its own
+transaction together with its `schema_version` row, so a database made by an older version of
+newsletter upgrades in place and an interrupted upgrade leaves a consistent version behind.
+
+Adding a migration is a one-function job: append, at the end of this module,
+
+    @migration(2, "send ledger")
+    def _send_ledger(conn: Connection) -> None:
+        md = MetaData()
+        Table("send_ledger", md, Column(...), ...)
+        md.create_all(conn)
+
+and put the same tables (or columns) into tables.py. Rules: numbers are consecutive; a released
+migration is never edited (write a new one to change its tables); a migration spells out its own
+DDL instead of importing tables.py, because tables.py always shows the newest schema.
+tests/audience/test_migrations.py checks that a migrated database matches tables.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from newsletter.db.tables import schema_version
+from newsletter.errors import NewsletterError
+
+_PG_LOCK_KEY = 0x6E65_7773  # "news": serialises concurrent upgrades on PostgreSQL
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(version: int, description: str) -> Callable[[Callable], Callable]:
+    """Register `fn(conn)` as migration number `version` (the next consecutive number)."""
+
+    def register(fn: Callable[[Connection], None]) -> Callable[[Connection], None]:
+        expected = len(MIGRATIONS) + 1
+        if version != expected:
+            raise RuntimeError(f"migration {version} registered, expected {expected}")
+        MIGRATIONS.append(Migration(version, description, fn))
+        return fn
+
+    return register
+
+
+def latest_version(migrations: list[Migration] | None = None) -> int:
+    return len(MIGRATIONS if migrations is None else migrations)
+
+
+def current_version(conn: Connection) -> int:
+    """The database's schema version (0 for an empty database)."""
+    if not inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one()
+
+
+def upgrade(engine: Engine, migrations: list[Migration] | None = None) -> list[int]:
+    """Apply pending migrations; return the versions applied (empty when up to date)."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    applied: list[int] = []
+    while True:
+        with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            schema_version.create(conn, checkfirst=True)
+            version = current_version(conn)
+            if version > len(migrations):
+                raise NewsletterError(
+                    f"the database has schema version {version}, newer than this newsletter "
+                    f"knows ({len(migrations)}); upgrade newsletter"
+                )
+            if version == len(migrations):
+                return applied
+            step = migrations[version]
+            step.apply(conn)
+            conn.execute(
+                insert(schema_version).values(
+                    version=step.version,
+                    description=step.description,
+                    applied_at=dt.datetime.now(dt.UTC),
+                )
+            )
+            applied.append(step.version)
+
+
+# --- migrations (append new ones at the end) -------------------------------------------------
+
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+@migration(1, "subscribers and tags")
+def _subscribers(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "subscribers",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("email", String(320), nullable=False),
+        Column("email_key", String(320), nullable=False),
+        Column("name", Text, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("attributes", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("source", Text, nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+        Column("status_changed_at", DateTime, nullable=False),
+        CheckConstraint(
+            "status IN ('active', 'unsubscribed', 'bounced', 'complained')",
+            name="ck_subscribers_status",
+        ),
+        Index("uq_subscribers_email_key", "email_key", unique=True),
+    )
+    Table(
+        "subscriber_tags",
+        md,
+        Column(
+            "subscriber_id",
+            _Id,
+            ForeignKey("subscribers.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("tag", String(100), primary_key=True),
+        Index("ix_subscriber_tags_tag", "tag", "subscriber_id"),
+        sqlite_with_rowid=False,
+    )
+    md.create_all(conn)
