@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.db_fixtures import *  # noqa: F403  (db_url, postgres_url, postgres_server)
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SLUG = "2026-11-24"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
