@@ -1,4 +1,4 @@
-"""Shared fixtures. Area-specific fixtures live in tests/<area>/conftest.py or tests/*_fixtures.py."""
+"""Shared fixtures; area fixtures live in tests/<area>/conftest.py or tests/*_fixtures.py."""
 
 from __future__ import annotations
 
