@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.build import build_issue, write_build
 from newsletter.publication import Publication
-from tests.build.helpers import SAMPLE
+from tests.pipeline.helpers import SAMPLE
 
 pytestmark = pytest.mark.browser
 

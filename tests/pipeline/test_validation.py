@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.build.helpers import SAMPLE, issue_dir, line_of, replace_in, run
+from tests.pipeline.helpers import SAMPLE, issue_dir, line_of, replace_in, run
 
 
 def test_sample_builds_cleanly(publication: Path) -> None:

@@ -13,7 +13,7 @@ from lxml import html as lxml_html
 from newsletter import markdown
 from newsletter.build import Build, build_issue
 from newsletter.publication import Publication
-from tests.build.helpers import SAMPLE, issue_dir, replace_in
+from tests.pipeline.helpers import SAMPLE, issue_dir, replace_in
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from newsletter.render import PACKAGED_TEMPLATES
-from tests.build.helpers import run
+from tests.pipeline.helpers import run
 
 
 def test_init_then_new_then_build(tmp_path: Path) -> None:
