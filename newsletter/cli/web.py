@@ -1,5 +1,73 @@
-"""CLI commands for this area (filled in by its issue)."""
+"""CLI commands: preview (the local staff preview server) and archive (the static web archive).
+
+Starlette, uvicorn and watchfiles are imported inside the commands so `newsletter build` stays fast.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
 
 import click
 
-COMMANDS: list[click.Command] = []
+from newsletter.cli.common import App, console, pass_app
+from newsletter.errors import NewsletterError
+
+
+def _check_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise NewsletterError(
+                f"port {port} on 127.0.0.1 is not free ({exc.strerror}); try --port {port + 1}"
+            ) from None
+
+
+@click.command()
+@click.argument("issue")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port on 127.0.0.1 to serve the preview on.",
+)
+@pass_app
+def preview(app: App, issue: str, port: int) -> None:
+    """Preview ISSUE in the browser, rebuilding whenever a file changes."""
+    from newsletter.web.preview import serve
+
+    pub = app.publication
+    folder = pub.issue_dir(issue)
+    _check_port(port)
+    console.print(f"Previewing {folder.name} at http://127.0.0.1:{port}/  (Ctrl-C to stop)")
+    serve(pub.root, folder, port)
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: dist/archive/ in the publication).",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    metavar="SLUG",
+    help="Leave out an issue (a draft, say); repeat for more.",
+)
+@pass_app
+def archive(app: App, out: Path | None, skip: tuple[str, ...]) -> None:
+    """Write the web archive: every issue's web copy, an index page and an Atom feed."""
+    from newsletter.archive import build_archive
+
+    result = build_archive(app.publication, out, skip)
+    console.print(f"archived {len(result.entries)} issue(s) in {result.folder}")
+    for entry in result.entries:
+        console.print(f"  {entry.slug}/index.html  {entry.subject}")
+    console.print("  index.html\n  feed.xml")
+
+
+COMMANDS: list[click.Command] = [preview, archive]

@@ -1,0 +1,152 @@
+"""The preview's links to other areas: checks, subscribers and test sends.
+
+Each is imported lazily. When a module is genuinely absent the preview falls back (build warnings
+instead of check findings, the sample recipient only, no sending); any other error propagates.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from newsletter.build import Build
+from newsletter.errors import Problem
+from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
+from newsletter.publication import Publication
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the check panel, whatever produced it."""
+
+    severity: str  # "error", "warning" or "info"
+    message: str
+    location: str = ""
+    hint: str = ""
+
+
+def optional_module(name: str) -> ModuleType | None:
+    """Import `name`, or None when that module (not one of its imports) does not exist."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
+            return None
+        raise
+
+
+def where(root: Path, file: Path | str, line: int | None) -> str:
+    """`file:line`, relative to the publication root when inside it."""
+    text = str(file)
+    try:
+        text = str(Path(file).resolve().relative_to(root))
+    except (ValueError, OSError):
+        pass
+    return f"{text}:{line}" if line else text
+
+
+def problem_finding(root: Path, problem: Problem) -> Finding:
+    return Finding(problem.severity, problem.message, where(root, problem.file, problem.line))
+
+
+def _as_finding(root: Path, item: Any) -> Finding:
+    if isinstance(item, Problem):
+        return problem_finding(root, item)
+    location = getattr(item, "location", "") or ""
+    if not isinstance(location, str):
+        location = where(root, getattr(location, "file", location), getattr(location, "line", None))
+    hint = getattr(item, "hint", None) or getattr(item, "fix", None) or ""
+    return Finding(
+        str(getattr(item, "severity", "warning")).lower(),
+        str(getattr(item, "message", item)),
+        location,
+        str(hint),
+    )
+
+
+def check_findings(pub: Publication, build: Build) -> tuple[list[Finding], bool]:
+    """The check results for a build, and whether they came from `newsletter check`."""
+    checks = optional_module("newsletter.checks")
+    if checks is None or not hasattr(checks, "run_checks"):
+        return [problem_finding(pub.root, w) for w in build.warnings], False
+    found = checks.run_checks(pub, build, online=False, spam=False)
+    return [_as_finding(pub.root, item) for item in found], True
+
+
+def _recipient(subscriber: Any) -> Recipient:
+    return Recipient(
+        email=subscriber.email, name=subscriber.name or "", attributes=dict(subscriber.attributes)
+    )
+
+
+_engines: dict[str, Any] = {}
+
+
+def _database(pub: Publication) -> Any | None:
+    """The publication's database engine, or None when there is none yet (never creates one)."""
+    url = pub.settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None
+    if url not in _engines:
+        from newsletter.db import open_database
+
+        _engines[url] = open_database(url)
+    return _engines[url]
+
+
+def subscribers_available() -> bool:
+    audience = optional_module("newsletter.audience")
+    return audience is not None and hasattr(audience, "iter_batches")
+
+
+def search_recipients(pub: Publication, query: str, limit: int = 20) -> list[Recipient]:
+    """The first `limit` subscribers whose email or name contains `query` (any case)."""
+    if not subscribers_available():
+        return []
+    engine = _database(pub)
+    if engine is None:
+        return []
+    from sqlalchemy import func, or_
+
+    from newsletter.audience import iter_batches
+    from newsletter.db.tables import subscribers
+
+    where = None
+    if query:
+        pattern = "%" + query.lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+        where = or_(
+            subscribers.c.email_key.like(pattern, escape="\\"),
+            func.lower(subscribers.c.name).like(pattern, escape="\\"),
+        )
+    batch = next(iter_batches(engine, where, batch_size=limit), [])
+    return [_recipient(s) for s in batch]
+
+
+def find_recipient(pub: Publication, email: str) -> Recipient:
+    """The subscriber with `email`, or the sample recipient when there is no such subscriber."""
+    if not email or email.lower() == SAMPLE_RECIPIENT.email or not subscribers_available():
+        return SAMPLE_RECIPIENT
+    engine = _database(pub)
+    if engine is None:
+        return SAMPLE_RECIPIENT
+    from newsletter.audience import get_subscriber
+
+    with engine.connect() as conn:
+        found = get_subscriber(conn, email)
+    return _recipient(found) if found else SAMPLE_RECIPIENT
+
+
+def sending_available() -> bool:
+    dispatch = optional_module("newsletter.dispatch")
+    return dispatch is not None and hasattr(dispatch, "send_test")
+
+
+def send_test(pub: Publication, build: Build, to: list[str] | None, transport: str | None) -> Any:
+    """Send `build` to `to` (or the publication's test recipients) through `transport`."""
+    dispatch = optional_module("newsletter.dispatch")
+    if dispatch is None or not hasattr(dispatch, "send_test"):
+        raise RuntimeError("sending is not available: newsletter.dispatch is not installed")
+    return dispatch.send_test(pub, build, to=to, transport=transport)

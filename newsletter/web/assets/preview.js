@@ -1,0 +1,129 @@
+// Live reload and the controls of the preview page. Polls /api/state; no framework.
+(() => {
+  "use strict";
+  const main = document.querySelector("main");
+  const state = { version: +main.dataset.version, build: +main.dataset.build, as: "" };
+  const frames = ["frame-phone", "frame-desktop"].map((id) => document.getElementById(id));
+  const $ = (id) => document.getElementById(id);
+
+  function query(extra) {
+    const params = new URLSearchParams(extra || {});
+    if (state.as) params.set("as", state.as);
+    return params.toString();
+  }
+
+  function reloadFrames() {
+    for (const frame of frames) {
+      let scroll = 0;
+      try { scroll = frame.contentWindow.scrollY; } catch (e) { /* not loaded yet */ }
+      frame.addEventListener("load", () => {
+        try { frame.contentWindow.scrollTo(0, scroll); } catch (e) { /* ignore */ }
+      }, { once: true });
+      frame.src = "/email.html?" + query({ v: state.build });
+    }
+    if (!$("panel-text").hidden) loadText();
+  }
+
+  async function loadText() {
+    const response = await fetch("/email.txt?" + query());
+    $("text").textContent = await response.text();
+  }
+
+  async function refreshParts() {
+    const response = await fetch("/api/parts?" + query());
+    const parts = await response.json();
+    for (const key of ["status", "problems", "inbox", "checks"]) {
+      $(key).innerHTML = parts[key];
+    }
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch("/api/state", { cache: "no-store" });
+      const s = await response.json();
+      $("live").classList.remove("down");
+      if (s.version !== state.version) {
+        await refreshParts();
+        state.version = s.version;
+      }
+      if (s.build !== state.build) {
+        state.build = s.build;
+        reloadFrames();
+      }
+    } catch (e) {
+      $("live").classList.add("down");
+    }
+    setTimeout(poll, 600);
+  }
+
+  // Tabs
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    tab.addEventListener("click", () => {
+      for (const other of document.querySelectorAll("[role=tab]")) {
+        const selected = other === tab;
+        other.setAttribute("aria-selected", String(selected));
+        $(other.getAttribute("aria-controls")).hidden = !selected;
+      }
+      if (tab.id === "tab-text") loadText();
+    });
+  }
+
+  // Recipient selector
+  const select = $("recipient");
+  const sampleOption = select.options[0];
+  async function search(q) {
+    const response = await fetch("/api/recipients?" + new URLSearchParams({ q }));
+    const data = await response.json();
+    const current = select.value;
+    select.replaceChildren(sampleOption);
+    for (const r of data.recipients) {
+      const option = new Option(r.name ? `${r.name} <${r.email}>` : r.email, r.email);
+      select.add(option);
+    }
+    select.value = [...select.options].some((o) => o.value === current) ? current : "";
+    $("recipient-note").textContent = data.error ||
+      (data.recipients.length ? `${data.recipients.length} subscriber(s) shown.` : "No matching subscribers.");
+  }
+  const searchBox = $("recipient-search");
+  if (!searchBox.disabled) {
+    let timer;
+    searchBox.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => search(searchBox.value.trim()), 250);
+    });
+    search("");
+  }
+  select.addEventListener("change", async () => {
+    state.as = select.value;
+    reloadFrames();
+    await refreshParts();
+  });
+
+  // Send test
+  const form = $("send-test");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const result = $("send-result");
+    const button = form.querySelector("button");
+    button.disabled = true;
+    result.className = "";
+    result.textContent = "Sending…";
+    try {
+      const response = await fetch(form.action, {
+        method: "POST",
+        body: new URLSearchParams(new FormData(form)),
+        credentials: "same-origin",
+      });
+      const data = await response.json();
+      result.className = data.ok ? "ok" : "bad";
+      result.textContent = data.message;
+    } catch (e) {
+      result.className = "bad";
+      result.textContent = "The preview server did not answer.";
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  setTimeout(poll, 600);
+})();

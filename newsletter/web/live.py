@@ -1,0 +1,144 @@
+"""A live build of one issue: rebuild on change, keep the last good build, record the errors.
+
+`LiveBuild.rebuild_now()` is synchronous (call it off the event loop); `watch()` is the async loop
+that waits for file changes with watchfiles and rebuilds in a worker thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter.build import Build, build_issue
+from newsletter.errors import InputError
+from newsletter.publication import CONFIG_FILE, Publication
+from newsletter.render import PACKAGED_TEMPLATES, template_dir
+from newsletter.web.adapters import Finding, check_findings, problem_finding
+
+IGNORED_SUFFIXES = (".swp", ".swx", "~", ".tmp")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A successful build and what the checks said about it."""
+
+    pub: Publication
+    build: Build
+    findings: list[Finding]
+    from_checks: bool
+    number: int  # the state version this build was made at
+    built_at: dt.datetime
+
+
+@dataclass
+class LiveBuild:
+    """The current state of one issue's preview."""
+
+    root: Path
+    issue_dir: Path
+    good: Snapshot | None = None
+    problems: list[Finding] = field(default_factory=list)  # of the last attempt; empty if ok
+    version: int = 0  # bumps on every rebuild attempt
+    last_attempt: dt.datetime | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        self.issue_dir = self.issue_dir.resolve()
+
+    def rebuild_now(self) -> bool:
+        """Load the publication and build the issue; return True on success."""
+        with self._lock:
+            problems: list[Finding] = []
+            snapshot = None
+            try:
+                pub = Publication.load(self.root)
+                build = build_issue(pub, self.issue_dir)
+                findings, from_checks = check_findings(pub, build)
+                snapshot = (pub, build, findings, from_checks)
+            except InputError as exc:
+                problems = [problem_finding(self.root, p) for p in exc.problems]
+            except Exception as exc:  # a bug or an unexpected state: show it, keep serving
+                problems = [Finding("error", f"{type(exc).__name__}: {exc}", "build")]
+            self.version += 1
+            self.last_attempt = dt.datetime.now()
+            if snapshot is not None:
+                pub, build, findings, from_checks = snapshot
+                self.good = Snapshot(
+                    pub, build, findings, from_checks, self.version, self.last_attempt
+                )
+            self.problems = problems
+        for listener in list(self.listeners):
+            listener()
+        return snapshot is not None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.good is not None
+
+    def template_folder(self) -> Path:
+        """The template folder in use (the packaged default when settings do not load)."""
+        try:
+            return template_dir(self.good.pub if self.good else Publication.load(self.root))
+        except InputError:
+            return PACKAGED_TEMPLATES / "default"
+
+    def watch_paths(self) -> tuple[Path, ...]:
+        """What to watch: the issue folder, the template folder and the publication root."""
+        return (self.issue_dir, self.template_folder(), self.root)
+
+    def relevant(self, path: str, paths: tuple[Path, ...]) -> bool:
+        """Whether a changed path can affect the build (given the watched `paths`)."""
+        changed = Path(path)
+        if changed.name.endswith(IGNORED_SUFFIXES) or changed.name.startswith(".#"):
+            return False
+        if changed.parent == self.root:
+            return changed.name == CONFIG_FILE
+        return any(changed.is_relative_to(p) for p in paths[:2])
+
+    async def watch(self, stop: object) -> None:
+        """Rebuild whenever a relevant file changes, until `stop` (an anyio Event) is set."""
+        import anyio
+        from watchfiles import Change, awatch
+
+        while not stop.is_set():
+            paths = self.watch_paths()
+            folders = [p for p in paths[:2] if p.exists()]
+
+            def keep(change: Change, path: str, paths: tuple[Path, ...] = paths) -> bool:
+                return self.relevant(path, paths)
+
+            async def pump(out: object, targets: list[Path], recursive: bool) -> None:
+                async with out:
+                    async for _ in awatch(
+                        *targets,
+                        watch_filter=keep,
+                        recursive=recursive,
+                        stop_event=stop,
+                        debounce=400,
+                        step=50,
+                    ):
+                        await out.send(1)
+
+            # The root is watched without recursion (dist/, .venv/, outbox/ are of no concern);
+            # watchfiles has one `recursive` switch per watcher, so the root gets its own.
+            send, receive = anyio.create_memory_object_stream[int](16)
+            async with anyio.create_task_group() as group:
+                async with send:
+                    group.start_soon(pump, send.clone(), folders, True)
+                    group.start_soon(pump, send.clone(), [self.root], False)
+                async with receive:
+                    async for _ in receive:
+                        while True:  # coalesce the changes that queued up meanwhile
+                            try:
+                                receive.receive_nowait()
+                            except (anyio.WouldBlock, anyio.EndOfStream):
+                                break
+                        await anyio.to_thread.run_sync(self.rebuild_now)
+                        if self.watch_paths() != paths:
+                            group.cancel_scope.cancel()  # the template folder moved: re-watch
+                            break
