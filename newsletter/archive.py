@@ -1,0 +1,220 @@
+"""The web archive: `dist/archive/` with each issue's web copy, an index page and an Atom feed.
+
+Every issue in issues/ is built afresh (so the archive never shows a stale dist/), links to the
+archive are made relative so the folder works from any static host, and the folder is replaced
+atomically: nothing is written unless every issue builds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from newsletter.build import Build, build_issue
+from newsletter.errors import InputError, Problem
+from newsletter.publication import Publication
+
+ASSETS = Path(__file__).parent / "web" / "assets"
+ATOM = "http://www.w3.org/2005/Atom"
+LINK_ATTR = re.compile(r'(\s(?:href|src)=")([^"]*)(")')
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One archived issue as the index and the feed list it."""
+
+    slug: str
+    subject: str
+    preheader: str
+    date: dt.date
+    experts: list[str]
+    pieces: list[tuple[str, str]]  # (title, expert name)
+
+    @classmethod
+    def of(cls, build: Build) -> Entry:
+        manifest = build.issue.manifest
+        pieces = [(p.meta.title, p.expert.name) for p in build.issue.pieces]
+        experts = list(dict.fromkeys(name for _, name in pieces))
+        return cls(build.slug, build.subject, manifest.preheader, manifest.date, experts, pieces)
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    folder: Path
+    entries: list[Entry]
+
+
+def issue_folders(pub: Publication) -> list[Path]:
+    """Every issue folder (one holding issue.yaml) under issues/, by name."""
+    base = pub.root / "issues"
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if (p / "issue.yaml").is_file())
+
+
+def build_archive(
+    pub: Publication, out: Path | None = None, skip: tuple[str, ...] = ()
+) -> ArchiveResult:
+    """Build every issue (except `skip`) and write the archive to `out` (default dist/archive)."""
+    unknown = sorted(set(skip) - {f.name for f in issue_folders(pub)})
+    if unknown:
+        raise InputError(Problem(pub.root / "issues", None, f"no issue to skip: {unknown[0]}"))
+    builds: list[Build] = []
+    problems: list[Problem] = []
+    for folder in issue_folders(pub):
+        if folder.name in skip:
+            continue
+        try:
+            builds.append(build_issue(pub, folder))
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    builds.sort(key=lambda b: (b.issue.manifest.date, b.slug), reverse=True)
+    entries = [Entry.of(b) for b in builds]
+    files: dict[str, bytes] = {
+        "index.html": index_page(pub, entries).encode("utf-8"),
+        "feed.xml": atom_feed(pub, entries),
+    }
+    copies: dict[str, Path] = {}
+    for build in builds:
+        files[f"{build.slug}/index.html"] = issue_page(pub, build).encode("utf-8")
+        for name, source in build.assets.items():
+            copies[f"{build.slug}/{name}"] = source
+    target = out if out is not None else pub.root / "dist" / "archive"
+    write_tree(target, files, copies)
+    return ArchiveResult(folder=target, entries=entries)
+
+
+def relative_links(html: str, archive_url: str, slug: str) -> str:
+    """Rewrite href/src values under `archive_url` relative to the page at <slug>/index.html."""
+
+    def repl(match: re.Match[str]) -> str:
+        url = match.group(2)
+        if not url.startswith(archive_url):
+            return match.group(0)
+        rest = url[len(archive_url) :]
+        if rest == slug or rest.startswith(slug + "/"):
+            local = rest[len(slug) + 1 :] or "./"
+        else:
+            local = "../" + rest
+        return f"{match.group(1)}{local}{match.group(3)}"
+
+    return LINK_ATTR.sub(repl, html)
+
+
+NAV = (
+    '<div style="font:14px/1.4 Helvetica,Arial,sans-serif;text-align:center;padding:10px 12px;'
+    'background:#fff;border-bottom:1px solid #d9e2ec">'
+    '<a href="../" style="color:#2f6fde;text-decoration:none">&larr; All issues</a>'
+    ' &middot; <a href="../feed.xml" style="color:#2f6fde;text-decoration:none">Feed</a></div>'
+)
+
+
+def issue_page(pub: Publication, build: Build) -> str:
+    """The web copy as archived: relative links, a feed link and a way back to the index."""
+    html = relative_links(build.web_html, pub.config.archive_url, build.slug)
+    feed = '<link rel="alternate" type="application/atom+xml" title="Feed" href="../feed.xml">'
+    html = html.replace("</head>", feed + "</head>", 1)
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + NAV, html, count=1)
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True, trim_blocks=True
+    )
+
+
+def date_text(day: dt.date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def index_page(pub: Publication, entries: list[Entry]) -> str:
+    """The archive's index.html: issues newest first with subject, date and experts."""
+    template = _environment().get_template("archive.html")
+    return template.render(config=pub.config, entries=entries, date_text=date_text)
+
+
+def _stamp(day: dt.date) -> str:
+    return f"{day.isoformat()}T12:00:00Z"
+
+
+def atom_feed(pub: Publication, entries: list[Entry]) -> bytes:
+    """An Atom 1.0 feed with absolute links; ids are the issues' archive URLs (stable)."""
+    config = pub.config
+    base = config.archive_url
+    ET.register_namespace("", ATOM)
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        element.text = text
+        return element
+
+    feed = ET.Element(
+        f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": config.language}
+    )
+    sub(feed, "title", config.name)
+    sub(feed, "id", base)
+    sub(feed, "link", rel="self", type="application/atom+xml", href=f"{base}feed.xml")
+    sub(feed, "link", rel="alternate", type="text/html", href=base)
+    newest = entries[0].date if entries else dt.datetime.now(dt.UTC).date()
+    sub(feed, "updated", _stamp(newest))
+    sub(sub(feed, "author"), "name", config.publisher)
+    for entry in entries:
+        url = f"{base}{entry.slug}/"
+        item = sub(feed, "entry")
+        sub(item, "title", entry.subject)
+        sub(item, "id", url)
+        sub(item, "link", rel="alternate", type="text/html", href=url)
+        sub(item, "published", _stamp(entry.date))
+        sub(item, "updated", _stamp(entry.date))
+        for name in entry.experts:
+            sub(sub(item, "author"), "name", name)
+        if entry.preheader:
+            sub(item, "summary", entry.preheader)
+        items = "".join(
+            f"<li>{_escape(title)} <em>({_escape(name)})</em></li>" for title, name in entry.pieces
+        )
+        sub(item, "content", f"<ul>{items}</ul>", type="html")
+    ET.indent(feed)
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_tree(target: Path, files: dict[str, bytes], copies: dict[str, Path]) -> None:
+    """Write `files` and copy `copies` (both keyed by relative path) to replace `target` at once."""
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=parent))
+    try:
+        os.chmod(staging, 0o755)
+        for name, data in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        for name, source in copies.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
+        retired.rmdir()
+        target.rename(retired)
+        staging.rename(target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(target)

@@ -1,0 +1,115 @@
+"""The web archive: one page per issue, an index newest first, an Atom feed, relative links."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter.archive import build_archive, relative_links
+from newsletter.cli import main
+from newsletter.errors import InputError
+from newsletter.publication import Publication
+from tests.web.conftest import SLUG
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+OLDER = "2026-11-17"
+
+
+def add_older_issue(root: Path) -> Path:
+    """A second issue, a week older, with its own subject and two pieces."""
+    folder = root / "issues" / OLDER
+    shutil.copytree(root / "issues" / SLUG, folder)
+    manifest = (folder / "issue.yaml").read_text()
+    manifest = manifest.replace("date: 2026-11-24", f"date: {OLDER}")
+    manifest = manifest.replace(
+        'subject: "Grid queues, ransomware, Egypt\'s squeeze & the tariff trap"',
+        'subject: "Last week: <pipelines> & ports"',
+    )
+    manifest = manifest.replace("  - pieces/energy.md\n", "").replace("  - pieces/trade.md\n", "")
+    (folder / "issue.yaml").write_text(manifest)
+    return folder
+
+
+def test_archive_pages_index_and_feed(publication: Path) -> None:
+    add_older_issue(publication)
+    result = build_archive(Publication.load(publication))
+    out = publication / "dist" / "archive"
+    assert result.folder == out
+    assert [e.slug for e in result.entries] == [SLUG, OLDER]
+
+    index = (out / "index.html").read_text()
+    newer, older = index.index(f'href="{SLUG}/"'), index.index(f'href="{OLDER}/"')
+    assert newer < older  # newest first
+    assert "Last week: &lt;pipelines&gt; &amp; ports" in index
+    assert "24 November 2026" in index and "17 November 2026" in index
+    assert "With Elena Marsh, Tomás Reyes, Samira Haddad, David Okafor" in index
+    assert "With Tomás Reyes, Samira Haddad</p>" in index
+    assert 'href="feed.xml"' in index
+
+    for slug in (SLUG, OLDER):
+        page = (out / slug / "index.html").read_text()
+        assert 'src="hero.jpg"' in page and (out / slug / "hero.jpg").is_file()
+        assert "https://news.example.org/archive/" not in page
+        assert 'href="../"' in page and 'href="../feed.xml"' in page
+        assert "%%" not in page
+
+    feed = ET.parse(out / "feed.xml").getroot()
+    assert feed.tag == f"{ATOM}feed"
+    assert feed.findtext(f"{ATOM}updated") == "2026-11-24T12:00:00Z"
+    entries = feed.findall(f"{ATOM}entry")
+    ids = [e.findtext(f"{ATOM}id") for e in entries]
+    assert ids == [
+        f"https://news.example.org/archive/{SLUG}/",
+        f"https://news.example.org/archive/{OLDER}/",
+    ]
+    assert entries[1].findtext(f"{ATOM}title") == "Last week: <pipelines> & ports"
+    link = entries[0].find(f"{ATOM}link").get("href")
+    assert link == f"https://news.example.org/archive/{SLUG}/"
+    authors = [a.findtext(f"{ATOM}name") for a in entries[0].findall(f"{ATOM}author")]
+    assert authors == ["Elena Marsh", "Tomás Reyes", "Samira Haddad", "David Okafor"]
+
+    first_feed = (out / "feed.xml").read_bytes()
+    build_archive(Publication.load(publication))
+    assert (out / "feed.xml").read_bytes() == first_feed  # stable ids and dates
+
+
+def test_a_broken_issue_fails_and_leaves_the_archive_alone(publication: Path) -> None:
+    pub = Publication.load(publication)
+    build_archive(pub)
+    index = (publication / "dist" / "archive" / "index.html").read_bytes()
+    broken = add_older_issue(publication)
+    (broken / "issue.yaml").write_text("subject: x\ndate: 2026-11-17\npieces: [pieces/gone.md]\n")
+    with pytest.raises(InputError) as caught:
+        build_archive(pub)
+    assert any("gone.md" in p.message for p in caught.value.problems)
+    assert (publication / "dist" / "archive" / "index.html").read_bytes() == index
+    assert not (publication / "dist" / "archive" / OLDER).exists()
+
+    skipped = build_archive(pub, skip=(OLDER,))
+    assert [e.slug for e in skipped.entries] == [SLUG]
+
+
+def test_relative_links() -> None:
+    base = "https://x.org/archive/"
+    html = (
+        f'<a href="{base}a/">self</a><img src="{base}a/hero.jpg">'
+        f'<a href="{base}b/">other</a><a href="{base}">home</a><a href="https://y.org/">out</a>'
+    )
+    assert relative_links(html, base, "a") == (
+        '<a href="./">self</a><img src="hero.jpg">'
+        '<a href="../b/">other</a><a href="../">home</a><a href="https://y.org/">out</a>'
+    )
+
+
+def test_cli_archive(publication: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    result = CliRunner().invoke(main, ["-C", str(publication), "archive", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "archived 1 issue(s)" in result.output
+    assert (out / SLUG / "index.html").is_file() and (out / "feed.xml").is_file()
+    bad = CliRunner().invoke(main, ["-C", str(publication), "archive", "--skip", "nope"])
+    assert bad.exit_code == 2 and "no issue to skip: nope" in bad.output
