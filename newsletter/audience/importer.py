@@ -25,7 +25,6 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    insert,
     select,
     update,
 )
@@ -210,6 +209,26 @@ def _row(
                 tags, attributes, status, subscribed_at)
 
 
+def _bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT many rows through the driver's executemany, skipping SQLAlchemy's per-row
+    parameter machinery (the import's hot path) but using each column type's own bind
+    conversion, so the stored values are exactly what `conn.execute(insert(...))` stores."""
+    if not rows:
+        return
+    names = list(rows[0])
+    dialect = conn.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    procs = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+    sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+           f"({', '.join(dialect.identifier_preparer.quote(n) for n in names)}) "
+           f"VALUES ({', '.join([mark] * len(names))})")
+    params = [
+        tuple(row[n] if p is None else p(row[n]) for n, p in zip(names, procs, strict=True))
+        for row in rows
+    ]
+    conn.exec_driver_sql(sql, params)
+
+
 class _Upserter:
     """Applies batches of validated rows inside the caller's transaction."""
 
@@ -232,19 +251,19 @@ class _Upserter:
             else:
                 first[row.key] = row.number
                 keep.append(row)
-        earlier = dict(
-            self.conn.execute(select(_seen.c.key, _seen.c.row).where(_seen.c.key.in_(first)))
-            .tuples()
-            .all()
-        )
+        earlier = {
+            key: row
+            for key, row in self.conn.execute(
+                select(_seen.c.key, _seen.c.row).where(_seen.c.key.in_(first))
+            )
+        }
         unique = []
         for row in keep:
             if row.key in earlier:
                 self.report.reject(row.number, f"duplicate of row {earlier[row.key]} ({row.email})")
             else:
                 unique.append(row)
-        if unique:
-            self.conn.execute(insert(_seen), [{"key": r.key, "row": r.number} for r in unique])
+        _bulk_insert(self.conn, _seen, [{"key": r.key, "row": r.number} for r in unique])
         return unique
 
     def apply(self, batch: list[_Row]) -> None:
@@ -275,12 +294,16 @@ class _Upserter:
             else:
                 changes.append(change)
         if new_rows:
-            ids = self.conn.execute(
-                insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True),
-                [self._new(r) for r in new_rows],
-            ).scalars().all()
-            for sid, row in zip(ids, new_rows, strict=True):
-                tag_rows += [{"subscriber_id": sid, "tag": t} for t in row.tags]
+            _bulk_insert(self.conn, subscribers, [self._new(r) for r in new_rows])
+            ids = dict(
+                self.conn.execute(
+                    select(cols.email_key, cols.id).where(
+                        cols.email_key.in_([r.key for r in new_rows])
+                    )
+                ).all()
+            )
+            for row in new_rows:
+                tag_rows += [{"subscriber_id": ids[row.key], "tag": t} for t in row.tags]
             self.report.added += len(new_rows)
         if changes:
             self.conn.execute(
@@ -296,8 +319,7 @@ class _Upserter:
                 changes,
             )
             self.report.updated += len(changes)
-        if tag_rows:
-            self.conn.execute(insert(subscriber_tags), tag_rows)
+        _bulk_insert(self.conn, subscriber_tags, tag_rows)
 
     def _new(self, row: _Row) -> dict[str, Any]:
         joined = row.subscribed_at or self.now

@@ -184,8 +184,7 @@ class Segments:
 
         A missing file means no segments. Raises InputError listing every problem.
         """
-        root = getattr(source, "root", source)
-        path = Path(root)
+        path = Path(source) if isinstance(source, str | Path) else Path(source.root)
         if path.suffix not in (".yaml", ".yml"):
             path = path / SEGMENTS_FILE
         if not path.exists():
