@@ -81,8 +81,10 @@
       select.add(option);
     }
     select.value = [...select.options].some((o) => o.value === current) ? current : "";
-    $("recipient-note").textContent = data.error ||
-      (data.recipients.length ? `${data.recipients.length} subscriber(s) shown.` : "No matching subscribers.");
+    const shown = data.recipients.length;
+    $("recipient-note").textContent = data.error || (shown
+      ? `${shown} subscriber${shown === 1 ? "" : "s"} shown${shown === 20 ? " (the first 20; search for others)" : ""}.`
+      : (q ? "No subscriber matches." : "No subscribers in the database yet: previewing as the sample reader."));
   }
   const searchBox = $("recipient-search");
   if (!searchBox.disabled) {
