@@ -1,0 +1,391 @@
+"""Email-client support: HTML and CSS in the output that major clients do not support.
+
+The support data is caniemail.com's (newsletter/data/caniemail.json, refreshed with
+`make update-caniemail`). A feature is reported when the newest tested version of Gmail, Outlook
+(Windows), Apple Mail or Yahoo! Mail does not support it at all; partial support is not reported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from newsletter.checks.css import declarations, parse_sheet
+from newsletter.checks.model import WARNING, Context, Finding, excerpt
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "caniemail.json"
+PROPERTY = re.compile(r"^[a-z][a-z-]*$")
+SEMANTIC = (
+    "article aside details figcaption figure footer header main mark nav section summary time"
+)
+ELEMENT_GROUPS = {
+    **dict.fromkeys(["h1", "h2", "h3", "h4", "h5", "h6"], "html-h1-h6"),
+    **dict.fromkeys(["ul", "ol", "dl"], "html-lists"),
+    **dict.fromkeys(SEMANTIC.split(), "html-semantics"),
+    **dict.fromkeys(["map", "area"], "html-image-maps"),
+}
+ATTRIBUTE_GROUPS = {
+    "sizes": "html-srcset",
+    "usemap": "html-image-maps",
+    "inert": "css-inert-attribute",
+}
+IMAGE_TYPES = {"jpeg": "jpg", "jpg": "jpg", "heic": "heif", "tif": "tiff"}
+FUNCTIONS = {
+    "rgb": "css-rgb",
+    "rgba": "css-rgba",
+    "linear-gradient": "css-linear-gradient",
+    "radial-gradient": "css-radial-gradient",
+    "conic-gradient": "css-conic-gradient",
+    "calc": "css-unit-calc",
+    "clamp": "css-function-clamp",
+    "min": "css-function-min",
+    "max": "css-function-max",
+    "var": "css-variables",
+    "light-dark": "css-function-light-dark",
+    **dict.fromkeys(["lch", "oklch", "lab", "oklab"], "css-modern-color"),
+}
+FUNCTION = re.compile(r"(?<![\w-])([a-z-]+)\(")
+UNIT = re.compile(
+    r"(?<![\w#.-])-?(?:\d+\.?\d*|\.\d+)(rem|em|ex|ch|vh|vw|vmin|vmax|cm|mm|in|pc|pt|px|%)(?![\w-])"
+)
+KEYWORDS = {
+    "system-ui": "css-sytem-ui",
+    "ui-serif": "css-sytem-ui",
+    "ui-sans-serif": "css-sytem-ui",
+    "ui-rounded": "css-sytem-ui",
+    "ui-monospace": "css-sytem-ui",
+    "fit-content": "css-intrinsic-size",
+    "min-content": "css-intrinsic-size",
+    "max-content": "css-intrinsic-size",
+    "initial": "css-unit-initial",
+}
+AT_MEDIA_FEATURES = {
+    "prefers-color-scheme": "css-at-media-prefers-color-scheme",
+    "prefers-reduced-motion": "css-at-media-prefers-reduced-motion",
+    "orientation": "css-at-media-orientation",
+    "hover": "css-at-media-hover",
+    "device-pixel-ratio": "css-at-media-device-pixel-ratio",
+}
+PSEUDO = re.compile(r"(::?)([a-z-]+)")
+# A declaration that sets a property to its initial value renders the same where it is ignored.
+INITIAL = {
+    "outline": {"none", "0"},
+    "word-spacing": {"normal", "0"},
+    "letter-spacing": {"normal", "0"},
+    "word-break": {"normal"},
+    "border-spacing": {"0", "0px"},
+    "overflow": {"visible"},
+    "opacity": {"1"},
+    "max-height": {"none"},
+    "max-width": {"none"},
+    "height": {"auto"},
+    "width": {"auto"},
+}
+# CSS properties that an HTML attribute on the same element backs up for older clients.
+ATTRIBUTE_FALLBACK = {
+    "border-spacing": "cellspacing",
+    "height": "height",
+    "width": "width",
+    "background-color": "bgcolor",
+    "background": "bgcolor",
+    "text-align": "align",
+    "vertical-align": "valign",
+}
+
+
+@dataclass
+class Support:
+    """The vendored caniemail data, indexed for lookups."""
+
+    clients: dict[str, str]
+    features: dict[str, dict]
+    properties: dict[str, str] = field(default_factory=dict)  # property -> slug
+    values: dict[tuple[str, str], str] = field(default_factory=dict)  # (prop, value) -> slug
+
+    def unsupported(self, slug: str) -> list[str]:
+        """Names of the clients whose newest tested version does not support `slug`."""
+        feature = self.features.get(slug)
+        if not feature:
+            return []
+        return [
+            self.clients[client]
+            for client, value in feature["support"].items()
+            if value.split()[0] == "n" and client in self.clients
+        ]
+
+    def property_slug(self, name: str) -> str | None:
+        """The feature for CSS property `name`, trying shorthands (padding-left -> padding)."""
+        parts = name.split("-")
+        while parts:
+            slug = self.properties.get("-".join(parts))
+            if slug:
+                return slug
+            parts.pop()
+        return None
+
+
+@lru_cache(maxsize=1)
+def load_support(path: Path = DATA) -> Support:
+    """Read the vendored data once and build the CSS property index."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    support = Support(clients=data["clients"], features=data["features"])
+    lists: list[tuple[str, str]] = []
+    for slug, feature in data["features"].items():
+        if not slug.startswith("css-"):
+            continue
+        title = feature["title"].removesuffix(" property").strip()
+        if ":" in title:
+            prop, _, value = title.partition(":")
+            support.values[(prop.strip(), value.strip())] = slug
+        elif PROPERTY.match(title):
+            support.properties[title] = slug
+        else:
+            lists += [(token, slug) for token in re.split(r"\s*[,&]\s*", title)]
+        lists += [(token.strip(), slug) for token in feature["keywords"].split(",")]
+    for token, slug in lists:  # grouped titles and keywords never override a direct title
+        if PROPERTY.match(token) and "-" in token:
+            support.properties.setdefault(token, slug)
+    return support
+
+
+@dataclass
+class Usage:
+    """Where a feature is used: how many times and a first example."""
+
+    count: int = 0
+    example: str = ""
+
+
+def _css_features(support: Support, decls: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    for name, value in decls:
+        if name.startswith(("-", "mso-")):
+            continue  # vendor-specific on purpose
+        text = f"{name}: {value}"
+        slug = support.property_slug(name)
+        if slug:
+            yield slug, text
+        plain = value.lower().replace("!important", "").strip()
+        if (name, plain) in support.values:
+            yield support.values[(name, plain)], text
+        if "!important" in value.replace(" ", ""):
+            yield "css-important", text
+        for func in FUNCTION.findall(value.lower()):
+            if func in FUNCTIONS:
+                yield FUNCTIONS[func], text
+        for unit in UNIT.findall(value.lower()):
+            yield ("css-unit-percent" if unit == "%" else f"css-unit-{unit}"), text
+        for word in re.findall(r"[a-z-]+", value.lower()):
+            if word in KEYWORDS:
+                yield KEYWORDS[word], text
+
+
+def _selector_features(selector: str) -> Iterator[str]:
+    for part in selector.split(","):
+        part = part.strip()
+        if "," in selector:
+            yield "css-selector-grouping"
+        for colons, name in PSEUDO.findall(part):
+            yield f"css-pseudo-{'element' if colons == '::' else 'class'}-{name}"
+        bare = re.sub(r"\[[^\]]*\]|\([^)]*\)", "", part)
+        if "[" in part:
+            yield "css-selector-attribute"
+        if "." in bare:
+            yield "css-selector-class"
+        if "#" in bare:
+            yield "css-selector-id"
+        if "*" in bare:
+            yield "css-selector-universal"
+        for symbol, slug in ((">", "child"), ("+", "adjacent-sibling"), ("~", "general-sibling")):
+            if symbol in bare:
+                yield f"css-selector-{slug}"
+        compounds = re.split(r"\s*[>+~]\s*|\s+", bare)
+        if len([c for c in compounds if c]) > 1 and re.search(r"[\w\]\)*]\s+[\w.#\[:*]", bare):
+            yield "css-selector-descendant"
+        if any(re.match(r"[a-z]", c) for c in compounds):
+            yield "css-selector-type"
+        if any(re.search(r"\w[.#\[:]|[\])][.#\[]", c) for c in compounds):
+            yield "css-selector-chaining"
+
+
+def _at_rule_features(prelude: str) -> Iterator[str]:
+    name = prelude.split()[0].lower() if prelude.split() else ""
+    slug = {
+        "@media": "css-at-media",
+        "@font-face": "css-at-font-face",
+        "@import": "css-at-import",
+        "@keyframes": "css-at-keyframes",
+        "@supports": "css-at-supports",
+    }.get(name)
+    if slug:
+        yield slug
+    if name == "@media":
+        for feature, media_slug in AT_MEDIA_FEATURES.items():
+            if feature in prelude:
+                yield media_slug
+
+
+def _inline_declarations(el, decls: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Declarations worth checking: not at their initial value, not backed by an attribute."""
+    kept = []
+    for name, value in decls:
+        plain = value.lower().replace("!important", "").strip()
+        if plain in INITIAL.get(name, ()):
+            continue
+        if ATTRIBUTE_FALLBACK.get(name, " ") in el.attrib:
+            continue
+        kept.append((name, value))
+    return kept
+
+
+def hidden_preheader(ctx: Context):
+    """The hidden preheader element (display:none before the content), if the email has one."""
+    preheader = ctx.build.issue.manifest.preheader.strip()
+    body = ctx.doc.find("body")
+    if body is None or not preheader:
+        return None
+    for el in body.iterchildren():
+        if not isinstance(el.tag, str):
+            continue
+        style = dict(declarations(el.get("style", "")))
+        if style.get("display", "").startswith("none") and preheader[:20] in el.text_content():
+            return el
+        if el.text_content().strip():
+            return None
+    return None
+
+
+def used_features(ctx: Context, support: Support) -> tuple[dict[str, Usage], dict[str, Usage]]:
+    """caniemail features the HTML uses: (in elements and inline styles, in <style> blocks)."""
+    inline: dict[str, Usage] = {}
+    styled: dict[str, Usage] = {}
+
+    def note(slug: str, example: str, into: dict[str, Usage]) -> None:
+        if slug not in support.features:
+            return
+        usage = into.setdefault(slug, Usage())
+        usage.count += 1
+        usage.example = usage.example or example
+
+    skip = hidden_preheader(ctx)
+    for el in ctx.doc.iter():
+        tag = el.tag
+        if not isinstance(tag, str) or el is skip:
+            continue
+        tag = tag.lower()
+        if tag == "style":
+            _style_features(support, el.text or "", lambda s, e: note(s, e, styled))
+            note("html-style", "<style>", styled)
+            continue
+        kind = el.get("type", "").lower()
+        if tag in ("input", "button"):
+            default = "submit" if tag == "button" else "text"
+            note(f"html-{tag}-{kind or default}", f"<{tag}>", inline)
+        elif tag == "body":
+            if _body_styles_lost(el):
+                note("html-body", "<body style=…>", inline)
+        else:
+            note(ELEMENT_GROUPS.get(tag, f"html-{tag}"), f"<{tag}>", inline)
+        for attr, value in el.attrib.items():
+            attr = attr.lower()
+            if attr.startswith("aria-"):
+                continue  # assistive hints: a client dropping them changes nothing visible
+            slug = ATTRIBUTE_GROUPS.get(attr, f"html-{attr}")
+            if slug in support.features and (
+                slug.startswith("css-") or "attribute" in support.features[slug]["title"]
+            ):
+                note(slug, f'<{tag} {attr}="{excerpt(value, width=30)}">', inline)
+            if attr == "style":
+                kept = _inline_declarations(el, declarations(value))
+                for slug, text in _css_features(support, kept):
+                    note(slug, f'<{tag} style="{excerpt(text, width=50)}">', inline)
+        _link_and_image_features(el, tag, lambda s, e: note(s, e, inline))
+    return inline, styled
+
+
+def _body_styles_lost(body) -> bool:
+    """True when <body> carries a background that no wrapper element repeats."""
+    colour = dict(declarations(body.get("style", ""))).get("background-color") or body.get(
+        "bgcolor"
+    )
+    if not colour:
+        return False
+    for el in body.iter():
+        if el is not body and colour in (el.get("style", "") + el.get("bgcolor", "")):
+            return False
+    return True
+
+
+def _link_and_image_features(el, tag: str, note) -> None:
+    href = el.get("href", "") if tag == "a" else ""
+    if href.startswith("#"):
+        note("html-anchor-links", f'<a href="{href}">')
+    elif href.lower().startswith("mailto:"):
+        note("html-mailto-links", f'<a href="{href}">')
+    if tag == "img":
+        src = el.get("src", "")
+        if src.lower().startswith("data:"):
+            note("image-base64", "<img src=data:…>")
+        else:
+            match = re.search(r"\.([a-z0-9]+)(?:[?#]|$)", src.lower())
+            if match:
+                ext = IMAGE_TYPES.get(match.group(1), match.group(1))
+                note(f"image-{ext}", f'<img src="{excerpt(src, width=40)}">')
+
+
+def _style_features(support: Support, text: str, note) -> None:
+    sheet = parse_sheet(text)
+    for prelude in sheet.at_rules:
+        for slug in _at_rule_features(prelude):
+            note(slug, excerpt(prelude, width=60))
+    for rule in sheet.rules:
+        for slug in _selector_features(rule.selector):
+            note(slug, f"<style> {excerpt(rule.selector, width=50)}")
+        for slug, text in _css_features(support, rule.declarations):
+            note(slug, f"<style> {excerpt(rule.selector + ' { ' + text, width=60)} }}")
+
+
+def check_clients(ctx: Context) -> list[Finding]:
+    """Warn about each feature that Gmail, Outlook (Windows), Apple Mail or Yahoo lacks."""
+    support = load_support()
+    inline, styled = used_features(ctx, support)
+    findings = []
+    for slug, usage in sorted(inline.items()):
+        clients = support.unsupported(slug)
+        if not clients:
+            continue
+        feature = support.features[slug]
+        times = "once" if usage.count == 1 else f"{usage.count} times"
+        findings.append(
+            Finding(
+                WARNING,
+                "clients.unsupported",
+                f"{feature['title']} is not supported by {', '.join(clients)} (used {times})",
+                f"avoid it or give those clients a fallback; see {feature['url']}",
+                part="html",
+                excerpt=usage.example,
+            )
+        )
+    ignored: dict[str, list[str]] = {}
+    for slug in sorted(styled):
+        for client in support.unsupported(slug):
+            ignored.setdefault(client, []).append(support.features[slug]["title"])
+    if ignored:
+        who = "; ".join(f"{client}: {', '.join(titles)}" for client, titles in ignored.items())
+        first = next(iter(styled.values())).example
+        findings.append(
+            Finding(
+                WARNING,
+                "clients.style-block",
+                f"CSS left in <style> blocks (media queries, selectors) is ignored in part by "
+                f"{', '.join(ignored)}; they show the inlined styles only ({who})",
+                "keep everything the email needs to read well in inline styles (the build "
+                "inlines CSS); use <style> only for enhancements such as the phone layout",
+                part="html",
+                excerpt=first,
+            )
+        )
+    return findings

@@ -1,0 +1,269 @@
+"""Content: subject, preheader, every piece complete, no leftover placeholders anywhere."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from newsletter import markdown
+from newsletter.checks.model import ERROR, WARNING, Context, Finding, excerpt
+from newsletter.personalise import PLACEHOLDER
+from newsletter.yamlsrc import SourceError, YamlDoc, load_yaml_file, split_front_matter
+
+SUBJECT_MIN, SUBJECT_MAX = 10, 78
+KNOWN_KEYS = {"name", "first_name", "email", "unsubscribe_url"}
+LEFTOVERS = [
+    (re.compile(r"\bTK\b"), "TK"),
+    (re.compile(r"\bTODO\b"), "TODO"),
+    (re.compile(r"\bFIXME\b"), "FIXME"),
+    (re.compile(r"lorem ipsum", re.I), "lorem ipsum"),
+    (re.compile(r"\{\{.*?\}\}|\{\{"), "unrendered {{ }}"),
+    (re.compile(r"\{%.*?%\}|\{%"), "unrendered {% %}"),
+]
+LEFTOVER_FIX = "finish or remove it before sending"
+
+
+@lru_cache(maxsize=32)
+def _yaml(path: Path, mtime: float) -> YamlDoc | None:
+    try:
+        if path.name.endswith(".md"):
+            return split_front_matter(path.read_text(encoding="utf-8"), path)[0]
+        return load_yaml_file(path)
+    except (SourceError, OSError):
+        return None
+
+
+def yaml_line(path: Path, *loc: str | int) -> int | None:
+    """The line of key `loc` in a YAML file or a piece's front matter."""
+    try:
+        doc = _yaml(path, path.stat().st_mtime)
+    except OSError:
+        return None
+    return doc.line_of(loc) if doc else None
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+def first_visible_line(ctx: Context) -> str:
+    """The first line of text a reader sees (what inboxes preview when there is no preheader)."""
+    from newsletter.checks.clients import hidden_preheader
+
+    body = ctx.doc.find("body")
+    if body is None:
+        return ""
+    skip = hidden_preheader(ctx)
+    for el in body.iter():
+        if el is skip or not isinstance(el.tag, str) or el.tag in ("style", "script", "title"):
+            continue
+        if skip is not None and any(a is skip for a in el.iterancestors()):
+            continue
+        text = (el.text or "").strip()
+        if text:
+            return text
+    return ""
+
+
+def check_subject(ctx: Context) -> list[Finding]:
+    manifest = ctx.build.issue.folder / "issue.yaml"
+    line = yaml_line(manifest, "subject")
+    subject = ctx.build.subject.strip()
+    where = {"file": str(manifest), "line": line}
+    if not subject:
+        return [
+            Finding(
+                ERROR, "content.subject", "the subject is empty", "write a subject line", **where
+            )
+        ]
+    if not SUBJECT_MIN <= len(subject) <= SUBJECT_MAX:
+        side = "short" if len(subject) < SUBJECT_MIN else "long"
+        return [
+            Finding(
+                WARNING,
+                "content.subject-length",
+                f"the subject is too {side}: {len(subject)} characters "
+                f"(keep it between {SUBJECT_MIN} and {SUBJECT_MAX})",
+                "inboxes cut long subjects and short ones say too little; rewrite it",
+                **where,
+            )
+        ]
+    return []
+
+
+def check_preheader(ctx: Context) -> list[Finding]:
+    manifest = ctx.build.issue.folder / "issue.yaml"
+    preheader = ctx.build.issue.manifest.preheader.strip()
+    if not preheader:
+        return [
+            Finding(
+                WARNING,
+                "content.preheader",
+                "no preheader: inboxes will preview the first words of the email instead",
+                "add `preheader:` to issue.yaml: one sentence that complements the subject",
+                file=str(manifest),
+                line=yaml_line(manifest, "subject"),
+            )
+        ]
+    line = yaml_line(manifest, "preheader")
+    mine = _normal(markdown.to_text(preheader))
+    candidates = [("the subject", ctx.build.subject), ("the first line", first_visible_line(ctx))]
+    if ctx.build.issue.pieces:
+        first_piece = markdown.to_text(ctx.build.issue.pieces[0].body).strip().splitlines()
+        candidates.append(("the first line of the first piece", " ".join(first_piece[:2])))
+    for what, text in candidates:
+        other = _normal(text)
+        if other and (mine == other or (len(mine) >= 20 and other.startswith(mine))):
+            return [
+                Finding(
+                    WARNING,
+                    "content.preheader-repeat",
+                    f"the preheader repeats {what} ({excerpt(text, width=50)})",
+                    "the preheader shows next to the subject in the inbox: "
+                    "make it add something new",
+                    file=str(manifest),
+                    line=line,
+                )
+            ]
+    return []
+
+
+def check_pieces(ctx: Context) -> list[Finding]:
+    findings = []
+    for piece in ctx.build.issue.pieces:
+        path = str(piece.path)
+        if not piece.meta.title.strip():
+            findings.append(
+                Finding(
+                    ERROR,
+                    "content.piece-title",
+                    "the piece has no title",
+                    "set `title:` in the front matter",
+                    file=path,
+                    line=yaml_line(piece.path, "title"),
+                )
+            )
+        if not piece.expert.name.strip():
+            findings.append(
+                Finding(
+                    ERROR,
+                    "content.piece-expert",
+                    f"expert '{piece.meta.expert}' has no name",
+                    "give the expert a name under experts: in newsletter.yaml",
+                    file=path,
+                    line=yaml_line(piece.path, "expert"),
+                )
+            )
+        if not markdown.to_text(piece.body).strip():
+            findings.append(
+                Finding(
+                    ERROR,
+                    "content.piece-body",
+                    "the piece has no body text",
+                    "write the piece below its front matter",
+                    file=path,
+                    line=piece.body_line,
+                )
+            )
+    return findings
+
+
+def _in_comment(path: Path, lines: list[str], number: int, column: int) -> bool:
+    """Whether the hit is in a YAML comment (issue.yaml) or an HTML comment (a piece)."""
+    line = lines[number - 1]
+    if path.suffix in (".yaml", ".yml"):
+        return "#" in line[:column] and line.lstrip().startswith("#")
+    before = "\n".join(lines[: number - 1] + [line[:column]])
+    return before.rfind("<!--") > before.rfind("-->")
+
+
+def check_leftovers(ctx: Context) -> list[Finding]:
+    """TK, TODO, lorem ipsum and unrendered template tags in the sources and the output."""
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for source in ctx.sources:
+        if source.path.name == "newsletter.yaml":
+            continue  # only its footer reaches readers: the output scan below covers it
+        for number, text in enumerate(source.lines, start=1):
+            for pattern, label in LEFTOVERS:
+                for match in pattern.finditer(text):
+                    seen.add(match.group(0))
+                    hidden = _in_comment(source.path, source.lines, number, match.start())
+                    shown = excerpt(text, match.start(), match.end())
+                    findings.append(
+                        Finding(
+                            WARNING if hidden else ERROR,
+                            "content.leftover",
+                            f"leftover placeholder {label}: {shown}"
+                            + (" (in a comment)" if hidden else ""),
+                            LEFTOVER_FIX,
+                            file=str(source.path),
+                            line=number,
+                        )
+                    )
+    for part, text in output_texts(ctx):
+        for pattern, label in LEFTOVERS:
+            for match in pattern.finditer(text):
+                if match.group(0) in seen:
+                    continue
+                seen.add(match.group(0))
+                findings.append(
+                    ctx.finding(
+                        ERROR,
+                        "content.leftover",
+                        f"leftover placeholder {label} in the {part} part",
+                        LEFTOVER_FIX,
+                        needle=match.group(0),
+                        part=part,
+                        excerpt_text=excerpt(text, match.start(), match.end()),
+                    )
+                )
+    return findings
+
+
+def output_texts(ctx: Context) -> list[tuple[str, str]]:
+    """What readers get: the subject, the HTML's text and attributes, the text part."""
+    chunks = []
+    for el in ctx.doc.iter():
+        if not isinstance(el.tag, str) or el.tag in ("style", "script"):
+            continue
+        chunks += [el.text or "", el.tail or ""]
+        chunks += [el.get(a, "") for a in ("alt", "title", "href", "src", "aria-label")]
+    return [
+        ("subject", ctx.build.subject),
+        ("html", "\n".join(c for c in chunks if c.strip())),
+        ("text", ctx.build.text),
+    ]
+
+
+def check_placeholders(ctx: Context) -> list[Finding]:
+    """%%key%% placeholders the send step cannot fill (a typo leaves them blank)."""
+    findings = []
+    for part, text in (("html", ctx.build.html), ("text", ctx.build.text)):
+        for match in PLACEHOLDER.finditer(text):
+            key = match.group(1)
+            if key in KNOWN_KEYS or key.startswith("attr."):
+                continue
+            findings.append(
+                ctx.finding(
+                    WARNING,
+                    "content.placeholder",
+                    f"unknown personalisation placeholder {match.group(0)} will be left blank",
+                    f"use one of {', '.join(sorted(KNOWN_KEYS))} or attr.<name>",
+                    needle=match.group(0),
+                    part=part,
+                )
+            )
+            break
+    return findings
+
+
+def check_content(ctx: Context) -> list[Finding]:
+    return (
+        check_subject(ctx)
+        + check_preheader(ctx)
+        + check_pieces(ctx)
+        + check_leftovers(ctx)
+        + check_placeholders(ctx)
+    )

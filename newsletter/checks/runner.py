@@ -1,0 +1,142 @@
+"""Run every check on a built issue and collect the findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from newsletter.checks.accessibility import check_accessibility
+from newsletter.checks.clients import check_clients
+from newsletter.checks.compliance import check_compliance
+from newsletter.checks.content import check_content
+from newsletter.checks.links import check_links
+from newsletter.checks.model import ERROR, WARNING, Context, Finding
+from newsletter.checks.size import check_size
+from newsletter.checks.spam import SpamCheck
+
+if TYPE_CHECKING:
+    from newsletter.build import Build
+    from newsletter.publication import Publication
+
+Check = Callable[[Context], list[Finding]]
+OFFLINE: list[tuple[str, Check]] = [
+    ("content", check_content),
+    ("size", check_size),
+    ("links", check_links),
+    ("compliance", check_compliance),
+    ("clients", check_clients),
+    ("accessibility", check_accessibility),
+]
+
+
+@dataclass
+class Report:
+    """The findings, plus facts worth showing even when nothing is wrong."""
+
+    slug: str
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == WARNING]
+
+    def failed(self, strict: bool = False) -> bool:
+        """Errors fail a check; with `strict`, warnings do too."""
+        return bool(self.errors or (strict and self.warnings))
+
+    def to_dict(self, strict: bool = False) -> dict[str, Any]:
+        return {
+            "issue": self.slug,
+            "ok": not self.failed(strict),
+            "strict": strict,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "facts": self.facts,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def run(
+    pub: Publication,
+    build: Build,
+    *,
+    online: bool = False,
+    spam: bool = True,
+    timeout: float = 10.0,
+) -> Report:
+    """Run every check; SpamAssassin runs alongside the offline checks."""
+    spam_check = SpamCheck(build.message).start() if spam else None
+    ctx = Context(pub, build, online=online, timeout=timeout)
+    report = Report(slug=build.slug)
+    report.findings += [_from_problem(p) for p in build.warnings if p.severity == WARNING]
+    try:
+        for _name, check in OFFLINE:
+            report.findings += check(ctx)
+        if online:
+            from newsletter.checks.online import check_online
+
+            report.findings += check_online(ctx)
+    except BaseException:
+        if spam_check is not None and spam_check.process is not None:
+            spam_check.process.kill()
+            spam_check.process.communicate()
+        raise
+    report.facts["sizes"] = ctx.extra.get("sizes", {})
+    if spam_check is not None:
+        report.findings += spam_check.finish()
+        if spam_check.verdict is not None:
+            report.facts["spam"] = {
+                "score": spam_check.verdict.score,
+                "rules": [
+                    {"rule": name, "points": points, "description": text}
+                    for name, points, text in spam_check.verdict.rules
+                ],
+            }
+    return report
+
+
+def run_checks(
+    pub: Publication,
+    build: Build,
+    *,
+    online: bool = False,
+    spam: bool = True,
+    timeout: float = 10.0,
+) -> list[Finding]:
+    """Every finding for a built issue (errors block a send; warnings are advice)."""
+    return run(pub, build, online=online, spam=spam, timeout=timeout).findings
+
+
+def _from_problem(problem: Any) -> Finding:
+    file = str(problem.file) if problem.file else None
+    return Finding(problem.severity, "source", problem.message, "", file=file, line=problem.line)
+
+
+def check_issue(
+    pub: Publication,
+    issue: str | Path,
+    *,
+    online: bool = False,
+    spam: bool = True,
+    timeout: float = 10.0,
+) -> Report:
+    """Build ISSUE and check it; a build that fails on bad input becomes error findings."""
+    from newsletter.build import build_issue
+    from newsletter.errors import InputError
+
+    try:
+        build = build_issue(pub, issue)
+    except InputError as exc:
+        return Report(
+            slug=Path(str(issue)).name,
+            findings=[_from_problem(p) for p in exc.problems],
+            facts={"unbuilt": True},
+        )
+    return run(pub, build, online=online, spam=spam, timeout=timeout)
