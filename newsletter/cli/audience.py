@@ -184,7 +184,7 @@ def export_command(app: App, segment: str | None, output: Path | None) -> None:
     where = _segment_filter(app, segment)
     with _database(app) as engine:
         if output is None:
-            count = export_csv(engine, click.get_text_stream("stdout"), where)
+            count = export_csv(engine, sys.stdout, where)
         else:
             tmp = output.with_name(output.name + ".part")
             with tmp.open("w", encoding="utf-8", newline="") as out:
