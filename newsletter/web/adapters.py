@@ -55,9 +55,11 @@ def problem_finding(root: Path, problem: Problem) -> Finding:
 def _as_finding(root: Path, item: Any) -> Finding:
     if isinstance(item, Problem):
         return problem_finding(root, item)
-    location = getattr(item, "location", "") or ""
-    if not isinstance(location, str):
-        location = where(root, getattr(location, "file", location), getattr(location, "line", None))
+    if getattr(item, "file", None):
+        location = where(root, item.file, getattr(item, "line", None))
+    else:
+        location = getattr(item, "location", "")
+        location = location() if callable(location) else str(location or "")
     hint = getattr(item, "hint", None) or getattr(item, "fix", None) or ""
     return Finding(
         str(getattr(item, "severity", "warning")).lower(),
@@ -67,12 +69,19 @@ def _as_finding(root: Path, item: Any) -> Finding:
     )
 
 
-def check_findings(pub: Publication, build: Build) -> tuple[list[Finding], bool]:
+def checks_available() -> bool:
+    checks = optional_module("newsletter.checks")
+    return checks is not None and hasattr(checks, "run_checks")
+
+
+def check_findings(
+    pub: Publication, build: Build, *, spam: bool = False
+) -> tuple[list[Finding], bool]:
     """The check results for a build, and whether they came from `newsletter check`."""
     checks = optional_module("newsletter.checks")
     if checks is None or not hasattr(checks, "run_checks"):
         return [problem_finding(pub.root, w) for w in build.warnings], False
-    found = checks.run_checks(pub, build, online=False, spam=False)
+    found = checks.run_checks(pub, build, online=False, spam=spam)
     return [_as_finding(pub.root, item) for item in found], True
 
 

@@ -6,9 +6,9 @@ that waits for file changes with watchfiles and rebuilds in a worker thread.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from newsletter.build import Build, build_issue
 from newsletter.errors import InputError
 from newsletter.publication import CONFIG_FILE, Publication
 from newsletter.render import PACKAGED_TEMPLATES, template_dir
-from newsletter.web.adapters import Finding, check_findings, problem_finding
+from newsletter.web.adapters import Finding, check_findings, checks_available, problem_finding
 
 IGNORED_SUFFIXES = (".swp", ".swx", "~", ".tmp")
 
@@ -31,6 +31,7 @@ class Snapshot:
     from_checks: bool
     number: int  # the state version this build was made at
     built_at: dt.datetime
+    spam: str = "off"  # SpamAssassin: "off" (not available), "running" or "done"
 
 
 @dataclass
@@ -44,11 +45,15 @@ class LiveBuild:
     version: int = 0  # bumps on every rebuild attempt
     last_attempt: dt.datetime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    spam_checks: bool = True  # run the slow full checks (SpamAssassin) after each good build
+    _spam_wanted: Snapshot | None = field(default=None, repr=False)
+    _spam_signal: threading.Event = field(default_factory=threading.Event, repr=False)
+    _spam_thread: threading.Thread | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
         self.issue_dir = self.issue_dir.resolve()
+        self.spam_checks = self.spam_checks and checks_available()
 
     def rebuild_now(self) -> bool:
         """Load the publication and build the issue; return True on success."""
@@ -68,13 +73,42 @@ class LiveBuild:
             self.last_attempt = dt.datetime.now()
             if snapshot is not None:
                 pub, build, findings, from_checks = snapshot
+                spam = "running" if from_checks and self.spam_checks else "off"
                 self.good = Snapshot(
-                    pub, build, findings, from_checks, self.version, self.last_attempt
+                    pub, build, findings, from_checks, self.version, self.last_attempt, spam
                 )
+                if spam == "running":
+                    self._want_spam(self.good)
             self.problems = problems
-        for listener in list(self.listeners):
-            listener()
         return snapshot is not None
+
+    def _want_spam(self, snapshot: Snapshot) -> None:
+        """Queue the full checks (with SpamAssassin, ~2 s) for `snapshot` on a worker thread."""
+        self._spam_wanted = snapshot
+        self._spam_signal.set()
+        if self._spam_thread is None:
+            self._spam_thread = threading.Thread(
+                target=self._spam_worker, name="preview-spam", daemon=True
+            )
+            self._spam_thread.start()
+
+    def _spam_worker(self) -> None:
+        while True:
+            self._spam_signal.wait()
+            self._spam_signal.clear()
+            snapshot, self._spam_wanted = self._spam_wanted, None
+            if snapshot is None:
+                continue
+            try:
+                findings, _ = check_findings(snapshot.pub, snapshot.build, spam=True)
+            except Exception as exc:  # keep the fast findings, say what went wrong
+                findings = snapshot.findings + [
+                    Finding("warning", f"the full checks failed: {type(exc).__name__}: {exc}")
+                ]
+            with self._lock:
+                if self.good is snapshot:  # otherwise a newer build superseded it
+                    self.good = dataclasses.replace(snapshot, findings=findings, spam="done")
+                    self.version += 1
 
     @property
     def ok(self) -> bool:

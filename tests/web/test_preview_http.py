@@ -202,3 +202,24 @@ def test_cli_preview_unknown_issue(publication: Path, ref: str) -> None:
     result = CliRunner().invoke(main, ["-C", str(publication), "preview", ref])
     assert result.exit_code == 2
     assert "no issue 'missing-issue'" in result.output
+
+
+def test_checks_panel_shows_check_findings_then_spam(preview: RunningServer) -> None:
+    import shutil as sh
+    import time
+
+    from newsletter.checks import run_checks
+
+    snap = preview.live.good
+    expected = run_checks(snap.pub, snap.build, spam=False)
+    assert expected, "the sample issue has at least one advisory finding"
+    with preview.client() as client:
+        checks = client.get("/api/parts").json()["checks"]
+        assert "not installed" not in checks
+        assert expected[0].message.split(" (")[0].replace("'", "&#39;") in checks
+        if sh.which("spamassassin"):
+            deadline = time.monotonic() + 60
+            while preview.live.good.spam != "done":
+                assert time.monotonic() < deadline, "the SpamAssassin run never finished"
+                time.sleep(0.05)
+            assert "Includes the SpamAssassin score" in client.get("/api/parts").json()["checks"]
