@@ -240,11 +240,13 @@ def output_texts(ctx: Context) -> list[tuple[str, str]]:
 def check_placeholders(ctx: Context) -> list[Finding]:
     """%%key%% placeholders the send step cannot fill (a typo leaves them blank)."""
     findings = []
+    seen: set[str] = set()
     for part, text in (("html", ctx.build.html), ("text", ctx.build.text)):
         for match in PLACEHOLDER.finditer(text):
             key = match.group(1)
-            if key in KNOWN_KEYS or key.startswith("attr."):
+            if key in KNOWN_KEYS or key.startswith("attr.") or match.group(0) in seen:
                 continue
+            seen.add(match.group(0))
             findings.append(
                 ctx.finding(
                     WARNING,
@@ -255,7 +257,6 @@ def check_placeholders(ctx: Context) -> list[Finding]:
                     part=part,
                 )
             )
-            break
     return findings
 
 
