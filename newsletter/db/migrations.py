@@ -157,3 +157,10 @@ def _subscribers(conn: Connection) -> None:
         sqlite_with_rowid=False,
     )
     md.create_all(conn)
+
+
+@migration(2, "send ledger")
+def _send_ledger(conn: Connection) -> None:
+    from newsletter.dispatch.ledger_schema import migrate_v2
+
+    migrate_v2(conn)

@@ -1,0 +1,64 @@
+"""What every message of one send shares, and the per-recipient values derived from it.
+
+A `Mailing` is made once per send from a Build: the subject, the once-rendered HTML and text
+(with %%placeholders%%), the sender settings and how unsubscribe links are made. Transports
+personalise it per recipient by substitution; nothing is rendered per recipient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from newsletter.personalise import Recipient, placeholders_in, values
+from newsletter.schema import PublicationConfig
+from newsletter.tokens import unsubscribe_url
+
+#: SendGrid replaces this tag with the recipient's unsubscribe-group link (asm.group_id set).
+ASM_UNSUBSCRIBE_TAG = "<%asm_group_unsubscribe_raw_url%>"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One message to hand over: a ledger row id (or a position, outside the ledger)."""
+
+    key: int
+    recipient: Recipient
+
+
+@dataclass
+class Mailing:
+    """The shared parts of one send (or one test send)."""
+
+    config: PublicationConfig
+    slug: str
+    subject: str
+    html: str
+    text: str
+    content_hash: str
+    send_ref: str  # the ledger's send id, or "test-..." outside the ledger
+    secret: str
+    send_at: dt.datetime | None = None  # SendGrid scheduling
+    batch_id: str | None = None  # SendGrid batch for cancelling a scheduled send
+    categories: list[str] = field(default_factory=list)
+    asm_group_id: int | None = None
+
+    @cached_property
+    def placeholders(self) -> frozenset[str]:
+        """Every distinct placeholder string the two parts use."""
+        return frozenset(placeholders_in(self.html, self.text))
+
+    def unsubscribe(self, email: str) -> str:
+        """The signed one-click unsubscribe URL for `email` (served by `newsletter serve`)."""
+        return unsubscribe_url(self.config.public_url, self.secret, email)
+
+    def values(self, recipient: Recipient, unsubscribe: str | None = None) -> dict[str, str]:
+        """Raw (unescaped) value of each placeholder for `recipient`."""
+        link = unsubscribe if unsubscribe is not None else self.unsubscribe(recipient.email)
+        return values(recipient, set(self.placeholders), link)
+
+    def message_id(self, key: int | str) -> str:
+        """A Message-ID unique to this send and recipient."""
+        domain = self.config.sender.email.rsplit("@", 1)[1]
+        return f"<{self.slug}.{self.send_ref}.{key}@{domain}>"

@@ -1,0 +1,183 @@
+"""Fast per-recipient MIME messages for the outbox and SMTP transports.
+
+`package.compose()` builds one skeleton message per send (so headers, structure and encodings
+are exactly the build's); per recipient the four per-recipient headers are swapped in and the
+two parts are filled from `QPTemplate`s, which quoted-printable encode the static text between
+placeholders once (per starting column) and only the substituted values per recipient. That
+is about fifty times faster than composing each message with the email package.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import html
+import re
+from email.headerregistry import Address
+from email.utils import format_datetime
+
+from newsletter.dispatch.mailing import Mailing
+from newsletter.package import POLICY, compose
+from newsletter.personalise import PLACEHOLDER, Recipient, value_for
+
+_HTML_MARK = "\x00NLHTML\x00"
+_TEXT_MARK = "\x00NLTEXT\x00"
+_SKELETON_TO = "skeleton@to.invalid"
+_SKELETON_UNSUB = "https://unsubscribe.invalid/skeleton"
+_SKELETON_MID = "<skeleton@id.invalid>"
+_SKELETON_DATE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# Characters that force a display name into a quoted string (RFC 5322 specials).
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+
+
+def encode_body(content: str) -> bytes:
+    """Quoted-printable body with CRLF line ends, as the email package would send it."""
+    text = content.replace("\r\n", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    return binascii.b2a_qp(text.replace("\n", "\r\n").encode("utf-8"), False, True, False)
+
+
+def format_to(recipient: Recipient) -> bytes:
+    """The To header line (with CRLF); ASCII names are formatted directly, others via email."""
+    name = recipient.name.strip()
+    if not name:
+        value = recipient.email
+    elif name.isascii() and name.isprintable():
+        if _SPECIALS.search(name):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        value = f"{name} <{recipient.email}>"
+    else:
+        header = POLICY.header_factory("To", str(Address(name, addr_spec=recipient.email)))
+        return header.fold(policy=POLICY).encode("ascii")
+    return f"To: {value}\r\n".encode()
+
+
+_MAX_LINE = 76
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _qp_from(text: str, column: int) -> tuple[bytes, int]:
+    """Quoted-printable `text` as if it started at output `column`; returns it and the end column.
+
+    binascii has no start-column argument, so `column` filler characters go first and are cut
+    off again; soft line breaks then fall exactly where they would in the whole line. A final
+    CRLF (cut off too) makes binascii use CRLF for soft breaks even when `text` has no line end.
+    """
+    data = ("x" * column + text + "\r\n").encode("utf-8")
+    encoded = binascii.b2a_qp(data, False, True, False)[column:-2]
+    last_break = encoded.rfind(b"\r\n")
+    end = len(encoded) - last_break - 2 if last_break >= 0 else column + len(encoded)
+    return encoded, end
+
+
+class QPTemplate:
+    """One message part with placeholders, encoded quoted-printable per recipient, fast.
+
+    Static runs between placeholders are encoded once per starting column (a run's encoding
+    depends only on where its first line starts), values per recipient. Every output line stays
+    within 76 characters and decodes to exactly the substituted text.
+    """
+
+    def __init__(self, content: str, *, as_html: bool):
+        self.as_html = as_html
+        text = _crlf(content)
+        if not text.endswith("\r\n"):
+            text += "\r\n"
+        self.runs: list[str] = []  # static text; placeholders sit between consecutive runs
+        self.holes: list[re.Match[str]] = []
+        last = 0
+        for match in PLACEHOLDER.finditer(text):
+            self.runs.append(text[last : match.start()])
+            self.holes.append(match)
+            last = match.end()
+        self.runs.append(text[last:])
+        self._cache: dict[tuple[int, int], tuple[bytes, int]] = {}
+
+    def _run(self, index: int, column: int) -> tuple[bytes, int]:
+        key = (index, column)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = _qp_from(self.runs[index], column)
+        return hit
+
+    def render(self, mapping: dict[str, str]) -> bytes:
+        """The encoded part with each placeholder replaced by its (escaped) value."""
+        chunk, column = self._run(0, 0)
+        out = [chunk]
+        for index, hole in enumerate(self.holes, start=1):
+            value = mapping.get(hole.group(0))
+            if value is None:
+                value = value_for(hole.group(1), hole.group(2) or "", Recipient(""), "")
+            if self.as_html:
+                value = html.escape(value, quote=True)
+            if value:
+                chunk, column = _qp_from(_crlf(value), column)
+                out.append(chunk)
+            chunk, column = self._run(index, column)
+            out.append(chunk)
+        return b"".join(out)
+
+
+class MimeRenderer:
+    """Renders complete RFC 5322 messages for one mailing."""
+
+    def __init__(self, mailing: Mailing, subject: str | None = None):
+        self.mailing = mailing
+        skeleton = compose(
+            mailing.config,
+            subject=subject or mailing.subject,
+            html=_HTML_MARK,
+            text=_TEXT_MARK,
+            recipient=Recipient(email=_SKELETON_TO),
+            unsubscribe=_SKELETON_UNSUB,
+            message_id=_SKELETON_MID,
+            date=_SKELETON_DATE,
+            boundary=f"=_{mailing.content_hash[:32]}",
+        ).as_bytes()
+        self._parts = self._split(skeleton)
+        self._text = QPTemplate(mailing.text, as_html=False)
+        self._html = QPTemplate(mailing.html, as_html=True)
+
+    @staticmethod
+    def _split(skeleton: bytes) -> list[bytes | str]:
+        """The skeleton as literal byte runs and named holes."""
+        holes = {
+            f"To: {_SKELETON_TO}\r\n".encode(): "to",
+            f"<{_SKELETON_UNSUB}>".encode(): "unsubscribe",
+            f"Message-ID: {_SKELETON_MID}\r\n".encode(): "message_id",
+            f"Date: {format_datetime(_SKELETON_DATE)}\r\n".encode(): "date",
+            encode_body(_TEXT_MARK): "text",
+            encode_body(_HTML_MARK): "html",
+        }
+        pattern = re.compile(b"|".join(re.escape(k) for k in holes))
+        parts: list[bytes | str] = []
+        last = 0
+        for match in pattern.finditer(skeleton):
+            parts.append(skeleton[last : match.start()])
+            parts.append(holes[match.group(0)])
+            last = match.end()
+        parts.append(skeleton[last:])
+        found = [p for p in parts if isinstance(p, str)]
+        if sorted(found) != sorted(holes.values()):
+            raise RuntimeError(f"unexpected message skeleton (found {found})")
+        return parts
+
+    def render(
+        self, recipient: Recipient, message_id: str, date: dt.datetime | None = None
+    ) -> bytes:
+        """The complete message for one recipient."""
+        unsubscribe = self.mailing.unsubscribe(recipient.email)
+        mapping = self.mailing.values(recipient, unsubscribe)
+        fill = {
+            "to": format_to(recipient),
+            "unsubscribe": f"<{unsubscribe}>".encode("ascii"),
+            "message_id": f"Message-ID: {message_id}\r\n".encode("ascii"),
+            "date": f"Date: {format_datetime(date or dt.datetime.now(dt.UTC))}\r\n".encode(),
+            "text": self._text.render(mapping),
+            "html": self._html.render(mapping),
+        }
+        return b"".join(p if isinstance(p, bytes) else fill[p] for p in self._parts)

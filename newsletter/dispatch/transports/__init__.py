@@ -1,0 +1,34 @@
+"""Transports, one module each, behind `Transport` (base.py). `make_transport()` picks one."""
+
+from __future__ import annotations
+
+import os
+
+from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
+from newsletter.errors import InputError
+from newsletter.settings import TRANSPORTS, Settings
+
+__all__ = ["TRANSPORTS", "BatchResult", "Outcome", "Transport", "make_transport"]
+
+
+def make_transport(name: str | None, settings: Settings) -> Transport:
+    """The transport called `name` (default: NEWSLETTER_TRANSPORT), configured from settings.
+
+    NEWSLETTER_SENDGRID_BATCH caps recipients per SendGrid request (default and maximum 1000).
+    """
+    name = name or settings.transport
+    if name == "outbox":
+        from newsletter.dispatch.transports.outbox import OutboxTransport
+
+        return OutboxTransport(settings.outbox)
+    if name == "smtp":
+        from newsletter.dispatch.transports.smtp import SmtpTransport
+
+        return SmtpTransport(settings.smtp_url)
+    if name == "sendgrid":
+        from newsletter.dispatch.transports.sendgrid import SendGridTransport
+
+        cap = os.environ.get("NEWSLETTER_SENDGRID_BATCH")
+        return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url,
+                                 max_batch=int(cap) if cap else None)
+    raise InputError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")

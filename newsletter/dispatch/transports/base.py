@@ -1,0 +1,82 @@
+"""The transport interface: hand a batch of personalised messages to a provider.
+
+A transport gets a `Mailing` once and then `send(items)` calls, each returning one `Outcome`
+per item, in order. Outcome states form a closed set:
+
+- `accepted`: the provider took the message (HTTP 202, SMTP 250, file renamed into place);
+- `failed`: the provider refused this recipient for good (e.g. SMTP 550);
+- `retry`: not handed over, try again later (429, 5xx, connection refused...);
+- `unknown`: the request left but its answer was lost; it may or may not have been taken.
+
+A provider error that must stop the whole send (bad API key, a 400 naming a problem) is
+reported with `BatchResult.stop`; `BatchResult.wait` carries a provider's "retry after".
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from newsletter.dispatch.mailing import Item, Mailing
+
+State = Literal["accepted", "failed", "retry", "unknown"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one item."""
+
+    state: State
+    provider_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """One outcome per item, plus batch-level instructions from the provider."""
+
+    outcomes: list[Outcome]
+    stop: str | None = None  # the provider's message when the whole send must stop
+    wait: float | None = None  # seconds the provider asked us to wait before retrying
+    details: list[str] = field(default_factory=list)
+
+    @classmethod
+    def all(cls, items: Sequence[Item], outcome: Outcome, **kwargs) -> BatchResult:
+        return cls([outcome] * len(items), **kwargs)
+
+
+class Transport(ABC):
+    """A way to hand messages over. Subclasses live in their own modules."""
+
+    name: str = ""
+    #: the most items one `send()` call takes
+    batch_size: int = 100
+    #: where messages end up, for the user (outbox folder, SMTP host, API URL)
+    where: str = ""
+
+    def open(self, mailing: Mailing) -> None:
+        """Prepare for one mailing (render skeletons, size batches)."""
+        self.mailing = mailing
+
+    def preflight(self) -> None:  # noqa: B027 - optional hook
+        """Check credentials and reachability before anything is sent (raise NewsletterError)."""
+
+    @abstractmethod
+    def send(self, items: Sequence[Item]) -> BatchResult:
+        """Hand `items` over; never raises for provider or network trouble."""
+
+    def resolve_unknown(self, items: Sequence[Item]) -> dict[int, bool]:
+        """For items left `unknown` by a crash: key -> True (was accepted) / False (was not).
+
+        Keys the transport cannot decide are left out (they stay unknown).
+        """
+        return {}
+
+    def preview(self, item: Item) -> str:
+        """The first message as the provider would get it, for --dry-run."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,186 @@
+"""The SendGrid transport: the official `sendgrid` client against the v3 Mail Send API.
+
+One request carries up to 1000 recipients (fewer when the template uses many personal values;
+see sendgrid_payload). Answers: 202 accepted; 429 and 5xx retried (429 waits for
+X-RateLimit-Reset); 413 splits the batch; 401/403 and other 4xx stop the send with SendGrid's
+own message. A request that left but got no answer is `unknown`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+from collections.abc import Sequence
+from typing import Any
+
+from newsletter.dispatch.mailing import Item, Mailing
+from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
+from newsletter.dispatch.transports.sendgrid_payload import TARGET_REQUEST_BYTES, PayloadBuilder
+from newsletter.errors import FailedError, InputError, Problem
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def provider_message(body: bytes | str | None) -> str:
+    """SendGrid's error text from a response body ({"errors": [{"message", "field"}]})."""
+    if not body:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        errors = json.loads(text).get("errors") or []
+    except (ValueError, AttributeError):
+        return " ".join(text.split())[:300]
+    parts = []
+    for error in errors[:5]:
+        field = error.get("field")
+        message = error.get("message") or ""
+        parts.append(f"{field}: {message}" if field else message)
+    return "; ".join(parts)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    getter = getattr(headers, "get", None)
+    return getter(name) if getter else None
+
+
+class SendGridTransport(Transport):
+    name = "sendgrid"
+
+    def __init__(self, api_key: str | None, api_url: str, *, timeout: float = DEFAULT_TIMEOUT,
+                 max_batch: int | None = None):
+        if not api_key:
+            raise InputError(Problem("SENDGRID_API_KEY", None, "SENDGRID_API_KEY is not set; "
+                                     "create an API key with Mail Send permission in SendGrid"))
+        from sendgrid import SendGridAPIClient
+
+        self.api = SendGridAPIClient(api_key=api_key, host=api_url).client
+        # A second client posts JSON we serialised ourselves (to size the request first): with
+        # a Content-Type other than plain "application/json" the client sends text as it is.
+        self.raw = SendGridAPIClient(api_key=api_key, host=api_url).client
+        self.raw.request_headers["Content-Type"] = "application/json; charset=utf-8"
+        self.api_url = api_url
+        self.where = api_url
+        self.timeout = timeout
+        self.max_batch = max_batch
+
+    def open(self, mailing: Mailing) -> None:
+        super().open(mailing)
+        self.builder = PayloadBuilder(mailing)
+        self.batch_size = min(self.builder.batch_size, self.max_batch or self.builder.batch_size)
+
+    # -- calls ----------------------------------------------------------------------------
+    def _call(self, what: str, do) -> Any:
+        """Run one API call, turning errors into one clear FailedError."""
+        from python_http_client.exceptions import HTTPError
+
+        try:
+            return do()
+        except HTTPError as exc:
+            message = provider_message(exc.body)
+            if exc.status_code in (401, 403):
+                raise FailedError(f"SendGrid refused the API key ({exc.status_code}) while "
+                                  f"{what}: {message or 'check SENDGRID_API_KEY'}") from None
+            raise FailedError(f"SendGrid answered {exc.status_code} while {what}: "
+                              f"{message or exc.reason}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise FailedError(f"cannot reach SendGrid at {self.api_url} while {what}: "
+                              f"{reason}") from None
+
+    def preflight(self) -> None:
+        """Check the API key and its Mail Send permission before anything is sent."""
+        response = self._call("checking the API key",
+                              lambda: self.api.scopes.get(timeout=self.timeout))
+        try:
+            scopes = set(json.loads(response.body or b"{}").get("scopes") or [])
+        except ValueError:
+            scopes = set()
+        if "mail.send" not in scopes:
+            raise FailedError("the SendGrid API key lacks the Mail Send permission (mail.send)")
+
+    def create_batch_id(self) -> str:
+        """A new batch id, so a scheduled send can be cancelled."""
+        response = self._call("creating a batch id",
+                              lambda: self.api.mail.batch.post(timeout=self.timeout))
+        return json.loads(response.body)["batch_id"]
+
+    def cancel(self, batch_id: str) -> None:
+        """Cancel every message of a scheduled batch."""
+        body = {"batch_id": batch_id, "status": "cancel"}
+        self._call("cancelling the scheduled send", lambda: self.api.user.scheduled_sends.post(
+            request_body=body, timeout=self.timeout))
+
+    # -- sending --------------------------------------------------------------------------
+    def send(self, items: Sequence[Item]) -> BatchResult:
+        body, rejected = self.builder.body(items)
+        outcomes = {key: Outcome("failed", error=reason) for key, reason in rejected.items()}
+        ready = [item for item in items if item.key not in rejected]
+        if ready:
+            result = self._post(ready, json.dumps(body))
+            outcomes.update(zip((i.key for i in ready), result.outcomes, strict=True))
+        else:
+            result = BatchResult([])
+        return BatchResult([outcomes[i.key] for i in items], stop=result.stop, wait=result.wait)
+
+    def _post(self, items: Sequence[Item], data: str) -> BatchResult:
+        if len(data) > TARGET_REQUEST_BYTES and len(items) > 1:
+            return self._split(items)
+        from python_http_client.exceptions import HTTPError
+
+        try:
+            response = self.raw.mail.send.post(request_body=data, timeout=self.timeout)
+        except HTTPError as exc:
+            return self._refusal(items, exc)
+        except urllib.error.URLError as exc:
+            # urllib raises URLError while connecting or sending: the request did not arrive.
+            return BatchResult.all(items, Outcome("retry", error=f"cannot reach SendGrid: "
+                                                                 f"{exc.reason}"))
+        except (OSError, http.client.HTTPException) as exc:
+            # The request went out; the answer was lost.
+            return BatchResult.all(items, Outcome(
+                "unknown", error=f"no answer from SendGrid: {exc or type(exc).__name__}"))
+        message_id = _header(response.headers, "X-Message-Id")
+        return BatchResult.all(items, Outcome("accepted", provider_id=message_id))
+
+    def _split(self, items: Sequence[Item]) -> BatchResult:
+        half = len(items) // 2
+        first = self.send(items[:half])
+        if first.stop or any(o.state != "accepted" and o.state != "failed"
+                             for o in first.outcomes):
+            rest = [Outcome("retry", error="not sent: the first half of a split batch failed")]
+            return BatchResult(first.outcomes + rest * (len(items) - half),
+                               stop=first.stop, wait=first.wait)
+        second = self.send(items[half:])
+        return BatchResult(first.outcomes + second.outcomes, stop=second.stop, wait=second.wait)
+
+    def _refusal(self, items: Sequence[Item], exc: Any) -> BatchResult:
+        status = exc.status_code
+        message = provider_message(exc.body)
+        if status == 429:
+            reset = _header(exc.headers, "X-RateLimit-Reset")
+            wait = None
+            if reset and reset.strip().isdigit():
+                wait = max(0.0, int(reset) - time.time())
+            return BatchResult.all(items, Outcome("retry", error="SendGrid answered 429: "
+                                                  f"{message or 'too many requests'}"), wait=wait)
+        if status >= 500:
+            return BatchResult.all(items, Outcome("retry", error=f"SendGrid answered {status}: "
+                                                                 f"{message or exc.reason}"))
+        if status == 413 and len(items) > 1:
+            return self._split(items)
+        if status in (401, 403):
+            reason = (f"SendGrid refused the API key ({status}): "
+                      f"{message or 'check SENDGRID_API_KEY'}")
+        else:
+            reason = f"SendGrid rejected the request ({status}): {message or exc.reason}"
+        return BatchResult.all(items, Outcome("retry", error=reason), stop=reason)
+
+    def preview(self, item: Item) -> str:
+        body, rejected = self.builder.body([item])
+        if rejected:
+            return f"(rejected: {rejected[item.key]})"
+        return json.dumps(body, indent=2, ensure_ascii=False)

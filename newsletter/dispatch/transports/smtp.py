@@ -1,0 +1,203 @@
+"""The SMTP transport: one message per recipient over one reused connection.
+
+`SMTP_URL` is `smtp://user:pass@host:port` (STARTTLS whenever the server offers it; with a
+user name it is required) or `smtps://...` (TLS from the first byte, port 465 by default).
+A dropped connection is reopened; a message whose DATA went out but whose reply never came
+is `unknown` (the server may have queued it), never silently sent again.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit
+
+from newsletter.dispatch.mailing import Item, Mailing
+from newsletter.dispatch.mime import MimeRenderer
+from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
+from newsletter.errors import FailedError, InputError, Problem
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+CRLF = b"\r\n"
+
+
+class _Sent(Exception):
+    """The message body left; what follows is unknown."""
+
+
+class _Stop(Exception):
+    """The server refused something every message would meet (sender, message, login)."""
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(message.split())}".strip()
+
+
+class SmtpTransport(Transport):
+    name = "smtp"
+    batch_size = 10
+
+    def __init__(self, url: str | None, *, timeout: float = 30.0):
+        if not url:
+            raise InputError(Problem("SMTP_URL", None, "SMTP_URL is not set; set it to "
+                                     "smtp://user:password@host:587 (or smtps://... for TLS)"))
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise InputError(Problem("SMTP_URL", None, "SMTP_URL must look like "
+                                     "smtp://user:password@host:587 or smtps://host:465"))
+        self.tls = parts.scheme == "smtps"
+        self.host = parts.hostname
+        try:
+            self.port = parts.port or (465 if self.tls else 587)
+        except ValueError:
+            raise InputError(Problem("SMTP_URL", None, "SMTP_URL has a bad port")) from None
+        self.user = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password or "")
+        self.timeout = timeout
+        self.where = f"{parts.scheme}://{self.host}:{self.port}"
+        self._conn: smtplib.SMTP | None = None
+
+    def open(self, mailing: Mailing) -> None:
+        super().open(mailing)
+        self.renderer = MimeRenderer(mailing)
+
+    # -- connection -----------------------------------------------------------------------
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        if self.tls:
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.ehlo()
+            if not self.tls:
+                if conn.has_extn("starttls"):
+                    conn.starttls(context=context)
+                    conn.ehlo()
+                elif self.user:
+                    raise FailedError(f"{self.where} does not offer STARTTLS; refusing to send "
+                                      "the password unencrypted (use smtps:// if it speaks TLS)")
+            if self.user:
+                conn.login(self.user, self.password)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def preflight(self) -> None:
+        """Connect, negotiate TLS and log in now, so a bad server stops us before any send."""
+        try:
+            self._connection()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise FailedError(f"SMTP server {self.where} refused the login: "
+                              f"{_reply(exc.smtp_code, exc.smtp_error)}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise FailedError(f"cannot reach SMTP server {self.where}: "
+                              f"{reason or type(exc).__name__}") from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop()
+
+    # -- sending --------------------------------------------------------------------------
+    def _transaction(self, sender: str, item: Item) -> Outcome:
+        """MAIL, RCPT, DATA for one message; raises _Sent or connection errors."""
+        conn = self._connection()
+        message_id = self.mailing.message_id(item.key)
+        data = self.renderer.render(item.recipient, message_id)
+        code, text = conn.mail(sender)
+        if code != 250:
+            return self._refused("MAIL FROM", code, text, conn)
+        code, text = conn.rcpt(item.recipient.email)
+        if code not in (250, 251):
+            return self._refused("RCPT TO", code, text, conn)
+        code, text = conn.docmd("DATA")
+        if code != 354:
+            return self._refused("DATA", code, text, conn)
+        body = _LEADING_DOT.sub(b"..", data)
+        if not body.endswith(CRLF):
+            body += CRLF
+        conn.send(body + b"." + CRLF)
+        try:
+            code, text = conn.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _Sent(str(exc) or type(exc).__name__) from exc
+        if code == 250:
+            return Outcome("accepted", provider_id=_reply(code, text)[:200])
+        return self._refused("end of DATA", code, text, conn)
+
+    def _refused(self, stage: str, code: int, text: bytes, conn: smtplib.SMTP) -> Outcome:
+        reason = f"{stage}: {_reply(code, text)}"
+        if code == 421:
+            self._drop()
+            return Outcome("retry", error=reason)
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+        if 400 <= code < 500:
+            return Outcome("retry", error=reason)
+        if stage == "RCPT TO":
+            return Outcome("failed", error=reason)
+        # A 5xx to MAIL FROM or DATA concerns the sender or the message: every message
+        # would meet it, so the send stops.
+        raise _Stop(f"SMTP server {self.where} refused {reason}")
+
+    def send(self, items: Sequence[Item]) -> BatchResult:
+        sender = self.mailing.config.sender.email
+        outcomes: list[Outcome] = []
+        for item in items:
+            outcome = None
+            for _ in range(2):  # a dropped connection is reopened once, right away
+                try:
+                    outcome = self._transaction(sender, item)
+                    break
+                except _Sent as exc:
+                    self._drop()
+                    outcome = Outcome("unknown", error=f"connection lost after the message "
+                                                       f"was sent: {exc}")
+                    break
+                except smtplib.SMTPAuthenticationError as exc:
+                    self._drop()
+                    reason = (f"SMTP server {self.where} refused the login: "
+                              f"{_reply(exc.smtp_code, exc.smtp_error)}")
+                    rest = [Outcome("retry", error=reason)] * (len(items) - len(outcomes))
+                    return BatchResult(outcomes + rest, stop=reason)
+                except _Stop as exc:
+                    rest = [Outcome("retry", error=str(exc))] * (len(items) - len(outcomes))
+                    return BatchResult(outcomes + rest, stop=str(exc))
+                except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+                    self._drop()
+                    outcome = Outcome("retry", error=f"{self.where}: {exc or type(exc).__name__}")
+            assert outcome is not None
+            if outcome.state == "retry":
+                # The server is unhappy: hand the rest back and let the engine back off.
+                rest = [outcome] * (len(items) - len(outcomes))
+                return BatchResult(outcomes + rest)
+            outcomes.append(outcome)
+        return BatchResult(outcomes)
+
+    def preview(self, item: Item) -> str:
+        data = self.renderer.render(item.recipient, self.mailing.message_id(item.key))
+        return data.decode("utf-8", "replace")
