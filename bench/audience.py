@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from newsletter.audience import Segments  # noqa: E402
 from newsletter.db import open_database  # noqa: E402
 
+IMPORT_S, PEAK_MB, COUNT_S = 60, 300, 2.0  # targets on SQLite for 1,000,000 rows
 TOPICS = ["energy", "cyber", "tech", "egypt", "middle-east", "trade"]
 ROLES = ["press", "policymaker", "academic", "staff", "business"]
 COUNTRIES = ["US", "EG", "GB", "DE", "FR", "NG", "IN", "BR", "JP", "AE"]
@@ -85,17 +86,28 @@ def main() -> None:
 
     engine = open_database(url)
     segments = Segments.load(data)
+    timings = {}
     for name in ("cyber", "egypt-press", "everyone"):
         with engine.connect() as conn:
             started = time.perf_counter()
             count = segments.count(conn, name)
-            print(f"count {name}: {count:,} in {time.perf_counter() - started:.2f} s")
+            timings[name] = time.perf_counter() - started
+            print(f"count {name}: {count:,} in {timings[name]:.2f} s")
     started = time.perf_counter()
     streamed = sum(len(batch) for batch in segments.members(engine, "cyber", batch_size=1000))
     print(f"stream cyber: {streamed:,} members in {time.perf_counter() - started:.1f} s")
     engine.dispose()
     if not args.keep:
         shutil.rmtree(data, ignore_errors=True)
+    if args.database_url is None and args.rows >= 1_000_000:
+        missed = [what for what, ok in (
+            (f"import {elapsed:.0f} s > {IMPORT_S} s", elapsed <= IMPORT_S),
+            (f"peak RSS {peak_mb:.0f} MB > {PEAK_MB} MB", peak_mb <= PEAK_MB),
+            (f"tag count {timings['cyber']:.2f} s > {COUNT_S} s", timings["cyber"] <= COUNT_S),
+        ) if not ok]
+        if missed:
+            sys.exit("target missed: " + "; ".join(missed))
+        print("targets met (SQLite, 1,000,000 rows)")
 
 
 if __name__ == "__main__":
