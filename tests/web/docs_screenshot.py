@@ -1,0 +1,58 @@
+"""Regenerate docs/img/preview*.png from a real preview run: `python -m tests.web.docs_screenshot`.
+
+Runs the preview of the sample issue (a temporary copy of the sample publication, so nothing in
+the repository changes) in headless Chromium and saves the page as editors see it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.web.conftest import SLUG, run_in_thread, stop
+
+OUT = ROOT / "docs" / "img"
+
+
+def main() -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from newsletter.web.preview import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "pub"
+        root.mkdir()
+        shutil.copy(ROOT / "newsletter.yaml", root)
+        shutil.copytree(ROOT / "issues", root / "issues")
+        app = create_app(root, root / "issues" / SLUG)
+        url, server, thread = run_in_thread(app)
+        deadline = time.monotonic() + 60
+        while app.state.live.good.spam == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1600, "height": 1000})
+                page.goto(url + "/")
+                expect(
+                    page.frame_locator("#frame-desktop").locator("h2.headline").first
+                ).to_be_visible()
+                page.screenshot(path=OUT / "preview.png")
+                manifest = root / "issues" / SLUG / "issue.yaml"
+                manifest.write_text(manifest.read_text().replace("date: 2026-11-24", "date: soon"))
+                expect(page.locator("#problems .problems")).to_be_visible(timeout=15_000)
+                page.screenshot(
+                    path=OUT / "preview-error.png",
+                    clip={"x": 0, "y": 0, "width": 1600, "height": 520},
+                )
+                browser.close()
+        finally:
+            stop(server, thread)
+    print(f"wrote {OUT / 'preview.png'} and {OUT / 'preview-error.png'}")
+
+
+if __name__ == "__main__":
+    main()
