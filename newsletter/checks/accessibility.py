@@ -20,12 +20,12 @@ LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 def check_lang(ctx: Context) -> list[Finding]:
     lang = (ctx.doc.get("lang") or "").strip()
     config = str(ctx.pub.root / "newsletter.yaml")
-    if not lang:
+    if not lang or lang.lower() == "und":  # MJML writes "und" (undetermined) when none is set
         return [
             Finding(
                 ERROR,
                 "accessibility.lang",
-                "the email does not declare its language (<html lang>)",
+                f"the email does not declare its language (<html lang={lang!r}>)",
                 "set language: in newsletter.yaml (e.g. en) and keep <mjml lang=...> in the "
                 "template",
                 file=config,

@@ -1,0 +1,86 @@
+"""Accessibility: lang, contrast, heading order, vague link text, layout tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from newsletter.checks import ERROR, WARNING
+from newsletter.checks.colour import contrast, parse
+from tests.checks.conftest import check, edit, of, own_template, write_piece
+
+
+def test_contrast_ratio_matches_wcag_examples() -> None:
+    black, white = parse("#000")[0], parse("white")[0]
+    assert round(contrast(black, white), 1) == 21.0
+    assert round(contrast(parse("#777777")[0], white), 2) == 4.48  # the classic AA near-miss
+    assert parse("rgba(0, 0, 0, 0.5)") == ((0.0, 0.0, 0.0), 0.5)
+
+
+def test_missing_lang_is_an_error(publication: Path) -> None:
+    template = own_template(publication)
+    edit(template / "email.mjml.j2", '<mjml lang="{{ pub.language }}">', "<mjml>")
+    report = check(publication)
+    # MJML falls back to lang="und" (undetermined) without a lang attribute.
+    [finding] = of(report, "accessibility.lang")
+    assert finding.severity == ERROR and "und" in finding.message
+
+
+def test_empty_language_setting_is_an_error(publication: Path) -> None:
+    edit(publication / "newsletter.yaml", "language: en", 'language: ""')
+    [finding] = of(check(publication), "accessibility.lang")
+    assert finding.severity == ERROR and finding.file.endswith("newsletter.yaml")
+
+
+def test_low_contrast_text_is_an_error_pointing_at_the_template(publication: Path) -> None:
+    template = own_template(publication)
+    edit(
+        template / "email.mjml.j2",
+        "color: #4a5563; margin: 0 0 16px 0;",
+        "color: #aaaaaa; margin: 0 0 16px 0;",
+    )
+    [finding] = of(check(publication), "accessibility.contrast")
+    assert finding.severity == ERROR
+    assert "#aaaaaa on #ffffff" in finding.message and "2.32:1" in finding.message
+    assert finding.file.endswith("email.mjml.j2")
+    lines = (template / "email.mjml.j2").read_text().splitlines()
+    assert "#aaaaaa" in lines[finding.line - 1]
+
+
+def test_hidden_text_is_not_checked_for_contrast(sample_report) -> None:
+    # The sample's hidden preheader is white on white; it must not count.
+    assert of(sample_report, "accessibility.contrast") == []
+
+
+def test_skipped_heading_level_warns(publication: Path) -> None:
+    path = write_piece(publication, "cyber.md", "Intro.\n\n#### A deep heading\n\nMore text.")
+    [finding] = of(check(publication), "accessibility.headings")
+    assert finding.severity == WARNING and "h4 follows h2" in finding.message
+    assert (finding.file, finding.line) == (str(path.resolve()), 8)
+
+
+def test_vague_link_text_warns(publication: Path) -> None:
+    write_piece(
+        publication,
+        "cyber.md",
+        "Read the report [here](https://example.org/a). Or [click here](https://example.org/b).\n\n"
+        "The [full report on grids](https://example.org/c) is fine.",
+    )
+    findings = of(check(publication), "accessibility.link-text")
+    assert sorted(f.message.split('"')[1] for f in findings) == ["click here", "here"]
+    assert all(f.severity == WARNING and f.line == 6 for f in findings)
+
+
+def test_layout_table_without_role_is_an_error(publication: Path) -> None:
+    template = own_template(publication)
+    edit(
+        template / "email.mjml.j2",
+        '<mj-column>\n        <mj-text padding="0 24px">',
+        "<mj-column>\n        <mj-raw><table><tr><td>Masthead</td></tr></table></mj-raw>"
+        '\n        <mj-text padding="0 24px">',
+    )
+    [finding] = of(check(publication), "accessibility.layout-table")
+    assert finding.severity == ERROR and "1 layout table" in finding.message
+
+
+def test_sample_layout_tables_are_all_presentation(sample_report) -> None:
+    assert of(sample_report, "accessibility.layout-table") == []
