@@ -130,8 +130,8 @@ class LiveBuild:
         changed = Path(path)
         if changed.name.endswith(IGNORED_SUFFIXES) or changed.name.startswith(".#"):
             return False
-        if changed.parent == self.root:
-            return changed.name == CONFIG_FILE
+        if changed.parent == self.root:  # a new templates/ folder may change the template used
+            return changed.name in (CONFIG_FILE, "templates")
         return any(changed.is_relative_to(p) for p in paths[:2])
 
     async def watch(self, stop: object) -> None:

@@ -169,7 +169,7 @@ class PreviewApp:
             "slug": live.issue_dir.name,
         }
 
-    # -- pages ---------------------------------------------------------------------------------
+    # -- pages (plain `def` routes run in a worker thread: they may query the database) --------
 
     async def page(self, request: Request) -> Response:
         session_id = request.cookies.get(SESSION_COOKIE) or self.sessions.new_id()
@@ -189,14 +189,14 @@ class PreviewApp:
         response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict")
         return response
 
-    async def email_html(self, request: Request) -> Response:
+    def email_html(self, request: Request) -> Response:
         snapshot = self.snapshot()
         if snapshot is None:
             return HTMLResponse(NO_BUILD_PAGE)
         html, _ = personalised(snapshot, self.recipient(request))
         return HTMLResponse(local_html(snapshot, html), headers={"Cache-Control": "no-store"})
 
-    async def email_text(self, request: Request) -> Response:
+    def email_text(self, request: Request) -> Response:
         snapshot = self.snapshot()
         if snapshot is None:
             return PlainTextResponse("No successful build yet.")
@@ -236,7 +236,7 @@ class PreviewApp:
             headers={"Cache-Control": "no-store"},
         )
 
-    async def api_parts(self, request: Request) -> Response:
+    def api_parts(self, request: Request) -> Response:
         recipient = self.recipient(request)
         body = self.parts(recipient) | {"version": self.live.version}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -223,3 +223,44 @@ def test_checks_panel_shows_check_findings_then_spam(preview: RunningServer) -> 
                 assert time.monotonic() < deadline, "the SpamAssassin run never finished"
                 time.sleep(0.05)
             assert "Includes the SpamAssassin score" in client.get("/api/parts").json()["checks"]
+
+
+def wait_for_build_after(live, number: int, timeout: float = 20.0) -> None:
+    """Wait (polling the state, bounded) until a build newer than `number` is current."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while live.good.number <= number or not live.ok:
+        assert time.monotonic() < deadline, f"no rebuild; problems: {live.problems}"
+        time.sleep(0.05)
+
+
+def test_settings_and_template_changes_rebuild(publication: Path, database: str) -> None:
+    import shutil as sh
+
+    from newsletter.render import PACKAGED_TEMPLATES
+    from newsletter.web.preview import create_app
+    from tests.web.conftest import run_in_thread, stop
+
+    sh.copytree(PACKAGED_TEMPLATES / "default", publication / "templates" / "default")
+    app = create_app(publication, publication / "issues" / SLUG)
+    url, server, thread = run_in_thread(app)
+    live = app.state.live
+    try:
+        settings = publication / "newsletter.yaml"
+        before = live.good.number
+        settings.write_text(
+            settings.read_text().replace("{name: Example Institute,", "{name: Acme Fellows,")
+        )
+        wait_for_build_after(live, before)
+        with httpx.Client(base_url=url) as client:
+            assert "Acme Fellows &lt;newsletter@example.org&gt;" in client.get("/").text
+
+        template = publication / "templates" / "default" / "email.mjml.j2"
+        before = live.good.number
+        template.write_text(template.read_text().replace("View in browser", "Read it online"))
+        wait_for_build_after(live, before)
+        with httpx.Client(base_url=url) as client:
+            assert "Read it online" in client.get("/email.html").text
+    finally:
+        stop(server, thread)
