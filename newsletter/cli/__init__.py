@@ -1,17 +1,56 @@
-"""The `newsletter` command: a thin layer over the pipeline's services."""
+"""The `newsletter` command: a thin layer over the pipeline's services.
+
+Commands live in one module per area (build, check, audience, dispatch, web, public), each
+exporting `COMMANDS`. A command's module is imported only when that command runs, so the start-up
+of `newsletter build` never pays for SQLAlchemy, Starlette or the SendGrid client.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
 from newsletter import __version__
-from newsletter.cli import audience, build, check, dispatch, web
 from newsletter.cli.common import App
 
+# command name -> module under newsletter.cli that defines it (in its COMMANDS list)
+COMMAND_MODULES: dict[str, str] = {
+    "init": "build",
+    "new": "build",
+    "build": "build",
+    "check": "check",
+    "subscribers": "audience",
+    "segments": "audience",
+    "send": "dispatch",
+    "send-test": "dispatch",
+    "status": "dispatch",
+    "preview": "web",
+    "archive": "web",
+    "serve": "public",
+    "suppressions": "public",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module on first use (click's lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        known = super().get_command(ctx, cmd_name)
+        if known is not None or cmd_name not in COMMAND_MODULES:
+            return known
+        module = importlib.import_module(f"newsletter.cli.{COMMAND_MODULES[cmd_name]}")
+        for command in module.COMMANDS:
+            if command.name == cmd_name:
+                return command
+        return None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-C",
     "root",
@@ -24,8 +63,3 @@ from newsletter.cli.common import App
 def main(ctx: click.Context, root: Path) -> None:
     """Assemble, check, preview and dispatch an expert-commentary newsletter."""
     ctx.obj = App(root=root)
-
-
-for module in (build, check, audience, dispatch, web):
-    for command in module.COMMANDS:
-        main.add_command(command)

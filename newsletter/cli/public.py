@@ -1,0 +1,5 @@
+"""CLI commands: serve, suppressions (filled in by the public-side issue)."""
+
+import click
+
+COMMANDS: list[click.Command] = []
