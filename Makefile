@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
+	$(NL) subscribers import subscribers/sample.csv
 	$(NL) build $(SAMPLE)
 
 lint: install
