@@ -164,3 +164,50 @@ def _send_ledger(conn: Connection) -> None:
     from newsletter.dispatch.ledger_schema import migrate_v2
 
     migrate_v2(conn)
+
+
+@migration(3, "webhook events, engagement, sign-ups, suppression sync")
+def _public_side(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "webhook_events",
+        md,
+        Column("sg_event_id", String(100), primary_key=True),
+        Column("event", String(32), nullable=False),
+        Column("email_key", String(320), nullable=False),
+        Column("send_id", _Id, nullable=True),
+        Column("occurred_at", DateTime, nullable=True),
+        Column("received_at", DateTime, nullable=False),
+        Index("ix_webhook_events_received_at", "received_at"),
+    )
+    counters = ("delivered", "opens", "clicks", "deferred", "bounces", "blocked", "dropped",
+                "complaints", "unsubscribes")
+    Table(
+        "engagement",
+        md,
+        Column("send_id", _Id, primary_key=True, autoincrement=False),
+        Column("email_key", String(320), primary_key=True),
+        *(Column(name, Integer, nullable=False, default=0) for name in counters),
+        Column("last_event_at", DateTime, nullable=True),
+    )
+    Table(
+        "signups",
+        md,
+        Column("email_key", String(320), primary_key=True),
+        Column("email", String(320), nullable=False),
+        Column("name", Text, nullable=False),
+        Column("tags", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("requested_at", DateTime, nullable=False),
+        Column("window_start", DateTime, nullable=False),
+        Column("sent_in_window", Integer, nullable=False),
+        Column("last_sent_at", DateTime, nullable=True),
+        Column("confirmed_at", DateTime, nullable=True),
+    )
+    Table(
+        "suppression_sync",
+        md,
+        Column("kind", String(64), primary_key=True),
+        Column("last_created", BigInteger, nullable=False),
+        Column("synced_at", DateTime, nullable=False),
+    )
+    md.create_all(conn)

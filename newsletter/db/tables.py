@@ -97,3 +97,54 @@ subscriber_tags = Table(
     Index("ix_subscriber_tags_tag", "tag", "subscriber_id"),
     sqlite_with_rowid=False,
 )
+
+# --- public side (migration 3): webhook events, engagement, sign-ups, suppression sync ---------
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("sg_event_id", String(100), primary_key=True),  # SendGrid's id: the dedup key
+    Column("event", String(32), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("send_id", Id, nullable=True),
+    Column("occurred_at", UtcDateTime, nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_events_received_at", "received_at"),
+)
+
+#: Engagement counters per send and recipient (send_id is the ledger's sends.id).
+ENGAGEMENT_COUNTERS = (
+    "delivered", "opens", "clicks", "deferred", "bounces", "blocked", "dropped", "complaints",
+    "unsubscribes",
+)
+
+engagement = Table(
+    "engagement",
+    metadata,
+    Column("send_id", Id, primary_key=True, autoincrement=False),
+    Column("email_key", String(320), primary_key=True),
+    *(Column(name, Integer, nullable=False, default=0) for name in ENGAGEMENT_COUNTERS),
+    Column("last_event_at", UtcDateTime, nullable=True),
+)
+
+signups = Table(
+    "signups",
+    metadata,
+    Column("email_key", String(320), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("tags", JsonDoc, nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("sent_in_window", Integer, nullable=False),
+    Column("last_sent_at", UtcDateTime, nullable=True),
+    Column("confirmed_at", UtcDateTime, nullable=True),
+)
+
+suppression_sync = Table(
+    "suppression_sync",
+    metadata,
+    Column("kind", String(64), primary_key=True),
+    Column("last_created", BigInteger, nullable=False),
+    Column("synced_at", UtcDateTime, nullable=False),
+)
