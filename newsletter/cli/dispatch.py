@@ -1,5 +1,258 @@
-"""CLI commands for this area (filled in by its issue)."""
+"""CLI commands: send (and send cancel), send-test, status. Thin: the work is in dispatch/."""
+
+from __future__ import annotations
 
 import click
 
-COMMANDS: list[click.Command] = []
+from newsletter.cli.common import App, console, err_console, pass_app
+
+TRANSPORT_NAMES = ("outbox", "smtp", "sendgrid")
+
+
+class _SendCommand(click.Command):
+    """`newsletter send ISSUE ...` sends; `newsletter send cancel ...` cancels a scheduled one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] == "cancel":
+            ctx.meta["newsletter.cancel"] = args[1:]
+            return []
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> object:
+        rest = ctx.meta.get("newsletter.cancel")
+        if rest is not None:
+            with cancel.make_context("cancel", list(rest), parent=ctx) as sub:
+                return cancel.invoke(sub)
+        return super().invoke(ctx)
+
+
+@click.command(cls=_SendCommand, epilog="To cancel a scheduled send: newsletter send cancel "
+               "ISSUE [--segment NAME].")
+@click.argument("issue")
+@click.option("--segment", required=True, help="Segment (from subscribers/segments.yaml).")
+@click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
+              help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
+@click.option("--dry-run", is_flag=True, help="Do everything but hand messages over.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--again", is_flag=True, help="Send again to a segment that already got it.")
+@click.option("--resend-unknown", is_flag=True,
+              help="Also send to recipients whose earlier hand-over has an unknown fate.")
+@click.option("--at", "at_text", metavar="TIME",
+              help="Schedule (SendGrid only, at most 72 h ahead), e.g. 2026-11-24T14:00Z.")
+@pass_app
+def send(app: App, issue: str, segment: str, transport: str | None, dry_run: bool, yes: bool,
+         again: bool, resend_unknown: bool, at_text: str | None) -> None:
+    """Send ISSUE to a segment; run it again to resume an interrupted send."""
+    from newsletter.dispatch.service import parse_at, plan_send
+
+    at = parse_at(at_text) if at_text else None
+    plan = plan_send(app.publication, issue, segment, transport=transport, again=again, at=at,
+                     resend_unknown=resend_unknown, dry_run=dry_run)
+    if not dry_run:
+        plan.transport.preflight()
+    _show_plan(plan)
+    if dry_run:
+        _dry_run(plan)
+        return
+    if plan.count == 0:
+        _finish_without_sending(plan)
+        return
+    if not yes and not click.confirm("Send it?", default=False, err=True):
+        raise click.exceptions.Exit(1)
+    _run(plan)
+
+
+def _show_plan(plan) -> None:
+    for label, value in plan.summary():
+        err_console.print(f"[bold]{label + ':':<12}[/bold] {value}", markup=True,
+                          highlight=False)
+    for note in plan.notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}", markup=True)
+
+
+def _dry_run(plan) -> None:
+    from newsletter.dispatch.service import dry_run
+
+    result = dry_run(plan)
+    console.print(result.first, markup=False, highlight=False, soft_wrap=True)
+    for email, why in result.rejected.items():
+        err_console.print(f"[yellow]would be refused:[/yellow] {email}: {why}", markup=True)
+    err_console.print(f"dry run: {result.count:,} messages personalised for {plan.transport.name}"
+                      "; nothing was handed over (the first one is shown above)")
+
+
+def _finish_without_sending(plan) -> None:
+    from newsletter.errors import FailedError
+
+    send = plan.send
+    if send.unknown:
+        _list_recipients(plan.ledger, send.id)
+        raise FailedError(f"send #{send.id}: nothing left to send but {send.unknown:,} "
+                          "recipients with an unknown fate; check them and pass "
+                          "--resend-unknown to send to them again")
+    err_console.print(f"send #{send.id}: nothing left to send")
+
+
+def _run(plan) -> None:
+    import signal
+    import threading
+
+    from newsletter.dispatch.service import execute
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err_console.print("stopping after the batch in flight (press Ctrl-C again to stop now)")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _progress(plan.count) as progress:
+            result = execute(plan, stop=stop, progress=progress)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _report(plan, result)
+
+
+class _progress:
+    """A rich progress bar: sent / failed / remaining and the rate."""
+
+    def __init__(self, total: int):
+        import time
+
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.total, self.sent, self.failed, self.unknown = total, 0, 0, 0
+        self.started = time.monotonic()
+        self.clock = time.monotonic
+        self.bar = Progress(
+            TextColumn("[bold]sending[/bold]"), BarColumn(),
+            TextColumn("{task.fields[line]}"), TimeElapsedColumn(),
+            console=err_console, transient=False,
+        )
+        self.task = self.bar.add_task("send", total=total, line=self._line())
+
+    def _line(self) -> str:
+        elapsed = max(self.clock() - self.started, 1e-6)
+        remaining = max(0, self.total - self.sent - self.failed - self.unknown)
+        text = (f"sent {self.sent:,} · failed {self.failed:,} · remaining {remaining:,} · "
+                f"{self.sent / elapsed:,.0f}/s")
+        return text + (f" · unknown {self.unknown:,}" if self.unknown else "")
+
+    def __call__(self, accepted: int, failed: int, unknown: int) -> None:
+        self.sent += accepted
+        self.failed += failed
+        self.unknown += unknown
+        self.bar.update(self.task, completed=self.sent + self.failed + self.unknown,
+                        line=self._line())
+
+    def __enter__(self) -> _progress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def _report(plan, result) -> None:
+    from newsletter.errors import FailedError
+
+    send = result.send
+    counts = (f"{send.accepted:,} of {send.total:,} accepted, {send.failed:,} failed, "
+              f"{send.unknown:,} unknown, {send.pending:,} pending")
+    if result.ok:
+        when = f", scheduled for {send.send_at:%Y-%m-%d %H:%M} UTC" if send.send_at else ""
+        console.print(f"send #{send.id} of {send.issue} to '{send.segment}' completed via "
+                      f"{send.transport}{when}: {counts}")
+        if send.transport == "outbox":
+            console.print(f"messages are in {result.where}")
+        return
+    _list_recipients(plan.ledger, send.id)
+    why = result.report.stopped or ("interrupted" if result.report.interrupted else
+                                    "some recipients were not accepted")
+    raise FailedError(f"send #{send.id} stopped: {why}. {counts}. Run the same command to "
+                      "resume" + (" (add --resend-unknown to retry unknown ones)"
+                                  if send.unknown else ""))
+
+
+def _list_recipients(ledger, send_id: int, limit: int = 10) -> None:
+    for state in ("unknown", "failed"):
+        rows = ledger.listing(send_id, state, limit)
+        for row in rows:
+            err_console.print(f"  {state}: {row.email}"
+                              + (f" ({row.last_error})" if row.last_error else ""),
+                              markup=False, highlight=False)
+
+
+@click.command()
+@click.argument("issue")
+@click.option("--segment", help="Only the scheduled send to this segment.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
+    """Cancel a send of ISSUE scheduled on SendGrid with --at."""
+    from newsletter.dispatch.service import cancel_scheduled
+
+    if not yes and not click.confirm(f"Cancel the scheduled send of {issue}?", err=True):
+        raise click.exceptions.Exit(1)
+    send = cancel_scheduled(app.publication, issue, segment)
+    console.print(f"cancelled send #{send.id} of {send.issue} to '{send.segment}' "
+                  f"(was scheduled for {send.send_at:%Y-%m-%d %H:%M} UTC)")
+
+
+@click.command("send-test")
+@click.argument("issue")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS",
+              help="Send to this address instead of test_recipients (repeatable).")
+@click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
+              help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
+@pass_app
+def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) -> None:
+    """Send a [TEST] copy of ISSUE to test_recipients (or --to), outside the ledger."""
+    from newsletter.build import build_issue
+    from newsletter.dispatch.service import send_test as run
+
+    build = build_issue(app.publication, issue)
+    result = run(app.publication, build, to=list(to) or None, transport=transport)
+    console.print(result.summary())
+
+
+@click.command()
+@click.argument("issue")
+@pass_app
+def status(app: App, issue: str) -> None:
+    """Show each send of ISSUE with its counts and any unknown or failed recipients."""
+    from newsletter.dispatch.service import sends_for
+
+    found = sends_for(app.publication, issue)
+    if not found:
+        console.print(f"no sends of {issue} yet")
+        return
+    for entry in found:
+        s = entry.send
+        state = s.state
+        if s.state == "completed" and s.send_at:
+            state = f"scheduled for {s.send_at:%Y-%m-%d %H:%M} UTC"
+        elif s.state == "sending" and s.owner:
+            state = f"sending (process {s.owner})"
+        console.print(
+            f"#{s.id} {s.issue} -> {s.segment} via {s.transport}: {state}; started "
+            f"{s.created_at:%Y-%m-%d %H:%M} UTC; {s.total:,} recipients: {s.accepted:,} "
+            f"accepted, {s.failed:,} failed, {s.unknown:,} unknown, {s.pending:,} pending",
+            markup=False, highlight=False)
+        if s.last_error and s.state != "completed":
+            console.print(f"  last error: {s.last_error}", markup=False, highlight=False)
+        for label, rows, total in (("unknown", entry.unknown, s.unknown),
+                                   ("failed", entry.failed, s.failed)):
+            for row in rows:
+                console.print(f"  {label}: {row.email} (attempts {row.attempts}"
+                              + (f"; {row.last_error}" if row.last_error else "") + ")",
+                              markup=False, highlight=False)
+            if total > len(rows):
+                console.print(f"  ... and {total - len(rows):,} more {label}")
+
+
+COMMANDS: list[click.Command] = [send, send_test, status]

@@ -1,1 +1,35 @@
-"""Dispatch: personalise the once-rendered issue and hand it to a transport behind a ledger."""
+"""Dispatch: personalise the once-rendered issue and hand it to a transport behind a ledger.
+
+Public API (imported lazily, so `import newsletter.dispatch` stays cheap):
+
+- `send_issue(pub, issue, segment, ...)`: a ledgered send (see service.py);
+- `send_test(pub, build, to=None, transport=None)`: a test send outside the ledger;
+- `sends_for(pub, issue)`: the ledger's sends of an issue, for `newsletter status`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from newsletter.build import Build
+    from newsletter.dispatch.service import TestResult
+    from newsletter.publication import Publication
+
+__all__ = ["send_issue", "send_test", "sends_for"]
+
+
+def send_test(pub: Publication, build: Build, to: list[str] | None = None,
+              transport: str | None = None) -> TestResult:
+    """Send `build` to `to` (or `test_recipients`) with a [TEST] subject, outside the ledger."""
+    from newsletter.dispatch.service import send_test as run
+
+    return run(pub, build, to=to, transport=transport)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("send_issue", "sends_for"):
+        from newsletter.dispatch import service
+
+        return getattr(service, name)
+    raise AttributeError(name)

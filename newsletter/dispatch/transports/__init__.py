@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
-from newsletter.errors import InputError
+from newsletter.errors import NewsletterError
 from newsletter.settings import TRANSPORTS, Settings
 
 __all__ = ["TRANSPORTS", "BatchResult", "Outcome", "Transport", "make_transport"]
@@ -31,4 +31,4 @@ def make_transport(name: str | None, settings: Settings) -> Transport:
         cap = os.environ.get("NEWSLETTER_SENDGRID_BATCH")
         return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url,
                                  max_batch=int(cap) if cap else None)
-    raise InputError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")
+    raise NewsletterError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")

@@ -33,15 +33,23 @@ class OutboxTransport(Transport):
         self.renderer = MimeRenderer(mailing)
         self.folder = self.root / mailing.slug / mailing.send_ref
         self.where = str(self.folder)
+        self._made = False
+
+    def _ensure_folder(self) -> None:
+        if not self._made:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._made = True
 
     def preflight(self) -> None:
+        """The outbox root must be a folder we can write (it is created when missing)."""
+        self.where = str(self.root)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise FailedError(f"cannot create outbox folder {self.folder}: "
+            raise FailedError(f"cannot create outbox folder {self.root}: "
                               f"{exc.strerror or exc}") from None
-        if not os.access(self.folder, os.W_OK):
-            raise FailedError(f"cannot write to outbox folder {self.folder}")
+        if not os.access(self.root, os.W_OK):
+            raise FailedError(f"cannot write to outbox folder {self.root}")
 
     def path_for(self, item: Item) -> Path:
         local = _UNSAFE.sub("_", item.recipient.email)[:80]
@@ -49,6 +57,11 @@ class OutboxTransport(Transport):
 
     def send(self, items: Sequence[Item]) -> BatchResult:
         outcomes: list[Outcome] = []
+        try:
+            self._ensure_folder()
+        except OSError as exc:
+            reason = f"cannot create {self.folder}: {exc.strerror or exc}"
+            return BatchResult.all(items, Outcome("retry", error=reason), stop=reason)
         for item in items:
             target = self.path_for(item)
             data = self.renderer.render(item.recipient, self.mailing.message_id(item.key))

@@ -18,7 +18,7 @@ from typing import Any
 from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
 from newsletter.dispatch.transports.sendgrid_payload import TARGET_REQUEST_BYTES, PayloadBuilder
-from newsletter.errors import FailedError, InputError, Problem
+from newsletter.errors import FailedError, NewsletterError
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -53,8 +53,8 @@ class SendGridTransport(Transport):
     def __init__(self, api_key: str | None, api_url: str, *, timeout: float = DEFAULT_TIMEOUT,
                  max_batch: int | None = None):
         if not api_key:
-            raise InputError(Problem("SENDGRID_API_KEY", None, "SENDGRID_API_KEY is not set; "
-                                     "create an API key with Mail Send permission in SendGrid"))
+            raise NewsletterError("SENDGRID_API_KEY is not set; "
+                                     "create an API key with Mail Send permission in SendGrid")
         from sendgrid import SendGridAPIClient
 
         self.api = SendGridAPIClient(api_key=api_key, host=api_url).client

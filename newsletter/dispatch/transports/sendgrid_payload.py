@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from newsletter.dispatch.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
-from newsletter.errors import InputError, Problem
+from newsletter.errors import InputError, NewsletterError, Problem
 from newsletter.package import list_id
 from newsletter.personalise import PLACEHOLDER
 
@@ -93,9 +93,9 @@ def check_send_at(when: dt.datetime, now: dt.datetime | None = None) -> None:
     """Raise InputError unless `when` is in the future and at most 72 hours ahead."""
     now = now or dt.datetime.now(dt.UTC)
     if when <= now:
-        raise InputError(f"--at {when:%Y-%m-%dT%H:%MZ} is in the past")
+        raise NewsletterError(f"--at {when:%Y-%m-%dT%H:%MZ} is in the past")
     if when - now > MAX_SCHEDULE_AHEAD:
-        raise InputError(f"--at {when:%Y-%m-%dT%H:%MZ} is more than 72 hours ahead; SendGrid "
+        raise NewsletterError(f"--at {when:%Y-%m-%dT%H:%MZ} is more than 72 hours ahead; SendGrid "
                          "schedules at most 72 hours in advance")
 
 
@@ -142,7 +142,7 @@ class PayloadBuilder:
         self.batch_size = max(1, min(MAX_PERSONALIZATIONS, MAX_RECIPIENTS,
                                      MAX_SUBSTITUTIONS_PER_REQUEST // max(1, per_person)))
         if base_bytes > MAX_EMAIL_BYTES // 2:
-            raise InputError(f"the email is {base_bytes // 1024} KB; SendGrid takes at most "
+            raise NewsletterError(f"the email is {base_bytes // 1024} KB; SendGrid takes at most "
                              f"{MAX_EMAIL_BYTES // 1024 // 1024} MB per request")
 
     def _base(self) -> dict:

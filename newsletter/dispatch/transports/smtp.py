@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.mime import MimeRenderer
 from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
-from newsletter.errors import FailedError, InputError, Problem
+from newsletter.errors import FailedError, NewsletterError
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 CRLF = b"\r\n"
@@ -42,18 +42,18 @@ class SmtpTransport(Transport):
 
     def __init__(self, url: str | None, *, timeout: float = 30.0):
         if not url:
-            raise InputError(Problem("SMTP_URL", None, "SMTP_URL is not set; set it to "
-                                     "smtp://user:password@host:587 (or smtps://... for TLS)"))
+            raise NewsletterError("SMTP_URL is not set; set it to "
+                                     "smtp://user:password@host:587 (or smtps://... for TLS)")
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise InputError(Problem("SMTP_URL", None, "SMTP_URL must look like "
-                                     "smtp://user:password@host:587 or smtps://host:465"))
+            raise NewsletterError("SMTP_URL must look like "
+                                     "smtp://user:password@host:587 or smtps://host:465")
         self.tls = parts.scheme == "smtps"
         self.host = parts.hostname
         try:
             self.port = parts.port or (465 if self.tls else 587)
         except ValueError:
-            raise InputError(Problem("SMTP_URL", None, "SMTP_URL has a bad port")) from None
+            raise NewsletterError("SMTP_URL has a bad port") from None
         self.user = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password or "")
         self.timeout = timeout

@@ -1,0 +1,230 @@
+"""Dispatch fixtures: a publication with subscribers on each database, the fake SendGrid
+server, a real aiosmtpd server (plain, STARTTLS or TLS), and helpers to run the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, insert
+
+from newsletter.cli import main
+from newsletter.db import open_database
+from newsletter.db.tables import subscriber_tags, subscribers
+from tests.db_fixtures import db_url, postgres_server, postgres_url  # noqa: F401
+from tests.fake_sendgrid import API_KEY, FakeSendGrid
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUG = "2026-11-24"
+SECRET = "dispatch-test-secret"
+
+
+def add_people(engine: Engine, count: int, *, start: int = 0, tags: tuple[str, ...] = (),
+               name: str | None = None, attributes: dict | None = None,
+               domain: str = "example.com") -> list[str]:
+    """Insert `count` active subscribers quickly; returns their addresses in id order."""
+    now = dt.datetime.now(dt.UTC)
+    emails = [f"reader{n:06d}@{domain}" for n in range(start, start + count)]
+    rows = [{
+        "email": e, "email_key": e.lower(),
+        "name": name if name is not None else f"Reader {n}",
+        "status": "active", "attributes": attributes or {"role": "press"}, "source": "test",
+        "created_at": now, "updated_at": now, "status_changed_at": now,
+    } for n, e in zip(range(start, start + count), emails, strict=True)]
+    with engine.begin() as conn:
+        for chunk in range(0, len(rows), 5000):
+            conn.execute(insert(subscribers), rows[chunk:chunk + 5000])
+        if tags:
+            ids = conn.execute(subscribers.select().with_only_columns(subscribers.c.id)
+                               .where(subscribers.c.email.in_(emails))).scalars().all()
+            conn.execute(insert(subscriber_tags),
+                         [{"subscriber_id": i, "tag": t} for i in ids for t in tags])
+    return emails
+
+
+@dataclass
+class Pub:
+    """A private publication wired to one database, outbox and fake services."""
+
+    root: Path
+    db_url: str
+    env: dict[str, str]
+    engine: Engine
+
+    @property
+    def outbox(self) -> Path:
+        return Path(self.env["NEWSLETTER_OUTBOX"])
+
+    def cli(self, *args: str, input: str | None = None) -> Result:
+        """Run `newsletter -C ROOT ARGS` in this process."""
+        return CliRunner().invoke(main, ["-C", str(self.root), *args], input=input,
+                                  env=self.env, catch_exceptions=False)
+
+    def spawn(self, *args: str, **kwargs: Any) -> subprocess.Popen:
+        """Start `python -m newsletter -C ROOT ARGS` as a real process."""
+        return subprocess.Popen([sys.executable, "-m", "newsletter", "-C", str(self.root), *args],
+                                env={**os.environ, **self.env}, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                **kwargs)
+
+
+@pytest.fixture()
+def pub(publication: Path, db_url: str, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Pub]:
+    env = {
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_SECRET": SECRET,
+        "NEWSLETTER_OUTBOX": str(tmp_path / "outbox"),
+        "NEWSLETTER_TRANSPORT": "outbox",
+        "NEWSLETTER_RETRY_BASE": "0.01",
+        "NEWSLETTER_RETRY_CAP": "0.05",
+        "PYTHONPATH": str(ROOT),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("SENDGRID_API_KEY", "SENDGRID_API_URL", "SMTP_URL", "NEWSLETTER_RETRY_ATTEMPTS",
+                "NEWSLETTER_SENDGRID_BATCH"):
+        monkeypatch.delenv(key, raising=False)
+    engine = open_database(db_url)
+    yield Pub(publication, db_url, env, engine)
+    engine.dispose()
+
+
+@pytest.fixture()
+def sendgrid(pub: Pub, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendGrid]:
+    """The fake SendGrid server, with the publication pointed at it."""
+    with FakeSendGrid() as fake:
+        for key, value in {"SENDGRID_API_KEY": API_KEY, "SENDGRID_API_URL": fake.url}.items():
+            pub.env[key] = value
+            monkeypatch.setenv(key, value)
+        yield fake
+
+
+# -- SMTP -------------------------------------------------------------------------------------
+@dataclass
+class Mailbox:
+    """What a test SMTP server received, and how it should misbehave."""
+
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    refuse_rcpt: set[str] = field(default_factory=set)  # answer 550 to these
+    hang_up_every: int = 0  # close the connection after every n-th accepted message
+    lose_reply_once: bool = False  # take the next message, then hang up without replying
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        if self.lose_reply_once:
+            self.lose_reply_once = False
+            server.transport.close()
+            return "250 OK (never heard)"
+        if self.hang_up_every and len(self.messages) % self.hang_up_every == 0:
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return f"250 2.0.0 queued as Q{len(self.messages)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and its key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+class SmtpServer:
+    """A real aiosmtpd server on 127.0.0.1 in a thread."""
+
+    def __init__(self, mode: str, tls: tuple[Path, Path], user: str = "", password: str = ""):
+        import ssl
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.mailbox = Mailbox()
+        self.port = _free_port()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+
+        def authenticate(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            return AuthResult(success=ok)
+
+        kwargs: dict[str, Any] = {}
+        if user:
+            kwargs.update(authenticator=authenticate, auth_required=True)
+        if mode == "starttls":
+            kwargs.update(tls_context=context, require_starttls=True)
+        elif mode == "plain":
+            kwargs.update(auth_require_tls=False)
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port,
+                                     ssl_context=context if mode == "tls" else None, **kwargs)
+        scheme = "smtps" if mode == "tls" else "smtp"
+        login = f"{user}:{password}@" if user else ""
+        self.url = f"{scheme}://{login}127.0.0.1:{self.port}"
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture()
+def smtp_server(pub: Pub, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch):
+    """Factory: `smtp_server(mode, user, password)` starts a server and points SMTP_URL at it."""
+    started: list[SmtpServer] = []
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))
+    pub.env["SSL_CERT_FILE"] = str(tls_files[0])
+
+    def start(mode: str = "starttls", user: str = "", password: str = "") -> SmtpServer:
+        server = SmtpServer(mode, tls_files, user, password).__enter__()
+        started.append(server)
+        pub.env["SMTP_URL"] = server.url
+        monkeypatch.setenv("SMTP_URL", server.url)
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__()
