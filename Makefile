@@ -30,5 +30,8 @@ bench: install
 regen-golden: install
 	$(PY) -m tests.golden
 
+update-caniemail: install
+	$(PY) scripts/update_caniemail.py
+
 clean:
 	rm -rf dist outbox .newsletter tests/artifacts

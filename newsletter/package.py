@@ -15,7 +15,10 @@ from pathlib import Path
 from newsletter.personalise import Recipient
 from newsletter.schema import PublicationConfig
 
-# Long header values such as List-Unsubscribe URLs must not be RFC 2047-encoded when folded.
+# Bodies are encoded under BODY_POLICY: quoted-printable lines of at most 76 columns (RFC 2045).
+# Messages are serialised under POLICY: long header values such as List-Unsubscribe URLs are
+# folded without RFC 2047 encoding.
+BODY_POLICY = SMTP.clone(max_line_length=76)
 POLICY = SMTP.clone(max_line_length=998)
 
 
@@ -40,7 +43,7 @@ def compose(
     boundary: str | None = None,
 ) -> EmailMessage:
     """A multipart/alternative message: text first, then HTML, UTF-8, one-click unsubscribe."""
-    msg = EmailMessage(policy=POLICY)
+    msg = EmailMessage(policy=BODY_POLICY)
     msg["From"] = Address(config.sender.name, addr_spec=config.sender.email)
     msg["To"] = (
         Address(recipient.name, addr_spec=recipient.email) if recipient.name else (recipient.email)
@@ -59,6 +62,7 @@ def compose(
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     if boundary:
         msg.set_boundary(boundary)
+    msg.policy = POLICY  # headers: fold long URLs without RFC 2047 encoding
     return msg
 
 

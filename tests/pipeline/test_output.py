@@ -216,3 +216,12 @@ def test_template_syntax_error_names_file_and_line(publication: Path):
     with pytest.raises(InputError) as info:
         build_issue(Publication.load(publication), SAMPLE)
     assert "email.txt.j2:2: error: template error" in str(info.value)
+
+
+def test_message_lines_respect_rfc_limits(built: Build):
+    lines = built.message.decode("ascii").split("\r\n")
+    end_of_headers = lines.index("")
+    headers, body = lines[:end_of_headers], lines[end_of_headers:]
+    assert all(len(line) <= 998 for line in headers)
+    assert not any(line.startswith("List-Unsubscribe: =?") for line in headers)
+    assert max(len(line) for line in body) <= 76  # quoted-printable limit, RFC 2045
