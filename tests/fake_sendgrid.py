@@ -241,7 +241,7 @@ class FakeSendGrid:
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self.counts: Counter[str] = Counter()
-        self.requests: list[tuple[str, str, int, int]] = []  # method, path, status, recipients
+        self.requests: list[tuple[str, str, int, float]] = []  # method, path, status, when
         self.batches: dict[str, str] = {}  # batch_id -> scheduled status ("", cancel, pause)
         self.script: deque[Answer] = deque()
         self.chaos: tuple[random.Random, dict[int, float]] | None = None
@@ -338,9 +338,13 @@ class FakeSendGrid:
             answer = handler(self, request) if handler else Answer(404, {"errors": [
                 _error("not found")]})
         with self.lock:
-            self.requests.append((request.method, request.path, answer.status,
-                                  getattr(answer, "recipients", 0)))
+            self.requests.append((request.method, request.path, answer.status, time.time()))
         return answer
+
+    def sends(self) -> list[tuple[int, float]]:
+        """(status, time) of each mail send request so far."""
+        with self.lock:
+            return [(r[2], r[3]) for r in self.requests if r[1] == "/v3/mail/send"]
 
     def _scopes(self, request: Request) -> Answer:
         return Answer(200, {"scopes": self.scopes})
