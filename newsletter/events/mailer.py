@@ -1,0 +1,58 @@
+"""The confirmation email of a sign-up, sent through the configured transport.
+
+It reuses the dispatch engine's transports (newsletter.dispatch.transports): a one-recipient
+Mailing with the confirmation link written in, outside the send ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+
+from jinja2 import Environment
+
+from newsletter.dispatch.mailing import Item, Mailing
+from newsletter.dispatch.transports import make_transport
+from newsletter.personalise import Recipient
+from newsletter.publication import Publication
+
+log = logging.getLogger("newsletter.public")
+
+
+def confirmation_mailing(pub: Publication, env: Environment, link: str, days: int) -> Mailing:
+    """The confirmation message (HTML and text) for one link."""
+    config = pub.config
+    values = {"publication": config.name, "publisher": config.publisher,
+              "address": config.address, "link": link, "days": days,
+              "language": config.language}
+    html = env.get_template("confirm_email.html").render(values)
+    text = env.get_template("confirm_email.txt").render(values)
+    digest = hashlib.sha256((html + text).encode()).hexdigest()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    return Mailing(config=config, slug="confirmations", send_ref=f"confirm-{stamp}",
+                   subject=f"Confirm your subscription to {config.name}", html=html, text=text,
+                   content_hash=digest, secret=pub.settings.secret or "")
+
+
+def send_confirmation(pub: Publication, env: Environment, email: str, name: str, link: str,
+                      days: int) -> bool:
+    """Hand the confirmation to the transport; True when it was accepted (failures are logged,
+    never shown to the visitor)."""
+    try:
+        transport = make_transport(None, pub.settings)
+        transport.open(confirmation_mailing(pub, env, link, days))
+        key = int(dt.datetime.now(dt.UTC).timestamp() * 1000) % 10**12
+        try:
+            result = transport.send([Item(key, Recipient(email=email, name=name))])
+        finally:
+            transport.close()
+    except Exception:  # a broken transport must not break the web page
+        log.exception("could not send the confirmation to %s", email)
+        return False
+    outcome = result.outcomes[0]
+    if outcome.state != "accepted":
+        log.warning("confirmation to %s not accepted (%s): %s", email, outcome.state,
+                    result.stop or outcome.error)
+        return False
+    return True

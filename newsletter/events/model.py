@@ -1,0 +1,114 @@
+"""SendGrid Event Webhook events, normalised into a closed set of kinds.
+
+Each event becomes an `Event` with a status it asks for (or none) and the engagement counter
+it bumps (or none). Events that cannot be used (not an object, no id or address, an unknown
+type) are counted as ignored and never touch the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from newsletter.audience.model import Status
+
+#: custom_args keys the dispatch engine sets (SendGrid copies them into every event).
+SEND_ARG = "nl_send"
+
+#: Dropped reasons that say the address itself is bad.
+INVALID_DROP_REASONS = ("invalid", "bounced address")
+
+#: kind -> (status it asks for, engagement counter it bumps)
+KINDS: dict[str, tuple[Status | None, str | None]] = {
+    "processed": (None, None),
+    "delivered": (None, "delivered"),
+    "deferred": (None, "deferred"),
+    "open": (None, "opens"),
+    "click": (None, "clicks"),
+    "bounce": (Status.BOUNCED, "bounces"),
+    "blocked": (None, "blocked"),  # a bounce of type "blocked": temporary, status unchanged
+    "dropped_invalid": (Status.BOUNCED, "dropped"),
+    "dropped_spam": (Status.COMPLAINED, "dropped"),
+    "dropped_unsubscribed": (Status.UNSUBSCRIBED, "dropped"),
+    "dropped": (None, "dropped"),
+    "spamreport": (Status.COMPLAINED, "complaints"),
+    "unsubscribe": (Status.UNSUBSCRIBED, "unsubscribes"),
+    "group_unsubscribe": (Status.UNSUBSCRIBED, "unsubscribes"),
+    "group_resubscribe": (Status.ACTIVE, None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One usable event."""
+
+    event_id: str
+    kind: str
+    email: str
+    email_key: str
+    timestamp: int
+    send_id: int | None
+
+    @property
+    def status(self) -> Status | None:
+        return KINDS[self.kind][0]
+
+    @property
+    def counter(self) -> str | None:
+        return KINDS[self.kind][1]
+
+
+def _kind(raw: dict[str, Any]) -> str | None:
+    name = raw.get("event")
+    if name == "bounce":
+        return "blocked" if str(raw.get("type", "bounce")).lower() == "blocked" else "bounce"
+    if name == "dropped":
+        reason = str(raw.get("reason") or "").strip().lower()
+        if reason in INVALID_DROP_REASONS or "invalid address" in reason:
+            return "dropped_invalid"
+        if reason == "spam reporting address":
+            return "dropped_spam"
+        if reason == "unsubscribed address":
+            return "dropped_unsubscribed"
+        return "dropped"
+    return name if isinstance(name, str) and name in KINDS else None
+
+
+def _send_id(raw: dict[str, Any]) -> int | None:
+    value = raw.get(SEND_ARG)
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
+
+
+def parse_event(raw: Any) -> Event | None:
+    """An Event from one decoded JSON item, or None when it cannot be used."""
+    if not isinstance(raw, dict):
+        return None
+    event_id, email = raw.get("sg_event_id"), raw.get("email")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 100:
+        return None
+    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+        return None
+    kind = _kind(raw)
+    if kind is None:
+        return None
+    timestamp = raw.get("timestamp")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:
+        timestamp = 0
+    email = email.strip()
+    return Event(event_id, kind, email, email.lower(), min(timestamp, 2**40), _send_id(raw))
+
+
+def parse_events(payload: Any) -> tuple[list[Event], int]:
+    """Usable events of a decoded webhook body, and how many items were ignored."""
+    if not isinstance(payload, list):
+        raise ValueError("the body is not a JSON array of events")
+    events = []
+    for raw in payload:
+        event = parse_event(raw)
+        if event is not None:
+            events.append(event)
+    return events, len(payload) - len(events)

@@ -1,0 +1,155 @@
+"""Pull SendGrid's suppression lists and apply them to subscribers.
+
+Lists: bounces, spam reports, global unsubscribes and invalid emails (paged with limit/offset,
+and from `start_time` on: each list's newest `created` seen is kept in `suppression_sync`, so
+a later sync fetches only what is new), plus the unsubscribe group's suppressions when
+`sendgrid.asm_group_id` is set (one list of addresses, always fetched whole).
+Applying follows newsletter.events.statuses; syncing twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import urllib.error
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from newsletter.audience.model import Status
+from newsletter.db.tables import suppression_sync
+from newsletter.errors import FailedError, InputError, Problem
+from newsletter.events.apply import dialect_insert
+from newsletter.events.statuses import Change, apply_changes
+from newsletter.publication import Publication
+
+PAGE = 500  # SendGrid's largest page for the suppression lists
+TIMEOUT_S = 60.0
+
+#: list -> (API path under /v3, status its addresses get)
+LISTS: dict[str, tuple[str, Status]] = {
+    "bounces": ("suppression/bounces", Status.BOUNCED),
+    "spam_reports": ("suppression/spam_reports", Status.COMPLAINED),
+    "unsubscribes": ("suppression/unsubscribes", Status.UNSUBSCRIBED),
+    "invalid_emails": ("suppression/invalid_emails", Status.BOUNCED),
+}
+
+
+@dataclass
+class SyncReport:
+    """Per list: addresses fetched; in all: subscribers whose status changed."""
+
+    fetched: dict[str, int] = field(default_factory=dict)
+    changed: int = 0
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in self.fetched.items())
+        return f"Fetched {parts or 'nothing'}; {self.changed} subscriber(s) changed status."
+
+
+class SendGridLists:
+    """The suppression endpoints, through the official client."""
+
+    def __init__(self, api_key: str | None, api_url: str):
+        if not api_key:
+            raise InputError(Problem("SENDGRID_API_KEY", None, "SENDGRID_API_KEY is not set; "
+                                     "suppressions sync needs a key with Suppressions read "
+                                     "access"))
+        from sendgrid import SendGridAPIClient
+
+        self.client = SendGridAPIClient(api_key=api_key, host=api_url).client
+        self.api_url = api_url
+
+    def _get(self, path: str, query: dict[str, int] | None = None) -> Any:
+        from python_http_client.exceptions import HTTPError
+
+        from newsletter.dispatch.transports.sendgrid import provider_message
+
+        try:
+            response = self.client._(path).get(query_params=query, timeout=TIMEOUT_S)
+        except HTTPError as exc:
+            message = provider_message(exc.body) or exc.reason
+            raise FailedError(f"SendGrid answered {exc.status_code} to GET /v3/{path}: "
+                              f"{message}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise FailedError(f"cannot reach SendGrid at {self.api_url}: {reason}") from None
+        try:
+            return json.loads(response.body or b"[]")
+        except ValueError:
+            raise FailedError(f"SendGrid sent something other than JSON for /v3/{path}") from None
+
+    def pages(self, path: str, start_time: int) -> Iterator[list[dict]]:
+        """Every entry of a paged list, one page at a time."""
+        offset = 0
+        while True:
+            query = {"limit": PAGE, "offset": offset}
+            if start_time:
+                query["start_time"] = start_time
+            page = self._get(path, query)
+            if not isinstance(page, list):
+                raise FailedError(f"unexpected answer from /v3/{path}: not a list")
+            entries = [e for e in page if isinstance(e, dict) and isinstance(e.get("email"), str)]
+            if entries:
+                yield entries
+            if len(page) < PAGE:
+                return
+            offset += PAGE
+
+    def group(self, group_id: int) -> list[str]:
+        found = self._get(f"asm/groups/{int(group_id)}/suppressions")
+        if not isinstance(found, list):
+            raise FailedError("unexpected answer from the unsubscribe group: not a list")
+        return [e for e in found if isinstance(e, str)]
+
+
+def _created(entry: dict) -> int | None:
+    value = entry.get("created")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
+                      lists: SendGridLists | None = None,
+                      progress: Callable[[str, int], None] | None = None) -> SyncReport:
+    """Fetch the suppression lists (new entries only unless `full`) and apply them."""
+    settings = pub.settings
+    api = lists or SendGridLists(settings.sendgrid_api_key, settings.sendgrid_api_url)
+    report = SyncReport()
+    with engine.connect() as conn:
+        marks = dict(conn.execute(select(suppression_sync.c.kind,
+                                         suppression_sync.c.last_created)).all())
+    for kind, (path, status) in LISTS.items():
+        since = 0 if full else int(marks.get(kind, 0))
+        newest, count = since, 0
+        for entries in api.pages(path, since):
+            changes = [Change(e["email"].strip().lower(), status, _created(e)) for e in entries]
+            with engine.connect().execution_options(sqlite_immediate=True) as conn, \
+                    conn.begin():
+                report.changed += apply_changes(conn, changes)
+            count += len(entries)
+            newest = max([newest, *(c.at for c in changes if c.at is not None)])
+            if progress:
+                progress(kind, count)
+        report.fetched[kind] = count
+        _save_mark(engine, kind, newest)
+    group_id = pub.config.sendgrid.asm_group_id
+    if group_id is not None:
+        emails = api.group(group_id)
+        changes = [Change(e.strip().lower(), Status.UNSUBSCRIBED) for e in emails]
+        with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            report.changed += apply_changes(conn, changes)
+        report.fetched[f"group_{group_id}"] = len(emails)
+    return report
+
+
+def _save_mark(engine: Engine, kind: str, newest: int) -> None:
+    with engine.begin() as conn:
+        stmt = dialect_insert(conn, suppression_sync).values(
+            kind=kind, last_created=newest, synced_at=dt.datetime.now(dt.UTC))
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[suppression_sync.c.kind],
+            set_={"last_created": stmt.excluded.last_created,
+                  "synced_at": stmt.excluded.synced_at}))
