@@ -35,7 +35,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from newsletter.errors import InputError
+from newsletter.errors import FailedError, NewsletterError
 from newsletter.personalise import SAMPLE_RECIPIENT, Recipient, personalise
 from newsletter.schema import check_address
 from newsletter.settings import TRANSPORTS
@@ -284,8 +284,10 @@ class PreviewApp:
             result = await anyio.to_thread.run_sync(
                 adapters.send_test, snapshot.pub, snapshot.build, to, transport
             )
-        except InputError as exc:
-            return self._fail(str(exc), 400)
+        except FailedError as exc:  # some copies were not accepted
+            return self._fail(exc.format_message(), 502)
+        except NewsletterError as exc:  # bad settings or addresses
+            return self._fail(exc.format_message(), 400)
         except Exception as exc:  # a transport failure: report it on the page
             return self._fail(f"{type(exc).__name__}: {exc}", 502)
         recipients = to or snapshot.pub.config.test_recipients

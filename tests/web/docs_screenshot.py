@@ -6,6 +6,7 @@ the repository changes) in headless Chromium and saves the page as editors see i
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -27,6 +28,9 @@ def main() -> None:
         root.mkdir()
         shutil.copy(ROOT / "newsletter.yaml", root)
         shutil.copytree(ROOT / "issues", root / "issues")
+        os.environ["NEWSLETTER_OUTBOX"] = str(Path(tmp) / "outbox")
+        os.environ["NEWSLETTER_TRANSPORT"] = "outbox"
+        os.environ["NEWSLETTER_DATABASE_URL"] = f"sqlite:///{Path(tmp) / 'none.db'}"
         app = create_app(root, root / "issues" / SLUG)
         url, server, thread = run_in_thread(app)
         deadline = time.monotonic() + 60
@@ -40,6 +44,9 @@ def main() -> None:
                 expect(
                     page.frame_locator("#frame-desktop").locator("h2.headline").first
                 ).to_be_visible()
+                page.locator("#send-to").fill("editor@example.org")
+                page.get_by_role("button", name="Send test").click()
+                expect(page.locator("#send-result.ok")).to_be_visible()
                 page.screenshot(path=OUT / "preview.png")
                 manifest = root / "issues" / SLUG / "issue.yaml"
                 manifest.write_text(manifest.read_text().replace("date: 2026-11-24", "date: soon"))

@@ -13,7 +13,6 @@ import pytest
 
 from newsletter.archive import build_archive
 from newsletter.publication import Publication
-from newsletter.web import adapters
 from tests.web.conftest import SLUG, RunningServer
 from tests.web.test_archive import OLDER, add_older_issue
 from tests.web.test_preview_http import add_people
@@ -118,18 +117,18 @@ def test_preview_as_a_chosen_subscriber(page, preview: RunningServer, database: 
     expect(page.locator("#h-to")).to_have_text("Alice Liddell <alice@example.com>")
 
 
-def test_send_test_form_shows_the_result(page, preview: RunningServer, tmp_path: Path):
+def test_send_test_form_sends_through_the_outbox(page, preview: RunningServer, tmp_path: Path):
     expect = open_preview(page, preview)
-    page.locator("#send-to").fill("me@example.org")
+    page.locator("#send-to").fill("me@example.org, you@example.org")
+    page.locator("#send-transport").select_option("outbox")
     page.get_by_role("button", name="Send test").click()
     result = page.locator("#send-result")
-    if adapters.sending_available():
-        expect(result).to_contain_text("me@example.org")
-        expect(result).to_have_class("ok")
-        assert list((tmp_path / "outbox").rglob("*.eml"))
-    else:
-        expect(result).to_contain_text("sending is not available yet")
-        expect(result).to_have_class("bad")
+    expect(result).to_have_class("ok")
+    expect(result).to_contain_text("Sent a test to me@example.org, you@example.org via outbox")
+    sent = sorted((tmp_path / "outbox").rglob("*.eml"))
+    assert len(sent) == 2
+    message = sent[0].read_bytes()
+    assert b"[TEST] Grid queues" in message and b"<me@example.org>" in message
 
 
 def test_a_cross_site_form_post_is_refused(page, preview: RunningServer):

@@ -88,6 +88,34 @@ def test_send_test_refuses_cross_site_and_bad_tokens(preview: RunningServer) -> 
     assert bad_transport.status_code == 400
 
 
+def test_send_test_to_the_test_recipients(preview: RunningServer, tmp_path: Path) -> None:
+    with preview.client() as client:
+        token = page_and_token(client)
+        response = client.post(
+            "/send-test", data={"csrf": token, "to": ""}, headers={"Origin": preview.url}
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["ok"] is True
+    assert "editor@example.org via outbox" in response.json()["message"]
+    sent = list((tmp_path / "outbox").rglob("*.eml"))
+    assert len(sent) == 1 and b"<editor@example.org>" in sent[0].read_bytes()
+
+
+def test_send_test_reports_a_transport_failure(
+    preview: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_URL", "smtp://127.0.0.1:1")  # nothing listens on port 1
+    with preview.client() as client:
+        token = page_and_token(client)
+        response = client.post(
+            "/send-test",
+            data={"csrf": token, "to": "me@example.org", "transport": "smtp"},
+            headers={"Origin": preview.url},
+        )
+    assert response.status_code in (400, 502)
+    assert response.json()["ok"] is False and response.json()["message"]
+
+
 def test_send_test_refuses_while_the_issue_is_broken(preview: RunningServer) -> None:
     manifest = preview.root / "issues" / SLUG / "issue.yaml"
     manifest.write_text(manifest.read_text().replace("subject:", "subjekt:"))
