@@ -95,9 +95,9 @@ class PublicSide:
     webhook_key: Any
     topics: dict[str, str]
 
-    def page(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    def page(self, template: str, status: int = 200, /, **values: Any) -> HTMLResponse:
         config = self.pub.config
-        html = self.env.get_template(name).render(
+        html = self.env.get_template(template).render(
             publication=config.name, publisher=config.publisher, address=config.address,
             language=config.language, **values)
         return HTMLResponse(html, status_code=status, headers=HEADERS)
@@ -213,7 +213,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         if form is None:
             return Response("Request too large", 413, headers=HEADERS)
         first = {k: (v[0] if v else "") for k, v in form.items()}
-        raw_email, name = first.get("email", "").strip(), first.get("name", "").strip()
+        raw_email, name = first.get("email", "").strip(), " ".join(first.get("name", "").split())
         chosen = optin.clean_topics(form.get("topics", []), side.topics)
         if first.get("website"):  # the honeypot: answer as if all went well, do nothing
             return side.check_inbox(raw_email)
