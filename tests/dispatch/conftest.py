@@ -188,7 +188,7 @@ class SmtpServer:
 
         def authenticate(server, session, envelope, mechanism, auth_data):
             ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         kwargs: dict[str, Any] = {}
         if user:
@@ -199,6 +199,7 @@ class SmtpServer:
             kwargs.update(auth_require_tls=False)
         self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port,
                                      ssl_context=context if mode == "tls" else None, **kwargs)
+        self.stopped = False
         scheme = "smtps" if mode == "tls" else "smtp"
         login = f"{user}:{password}@" if user else ""
         self.url = f"{scheme}://{login}127.0.0.1:{self.port}"
@@ -208,7 +209,9 @@ class SmtpServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.controller.stop()
+        if not self.stopped:
+            self.stopped = True
+            self.controller.stop()
 
 
 @pytest.fixture()

@@ -1,0 +1,110 @@
+"""SMTP against a real aiosmtpd server: STARTTLS and TLS, login, reconnects, refusals."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+
+from sqlalchemy import func, select
+
+from newsletter.dispatch.ledger_schema import sends
+from tests.dispatch.conftest import SLUG, Pub, add_people
+
+
+def _send(pub: Pub, *extra: str):
+    return pub.cli("send", SLUG, "--segment", "everyone", "--transport", "smtp", "--yes", *extra)
+
+
+def _recipients(server) -> list[str]:
+    return [rcpts[0] for _, rcpts, _ in server.mailbox.messages]
+
+
+def test_starttls_with_login_one_message_per_recipient(pub: Pub, smtp_server) -> None:
+    server = smtp_server("starttls", "editor", "p@ss word")
+    server.url = server.url.replace("p@ss word", "p%40ss%20word")
+    pub.env["SMTP_URL"] = server.url
+    people = add_people(pub.engine, 12)
+    result = _send(pub)
+    assert result.exit_code == 0, result.output
+    assert "completed via smtp: 12 of 12 accepted" in result.output
+    assert sorted(_recipients(server)) == sorted(people)
+    for sender, rcpts, data in server.mailbox.messages:
+        msg = email.message_from_bytes(data, policy=policy.default)
+        assert sender == "newsletter@example.org" and len(rcpts) == 1
+        assert msg["To"].addresses[0].addr_spec == rcpts[0]
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert rcpts[0] in msg.get_body(("plain",)).get_content()
+
+
+def test_implicit_tls(pub: Pub, smtp_server) -> None:
+    server = smtp_server("tls")
+    add_people(pub.engine, 3)
+    assert _send(pub).exit_code == 0
+    assert len(server.mailbox.messages) == 3
+    assert server.url.startswith("smtps://")
+
+
+def test_a_dropped_connection_is_reopened(pub: Pub, smtp_server) -> None:
+    server = smtp_server("plain")
+    server.mailbox.hang_up_every = 4
+    people = add_people(pub.engine, 25)
+    result = _send(pub)
+    assert result.exit_code == 0, result.output
+    assert sorted(_recipients(server)) == sorted(people)  # each exactly once
+
+
+def test_a_refused_recipient_fails_alone_and_is_retried_on_resume(pub: Pub, smtp_server) -> None:
+    server = smtp_server("plain")
+    people = add_people(pub.engine, 6)
+    server.mailbox.refuse_rcpt = {people[2]}
+    result = _send(pub)
+    assert result.exit_code == 1
+    assert f"failed: {people[2]} (RCPT TO: 550 5.1.1 no such mailbox)" in result.output
+    assert "5 of 6 accepted, 1 failed" in result.output
+    assert f"failed: {people[2]} (attempts 1; RCPT TO: 550" in pub.cli("status", SLUG).output
+    server.mailbox.refuse_rcpt = set()
+    again = _send(pub)
+    assert again.exit_code == 0, again.output
+    assert sorted(_recipients(server)) == sorted(people)
+
+
+def test_a_lost_reply_is_unknown_not_resent(pub: Pub, smtp_server) -> None:
+    server = smtp_server("plain")
+    server.mailbox.lose_reply_once = True
+    people = add_people(pub.engine, 4)
+    result = _send(pub)
+    assert result.exit_code == 1
+    assert f"unknown: {people[0]} (connection lost after the message was sent" in result.output
+    assert sorted(_recipients(server)) == sorted(people)  # the server did take it
+    again = _send(pub)
+    assert again.exit_code == 1 and "--resend-unknown" in again.output
+    assert len(server.mailbox.messages) == 4
+
+
+def test_unreachable_server_is_one_error_before_anything(pub: Pub, smtp_server) -> None:
+    server = smtp_server("plain")
+    server.__exit__()
+    add_people(pub.engine, 3)
+    result = _send(pub)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: cannot reach SMTP server smtp://127.0.0.1:{server.port}: Connection refused")
+    with pub.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(sends)).scalar_one() == 0
+
+
+def test_a_wrong_password_is_refused_before_anything(pub: Pub, smtp_server) -> None:
+    server = smtp_server("starttls", "editor", "right")
+    pub.env["SMTP_URL"] = server.url.replace("right", "wrong")
+    add_people(pub.engine, 3)
+    result = _send(pub)
+    assert result.exit_code == 1 and "refused the login: 535" in result.output
+    assert server.mailbox.messages == []
+
+
+def test_missing_or_bad_smtp_url(pub: Pub) -> None:
+    add_people(pub.engine, 1)
+    result = _send(pub)
+    assert result.exit_code == 2 and "Error: SMTP_URL is not set" in result.output
+    pub.env["SMTP_URL"] = "http://example.org"
+    assert "SMTP_URL must look like" in _send(pub).output
