@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 API_KEY = "SG.fake-test-key"
 RESERVED_HEADERS = {
@@ -52,6 +53,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: dict[str, list[str]] = field(default_factory=dict)  # parsed query string
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -291,7 +293,8 @@ class FakeSendGrid:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 request = Request(self.command, self.path.split("?")[0],
-                                  {k.lower(): v for k, v in self.headers.items()}, body)
+                                  {k.lower(): v for k, v in self.headers.items()}, body,
+                                  parse_qs(urlsplit(self.path).query))
                 answer = fake.handle(request)
                 if answer.action in ("drop", "reset"):
                     self.close_connection = True
