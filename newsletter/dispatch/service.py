@@ -79,6 +79,7 @@ class SendPlan:
     count: int  # recipients this run will hand over
     at: dt.datetime | None = None
     resend_unknown: bool = False
+    accept_unknown: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -102,9 +103,11 @@ class SendPlan:
 
 
 def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | None = None,
-              again: bool = False, at: dt.datetime | None = None,
-              resend_unknown: bool = False, dry_run: bool = False) -> SendPlan:
+              again: bool = False, at: dt.datetime | None = None, resend_unknown: bool = False,
+              accept_unknown: bool = False, dry_run: bool = False) -> SendPlan:
     """Build the issue, resolve the segment and the ledger's history; refuse what must be."""
+    if resend_unknown and accept_unknown:
+        raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
     build = build_issue(pub, issue)
     chosen = transport or pub.settings.transport
     if at is not None and chosen != "sendgrid":
@@ -152,8 +155,15 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
                                      or "", send_at=active.send_at, batch_id=active.batch_id))
             Engine(ledger, active.id, sender).settle_unknown()
             active = ledger.get(active.id)
+    sync_note = None
+    if chosen == "sendgrid" and active is None and not dry_run:
+        from newsletter.events.suppressions import sync_before_send
+
+        sync_note = sync_before_send(pub, ledger.engine)  # retire suppressed addresses first
     plan = SendPlan(pub=pub, build=build, segment=segment, transport=sender, ledger=ledger,
                     members=members, send=active, count=0, at=at, resend_unknown=resend_unknown)
+    if sync_note:
+        plan.notes.append(sync_note)
     if active is not None:
         states = ["pending", "failed"] + (["unknown"] if resend_unknown else [])
         plan.count = ledger.count(active.id, states)
@@ -213,7 +223,9 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
         engine = Engine(ledger, send.id, transport, policy=policy, stop=stop, progress=progress)
         engine.settle_unknown()
         if plan.resend_unknown:
-            ledger.reset_unknown(send.id)
+            ledger.settle_unknown(send.id, "pending")
+        elif plan.accept_unknown:
+            ledger.settle_unknown(send.id, "accepted")
         report = engine.run()
         error = report.stopped or ("interrupted" if report.interrupted else None)
     except BaseException as exc:

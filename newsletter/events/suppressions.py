@@ -153,3 +153,15 @@ def _save_mark(engine: Engine, kind: str, newest: int) -> None:
             index_elements=[suppression_sync.c.kind],
             set_={"last_created": stmt.excluded.last_created,
                   "synced_at": stmt.excluded.synced_at}))
+
+
+def sync_before_send(pub: Publication, engine: Engine) -> str:
+    """Run the sync before a SendGrid send; a note for the user, never an exception (SendGrid
+    keeps dropping suppressed addresses on its side even when the sync cannot run)."""
+    from newsletter.errors import NewsletterError
+
+    try:
+        return "suppressions synced: " + sync_suppressions(pub, engine).summary()
+    except NewsletterError as exc:
+        return (f"could not sync SendGrid suppressions ({exc.format_message()}); SendGrid "
+                "still drops addresses it suppresses")
