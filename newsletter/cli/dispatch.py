@@ -37,24 +37,27 @@ class _SendCommand(click.Command):
 @click.option("--again", is_flag=True, help="Send again to a segment that already got it.")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send to recipients whose earlier hand-over has an unknown fate.")
+@click.option("--accept-unknown", is_flag=True,
+              help="Record those recipients as accepted (you checked the provider's log).")
 @click.option("--at", "at_text", metavar="TIME",
               help="Schedule (SendGrid only, at most 72 h ahead), e.g. 2026-11-24T14:00Z.")
 @pass_app
 def send(app: App, issue: str, segment: str, transport: str | None, dry_run: bool, yes: bool,
-         again: bool, resend_unknown: bool, at_text: str | None) -> None:
+         again: bool, resend_unknown: bool, accept_unknown: bool, at_text: str | None) -> None:
     """Send ISSUE to a segment; run it again to resume an interrupted send."""
     from newsletter.dispatch.service import parse_at, plan_send
 
     at = parse_at(at_text) if at_text else None
     plan = plan_send(app.publication, issue, segment, transport=transport, again=again, at=at,
-                     resend_unknown=resend_unknown, dry_run=dry_run)
+                     resend_unknown=resend_unknown, accept_unknown=accept_unknown,
+                     dry_run=dry_run)
     if not dry_run:
         plan.transport.preflight()
     _show_plan(plan)
     if dry_run:
         _dry_run(plan)
         return
-    if plan.count == 0:
+    if plan.count == 0 and not (accept_unknown and plan.send and plan.send.unknown):
         _finish_without_sending(plan)
         return
     if not yes and not click.confirm("Send it?", default=False, err=True):
@@ -88,8 +91,9 @@ def _finish_without_sending(plan) -> None:
     if send.unknown:
         _list_recipients(plan.ledger, send.id)
         raise FailedError(f"send #{send.id}: nothing left to send but {send.unknown:,} "
-                          "recipients with an unknown fate; check them and pass "
-                          "--resend-unknown to send to them again")
+                          "recipients with an unknown fate; check the provider's activity log, "
+                          "then pass --resend-unknown (they did not get it) or "
+                          "--accept-unknown (they did)")
     err_console.print(f"send #{send.id}: nothing left to send")
 
 
@@ -174,8 +178,8 @@ def _report(plan, result) -> None:
     why = result.report.stopped or ("interrupted" if result.report.interrupted else
                                     "some recipients were not accepted")
     raise FailedError(f"send #{send.id} stopped: {why}. {counts}. Run the same command to "
-                      "resume" + (" (add --resend-unknown to retry unknown ones)"
-                                  if send.unknown else ""))
+                      "resume" + (" (unknown ones: check the provider's log, then add "
+                                  "--resend-unknown or --accept-unknown)" if send.unknown else ""))
 
 
 def _list_recipients(ledger, send_id: int, limit: int = 10) -> None:
@@ -231,6 +235,9 @@ def status(app: App, issue: str) -> None:
     if not found:
         console.print(f"no sends of {issue} yet")
         return
+    from newsletter.events.stats import engagement_lines
+
+    engaged = engagement_lines(app.publication, [entry.send.id for entry in found])
     for entry in found:
         s = entry.send
         state = s.state
@@ -243,6 +250,7 @@ def status(app: App, issue: str) -> None:
             f"{s.created_at:%Y-%m-%d %H:%M} UTC; {s.total:,} recipients: {s.accepted:,} "
             f"accepted, {s.failed:,} failed, {s.unknown:,} unknown, {s.pending:,} pending",
             markup=False, highlight=False)
+        console.print(f"  events: {engaged[s.id]}", markup=False, highlight=False)
         if s.last_error and s.state != "completed":
             console.print(f"  last error: {s.last_error}", markup=False, highlight=False)
         for label, rows, total in (("unknown", entry.unknown, s.unknown),
