@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, webhook_events
 from newsletter.events.model import Event
@@ -54,6 +55,7 @@ def _ts(seconds: int) -> dt.datetime | None:
 def _record_new(conn: Connection, events: Sequence[Event], now: dt.datetime) -> set[str]:
     """Insert the event ids; return those that were not there before."""
     fresh: set[str] = set()
+    events = sorted(events, key=lambda e: e.event_id)  # one lock order for concurrent batches
     stmt = dialect_insert(conn, webhook_events).on_conflict_do_nothing().returning(
         webhook_events.c.sg_event_id)
     for start in range(0, len(events), _CHUNK):
@@ -95,7 +97,7 @@ def _count(conn: Connection, events: Sequence[Event]) -> None:
     )
     conn.execute(stmt, [{"send_id": send_id, "email_key": key, **counts,
                          "last_event_at": _ts(last[(send_id, key)])}
-                        for (send_id, key), counts in totals.items()])
+                        for (send_id, key), counts in sorted(totals.items())])
 
 
 def apply_events(conn: Connection, events: Sequence[Event],
@@ -114,7 +116,17 @@ def apply_events(conn: Connection, events: Sequence[Event],
     return report
 
 
-def apply_batch(engine: Engine, events: Sequence[Event]) -> ApplyReport:
-    """Apply `events` in one write transaction (taken up front on SQLite)."""
-    with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
-        return apply_events(conn, events)
+def apply_batch(engine: Engine, events: Sequence[Event], attempts: int = 3) -> ApplyReport:
+    """Apply `events` in one write transaction (taken up front on SQLite). Rows are locked in
+    one order (event id, address), and a PostgreSQL deadlock or serialization failure between
+    concurrent batches is retried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.connect().execution_options(sqlite_immediate=True) as conn, \
+                    conn.begin():
+                return apply_events(conn, events)
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            if attempt == attempts or code not in ("40P01", "40001"):
+                raise
+    raise AssertionError("unreachable")

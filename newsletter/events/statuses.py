@@ -58,14 +58,14 @@ def apply_changes(conn: Connection, changes: Sequence[Change],
         return 0
     now = now or dt.datetime.now(dt.UTC)
     now_s = int(now.timestamp())
-    keys = list({c.email_key for c in changes})
+    keys = sorted({c.email_key for c in changes})  # one lock order for concurrent batches
     state: dict[str, tuple[int, Status, int]] = {}  # key -> (id, status, changed_at)
     for start in range(0, len(keys), _CHUNK):
         query = select(subscribers.c.id, subscribers.c.email_key, subscribers.c.status,
                        subscribers.c.status_changed_at).where(
             subscribers.c.email_key.in_(keys[start : start + _CHUNK]))
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+            query = query.order_by(subscribers.c.email_key).with_for_update()
         for sid, key, status, changed in conn.execute(query):
             state[key] = (sid, Status(status), int(changed.timestamp()))
     touched: dict[str, tuple[int, Status, int]] = {}

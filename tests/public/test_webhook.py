@@ -185,3 +185,29 @@ def test_without_a_verification_key_the_webhook_is_closed(site: Site, monkeypatc
     with make_client(site) as client:
         answer = post_events(client, site.key, [event("spamreport", "a@example.com", "z")])
     assert answer.status_code == 503 and site.status("a@example.com") == "active"
+
+
+def test_concurrent_overlapping_batches_apply_each_event_once(site: Site) -> None:
+    """SendGrid posts in parallel and retries: overlapping batches from 8 threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from newsletter.events.apply import apply_batch
+    from newsletter.events.model import parse_event
+
+    send_id = new_send(site)
+    for n in range(40):
+        site.add(f"r{n}@example.com", changed=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    kinds = ["delivered", "open", "click", "open", "unsubscribe"]
+    pool = [parse_event(event(kinds[n % 5], f"r{(n * 7) % 40}@example.com", f"id{n:04d}",
+                              send=send_id)) for n in range(400)]
+    batches = [pool[start : start + 100] for start in range(0, 350, 50)]  # each overlaps half
+    batches += [list(reversed(b)) for b in batches]  # and in the opposite order
+    with ThreadPoolExecutor(8) as workers:
+        reports = list(workers.map(lambda b: apply_batch(site.engine, b), batches))
+    assert sum(r.applied for r in reports) == 400
+    assert sum(r.applied + r.duplicates for r in reports) == sum(len(b) for b in batches)
+    with site.engine.connect() as conn:
+        totals = engagement_by_send(conn, [send_id])[send_id]
+    assert (totals.delivered, totals.opens, totals.clicks, totals.unsubscribes) == (80, 160,
+                                                                                      80, 80)
+    assert stored_events(site) == 400
