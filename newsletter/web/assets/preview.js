@@ -29,9 +29,12 @@
     $("text").textContent = await response.text();
   }
 
+  let refreshes = 0;
   async function refreshParts() {
+    const mine = ++refreshes;
     const response = await fetch("/api/parts?" + query());
     const parts = await response.json();
+    if (mine !== refreshes) return; // superseded by a newer refresh
     for (const key of ["status", "problems", "inbox", "checks"]) {
       $(key).innerHTML = parts[key];
     }
@@ -71,9 +74,12 @@
   // Recipient selector
   const select = $("recipient");
   const sampleOption = select.options[0];
+  let searches = 0;
   async function search(q) {
+    const mine = ++searches;
     const response = await fetch("/api/recipients?" + new URLSearchParams({ q }));
     const data = await response.json();
+    if (mine !== searches) return; // a newer search has been started meanwhile
     const current = select.value;
     select.replaceChildren(sampleOption);
     for (const r of data.recipients) {
