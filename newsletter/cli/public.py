@@ -44,9 +44,9 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str, log_level: s
     if not pub.settings.webhook_public_key:
         err_console.print("[yellow]SENDGRID_WEBHOOK_PUBLIC_KEY is not set: POST "
                           "/webhooks/sendgrid answers 503 until it is.[/yellow]")
-    console.print(f"Serving {pub.config.name} on http://{host}:{port}/ for "
-                  f"{pub.config.public_url}  (Ctrl-C to stop)")
-    run(pub, host, port, forwarded_allow_ips=forwarded_allow_ips, log_level=log_level)
+    run(pub, host, port, forwarded_allow_ips=forwarded_allow_ips, log_level=log_level,
+        ready=lambda: console.print(f"Serving {pub.config.name} on http://{host}:{port}/ for "
+                                    f"{pub.config.public_url}  (Ctrl-C to stop)"))
 
 
 @click.group()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -303,11 +303,13 @@ def _too_many(side: PublicSide) -> Response:
 
 
 def serve(pub: Publication, host: str, port: int, *, forwarded_allow_ips: str,
-          log_level: str = "info") -> None:
-    """Run the app with uvicorn until interrupted."""
+          log_level: str = "info", ready: Callable[[], None] | None = None) -> None:
+    """Run the app with uvicorn until interrupted (`ready` runs once the app is made)."""
     import uvicorn
 
     app = create_app(pub)
+    if ready:
+        ready()
     uvicorn.run(app, host=host, port=port, proxy_headers=True,
                 forwarded_allow_ips=forwarded_allow_ips, log_level=log_level,
                 server_header=False)

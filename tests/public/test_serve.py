@@ -75,6 +75,7 @@ def test_serve_refuses_to_start_without_a_secret(site: Site) -> None:
     out, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "NEWSLETTER_SECRET is not set" in err and "Traceback" not in err
+    assert "Serving" not in out
 
 
 def test_serve_reports_a_busy_port(site: Site) -> None:
