@@ -240,6 +240,7 @@ class FakeSendGrid:
         self.render = render  # substitute each personalization (tests) or only count (bench)
         self.keep = keep  # keep every Delivery (tests) or only counts (bench)
         self.delay = 0.0  # seconds each mail send takes
+        self.busy = 0  # requests being handled right now
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self.counts: Counter[str] = Counter()
@@ -332,7 +333,22 @@ class FakeSendGrid:
         self.stop()
 
     # -- dispatch -------------------------------------------------------------------------
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no request is being handled (a killed client's last one included)."""
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def handle(self, request: Request) -> Answer:
+        with self.lock:
+            self.busy += 1
+        try:
+            return self._handle(request)
+        finally:
+            with self.lock:
+                self.busy -= 1
+
+    def _handle(self, request: Request) -> Answer:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             answer = Answer(401, {"errors": [_error("The provided authorization grant is "
                                                     "invalid, expired, or revoked")]})

@@ -264,19 +264,20 @@ class Ledger:
                 unknown=sends.c.unknown - sum(delta.values()) + delta["unknown"],
                 updated_at=now))
 
-    def reset_unknown(self, send_id: int, keys: Sequence[int] | None = None) -> int:
-        """Put `unknown` rows (all, or `keys`) back to pending, on purpose (--resend-unknown)."""
+    def settle_unknown(self, send_id: int, state: str) -> int:
+        """The operator's call on every `unknown` row: `pending` (--resend-unknown) or
+        `accepted` (--accept-unknown, after checking the provider's activity log)."""
+        assert state in ("pending", "accepted")
         with _write(self.engine) as conn, conn.begin():
-            query = update(send_recipients).where(send_recipients.c.send_id == send_id,
-                                                  send_recipients.c.state == "unknown")
-            params = {}
-            if keys is not None:
-                query = query.where(send_recipients.c.id.in_(bindparam("keys", expanding=True)))
-                params = {"keys": list(keys)}
-            changed = conn.execute(query.values(state="pending", updated_at=utcnow()),
-                                   params).rowcount
+            values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
+            if state == "accepted":
+                values["last_error"] = "accepted by the operator (--accept-unknown)"
+            changed = conn.execute(update(send_recipients).where(
+                send_recipients.c.send_id == send_id, send_recipients.c.state == "unknown",
+            ).values(**values)).rowcount
+            extra = {"accepted": sends.c.accepted + changed} if state == "accepted" else {}
             conn.execute(update(sends).where(sends.c.id == send_id).values(
-                unknown=sends.c.unknown - changed))
+                unknown=sends.c.unknown - changed, **extra))
         return changed
 
     def listing(self, send_id: int, state: str, limit: int = 50) -> list[RecipientRow]:

@@ -161,13 +161,17 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
 
         sync_note = sync_before_send(pub, ledger.engine)  # retire suppressed addresses first
     plan = SendPlan(pub=pub, build=build, segment=segment, transport=sender, ledger=ledger,
-                    members=members, send=active, count=0, at=at, resend_unknown=resend_unknown)
+                    members=members, send=active, count=0, at=at, resend_unknown=resend_unknown,
+                    accept_unknown=accept_unknown)
     if sync_note:
         plan.notes.append(sync_note)
     if active is not None:
         states = ["pending", "failed"] + (["unknown"] if resend_unknown else [])
         plan.count = ledger.count(active.id, states)
-        if active.unknown and not resend_unknown:
+        if active.unknown and accept_unknown:
+            plan.notes.append(f"{active.unknown:,} recipients with an unknown fate will be "
+                              "recorded as accepted, as you checked")
+        elif active.unknown and not resend_unknown:
             plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
                               "unknown fate and are left alone; see `newsletter status`, and "
                               "pass --resend-unknown to send to them again")

@@ -38,6 +38,8 @@ class OutboxTransport(Transport):
     def _ensure_folder(self) -> None:
         if not self._made:
             self.folder.mkdir(parents=True, exist_ok=True)
+            for stale in self.folder.glob(".*.eml.tmp"):  # half-written when a run was killed
+                stale.unlink(missing_ok=True)
             self._made = True
 
     def preflight(self) -> None:

@@ -1,0 +1,126 @@
+"""kill -9 at random points of a real `newsletter send`, then resume: exactly one each.
+
+The sending process is `python -m newsletter send` in a subprocess, killed with SIGKILL while
+it works (the moment is random: after a random number of accepted requests or written files,
+plus a random few milliseconds). After each kill the ledger must be consistent: a batch that
+was in flight is `unknown`. The outbox settles those itself (a file is there or not); for
+SendGrid the test plays the operator, looking at the provider's log (the fake server) and
+choosing --accept-unknown or --resend-unknown, as docs/sending.md tells people to.
+"""
+
+from __future__ import annotations
+
+import email
+import random
+import re
+import signal
+import time
+from collections.abc import Callable
+from email import policy
+
+from sqlalchemy import select
+
+from newsletter.dispatch.ledger_schema import send_recipients, sends
+from tests.dispatch.conftest import SLUG, Pub, add_people
+from tests.fake_sendgrid import FakeSendGrid
+
+KILLS = 3
+TO = re.compile(rb"^To: .*?<?([^<>\s]+@[^<>\s]+)>?\r$", re.M)
+
+
+def _kill_when(pub: Pub, args: list[str], ready: Callable[[], bool], rng: random.Random) -> bool:
+    """Run `newsletter ARGS`, SIGKILL it once `ready()`; False if it finished first."""
+    proc = pub.spawn(*args)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0, 0.03))
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    # PostgreSQL may still be finishing a COMMIT the dead process had sent: let it land.
+    time.sleep(0.1)
+    return True
+
+
+def _ledger(pub: Pub) -> dict[str, str]:
+    with pub.engine.connect() as conn:
+        return dict(conn.execute(select(send_recipients.c.email, send_recipients.c.state)).all())
+
+
+def _check_counts(pub: Pub) -> None:
+    """The counts kept on the send row agree with the recipient rows (one snapshot)."""
+    options = {"isolation_level": "REPEATABLE READ"} if pub.db_url.startswith("postgres") else {}
+    with pub.engine.connect().execution_options(**options) as conn, conn.begin():
+        states = conn.execute(select(send_recipients.c.state)).scalars().all()
+        row = conn.execute(select(sends)).one()
+    assert (row.accepted, row.failed, row.unknown) == (
+        states.count("accepted"), states.count("failed"), states.count("unknown"))
+
+
+def test_sigkill_during_a_sendgrid_send_then_resume(pub: Pub, sendgrid: FakeSendGrid) -> None:
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    people = add_people(pub.engine, 1200)
+    pub.env["NEWSLETTER_SENDGRID_BATCH"] = "40"
+    sendgrid.delay = 0.01
+    base = ["send", SLUG, "--segment", "everyone", "--transport", "sendgrid", "--yes"]
+    flag: list[str] = []
+    for _ in range(KILLS):
+        before = len(sendgrid.sends())
+        target = before + rng.randint(1, 12)
+        if not _kill_when(pub, base + flag, lambda t=target: len(sendgrid.sends()) >= t, rng):
+            break
+        _check_counts(pub)
+        sendgrid.wait_idle()  # the request the killed process left behind is answered
+        counts = sendgrid.recipients()
+        assert max(counts.values(), default=1) == 1, f"seed {seed}: someone got it twice"
+        unknown = [e for e, state in _ledger(pub).items() if state == "unknown"]
+        assert len(unknown) <= 40, f"seed {seed}: more than the batch in flight is unknown"
+        got = {counts.get(e.lower(), 0) for e in unknown}
+        assert len(got) <= 1, f"seed {seed}: one request, partly delivered?"
+        # the operator's decision, from the provider's activity log
+        flag = [] if not unknown else (["--accept-unknown"] if got == {1} else
+                                       ["--resend-unknown"])
+    final = pub.spawn(*base, *flag)
+    out, err = final.communicate(timeout=60)
+    assert final.returncode == 0, f"seed {seed}: {out}{err}"
+    counts = sendgrid.recipients()
+    assert set(counts) == {p.lower() for p in people}, f"seed {seed}: someone was skipped"
+    assert set(counts.values()) == {1}, f"seed {seed}: someone got it twice"
+    assert set(_ledger(pub).values()) == {"accepted"}
+    _check_counts(pub)
+
+
+def test_sigkill_during_an_outbox_send_then_resume(pub: Pub) -> None:
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    people = add_people(pub.engine, 1500)
+    folder = pub.outbox / SLUG / "1"
+    args = ["send", SLUG, "--segment", "everyone", "--yes"]
+    for _ in range(KILLS):
+        done = len(list(folder.glob("*.eml"))) if folder.exists() else 0
+        target = done + rng.randint(1, 400)
+        if not _kill_when(pub, args, lambda t=target: folder.exists() and
+                          len(list(folder.glob("*.eml"))) >= t, rng):
+            break
+        _check_counts(pub)
+    final = pub.spawn(*args)
+    out, err = final.communicate(timeout=60)
+    assert final.returncode == 0, f"seed {seed}: {out}{err}"
+    files = sorted(folder.glob("*.eml"))
+    assert not list(folder.glob(".*")), f"seed {seed}: half-written files left behind"
+    found = []
+    for path in files:
+        data = path.read_bytes()
+        assert data.endswith(b"--\r\n"), f"seed {seed}: {path.name} is cut short"
+        found.append(TO.search(data).group(1).decode())
+    assert sorted(found) == sorted(people), f"seed {seed}: not exactly one message each"
+    for path in rng.sample(files, 20):  # and they are whole, well-formed messages
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert msg.get_body(("html",)).get_content().rstrip().endswith("</html>")
+    assert set(_ledger(pub).values()) == {"accepted"}
+    _check_counts(pub)
