@@ -80,6 +80,7 @@ class PublicationConfig(Strict):
     language: str = "en"
     template: str = "default"
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
+    topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
 
     _reply = field_validator("reply_to")(
         classmethod(lambda cls, v: None if v is None else check_address(v))
@@ -87,6 +88,18 @@ class PublicationConfig(Strict):
     _tests = field_validator("test_recipients")(
         classmethod(lambda cls, v: [check_address(a) for a in v])
     )
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _topics(cls, value: object) -> object:
+        if isinstance(value, list):  # a plain list of tags is its own labels
+            return {str(tag): str(tag) for tag in value}
+        return value
+
+    @field_validator("topics")
+    @classmethod
+    def _topic_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        return {tag.strip().lower(): label for tag, label in value.items()}
 
     @field_validator("archive_url", "public_url")
     @classmethod

@@ -74,12 +74,7 @@ def templates() -> jinja2.Environment:
 
 def topics_of(pub: Publication) -> dict[str, str]:
     """Topics the sign-up form offers: newsletter.yaml `topics: {tag: label}` (optional)."""
-    raw = (pub.config.model_extra or {}).get("topics") or {}
-    if isinstance(raw, list):
-        raw = {str(t): str(t) for t in raw}
-    if not isinstance(raw, dict):
-        return {}
-    return {str(tag).strip().lower(): str(label) for tag, label in raw.items()}
+    return dict(pub.config.topics)
 
 
 @dataclass
