@@ -65,13 +65,49 @@ def _qp_from(text: str, column: int) -> tuple[bytes, int]:
 
     binascii has no start-column argument, so `column` filler characters go first and are cut
     off again; soft line breaks then fall exactly where they would in the whole line. A final
-    CRLF (cut off too) makes binascii use CRLF for soft breaks even when `text` has no line end.
+    sentinel character (cut off too) stands for whatever follows, so the last line keeps room
+    for a soft break and trailing blanks stay literal (see `_fix_blank_line_ends`).
     """
-    data = ("x" * column + text + "\r\n").encode("utf-8")
-    encoded = binascii.b2a_qp(data, False, True, False)[column:-2]
+    data = ("x" * column + text + "x").encode("utf-8")
+    encoded = binascii.b2a_qp(data, False, True, False)[column:-1]
+    if "\r\n" not in text:  # binascii then soft-breaks with a bare LF
+        encoded = encoded.replace(b"=\n", b"=\r\n")
     last_break = encoded.rfind(b"\r\n")
     end = len(encoded) - last_break - 2 if last_break >= 0 else column + len(encoded)
     return encoded, end
+
+
+_BLANK_AT_LINE_END = re.compile(rb"[ \t]\r\n")
+_LONG_LINE = re.compile(rb"[^\r\n]{%d,}" % (_MAX_LINE + 1))
+
+
+def _fix_line_ends(encoded: bytes) -> bytes:
+    """Make the joined pieces valid quoted-printable everywhere.
+
+    A blank left at a hard line end where two pieces met is encoded (decoders drop bare
+    trailing blanks), and over-long lines get a soft break. binascii itself writes 77-character
+    lines when it encodes a blank before a line end late in a line.
+    """
+    if _BLANK_AT_LINE_END.search(encoded):
+        encoded = _BLANK_AT_LINE_END.sub(
+            lambda m: (b"=20" if m.group(0)[0] == 0x20 else b"=09") + b"\r\n", encoded)
+    if _LONG_LINE.search(encoded):
+        encoded = _LONG_LINE.sub(lambda m: _wrap(m.group(0)), encoded)
+    return encoded
+
+
+def _wrap(line: bytes) -> bytes:
+    """Soft-break one over-long encoded line, never inside an =XX escape."""
+    parts = []
+    while len(line) > _MAX_LINE:
+        cut = _MAX_LINE - 1
+        escape = line.rfind(b"=", cut - 2, cut)
+        if escape != -1:
+            cut = escape
+        parts.append(line[:cut] + b"=")
+        line = line[cut:]
+    parts.append(line)
+    return b"\r\n".join(parts)
 
 
 class QPTemplate:
@@ -119,7 +155,7 @@ class QPTemplate:
                 out.append(chunk)
             chunk, column = self._run(index, column)
             out.append(chunk)
-        return b"".join(out)
+        return _fix_line_ends(b"".join(out))
 
 
 class MimeRenderer:

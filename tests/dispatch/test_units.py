@@ -1,0 +1,89 @@
+"""Small parts: quoted-printable templates, fast MIME, retry policy, --at parsing."""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import email
+import random
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from newsletter.build import build_issue
+from newsletter.dispatch.mailing import Mailing
+from newsletter.dispatch.mime import MimeRenderer, QPTemplate
+from newsletter.dispatch.retry import RetryPolicy
+from newsletter.dispatch.service import parse_at
+from newsletter.errors import NewsletterError
+from newsletter.package import compose
+from newsletter.personalise import Recipient, personalise
+from newsletter.publication import Publication
+
+ROOT = Path(__file__).resolve().parents[2]
+ALPHABET = "aé =\t.<>&\"'€漢\n" + "x" * 10  # no %: placeholders stay unambiguous
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_qp_template_decodes_to_the_substituted_text_within_76_columns(seed: int) -> None:
+    rng = random.Random(seed)
+    chunks = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 300)))
+              for _ in range(5)]
+    template = "%%name%%".join(chunks[:3]) + "%%email%%" + "%%name%%".join(chunks[3:])
+    values = {"%%name%%": "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 120))),
+              "%%email%%": "x@example.org"}
+    for as_html in (False, True):
+        encoded = QPTemplate(template, as_html=as_html).render(values)
+        assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+        expected = template
+        for key, value in values.items():
+            value = value if not as_html else __import__("html").escape(value, quote=True)
+            expected = expected.replace(key, value)
+        decoded = binascii.a2b_qp(encoded).decode("utf-8").replace("\r\n", "\n")
+        assert decoded == expected.replace("\r\n", "\n") + ("" if expected.endswith("\n")
+                                                            else "\n")
+
+
+def test_fast_messages_match_the_email_package() -> None:
+    pub = Publication.load(ROOT)
+    build = build_issue(pub, "2026-11-24")
+    mailing = Mailing(pub.config, build.slug, build.subject, build.html, build.text,
+                      build.content_hash, "1", "secret")
+    when = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)
+    for name in ('Tom & "Jerry" <b>', "Émile Zola", "", "Plain Name"):
+        recipient = Recipient("tom@example.org", name, {"role": "press"})
+        fast = email.message_from_bytes(MimeRenderer(mailing).render(recipient, "<m@x>", when),
+                                        policy=policy.default)
+        unsubscribe = mailing.unsubscribe(recipient.email)
+        html, text = personalise(build.html, build.text, recipient, unsubscribe)
+        slow = compose(pub.config, subject=build.subject, html=html, text=text,
+                       recipient=recipient, unsubscribe=unsubscribe, message_id="<m@x>",
+                       date=when)
+        for header in ("From", "To", "Subject", "Date", "Message-ID", "List-Id",
+                       "List-Unsubscribe", "List-Unsubscribe-Post", "Reply-To"):
+            assert str(fast[header]) == str(slow[header]), header
+        for kind in ("plain", "html"):
+            assert (fast.get_body((kind,)).get_content().replace("\r\n", "\n")
+                    == slow.get_body((kind,)).get_content())
+
+
+def test_backoff_grows_with_jitter_and_honours_a_reset() -> None:
+    policy_ = RetryPolicy(base=1, cap=8, attempts=6)
+    rng = random.Random(1)
+    delays = [policy_.delay(n, rng=rng) for n in range(1, 7)]
+    for n, delay in enumerate(delays, start=1):
+        window = min(8, 2 ** (n - 1))
+        assert window / 2 <= delay <= window
+    assert policy_.delay(1, wait=30, rng=rng) >= 30
+    env = {"NEWSLETTER_RETRY_BASE": "0.01", "NEWSLETTER_RETRY_ATTEMPTS": "3"}
+    assert RetryPolicy.from_env(env) == RetryPolicy(base=0.01, cap=60, attempts=3)
+
+
+def test_parse_at() -> None:
+    assert parse_at("2026-11-24T14:00Z") == dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
+    assert parse_at("2026-11-24T15:00+01:00") == dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
+    with pytest.raises(NewsletterError, match="needs a time zone"):
+        parse_at("2026-11-24T14:00")
+    with pytest.raises(NewsletterError, match="not a time"):
+        parse_at("tomorrow")
