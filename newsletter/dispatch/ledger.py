@@ -250,14 +250,22 @@ class Ledger:
             delta[state] += len(keys)
         now = utcnow()
         with _write(self.engine) as conn, conn.begin():
-            for (state, provider_id, error), keys in groups.items():
-                values: dict[str, Any] = {"state": state, "updated_at": now,
-                                          "last_error": error}
-                if provider_id is not None:
-                    values["provider_id"] = provider_id[:255]
+            if len(groups) <= 4:  # the usual case: a few outcomes shared by the whole batch
+                for (state, provider_id, error), keys in groups.items():
+                    values: dict[str, Any] = {"state": state, "updated_at": now,
+                                              "last_error": error}
+                    if provider_id is not None:
+                        values["provider_id"] = provider_id[:255]
+                    conn.execute(update(send_recipients).where(
+                        send_recipients.c.id.in_(bindparam("keys", expanding=True)))
+                        .values(**values), {"keys": keys})
+            else:  # outcomes of their own (per-message provider ids): one executemany
                 conn.execute(update(send_recipients).where(
-                    send_recipients.c.id.in_(bindparam("keys", expanding=True))).values(**values),
-                    {"keys": keys})
+                    send_recipients.c.id == bindparam("key")).values(
+                    state=bindparam("new_state"), provider_id=bindparam("pid"),
+                    last_error=bindparam("error"), updated_at=now),
+                    [{"key": key, "new_state": state, "pid": pid and pid[:255], "error": error}
+                     for (state, pid, error), keys in groups.items() for key in keys])
             conn.execute(update(sends).where(sends.c.id == send_id).values(
                 accepted=sends.c.accepted + delta["accepted"],
                 failed=sends.c.failed + delta["failed"],

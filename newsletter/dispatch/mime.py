@@ -66,34 +66,26 @@ def _qp_from(text: str, column: int) -> tuple[bytes, int]:
     binascii has no start-column argument, so `column` filler characters go first and are cut
     off again; soft line breaks then fall exactly where they would in the whole line. A final
     sentinel character (cut off too) stands for whatever follows, so the last line keeps room
-    for a soft break and trailing blanks stay literal (see `_fix_blank_line_ends`).
+    for a soft break and trailing blanks stay literal (see `QPTemplate.render`). binascii writes
+    77-character lines when it encodes a blank before a line end late in a line: those get an
+    extra soft break.
     """
     data = ("x" * column + text + "x").encode("utf-8")
-    encoded = binascii.b2a_qp(data, False, True, False)[column:-1]
+    encoded = binascii.b2a_qp(data, False, True, False)
     if "\r\n" not in text:  # binascii then soft-breaks with a bare LF
         encoded = encoded.replace(b"=\n", b"=\r\n")
+    encoded = _wrap_long_lines(encoded)[column:-1]
     last_break = encoded.rfind(b"\r\n")
     end = len(encoded) - last_break - 2 if last_break >= 0 else column + len(encoded)
     return encoded, end
 
 
-_BLANK_AT_LINE_END = re.compile(rb"[ \t]\r\n")
-_LONG_LINE = re.compile(rb"[^\r\n]{%d,}" % (_MAX_LINE + 1))
-
-
-def _fix_line_ends(encoded: bytes) -> bytes:
-    """Make the joined pieces valid quoted-printable everywhere.
-
-    A blank left at a hard line end where two pieces met is encoded (decoders drop bare
-    trailing blanks), and over-long lines get a soft break. binascii itself writes 77-character
-    lines when it encodes a blank before a line end late in a line.
-    """
-    if _BLANK_AT_LINE_END.search(encoded):
-        encoded = _BLANK_AT_LINE_END.sub(
-            lambda m: (b"=20" if m.group(0)[0] == 0x20 else b"=09") + b"\r\n", encoded)
-    if _LONG_LINE.search(encoded):
-        encoded = _LONG_LINE.sub(lambda m: _wrap(m.group(0)), encoded)
-    return encoded
+def _wrap_long_lines(encoded: bytes) -> bytes:
+    """Soft-break every line longer than 76 characters."""
+    lines = encoded.split(b"\r\n")
+    if max(map(len, lines)) <= _MAX_LINE:
+        return encoded
+    return b"\r\n".join(_wrap(line) if len(line) > _MAX_LINE else line for line in lines)
 
 
 def _wrap(line: bytes) -> bytes:
@@ -142,8 +134,23 @@ class QPTemplate:
 
     def render(self, mapping: dict[str, str]) -> bytes:
         """The encoded part with each placeholder replaced by its (escaped) value."""
-        chunk, column = self._run(0, 0)
-        out = [chunk]
+        out: list[bytes] = []
+        column = 0
+
+        def add(chunk: bytes, end: int) -> None:
+            nonlocal column
+            if not chunk:
+                return
+            if chunk.startswith(b"\r\n") and out and out[-1][-1:] in (b" ", b"\t"):
+                # A blank left at a hard line end where two pieces met: encode it (decoders
+                # drop bare trailing blanks), with a soft break first if the line is full.
+                prev = out[-1]
+                blank = b"=20" if prev[-1] == 0x20 else b"=09"
+                out[-1] = prev[:-1] + (blank if column + 2 <= _MAX_LINE else b"=\r\n" + blank)
+            out.append(chunk)
+            column = end
+
+        add(*self._run(0, 0))
         for index, hole in enumerate(self.holes, start=1):
             value = mapping.get(hole.group(0))
             if value is None:
@@ -151,11 +158,9 @@ class QPTemplate:
             if self.as_html:
                 value = html.escape(value, quote=True)
             if value:
-                chunk, column = _qp_from(_crlf(value), column)
-                out.append(chunk)
-            chunk, column = self._run(index, column)
-            out.append(chunk)
-        return _fix_line_ends(b"".join(out))
+                add(*_qp_from(_crlf(value), column))
+            add(*self._run(index, column))
+        return b"".join(out)
 
 
 class MimeRenderer:

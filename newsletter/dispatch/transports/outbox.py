@@ -1,8 +1,10 @@
 """The outbox transport (the embedded default): one .eml file per recipient.
 
 Messages land in `outbox/<slug>/<send-id>/`. Each is written to a hidden temporary file,
-flushed to disk and renamed into place, so a file either is complete or does not exist; the
-name depends only on the ledger row, so writing it again after a crash replaces, never doubles.
+flushed to disk (fsync) and renamed into place, so a file either is complete or does not
+exist; the name depends only on the ledger row, so writing it again after a crash replaces,
+never doubles. Messages are rendered in order and written by a few threads (file system
+calls release the GIL), which roughly doubles the rate on a journaling file system.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from newsletter.dispatch.mailing import Item, Mailing
@@ -24,9 +27,11 @@ class OutboxTransport(Transport):
     name = "outbox"
     batch_size = 500
 
-    def __init__(self, root: Path, *, fsync: bool = True):
+    def __init__(self, root: Path, *, fsync: bool = True, writers: int = 4):
         self.root = root
         self.fsync = fsync
+        self.writers = writers
+        self._pool: ThreadPoolExecutor | None = None
 
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
@@ -57,33 +62,43 @@ class OutboxTransport(Transport):
         local = _UNSAFE.sub("_", item.recipient.email)[:80]
         return self.folder / f"{item.key:08d}-{local}.eml"
 
+    def _write(self, target: Path, data: bytes) -> str | None:
+        """Write one file atomically; the error text, or None."""
+        temp = target.with_name(f".{target.name}.tmp")
+        try:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                if self.fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            return f"cannot write {target}: {exc.strerror or exc}"
+        return None
+
     def send(self, items: Sequence[Item]) -> BatchResult:
-        outcomes: list[Outcome] = []
         try:
             self._ensure_folder()
         except OSError as exc:
             reason = f"cannot create {self.folder}: {exc.strerror or exc}"
             return BatchResult.all(items, Outcome("retry", error=reason), stop=reason)
-        for item in items:
-            target = self.path_for(item)
-            data = self.renderer.render(item.recipient, self.mailing.message_id(item.key))
-            temp = target.with_name(f".{target.name}.tmp")
-            try:
-                with open(temp, "wb") as handle:
-                    handle.write(data)
-                    if self.fsync:
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                os.replace(temp, target)
-            except OSError as exc:
-                temp.unlink(missing_ok=True)
-                reason = f"cannot write {target}: {exc.strerror or exc}"
-                rest = [Outcome("retry", error=reason)] * (len(items) - len(outcomes))
-                return BatchResult(outcomes + rest, stop=reason)
-            outcomes.append(Outcome("accepted", provider_id=target.name))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="outbox")
+        targets = [self.path_for(item) for item in items]
+        writes = [
+            self._pool.submit(self._write, target,
+                              self.renderer.render(item.recipient,
+                                                   self.mailing.message_id(item.key)))
+            for item, target in zip(items, targets, strict=True)
+        ]
+        errors = [w.result() for w in writes]
         if self.fsync:
             self._sync_folder()
-        return BatchResult(outcomes)
+        outcomes = [Outcome("retry", error=e) if e else Outcome("accepted", provider_id=t.name)
+                    for e, t in zip(errors, targets, strict=True)]
+        stop = next((e for e in errors if e), None)
+        return BatchResult(outcomes, stop=stop)
 
     def _sync_folder(self) -> None:
         fd = os.open(self.folder, os.O_RDONLY)
@@ -95,6 +110,11 @@ class OutboxTransport(Transport):
     def resolve_unknown(self, items: Sequence[Item]) -> dict[int, bool]:
         """A file in place was accepted; a missing one was not (renames are atomic)."""
         return {item.key: self.path_for(item).exists() for item in items}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def preview(self, item: Item) -> str:
         data = self.renderer.render(item.recipient, self.mailing.message_id(item.key))
