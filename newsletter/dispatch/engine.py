@@ -4,12 +4,17 @@ Per batch: commit its rows as in flight, call the transport, commit the outcomes
 outcomes are handed over again after a backoff (honouring the provider's wait), up to the
 policy's attempts; then the send stops. A provider's stop (bad key, 400) stops it at once.
 Setting the `stop` event (Ctrl-C) ends the run after the batch in flight.
+
+A transport may take several batches at once (`Transport.parallel`, SendGrid: 2): batches are
+then delivered by as many worker threads, each with its own ledger transactions, so one
+request is being built while another waits for the provider.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from newsletter.dispatch.ledger import Ledger
@@ -44,6 +49,7 @@ class Engine:
         self.stop = stop or threading.Event()
         self.progress = progress or (lambda a, f, u: None)
         self.report = RunReport()
+        self.lock = threading.Lock()
 
     def settle_unknown(self) -> None:
         """Let the transport decide rows a crash left in flight (the outbox can: files)."""
@@ -60,12 +66,32 @@ class Engine:
     def run(self) -> RunReport:
         """Send every pending or failed recipient of the send, batch by batch."""
         size = max(1, self.transport.batch_size)
-        for batch in self.ledger.stream(self.send_id, ["pending", "failed"], size):
-            if self.stop.is_set():
-                self.report.interrupted = True
-                break
-            if not self._deliver(batch.items, batch.failed):
-                break
+        mailing = getattr(self.transport, "mailing", None)
+        attributes = mailing is None or mailing.uses_attributes
+        batches = self.ledger.stream(self.send_id, ["pending", "failed"], size,
+                                     attributes=attributes)
+        workers = max(1, self.transport.parallel)
+        if workers == 1:
+            for batch in batches:
+                if self.stop.is_set():
+                    self.report.interrupted = True
+                    break
+                if not self._deliver(batch.items, batch.failed):
+                    break
+            return self.report
+        with ThreadPoolExecutor(workers, thread_name_prefix="dispatch") as pool:
+            running: set[Future[bool]] = set()
+            for batch in batches:
+                if len(running) >= workers:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    if not all(f.result() for f in done):
+                        break
+                if self.stop.is_set():
+                    self.report.interrupted = True
+                    break
+                running.add(pool.submit(self._deliver, batch.items, batch.failed))
+            for future in running:
+                future.result()
         return self.report
 
     def _deliver(self, items: list[Item], was_failed: int) -> bool:
@@ -73,27 +99,32 @@ class Engine:
         attempt = 0
         while items:
             attempt += 1
-            self.ledger.mark_in_flight(self.send_id, [i.key for i in items], was_failed)
+            batch = self.ledger.mark_in_flight(self.send_id, [i.key for i in items], was_failed,
+                                               whole=attempt == 1)
             was_failed = 0
             result = self.transport.send(items)
-            retry = self._record(items, result)
+            retry = self._record(items, result, batch)
             if result.stop:
-                self.report.stopped = result.stop
+                with self.lock:
+                    self.report.stopped = result.stop
                 return False
             if not retry:
                 return True
             if attempt >= self.policy.attempts:
                 last = next((o.error for o in result.outcomes if o.state == "retry"), "")
-                self.report.stopped = (f"gave up after {attempt} attempts; the last answer "
-                                       f"was: {last}")
+                with self.lock:
+                    self.report.stopped = (f"gave up after {attempt} attempts; the last answer "
+                                           f"was: {last}")
                 return False
             if self.stop.wait(self.policy.delay(attempt, result.wait)):
-                self.report.interrupted = True
+                with self.lock:
+                    self.report.interrupted = True
                 return False
             items = retry
         return True
 
-    def _record(self, items: list[Item], result: BatchResult) -> list[Item]:
+    def _record(self, items: list[Item], result: BatchResult, batch: int | None = None
+                ) -> list[Item]:
         """Store outcomes; return the items to hand over again."""
         rows, retry = [], []
         counts = {"accepted": 0, "failed": 0, "unknown": 0}
@@ -103,11 +134,15 @@ class Engine:
                 retry.append(item)
             else:
                 counts[outcome.state] += 1
-                if outcome.error and outcome.state != "accepted" and len(self.report.errors) < 20:
+        self.ledger.record(self.send_id, rows, batch)
+        with self.lock:
+            self.report.accepted += counts["accepted"]
+            self.report.failed += counts["failed"]
+            self.report.unknown += counts["unknown"]
+            for item, outcome in zip(items, result.outcomes, strict=True):
+                if len(self.report.errors) >= 20:
+                    break
+                if outcome.error and outcome.state in ("failed", "unknown"):
                     self.report.errors.append(f"{item.recipient.email}: {outcome.error}")
-        self.ledger.record(self.send_id, rows)
-        self.report.accepted += counts["accepted"]
-        self.report.failed += counts["failed"]
-        self.report.unknown += counts["unknown"]
-        self.progress(counts["accepted"], counts["failed"], counts["unknown"])
+            self.progress(counts["accepted"], counts["failed"], counts["unknown"])
         return retry

@@ -196,11 +196,15 @@ class Ledger:
                 finished_at=utcnow() if state in ("completed", "cancelled") else None))
 
     # -- recipients -----------------------------------------------------------------------
-    def stream(self, send_id: int, states: Sequence[str], size: int) -> Iterator[Batch]:
-        """Rows of the send in `states`, in id order, `size` at a time (keyset pagination)."""
+    def stream(self, send_id: int, states: Sequence[str], size: int, *,
+               attributes: bool = True) -> Iterator[Batch]:
+        """Rows of the send in `states`, in id order, `size` at a time (keyset pagination).
+
+        Without `attributes` the JSON column is not read (and recipients get none)."""
         after = 0
         columns = (send_recipients.c.id, send_recipients.c.email, send_recipients.c.name,
-                   send_recipients.c.attributes, send_recipients.c.state)
+                   send_recipients.c.attributes if attributes else literal(None).label("a"),
+                   send_recipients.c.state)
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
@@ -212,7 +216,7 @@ class Ledger:
             if not rows:
                 return
             after = rows[-1].id
-            yield Batch([Item(r.id, Recipient(r.email, r.name or "", r.attributes or {}))
+            yield Batch([Item(r.id, Recipient(r.email, r.name or "", r[3] or {}))
                          for r in rows], sum(1 for r in rows if r.state == "failed"))
 
     def count(self, send_id: int, states: Sequence[str]) -> int:
@@ -221,51 +225,78 @@ class Ledger:
                 send_recipients.c.send_id == send_id,
                 send_recipients.c.state.in_(list(states)))).scalar_one()
 
-    def mark_in_flight(self, send_id: int, keys: Sequence[int], was_failed: int) -> int:
-        """Commit `keys` as `unknown` before they are handed over; returns the batch number."""
+    def mark_in_flight(self, send_id: int, keys: Sequence[int], was_failed: int, *,
+                       whole: bool = False) -> int:
+        """Commit `keys` as `unknown` before they are handed over; returns the batch number.
+
+        `whole`: the keys are a batch just read by `stream()`, i.e. every pending or failed row
+        of the send between the first and the last key; one range update then marks them.
+        """
         now = utcnow()
         with _write(self.engine) as conn, conn.begin():
             batch = conn.execute(update(sends).where(sends.c.id == send_id).values(
                 batches=sends.c.batches + 1, unknown=sends.c.unknown + len(keys),
                 failed=sends.c.failed - was_failed, heartbeat_at=now, updated_at=now,
             ).returning(sends.c.batches)).scalar_one()
-            conn.execute(update(send_recipients).where(
-                send_recipients.c.id.in_(bindparam("keys", expanding=True))).values(
-                state="unknown", batch=batch, attempts=send_recipients.c.attempts + 1,
-                updated_at=now), {"keys": list(keys)})
+            values = {"state": "unknown", "batch": batch, "updated_at": now,
+                      "attempts": send_recipients.c.attempts + 1}
+            if whole:
+                marked = conn.execute(update(send_recipients).where(
+                    send_recipients.c.send_id == send_id,
+                    send_recipients.c.id.between(keys[0], keys[-1]),
+                    send_recipients.c.state.in_(["pending", "failed"])).values(**values)).rowcount
+                if marked != len(keys):
+                    raise RuntimeError(f"send #{send_id}: the ledger changed under the send "
+                                       f"({marked} rows marked for a batch of {len(keys)})")
+            else:
+                conn.execute(update(send_recipients).where(
+                    send_recipients.c.id.in_(bindparam("keys", expanding=True))).values(**values),
+                    {"keys": list(keys)})
         return batch
 
-    def record(self, send_id: int, results: Sequence[tuple[int, str, str | None, str | None]]
-               ) -> None:
+    def record(self, send_id: int, results: Sequence[tuple[int, str, str | None, str | None]],
+               batch: int | None = None) -> None:
         """Store outcomes (key, state, provider_id, error) of rows marked in flight.
 
-        `retry` puts a row back to `pending`; counts move in the same transaction.
+        `retry` puts a row back to `pending`; counts move in the same transaction. With the
+        `batch` number the rows were marked with, the largest group of identical outcomes is
+        stored with one range update instead of a list of a thousand ids.
         """
         groups: dict[tuple[str, str | None, str | None], list[int]] = defaultdict(list)
         for key, state, provider_id, error in results:
             stored = "pending" if state == "retry" else state
             groups[(stored, provider_id, error)].append(key)
-        delta = defaultdict(int)
+        delta: dict[str, int] = defaultdict(int)
         for (state, _, _), keys in groups.items():
             delta[state] += len(keys)
+        ranked = sorted(groups.items(), key=lambda g: len(g[1]), reverse=True)
+        bulk = None
+        if batch is not None and not any(g[0][0] == "unknown" for g in ranked[1:]):
+            bulk = ranked.pop(0)  # updated last, by range: the others have left `unknown`
         now = utcnow()
         with _write(self.engine) as conn, conn.begin():
-            if len(groups) <= 4:  # the usual case: a few outcomes shared by the whole batch
-                for (state, provider_id, error), keys in groups.items():
-                    values: dict[str, Any] = {"state": state, "updated_at": now,
-                                              "last_error": error}
-                    if provider_id is not None:
-                        values["provider_id"] = provider_id[:255]
+            if len(ranked) <= 4:
+                for (state, provider_id, error), keys in ranked:
                     conn.execute(update(send_recipients).where(
                         send_recipients.c.id.in_(bindparam("keys", expanding=True)))
-                        .values(**values), {"keys": keys})
+                        .values(**_outcome(state, provider_id, error, now)), {"keys": keys})
             else:  # outcomes of their own (per-message provider ids): one executemany
                 conn.execute(update(send_recipients).where(
                     send_recipients.c.id == bindparam("key")).values(
                     state=bindparam("new_state"), provider_id=bindparam("pid"),
                     last_error=bindparam("error"), updated_at=now),
                     [{"key": key, "new_state": state, "pid": pid and pid[:255], "error": error}
-                     for (state, pid, error), keys in groups.items() for key in keys])
+                     for (state, pid, error), keys in ranked for key in keys])
+            if bulk is not None:
+                (state, provider_id, error), keys = bulk
+                done = conn.execute(update(send_recipients).where(
+                    send_recipients.c.send_id == send_id,
+                    send_recipients.c.id.between(min(keys), max(keys)),
+                    send_recipients.c.batch == batch, send_recipients.c.state == "unknown",
+                ).values(**_outcome(state, provider_id, error, now))).rowcount
+                if done != len(keys):
+                    raise RuntimeError(f"send #{send_id}: batch {batch} has {done} rows in "
+                                       f"flight, expected {len(keys)}")
             conn.execute(update(sends).where(sends.c.id == send_id).values(
                 accepted=sends.c.accepted + delta["accepted"],
                 failed=sends.c.failed + delta["failed"],
@@ -298,6 +329,14 @@ class Ledger:
                 .where(send_recipients.c.send_id == send_id, send_recipients.c.state == state)
                 .order_by(send_recipients.c.id).limit(limit)).all()
         return [RecipientRow(*r) for r in rows]
+
+
+def _outcome(state: str, provider_id: str | None, error: str | None, now: dt.datetime
+             ) -> dict[str, Any]:
+    values: dict[str, Any] = {"state": state, "updated_at": now, "last_error": error}
+    if provider_id is not None:
+        values["provider_id"] = provider_id[:255]
+    return values
 
 
 def _alive(owner: str, heartbeat: dt.datetime | None) -> bool:

@@ -53,6 +53,8 @@ class Transport(ABC):
     name: str = ""
     #: the most items one `send()` call takes
     batch_size: int = 100
+    #: how many `send()` calls may run at once (from different threads)
+    parallel: int = 1
     #: where messages end up, for the user (outbox folder, SMTP host, API URL)
     where: str = ""
 

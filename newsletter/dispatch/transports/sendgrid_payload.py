@@ -135,6 +135,8 @@ class PayloadBuilder:
         self.text = rewrite("text", mailing.text)
         self.subject = rewrite("text", mailing.subject)
         self.keys = list(keys.values())
+        self.key_bytes = sum(len((k.html_key or "").encode()) + len((k.text_key or "").encode())
+                             for k in self.keys)
         per_person = sum((k.html_key is not None) + (k.text_key is not None) for k in self.keys)
         self.substitutions_each = per_person
         self.base = self._base()
@@ -185,10 +187,12 @@ class PayloadBuilder:
                 substitutions[key.html_key] = html.escape(value, quote=True)
             if key.text_key:
                 substitutions[key.text_key] = value
-        size = sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
-        if size > MAX_SUBSTITUTION_BYTES:
-            raise RecipientRejected(f"personal values take {size} bytes; SendGrid allows "
-                                    f"{MAX_SUBSTITUTION_BYTES} per recipient")
+        # A UTF-8 character takes at most 4 bytes: measure exactly only when it could matter.
+        if self.key_bytes + 4 * sum(map(len, substitutions.values())) > MAX_SUBSTITUTION_BYTES:
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
+            if size > MAX_SUBSTITUTION_BYTES:
+                raise RecipientRejected(f"personal values take {size} bytes; SendGrid allows "
+                                        f"{MAX_SUBSTITUTION_BYTES} per recipient")
         if len(substitutions) > MAX_SUBSTITUTIONS_PER_PERSONALIZATION:
             raise RecipientRejected("the template uses more than 100 personal values")
         to = {"email": email}
