@@ -39,25 +39,31 @@ class _SendCommand(click.Command):
               help="Also send to recipients whose earlier hand-over has an unknown fate.")
 @click.option("--accept-unknown", is_flag=True,
               help="Record those recipients as accepted (you checked the provider's log).")
+@click.option("--resend-batch", type=int, multiple=True, metavar="N",
+              help="Like --resend-unknown, for batch N only (see `newsletter status`).")
+@click.option("--accept-batch", type=int, multiple=True, metavar="N",
+              help="Like --accept-unknown, for batch N only.")
 @click.option("--at", "at_text", metavar="TIME",
               help="Schedule (SendGrid only, at most 72 h ahead), e.g. 2026-11-24T14:00Z.")
 @pass_app
 def send(app: App, issue: str, segment: str, transport: str | None, dry_run: bool, yes: bool,
-         again: bool, resend_unknown: bool, accept_unknown: bool, at_text: str | None) -> None:
+         again: bool, resend_unknown: bool, accept_unknown: bool, resend_batch: tuple[int, ...],
+         accept_batch: tuple[int, ...], at_text: str | None) -> None:
     """Send ISSUE to a segment; run it again to resume an interrupted send."""
     from newsletter.dispatch.service import parse_at, plan_send
 
     at = parse_at(at_text) if at_text else None
     plan = plan_send(app.publication, issue, segment, transport=transport, again=again, at=at,
                      resend_unknown=resend_unknown, accept_unknown=accept_unknown,
-                     dry_run=dry_run)
+                     resend_batches=resend_batch, accept_batches=accept_batch, dry_run=dry_run)
     if not dry_run:
         plan.transport.preflight()
     _show_plan(plan)
     if dry_run:
         _dry_run(plan)
         return
-    if plan.count == 0 and not (accept_unknown and plan.send and plan.send.unknown):
+    accepting = (accept_unknown or accept_batch) and plan.send and plan.send.unknown
+    if plan.count == 0 and not accepting:
         _finish_without_sending(plan)
         return
     if not yes and not click.confirm("Send it?", default=False, err=True):
@@ -256,7 +262,7 @@ def status(app: App, issue: str) -> None:
         for label, rows, total in (("unknown", entry.unknown, s.unknown),
                                    ("failed", entry.failed, s.failed)):
             for row in rows:
-                console.print(f"  {label}: {row.email} (attempts {row.attempts}"
+                console.print(f"  {label}: {row.email} (batch {row.batch}, attempts {row.attempts}"
                               + (f"; {row.last_error}" if row.last_error else "") + ")",
                               markup=False, highlight=False)
             if total > len(rows):

@@ -91,6 +91,7 @@ class RecipientRow:
     attempts: int
     provider_id: str | None
     last_error: str | None
+    batch: int | None
 
 
 def _write(engine: Engine) -> Any:
@@ -303,21 +304,30 @@ class Ledger:
                 unknown=sends.c.unknown - sum(delta.values()) + delta["unknown"],
                 updated_at=now))
 
-    def settle_unknown(self, send_id: int, state: str) -> int:
-        """The operator's call on every `unknown` row: `pending` (--resend-unknown) or
-        `accepted` (--accept-unknown, after checking the provider's activity log)."""
+    def settle_unknown(self, send_id: int, state: str,
+                       batches: Sequence[int] | None = None) -> int:
+        """The operator's call on `unknown` rows (all, or those of `batches`): `pending`
+        (resend) or `accepted` (after checking the provider's activity log)."""
         assert state in ("pending", "accepted")
         with _write(self.engine) as conn, conn.begin():
             values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
             if state == "accepted":
-                values["last_error"] = "accepted by the operator (--accept-unknown)"
-            changed = conn.execute(update(send_recipients).where(
-                send_recipients.c.send_id == send_id, send_recipients.c.state == "unknown",
-            ).values(**values)).rowcount
+                values["last_error"] = "accepted by the operator after an unknown outcome"
+            query = update(send_recipients).where(send_recipients.c.send_id == send_id,
+                                                  send_recipients.c.state == "unknown")
+            if batches is not None:
+                query = query.where(send_recipients.c.batch.in_(list(batches)))
+            changed = conn.execute(query.values(**values)).rowcount
             extra = {"accepted": sends.c.accepted + changed} if state == "accepted" else {}
             conn.execute(update(sends).where(sends.c.id == send_id).values(
                 unknown=sends.c.unknown - changed, **extra))
         return changed
+
+    def count_unknown(self, send_id: int, batches: Sequence[int]) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).where(
+                send_recipients.c.send_id == send_id, send_recipients.c.state == "unknown",
+                send_recipients.c.batch.in_(list(batches)))).scalar_one()
 
     def listing(self, send_id: int, state: str, limit: int = 50) -> list[RecipientRow]:
         """Up to `limit` rows in `state`, for status reports."""
@@ -325,7 +335,8 @@ class Ledger:
             rows = conn.execute(
                 select(send_recipients.c.id, send_recipients.c.email, send_recipients.c.name,
                        send_recipients.c.state, send_recipients.c.attempts,
-                       send_recipients.c.provider_id, send_recipients.c.last_error)
+                       send_recipients.c.provider_id, send_recipients.c.last_error,
+                       send_recipients.c.batch)
                 .where(send_recipients.c.send_id == send_id, send_recipients.c.state == state)
                 .order_by(send_recipients.c.id).limit(limit)).all()
         return [RecipientRow(*r) for r in rows]

@@ -41,6 +41,10 @@ def parse_at(text: str) -> dt.datetime:
     return when.astimezone(dt.UTC)
 
 
+def _list(numbers: tuple[int, ...]) -> str:
+    return ", ".join(str(n) for n in numbers)
+
+
 def make_mailing(pub: Publication, build: Build, send_ref: str, *, secret: str,
                  subject: str | None = None, send_at: dt.datetime | None = None,
                  batch_id: str | None = None) -> Mailing:
@@ -80,6 +84,8 @@ class SendPlan:
     at: dt.datetime | None = None
     resend_unknown: bool = False
     accept_unknown: bool = False
+    resend_batches: tuple[int, ...] = ()
+    accept_batches: tuple[int, ...] = ()
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -104,10 +110,17 @@ class SendPlan:
 
 def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | None = None,
               again: bool = False, at: dt.datetime | None = None, resend_unknown: bool = False,
-              accept_unknown: bool = False, dry_run: bool = False) -> SendPlan:
-    """Build the issue, resolve the segment and the ledger's history; refuse what must be."""
+              accept_unknown: bool = False, resend_batches: tuple[int, ...] = (),
+              accept_batches: tuple[int, ...] = (), dry_run: bool = False) -> SendPlan:
+    """Build the issue, resolve the segment and the ledger's history; refuse what must be.
+
+    Unknown outcomes are settled by the operator: all of them (`resend_unknown`,
+    `accept_unknown`) or batch by batch (`resend_batches`, `accept_batches`).
+    """
     if resend_unknown and accept_unknown:
         raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
+    if set(resend_batches) & set(accept_batches):
+        raise NewsletterError("a batch cannot be both resent and accepted")
     build = build_issue(pub, issue)
     chosen = transport or pub.settings.transport
     if at is not None and chosen != "sendgrid":
@@ -162,12 +175,23 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         sync_note = sync_before_send(pub, ledger.engine)  # retire suppressed addresses first
     plan = SendPlan(pub=pub, build=build, segment=segment, transport=sender, ledger=ledger,
                     members=members, send=active, count=0, at=at, resend_unknown=resend_unknown,
-                    accept_unknown=accept_unknown)
+                    accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
+                    accept_batches=tuple(accept_batches))
     if sync_note:
         plan.notes.append(sync_note)
     if active is not None:
         states = ["pending", "failed"] + (["unknown"] if resend_unknown else [])
         plan.count = ledger.count(active.id, states)
+        if resend_batches and not resend_unknown:
+            plan.count += ledger.count_unknown(active.id, resend_batches)
+        if active.unknown and (accept_unknown or accept_batches or resend_batches):
+            plan.notes.append("recipients with an unknown fate: "
+                              + "; ".join(filter(None, [
+                                  "all recorded as accepted" if accept_unknown else "",
+                                  f"batches {_list(accept_batches)} recorded as accepted"
+                                  if accept_batches else "",
+                                  f"batches {_list(resend_batches)} sent again"
+                                  if resend_batches else ""])))
         if active.unknown and accept_unknown:
             plan.notes.append(f"{active.unknown:,} recipients with an unknown fate will be "
                               "recorded as accepted, as you checked")
@@ -226,6 +250,10 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
         transport.open(mailing)
         engine = Engine(ledger, send.id, transport, policy=policy, stop=stop, progress=progress)
         engine.settle_unknown()
+        if plan.accept_batches:
+            ledger.settle_unknown(send.id, "accepted", plan.accept_batches)
+        if plan.resend_batches:
+            ledger.settle_unknown(send.id, "pending", plan.resend_batches)
         if plan.resend_unknown:
             ledger.settle_unknown(send.id, "pending")
         elif plan.accept_unknown:

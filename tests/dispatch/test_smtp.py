@@ -61,7 +61,8 @@ def test_a_refused_recipient_fails_alone_and_is_retried_on_resume(pub: Pub, smtp
     assert result.exit_code == 1
     assert f"failed: {people[2]} (RCPT TO: 550 5.1.1 no such mailbox)" in result.output
     assert "5 of 6 accepted, 1 failed" in result.output
-    assert f"failed: {people[2]} (attempts 1; RCPT TO: 550" in pub.cli("status", SLUG).output
+    assert f"failed: {people[2]} (batch 1, attempts 1; RCPT TO: 550" in pub.cli(
+        "status", SLUG).output
     server.mailbox.refuse_rcpt = set()
     again = _send(pub)
     assert again.exit_code == 0, again.output
