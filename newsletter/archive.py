@@ -8,10 +8,7 @@ atomically: nothing is written unless every issue builds.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,7 @@ import jinja2
 
 from newsletter.build import Build, build_issue
 from newsletter.errors import InputError, Problem
+from newsletter.package import write_dist
 from newsletter.publication import Publication
 
 ASSETS = Path(__file__).parent / "web" / "assets"
@@ -90,7 +88,7 @@ def build_archive(
         for name, source in build.assets.items():
             copies[f"{build.slug}/{name}"] = source
     target = out if out is not None else pub.root / "dist" / "archive"
-    write_tree(target, files, copies)
+    write_dist(target, files, copies)
     return ArchiveResult(folder=target, entries=entries)
 
 
@@ -190,31 +188,3 @@ def atom_feed(pub: Publication, entries: list[Entry]) -> bytes:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def write_tree(target: Path, files: dict[str, bytes], copies: dict[str, Path]) -> None:
-    """Write `files` and copy `copies` (both keyed by relative path) to replace `target` at once."""
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=parent))
-    try:
-        os.chmod(staging, 0o755)
-        for name, data in files.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        for name, source in copies.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if target.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
-        retired.rmdir()
-        target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        staging.rename(target)

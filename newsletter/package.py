@@ -72,8 +72,8 @@ def message_id_for(config: PublicationConfig, *parts: str) -> str:
     return f"<{'.'.join(parts)}@{domain}>"
 
 
-def write_dist(target: Path, files: dict[str, bytes], assets: dict[str, Path]) -> None:
-    """Write `files` and copy `assets` into `target` all at once.
+def write_dist(target: Path, files: dict[str, bytes], copies: dict[str, Path]) -> None:
+    """Write `files` and copy `copies` (both keyed by relative path) into `target` at once.
 
     Everything goes to a temporary sibling folder first, which then replaces `target`; if
     anything fails, the previous `target` is left exactly as it was.
@@ -84,9 +84,13 @@ def write_dist(target: Path, files: dict[str, bytes], assets: dict[str, Path]) -
     try:
         os.chmod(staging, 0o755)
         for name, data in files.items():
-            (staging / name).write_bytes(data)
-        for name, source in assets.items():
-            shutil.copyfile(source, staging / name)
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        for name, source in copies.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
