@@ -132,7 +132,7 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         check_send_at(at)
     if not dry_run and not pub.settings.secret:
         raise NewsletterError("NEWSLETTER_SECRET is not set; it "
-                                 "signs each recipient's unsubscribe link")
+                              "signs each recipient's unsubscribe link")
     ledger = _database(pub)
     members = _segment_condition(pub, segment)
     history = ledger.sends_for(build.slug, segment)
@@ -151,14 +151,14 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
                 f"edit to finish that send")
         if at is not None:
             raise NewsletterError(f"send #{active.id} is already under way; --at only schedules a "
-                             "new send")
+                                  "new send")
     else:
         done = [s for s in history if s.state == "completed"]
         if done and not again:
             last = done[-1]
             when = f"{(last.finished_at or last.updated_at):%Y-%m-%d %H:%M} UTC"
             raise NewsletterError(f"{build.slug} was already sent to '{segment}' (send #{last.id}, "
-                             f"completed {when}); pass --again to send it once more")
+                                  f"completed {when}); pass --again to send it once more")
     sender = make_transport(chosen, pub.settings)
     if active is not None and not dry_run:
         ledger.check_free(active.id)
@@ -240,7 +240,7 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
                              batch_id=batch_id)
         if send is None:
             raise NewsletterError(f"segment '{plan.segment}' has no active subscribers; "
-                             "nothing to send")
+                                  "nothing to send")
     ledger.acquire(send.id)
     report = RunReport()
     error: str | None = None
@@ -348,7 +348,7 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
     addresses = list(dict.fromkeys(to or pub.config.test_recipients))
     if not addresses:
         raise NewsletterError("no test recipients: add test_recipients to newsletter.yaml or pass "
-                         "--to ADDRESS")
+                              "--to ADDRESS")
     try:
         addresses = [check_address(a) for a in addresses]
     except ValueError as exc:
@@ -429,7 +429,7 @@ def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -
     send = found[-1]
     if now > send.send_at - CANCEL_DEADLINE:
         raise NewsletterError(f"send #{send.id} goes out at {send.send_at:%Y-%m-%d %H:%M} UTC; "
-                         "SendGrid cancels only until 10 minutes before")
+                              "SendGrid cancels only until 10 minutes before")
     sender = make_transport("sendgrid", pub.settings)
     sender.cancel(send.batch_id)  # type: ignore[attr-defined]
     ledger.set_state(send.id, "cancelled", "cancelled by `newsletter send cancel`")

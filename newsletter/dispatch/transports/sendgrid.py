@@ -71,7 +71,7 @@ class SendGridTransport(Transport):
                  max_batch: int | None = None):
         if not api_key:
             raise NewsletterError("SENDGRID_API_KEY is not set; "
-                                     "create an API key with Mail Send permission in SendGrid")
+                                  "create an API key with Mail Send permission in SendGrid")
         from sendgrid import SendGridAPIClient
 
         self.api = SendGridAPIClient(api_key=api_key, host=api_url).client

@@ -96,7 +96,7 @@ def check_send_at(when: dt.datetime, now: dt.datetime | None = None) -> None:
         raise NewsletterError(f"--at {when:%Y-%m-%dT%H:%MZ} is in the past")
     if when - now > MAX_SCHEDULE_AHEAD:
         raise NewsletterError(f"--at {when:%Y-%m-%dT%H:%MZ} is more than 72 hours ahead; SendGrid "
-                         "schedules at most 72 hours in advance")
+                              "schedules at most 72 hours in advance")
 
 
 def clean_name(name: str) -> str:
@@ -145,7 +145,7 @@ class PayloadBuilder:
                                      MAX_SUBSTITUTIONS_PER_REQUEST // max(1, per_person)))
         if base_bytes > MAX_EMAIL_BYTES // 2:
             raise NewsletterError(f"the email is {base_bytes // 1024} KB; SendGrid takes at most "
-                             f"{MAX_EMAIL_BYTES // 1024 // 1024} MB per request")
+                                  f"{MAX_EMAIL_BYTES // 1024 // 1024} MB per request")
 
     def _base(self) -> dict:
         m = self.mailing

@@ -43,11 +43,11 @@ class SmtpTransport(Transport):
     def __init__(self, url: str | None, *, timeout: float = 30.0):
         if not url:
             raise NewsletterError("SMTP_URL is not set; set it to "
-                                     "smtp://user:password@host:587 (or smtps://... for TLS)")
+                                  "smtp://user:password@host:587 (or smtps://... for TLS)")
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise NewsletterError("SMTP_URL must look like "
-                                     "smtp://user:password@host:587 or smtps://host:465")
+                                  "smtp://user:password@host:587 or smtps://host:465")
         self.tls = parts.scheme == "smtps"
         self.host = parts.hostname
         try:
