@@ -21,7 +21,8 @@ class _SendCommand(click.Command):
     def invoke(self, ctx: click.Context) -> object:
         rest = ctx.meta.get("newsletter.cancel")
         if rest is not None:
-            with cancel.make_context("cancel", list(rest), parent=ctx) as sub:
+            # parent: the `newsletter` context, so usage reads "newsletter send cancel"
+            with cancel.make_context("send cancel", list(rest), parent=ctx.parent) as sub:
                 return cancel.invoke(sub)
         return super().invoke(ctx)
 

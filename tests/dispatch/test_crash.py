@@ -118,12 +118,12 @@ def test_sigkill_during_an_outbox_send_then_resume(pub: Pub) -> None:
     rng = random.Random()
     seed = rng.randrange(1 << 30)
     rng.seed(seed)
-    people = add_people(pub.engine, 1500)
+    people = add_people(pub.engine, 1000)
     folder = pub.outbox / SLUG / "1"
     args = ["send", SLUG, "--segment", "everyone", "--yes"]
     for _ in range(KILLS):
         done = len(list(folder.glob("*.eml"))) if folder.exists() else 0
-        target = done + rng.randint(1, 400)
+        target = done + rng.randint(1, 300)
         if not _kill_when(pub, args, lambda t=target: folder.exists() and
                           len(list(folder.glob("*.eml"))) >= t, rng):
             break
@@ -142,3 +142,26 @@ def test_sigkill_during_an_outbox_send_then_resume(pub: Pub) -> None:
         assert msg.get_body(("html",)).get_content().rstrip().endswith("</html>")
     assert set(_ledger(pub).values()) == {"accepted"}
     _check_counts(pub)
+
+
+def test_ctrl_c_stops_after_the_batches_in_flight(pub: Pub, sendgrid: FakeSendGrid) -> None:
+    people = add_people(pub.engine, 600)
+    pub.env["NEWSLETTER_SENDGRID_BATCH"] = "20"
+    sendgrid.delay = 0.05
+    proc = pub.spawn("send", SLUG, "--segment", "everyone", "--transport", "sendgrid", "--yes")
+    deadline = time.monotonic() + 30
+    while len(sendgrid.sends()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out + err
+    assert "stopping after the batch in flight" in err and "stopped: interrupted" in err
+    ledger = _ledger(pub)
+    assert "unknown" not in ledger.values()  # the batches in flight were answered and recorded
+    accepted = {e for e, state in ledger.items() if state == "accepted"}
+    assert accepted == set(sendgrid.recipients()) and 0 < len(accepted) < 600
+    _check_counts(pub)
+    resumed = pub.cli("send", SLUG, "--segment", "everyone", "--yes")
+    assert resumed.exit_code == 0, resumed.output
+    counts = sendgrid.recipients()
+    assert set(counts) == {p.lower() for p in people} and set(counts.values()) == {1}

@@ -22,14 +22,15 @@ from newsletter.errors import InputError
 from newsletter.personalise import Recipient
 from newsletter.publication import Publication
 from newsletter.tokens import read_token
-from tests.dispatch.conftest import SECRET, SLUG, Pub, add_people
+from tests.dispatch.conftest import ROOT, SECRET, SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 
 TRICKY = 'Tom & "Jerry" <b>'
 
 
-def _mailing(pub: Pub, **changes) -> Mailing:
-    publication = Publication.load(pub.root)
+def _mailing(**changes) -> Mailing:
+    """The sample issue's mailing (no database needed)."""
+    publication = Publication.load(ROOT)
     build = build_issue(publication, SLUG)
     config = publication.config
     return Mailing(config, build.slug, build.subject, build.html, build.text,
@@ -42,8 +43,8 @@ def _count(pub: Pub, table=sends) -> int:
 
 
 # -- request bodies ---------------------------------------------------------------------------
-def test_request_body_follows_the_mail_send_api(pub: Pub) -> None:
-    mailing = _mailing(pub)
+def test_request_body_follows_the_mail_send_api() -> None:
+    mailing = _mailing()
     builder = PayloadBuilder(mailing)
     tom = Item(41, Recipient("tom@example.org", TRICKY, {"role": "press"}))
     body, rejected = builder.body([tom, Item(42, Recipient("ann@example.org", "Ann, PhD; MD"))])
@@ -71,8 +72,8 @@ def test_request_body_follows_the_mail_send_api(pub: Pub) -> None:
     assert len(json.dumps(body)) < 200_000
 
 
-def test_html_values_are_escaped_and_text_values_are_not(pub: Pub) -> None:
-    mailing = _mailing(pub)
+def test_html_values_are_escaped_and_text_values_are_not() -> None:
+    mailing = _mailing()
     mailing.text += "\nName: %%name%%\n"
     mailing.html += "<p>Name: %%name%%</p>"
     body, _ = PayloadBuilder(mailing).body([Item(1, Recipient("tom@example.org", TRICKY))])
@@ -81,8 +82,8 @@ def test_html_values_are_escaped_and_text_values_are_not(pub: Pub) -> None:
     assert subs["%%html:name%%"] == "Tom &amp; &quot;Jerry&quot; &lt;b&gt;"
 
 
-def test_unsubscribe_group_uses_sendgrids_link(pub: Pub) -> None:
-    mailing = _mailing(pub, asm_group_id=321)
+def test_unsubscribe_group_uses_sendgrids_link() -> None:
+    mailing = _mailing(asm_group_id=321)
     body, _ = PayloadBuilder(mailing).body([Item(1, Recipient("tom@example.org", "Tom"))])
     assert body["asm"] == {"group_id": 321}
     for part in body["content"]:
@@ -94,8 +95,8 @@ def test_unsubscribe_group_uses_sendgrids_link(pub: Pub) -> None:
     assert person["headers"]["List-Unsubscribe"].startswith("<https://news.example.org/")
 
 
-def test_batches_respect_the_substitution_limits(pub: Pub) -> None:
-    mailing = _mailing(pub)
+def test_batches_respect_the_substitution_limits() -> None:
+    mailing = _mailing()
     assert PayloadBuilder(mailing).batch_size == 1000
     mailing.text += "".join(f"%%attr.a{n}%%" for n in range(30))
     builder = PayloadBuilder(mailing)
@@ -105,8 +106,8 @@ def test_batches_respect_the_substitution_limits(pub: Pub) -> None:
         builder.body([Item(n, Recipient(f"r{n}@example.org")) for n in range(300)])
 
 
-def test_a_recipient_over_the_size_limit_is_refused_alone(pub: Pub) -> None:
-    mailing = _mailing(pub)
+def test_a_recipient_over_the_size_limit_is_refused_alone() -> None:
+    mailing = _mailing()
     mailing.text += "%%attr.bio%%"
     big = Item(1, Recipient("big@example.org", "Big", {"bio": "x" * 12_000}))
     body, rejected = PayloadBuilder(mailing).body([big, Item(2, Recipient("ok@example.org"))])
@@ -114,8 +115,8 @@ def test_a_recipient_over_the_size_limit_is_refused_alone(pub: Pub) -> None:
     assert [p["to"][0]["email"] for p in body["personalizations"]] == ["ok@example.org"]
 
 
-def test_no_address_twice_in_one_request(pub: Pub) -> None:
-    builder = PayloadBuilder(_mailing(pub))
+def test_no_address_twice_in_one_request() -> None:
+    builder = PayloadBuilder(_mailing())
     with pytest.raises(ValueError, match="twice"):
         builder.body([Item(1, Recipient("a@example.org")), Item(2, Recipient("A@example.org"))])
 
@@ -129,8 +130,8 @@ def test_category_rules() -> None:
     assert clean_name("Doe, Jane; Dr") == "Doe Jane Dr"
 
 
-def test_publication_settings_sendgrid_cannot_take_are_refused(pub: Pub) -> None:
-    mailing = _mailing(pub)
+def test_publication_settings_sendgrid_cannot_take_are_refused() -> None:
+    mailing = _mailing()
     mailing.categories = [f"c{n}" for n in range(12)]
     with pytest.raises(InputError, match="at most 10"):
         PayloadBuilder(mailing)
