@@ -367,3 +367,19 @@ def test_bad_schedules_are_refused(pub: Pub, sendgrid: FakeSendGrid, args: list[
 def test_cancel_without_a_scheduled_send(pub: Pub) -> None:
     result = pub.cli("send", "cancel", SLUG, "--yes")
     assert result.exit_code == 2 and f"no scheduled send of {SLUG} to cancel" in result.output
+
+
+def test_network_errors_before_the_request_arrives_are_retried_not_unknown() -> None:
+    import socket
+
+    from newsletter.dispatch.transports.sendgrid import SendGridTransport
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    transport = SendGridTransport("SG.key", f"http://127.0.0.1:{port}", timeout=2)
+    transport.open(_mailing())
+    result = transport.send([Item(1, Recipient("a@example.org"))])
+    assert result.stop is None
+    assert result.outcomes[0].state == "retry"
+    assert "cannot reach SendGrid" in result.outcomes[0].error
