@@ -236,6 +236,7 @@ def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) 
 @pass_app
 def status(app: App, issue: str) -> None:
     """Show each send of ISSUE with its counts and any unknown or failed recipients."""
+    from newsletter.dispatch.ledger import is_alive
     from newsletter.dispatch.service import sends_for
 
     found = sends_for(app.publication, issue)
@@ -250,8 +251,10 @@ def status(app: App, issue: str) -> None:
         state = s.state
         if s.state == "completed" and s.send_at:
             state = f"scheduled for {s.send_at:%Y-%m-%d %H:%M} UTC"
-        elif s.state == "sending" and s.owner:
-            state = f"sending (process {s.owner})"
+        elif s.state == "sending":
+            alive = s.owner and is_alive(s.owner, s.heartbeat_at)
+            state = (f"sending (process {s.owner})" if alive else
+                     "interrupted (run the same `newsletter send` to resume)")
         console.print(
             f"#{s.id} {s.issue} -> {s.segment} via {s.transport}: {state}; started "
             f"{s.created_at:%Y-%m-%d %H:%M} UTC; {s.total:,} recipients: {s.accepted:,} "

@@ -151,7 +151,7 @@ class Ledger:
     def check_free(self, send_id: int) -> None:
         """Refuse while another live process is sending `send_id`."""
         send = self.get(send_id)
-        if send.owner and send.owner != process_owner() and _alive(send.owner, send.heartbeat_at):
+        if send.owner and send.owner != process_owner() and is_alive(send.owner, send.heartbeat_at):
             raise FailedError(f"send #{send_id} is being sent right now by process "
                               f"{send.owner}; wait for it or stop it first")
 
@@ -163,7 +163,7 @@ class Ledger:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
             holder, beat = conn.execute(query).one()
-            if holder and holder != owner and _alive(holder, beat):
+            if holder and holder != owner and is_alive(holder, beat):
                 raise FailedError(f"send #{send_id} is being sent right now by process "
                                   f"{holder}; wait for it or stop it first")
             conn.execute(update(sends).where(sends.c.id == send_id).values(
@@ -350,7 +350,7 @@ def _outcome(state: str, provider_id: str | None, error: str | None, now: dt.dat
     return values
 
 
-def _alive(owner: str, heartbeat: dt.datetime | None) -> bool:
+def is_alive(owner: str, heartbeat: dt.datetime | None) -> bool:
     """Is the process named `owner` ("host:pid") still running?"""
     host, _, pid = owner.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():

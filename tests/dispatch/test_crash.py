@@ -95,6 +95,10 @@ def test_sigkill_during_a_sendgrid_send_then_resume(pub: Pub, sendgrid: FakeSend
         if not _kill_when(pub, base + flag, lambda t=target: len(sendgrid.sends()) >= t, rng):
             break
         _check_counts(pub)
+        with pub.engine.connect() as conn:
+            if conn.execute(select(sends.c.state)).scalar_one() == "sending":  # not finished
+                assert "interrupted (run the same `newsletter send` to resume)" in pub.cli(
+                    "status", SLUG).output
         sendgrid.wait_idle()  # the request the killed process left behind is answered
         counts = sendgrid.recipients()
         assert max(counts.values(), default=1) == 1, f"seed {seed}: someone got it twice"
