@@ -14,9 +14,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The demo sends through the local outbox with a throwaway secret: nothing leaves the machine.
 demo: install
 	$(NL) subscribers import subscribers/sample.csv
 	$(NL) build $(SAMPLE)
+	NEWSLETTER_SECRET="$${NEWSLETTER_SECRET:-demo-secret-not-for-real-sends}" \
+	  $(NL) send $(SAMPLE) --segment everyone --transport outbox --yes --again
 
 lint: install
 	$(VENV)/bin/ruff check .

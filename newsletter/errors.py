@@ -33,7 +33,12 @@ class Problem:
         return f"{where}:{self.line}" if self.line else where
 
     def __str__(self) -> str:
-        return f"{self.location()}: {self.severity}: {self.message}"
+        where = self.location()
+        return (
+            f"{where}: {self.severity}: {self.message}"
+            if where
+            else f"{self.severity}: {self.message}"
+        )
 
 
 class NewsletterError(click.ClickException):

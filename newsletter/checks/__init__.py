@@ -11,7 +11,7 @@ returns Findings.
 
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
 from newsletter.checks.report import format_json, format_text, summary
-from newsletter.checks.runner import Report, check_issue, run, run_checks
+from newsletter.checks.runner import Report, check_issue, require_passing, run, run_checks
 
 __all__ = [
     "ERROR",
@@ -22,6 +22,7 @@ __all__ = [
     "check_issue",
     "format_json",
     "format_text",
+    "require_passing",
     "run",
     "run_checks",
     "summary",

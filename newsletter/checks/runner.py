@@ -140,3 +140,26 @@ def check_issue(
             facts={"unbuilt": True},
         )
     return run(pub, build, online=online, spam=spam, timeout=timeout)
+
+
+def require_passing(pub: Publication, build: Build) -> Report:
+    """The gate that `send` (dry runs too) and `send-test` pass first: refuse on any error.
+
+    Runs the offline checks, SpamAssassin included; warnings do not block.
+    """
+    from newsletter.errors import FailedError
+
+    report = run(pub, build, spam=True)
+    if report.errors:
+        lines = [
+            f"{f.location()}: {f.message} [{f.check}]"
+            if f.location()
+            else f"{f.message} [{f.check}]"
+            for f in report.errors
+        ]
+        raise FailedError(
+            f"newsletter check found {len(lines)} error(s) in {build.slug}; nothing was sent.\n"
+            + "\n".join(lines)
+            + f"\nRun `newsletter check {build.slug}` for how to fix each one."
+        )
+    return report

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from newsletter.build import Build, build_issue
+from newsletter.checks import require_passing
 from newsletter.dispatch.engine import Engine, Progress, RunReport
 from newsletter.dispatch.ledger import Ledger, RecipientRow, SendRow
 from newsletter.dispatch.mailing import Item, Mailing
@@ -122,6 +123,7 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
     if set(resend_batches) & set(accept_batches):
         raise NewsletterError("a batch cannot be both resent and accepted")
     build = build_issue(pub, issue)
+    require_passing(pub, build)  # the pre-send quality gate: refuse on any check error
     chosen = transport or pub.settings.transport
     if at is not None and chosen != "sendgrid":
         raise NewsletterError(f"--at needs the sendgrid transport (SendGrid's send_at schedules "
@@ -345,6 +347,7 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
     Each copy is personalised with the sample recipient's name and attributes and the test
     address. Raises FailedError when any copy was not accepted.
     """
+    require_passing(pub, build)
     addresses = list(dict.fromkeys(to or pub.config.test_recipients))
     if not addresses:
         raise NewsletterError("no test recipients: add test_recipients to newsletter.yaml or pass "
