@@ -19,6 +19,7 @@ from newsletter.build import Build, build_issue
 from newsletter.errors import InputError, Problem
 from newsletter.package import write_dist
 from newsletter.publication import Publication
+from newsletter.render import date_text
 
 ASSETS = Path(__file__).parent / "web" / "assets"
 ATOM = "http://www.w3.org/2005/Atom"
@@ -129,10 +130,6 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True, trim_blocks=True
     )
-
-
-def date_text(day: dt.date) -> str:
-    return f"{day.day} {day:%B %Y}"
 
 
 def index_page(pub: Publication, entries: list[Entry]) -> str:

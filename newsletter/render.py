@@ -103,7 +103,7 @@ def context(pub: Publication, issue: LoadedIssue, *, web: bool) -> dict[str, Any
             "preheader": manifest.preheader,
             "preheader_text": markdown.to_text(manifest.preheader) if manifest.preheader else "",
             "date": manifest.date,
-            "date_text": _date_text(manifest.date),
+            "date_text": date_text(manifest.date),
             "hero": hero,
             "pieces": pieces,
             "view_url": view_url,
@@ -113,7 +113,8 @@ def context(pub: Publication, issue: LoadedIssue, *, web: bool) -> dict[str, Any
     }
 
 
-def _date_text(day: dt.date) -> str:
+def date_text(day: dt.date) -> str:
+    """A date as people write it: 7 March 2025."""
     return f"{day.day} {day:%B %Y}"
 
 
