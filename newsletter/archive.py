@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import jinja2
@@ -176,12 +177,10 @@ def atom_feed(pub: Publication, entries: list[Entry]) -> bytes:
         if entry.preheader:
             sub(item, "summary", entry.preheader)
         items = "".join(
-            f"<li>{_escape(title)} <em>({_escape(name)})</em></li>" for title, name in entry.pieces
+            f"<li>{escape(title, quote=False)} <em>({escape(name, quote=False)})</em></li>"
+            for title, name in entry.pieces
         )
         sub(item, "content", f"<ul>{items}</ul>", type="html")
     ET.indent(feed)
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
 
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
