@@ -32,67 +32,70 @@ class YamlDoc:
         return self.lines.get((), 1)
 
 
-class YamlSyntaxError(Exception):
+class SourceError(Exception):
+    """A source file could not be read or parsed; carries the Problem to report."""
+
     def __init__(self, problem: Problem):
         super().__init__(str(problem))
         self.problem = problem
 
 
-def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int) -> Any:
-    lines.setdefault(loc, node.start_mark.line + 1 + offset)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            child = (*loc, key if isinstance(key, (str, int)) else str(key))
-            lines[child] = key_node.start_mark.line + 1 + offset
-            out[key] = _construct(value_node, child, lines, offset)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*loc, i), lines, offset) for i, item in enumerate(node.value)]
-    return _scalar(node)
+class _Builder:
+    """Turns a composed node tree into Python data, recording the line of every key."""
 
+    def __init__(self, lines: dict[Loc, int], offset: int):
+        self.lines, self.offset = lines, offset
+        self.loader = yaml.SafeLoader("")  # one constructor for the whole document
 
-def _scalar(node: yaml.Node) -> Any:
-    """Construct a scalar (or, for odd keys, any node) with PyYAML's safe rules."""
-    try:
-        return yaml.SafeLoader("").construct_object(node, deep=True)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise yaml.MarkedYAMLError(
-            problem=f"cannot read value {node.value!r} ({exc})", problem_mark=node.start_mark
-        ) from exc
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.lines.setdefault(loc, node.start_mark.line + 1 + self.offset)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.scalar(key_node)
+                child = (*loc, key if isinstance(key, (str, int)) else str(key))
+                self.lines[child] = key_node.start_mark.line + 1 + self.offset
+                out[key] = self.build(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        return self.scalar(node)
+
+    def scalar(self, node: yaml.Node) -> Any:
+        """Construct a scalar (or, for odd keys, any node) with PyYAML's safe rules."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise yaml.MarkedYAMLError(
+                problem=f"cannot read value {node.value!r} ({exc})", problem_mark=node.start_mark
+            ) from exc
 
 
 def parse_yaml(text: str, path: Path, line_offset: int = 0) -> YamlDoc:
-    """Parse `text`; raise YamlSyntaxError naming file and line on a syntax error."""
+    """Parse `text`; raise SourceError naming file and line on a syntax error or bad value."""
+    doc = YamlDoc(path=path, data=None, line_offset=line_offset)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            doc.lines[()] = 1 + line_offset
+            return doc
+        doc.data = _Builder(doc.lines, line_offset).build(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + 1 + line_offset) if mark else None
         reason = exc.problem or str(exc)
-        raise YamlSyntaxError(
+        if reason.startswith("cannot read value"):
+            raise SourceError(Problem(path, line, reason)) from exc
+        raise SourceError(
             Problem(path, line, f"YAML syntax error: {reason}; check indentation and quoting")
         ) from exc
     except yaml.YAMLError as exc:
-        raise YamlSyntaxError(Problem(path, None, f"YAML error: {exc}")) from exc
-    doc = YamlDoc(path=path, data=None, line_offset=line_offset)
-    if node is None:
-        doc.data = None
-        doc.lines[()] = 1 + line_offset
-        return doc
-    try:
-        doc.data = _construct(node, (), doc.lines, line_offset)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise YamlSyntaxError(
-            Problem(path, mark.line + 1 + line_offset if mark else None, str(exc.problem))
-        ) from exc
+        raise SourceError(Problem(path, None, f"YAML error: {exc}")) from exc
     return doc
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 source file; raise YamlSyntaxError-like Problem on failure."""
+    """Read a UTF-8 source file; raise SourceError naming the file on failure."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -105,21 +108,9 @@ def read_text(path: Path) -> str:
         raise SourceError(Problem(path, None, f"cannot read file: {exc.strerror}")) from exc
 
 
-class SourceError(Exception):
-    """A source file could not be read; carries the Problem to report."""
-
-    def __init__(self, problem: Problem):
-        super().__init__(str(problem))
-        self.problem = problem
-
-
 def load_yaml_file(path: Path) -> YamlDoc:
     """Read and parse a YAML file. Raises SourceError on any read or syntax problem."""
-    text = read_text(path)
-    try:
-        return parse_yaml(text, path)
-    except YamlSyntaxError as exc:
-        raise SourceError(exc.problem) from exc
+    return parse_yaml(read_text(path), path)
 
 
 def split_front_matter(text: str, path: Path) -> tuple[YamlDoc, str, int]:
@@ -136,10 +127,7 @@ def split_front_matter(text: str, path: Path) -> tuple[YamlDoc, str, int]:
         )
     for i in range(1, len(lines)):
         if lines[i].strip() in ("---", "..."):
-            try:
-                doc = parse_yaml("".join(lines[1:i]), path, line_offset=1)
-            except YamlSyntaxError as exc:
-                raise SourceError(exc.problem) from exc
+            doc = parse_yaml("".join(lines[1:i]), path, line_offset=1)
             doc.lines.setdefault((), 1)
             if doc.data is None:
                 doc.lines[()] = 1
