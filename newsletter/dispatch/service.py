@@ -403,25 +403,24 @@ class SendStatus:
 
 def sends_for(pub: Publication, issue: str, limit: int = 50) -> list[SendStatus]:
     """Every send of `issue` with its unknown and failed recipients (up to `limit` each)."""
-    slug = pub.issue_dir(issue).name if not _is_slug_only(pub, issue) else issue
+    slug = _slug(pub, issue)
     ledger = _database(pub)
     return [SendStatus(s, ledger.listing(s.id, "unknown", limit),
                        ledger.listing(s.id, "failed", limit))
             for s in ledger.sends_for(slug)]
 
 
-def _is_slug_only(pub: Publication, issue: str) -> bool:
-    """A slug whose folder is gone still has a history in the ledger."""
+def _slug(pub: Publication, issue: str) -> str:
+    """The slug of ISSUE; a slug whose folder is gone still has a history in the ledger."""
     try:
-        pub.issue_dir(issue)
+        return pub.issue_dir(issue).name
     except InputError:
-        return True
-    return False
+        return issue
 
 
 def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -> SendRow:
     """Cancel the scheduled SendGrid send of `issue` (to `segment`)."""
-    slug = issue if _is_slug_only(pub, issue) else pub.issue_dir(issue).name
+    slug = _slug(pub, issue)
     ledger = _database(pub)
     now = dt.datetime.now(dt.UTC)
     found = [s for s in ledger.sends_for(slug, segment)
