@@ -13,6 +13,7 @@ import hmac
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from newsletter.package import message_id_for
 from newsletter.personalise import PLACEHOLDER, Recipient, placeholders_in, value_for
 from newsletter.schema import PublicationConfig
 
@@ -92,5 +93,4 @@ class Mailing:
 
     def message_id(self, key: int | str) -> str:
         """A Message-ID unique to this send and recipient."""
-        domain = self.config.sender.email.rsplit("@", 1)[1]
-        return f"<{self.slug}.{self.send_ref}.{key}@{domain}>"
+        return message_id_for(self.config, self.slug, self.send_ref, str(key))
