@@ -151,9 +151,7 @@ class Ledger:
     def check_free(self, send_id: int) -> None:
         """Refuse while another live process is sending `send_id`."""
         send = self.get(send_id)
-        if send.owner and send.owner != process_owner() and is_alive(send.owner, send.heartbeat_at):
-            raise FailedError(f"send #{send_id} is being sent right now by process "
-                              f"{send.owner}; wait for it or stop it first")
+        _refuse_if_held(send_id, send.owner, send.heartbeat_at, process_owner())
 
     def acquire(self, send_id: int, owner: str | None = None) -> None:
         """Take the send's lease; refuse while another live process holds it."""
@@ -163,9 +161,7 @@ class Ledger:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
             holder, beat = conn.execute(query).one()
-            if holder and holder != owner and is_alive(holder, beat):
-                raise FailedError(f"send #{send_id} is being sent right now by process "
-                                  f"{holder}; wait for it or stop it first")
+            _refuse_if_held(send_id, holder, beat, owner)
             conn.execute(update(sends).where(sends.c.id == send_id).values(
                 owner=owner, heartbeat_at=utcnow()))
 
@@ -348,6 +344,14 @@ def _outcome(state: str, provider_id: str | None, error: str | None, now: dt.dat
     if provider_id is not None:
         values["provider_id"] = provider_id[:255]
     return values
+
+
+def _refuse_if_held(send_id: int, holder: str | None, beat: dt.datetime | None,
+                    owner: str) -> None:
+    """Raise FailedError when a live process other than `owner` holds the send's lease."""
+    if holder and holder != owner and is_alive(holder, beat):
+        raise FailedError(f"send #{send_id} is being sent right now by process "
+                          f"{holder}; wait for it or stop it first")
 
 
 def is_alive(owner: str, heartbeat: dt.datetime | None) -> bool:
