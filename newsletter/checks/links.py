@@ -6,10 +6,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
-
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
 from newsletter.personalise import PLACEHOLDER
+from newsletter.schema import check_address
 
 SHORTENERS = frozenset(
     """bit.ly bitly.com tinyurl.com t.co goo.gl ow.ly is.gd buff.ly rebrand.ly cutt.ly
@@ -78,8 +77,8 @@ def url_problem(ref: Ref, secure_hosts: set[str]) -> tuple[str, str, str, str] |
             return ERROR, "links.relative", "image URL is a mailto: link", "use an https:// URL"
         address = url[7:].split("?", 1)[0]
         try:
-            validate_email(address, check_deliverability=False)
-        except EmailNotValidError:
+            check_address(address)
+        except ValueError:
             return (
                 ERROR,
                 "links.mailto",
