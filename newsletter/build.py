@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from newsletter import markdown
@@ -41,7 +42,7 @@ class Build:
     def slug(self) -> str:
         return self.issue.slug
 
-    @property
+    @cached_property
     def report(self) -> dict:
         words = sum(
             len(p.split()) for piece in self.issue.pieces for p in markdown.paragraphs(piece.body)
@@ -84,8 +85,7 @@ def content_hash(subject: str, html: str, text: str) -> str:
 def build_issue(pub: Publication, issue_ref: str | Path) -> Build:
     """Run every stage in memory and return the result (raises InputError on bad input)."""
     issue = load_issue(pub, pub.issue_dir(issue_ref))
-    email = render(pub, issue)
-    web = render(pub, issue, web=True)
+    email, web = render(pub, issue)
     html = inline_css(email.html)
     web_html = inline_css(web.html)
     subject = issue.manifest.subject

@@ -65,8 +65,8 @@ def _environment(folder: Path) -> jinja2.Environment:
     return env
 
 
-def context(pub: Publication, issue: LoadedIssue, *, web: bool) -> dict[str, Any]:
-    """The template context shared by the HTML and text templates."""
+def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
+    """The template context shared by the HTML and text templates (`web` is added per copy)."""
     config, manifest = pub.config, issue.manifest
     view_url = f"{config.archive_url}{issue.slug}/"
     hero = None
@@ -96,7 +96,6 @@ def context(pub: Publication, issue: LoadedIssue, *, web: bool) -> dict[str, Any
         )
     return {
         "pub": config,
-        "web": web,
         "issue": {
             "slug": issue.slug,
             "subject": manifest.subject,
@@ -118,11 +117,18 @@ def date_text(day: dt.date) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
-def render(pub: Publication, issue: LoadedIssue, *, web: bool = False) -> Rendered:
-    """Render both parts of the email (or the web copy when `web`)."""
+def render(pub: Publication, issue: LoadedIssue) -> tuple[Rendered, Rendered]:
+    """Render the email and the web copy (both parts each) from one template context."""
     folder = template_dir(pub)
     env = _environment(folder)
-    ctx = context(pub, issue, web=web)
+    ctx = context(pub, issue)
+    return (
+        _render_copy(env, folder, {**ctx, "web": False}),
+        _render_copy(env, folder, {**ctx, "web": True}),
+    )
+
+
+def _render_copy(env: jinja2.Environment, folder: Path, ctx: dict[str, Any]) -> Rendered:
     mjml_source = _render_template(env, folder, HTML_TEMPLATE, ctx)
     text = _render_template(env, folder, TEXT_TEMPLATE, ctx)
     try:
