@@ -11,12 +11,6 @@ from newsletter.checks.model import ERROR, WARNING, Context, Finding
 UNSUBSCRIBE = "%%unsubscribe_url"
 
 
-def _header(ctx: Context, check: str, message: str, fix: str, severity: str = ERROR) -> Finding:
-    return Finding(
-        severity, check, message, fix, file=str(ctx.pub.root / "newsletter.yaml"), line=None
-    )
-
-
 def check_unsubscribe(ctx: Context) -> list[Finding]:
     findings = []
     links = [a.get("href", "") for a in ctx.doc.iter("a")]
@@ -73,7 +67,7 @@ def _flat(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def check_address(ctx: Context) -> list[Finding]:
+def check_postal_address(ctx: Context) -> list[Finding]:
     address = ctx.pub.config.address.strip()
     config = str(ctx.pub.root / "newsletter.yaml")
     if not address:
@@ -144,12 +138,12 @@ def check_sender(ctx: Context) -> list[Finding]:
                 )
             else:
                 findings.append(
-                    _header(
-                        ctx,
+                    Finding(
+                        WARNING,
                         "compliance.reply-to",
                         "no Reply-To: replies go to the From address, which may be unattended",
                         "set reply_to: in newsletter.yaml to a monitored address",
-                        WARNING,
+                        file=str(ctx.pub.root / "newsletter.yaml"),
                     )
                 )
             continue
@@ -184,4 +178,4 @@ def check_sender(ctx: Context) -> list[Finding]:
 
 
 def check_compliance(ctx: Context) -> list[Finding]:
-    return check_unsubscribe(ctx) + check_address(ctx) + check_sender(ctx)
+    return check_unsubscribe(ctx) + check_postal_address(ctx) + check_sender(ctx)
