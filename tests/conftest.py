@@ -34,16 +34,20 @@ def need(what: str, available: bool) -> None:
     pytest.skip(f"{what} is not installed")
 
 
-@pytest.fixture()
-def publication(tmp_path: Path) -> Path:
-    """A private copy of the sample publication (settings, issues, subscribers, templates)."""
-    root = tmp_path / "pub"
-    root.mkdir()
+def copy_sample(root: Path) -> Path:
+    """Copy the sample publication (settings, issues, subscribers, templates) to `root`."""
+    root.mkdir(parents=True)
     shutil.copy(ROOT / "newsletter.yaml", root / "newsletter.yaml")
     for folder in ("issues", "subscribers", "templates"):
         if (ROOT / folder).is_dir():
             shutil.copytree(ROOT / folder, root / folder)
     return root
+
+
+@pytest.fixture()
+def publication(tmp_path: Path) -> Path:
+    """A private copy of the sample publication."""
+    return copy_sample(tmp_path / "pub")
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,10 @@ def build_sample(workdir: Path) -> dict[str, bytes]:
     """Build the repository's sample issue in a copy under `workdir`; return dist's files."""
     from newsletter.build import build_issue, write_build
     from newsletter.publication import Publication
+    from tests.conftest import copy_sample
 
     os.environ.pop("NEWSLETTER_SECRET", None)  # the sample message uses the sample secret
-    pub_root = workdir / "pub"
-    shutil.copytree(ROOT / "issues", pub_root / "issues")
-    shutil.copy(ROOT / "newsletter.yaml", pub_root / "newsletter.yaml")
-    pub = Publication.load(pub_root)
+    pub = Publication.load(copy_sample(workdir / "pub"))
     target = write_build(pub, build_issue(pub, SAMPLE_SLUG))
     return {p.name: p.read_bytes() for p in sorted(target.iterdir())}
 

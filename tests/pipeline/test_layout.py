@@ -16,13 +16,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def email_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """email.html built from the sample, with the hero pointed at the local copy."""
-    import shutil
+    from tests.conftest import copy_sample
 
-    from tests.conftest import ROOT
-
-    root = tmp_path_factory.mktemp("layout") / "pub"
-    shutil.copytree(ROOT / "issues", root / "issues")
-    shutil.copy(ROOT / "newsletter.yaml", root / "newsletter.yaml")
+    root = copy_sample(tmp_path_factory.mktemp("layout") / "pub")
     pub = Publication.load(root)
     target = write_build(pub, build_issue(pub, SAMPLE))
     page = target / "email.html"
