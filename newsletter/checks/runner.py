@@ -84,9 +84,8 @@ def run(
 
             report.findings += check_online(ctx)
     except BaseException:
-        if spam_check is not None and spam_check.process is not None:
-            spam_check.process.kill()
-            spam_check.process.communicate()
+        if spam_check is not None:
+            spam_check.cancel()
         raise
     report.facts["sizes"] = ctx.extra.get("sizes", {})
     if spam_check is not None:

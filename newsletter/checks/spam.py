@@ -73,6 +73,12 @@ class SpamCheck:
             self.error = str(exc)
         return self
 
+    def cancel(self) -> None:
+        """Stop a started run and reap it (when the other checks fail or time runs out)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.communicate()
+
     def finish(self) -> list[Finding]:
         if not self.available():
             return [
@@ -88,8 +94,7 @@ class SpamCheck:
             try:
                 out, err = self.process.communicate(self.message, timeout=TIMEOUT)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.communicate()
+                self.cancel()
                 out, err = b"", b"timed out"
             self.verdict = parse_report(out.decode("utf-8", "replace"))
             if self.verdict is None:
