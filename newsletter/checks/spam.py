@@ -98,10 +98,8 @@ class SpamCheck:
                 out, err = b"", b"timed out"
             self.verdict = parse_report(out.decode("utf-8", "replace"))
             if self.verdict is None:
-                self.error = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [
-                    "no report"
-                ]
-                self.error = self.error[0]
+                lines = err.decode("utf-8", "replace").strip().splitlines()
+                self.error = lines[-1] if lines else "no report"
         if self.verdict is None:
             return [
                 Finding(
