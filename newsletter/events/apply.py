@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
+from newsletter.audience.model import utcnow
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, webhook_events
 from newsletter.events.model import Event
 from newsletter.events.statuses import Change, apply_changes
@@ -103,7 +104,7 @@ def _count(conn: Connection, events: Sequence[Event]) -> None:
 def apply_events(conn: Connection, events: Sequence[Event],
                  now: dt.datetime | None = None) -> ApplyReport:
     """Apply `events` inside the caller's transaction."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     unique = list({e.event_id: e for e in reversed(events)}.values())[::-1]
     fresh_ids = _record_new(conn, unique, now) if unique else set()
     fresh = [e for e in unique if e.event_id in fresh_ids]

@@ -6,12 +6,12 @@ Mailing with the confirmation link written in, outside the send ledger.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 
 from jinja2 import Environment
 
+from newsletter.audience.model import utcnow
 from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.transports import make_transport
 from newsletter.personalise import Recipient
@@ -29,7 +29,7 @@ def confirmation_mailing(pub: Publication, env: Environment, link: str, days: in
     html = env.get_template("confirm_email.html").render(values)
     text = env.get_template("confirm_email.txt").render(values)
     digest = hashlib.sha256((html + text).encode()).hexdigest()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    stamp = utcnow().strftime("%Y%m%d")
     return Mailing(config=config, slug="confirmations", send_ref=f"confirm-{stamp}",
                    subject=f"Confirm your subscription to {config.name}", html=html, text=text,
                    content_hash=digest, secret=pub.settings.secret or "")
@@ -42,7 +42,7 @@ def send_confirmation(pub: Publication, env: Environment, email: str, name: str,
     try:
         transport = make_transport(None, pub.settings)
         transport.open(confirmation_mailing(pub, env, link, days))
-        key = int(dt.datetime.now(dt.UTC).timestamp() * 1000) % 10**12
+        key = int(utcnow().timestamp() * 1000) % 10**12
         try:
             result = transport.send([Item(key, Recipient(email=email, name=name))])
         finally:

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
-from newsletter.audience.model import Status, email_key, normalize_email, normalize_tag
+from newsletter.audience.model import (
+    Status,
+    email_key,
+    normalize_email,
+    normalize_tag,
+    utcnow,
+)
 from newsletter.audience.subscribers import add_subscriber
 from newsletter.db.tables import signups
 from newsletter.events.statuses import Change, apply_changes
@@ -76,7 +82,7 @@ def request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
                    limits: Limits = Limits(), now: dt.datetime | None = None) -> bool:
     """Record a sign-up request for a normalised `email`; True when a confirmation should be
     sent now, False when this address had one too recently."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     key = email_key(email)
     name = " ".join(name.split())[:200]
     with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
@@ -105,7 +111,7 @@ def request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
 def confirm_signup(engine: Engine, email: str, now: dt.datetime | None = None) -> None:
     """Make the address of a valid confirmation token an active subscriber (with the name and
     topics of its latest request); confirming twice changes nothing."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     key = email_key(email)
     with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
         row = conn.execute(select(signups).where(signups.c.email_key == key)).first()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from newsletter.audience.model import Status
+from newsletter.audience.model import Status, utcnow
 from newsletter.db.tables import subscribers
 
 RANK = {Status.ACTIVE: 0, Status.UNSUBSCRIBED: 1, Status.BOUNCED: 2, Status.COMPLAINED: 3}
@@ -56,7 +56,7 @@ def apply_changes(conn: Connection, changes: Sequence[Change],
     subscribers changed status."""
     if not changes:
         return 0
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     now_s = int(now.timestamp())
     keys = sorted({c.email_key for c in changes})  # one lock order for concurrent batches
     state: dict[str, tuple[int, Status, int]] = {}  # key -> (id, status, changed_at)

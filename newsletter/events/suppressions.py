@@ -9,7 +9,6 @@ Applying follows newsletter.events.statuses; syncing twice changes nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import json
 import urllib.error
@@ -19,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from newsletter.audience.model import Status
+from newsletter.audience.model import Status, utcnow
 from newsletter.db.tables import suppression_sync
 from newsletter.errors import FailedError, InputError, Problem
 from newsletter.events.apply import dialect_insert
@@ -148,7 +147,7 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
 def _save_mark(engine: Engine, kind: str, newest: int) -> None:
     with engine.begin() as conn:
         stmt = dialect_insert(conn, suppression_sync).values(
-            kind=kind, last_created=newest, synced_at=dt.datetime.now(dt.UTC))
+            kind=kind, last_created=newest, synced_at=utcnow())
         conn.execute(stmt.on_conflict_do_update(
             index_elements=[suppression_sync.c.kind],
             set_={"last_created": stmt.excluded.last_created,
