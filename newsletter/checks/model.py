@@ -44,8 +44,7 @@ class Finding:
     def location(self) -> str:
         """`file:line` for source problems, `part: "excerpt"` for output problems."""
         if self.file:
-            where = Problem(self.file, self.line, "").location()
-            return where
+            return Problem(self.file, self.line, "").location()
         if self.part:
             return self.part + (f" ({self.excerpt})" if self.excerpt else "")
         return ""

@@ -15,6 +15,7 @@ from newsletter.checks.links import check_links
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
 from newsletter.checks.size import check_size
 from newsletter.checks.spam import SpamCheck
+from newsletter.errors import FailedError, InputError, Problem
 
 if TYPE_CHECKING:
     from newsletter.build import Build
@@ -113,7 +114,7 @@ def run_checks(
     return run(pub, build, online=online, spam=spam, timeout=timeout).findings
 
 
-def _from_problem(problem: Any) -> Finding:
+def _from_problem(problem: Problem) -> Finding:
     file = str(problem.file) if problem.file else None
     return Finding(problem.severity, "source", problem.message, "", file=file, line=problem.line)
 
@@ -128,7 +129,6 @@ def check_issue(
 ) -> Report:
     """Build ISSUE and check it; a build that fails on bad input becomes error findings."""
     from newsletter.build import build_issue
-    from newsletter.errors import InputError
 
     try:
         build = build_issue(pub, issue)
@@ -146,8 +146,6 @@ def require_passing(pub: Publication, build: Build) -> Report:
 
     Runs the offline checks, SpamAssassin included; warnings do not block.
     """
-    from newsletter.errors import FailedError
-
     report = run(pub, build, spam=True)
     if report.errors:
         lines = [
