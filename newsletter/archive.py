@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-import jinja2
-
 from newsletter.build import Build, build_issue
 from newsletter.errors import InputError, Problem
 from newsletter.package import write_dist
 from newsletter.publication import Publication
 from newsletter.render import date_text
+from newsletter.web import asset_templates
 
-ASSETS = Path(__file__).parent / "web" / "assets"
 ATOM = "http://www.w3.org/2005/Atom"
 LINK_ATTR = re.compile(r'(\s(?:href|src)=")([^"]*)(")')
 
@@ -127,15 +125,9 @@ def issue_page(pub: Publication, build: Build) -> str:
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + NAV, html, count=1)
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True, trim_blocks=True
-    )
-
-
 def index_page(pub: Publication, entries: list[Entry]) -> str:
     """The archive's index.html: issues newest first with subject, date and experts."""
-    template = _environment().get_template("archive.html")
+    template = asset_templates().get_template("archive.html")
     return template.render(config=pub.config, entries=entries, date_text=date_text)
 
 

@@ -15,13 +15,11 @@ import hmac
 import re
 import secrets
 from collections.abc import AsyncIterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
-import jinja2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -40,10 +38,9 @@ from newsletter.personalise import SAMPLE_RECIPIENT, Recipient, personalise
 from newsletter.schema import check_address
 from newsletter.settings import TRANSPORTS
 from newsletter.tokens import SAMPLE_SECRET, unsubscribe_url
-from newsletter.web import adapters
+from newsletter.web import ASSETS, adapters, asset_templates
 from newsletter.web.live import LiveBuild, Snapshot
 
-ASSETS = Path(__file__).parent / "assets"
 SESSION_COOKIE = "newsletter_preview"
 MAX_FORM_BYTES = 16 * 1024
 MAX_TEST_ADDRESSES = 10
@@ -52,13 +49,6 @@ NO_BUILD_PAGE = (
     "padding:32px;text-align:center'><p>No successful build yet.</p>"
     "<p>Fix the problems listed above; this frame updates by itself.</p>"
 )
-
-
-@lru_cache(maxsize=1)
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True, trim_blocks=True
-    )
 
 
 class Sessions:
@@ -150,7 +140,7 @@ class PreviewApp:
 
     def parts(self, recipient: Recipient) -> dict[str, str]:
         """The page's live panels, rendered from the macros in parts.html."""
-        module = _templates().get_template("parts.html").make_module(self.context(recipient))
+        module = asset_templates().get_template("parts.html").make_module(self.context(recipient))
         return {
             "status": str(module.status()),
             "problems": str(module.problems()),
@@ -184,7 +174,7 @@ class PreviewApp:
             "sending": adapters.sending_available(),
             "test_recipients": snapshot.pub.config.test_recipients if snapshot else [],
         }
-        html = _templates().get_template("preview.html").render(context)
+        html = asset_templates().get_template("preview.html").render(context)
         response = HTMLResponse(html, headers={"Cache-Control": "no-store"})
         response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict")
         return response
