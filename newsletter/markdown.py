@@ -54,13 +54,15 @@ class _TextState:
 def to_text(source: str, width: int = WIDTH) -> str:
     """Render Markdown as wrapped plain text with link footnotes like `[1]`."""
     state = _TextState()
-    blocks: list[str] = []
+    blocks: list[tuple[str, bool]] = []  # (text, goes on the line after the previous block)
+    tight = new_list = False
     list_depth = 0
     ordered: list[int | None] = []
     item_prefix = ""
     quote = False
     for token in _md.parse(source):
         if token.type in ("bullet_list_open", "ordered_list_open"):
+            new_list = new_list or list_depth == 0
             list_depth += 1
             ordered.append(
                 int(token.attrGet("start") or 1) if token.type.startswith("ordered") else None
@@ -74,6 +76,8 @@ def to_text(source: str, width: int = WIDTH) -> str:
             else:
                 item_prefix = f"{ordered[-1]}. "
                 ordered[-1] += 1
+        elif token.type in ("paragraph_open", "heading_open"):
+            tight = token.hidden  # markdown-it hides the <p> of tight list items
         elif token.type == "blockquote_open":
             quote = True
         elif token.type == "blockquote_close":
@@ -88,11 +92,12 @@ def to_text(source: str, width: int = WIDTH) -> str:
                 first = rest = indent + "  "
             else:
                 first = rest = "> " if quote else ""
-            blocks.append(_wrap(text, width, first, rest))
+            blocks.append((_wrap(text, width, first, rest), tight and not new_list))
+            new_list = False
         elif token.type in ("fence", "code_block"):
-            blocks.append(token.content.rstrip("\n"))
+            blocks.append((token.content.rstrip("\n"), False))
         elif token.type == "hr":
-            blocks.append("-" * 20)
+            blocks.append(("-" * 20, False))
     text = _join_blocks(blocks)
     if state.links:
         notes = "\n".join(f"[{i}] {url}" for i, url in enumerate(state.links, 1))
@@ -100,17 +105,14 @@ def to_text(source: str, width: int = WIDTH) -> str:
     return text
 
 
-def _join_blocks(blocks: list[str]) -> str:
-    """Separate blocks by blank lines, but keep consecutive list items together."""
-    out: list[str] = []
-    for block in blocks:
-        if out and block.lstrip().startswith(("- ",)) and out[-1].lstrip().startswith("- "):
-            out[-1] += "\n" + block
-        elif out and block[:1].isdigit() and out[-1][:1].isdigit() and ". " in block[:5]:
-            out[-1] += "\n" + block
-        else:
-            out.append(block)
-    return "\n\n".join(out)
+def _join_blocks(blocks: list[tuple[str, bool]]) -> str:
+    """Separate blocks by blank lines, except the items of a tight list, one per line."""
+    out = ""
+    for text, follows in blocks:
+        if out:
+            out += "\n" if follows else "\n\n"
+        out += text
+    return out
 
 
 def _inline_text(children: list[Token], state: _TextState) -> str:
