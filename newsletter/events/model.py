@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from newsletter.audience.model import Status
+from newsletter.audience.model import Status, email_key
 
 #: custom_args keys the dispatch engine sets (SendGrid copies them into every event).
 SEND_ARG = "nl_send"
@@ -99,7 +99,7 @@ def parse_event(raw: Any) -> Event | None:
     if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:
         timestamp = 0
     email = email.strip()
-    return Event(event_id, kind, email, email.lower(), min(timestamp, 2**40), _send_id(raw))
+    return Event(event_id, kind, email, email_key(email), min(timestamp, 2**40), _send_id(raw))
 
 
 def parse_events(payload: Any) -> tuple[list[Event], int]:

@@ -130,6 +130,6 @@ def unsubscribe_address(engine: Engine, email: str) -> None:
     try:
         key = email_key(normalize_email(email))
     except ValueError:
-        key = email.lower()
+        key = email_key(email)
     with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
         apply_changes(conn, [Change(key, Status.UNSUBSCRIBED)])

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from newsletter.audience.model import Status, utcnow
+from newsletter.audience.model import Status, email_key, utcnow
 from newsletter.db.tables import suppression_sync
 from newsletter.errors import FailedError, InputError, Problem
 from newsletter.events.apply import dialect_insert
@@ -124,7 +124,7 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
         since = 0 if full else int(marks.get(kind, 0))
         newest, count = since, 0
         for entries in api.pages(path, since):
-            changes = [Change(e["email"].strip().lower(), status, _created(e)) for e in entries]
+            changes = [Change(email_key(e["email"].strip()), status, _created(e)) for e in entries]
             with engine.connect().execution_options(sqlite_immediate=True) as conn, \
                     conn.begin():
                 report.changed += apply_changes(conn, changes)
@@ -137,7 +137,7 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
     group_id = pub.config.sendgrid.asm_group_id
     if group_id is not None:
         emails = api.group(group_id)
-        changes = [Change(e.strip().lower(), Status.UNSUBSCRIBED) for e in emails]
+        changes = [Change(email_key(e.strip()), Status.UNSUBSCRIBED) for e in emails]
         with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             report.changed += apply_changes(conn, changes)
         report.fetched[f"group_{group_id}"] = len(emails)
