@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, insert, select, update
@@ -176,13 +177,9 @@ def iter_batches(
         if where is not None:
             query = query.where(where)
         query = query.order_by(subscribers.c.id).limit(batch_size)
-        if isinstance(engine, Connection):
-            rows = engine.execute(query).all()
-            tags = tags_of(engine, [r.id for r in rows])
-        else:
-            with engine.connect() as conn:
-                rows = conn.execute(query).all()
-                tags = tags_of(conn, [r.id for r in rows])
+        with nullcontext(engine) if isinstance(engine, Connection) else engine.connect() as conn:
+            rows = conn.execute(query).all()
+            tags = tags_of(conn, [r.id for r in rows])
         if not rows:
             return
         yield [_record(r, tags.get(r.id, set())) for r in rows]
