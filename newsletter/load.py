@@ -11,7 +11,13 @@ from pathlib import Path
 from newsletter.errors import InputError, Problem
 from newsletter.publication import Publication
 from newsletter.schema import Expert, IssueManifest, PieceMeta, validate
-from newsletter.yamlsrc import SourceError, load_yaml_file, read_text, split_front_matter
+from newsletter.yamlsrc import (
+    SourceError,
+    YamlDoc,
+    load_yaml_file,
+    read_text,
+    split_front_matter,
+)
 
 
 @dataclass
@@ -23,6 +29,7 @@ class Piece:
     expert: Expert
     body: str
     body_line: int
+    front: YamlDoc  # the parsed front matter, for the line of any key
 
 
 @dataclass
@@ -34,6 +41,7 @@ class LoadedIssue:
     manifest: IssueManifest
     pieces: list[Piece]
     hero_file: Path | None
+    source: YamlDoc  # the parsed issue.yaml, for the line of any key
     warnings: list[Problem] = field(default_factory=list)
 
 
@@ -91,6 +99,7 @@ def load_issue(pub: Publication, folder: Path) -> LoadedIssue:
         manifest=manifest,
         pieces=pieces,
         hero_file=hero_file,
+        source=doc,
         warnings=problems,
     )
 
@@ -131,4 +140,5 @@ def _load_piece(
             Problem(path, body_line, "the piece has no body text below its front matter")
         )
         return None, problems
-    return Piece(path=path, meta=meta, expert=expert, body=body, body_line=body_line), problems
+    piece = Piece(path=path, meta=meta, expert=expert, body=body, body_line=body_line, front=front)
+    return piece, problems

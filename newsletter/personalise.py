@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+KEYS = ("name", "first_name", "email", "unsubscribe_url")  # besides attr.<name>
 PLACEHOLDER = re.compile(r"%%([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_-]+)?)(?:\|([^%<>\n]{0,60}))?%%")
 
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
 from newsletter import markdown
 from newsletter.checks.model import ERROR, WARNING, Context, Finding, excerpt
-from newsletter.personalise import PLACEHOLDER
-from newsletter.yamlsrc import SourceError, YamlDoc, load_yaml_file, split_front_matter
+from newsletter.personalise import KEYS, PLACEHOLDER
 
 SUBJECT_MIN, SUBJECT_MAX = 10, 78
-KNOWN_KEYS = {"name", "first_name", "email", "unsubscribe_url"}
 LEFTOVERS = [
     (re.compile(r"\bTK\b"), "TK"),
     (re.compile(r"\bTODO\b"), "TODO"),
@@ -22,25 +19,6 @@ LEFTOVERS = [
     (re.compile(r"\{%.*?%\}|\{%"), "unrendered {% %}"),
 ]
 LEFTOVER_FIX = "finish or remove it before sending"
-
-
-@lru_cache(maxsize=32)
-def _yaml(path: Path, mtime: float) -> YamlDoc | None:
-    try:
-        if path.name.endswith(".md"):
-            return split_front_matter(path.read_text(encoding="utf-8"), path)[0]
-        return load_yaml_file(path)
-    except (SourceError, OSError):
-        return None
-
-
-def yaml_line(path: Path, *loc: str | int) -> int | None:
-    """The line of key `loc` in a YAML file or a piece's front matter."""
-    try:
-        doc = _yaml(path, path.stat().st_mtime)
-    except OSError:
-        return None
-    return doc.line_of(loc) if doc else None
 
 
 def _normal(text: str) -> str:
@@ -68,7 +46,7 @@ def first_visible_line(ctx: Context) -> str:
 
 def check_subject(ctx: Context) -> list[Finding]:
     manifest = ctx.build.issue.folder / "issue.yaml"
-    line = yaml_line(manifest, "subject")
+    line = ctx.build.issue.source.line_of(("subject",))
     subject = ctx.build.subject.strip()
     where = {"file": str(manifest), "line": line}
     if not subject:
@@ -103,10 +81,10 @@ def check_preheader(ctx: Context) -> list[Finding]:
                 "no preheader: inboxes will preview the first words of the email instead",
                 "add `preheader:` to issue.yaml: one sentence that complements the subject",
                 file=str(manifest),
-                line=yaml_line(manifest, "subject"),
+                line=ctx.build.issue.source.line_of(("subject",)),
             )
         ]
-    line = yaml_line(manifest, "preheader")
+    line = ctx.build.issue.source.line_of(("preheader",))
     mine = _normal(markdown.to_text(preheader))
     candidates = [("the subject", ctx.build.subject), ("the first line", first_visible_line(ctx))]
     if ctx.build.issue.pieces:
@@ -141,7 +119,7 @@ def check_pieces(ctx: Context) -> list[Finding]:
                     "the piece has no title",
                     "set `title:` in the front matter",
                     file=path,
-                    line=yaml_line(piece.path, "title"),
+                    line=piece.front.line_of(("title",)),
                 )
             )
         if not piece.expert.name.strip():
@@ -152,7 +130,7 @@ def check_pieces(ctx: Context) -> list[Finding]:
                     f"expert '{piece.meta.expert}' has no name",
                     "give the expert a name under experts: in newsletter.yaml",
                     file=path,
-                    line=yaml_line(piece.path, "expert"),
+                    line=piece.front.line_of(("expert",)),
                 )
             )
         if not markdown.to_text(piece.body).strip():
@@ -244,7 +222,7 @@ def check_placeholders(ctx: Context) -> list[Finding]:
     for part, text in (("html", ctx.build.html), ("text", ctx.build.text)):
         for match in PLACEHOLDER.finditer(text):
             key = match.group(1)
-            if key in KNOWN_KEYS or key.startswith("attr.") or match.group(0) in seen:
+            if key in KEYS or key.startswith("attr.") or match.group(0) in seen:
                 continue
             seen.add(match.group(0))
             findings.append(
@@ -252,7 +230,7 @@ def check_placeholders(ctx: Context) -> list[Finding]:
                     WARNING,
                     "content.placeholder",
                     f"unknown personalisation placeholder {match.group(0)} will be left blank",
-                    f"use one of {', '.join(sorted(KNOWN_KEYS))} or attr.<name>",
+                    f"use one of {', '.join(sorted(KEYS))} or attr.<name>",
                     needle=match.group(0),
                     part=part,
                 )
