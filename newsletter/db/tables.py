@@ -27,8 +27,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
-STATUSES = ("active", "unsubscribed", "bounced", "complained")
-
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """A timestamp that goes in and comes out as an aware UTC datetime."""
