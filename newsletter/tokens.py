@@ -7,7 +7,6 @@ A token is `<base64url(payload)>.<base64url(hmac)>`, where payload is `purpose|e
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import time
 
@@ -27,7 +26,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(secret: str, payload: bytes) -> bytes:
-    return hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).digest()[:20]
+    return hmac.digest(secret.encode("utf-8"), payload, "sha256")[:20]  # one C call
 
 
 def make_token(secret: str, purpose: str, email: str, ttl: int | None = None) -> str:
