@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -48,9 +48,14 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    # `conn.execution_options(sqlite_immediate=True)` takes the write lock up front.
+    # `write_connection` (sqlite_immediate=True) takes the write lock up front.
     immediate = conn.get_execution_options().get("sqlite_immediate", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def write_connection(engine: Engine) -> Connection:
+    """A connection whose transactions take SQLite's write lock up front (BEGIN IMMEDIATE)."""
+    return engine.connect().execution_options(sqlite_immediate=True)
 
 
 def connect(url: str | URL) -> Engine:

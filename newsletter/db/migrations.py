@@ -47,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from newsletter.db.engine import write_connection
 from newsletter.db.tables import schema_version
 from newsletter.errors import NewsletterError
 
@@ -92,7 +93,7 @@ def upgrade(engine: Engine, migrations: list[Migration] | None = None) -> list[i
     migrations = MIGRATIONS if migrations is None else migrations
     applied: list[int] = []
     while True:
-        with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+        with write_connection(engine) as conn, conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
             schema_version.create(conn, checkfirst=True)

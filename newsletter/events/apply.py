@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from newsletter.audience.model import utcnow
+from newsletter.db.engine import write_connection
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, webhook_events
 from newsletter.events.model import Event
 from newsletter.events.statuses import Change, apply_changes
@@ -123,8 +124,7 @@ def apply_batch(engine: Engine, events: Sequence[Event], attempts: int = 3) -> A
     concurrent batches is retried."""
     for attempt in range(1, attempts + 1):
         try:
-            with engine.connect().execution_options(sqlite_immediate=True) as conn, \
-                    conn.begin():
+            with write_connection(engine) as conn, conn.begin():
                 return apply_events(conn, events)
         except DBAPIError as exc:
             code = getattr(exc.orig, "sqlstate", None)

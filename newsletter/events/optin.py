@@ -26,6 +26,7 @@ from newsletter.audience.model import (
     utcnow,
 )
 from newsletter.audience.subscribers import add_subscriber
+from newsletter.db.engine import write_connection
 from newsletter.db.tables import signups
 from newsletter.events.statuses import Change, apply_changes
 
@@ -85,7 +86,7 @@ def request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
     now = now or utcnow()
     key = email_key(email)
     name = " ".join(name.split())[:200]
-    with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         query = select(signups).where(signups.c.email_key == key)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -113,7 +114,7 @@ def confirm_signup(engine: Engine, email: str, now: dt.datetime | None = None) -
     topics of its latest request); confirming twice changes nothing."""
     now = now or utcnow()
     key = email_key(email)
-    with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         row = conn.execute(select(signups).where(signups.c.email_key == key)).first()
         name = row.name if row is not None else ""
         tags = list(row.tags or []) if row is not None else []
@@ -131,5 +132,5 @@ def unsubscribe_address(engine: Engine, email: str) -> None:
         key = email_key(normalize_email(email))
     except ValueError:
         key = email_key(email)
-    with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         apply_changes(conn, [Change(key, Status.UNSUBSCRIBED)])

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from newsletter.audience.model import Status, email_key, utcnow
+from newsletter.db.engine import write_connection
 from newsletter.db.tables import suppression_sync
 from newsletter.errors import FailedError, InputError, Problem
 from newsletter.events.apply import dialect_insert
@@ -125,8 +126,7 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
         newest, count = since, 0
         for entries in api.pages(path, since):
             changes = [Change(email_key(e["email"].strip()), status, _created(e)) for e in entries]
-            with engine.connect().execution_options(sqlite_immediate=True) as conn, \
-                    conn.begin():
+            with write_connection(engine) as conn, conn.begin():
                 report.changed += apply_changes(conn, changes)
             count += len(entries)
             newest = max([newest, *(c.at for c in changes if c.at is not None)])
@@ -138,7 +138,7 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
     if group_id is not None:
         emails = api.group(group_id)
         changes = [Change(email_key(e.strip()), Status.UNSUBSCRIBED) for e in emails]
-        with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+        with write_connection(engine) as conn, conn.begin():
             report.changed += apply_changes(conn, changes)
         report.fetched[f"group_{group_id}"] = len(emails)
     return report
