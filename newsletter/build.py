@@ -105,14 +105,17 @@ def build_issue(pub: Publication, issue_ref: str | Path) -> Build:
     )
 
 
+def preview_unsubscribe_url(pub: Publication, email: str) -> str:
+    """The unsubscribe link shown in sample and preview copies (the sample secret if unset)."""
+    return unsubscribe_url(pub.config.public_url, pub.settings.secret or SAMPLE_SECRET, email)
+
+
 def sample_message(
     pub: Publication, issue: LoadedIssue, subject: str, html: str, text: str, digest: str
 ) -> bytes:
     """The complete message a sample subscriber would receive; pinned Date and Message-ID."""
     recipient = SAMPLE_RECIPIENT
-    unsubscribe = unsubscribe_url(
-        pub.config.public_url, pub.settings.secret or SAMPLE_SECRET, recipient.email
-    )
+    unsubscribe = preview_unsubscribe_url(pub, recipient.email)
     html_p, text_p = personalise(html, text, recipient, unsubscribe)
     day = issue.manifest.date
     msg = compose(

@@ -33,11 +33,11 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from newsletter.build import preview_unsubscribe_url
 from newsletter.errors import FailedError, NewsletterError
 from newsletter.personalise import SAMPLE_RECIPIENT, Recipient, personalise
 from newsletter.schema import check_address
 from newsletter.settings import TRANSPORTS
-from newsletter.tokens import SAMPLE_SECRET, unsubscribe_url
 from newsletter.web import ASSETS, adapters, asset_templates
 from newsletter.web.live import LiveBuild, Snapshot
 
@@ -91,9 +91,7 @@ def local_html(snapshot: Snapshot, html: str) -> str:
 def personalised(snapshot: Snapshot, recipient: Recipient) -> tuple[str, str]:
     """The build's HTML and text parts as `recipient` would receive them."""
     pub = snapshot.pub
-    unsubscribe = unsubscribe_url(
-        pub.config.public_url, pub.settings.secret or SAMPLE_SECRET, recipient.email
-    )
+    unsubscribe = preview_unsubscribe_url(pub, recipient.email)
     return personalise(snapshot.build.html, snapshot.build.text, recipient, unsubscribe)
 
 
