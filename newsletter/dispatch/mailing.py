@@ -7,22 +7,17 @@ personalise it per recipient by substitution; nothing is rendered per recipient.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hmac
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from newsletter.package import message_id_for
 from newsletter.personalise import PLACEHOLDER, Recipient, placeholders_in, value_for
 from newsletter.schema import PublicationConfig
+from newsletter.tokens import unsubscribe_url
 
 #: SendGrid replaces this tag with the recipient's unsubscribe-group link (asm.group_id set).
 ASM_UNSUBSCRIBE_TAG = "<%asm_group_unsubscribe_raw_url%>"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -70,20 +65,9 @@ class Mailing:
         """Whether any placeholder needs subscriber attributes (else they need not be read)."""
         return any(key.startswith("attr.") for _, key, _ in self._parsed)
 
-    @cached_property
-    def _unsubscribe_base(self) -> tuple[str, bytes]:
-        return f"{self.config.public_url.rstrip('/')}/unsubscribe/", self.secret.encode()
-
     def unsubscribe(self, email: str) -> str:
-        """The signed one-click unsubscribe URL for `email` (served by `newsletter serve`).
-
-        The same URL as `tokens.unsubscribe_url()` (a never-expiring "unsubscribe" token),
-        made with one C call per recipient: sends sign a million of these.
-        """
-        base, secret = self._unsubscribe_base
-        payload = f"unsubscribe|{email.lower()}|0".encode()
-        mac = hmac.digest(secret, payload, "sha256")[:20]
-        return f"{base}{_b64(payload)}.{_b64(mac)}"
+        """The signed one-click unsubscribe URL for `email` (served by `newsletter serve`)."""
+        return unsubscribe_url(self.config.public_url, self.secret, email)
 
     def values(self, recipient: Recipient, unsubscribe: str | None = None) -> dict[str, str]:
         """Raw (unescaped) value of each placeholder for `recipient`."""
