@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, literal, select, update
 
+from newsletter.db.engine import write_connection
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger_schema import send_recipients, sends
 from newsletter.dispatch.mailing import Item
@@ -94,11 +95,6 @@ class RecipientRow:
     batch: int | None
 
 
-def _write(engine: Engine) -> Any:
-    """A connection whose transactions take SQLite's write lock up front."""
-    return engine.connect().execution_options(sqlite_immediate=True)
-
-
 class Ledger:
     """Ledger operations over one engine (SQLite or PostgreSQL)."""
 
@@ -125,7 +121,7 @@ class Ledger:
         """A new send with its recipients snapshotted from `members` (a WHERE clause over
         subscribers). Returns None, with nothing written, when the segment is empty."""
         now = utcnow()
-        with _write(self.engine) as conn, conn.begin() as tx:
+        with write_connection(self.engine) as conn, conn.begin() as tx:
             send_id = conn.execute(insert(sends).values(
                 issue=issue, segment=segment, transport=transport, content_hash=content_hash,
                 subject=subject, state="sending", total=0, accepted=0, failed=0, unknown=0,
@@ -156,7 +152,7 @@ class Ledger:
     def acquire(self, send_id: int, owner: str | None = None) -> None:
         """Take the send's lease; refuse while another live process holds it."""
         owner = owner or process_owner()
-        with _write(self.engine) as conn, conn.begin():
+        with write_connection(self.engine) as conn, conn.begin():
             query = select(sends.c.owner, sends.c.heartbeat_at).where(sends.c.id == send_id)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
@@ -169,7 +165,7 @@ class Ledger:
         """Give the lease back with exact counts; the send is `completed` only when every
         recipient is `accepted`, else `stopped` (resumable)."""
         now = utcnow()
-        with _write(self.engine) as conn, conn.begin():
+        with write_connection(self.engine) as conn, conn.begin():
             counts = dict(conn.execute(
                 select(send_recipients.c.state, func.count())
                 .where(send_recipients.c.send_id == send_id)
@@ -187,7 +183,7 @@ class Ledger:
         return self.get(send_id)
 
     def set_state(self, send_id: int, state: str, last_error: str | None = None) -> None:
-        with _write(self.engine) as conn, conn.begin():
+        with write_connection(self.engine) as conn, conn.begin():
             conn.execute(update(sends).where(sends.c.id == send_id).values(
                 state=state, last_error=last_error, updated_at=utcnow(),
                 finished_at=utcnow() if state in ("completed", "cancelled") else None))
@@ -230,7 +226,7 @@ class Ledger:
         of the send between the first and the last key; one range update then marks them.
         """
         now = utcnow()
-        with _write(self.engine) as conn, conn.begin():
+        with write_connection(self.engine) as conn, conn.begin():
             batch = conn.execute(update(sends).where(sends.c.id == send_id).values(
                 batches=sends.c.batches + 1, unknown=sends.c.unknown + len(keys),
                 failed=sends.c.failed - was_failed, heartbeat_at=now, updated_at=now,
@@ -271,7 +267,7 @@ class Ledger:
         if batch is not None and not any(g[0][0] == "unknown" for g in ranked[1:]):
             bulk = ranked.pop(0)  # updated last, by range: the others have left `unknown`
         now = utcnow()
-        with _write(self.engine) as conn, conn.begin():
+        with write_connection(self.engine) as conn, conn.begin():
             if len(ranked) <= 4:
                 for (state, provider_id, error), keys in ranked:
                     conn.execute(update(send_recipients).where(
@@ -305,7 +301,7 @@ class Ledger:
         """The operator's call on `unknown` rows (all, or those of `batches`): `pending`
         (resend) or `accepted` (after checking the provider's activity log)."""
         assert state in ("pending", "accepted")
-        with _write(self.engine) as conn, conn.begin():
+        with write_connection(self.engine) as conn, conn.begin():
             values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
             if state == "accepted":
                 values["last_error"] = "accepted by the operator after an unknown outcome"
