@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 
 from newsletter.build import Build, build_issue
-from newsletter.errors import InputError, Problem
+from newsletter.core.errors import InputError, Problem
 from newsletter.package import write_dist
 from newsletter.publication import Publication
 from newsletter.render import date_text

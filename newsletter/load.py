@@ -8,16 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.errors import InputError, Problem
-from newsletter.publication import Publication
-from newsletter.schema import Expert, IssueManifest, PieceMeta, validate
-from newsletter.yamlsrc import (
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.yamlsrc import (
     SourceError,
     YamlDoc,
     load_yaml_file,
     read_text,
     split_front_matter,
 )
+from newsletter.publication import Publication
+from newsletter.schema import Expert, IssueManifest, PieceMeta, validate
 
 
 @dataclass

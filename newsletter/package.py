@@ -12,7 +12,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
-from newsletter.personalise import Recipient
+from newsletter.core.personalise import Recipient
 from newsletter.schema import PublicationConfig
 
 # Bodies are encoded under BODY_POLICY: quoted-printable lines of at most 76 columns (RFC 2045).

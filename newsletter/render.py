@@ -16,9 +16,9 @@ from markupsafe import Markup
 from mjml import mjml2html
 
 from newsletter import markdown
-from newsletter.errors import InputError, Problem
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.personalise import placeholder
 from newsletter.load import LoadedIssue, is_remote
-from newsletter.personalise import placeholder
 from newsletter.publication import Publication
 
 PACKAGED_TEMPLATES = Path(__file__).parent / "templates"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from newsletter.errors import InputError, Problem
+from newsletter.core.errors import InputError, Problem
 from newsletter.publication import CONFIG_FILE, Publication
 from newsletter.render import PACKAGED_TEMPLATES
 

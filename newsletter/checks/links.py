@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
-from newsletter.personalise import PLACEHOLDER
+from newsletter.core.personalise import PLACEHOLDER
 from newsletter.schema import check_address
 
 SHORTENERS = frozenset(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import html as lxml_html
 
-from newsletter.errors import Problem
+from newsletter.core.errors import Problem
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from newsletter.errors import Problem
+from newsletter.core.errors import Problem
 from newsletter.publication import Publication
 
 

@@ -92,7 +92,7 @@ def _dry_run(plan) -> None:
 
 
 def _finish_without_sending(plan) -> None:
-    from newsletter.errors import FailedError
+    from newsletter.core.errors import FailedError
 
     send = plan.send
     if send.unknown:
@@ -169,7 +169,7 @@ class _progress:
 
 
 def _report(plan, result) -> None:
-    from newsletter.errors import FailedError
+    from newsletter.core.errors import FailedError
 
     send = result.send
     counts = (f"{send.accepted:,} of {send.total:,} accepted, {send.failed:,} failed, "

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.common import App, console, pass_app
-from newsletter.errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 
 def _check_port(port: int) -> None:

@@ -47,9 +47,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from newsletter.core.errors import NewsletterError
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import schema_version
-from newsletter.errors import NewsletterError
 
 _PG_LOCK_KEY = 0x6E65_7773  # "news": serialises concurrent upgrades on PostgreSQL
 

@@ -16,16 +16,16 @@ from typing import Any
 
 from newsletter.build import Build, build_issue
 from newsletter.checks import require_passing
+from newsletter.core.errors import FailedError, InputError, NewsletterError
+from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
+from newsletter.core.tokens import SAMPLE_SECRET
 from newsletter.dispatch.engine import Engine, Progress, RunReport
 from newsletter.dispatch.ledger import Ledger, RecipientRow, SendRow
 from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.transports import Transport, make_transport
-from newsletter.errors import FailedError, InputError, NewsletterError
-from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.publication import Publication
 from newsletter.schema import check_address
-from newsletter.tokens import SAMPLE_SECRET
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)

@@ -12,9 +12,9 @@ import logging
 from jinja2 import Environment
 
 from newsletter.audience.model import utcnow
+from newsletter.core.personalise import Recipient
 from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.transports import make_transport
-from newsletter.personalise import Recipient
 from newsletter.publication import Publication
 
 log = logging.getLogger("newsletter.public")

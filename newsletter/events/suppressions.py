@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from newsletter.audience.model import Status, email_key, utcnow
+from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import suppression_sync
-from newsletter.errors import FailedError, InputError, Problem
 from newsletter.events.apply import dialect_insert
 from newsletter.events.statuses import Change, apply_changes
 from newsletter.publication import Publication
@@ -157,7 +157,7 @@ def _save_mark(engine: Engine, kind: str, newest: int) -> None:
 def sync_before_send(pub: Publication, engine: Engine) -> str:
     """Run the sync before a SendGrid send; a note for the user, never an exception (SendGrid
     keeps dropping suppressed addresses on its side even when the sync cannot run)."""
-    from newsletter.errors import NewsletterError
+    from newsletter.core.errors import NewsletterError
 
     try:
         return "suppressions synced: " + sync_suppressions(pub, engine).summary()

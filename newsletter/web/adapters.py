@@ -13,8 +13,8 @@ from types import ModuleType
 from typing import Any
 
 from newsletter.build import Build
-from newsletter.errors import Problem
-from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
+from newsletter.core.errors import Problem
+from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.publication import Publication
 
 

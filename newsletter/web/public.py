@@ -34,7 +34,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from newsletter.audience.model import normalize_email
-from newsletter.errors import InputError, Problem
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.tokens import BadToken, make_token, read_token
 from newsletter.events import optin
 from newsletter.events.apply import apply_batch
 from newsletter.events.model import parse_events
@@ -46,7 +47,6 @@ from newsletter.events.signature import (
     verify,
 )
 from newsletter.publication import Publication
-from newsletter.tokens import BadToken, make_token, read_token
 
 log = logging.getLogger("newsletter.public")
 

@@ -11,6 +11,9 @@ from sqlalchemy import func, select
 
 from newsletter.audience import add_subscriber
 from newsletter.build import build_issue
+from newsletter.core.errors import InputError
+from newsletter.core.personalise import Recipient
+from newsletter.core.tokens import read_token
 from newsletter.dispatch.ledger_schema import send_recipients, sends
 from newsletter.dispatch.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
 from newsletter.dispatch.transports.sendgrid_payload import (
@@ -18,10 +21,7 @@ from newsletter.dispatch.transports.sendgrid_payload import (
     check_categories,
     clean_name,
 )
-from newsletter.errors import InputError
-from newsletter.personalise import Recipient
 from newsletter.publication import Publication
-from newsletter.tokens import read_token
 from tests.dispatch.conftest import ROOT, SECRET, SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 

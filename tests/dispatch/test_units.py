@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from newsletter.build import build_issue
+from newsletter.core.errors import NewsletterError
+from newsletter.core.personalise import Recipient, personalise
 from newsletter.dispatch.mailing import Mailing
 from newsletter.dispatch.mime import MimeRenderer, QPTemplate
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.service import parse_at
-from newsletter.errors import NewsletterError
 from newsletter.package import compose
-from newsletter.personalise import Recipient, personalise
 from newsletter.publication import Publication
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -207,7 +207,7 @@ def test_publication_template_overrides_packaged(publication: Path):
 def test_template_syntax_error_names_file_and_line(publication: Path):
     import shutil
 
-    from newsletter.errors import InputError
+    from newsletter.core.errors import InputError
     from newsletter.render import PACKAGED_TEMPLATES
 
     target = publication / "templates" / "default"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from newsletter.archive import build_archive, relative_links
 from newsletter.cli import main
-from newsletter.errors import InputError
+from newsletter.core.errors import InputError
 from newsletter.publication import Publication
 from tests.web.conftest import SLUG
 

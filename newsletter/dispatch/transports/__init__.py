@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
+from newsletter.core.errors import NewsletterError
+from newsletter.core.settings import TRANSPORTS, Settings
 from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
-from newsletter.errors import NewsletterError
-from newsletter.settings import TRANSPORTS, Settings
 
 __all__ = ["TRANSPORTS", "BatchResult", "Outcome", "Transport", "make_transport"]
 
