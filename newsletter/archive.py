@@ -15,10 +15,10 @@ from html import escape
 from pathlib import Path
 
 from newsletter.build import Build, build_issue
+from newsletter.build.package import write_dist
+from newsletter.build.publication import Publication
+from newsletter.build.render import date_text
 from newsletter.core.errors import InputError, Problem
-from newsletter.package import write_dist
-from newsletter.publication import Publication
-from newsletter.render import date_text
 from newsletter.web import asset_templates
 
 ATOM = "http://www.w3.org/2005/Atom"

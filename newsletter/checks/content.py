@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from newsletter import markdown
+from newsletter.build import markdown
 from newsletter.checks.model import ERROR, WARNING, Context, Finding, excerpt
 from newsletter.core.personalise import KEYS, PLACEHOLDER
 

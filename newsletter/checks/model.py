@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from lxml.html import HtmlElement
 
     from newsletter.build import Build
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
 
 ERROR = "error"
 WARNING = "warning"

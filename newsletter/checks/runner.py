@@ -19,7 +19,7 @@ from newsletter.core.errors import FailedError, InputError, Problem
 
 if TYPE_CHECKING:
     from newsletter.build import Build
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
 
 Check = Callable[[Context], list[Finding]]
 OFFLINE: list[tuple[str, Check]] = [

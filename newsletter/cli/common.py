@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from newsletter.build.publication import Publication
 from newsletter.core.errors import Problem
-from newsletter.publication import Publication
 
 
 @dataclass

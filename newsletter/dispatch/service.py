@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from newsletter.build import Build, build_issue
+from newsletter.build.publication import Publication
+from newsletter.build.schema import check_address
 from newsletter.checks import require_passing
 from newsletter.core.errors import FailedError, InputError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
@@ -24,8 +26,6 @@ from newsletter.dispatch.ledger import Ledger, RecipientRow, SendRow
 from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.transports import Transport, make_transport
-from newsletter.publication import Publication
-from newsletter.schema import check_address
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)

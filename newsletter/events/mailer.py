@@ -12,10 +12,10 @@ import logging
 from jinja2 import Environment
 
 from newsletter.audience.model import utcnow
+from newsletter.build.publication import Publication
 from newsletter.core.personalise import Recipient
 from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.transports import make_transport
-from newsletter.publication import Publication
 
 log = logging.getLogger("newsletter.public")
 

@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from newsletter.audience.model import Status, email_key, utcnow
+from newsletter.build.publication import Publication
 from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import suppression_sync
 from newsletter.events.apply import dialect_insert
 from newsletter.events.statuses import Change, apply_changes
-from newsletter.publication import Publication
 
 PAGE = 500  # SendGrid's largest page for the suppression lists
 TIMEOUT_S = 60.0

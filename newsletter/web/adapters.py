@@ -13,9 +13,9 @@ from types import ModuleType
 from typing import Any
 
 from newsletter.build import Build
+from newsletter.build.publication import Publication
 from newsletter.core.errors import Problem
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
-from newsletter.publication import Publication
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter.build import Build, build_issue
+from newsletter.build.publication import CONFIG_FILE, Publication
+from newsletter.build.render import PACKAGED_TEMPLATES, template_dir
 from newsletter.core.errors import InputError
-from newsletter.publication import CONFIG_FILE, Publication
-from newsletter.render import PACKAGED_TEMPLATES, template_dir
 from newsletter.web.adapters import Finding, check_findings, checks_available, problem_finding
 
 IGNORED_SUFFIXES = (".swp", ".swx", "~", ".tmp")

@@ -34,10 +34,10 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from newsletter.build import preview_unsubscribe_url
+from newsletter.build.schema import check_address
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
 from newsletter.core.settings import TRANSPORTS
-from newsletter.schema import check_address
 from newsletter.web import ASSETS, adapters, asset_templates
 from newsletter.web.live import LiveBuild, Snapshot
 

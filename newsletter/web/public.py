@@ -34,6 +34,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from newsletter.audience.model import normalize_email
+from newsletter.build.publication import Publication
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.tokens import BadToken, make_token, read_token
 from newsletter.events import optin
@@ -46,7 +47,6 @@ from newsletter.events.signature import (
     load_public_key,
     verify,
 )
-from newsletter.publication import Publication
 
 log = logging.getLogger("newsletter.public")
 

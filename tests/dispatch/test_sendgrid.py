@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from newsletter.audience import add_subscriber
 from newsletter.build import build_issue
+from newsletter.build.publication import Publication
 from newsletter.core.errors import InputError
 from newsletter.core.personalise import Recipient
 from newsletter.core.tokens import read_token
@@ -21,7 +22,6 @@ from newsletter.dispatch.transports.sendgrid_payload import (
     check_categories,
     clean_name,
 )
-from newsletter.publication import Publication
 from tests.dispatch.conftest import ROOT, SECRET, SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 

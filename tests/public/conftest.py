@@ -18,11 +18,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, insert, select
 
+from newsletter.build.publication import Publication
 from newsletter.core.tokens import unsubscribe_url
 from newsletter.db import open_database
 from newsletter.db.tables import subscribers
 from newsletter.events.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, public_key_text, sign
-from newsletter.publication import Publication
 
 SECRET = "public-test-secret"
 TOPICS = "topics: {cyber: Cyber and tech, energy: Energy}\n"

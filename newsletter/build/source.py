@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from newsletter.build.publication import Publication
+from newsletter.build.schema import Expert, IssueManifest, PieceMeta, validate
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.yamlsrc import (
     SourceError,
@@ -16,8 +18,6 @@ from newsletter.core.yamlsrc import (
     read_text,
     split_front_matter,
 )
-from newsletter.publication import Publication
-from newsletter.schema import Expert, IssueManifest, PieceMeta, validate
 
 
 @dataclass
