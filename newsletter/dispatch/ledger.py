@@ -27,7 +27,7 @@ from newsletter.core.personalise import Recipient
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger_schema import send_recipients, sends
-from newsletter.dispatch.mailing import Item
+from newsletter.providers.mailing import Item
 
 #: a lease older than this, held from another machine, is taken to be dead
 STALE_AFTER = dt.timedelta(minutes=2)

@@ -23,9 +23,9 @@ from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.tokens import SAMPLE_SECRET
 from newsletter.dispatch.engine import Engine, Progress, RunReport
 from newsletter.dispatch.ledger import Ledger, RecipientRow, SendRow
-from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.dispatch.transports import Transport, make_transport
+from newsletter.providers import Transport, make_transport
+from newsletter.providers.mailing import Item, Mailing
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
@@ -129,7 +129,7 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         raise NewsletterError(f"--at needs the sendgrid transport (SendGrid's send_at schedules "
                               f"the send); the {chosen} transport sends at once")
     if at is not None:
-        from newsletter.dispatch.transports.sendgrid_payload import check_send_at
+        from newsletter.providers.sendgrid.payload import check_send_at
 
         check_send_at(at)
     if not dry_run and not pub.settings.secret:

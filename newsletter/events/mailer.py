@@ -14,8 +14,8 @@ from jinja2 import Environment
 from newsletter.audience.model import utcnow
 from newsletter.build.publication import Publication
 from newsletter.core.personalise import Recipient
-from newsletter.dispatch.mailing import Item, Mailing
-from newsletter.dispatch.transports import make_transport
+from newsletter.providers import make_transport
+from newsletter.providers.mailing import Item, Mailing
 
 log = logging.getLogger("newsletter.public")
 

@@ -66,7 +66,7 @@ class SendGridLists:
     def _get(self, path: str, query: dict[str, int] | None = None) -> Any:
         from python_http_client.exceptions import HTTPError
 
-        from newsletter.dispatch.transports.sendgrid import provider_message
+        from newsletter.providers.sendgrid.transport import provider_message
 
         try:
             response = self.client._(path).get(query_params=query, timeout=TIMEOUT_S)

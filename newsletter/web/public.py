@@ -39,14 +39,14 @@ from newsletter.core.errors import InputError, Problem
 from newsletter.core.tokens import BadToken, make_token, read_token
 from newsletter.events import optin
 from newsletter.events.apply import apply_batch
-from newsletter.events.model import parse_events
-from newsletter.events.signature import (
+from newsletter.providers.sendgrid.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     BadSignature,
     load_public_key,
     verify,
 )
+from newsletter.providers.sendgrid.webhook import parse_events
 
 log = logging.getLogger("newsletter.public")
 

@@ -16,8 +16,8 @@ from newsletter.core.errors import InputError
 from newsletter.core.personalise import Recipient
 from newsletter.core.tokens import read_token
 from newsletter.dispatch.ledger_schema import send_recipients, sends
-from newsletter.dispatch.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
-from newsletter.dispatch.transports.sendgrid_payload import (
+from newsletter.providers.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
+from newsletter.providers.sendgrid.payload import (
     PayloadBuilder,
     check_categories,
     clean_name,
@@ -372,7 +372,7 @@ def test_cancel_without_a_scheduled_send(pub: Pub) -> None:
 def test_network_errors_before_the_request_arrives_are_retried_not_unknown() -> None:
     import socket
 
-    from newsletter.dispatch.transports.sendgrid import SendGridTransport
+    from newsletter.providers.sendgrid.transport import SendGridTransport
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

@@ -22,7 +22,12 @@ from newsletter.build.publication import Publication
 from newsletter.core.tokens import unsubscribe_url
 from newsletter.db import open_database
 from newsletter.db.tables import subscribers
-from newsletter.events.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, public_key_text, sign
+from newsletter.providers.sendgrid.signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    public_key_text,
+    sign,
+)
 
 SECRET = "public-test-secret"
 TOPICS = "topics: {cyber: Cyber and tech, energy: Energy}\n"

@@ -192,7 +192,7 @@ def test_concurrent_overlapping_batches_apply_each_event_once(site: Site) -> Non
     from concurrent.futures import ThreadPoolExecutor
 
     from newsletter.events.apply import apply_batch
-    from newsletter.events.model import parse_event
+    from newsletter.providers.sendgrid.webhook import parse_event
 
     send_id = new_send(site)
     for n in range(40):

@@ -6,7 +6,7 @@ import os
 
 from newsletter.core.errors import NewsletterError
 from newsletter.core.settings import TRANSPORTS, Settings
-from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
+from newsletter.providers.base import BatchResult, Outcome, Transport
 
 __all__ = ["TRANSPORTS", "BatchResult", "Outcome", "Transport", "make_transport"]
 
@@ -18,15 +18,15 @@ def make_transport(name: str | None, settings: Settings) -> Transport:
     """
     name = name or settings.transport
     if name == "outbox":
-        from newsletter.dispatch.transports.outbox import OutboxTransport
+        from newsletter.providers.outbox import OutboxTransport
 
         return OutboxTransport(settings.outbox)
     if name == "smtp":
-        from newsletter.dispatch.transports.smtp import SmtpTransport
+        from newsletter.providers.smtp import SmtpTransport
 
         return SmtpTransport(settings.smtp_url)
     if name == "sendgrid":
-        from newsletter.dispatch.transports.sendgrid import SendGridTransport
+        from newsletter.providers.sendgrid.transport import SendGridTransport
 
         cap = os.environ.get("NEWSLETTER_SENDGRID_BATCH")
         return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from newsletter.build.package import list_id
 from newsletter.core.errors import InputError, NewsletterError, Problem
 from newsletter.core.personalise import PLACEHOLDER
-from newsletter.dispatch.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
+from newsletter.providers.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
 
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000

@@ -18,7 +18,7 @@ from email.utils import format_datetime
 
 from newsletter.build.package import POLICY, compose
 from newsletter.core.personalise import PLACEHOLDER, Recipient, value_for
-from newsletter.dispatch.mailing import Mailing
+from newsletter.providers.mailing import Mailing
 
 _HTML_MARK = "\x00NLHTML\x00"
 _TEXT_MARK = "\x00NLTEXT\x00"
