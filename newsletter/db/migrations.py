@@ -162,7 +162,7 @@ def _subscribers(conn: Connection) -> None:
 
 @migration(2, "send ledger")
 def _send_ledger(conn: Connection) -> None:
-    from newsletter.dispatch.ledger_schema import migrate_v2
+    from newsletter.db.ledger_tables import migrate_v2
 
     migrate_v2(conn)
 

@@ -69,7 +69,7 @@ def _record_new(conn: Connection, events: Sequence[Event], now: dt.datetime) -> 
 
 
 def _known_sends(conn: Connection, ids: set[int]) -> set[int]:
-    from newsletter.dispatch.ledger_schema import sends
+    from newsletter.db.ledger_tables import sends
 
     if not ids:
         return set()

@@ -37,7 +37,7 @@ def test_environment_selects_the_database(tmp_path: Path) -> None:
 
 
 def test_migrated_schema_matches_tables_py(db_url: str) -> None:
-    import newsletter.dispatch.ledger_schema  # noqa: F401  (the ledger's tables join metadata)
+    import newsletter.db.ledger_tables  # noqa: F401  (the ledger's tables join metadata)
 
     assert {"subscribers", "sends", "webhook_events"} <= set(metadata.tables)
     engine = open_database(db_url)

@@ -12,7 +12,7 @@ from newsletter import dispatch
 from newsletter.build import build_issue
 from newsletter.build.publication import Publication
 from newsletter.core.errors import FailedError
-from newsletter.dispatch.ledger_schema import sends
+from newsletter.db.ledger_tables import sends
 from tests.dispatch.conftest import SLUG, Pub
 from tests.fake_sendgrid import FakeSendGrid
 

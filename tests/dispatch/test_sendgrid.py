@@ -15,7 +15,7 @@ from newsletter.build.publication import Publication
 from newsletter.core.errors import InputError
 from newsletter.core.personalise import Recipient
 from newsletter.core.tokens import read_token
-from newsletter.dispatch.ledger_schema import send_recipients, sends
+from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.providers.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
 from newsletter.providers.sendgrid.payload import (
     PayloadBuilder,

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, insert, select
 
+from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import engagement, webhook_events
-from newsletter.dispatch.ledger_schema import sends
 from newsletter.events.stats import engagement_by_send
 from tests.public.conftest import Site, event, make_client, post_events, signed
 
