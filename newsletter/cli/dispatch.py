@@ -52,11 +52,13 @@ def send(app: App, issue: str, segment: str, transport: str | None, dry_run: boo
          accept_batch: tuple[int, ...], at_text: str | None) -> None:
     """Send ISSUE to a segment; run it again to resume an interrupted send."""
     from newsletter.dispatch.service import parse_at, plan_send
+    from newsletter.events.suppressions import sync_before_send
 
     at = parse_at(at_text) if at_text else None
     plan = plan_send(app.publication, issue, segment, transport=transport, again=again, at=at,
                      resend_unknown=resend_unknown, accept_unknown=accept_unknown,
-                     resend_batches=resend_batch, accept_batches=accept_batch, dry_run=dry_run)
+                     resend_batches=resend_batch, accept_batches=accept_batch, dry_run=dry_run,
+                     before_send=sync_before_send)
     if not dry_run:
         plan.transport.preflight()
     _show_plan(plan)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,8 +112,12 @@ class SendPlan:
 def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | None = None,
               again: bool = False, at: dt.datetime | None = None, resend_unknown: bool = False,
               accept_unknown: bool = False, resend_batches: tuple[int, ...] = (),
-              accept_batches: tuple[int, ...] = (), dry_run: bool = False) -> SendPlan:
+              accept_batches: tuple[int, ...] = (), dry_run: bool = False,
+              before_send: Callable[[Publication, Any], str] | None = None) -> SendPlan:
     """Build the issue, resolve the segment and the ledger's history; refuse what must be.
+
+    `before_send(pub, engine)` runs before a new SendGrid send is counted (the CLI passes the
+    suppression sync, which lives on the public side); the note it returns joins the plan's.
 
     Unknown outcomes are settled by the operator: all of them (`resend_unknown`,
     `accept_unknown`) or batch by batch (`resend_batches`, `accept_batches`).
@@ -171,10 +175,8 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
             Engine(ledger, active.id, sender).settle_unknown()
             active = ledger.get(active.id)
     sync_note = None
-    if chosen == "sendgrid" and active is None and not dry_run:
-        from newsletter.events.suppressions import sync_before_send
-
-        sync_note = sync_before_send(pub, ledger.engine)  # retire suppressed addresses first
+    if chosen == "sendgrid" and active is None and not dry_run and before_send is not None:
+        sync_note = before_send(pub, ledger.engine)  # retire suppressed addresses first
     plan = SendPlan(pub=pub, build=build, segment=segment, transport=sender, ledger=ledger,
                     members=members, send=active, count=0, at=at, resend_unknown=resend_unknown,
                     accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
