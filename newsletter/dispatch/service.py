@@ -31,6 +31,11 @@ from newsletter.providers.mailing import Item, Mailing
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
 
 
+def utc_minute(when: dt.datetime) -> str:
+    """A time as the dispatch commands show it: `2026-11-24 14:00 UTC`."""
+    return f"{when:%Y-%m-%d %H:%M} UTC"
+
+
 def parse_at(text: str) -> dt.datetime:
     """`--at` as an aware UTC time; it must name its zone (2026-11-24T14:00Z)."""
     try:
@@ -105,7 +110,7 @@ class SendPlan:
         ]
         when = self.at or (self.send.send_at if self.send else None)
         if when:
-            rows.append(("Scheduled", f"{when:%Y-%m-%d %H:%M} UTC"))
+            rows.append(("Scheduled", utc_minute(when)))
         return rows
 
 
@@ -162,7 +167,7 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         done = [s for s in history if s.state == "completed"]
         if done and not again:
             last = done[-1]
-            when = f"{(last.finished_at or last.updated_at):%Y-%m-%d %H:%M} UTC"
+            when = utc_minute(last.finished_at or last.updated_at)
             raise NewsletterError(f"{build.slug} was already sent to '{segment}' (send #{last.id}, "
                                   f"completed {when}); pass --again to send it once more")
     sender = make_transport(chosen, pub.settings)
@@ -432,7 +437,7 @@ def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -
         raise NewsletterError(f"no scheduled send of {slug}{where} to cancel")
     send = found[-1]
     if now > send.send_at - CANCEL_DEADLINE:
-        raise NewsletterError(f"send #{send.id} goes out at {send.send_at:%Y-%m-%d %H:%M} UTC; "
+        raise NewsletterError(f"send #{send.id} goes out at {utc_minute(send.send_at)}; "
                               "SendGrid cancels only until 10 minutes before")
     sender = make_transport("sendgrid", pub.settings)
     sender.cancel(send.batch_id)  # type: ignore[attr-defined]
