@@ -2,7 +2,8 @@
 
 Each server lives in its own module and imports Starlette, uvicorn and watchfiles itself, so the
 rest of the tool starts without them. This package itself holds only what the preview shares
-with the archive (newsletter.archive): the templates in assets/.
+with the archive (newsletter.web.archive): the templates in assets/, and whole-page HTML edits
+through lxml.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from lxml import html as lxml_html
+from lxml.html import HtmlElement
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -21,3 +24,21 @@ def asset_templates() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True, trim_blocks=True
     )
+
+
+def parse_page(html: str) -> HtmlElement:
+    """A whole HTML page as an lxml tree (comments, MSO conditionals included, are kept)."""
+    return lxml_html.document_fromstring(html)
+
+
+def page_html(doc: HtmlElement) -> str:
+    """`doc` serialised back to HTML, with the doctype it was parsed with."""
+    doctype = doc.getroottree().docinfo.doctype
+    return lxml_html.tostring(doc, doctype=doctype or None, encoding="unicode")
+
+
+def add_first(parent: HtmlElement, markup: str) -> None:
+    """Insert the element `markup` as `parent`'s first child, before any text it starts with."""
+    element = lxml_html.fragment_fromstring(markup)
+    element.tail, parent.text = parent.text, None
+    parent.insert(0, element)
