@@ -1,6 +1,6 @@
 """The confirmation email of a sign-up, sent through the configured transport.
 
-It reuses the dispatch engine's transports (newsletter.dispatch.transports): a one-recipient
+It uses the mail providers (newsletter.providers), as the dispatch engine does: a one-recipient
 Mailing with the confirmation link written in, outside the send ledger.
 """
 

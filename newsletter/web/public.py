@@ -9,7 +9,7 @@ Routes:
 - `GET /confirm/{token}`: a page with one button; `POST` makes the subscription active;
 - `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook.
 
-Tokens are HMAC-signed (newsletter.tokens). Pages look the same whether or not an address is
+Tokens are HMAC-signed (newsletter.core.tokens). Pages look the same whether or not an address is
 subscribed; a bad token gets 400 and changes nothing.
 """
 
