@@ -125,3 +125,16 @@ def test_the_rule_catches_a_climb(importer: str, source: str, bad: list[str]) ->
     modules[importer] = source
     packages = {n for n, p in all_modules().items() if p.name == "__init__.py"}
     assert violations(modules, packages) == bad
+
+
+def test_readme_layout_lists_every_package() -> None:
+    """README.md's layout block names each package folder of newsletter/, and only those."""
+    readme = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    listed = {line.split()[0].rstrip("/") for line in block.splitlines()[2:]
+              if line.startswith("  ") and line[2] != " "}
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert listed == folders - {"data"}
+    packages = {name.split(".")[1] for layer in LAYERS for name in layer if name.count(".") == 1}
+    on_disk = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages - {"__main__"} == on_disk
