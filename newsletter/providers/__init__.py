@@ -1,4 +1,6 @@
-"""Transports, one module each, behind `Transport` (base.py). `make_transport()` picks one."""
+"""Mail providers, the lowest mail layer: one module each (outbox, smtp, sendgrid/) behind
+`Transport` (base.py); `make_transport()` picks one. They send a prepared `Mailing` (mailing.py)
+and know nothing of campaigns or the send ledger."""
 
 from __future__ import annotations
 
