@@ -8,42 +8,40 @@ and check constraints.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
 
 import newsletter.db.ledger_tables  # noqa: F401  (the ledger's tables join metadata)
 from newsletter.db import connect, upgrade
 from newsletter.db.tables import metadata, schema_version
-
-
-def _twin(db_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A second empty database on the same kind of server as `db_url`."""
-    if db_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'live.db'}"
-        return
-    admin = make_url(request.getfixturevalue("postgres_server"))
-    if admin.drivername in ("postgresql", "postgres"):
-        admin = admin.set(drivername="postgresql+psycopg")
-    name = f"nl_test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+from tests.db_fixtures import fresh_postgres_database
 
 
 @pytest.fixture()
 def live_url(db_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from _twin(db_url, request, tmp_path)
+    """A second empty database on the same kind of server as `db_url`."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'live.db'}"
+        return
+    with fresh_postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@contextmanager
+def both_schemas(db_url: str, live_url: str) -> Iterator[tuple[Engine, Engine]]:
+    """(database built by the migrations, database built from the live definitions)."""
+    migrated, live = connect(db_url), create_engine(live_url)
+    try:
+        upgrade(migrated)
+        metadata.create_all(live)
+        yield migrated, live
+    finally:
+        migrated.dispose()
+        live.dispose()
 
 
 def _describe(engine: Engine) -> dict[str, dict]:
@@ -86,15 +84,8 @@ def _describe(engine: Engine) -> dict[str, dict]:
 
 
 def test_migrations_build_the_live_schema(db_url: str, live_url: str) -> None:
-    migrated = connect(db_url)
-    live = create_engine(live_url)
-    try:
-        upgrade(migrated)
-        metadata.create_all(live)
+    with both_schemas(db_url, live_url) as (migrated, live):
         by_migrations, by_definitions = _describe(migrated), _describe(live)
-    finally:
-        migrated.dispose()
-        live.dispose()
     assert {"subscribers", "sends", "send_recipients", "webhook_events"} <= set(by_definitions)
     assert set(by_migrations) == set(by_definitions) == set(metadata.tables)
     for name in sorted(by_definitions):
@@ -104,16 +95,9 @@ def test_migrations_build_the_live_schema(db_url: str, live_url: str) -> None:
 
 def test_the_comparison_sees_a_drifted_column(db_url: str, live_url: str) -> None:
     """A live definition that no migration matches is noticed (the check is not vacuous)."""
-    migrated = connect(db_url)
-    live = create_engine(live_url)
-    try:
-        upgrade(migrated)
-        metadata.create_all(live)
+    with both_schemas(db_url, live_url) as (migrated, live):
         with live.begin() as conn:
             conn.execute(text(f"DROP TABLE {schema_version.name}"))
             conn.execute(text(f"CREATE TABLE {schema_version.name} (version INTEGER NOT NULL, "
                               "description VARCHAR(10), applied_at TIMESTAMP)"))
         assert _describe(migrated)[schema_version.name] != _describe(live)[schema_version.name]
-    finally:
-        migrated.dispose()
-        live.dispose()
