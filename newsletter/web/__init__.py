@@ -8,10 +8,12 @@ through lxml.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from lxml import etree
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
@@ -26,15 +28,17 @@ def asset_templates() -> jinja2.Environment:
     )
 
 
-def parse_page(html: str) -> HtmlElement:
-    """A whole HTML page as an lxml tree (comments, MSO conditionals included, are kept)."""
-    return lxml_html.document_fromstring(html)
+def edit_page(html: str, edit: Callable[[HtmlElement], None]) -> str:
+    """Parse a whole HTML page with lxml, let `edit` change the tree, and serialise it again.
 
-
-def page_html(doc: HtmlElement) -> str:
-    """`doc` serialised back to HTML, with the doctype it was parsed with."""
-    doctype = doc.getroottree().docinfo.doctype
-    return lxml_html.tostring(doc, doctype=doctype or None, encoding="unicode")
+    Comments (MSO conditionals included) and the Content-Type meta are kept; a doctype is
+    written only when the page had one.
+    """
+    doc = lxml_html.document_fromstring(html)
+    edit(doc)
+    had_doctype = html.lstrip()[:9].lower() == "<!doctype"
+    doctype = doc.getroottree().docinfo.doctype if had_doctype else None
+    return etree.tostring(doc, method="html", encoding="unicode", doctype=doctype)
 
 
 def add_first(parent: HtmlElement, markup: str) -> None:

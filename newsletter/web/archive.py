@@ -21,7 +21,7 @@ from newsletter.build.package import write_dist
 from newsletter.build.publication import Publication
 from newsletter.build.render import date_text
 from newsletter.core.errors import InputError, Problem
-from newsletter.web import add_first, asset_templates, page_html, parse_page
+from newsletter.web import add_first, asset_templates, edit_page
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -127,12 +127,14 @@ NAV = (
 
 def issue_page(pub: Publication, build: Build) -> str:
     """The web copy as archived: relative links, a feed link and a way back to the index."""
-    doc = parse_page(build.web_html)
-    relink(doc, pub.config.archive_url, build.slug)
-    doc.find("head").append(lxml_html.fragment_fromstring(
-        '<link rel="alternate" type="application/atom+xml" title="Feed" href="../feed.xml">'))
-    add_first(doc.find("body"), NAV)
-    return page_html(doc)
+
+    def edit(doc: HtmlElement) -> None:
+        relink(doc, pub.config.archive_url, build.slug)
+        doc.find("head").append(lxml_html.fragment_fromstring(
+            '<link rel="alternate" type="application/atom+xml" title="Feed" href="../feed.xml">'))
+        add_first(doc.find("body"), NAV)
+
+    return edit_page(build.web_html, edit)
 
 
 def index_page(pub: Publication, entries: list[Entry]) -> str:

@@ -38,7 +38,7 @@ from newsletter.build.schema import check_address
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
 from newsletter.core.settings import TRANSPORTS
-from newsletter.web import ASSETS, adapters, add_first, asset_templates, page_html, parse_page
+from newsletter.web import ASSETS, adapters, add_first, asset_templates, edit_page
 from newsletter.web.live import LiveBuild, Snapshot
 
 SESSION_COOKIE = "newsletter_preview"
@@ -84,9 +84,8 @@ def same_origin(request: Request) -> bool:
 def local_html(snapshot: Snapshot, html: str) -> str:
     """Point the issue's archive URL at the local web copy, and open links in a new tab."""
     prefix = f"{snapshot.pub.config.archive_url}{snapshot.build.slug}/"
-    doc = parse_page(html.replace(prefix, "/web/"))
-    add_first(doc.find("head"), '<base target="_blank">')
-    return page_html(doc)
+    return edit_page(html.replace(prefix, "/web/"),
+                     lambda doc: add_first(doc.find("head"), '<base target="_blank">'))
 
 
 def personalised(snapshot: Snapshot, recipient: Recipient) -> tuple[str, str]:
