@@ -234,7 +234,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         if email is None:
             return side.invalid("The confirmation link is altered or has expired. "
                                 "Subscribe again to get a new one.")
-        await run_in_threadpool(optin.confirm_signup, side.engine, email)
+        await run_in_threadpool(optin.confirm_signup, side.engine, email, None, side.secret)
         return side.page("confirmed.html", email=email)
 
     async def webhook(request: Request) -> Response:
