@@ -52,16 +52,23 @@ class Entry:
     after: str | None
 
 
+def rows(source: Source | str, changes: Iterable[Change], at: dt.datetime) -> list[dict]:
+    """The `subscriber_history` rows for `changes` (for bulk writers such as the importer;
+    everything else calls `record`)."""
+    source = str(Source(source))
+    return [{"subscriber_id": c.subscriber_id, "at": at, "source": source, "field": c.field,
+             "before": None if c.before is None else str(c.before),
+             "after": None if c.after is None else str(c.after)}
+            for c in changes if c.before != c.after]
+
+
 def record(conn: Connection, source: Source | str, changes: Iterable[Change],
            at: dt.datetime | None = None) -> int:
     """Append `changes` (inside the caller's transaction); return how many were written."""
-    at = at or utcnow()
-    rows = [{"subscriber_id": c.subscriber_id, "at": at, "source": str(Source(source)),
-             "field": c.field, "before": c.before, "after": c.after}
-            for c in changes if c.before != c.after]
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(insert(subscriber_history), rows[start : start + _CHUNK])
-    return len(rows)
+    found = rows(source, changes, at or utcnow())
+    for start in range(0, len(found), _CHUNK):
+        conn.execute(insert(subscriber_history), found[start : start + _CHUNK])
+    return len(found)
 
 
 def tag_changes(subscriber_id: int, added: Iterable[str] = (),

@@ -30,7 +30,8 @@ from sqlalchemy import (
 )
 
 from newsletter.audience.erasure import erased_at, refusal
-from newsletter.audience.history import Change, Source, record
+from newsletter.audience.history import Change, Source
+from newsletter.audience.history import rows as history_rows
 from newsletter.audience.model import (
     RETIRED,
     Status,
@@ -41,7 +42,7 @@ from newsletter.audience.model import (
     utcnow,
 )
 from newsletter.audience.subscribers import RESERVED_COLUMNS, tags_of
-from newsletter.db.tables import subscriber_tags, subscribers
+from newsletter.db.tables import subscriber_history, subscriber_tags, subscribers
 from newsletter.errors import InputError, Problem
 
 BATCH_SIZE = 2000
@@ -333,7 +334,7 @@ class _Upserter:
             self.report.updated += len(changes)
         _bulk_insert(self.conn, subscriber_tags, tag_rows)
         trail += [Change(t["subscriber_id"], "tag", None, t["tag"]) for t in tag_rows]
-        record(self.conn, Source.IMPORT, trail, self.now)
+        _bulk_insert(self.conn, subscriber_history, history_rows(Source.IMPORT, trail, self.now))
 
     def _new(self, row: _Row) -> dict[str, Any]:
         joined = row.subscribed_at or self.now

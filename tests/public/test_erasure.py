@@ -122,3 +122,17 @@ def test_show_prints_the_pause_and_the_history_with_sources(site: Site, client,
     assert trail[4][3].startswith(f"{until:%Y-%m-%d}")
     plain = cli(site, "subscribers", "show", "stays@example.com")
     assert "history" not in plain.output and "paused" in plain.output
+
+
+def test_webhook_status_changes_are_recorded_with_their_source(site: Site, client) -> None:
+    with site.engine.begin() as conn:
+        add_subscriber(conn, ADDRESS)
+    assert post_events(client, site.key, [event("bounce", ADDRESS, "ev-b", type="bounce")]
+                       ).status_code == 200
+    assert site.status(ADDRESS) == "bounced"
+    with site.engine.connect() as conn:
+        trail = conn.execute(select(subscriber_history.c.source, subscriber_history.c.field,
+                                    subscriber_history.c.before, subscriber_history.c.after)
+                             .order_by(subscriber_history.c.id)).all()
+    assert [tuple(r) for r in trail] == [("cli", "status", None, "active"),
+                                         ("webhook", "status", "active", "bounced")]
