@@ -1,10 +1,11 @@
 """The right to be forgotten, on the audience side.
 
 `erase()` deletes a subscriber with their tags, attributes, audit trail and sign-up request,
-moves their engagement events to an anonymous key (so counts stay right), and puts a keyed hash of the address (HMAC with NEWSLETTER_SECRET) on the
-`erased_addresses` list. Imports and `subscribers add` refuse a listed address, saying why;
-only the person's own confirmed sign-up brings it back (and takes it off the list).
-The send ledger's rows are anonymised by the dispatch layer (newsletter.dispatch.privacy).
+moves their engagement events to an anonymous key (so counts stay right), and puts a keyed hash
+of the address (HMAC with NEWSLETTER_SECRET) on the `erased_addresses` list. Imports and
+`subscribers add` refuse a listed address, saying why; only the person's own confirmed sign-up
+brings it back (and takes it off the list). The send ledger's rows are anonymised by the
+dispatch layer (newsletter.dispatch.privacy).
 """
 
 from __future__ import annotations
