@@ -65,8 +65,18 @@ def _environment(folder: Path) -> jinja2.Environment:
     return env
 
 
-def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
-    """The template context shared by the HTML and text templates (`web` is added per copy)."""
+#: Words of the email's chrome added with the preference page (template variable `words`).
+WORDS = {
+    "manage_subscription": "Manage your subscription",
+    "stop_topic": "Stop receiving {topic}",
+}
+
+
+def context(pub: Publication, issue: LoadedIssue, topic: str | None = None) -> dict[str, Any]:
+    """The template context shared by the HTML and text templates (`web` is added per copy).
+
+    `topic`: the topic tag a send's segment is defined by; the footer then offers to stop it.
+    """
     config, manifest = pub.config, issue.manifest
     view_url = f"{config.archive_url}{issue.slug}/"
     hero = None
@@ -109,6 +119,8 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
         },
         "footer_html": Markup(markdown.to_html(config.footer)),
         "footer_text": markdown.to_text(config.footer),
+        "words": WORDS,
+        "topic": {"tag": topic, "label": config.topics.get(topic, topic)} if topic else None,
     }
 
 
@@ -117,11 +129,12 @@ def date_text(day: dt.date) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
-def render(pub: Publication, issue: LoadedIssue) -> tuple[Rendered, Rendered]:
+def render(pub: Publication, issue: LoadedIssue,
+           topic: str | None = None) -> tuple[Rendered, Rendered]:
     """Render the email and the web copy (both parts each) from one template context."""
     folder = template_dir(pub)
     env = _environment(folder)
-    ctx = context(pub, issue)
+    ctx = context(pub, issue, topic)
     return (
         _render_copy(env, folder, {**ctx, "web": False}),
         _render_copy(env, folder, {**ctx, "web": True}),
