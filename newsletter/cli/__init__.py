@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "status": "dispatch",
     "preview": "web",
     "archive": "web",
+    "publish": "publish",
     "serve": "public",
     "suppressions": "public",
 }
