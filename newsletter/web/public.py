@@ -340,6 +340,8 @@ def serve(pub: Publication, host: str, port: int, *, forwarded_allow_ips: str,
     runs that many processes on one socket, each making the app with app_from_environment.
     """
     import os
+    import signal
+    import sys
 
     import uvicorn
 
@@ -350,6 +352,8 @@ def serve(pub: Publication, host: str, port: int, *, forwarded_allow_ips: str,
         host=host, port=port, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
         log_level=log_level, server_header=False, access_log=False,
         log_config=log_config(log_level), timeout_graceful_shutdown=graceful_timeout)
+    # uvicorn re-raises the signal it stopped on; a SIGTERM stop is a clean one: exit 0
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     if workers > 1:
         app.state.public.engine.dispose()  # each worker opens its own pool
         os.environ[ROOT_VARIABLE] = str(pub.root)

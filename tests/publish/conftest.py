@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -65,7 +66,7 @@ class Local:
         process = subprocess.Popen(
             [sys.executable, "-m", "newsletter", "-C", str(self.root), "serve", "--port",
              str(self.port), *args], env={**os.environ, **self.env, **(env or {})}, cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.servers.append(process)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -108,7 +109,11 @@ def local(publication: Path, tmp_path: Path) -> Iterator[Local]:
     site = Local(publication, port, tls_port, env)
     yield site
     proxy.close()
-    for process in site.servers:
+    for process in site.servers:  # the server and its workers (their own process group)
         if process.poll() is None:
-            process.kill()
-            process.communicate()
+            process.terminate()
+            try:
+                process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
