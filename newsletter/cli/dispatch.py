@@ -46,7 +46,7 @@ class _SendCommand(click.Command):
               help="Like --accept-unknown, for batch N only.")
 @click.option("--at", "at_text", metavar="TIME",
               help="Schedule (SendGrid only, at most 72 h ahead), e.g. 2026-11-24T14:00Z.")
-@click.option("--skip-url-check", is_flag=True,
+@click.option("--skip-url-check", is_flag=True, envvar="NEWSLETTER_SKIP_URL_CHECK",
               help="Send even if the web copy or an image URL does not answer.")
 @pass_app
 def send(app: App, issue: str, segment: str, transport: str | None, dry_run: bool, yes: bool,
@@ -79,10 +79,10 @@ def send(app: App, issue: str, segment: str, transport: str | None, dry_run: boo
 
 def _check_online(pub, build, skip: bool):
     """Ask the issue's URLs now; return what prints the result with the plan (and refuses)."""
+    from newsletter.checks.published import check_published
     from newsletter.errors import FailedError
-    from newsletter.urlcheck import check_issue
 
-    check = None if skip else check_issue(pub, build)
+    check = None if skip else check_published(pub, build)
 
     def show() -> None:
         line = check.line() if check else "not checked (--skip-url-check)"

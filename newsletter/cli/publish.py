@@ -13,7 +13,7 @@ from newsletter.cli.common import App, console, pass_app, warn
 def publish(app: App, issue: str) -> None:
     """Build ISSUE and publish its web copy and images where archive_url points."""
     from newsletter.build import build_issue
-    from newsletter.publish import publish_issue
+    from newsletter.web.publish import publish_issue
 
     pub = app.publication
     build = build_issue(pub, issue)

@@ -71,7 +71,7 @@ def archive(app: App, out: Path | None, skip: tuple[str, ...], publish: bool) ->
         console.print(f"  {entry.slug}/index.html  {entry.subject}")
     console.print("  index.html\n  feed.xml")
     if publish:
-        from newsletter.publish import publish_folder
+        from newsletter.web.publish import publish_folder
 
         console.print(publish_folder(app.publication, result.folder).summary())
 

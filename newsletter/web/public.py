@@ -50,8 +50,8 @@ from newsletter.events.signature import (
     verify,
 )
 from newsletter.publication import Publication
-from newsletter.publish import local_folder
 from newsletter.tokens import BadToken, make_token, read_token
+from newsletter.web.publish import local_folder
 from newsletter.web.site import AccessLog, archive_mount, archive_routes, log_config
 
 log = logging.getLogger("newsletter.public")

@@ -1,6 +1,6 @@
 """The published archive served by `newsletter serve`, and its privacy-minded access log.
 
-`archive_routes` serves the local publish folder (see newsletter.publish) under the path that
+`archive_routes` serves the local publish folder (see newsletter.web.publish) under the path that
 `archive_url` has inside `public_url`: files only (a folder answers with its index.html, never
 a listing), no dot-files, nothing outside the folder (symlinks are resolved and checked), with
 the Content-Type and Cache-Control that publish.py gives every published file.
@@ -21,8 +21,8 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsletter.publish import cache_control, content_type
 from newsletter.schema import PublicationConfig
+from newsletter.web.publish import cache_control, content_type
 
 access_log = logging.getLogger("newsletter.access")
 ARCHIVE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
@@ -78,7 +78,7 @@ def archive_routes(folder: Path, mount: str) -> list[Route]:
 
 def redact_path(path: str, keep_whole: str | None = None) -> str:
     """`path` for the log: long segments (tokens) and anything with '@' cut to a stub."""
-    if keep_whole and path.startswith(keep_whole):
+    if keep_whole and path.startswith(keep_whole) and "@" not in path and ".." not in path:
         return path  # published file names are public
     out = []
     for segment in path.split("/"):

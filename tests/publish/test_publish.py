@@ -15,7 +15,7 @@ import pytest
 
 from newsletter.build import build_issue
 from newsletter.publication import Publication
-from newsletter.publish import (
+from newsletter.web.publish import (
     ASSET_CACHE,
     LONG_CACHE,
     SHORT_CACHE,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.urlcheck import IMAGE, PAGE, check_urls
+from newsletter.checks.published import IMAGE, PAGE, check_urls
 from tests.publish.conftest import SLUG, Local
 
 pytestmark = pytest.mark.slow  # each test runs several `newsletter` processes

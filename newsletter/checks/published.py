@@ -1,7 +1,7 @@
 """Before `send`: is the issue's web copy online, and does every image in it answer?
 
 Every email links to `<archive_url><slug>/` and shows its images from the web; a send before
-they are published shows readers broken images. `check_issue` asks each URL once, in
+they are published shows readers broken images. `check_published` asks each URL once, in
 parallel with short timeouts: the web copy must answer 200 with text/html, each image 200
 with an image/* type. Per-recipient URLs (with %%placeholders%%) are not asked.
 """
@@ -106,6 +106,6 @@ def check_urls(urls: list[tuple[str, str]], timeout: float = TIMEOUT_S) -> UrlCh
     return UrlCheck(answers, time.perf_counter() - started)
 
 
-def check_issue(pub: Publication, build: Build, timeout: float = TIMEOUT_S) -> UrlCheck:
+def check_published(pub: Publication, build: Build, timeout: float = TIMEOUT_S) -> UrlCheck:
     """Check the web copy and every image URL of a built issue."""
     return check_urls(issue_urls(pub, build), timeout)
