@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from lxml import html as lxml_html
 
 from newsletter.build import Build
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
 
 TIMEOUT_S = 5.0
 WORKERS = 16

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from newsletter.archive import issue_page
 from newsletter.build import Build
-from newsletter.errors import NewsletterError
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
+from newsletter.core.errors import FailedError
+from newsletter.web.archive import issue_page
 
 HASHED_NAME = re.compile(r"\.[0-9a-f]{8,64}\.[A-Za-z0-9]+$")  # chart.3f9a1c2e.webp
 LONG_CACHE = "public, max-age=31536000, immutable"  # content-hashed: the name changes with it
@@ -82,7 +82,7 @@ def digest_of(files: Mapping[str, Content]) -> str:
     return digest.hexdigest()
 
 
-class PublishError(NewsletterError):
+class PublishError(FailedError):
     """The target refused or could not be reached."""
 
 

@@ -15,10 +15,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
+from newsletter.core.tokens import unsubscribe_url
 from newsletter.db import open_database
 from newsletter.db.tables import webhook_events
-from newsletter.events.signature import public_key_text
-from newsletter.tokens import unsubscribe_url
+from newsletter.providers.sendgrid.signature import public_key_text
 from tests.public.conftest import event, signed
 from tests.publish.conftest import SECRET, Local
 

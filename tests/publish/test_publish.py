@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from newsletter.build import build_issue
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
 from newsletter.web.publish import (
     ASSET_CACHE,
     LONG_CACHE,
@@ -108,7 +108,7 @@ def test_publish_cli_and_archive_publish(publication: Path) -> None:
     assert (folder / SLUG / "index.html").read_bytes() == issue_files(pub, build)["index.html"]
     assert (folder / SLUG / "hero.jpg").read_bytes() == (publication / "issues" / SLUG /
                                                           "hero.jpg").read_bytes()
-    from newsletter.archive import build_archive
+    from newsletter.web.archive import build_archive
 
     result = build_archive(pub)
     again = publish_folder(pub, result.folder)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from newsletter.build import build_issue
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
 from newsletter.web.publish import ASSET_CACHE, LONG_CACHE, SHORT_CACHE, FolderTarget, publish_issue
 from newsletter.web.site import redact_path
 from tests.publish.conftest import SECRET, SLUG, Local
