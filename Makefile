@@ -15,11 +15,14 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # The demo sends through the local outbox with a throwaway secret: nothing leaves the machine.
+# It publishes the web copy to published/ (what `newsletter serve` serves), but the sample's
+# archive_url is the fictional news.example.org, so the demo skips send's URL check.
 demo: install
 	$(NL) subscribers import subscribers/sample.csv
 	$(NL) build $(SAMPLE)
+	$(NL) publish $(SAMPLE)
 	NEWSLETTER_SECRET="$${NEWSLETTER_SECRET:-demo-secret-not-for-real-sends}" \
-	  $(NL) send $(SAMPLE) --segment everyone --transport outbox --yes --again
+	  $(NL) send $(SAMPLE) --segment everyone --transport outbox --yes --again --skip-url-check
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -37,4 +40,4 @@ update-caniemail: install
 	$(PY) scripts/update_caniemail.py
 
 clean:
-	rm -rf dist outbox .newsletter tests/artifacts
+	rm -rf dist outbox published .newsletter tests/artifacts

@@ -64,6 +64,28 @@ class SendGridConfig(Strict):
     categories: list[str] = Field(default_factory=list)
 
 
+class S3Target(Strict):
+    """An S3-compatible bucket the archive is published to (credentials from the environment)."""
+
+    bucket: str
+    prefix: str = ""  # key prefix that archive_url maps to, e.g. "archive/"
+    endpoint_url: str | None = None  # for S3-compatible services; AWS when unset
+    region: str | None = None
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        return value + "/" if value else ""
+
+
+class PublishConfig(Strict):
+    """Where `newsletter publish` puts web copies: a local folder (default) or an S3 bucket."""
+
+    folder: str = "published"  # relative to the publication; what archive_url serves
+    s3: S3Target | None = None
+
+
 class PublicationConfig(Strict):
     """newsletter.yaml."""
 
@@ -81,6 +103,7 @@ class PublicationConfig(Strict):
     template: str = "default"
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
+    publish: PublishConfig = Field(default_factory=PublishConfig)
 
     _reply = field_validator("reply_to")(
         classmethod(lambda cls, v: None if v is None else check_address(v))

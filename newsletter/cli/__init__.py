@@ -29,6 +29,7 @@ COMMAND_MODULES: dict[str, str] = {
     "status": "dispatch",
     "preview": "web",
     "archive": "web",
+    "publish": "publish",
     "serve": "public",
     "suppressions": "public",
 }

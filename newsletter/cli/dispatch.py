@@ -46,10 +46,12 @@ class _SendCommand(click.Command):
               help="Like --accept-unknown, for batch N only.")
 @click.option("--at", "at_text", metavar="TIME",
               help="Schedule (SendGrid only, at most 72 h ahead), e.g. 2026-11-24T14:00Z.")
+@click.option("--skip-url-check", is_flag=True, envvar="NEWSLETTER_SKIP_URL_CHECK",
+              help="Send even if the web copy or an image URL does not answer.")
 @pass_app
 def send(app: App, issue: str, segment: str, transport: str | None, dry_run: bool, yes: bool,
          again: bool, resend_unknown: bool, accept_unknown: bool, resend_batch: tuple[int, ...],
-         accept_batch: tuple[int, ...], at_text: str | None) -> None:
+         accept_batch: tuple[int, ...], at_text: str | None, skip_url_check: bool) -> None:
     """Send ISSUE to a segment; run it again to resume an interrupted send."""
     from newsletter.dispatch.service import parse_at, plan_send
     from newsletter.events.suppressions import sync_before_send
@@ -61,7 +63,10 @@ def send(app: App, issue: str, segment: str, transport: str | None, dry_run: boo
                      before_send=sync_before_send)
     if not dry_run:
         plan.transport.preflight()
+    online = None if dry_run else _check_online(app.publication, plan.build, skip_url_check)
     _show_plan(plan)
+    if online:
+        online()
     if dry_run:
         _dry_run(plan)
         return
@@ -72,6 +77,27 @@ def send(app: App, issue: str, segment: str, transport: str | None, dry_run: boo
     if not yes and not click.confirm("Send it?", default=False, err=True):
         raise click.exceptions.Exit(1)
     _run(plan)
+
+
+def _check_online(pub, build, skip: bool):
+    """Ask the issue's URLs now; return what prints the result with the plan (and refuses)."""
+    from newsletter.checks.published import check_published
+    from newsletter.core.errors import FailedError
+
+    check = None if skip else check_published(pub, build)
+
+    def show() -> None:
+        line = check.line() if check else "not checked (--skip-url-check)"
+        err_console.print(f"[bold]{'Online:':<12}[/bold] {line}", markup=True, highlight=False)
+        if check and not check.ok:
+            for answer in check.failures:
+                err_console.print(f"  {answer.url}: {answer.problem()}", markup=False,
+                                  highlight=False)
+            raise FailedError(f"refusing to send: the issue is not online yet; run `newsletter "
+                              f"publish {build.slug}` (and check archive_url), or pass "
+                              "--skip-url-check")
+
+    return show
 
 
 def _show_plan(plan) -> None:

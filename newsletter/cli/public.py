@@ -34,9 +34,16 @@ def _check_free(host: str, port: int) -> None:
                                   "(comma-separated, or '*').")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes sharing the port (they share state through the database).")
+@click.option("--graceful-timeout", default=30, show_default=True, type=click.IntRange(1, 3600),
+              metavar="SECONDS", help="On SIGTERM/SIGINT, how long requests in flight may take "
+                                      "to finish.")
 @pass_app
-def serve(app: App, host: str, port: int, forwarded_allow_ips: str, log_level: str) -> None:
-    """Serve unsubscribe links, sign-up with double opt-in and the SendGrid event webhook."""
+def serve(app: App, host: str, port: int, forwarded_allow_ips: str, log_level: str,
+          workers: int, graceful_timeout: int) -> None:
+    """Serve unsubscribe links, sign-up with double opt-in, the SendGrid event webhook and the
+    published archive (see docs/deploy.md)."""
     from newsletter.web.public import serve as run
 
     pub = app.publication
@@ -45,6 +52,7 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str, log_level: s
         err_console.print("[yellow]SENDGRID_WEBHOOK_PUBLIC_KEY is not set: POST "
                           "/webhooks/sendgrid answers 503 until it is.[/yellow]")
     run(pub, host, port, forwarded_allow_ips=forwarded_allow_ips, log_level=log_level,
+        workers=workers, graceful_timeout=graceful_timeout,
         ready=lambda: console.print(f"Serving {pub.config.name} on http://{host}:{port}/ for "
                                     f"{pub.config.public_url}  (Ctrl-C to stop)"))
 

@@ -58,8 +58,10 @@ def preview(app: App, issue: str, port: int) -> None:
     metavar="SLUG",
     help="Leave out an issue (a draft, say); repeat for more.",
 )
+@click.option("--publish", is_flag=True,
+              help="Then publish it to the target in newsletter.yaml (`publish:`).")
 @pass_app
-def archive(app: App, out: Path | None, skip: tuple[str, ...]) -> None:
+def archive(app: App, out: Path | None, skip: tuple[str, ...], publish: bool) -> None:
     """Write the web archive: every issue's web copy, an index page and an Atom feed."""
     from newsletter.web.archive import build_archive
 
@@ -68,6 +70,10 @@ def archive(app: App, out: Path | None, skip: tuple[str, ...]) -> None:
     for entry in result.entries:
         console.print(f"  {entry.slug}/index.html  {entry.subject}")
     console.print("  index.html\n  feed.xml")
+    if publish:
+        from newsletter.web.publish import publish_folder
+
+        console.print(publish_folder(app.publication, result.folder).summary())
 
 
 COMMANDS: list[click.Command] = [preview, archive]

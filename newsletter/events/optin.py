@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from newsletter.audience.erasure import clear_erased
 from newsletter.audience.history import Source
@@ -85,6 +86,14 @@ def request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
                    limits: Limits = Limits(), now: dt.datetime | None = None) -> bool:
     """Record a sign-up request for a normalised `email`; True when a confirmation should be
     sent now, False when this address had one too recently."""
+    try:
+        return _request_signup(engine, email, name, tags, limits=limits, now=now)
+    except IntegrityError:  # a concurrent first request for this address inserted its row
+        return _request_signup(engine, email, name, tags, limits=limits, now=now)
+
+
+def _request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
+                    limits: Limits, now: dt.datetime | None) -> bool:
     now = now or utcnow()
     key = email_key(email)
     name = " ".join(name.split())[:200]

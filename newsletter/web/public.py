@@ -1,7 +1,10 @@
 """`newsletter serve`: the public side, a Starlette app to run behind a reverse proxy.
 
 Routes:
-- `GET /healthz`: 200 when the database answers, else 503;
+- `GET /`: a small page linking to the archive and the sign-up form;
+- `GET /healthz`: database reachable, secret set, webhook key loaded; 503 when the database
+  does not answer (or the webhook key is missing while NEWSLETTER_TRANSPORT is sendgrid);
+- `GET <archive path>/...`: the published archive (newsletter.web.site);
 - `GET /unsubscribe/{token}`: a page with one button; `POST` (RFC 8058 one-click, body
   `List-Unsubscribe=One-Click`, or that button) unsubscribes at once and answers 200;
 - `POST /resubscribe/{token}`: emails a confirmation link (resubscribing is opt-in too);
@@ -21,6 +24,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -49,6 +53,8 @@ from newsletter.providers.sendgrid.signature import (
 )
 from newsletter.providers.sendgrid.webhook import parse_events
 from newsletter.web.preferences import routes as preference_routes
+from newsletter.web.publish import local_folder
+from newsletter.web.site import AccessLog, archive_mount, archive_routes, log_config
 
 log = logging.getLogger("newsletter.public")
 
@@ -138,8 +144,9 @@ async def _form(request: Request) -> dict[str, list[str]] | None:
 
 
 def create_app(pub: Publication, *, engine: Engine | None = None,
-               limits: optin.Limits | None = None) -> Starlette:
-    """The public app for `pub` (NEWSLETTER_SECRET is required)."""
+               limits: optin.Limits | None = None, archive: Path | None = None) -> Starlette:
+    """The public app for `pub` (NEWSLETTER_SECRET is required); `archive` is the published
+    folder to serve (default: the local publish folder of newsletter.yaml)."""
     settings = pub.settings
     if not settings.secret:
         raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
@@ -173,12 +180,24 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             with side.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
 
+        report = {"database": "ok", "secret": "set" if side.secret else "missing",
+                  "webhook_key": "loaded" if side.webhook_key is not None else "missing"}
         try:
             await run_in_threadpool(ping)
-        except SQLAlchemyError:
-            log.exception("health check: database unavailable")
-            return JSONResponse({"status": "unavailable", "database": "error"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        except SQLAlchemyError as exc:
+            log.error("health check: database unavailable (%s)", type(exc).__name__)
+            report["database"] = "error"
+        needs_key = settings.transport == "sendgrid"
+        healthy = (report["database"] == "ok" and side.secret
+                   and (side.webhook_key is not None or not needs_key))
+        return JSONResponse({"status": "ok" if healthy else "unavailable", **report},
+                            200 if healthy else 503, headers={"Cache-Control": "no-store"})
+
+    archive_path = archive_mount(pub.config)
+    archive_link = archive_path.lstrip("/") or "./"  # relative: works behind a path prefix
+
+    async def home(request: Request) -> Response:
+        return side.page("home.html", archive=archive_link, subscribe="subscribe")
 
     async def unsubscribe_page(request: Request) -> Response:
         email = token_email(request, "unsubscribe")
@@ -270,8 +289,10 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         if owned:
             side.engine.dispose()
 
+    archive_folder = archive if archive is not None else local_folder(pub)
     app = Starlette(
         routes=[
+            *([] if archive_path == "/" else [Route("/", home, methods=["GET", "HEAD"])]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe/{token}", unsubscribe_now, methods=["POST"]),
@@ -282,11 +303,23 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             Route("/confirm/{token}", confirm, methods=["POST"]),
             Route("/webhooks/sendgrid", webhook, methods=["POST"]),
             *preference_routes(side, _form),
+            *archive_routes(archive_folder, archive_path),
         ],
         lifespan=lifespan,
     )
+    app.add_middleware(AccessLog, keep_whole=archive_path if archive_path != "/" else None)
     app.state.public = side
     return app
+
+
+ROOT_VARIABLE = "NEWSLETTER_SERVE_ROOT"  # tells each worker process which publication to load
+
+
+def app_from_environment() -> Starlette:
+    """The app factory each `serve --workers N` process calls (uvicorn imports it by name)."""
+    import os
+
+    return create_app(Publication.load(Path(os.environ[ROOT_VARIABLE])))
 
 
 def _client(request: Request) -> str:
@@ -302,13 +335,33 @@ def _too_many(side: PublicSide) -> Response:
 
 
 def serve(pub: Publication, host: str, port: int, *, forwarded_allow_ips: str,
-          log_level: str = "info", ready: Callable[[], None] | None = None) -> None:
-    """Run the app with uvicorn until interrupted (`ready` runs once the app is made)."""
+          log_level: str = "info", ready: Callable[[], None] | None = None, workers: int = 1,
+          graceful_timeout: int = 30) -> None:
+    """Run the app with uvicorn until SIGINT/SIGTERM (`ready` runs once the app is made).
+
+    On a signal uvicorn stops accepting, lets requests in flight finish (at most
+    `graceful_timeout` seconds), then closes the database pool. With `workers` > 1, uvicorn
+    runs that many processes on one socket, each making the app with app_from_environment.
+    """
+    import os
+    import signal
+    import sys
+
     import uvicorn
 
-    app = create_app(pub)
+    app = create_app(pub)  # with workers too: refuse bad settings here, once, before forking
     if ready:
         ready()
-    uvicorn.run(app, host=host, port=port, proxy_headers=True,
-                forwarded_allow_ips=forwarded_allow_ips, log_level=log_level,
-                server_header=False)
+    options: dict[str, Any] = dict(
+        host=host, port=port, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
+        log_level=log_level, server_header=False, access_log=False,
+        log_config=log_config(log_level), timeout_graceful_shutdown=graceful_timeout)
+    # uvicorn re-raises the signal it stopped on; a SIGTERM stop is a clean one: exit 0
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    if workers > 1:
+        app.state.public.engine.dispose()  # each worker opens its own pool
+        os.environ[ROOT_VARIABLE] = str(pub.root)
+        uvicorn.run("newsletter.web.public:app_from_environment", factory=True,
+                    workers=workers, **options)
+    else:
+        uvicorn.run(app, **options)

@@ -119,7 +119,8 @@ def test_expired_or_altered_confirmation_links_are_refused(site: Site, client) -
 
 
 def test_healthz_checks_the_database(site: Site, client) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "secret": "set",
+                                             "webhook_key": "loaded"}
     unreachable = connect("postgresql://nobody@127.0.0.1:1/none")
     with make_client(site, engine=unreachable) as down:
         answer = down.get("/healthz")

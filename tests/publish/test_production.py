@@ -1,0 +1,129 @@
+"""`newsletter serve` run as in production: several worker processes sharing the database, an
+access log without personal data, graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import func, select
+
+from newsletter.core.tokens import unsubscribe_url
+from newsletter.db import open_database
+from newsletter.db.tables import webhook_events
+from newsletter.providers.sendgrid.signature import public_key_text
+from tests.public.conftest import event, signed
+from tests.publish.conftest import SECRET, Local
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def workers(local: Local, db_url: str):
+    """`serve --workers 2` on `db_url`, with a webhook key; yields (local, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    local.env.update(NEWSLETTER_DATABASE_URL=db_url,
+                     SENDGRID_WEBHOOK_PUBLIC_KEY=public_key_text(key))
+    process = local.serve("--workers", "2")
+    yield local, key, process
+
+
+def _outbox(local: Local) -> list[Path]:
+    return sorted(Path(local.env["NEWSLETTER_OUTBOX"]).rglob("*.eml"))
+
+
+def _settle(local: Local, count: int) -> None:
+    deadline = time.monotonic() + 15
+    while len(_outbox(local)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # any extra (wrong) confirmation would have arrived by now
+
+
+def test_two_workers_share_webhook_dedup_and_the_address_throttle(workers, db_url) -> None:
+    local, key, process = workers
+    batch = [event("open", f"reader{i}@example.com", f"evt-{i}") for i in range(5)]
+    body = json.dumps(batch).encode()
+
+    def post_hook(_: int) -> dict:
+        with httpx.Client() as client:  # a new connection each time: either worker answers
+            response = client.post(f"{local.direct}/webhooks/sendgrid", content=body,
+                                   headers=signed(key, body))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def subscribe(_: int) -> int:
+        with httpx.Client() as client:
+            return client.post(f"{local.direct}/subscribe",
+                               data={"email": "once@example.org", "name": "Once"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        reports = list(pool.map(post_hook, range(12)))
+        statuses = list(pool.map(subscribe, range(8)))
+    assert sum(r["applied"] for r in reports) == 5  # each event stored once...
+    assert sum(r["duplicates"] for r in reports) == 55  # ...and recognised 55 times after
+    engine = open_database(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(webhook_events)).scalar() == 5
+    finally:
+        engine.dispose()
+    assert statuses == [200] * 8  # the page is the same whether or not a mail goes out
+    _settle(local, 1)
+    assert len(_outbox(local)) == 1  # one confirmation email, though two processes answered
+    token_url = unsubscribe_url(f"{local.base}/", SECRET, "once@example.org")
+    path = "/" + token_url.split("/", 3)[3]
+    assert httpx.get(local.direct + path).status_code == 200
+    out, err = local.stop(process)
+    assert process.returncode == 0
+    assert err.count("Started server process") == 2  # two workers really ran
+    access = [line for line in err.splitlines() if "newsletter.access" in line]
+    assert any('"POST /webhooks/sendgrid" 200' in line for line in access)
+    assert any('"GET /unsubscribe/' in line for line in access)
+    token = path.rsplit("/", 1)[1]
+    for line in err.splitlines():  # no address, no whole token, no client IP anywhere
+        assert "@example" not in line and token not in line and token[:12] not in line
+    assert all("127.0.0.1:" not in line for line in access)
+
+
+@pytest.mark.xfail(reason="the per-IP sign-up throttle is per process until issue 11 moves it "
+                          "into the database", strict=False)
+def test_two_workers_share_the_ip_throttle(workers) -> None:
+    local, _, _ = workers
+
+    def subscribe(i: int) -> int:
+        with httpx.Client() as client:
+            return client.post(f"{local.direct}/subscribe",
+                               data={"email": f"r{i}@example.org"}).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(subscribe, range(30)))
+    assert statuses.count(200) == 20 and statuses.count(429) == 10  # Limits.ip_requests
+
+
+def test_sigterm_lets_the_request_in_flight_finish(local: Local) -> None:
+    process = local.serve("--graceful-timeout", "10")
+    body = b"email=late%40example.org&name=Late"
+    with socket.create_connection(("127.0.0.1", local.port), timeout=20) as sock:
+        sock.sendall(b"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     b"application/x-www-form-urlencoded\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body[:10])
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert process.poll() is None  # still waiting for the request in flight
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{local.direct}/healthz", timeout=2)  # no new connections
+        sock.sendall(body[10:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    process.communicate(timeout=20)
+    assert process.returncode == 0
