@@ -62,9 +62,11 @@ def test_hero_image_alt_credit_and_local_copy(pub: Publication, built: Build):
     hero = built.issue.manifest.hero
     images = doc.xpath("//img")
     assert images[0].get("alt") == hero.alt
-    assert images[0].get("src") == f"{pub.config.archive_url}{SAMPLE}/{hero.image}"
+    processed = built.images.get(issue_dir(pub.root) / hero.image)
+    assert images[0].get("src") == f"{pub.config.archive_url}{SAMPLE}/{processed.name}"
+    assert (images[0].get("width"), images[0].get("height")) == ("600", "300")
     assert hero.credit in _normal(doc.text_content())
-    assert built.assets == {hero.image: issue_dir(pub.root) / hero.image}
+    assert built.assets == {processed.name: processed.path}
 
 
 def test_every_image_has_alt_and_lang_is_set(built: Build):
@@ -198,7 +200,7 @@ def test_publication_template_overrides_packaged(publication: Path):
     from newsletter.render import PACKAGED_TEMPLATES
 
     target = publication / "templates" / "default"
-    shutil.copytree(PACKAGED_TEMPLATES / "default", target)
+    shutil.copytree(PACKAGED_TEMPLATES / "default", target, dirs_exist_ok=True)
     replace_in(target / "email.mjml.j2", "Follow on Twitter:", "Follow on X:")
     built = build_issue(Publication.load(publication), SAMPLE)
     assert "Follow on X:" in built.html and "Follow on Twitter:" not in built.html
@@ -211,7 +213,7 @@ def test_template_syntax_error_names_file_and_line(publication: Path):
     from newsletter.render import PACKAGED_TEMPLATES
 
     target = publication / "templates" / "default"
-    shutil.copytree(PACKAGED_TEMPLATES / "default", target)
+    shutil.copytree(PACKAGED_TEMPLATES / "default", target, dirs_exist_ok=True)
     replace_in(target / "email.txt.j2", "{{ pub.name | upper }}", "{{ pub.name | upper }")
     with pytest.raises(InputError) as info:
         build_issue(Publication.load(publication), SAMPLE)
