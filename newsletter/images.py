@@ -33,7 +33,7 @@ PIECE_WIDTH = 552  # the column less the text padding (24 px each side) of the t
 SCALE = 2  # pixels per CSS pixel kept for high-density screens
 JPEG_QUALITY = 82
 PLATE = (255, 255, 255)  # transparent pixels are flattened onto this light plate
-CACHE_VERSION = 1  # bump when processing changes, so old cache entries are ignored
+CACHE_VERSION = 2  # bump when processing changes, so old cache entries are ignored
 CACHE_DIR = Path(".newsletter") / "cache" / "images"
 PHOTO_FORMATS = {"JPEG", "MPO", "WEBP", "HEIF", "TIFF"}
 
@@ -166,6 +166,7 @@ def _safe_stem(stem: str) -> str:
 def _still(image: Image.Image, source_format: str, max_width: int) -> tuple[bytes, str, tuple]:
     """Re-encode one frame: sRGB, flattened, at most `max_width` wide, without metadata."""
     palette = image.mode in ("P", "1", "L") and source_format in ("PNG", "GIF")
+    colours = len(image.getcolors(256) or []) if palette else 0
     image = _to_srgb(image)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
@@ -183,8 +184,9 @@ def _still(image: Image.Image, source_format: str, max_width: int) -> tuple[byte
             buffer, "JPEG", quality=JPEG_QUALITY, progressive=True, optimize=True
         )
         return buffer.getvalue(), "JPEG", image.size
-    if palette and image.mode != "P":
-        image = image.convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+    if palette and image.mode != "P":  # back to a palette as small as the source's
+        size = min(256, max(colours, 2))
+        image = image.convert("RGB").quantize(colors=size, dither=Image.Dither.NONE)
     image.save(buffer, "PNG", optimize=True)
     return buffer.getvalue(), "PNG", image.size
 

@@ -69,7 +69,7 @@ def _img(build, alt_start: str):
 def test_camera_photo_is_upright_stripped_1200_wide_and_smaller(built) -> None:
     pub, build, dist = built
     source = issue_dir(pub.root) / "camera.jpg"
-    [hero] = [p for p in build.images.by_source.values() if p.format == "JPEG"]
+    hero = build.images.get(source)
     data = (dist / hero.name).read_bytes()
     out = Image.open(io.BytesIO(data))
     assert out.size == (1200, 1600)  # 3000 x 4000 upright, scaled to twice 600 px
@@ -87,7 +87,7 @@ def test_camera_photo_is_upright_stripped_1200_wide_and_smaller(built) -> None:
 
 def test_chart_keeps_its_palette_and_renders_with_caption_and_credit(built) -> None:
     pub, build, dist = built
-    [chart] = [p for p in build.images.by_source.values() if p.format == "PNG"]
+    chart = build.images.get(issue_dir(pub.root) / "chart.png")
     out = Image.open(dist / chart.name)
     assert out.mode == "P" and out.size == (1104, 613)  # twice the 552 px text column
     assert out.getpixel((5, 5)) == out.getpixel((1100, 5))  # transparency flattened
