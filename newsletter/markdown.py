@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import escape
 
 from markdown_it import MarkdownIt
@@ -20,6 +21,13 @@ WIDTH = 72
 _md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
     ["replacements", "smartquotes", "strikethrough"]
 )
+
+
+@lru_cache(maxsize=64)
+def _parse(source: str) -> tuple[Token, ...]:
+    """markdown-it's tokens for `source`, parsed once per text (a build reads each piece for
+    its images, its HTML, its text and its word count). Callers must not change them."""
+    return tuple(_md.parse(source))
 
 
 CREDIT_WORDS = ("Source:", "Sources:", "Credit:", "Photo:", "Data:", "Illustration:")
@@ -51,7 +59,7 @@ Figures = Callable[[str], Figure]
 def images(source: str) -> list[ImageRef]:
     """Every image in `source`, in order, with the line it is on."""
     found = []
-    for token in _md.parse(source):
+    for token in _parse(source):
         if token.type != "inline":
             continue
         line = token.map[0] if token.map else 0
@@ -119,9 +127,9 @@ def to_html(source: str, figures: Figures | None = None) -> str:
     becomes a figure with caption and credit (from its title), other images get the published
     URL and size.
     """
-    tokens = _md.parse(source)
+    tokens = _parse(source)
     if figures is None:
-        return _md.renderer.render(tokens, _md.options, {})
+        return _md.renderer.render(list(tokens), _md.options, {})
     out: list[Token] = []
     i = 0
     while i < len(tokens):
@@ -134,8 +142,10 @@ def to_html(source: str, figures: Figures | None = None) -> str:
                 out.append(block)
                 i += 3
                 continue
-        if token.type == "inline":
-            for child in token.children or []:
+        if token.type == "inline" and any(c.type == "image" for c in token.children or []):
+            token = token.copy()  # the parsed tokens are shared: change copies only
+            token.children = [c.copy(attrs=dict(c.attrs)) for c in token.children or []]
+            for child in token.children:
                 if child.type == "image":
                     figure = figures(str(child.attrGet("src") or ""))
                     child.attrSet("src", figure.url)
@@ -151,7 +161,7 @@ def to_html(source: str, figures: Figures | None = None) -> str:
 def paragraphs(source: str) -> list[str]:
     """The plain text of every paragraph (and list item) in `source`, whitespace collapsed."""
     found = []
-    for token in _md.parse(source):
+    for token in _parse(source):
         if token.type == "inline":
             found.append(" ".join(_plain(token.children or []).split()))
     return [p for p in found if p]
@@ -187,7 +197,7 @@ def to_text(source: str, width: int = WIDTH, figures: Figures | None = None) -> 
     ordered: list[int | None] = []
     item_prefix = ""
     quote = False
-    for token in _md.parse(source):
+    for token in _parse(source):
         if token.type in ("bullet_list_open", "ordered_list_open"):
             new_list = new_list or list_depth == 0
             list_depth += 1
