@@ -33,7 +33,7 @@ PIECE_WIDTH = 552  # the column less the text padding (24 px each side) of the t
 SCALE = 2  # pixels per CSS pixel kept for high-density screens
 JPEG_QUALITY = 82
 PLATE = (255, 255, 255)  # transparent pixels are flattened onto this light plate
-CACHE_VERSION = 2  # bump when processing changes, so old cache entries are ignored
+CACHE_VERSION = 3  # bump when processing changes, so old cache entries are ignored
 CACHE_DIR = Path(".newsletter") / "cache" / "images"
 PHOTO_FORMATS = {"JPEG", "MPO", "WEBP", "HEIF", "TIFF"}
 
@@ -178,6 +178,7 @@ def _still(image: Image.Image, source_format: str, max_width: int) -> tuple[byte
         height = max(1, round(image.height * max_width / image.width))
         work = image.convert("RGB") if image.mode == "P" else image
         image = work.resize((max_width, height), Image.Resampling.LANCZOS)
+    image.info = {}  # Pillow writes comments and colour profiles from here: drop them all
     buffer = io.BytesIO()
     if source_format in PHOTO_FORMATS:
         image.convert("RGB").save(
@@ -213,7 +214,8 @@ def _animated(image: Image.Image) -> bytes:
     """Re-save an animated GIF frame by frame (dropping comments); it is not resized."""
     buffer = io.BytesIO()
     image.seek(0)
-    image.info.pop("comment", None)
+    keep = ("loop", "duration", "transparency", "background")
+    image.info = {key: value for key, value in image.info.items() if key in keep}
     image.save(
         buffer,
         "GIF",
