@@ -178,7 +178,7 @@ def test_archive_index_links_to_each_issue(page, archive_site: str):
         page.locator("ol.issues h2 a").nth(index).click()
         expect(page).to_have_url(f"{archive_site}{slug}/")
         expect(page.locator("h2.headline").first).to_be_visible()
-        hero = page.locator('img[src="hero.jpg"]')
+        hero = page.locator('img[src^="hero-"]')
         hero.evaluate("img => img.complete || new Promise(r => img.onload = r)")
         assert hero.evaluate("img => img.naturalWidth") > 0
         page.get_by_role("link", name="← All issues").click()
