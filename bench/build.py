@@ -57,20 +57,26 @@ def cold(root: Path, runs: int = COLD_RUNS, fresh_images: bool = False) -> list[
     return times
 
 
-def rebuild(root: Path) -> list[float]:
+CPU: dict[str, list[float]] = {}  # process CPU time of each rebuild, by bench label
+
+
+def rebuild(root: Path, label: str = "sample") -> list[float]:
+    """Wall-clock times of in-process rebuilds; their CPU times go to CPU[label] (on a busy
+    shared machine the CPU time is the steadier figure)."""
     from newsletter.build import build_issue, write_build
     from newsletter.publication import Publication
 
     piece = root / "issues" / SLUG / "pieces" / "energy.md"
     original = piece.read_text()
-    times = []
+    times, cpu = [], CPU.setdefault(label, [])
     for run in range(WARM_RUNS + 1):
         piece.write_text(original + f"\nEdit number {run}.\n")  # what an editor does
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         pub = Publication.load(root)
         write_build(pub, build_issue(pub, SLUG))
         if run:  # the first run warms imports and caches
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
     return times
 
 
@@ -83,7 +89,7 @@ def main() -> int:
         root = copy_sample(Path(tmp))
         add_photos(root)
         photo_cold = cold(root, PHOTO_COLD_RUNS, fresh_images=True)
-        photo_warm = rebuild(root)
+        photo_warm = rebuild(root, "photos")
         sizes = {p.name: p.stat().st_size for p in (root / "issues" / SLUG).glob("photo-*")}
         built = {p.name: p.stat().st_size for p in (root / "dist" / SLUG).glob("photo-*")}
     cold_median = statistics.median(cold_times)
@@ -99,6 +105,9 @@ def main() -> int:
     print(f"in-process rebuild with the photos cached, median of {WARM_RUNS}: "
           f"{photo_warm_median:.1f} ms (min {min(photo_warm) * 1000:.1f}, "
           f"max {max(photo_warm) * 1000:.1f}; target <= 40 ms)")
+    for label, cpu in CPU.items():
+        print(f"  CPU time of the {label} rebuild, median: "
+              f"{statistics.median(cpu) * 1000:.1f} ms (min {min(cpu) * 1000:.1f})")
     print("photos: " + ", ".join(f"{n} {b / 1024:.0f} KB" for n, b in sorted(sizes.items()))
           + " -> " + ", ".join(f"{n} {b / 1024:.0f} KB" for n, b in sorted(built.items())))
     ok = cold_median <= 1.0 and warm_median <= 100 and photo_warm_median <= 40
