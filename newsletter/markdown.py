@@ -48,8 +48,8 @@ class Figure:
     """How an image is shown: its published URL, size in CSS pixels and what it is."""
 
     url: str
-    width: int | None = None
-    height: int | None = None
+    width: int | None = None  # for a remote image of unknown size, the column width
+    height: int | None = None  # None when the size is not known
     kind: str = "Image"  # "Chart" or "Photo"; the text part says "[Chart: alt]"
 
 
@@ -149,9 +149,8 @@ def to_html(source: str, figures: Figures | None = None) -> str:
                 if child.type == "image":
                     figure = figures(str(child.attrGet("src") or ""))
                     child.attrSet("src", figure.url)
-                    if figure.width:
+                    if figure.width and figure.height:  # a known size (not a column default)
                         child.attrSet("width", str(figure.width))
-                    if figure.height:
                         child.attrSet("height", str(figure.height))
         out.append(token)
         i += 1
