@@ -64,7 +64,7 @@ def rebuild(root: Path, label: str = "sample") -> list[float]:
     """Wall-clock times of in-process rebuilds; their CPU times go to CPU[label] (on a busy
     shared machine the CPU time is the steadier figure)."""
     from newsletter.build import build_issue, write_build
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
 
     piece = root / "issues" / SLUG / "pieces" / "energy.md"
     original = piece.read_text()

@@ -9,11 +9,10 @@ import pytest
 from lxml import html as lxml_html
 from PIL import ExifTags, Image
 
-from newsletter import images
-from newsletter.build import build_issue, write_build
+from newsletter.build import build_issue, images, write_build
+from newsletter.build.publication import Publication
 from newsletter.checks import run
-from newsletter.errors import InputError
-from newsletter.publication import Publication
+from newsletter.core.errors import InputError
 from tests.pipeline.helpers import SAMPLE, issue_dir, replace_in
 
 CAMERA = b"Examplecam Z9 serial 4412"

@@ -6,8 +6,8 @@ import filecmp
 from pathlib import Path
 
 from newsletter.build import build_issue
-from newsletter.publication import Publication
-from newsletter.render import PACKAGED_TEMPLATES, template_dir
+from newsletter.build.publication import Publication
+from newsletter.build.render import PACKAGED_TEMPLATES, template_dir
 from tests.conftest import ROOT
 from tests.pipeline.helpers import SAMPLE, replace_in
 

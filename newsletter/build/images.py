@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from newsletter.errors import Problem
+from newsletter.core.errors import Problem
 
 COLUMN_WIDTH = 600  # the email column; the hero spans it
 PIECE_WIDTH = 552  # the column less the text padding (24 px each side) of the template
