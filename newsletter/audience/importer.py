@@ -29,6 +29,9 @@ from sqlalchemy import (
     update,
 )
 
+from newsletter.audience.erasure import erased_at, refusal
+from newsletter.audience.history import Change, Source
+from newsletter.audience.history import rows as history_rows
 from newsletter.audience.model import (
     RETIRED,
     Status,
@@ -40,7 +43,7 @@ from newsletter.audience.model import (
 )
 from newsletter.audience.subscribers import RESERVED_COLUMNS, tags_of
 from newsletter.core.errors import InputError, Problem
-from newsletter.db.tables import subscriber_tags, subscribers
+from newsletter.db.tables import subscriber_history, subscriber_tags, subscribers
 
 BATCH_SIZE = 2000
 MAX_PROBLEMS = 1000  # rejected rows kept for the report; the count is always exact
@@ -232,8 +235,9 @@ def _bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> 
 class _Upserter:
     """Applies batches of validated rows inside the caller's transaction."""
 
-    def __init__(self, conn: Connection, report: ImportReport, source: str):
-        self.conn, self.report, self.source = conn, report, source
+    def __init__(self, conn: Connection, report: ImportReport, source: str,
+                 secret: str | None = None):
+        self.conn, self.report, self.source, self.secret = conn, report, source, secret
         self.now = utcnow()
         _seen.drop(conn, checkfirst=True)
         _seen.create(conn)
@@ -282,8 +286,14 @@ class _Upserter:
         }
         known_tags = tags_of(self.conn, [r.id for r in existing.values()])
         new_rows = [r for r in rows if r.key not in existing]
+        erased = erased_at(self.conn, self.secret, [r.email for r in new_rows])
+        for row in new_rows:
+            if row.email in erased:
+                self.report.reject(row.number, refusal(row.email, erased[row.email]))
+        new_rows = [r for r in new_rows if r.email not in erased]
         changes: list[dict[str, Any]] = []
         tag_rows: list[dict[str, Any]] = []
+        trail: list[Change] = []
         for row in rows:
             old = existing.get(row.key)
             if old is None:
@@ -293,6 +303,8 @@ class _Upserter:
                 self.report.unchanged += 1
             else:
                 changes.append(change)
+                if change["b_status"] != old.status:
+                    trail.append(Change(old.id, "status", old.status, change["b_status"]))
         if new_rows:
             _bulk_insert(self.conn, subscribers, [self._new(r) for r in new_rows])
             ids = dict(
@@ -304,6 +316,7 @@ class _Upserter:
             )
             for row in new_rows:
                 tag_rows += [{"subscriber_id": ids[row.key], "tag": t} for t in row.tags]
+                trail.append(Change(ids[row.key], "status", None, row.status or Status.ACTIVE))
             self.report.added += len(new_rows)
         if changes:
             self.conn.execute(
@@ -320,6 +333,8 @@ class _Upserter:
             )
             self.report.updated += len(changes)
         _bulk_insert(self.conn, subscriber_tags, tag_rows)
+        trail += [Change(t["subscriber_id"], "tag", None, t["tag"]) for t in tag_rows]
+        _bulk_insert(self.conn, subscriber_history, history_rows(Source.IMPORT, trail, self.now))
 
     def _new(self, row: _Row) -> dict[str, Any]:
         joined = row.subscribed_at or self.now
@@ -358,6 +373,7 @@ def import_csv(
     tags: Iterable[str] = (),
     strict: bool = False,
     source: str | None = None,
+    secret: str | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
@@ -365,6 +381,7 @@ def import_csv(
 
     Raises InputError (nothing changed) when the file cannot be read as CSV, or, with
     `strict`, when any row is bad. `progress(bytes_read)` is called as the file is read.
+    Addresses on the erasure list are rejected (checking it needs `secret` once it holds any).
     """
     path = Path(path)
     report = ImportReport(path=path)
@@ -379,7 +396,7 @@ def import_csv(
     with stream, engine.connect() as conn:
         try:
             with conn.begin():
-                upserter = _Upserter(conn, report, source or f"import:{path.name}")
+                upserter = _Upserter(conn, report, source or f"import:{path.name}", secret)
                 batch: list[_Row] = []
                 for row in _rows(_lines(stream, progress), report, extra):
                     batch.append(row)

@@ -37,10 +37,15 @@ class Subscriber:
     created_at: dt.datetime
     updated_at: dt.datetime
     status_changed_at: dt.datetime
+    paused_until: dt.datetime | None = None
 
     @property
     def active(self) -> bool:
         return self.status == Status.ACTIVE
+
+    def paused(self, now: dt.datetime | None = None) -> bool:
+        """Whether a pause keeps this subscriber out of every segment at `now`."""
+        return self.paused_until is not None and self.paused_until > (now or utcnow())
 
 
 def utcnow() -> dt.datetime:

@@ -3,7 +3,8 @@
 Rule language (DESIGN.md): a segment is a mapping whose keys are all ANDed together:
 `all: [...]`, `any: [...]`, `none: [...]` (lists of nested rules), `tag: NAME`,
 `attr: {KEY: VALUE | {in: [VALUES]}}`, `segment: OTHER`, `subscribed_after: DATE`.
-`{}` matches everyone. Only active subscribers are ever members.
+`{}` matches everyone. Only active subscribers are ever members, and a paused subscriber is in
+no segment until the pause ends (`not_paused`, applied at the top level of every segment).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy import (
     true,
 )
 
-from newsletter.audience.model import Status, Subscriber, normalize_tag
+from newsletter.audience.model import Status, Subscriber, normalize_tag, utcnow
 from newsletter.audience.subscribers import iter_batches
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.yamlsrc import Loc, SourceError, YamlDoc, load_yaml_file
@@ -242,9 +243,22 @@ class Segments:
         """The segment's rule alone, over `subscribers` (status not included)."""
         return self._compile(self.get(name).rule)
 
-    def condition(self, name: str) -> ColumnElement[bool]:
-        """WHERE clause over `subscribers` for the segment's members (active ones only)."""
-        return and_(subscribers.c.status == Status.ACTIVE.value, self.rule_condition(name))
+    def condition(self, name: str, now: dt.datetime | None = None) -> ColumnElement[bool]:
+        """WHERE clause over `subscribers` for the segment's members (active ones only, and
+        none whose pause lasts beyond `now`)."""
+        return and_(subscribers.c.status == Status.ACTIVE.value, not_paused(now),
+                    self.rule_condition(name))
+
+    def topic_of(self, name: str, topics: dict[str, str]) -> str | None:
+        """The topic tag a segment is defined by (its rule is `{tag: TOPIC}` alone), or None."""
+        rule = self.get(name).rule
+        while isinstance(rule, dict) and len(rule) == 1 and next(iter(rule)) in ("all", "any") \
+                and len(next(iter(rule.values()))) == 1:
+            rule = next(iter(rule.values()))[0]
+        if isinstance(rule, dict) and set(rule) == {"tag"}:
+            tag = normalize_tag(rule["tag"])
+            return tag if tag in topics else None
+        return None
 
     def query(self, name: str) -> Select:
         """SELECT of the members' `subscribers` rows (unordered; add order_by as needed).
@@ -286,6 +300,12 @@ class Segments:
                 assert when is not None
                 parts.append(subscribers.c.created_at >= when)
         return and_(true(), *parts)
+
+
+def not_paused(now: dt.datetime | None = None) -> ColumnElement[bool]:
+    """Subscribers without a pause, or whose pause has ended by `now`."""
+    paused = subscribers.c.paused_until
+    return or_(paused.is_(None), paused <= (now or utcnow()))
 
 
 def _has_tag(tag: str) -> ColumnElement[bool]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, insert, select, update
 
+from newsletter.audience.history import Change, Source, record, tag_changes
 from newsletter.audience.model import (
     Status,
     Subscriber,
@@ -52,6 +53,7 @@ def _record(row: Row, tags: set[str]) -> Subscriber:
         created_at=row.created_at,
         updated_at=row.updated_at,
         status_changed_at=row.status_changed_at,
+        paused_until=row.paused_until,
     )
 
 
@@ -84,11 +86,13 @@ def add_subscriber(
     attributes: dict[str, Any] | None = None,
     source: str = "cli",
     resubscribe: bool = False,
+    via: Source = Source.CLI,
 ) -> tuple[Subscriber, bool]:
     """Add a subscriber, or merge name, tags and attributes into a known one.
 
     Returns (subscriber, created). A retired address (unsubscribed, bounced, complained) stays
-    retired unless `resubscribe` is true (only with the person's own consent).
+    retired unless `resubscribe` is true (only with the person's own consent). Status and tag
+    changes go into the audit trail as made `via` the given source.
     """
     try:
         address = normalize_email(email)
@@ -113,8 +117,10 @@ def add_subscriber(
             .returning(subscribers.c.id)
         ).scalar_one()
         created = True
+        trail = [Change(sid, "status", None, Status.ACTIVE.value)]
     else:
         sid, created = row.id, False
+        trail = []
         values: dict[str, Any] = {}
         if name and name.strip() != row.name:
             values["name"] = name.strip()
@@ -123,6 +129,7 @@ def add_subscriber(
             values["attributes"] = merged
         if resubscribe and row.status != Status.ACTIVE:
             values.update(status=Status.ACTIVE, status_changed_at=now)
+            trail.append(Change(sid, "status", row.status, Status.ACTIVE.value))
         if values:
             conn.execute(
                 update(subscribers).where(subscribers.c.id == sid).values(updated_at=now, **values)
@@ -133,13 +140,16 @@ def add_subscriber(
         conn.execute(insert(subscriber_tags), [{"subscriber_id": sid, "tag": t} for t in new_tags])
         if not created:
             conn.execute(update(subscribers).where(subscribers.c.id == sid).values(updated_at=now))
+    record(conn, via, trail + tag_changes(sid, added=new_tags), now)
     result = get_subscriber(conn, address)
     assert result is not None
     return result, created
 
 
-def set_status(conn: Connection, email: str, status: Status | str) -> Subscriber:
-    """Change a known subscriber's status (records when it changed); InputError if unknown."""
+def set_status(conn: Connection, email: str, status: Status | str,
+               via: Source = Source.CLI) -> Subscriber:
+    """Change a known subscriber's status (records when it changed, and in the audit trail);
+    InputError if unknown."""
     status = Status(status)
     current = require_subscriber(conn, email)
     if current.status != status:
@@ -149,12 +159,13 @@ def set_status(conn: Connection, email: str, status: Status | str) -> Subscriber
             .where(subscribers.c.id == current.id)
             .values(status=status, status_changed_at=now, updated_at=now)
         )
+        record(conn, via, [Change(current.id, "status", current.status.value, status.value)], now)
     return require_subscriber(conn, email)
 
 
-def unsubscribe(conn: Connection, email: str) -> Subscriber:
+def unsubscribe(conn: Connection, email: str, via: Source = Source.CLI) -> Subscriber:
     """Mark an address unsubscribed (it stays unsubscribed through every later import)."""
-    return set_status(conn, email, Status.UNSUBSCRIBED)
+    return set_status(conn, email, Status.UNSUBSCRIBED, via)
 
 
 def count_subscribers(conn: Connection, where: ColumnElement[bool] | None = None) -> int:

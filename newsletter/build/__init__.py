@@ -7,6 +7,18 @@ as a flat list. `publication` loads newsletter.yaml; `scaffold` writes new publi
 issues. The build knows nothing of subscribers or sending.
 """
 
-from newsletter.build.pipeline import Build, build_issue, preview_unsubscribe_url, write_build
+from newsletter.build.pipeline import (
+    Build,
+    build_issue,
+    preview_preferences_url,
+    preview_unsubscribe_url,
+    write_build,
+)
 
-__all__ = ["Build", "build_issue", "preview_unsubscribe_url", "write_build"]
+__all__ = [
+    "Build",
+    "build_issue",
+    "preview_preferences_url",
+    "preview_unsubscribe_url",
+    "write_build",
+]

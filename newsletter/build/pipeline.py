@@ -22,7 +22,7 @@ from newsletter.build.render import render
 from newsletter.build.source import LoadedIssue, load_issue
 from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
-from newsletter.core.tokens import SAMPLE_SECRET, unsubscribe_url
+from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
 
 
 @dataclass
@@ -95,11 +95,14 @@ def content_hash(subject: str, html: str, text: str) -> str:
     return digest.hexdigest()
 
 
-def build_issue(pub: Publication, issue_ref: str | Path) -> Build:
-    """Run every stage in memory and return the result (raises InputError on bad input)."""
+def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = None) -> Build:
+    """Run every stage in memory and return the result (raises InputError on bad input).
+
+    `topic`: for a send to a segment defined by one topic (its footer offers to stop it).
+    """
     issue = load_issue(pub, pub.issue_dir(issue_ref))
     images = process_images(pub, issue)
-    email, web = render(pub, issue, images)
+    email, web = render(pub, issue, topic, images=images)
     html = inline_css(email.html)
     web_html = inline_css(web.html)
     subject = issue.manifest.subject
@@ -141,13 +144,19 @@ def preview_unsubscribe_url(pub: Publication, email: str) -> str:
     return unsubscribe_url(pub.config.public_url, pub.settings.secret or SAMPLE_SECRET, email)
 
 
+def preview_preferences_url(pub: Publication, email: str) -> str:
+    """The preference-page link shown in sample and preview copies (as preview_unsubscribe_url)."""
+    return preferences_url(pub.config.public_url, pub.settings.secret or SAMPLE_SECRET, email)
+
+
 def sample_message(
     pub: Publication, issue: LoadedIssue, subject: str, html: str, text: str, digest: str
 ) -> bytes:
     """The complete message a sample subscriber would receive; pinned Date and Message-ID."""
     recipient = SAMPLE_RECIPIENT
     unsubscribe = preview_unsubscribe_url(pub, recipient.email)
-    html_p, text_p = personalise(html, text, recipient, unsubscribe)
+    html_p, text_p = personalise(html, text, recipient, unsubscribe,
+                                 preview_preferences_url(pub, recipient.email))
     day = issue.manifest.date
     msg = compose(
         pub.config,

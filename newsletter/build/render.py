@@ -85,10 +85,23 @@ def figures_for(piece: Piece, images: IssueImages, view_url: str) -> markdown.Fi
     return figure
 
 
+#: Words of the email's chrome added with the preference page (template variable `words`).
+WORDS = {
+    "manage_subscription": "Manage your subscription",
+    "stop_topic": "Stop receiving {topic}",
+}
+
+
 def context(
-    pub: Publication, issue: LoadedIssue, images: IssueImages | None = None
+    pub: Publication,
+    issue: LoadedIssue,
+    topic: str | None = None,
+    images: IssueImages | None = None,
 ) -> dict[str, Any]:
-    """The template context shared by the HTML and text templates (`web` is added per copy)."""
+    """The template context shared by the HTML and text templates (`web` is added per copy).
+
+    `topic`: the topic tag a send's segment is defined by; the footer then offers to stop it.
+    """
     config, manifest = pub.config, issue.manifest
     images = images or IssueImages({})
     view_url = f"{config.archive_url}{issue.slug}/"
@@ -144,6 +157,8 @@ def context(
         },
         "footer_html": Markup(markdown.to_html(config.footer)),
         "footer_text": markdown.to_text(config.footer),
+        "words": WORDS,
+        "topic": {"tag": topic, "label": config.topics.get(topic, topic)} if topic else None,
     }
 
 
@@ -153,12 +168,15 @@ def date_text(day: dt.date) -> str:
 
 
 def render(
-    pub: Publication, issue: LoadedIssue, images: IssueImages | None = None
+    pub: Publication,
+    issue: LoadedIssue,
+    topic: str | None = None,
+    images: IssueImages | None = None,
 ) -> tuple[Rendered, Rendered]:
     """Render the email and the web copy (both parts each) from one template context."""
     folder = template_dir(pub)
     env = _environment(folder)
-    ctx = context(pub, issue, images)
+    ctx = context(pub, issue, topic, images)
     return (
         _render_copy(env, folder, {**ctx, "web": False}),
         _render_copy(env, folder, {**ctx, "web": True}),

@@ -45,8 +45,10 @@ def references(ctx: Context) -> list[Ref]:
 
 
 def is_placeholder(url: str) -> bool:
-    """A URL filled in per recipient at send time, such as %%unsubscribe_url%%."""
-    return bool(PLACEHOLDER.fullmatch(url))
+    """A URL filled in per recipient at send time, such as %%unsubscribe_url%% (optionally
+    followed by a query, as in %%preferences_url%%?stop=energy)."""
+    match = PLACEHOLDER.match(url)
+    return bool(match) and url[match.end():][:1] in ("", "?")
 
 
 def https_hosts(ctx: Context, refs: list[Ref]) -> set[str]:

@@ -1,4 +1,4 @@
-"""CLI: `newsletter subscribers import|add|unsubscribe|list|show|export` and `segments`."""
+"""CLI: `newsletter subscribers import|add|unsubscribe|list|show|export|forget` and `segments`."""
 
 from __future__ import annotations
 
@@ -18,11 +18,15 @@ from newsletter.audience import (
     add_subscriber,
     count_subscribers,
     export_csv,
+    get_subscriber,
     import_csv,
     iter_subscribers,
     require_subscriber,
     unsubscribe,
 )
+from newsletter.audience.erasure import refuse_erased
+from newsletter.audience.history import Entry, history_of
+from newsletter.audience.privacy import forget
 from newsletter.cli.common import App, console, err_console, pass_app, warn
 from newsletter.core.errors import EXIT_FAILED, InputError, Problem
 from newsletter.db import open_database
@@ -60,16 +64,17 @@ def subscribers_group() -> None:
 def import_command(app: App, file: Path, tags: tuple[str, ...], strict: bool) -> None:
     """Add or update subscribers from a CSV file with an `email` column."""
     size = file.stat().st_size if file.is_file() else 0
+    secret = app.publication.settings.secret
     with _database(app) as engine:
         if size >= PROGRESS_MIN_BYTES:
             columns = (TextColumn("importing"), BarColumn(), DownloadColumn(),
                        TimeRemainingColumn())
             with Progress(*columns, console=err_console, transient=True) as bar:
                 task = bar.add_task("import", total=size)
-                report = import_csv(engine, file, tags=tags, strict=strict,
+                report = import_csv(engine, file, tags=tags, strict=strict, secret=secret,
                                     progress=lambda done: bar.update(task, completed=done))
         else:
-            report = import_csv(engine, file, tags=tags, strict=strict)
+            report = import_csv(engine, file, tags=tags, strict=strict, secret=secret)
     for problem in report.problems:
         err_console.print(str(problem), markup=False, soft_wrap=True)
     if report.rejected > len(report.problems):
@@ -102,6 +107,8 @@ def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
             raise InputError(Problem("--attr", None, f"{item!r} should be KEY=VALUE"))
         attributes[key.strip()] = value.strip()
     with _database(app) as engine, engine.begin() as conn:
+        if get_subscriber(conn, email) is None:
+            refuse_erased(conn, app.publication.settings.secret, email)
         sub, created = add_subscriber(conn, email, name=name, tags=tags, attributes=attributes,
                                       resubscribe=resubscribe)
     console.print(f"{'added' if created else 'updated'} {sub.email} ({sub.status})", markup=False)
@@ -147,12 +154,28 @@ def list_command(app: App, segment: str | None, limit: int) -> None:
 
 @subscribers_group.command("show")
 @click.argument("email")
+@click.option("--history", is_flag=True,
+              help="Also print the audit trail: every status, tag and preference change.")
 @pass_app
-def show_command(app: App, email: str) -> None:
+def show_command(app: App, email: str, history: bool) -> None:
     """Show everything known about one subscriber."""
     with _database(app) as engine, engine.connect() as conn:
         sub = require_subscriber(conn, email)
+        entries = history_of(conn, sub.id) if history else []
     _show(sub)
+    if history:
+        _show_history(entries)
+
+
+def _show_history(entries: list[Entry]) -> None:
+    if not entries:
+        console.print("no recorded changes", markup=False)
+        return
+    table = Table("when (UTC)", "source", "field", "before", "after", title="history")
+    for e in entries:
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.source, e.field, e.before or "-",
+                      e.after or "-")
+    console.print(table)
 
 
 def _show(sub: Subscriber) -> None:
@@ -163,6 +186,8 @@ def _show(sub: Subscriber) -> None:
         ("email", sub.email),
         ("name", sub.name),
         ("status", sub.status.value),
+        ("paused", f"until {sub.paused_until:%Y-%m-%d %H:%M} UTC (in no segment until then)"
+         if sub.paused() and sub.paused_until else "no"),
         ("tags", ", ".join(sub.tags)),
         *((f"attr {k}", str(v)) for k, v in sorted(sub.attributes.items())),
         ("source", sub.source),
@@ -191,6 +216,33 @@ def export_command(app: App, segment: str | None, output: Path | None) -> None:
                 count = export_csv(engine, out, where)
             tmp.replace(output)
     err_console.print(f"exported {count} subscribers", markup=False)
+
+
+@subscribers_group.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def forget_command(app: App, email: str, yes: bool) -> None:
+    """Erase a person at their request (right to be forgotten).
+
+    Deletes the subscriber with tags, attributes, history and sign-up request, anonymises their
+    engagement events and send-ledger rows (counts stay right), and lists a keyed hash of the
+    address so later imports refuse it until the person signs up again themselves.
+    """
+    secret = app.publication.settings.secret
+    if not secret:
+        raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
+                                 "keys the hash that keeps an erased address from coming back"))
+    with _database(app) as engine:
+        with engine.connect() as conn:
+            sub = require_subscriber(conn, email)
+        if not yes:
+            click.confirm(f"Erase {sub.email} and everything held about them? This cannot be "
+                          "undone", abort=True, err=True)
+        done = forget(engine, sub.email, secret)
+    console.print(f"erased {done.email}; {done.ledger_rows} send-ledger rows kept without the "
+                  "address; imports will refuse it until the person signs up again",
+                  markup=False)
 
 
 @click.command("segments")

@@ -1,8 +1,9 @@
 """Per-recipient personalisation by substitution into the once-rendered email.
 
 Templates emit placeholders `%%key%%` or `%%key|fallback%%` (via the Jinja helper `recipient()`).
-Keys: `name`, `first_name`, `email`, `unsubscribe_url`, and `attr.<name>` for any subscriber
-attribute. Values are HTML-escaped in the HTML part and inserted verbatim in the text part.
+Keys: `name`, `first_name`, `email`, `unsubscribe_url`, `preferences_url` (the signed link to
+the preference page), and `attr.<name>` for any subscriber attribute. Values are HTML-escaped
+in the HTML part and inserted verbatim in the text part.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-KEYS = ("name", "first_name", "email", "unsubscribe_url")  # besides attr.<name>
+KEYS = ("name", "first_name", "email", "unsubscribe_url", "preferences_url")  # besides attr.<name>
 PLACEHOLDER = re.compile(r"%%([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_-]+)?)(?:\|([^%<>\n]{0,60}))?%%")
 
 
@@ -39,7 +40,8 @@ def placeholders_in(*contents: str) -> set[str]:
     return {m.group(0) for content in contents for m in PLACEHOLDER.finditer(content)}
 
 
-def value_for(key: str, fallback: str, recipient: Recipient, unsubscribe: str) -> str:
+def value_for(key: str, fallback: str, recipient: Recipient, unsubscribe: str,
+              preferences: str = "") -> str:
     """The raw (unescaped) value of one placeholder for one recipient."""
     if key == "email":
         value = recipient.email
@@ -49,6 +51,8 @@ def value_for(key: str, fallback: str, recipient: Recipient, unsubscribe: str) -
         value = recipient.name.strip().split(" ")[0] if recipient.name.strip() else ""
     elif key == "unsubscribe_url":
         value = unsubscribe
+    elif key == "preferences_url":
+        value = preferences
     elif key.startswith("attr."):
         raw = recipient.attributes.get(key[5:])
         value = "" if raw is None else str(raw)
@@ -57,13 +61,15 @@ def value_for(key: str, fallback: str, recipient: Recipient, unsubscribe: str) -
     return value or fallback
 
 
-def values(recipient: Recipient, found: set[str], unsubscribe: str) -> dict[str, str]:
+def values(recipient: Recipient, found: set[str], unsubscribe: str,
+           preferences: str = "") -> dict[str, str]:
     """Map each placeholder string in `found` to its raw value for `recipient`."""
     out = {}
     for text in found:
         match = PLACEHOLDER.fullmatch(text)
         if match:
-            out[text] = value_for(match.group(1), match.group(2) or "", recipient, unsubscribe)
+            out[text] = value_for(match.group(1), match.group(2) or "", recipient, unsubscribe,
+                                  preferences)
     return out
 
 
@@ -80,10 +86,10 @@ def substitute(content: str, mapping: Mapping[str, str], *, as_html: bool) -> st
 
 
 def personalise(
-    html_part: str, text_part: str, recipient: Recipient, unsubscribe: str
+    html_part: str, text_part: str, recipient: Recipient, unsubscribe: str, preferences: str = ""
 ) -> tuple[str, str]:
     """Both parts personalised for one recipient."""
-    mapping = values(recipient, placeholders_in(html_part, text_part), unsubscribe)
+    mapping = values(recipient, placeholders_in(html_part, text_part), unsubscribe, preferences)
     return (
         substitute(html_part, mapping, as_html=True),
         substitute(text_part, mapping, as_html=False),

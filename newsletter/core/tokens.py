@@ -60,3 +60,11 @@ def read_token(secret: str, purpose: str, token: str, now: float | None = None) 
 def unsubscribe_url(public_url: str, secret: str, email: str) -> str:
     """The per-recipient one-click unsubscribe URL served by `newsletter serve`."""
     return f"{public_url.rstrip('/')}/unsubscribe/{make_token(secret, 'unsubscribe', email)}"
+
+
+PREFERENCES = "preferences"
+
+
+def preferences_url(public_url: str, secret: str, email: str) -> str:
+    """The per-recipient link to the preference page served by `newsletter serve`."""
+    return f"{public_url.rstrip('/')}/preferences/{make_token(secret, PREFERENCES, email)}"

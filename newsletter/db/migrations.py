@@ -257,3 +257,32 @@ def _public_side(conn: Connection) -> None:
         Column("synced_at", DateTime, nullable=False),
     )
     md.create_all(conn)
+
+
+@migration(4, "pause, subscriber history (audit trail), erasure suppressions")
+def _self_service(conn: Connection) -> None:
+    paused = DateTime().compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE subscribers ADD COLUMN paused_until {paused}"))
+    md = MetaData()
+    Table("subscribers", md, Column("id", _Id, primary_key=True))  # the foreign key's target
+    Table(
+        "subscriber_history",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+               nullable=False),
+        Column("at", DateTime, nullable=False),
+        Column("source", String(32), nullable=False),
+        Column("field", String(32), nullable=False),
+        Column("before", Text, nullable=True),
+        Column("after", Text, nullable=True),
+        Index("ix_subscriber_history_subscriber", "subscriber_id", "id"),
+    )
+    Table(
+        "erased_addresses",
+        md,
+        Column("address_hash", String(64), primary_key=True),
+        Column("erased_at", DateTime, nullable=False),
+    )
+    md.tables["subscriber_history"].create(conn)
+    md.tables["erased_addresses"].create(conn)

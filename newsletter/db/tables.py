@@ -75,6 +75,7 @@ subscribers = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("status_changed_at", UtcDateTime, nullable=False),
+    Column("paused_until", UtcDateTime, nullable=True),  # migration 4: in no segment until then
     CheckConstraint(
         "status IN ('active', 'unsubscribed', 'bounced', 'complained')",
         name="ck_subscribers_status",
@@ -145,4 +146,31 @@ suppression_sync = Table(
     Column("kind", String(64), primary_key=True),
     Column("last_created", BigInteger, nullable=False),
     Column("synced_at", UtcDateTime, nullable=False),
+)
+
+# --- self-service (migration 4): audit trail and erasure suppressions -------------------------
+
+#: One row per change of a subscriber's status, tags or preferences: what made it (`source`:
+#: import, cli, page, webhook, sync, confirmation), when, and the value before and after.
+subscriber_history = Table(
+    "subscriber_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("field", String(32), nullable=False),  # status, tag, pause, language, ...
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Index("ix_subscriber_history_subscriber", "subscriber_id", "id"),
+)
+
+#: Keyed hashes (HMAC with NEWSLETTER_SECRET) of erased addresses: imports and sign-ups of
+#: these are refused until the person confirms a new sign-up.
+erased_addresses = Table(
+    "erased_addresses",
+    metadata,
+    Column("address_hash", String(64), primary_key=True),
+    Column("erased_at", UtcDateTime, nullable=False),
 )

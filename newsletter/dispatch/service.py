@@ -75,6 +75,13 @@ def _segment_condition(pub: Publication, segment: str) -> Any:
     return Segments.load(pub).condition(segment)
 
 
+def _segment_topic(pub: Publication, segment: str) -> str | None:
+    """The topic tag `segment` is defined by, if any (its footer then offers to stop it)."""
+    from newsletter.audience import Segments
+
+    return Segments.load(pub).topic_of(segment, pub.config.topics)
+
+
 @dataclass
 class SendPlan:
     """A send about to start or resume, with everything checked that can be checked."""
@@ -131,7 +138,8 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
     if set(resend_batches) & set(accept_batches):
         raise NewsletterError("a batch cannot be both resent and accepted")
-    build = build_issue(pub, issue)
+    topic = _segment_topic(pub, segment)
+    build = build_issue(pub, issue, topic)  # a one-topic segment's footer offers to stop it
     require_passing(pub, build)  # the pre-send quality gate: refuse on any check error
     chosen = transport or pub.settings.transport
     if at is not None and chosen != "sendgrid":

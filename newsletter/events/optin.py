@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
+from newsletter.audience.erasure import clear_erased
+from newsletter.audience.history import Source
 from newsletter.audience.model import (
     Status,
     email_key,
@@ -109,17 +111,20 @@ def request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
         return True
 
 
-def confirm_signup(engine: Engine, email: str, now: dt.datetime | None = None) -> None:
+def confirm_signup(engine: Engine, email: str, now: dt.datetime | None = None,
+                   secret: str | None = None) -> None:
     """Make the address of a valid confirmation token an active subscriber (with the name and
-    topics of its latest request); confirming twice changes nothing."""
+    topics of its latest request); confirming twice changes nothing. The person's own
+    confirmation takes an erased address off the erasure list (checked with `secret`)."""
     now = now or utcnow()
     key = email_key(email)
     with write_connection(engine) as conn, conn.begin():
         row = conn.execute(select(signups).where(signups.c.email_key == key)).first()
+        clear_erased(conn, secret, row.email if row is not None else email)
         name = row.name if row is not None else ""
         tags = list(row.tags or []) if row is not None else []
         add_subscriber(conn, row.email if row is not None else email, name=name or None,
-                       tags=tags, source="web", resubscribe=True)
+                       tags=tags, source="web", resubscribe=True, via=Source.CONFIRMATION)
         if row is not None:
             conn.execute(update(signups).where(signups.c.email_key == key)
                          .values(confirmed_at=now))
@@ -133,4 +138,4 @@ def unsubscribe_address(engine: Engine, email: str) -> None:
     except ValueError:
         key = email_key(email)
     with write_connection(engine) as conn, conn.begin():
-        apply_changes(conn, [Change(key, Status.UNSUBSCRIBED)])
+        apply_changes(conn, [Change(key, Status.UNSUBSCRIBED)], via=Source.PAGE)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from newsletter.audience.history import Change as Entry
+from newsletter.audience.history import Source, record
 from newsletter.audience.model import Status, utcnow
 from newsletter.db.tables import subscribers
 
@@ -51,9 +53,9 @@ def decide(current: Status, changed_at: int, change: Change, now: int) -> Status
 
 
 def apply_changes(conn: Connection, changes: Sequence[Change],
-                  now: dt.datetime | None = None) -> int:
-    """Apply `changes` in time order inside the caller's transaction; return how many
-    subscribers changed status."""
+                  now: dt.datetime | None = None, via: Source = Source.WEBHOOK) -> int:
+    """Apply `changes` in time order inside the caller's transaction (each recorded in the
+    audit trail as made `via` the given source); return how many subscribers changed status."""
     if not changes:
         return 0
     now = now or utcnow()
@@ -68,6 +70,7 @@ def apply_changes(conn: Connection, changes: Sequence[Change],
             query = query.order_by(subscribers.c.email_key).with_for_update()
         for sid, key, status, changed in conn.execute(query):
             state[key] = (sid, Status(status), int(changed.timestamp()))
+    before = {key: status for key, (_, status, _) in state.items()}
     touched: dict[str, tuple[int, Status, int]] = {}
     for change in sorted(changes, key=lambda c: now_s if c.at is None else c.at):
         known = state.get(change.email_key)
@@ -89,4 +92,6 @@ def apply_changes(conn: Connection, changes: Sequence[Change],
               "b_at": dt.datetime.fromtimestamp(at, dt.UTC)}
              for sid, status, at in touched.values()],
         )
+        record(conn, via, [Entry(sid, "status", before[key].value, status.value)
+                           for key, (sid, status, _) in touched.items()], now)
     return len(touched)

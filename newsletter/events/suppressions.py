@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
+from newsletter.audience.history import Source
 from newsletter.audience.model import Status, email_key, utcnow
 from newsletter.build.publication import Publication
 from newsletter.db.engine import write_connection
@@ -64,7 +65,7 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
         for entries in api.pages(path, since):
             changes = [Change(email_key(e["email"].strip()), status, _created(e)) for e in entries]
             with write_connection(engine) as conn, conn.begin():
-                report.changed += apply_changes(conn, changes)
+                report.changed += apply_changes(conn, changes, via=Source.SYNC)
             count += len(entries)
             newest = max([newest, *(c.at for c in changes if c.at is not None)])
             if progress:
@@ -76,7 +77,7 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
         emails = api.group(group_id)
         changes = [Change(email_key(e.strip()), Status.UNSUBSCRIBED) for e in emails]
         with write_connection(engine) as conn, conn.begin():
-            report.changed += apply_changes(conn, changes)
+            report.changed += apply_changes(conn, changes, via=Source.SYNC)
         report.fetched[f"group_{group_id}"] = len(emails)
     return report
 

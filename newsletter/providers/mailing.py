@@ -14,7 +14,7 @@ from functools import cached_property
 from newsletter.build.package import message_id_for
 from newsletter.build.schema import PublicationConfig
 from newsletter.core.personalise import PLACEHOLDER, Recipient, placeholders_in, value_for
-from newsletter.core.tokens import unsubscribe_url
+from newsletter.core.tokens import preferences_url, unsubscribe_url
 
 #: SendGrid replaces this tag with the recipient's unsubscribe-group link (asm.group_id set).
 ASM_UNSUBSCRIBE_TAG = "<%asm_group_unsubscribe_raw_url%>"
@@ -69,10 +69,17 @@ class Mailing:
         """The signed one-click unsubscribe URL for `email` (served by `newsletter serve`)."""
         return unsubscribe_url(self.config.public_url, self.secret, email)
 
+    @cached_property
+    def uses_preferences(self) -> bool:
+        """Whether the message links to the preference page (else no token need be signed)."""
+        return any(key == "preferences_url" for _, key, _ in self._parsed)
+
     def values(self, recipient: Recipient, unsubscribe: str | None = None) -> dict[str, str]:
         """Raw (unescaped) value of each placeholder for `recipient`."""
         link = unsubscribe if unsubscribe is not None else self.unsubscribe(recipient.email)
-        return {text: value_for(key, fallback, recipient, link)
+        prefs = preferences_url(self.config.public_url, self.secret, recipient.email) \
+            if self.uses_preferences else ""
+        return {text: value_for(key, fallback, recipient, link, prefs)
                 for text, key, fallback in self._parsed}
 
     def message_id(self, key: int | str) -> str:

@@ -34,7 +34,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from newsletter.build import preview_unsubscribe_url
+from newsletter.build import preview_preferences_url, preview_unsubscribe_url
 from newsletter.build.schema import check_address
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
@@ -108,7 +108,8 @@ def personalised(snapshot: Snapshot, recipient: Recipient) -> tuple[str, str]:
     """The build's HTML and text parts as `recipient` would receive them."""
     pub = snapshot.pub
     unsubscribe = preview_unsubscribe_url(pub, recipient.email)
-    return personalise(snapshot.build.html, snapshot.build.text, recipient, unsubscribe)
+    return personalise(snapshot.build.html, snapshot.build.text, recipient, unsubscribe,
+                       preview_preferences_url(pub, recipient.email))
 
 
 def parse_addresses(raw: str) -> list[str]:

@@ -7,7 +7,8 @@ Routes:
 - `POST /resubscribe/{token}`: emails a confirmation link (resubscribing is opt-in too);
 - `GET /subscribe` (form) and `POST /subscribe`: email, name, topics; emails a confirmation;
 - `GET /confirm/{token}`: a page with one button; `POST` makes the subscription active;
-- `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook.
+- `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook;
+- `/preferences/{token}`: the subscriber's preference page (newsletter.web.preferences).
 
 Tokens are HMAC-signed (newsletter.core.tokens). Pages look the same whether or not an address is
 subscribed; a bad token gets 400 and changes nothing.
@@ -19,7 +20,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -47,6 +48,7 @@ from newsletter.providers.sendgrid.signature import (
     verify,
 )
 from newsletter.providers.sendgrid.webhook import parse_events
+from newsletter.web.preferences import routes as preference_routes
 
 log = logging.getLogger("newsletter.public")
 
@@ -89,6 +91,7 @@ class PublicSide:
     ip_window: optin.IpWindow
     webhook_key: Any
     topics: dict[str, str]
+    headers: dict[str, str] = field(default_factory=lambda: dict(HEADERS))
 
     def page(self, template: str, status: int = 200, /, **values: Any) -> HTMLResponse:
         config = self.pub.config
@@ -234,7 +237,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         if email is None:
             return side.invalid("The confirmation link is altered or has expired. "
                                 "Subscribe again to get a new one.")
-        await run_in_threadpool(optin.confirm_signup, side.engine, email)
+        await run_in_threadpool(optin.confirm_signup, side.engine, email, None, side.secret)
         return side.page("confirmed.html", email=email)
 
     async def webhook(request: Request) -> Response:
@@ -278,6 +281,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             Route("/confirm/{token}", confirm_page, methods=["GET"]),
             Route("/confirm/{token}", confirm, methods=["POST"]),
             Route("/webhooks/sendgrid", webhook, methods=["POST"]),
+            *preference_routes(side, _form),
         ],
         lifespan=lifespan,
     )

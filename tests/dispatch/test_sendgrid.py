@@ -100,8 +100,9 @@ def test_batches_respect_the_substitution_limits() -> None:
     assert PayloadBuilder(mailing).batch_size == 1000
     mailing.text += "".join(f"%%attr.a{n}%%" for n in range(30))
     builder = PayloadBuilder(mailing)
-    assert builder.substitutions_each == 36  # 3 placeholders twice, 30 attributes in text
-    assert builder.batch_size == 10_000 // 36
+    # 4 placeholders twice (name, email, unsubscribe and preference links), 30 attributes
+    assert builder.substitutions_each == 38
+    assert builder.batch_size == 10_000 // 38
     with pytest.raises(ValueError, match="exceed the batch size"):
         builder.body([Item(n, Recipient(f"r{n}@example.org")) for n in range(300)])
 
