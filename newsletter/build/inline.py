@@ -2,6 +2,8 @@
 
 Media queries stay in a <style> block (clients that support them use them). cssutils, which
 premailer uses, logs every CSS property it does not know; that noise is silenced here.
+premailer copies CSS `height` into a `height` attribute, overwriting the pixel height an image
+carries for Outlook with `height="auto"`; that copy is turned off (widths are still copied).
 """
 
 from __future__ import annotations
@@ -26,5 +28,6 @@ def inline_css(html: str) -> str:
         keep_style_tags=False,
         exclude_pseudoclasses=True,
         disable_validation=True,
+        disable_basic_attributes=["height"],
         cssutils_logging_level=logging.CRITICAL,
     ).transform(pretty_print=False)

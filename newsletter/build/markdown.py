@@ -8,7 +8,10 @@ footnotes listed after the block of text they appear in.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from html import escape
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -20,15 +23,144 @@ _md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
 )
 
 
-def to_html(source: str) -> str:
-    """Render Markdown to HTML; raw HTML in the source is escaped, never passed through."""
-    return _md.render(source)
+@lru_cache(maxsize=64)
+def _parse(source: str) -> tuple[Token, ...]:
+    """markdown-it's tokens for `source`, parsed once per text (a build reads each piece for
+    its images, its HTML, its text and its word count). Callers must not change them."""
+    return tuple(_md.parse(source))
+
+
+CREDIT_WORDS = ("Source:", "Sources:", "Credit:", "Photo:", "Data:", "Illustration:")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image in a piece: `![alt](src "title")` on 0-based `line` of the Markdown."""
+
+    src: str
+    alt: str
+    title: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Figure:
+    """How an image is shown: its published URL, size in CSS pixels and what it is."""
+
+    url: str
+    width: int | None = None  # for a remote image of unknown size, the column width
+    height: int | None = None  # None when the size is not known
+    kind: str = "Image"  # "Chart" or "Photo"; the text part says "[Chart: alt]"
+
+
+Figures = Callable[[str], Figure]
+
+
+def images(source: str) -> list[ImageRef]:
+    """Every image in `source`, in order, with the line it is on."""
+    found = []
+    for token in _parse(source):
+        if token.type != "inline":
+            continue
+        line = token.map[0] if token.map else 0
+        for child in token.children or []:
+            if child.type == "image":
+                found.append(
+                    ImageRef(
+                        src=str(child.attrGet("src") or ""),
+                        alt=_plain(child.children or []),
+                        title=str(child.attrGet("title") or ""),
+                        line=line,
+                    )
+                )
+    return found
+
+
+def split_caption(title: str) -> tuple[str, str]:
+    """`"Caption. Source: X"` -> ("Caption.", "Source: X"); the credit starts at a credit word."""
+    title = " ".join(title.split())
+    starts = [title.find(word) for word in CREDIT_WORDS if word in title]
+    if not starts:
+        return title, ""
+    at = min(starts)
+    return title[:at].strip(), title[at:].strip()
+
+
+def _standalone_image(token: Token) -> Token | None:
+    """The image of an inline token that holds nothing else (a paragraph that is one image)."""
+    children = [
+        c
+        for c in token.children or []
+        if not (c.type == "text" and not c.content.strip()) and c.type != "softbreak"
+    ]
+    if len(children) == 1 and children[0].type == "image":
+        return children[0]
+    return None
+
+
+def figure_html(image: Token, figure: Figure) -> str:
+    """A standalone image as a block: a fluid image with width/height, caption and credit."""
+    alt = _plain(image.children or [])
+    caption, credit = split_caption(str(image.attrGet("title") or ""))
+    size = ""
+    style = "display:block;max-width:100%;height:auto;border:0"
+    if figure.width:
+        size = f' width="{figure.width}"'
+        if figure.height:
+            size += f' height="{figure.height}"'
+    out = (
+        f'<div class="figure"><img class="figure-img" src="{escape(figure.url)}" '
+        f'alt="{escape(alt)}"{size} style="{style}">'
+    )
+    if caption or credit:
+        out += '<p class="caption">' + escape(caption)
+        if credit:
+            out += (" " if caption else "") + f'<span class="credit">{escape(credit)}</span>'
+        out += "</p>"
+    return out + "</div>\n"
+
+
+def to_html(source: str, figures: Figures | None = None) -> str:
+    """Render Markdown to HTML; raw HTML in the source is escaped, never passed through.
+
+    With `figures`, each image's src is looked up there: an image alone in its paragraph
+    becomes a figure with caption and credit (from its title), other images get the published
+    URL and size.
+    """
+    tokens = _parse(source)
+    if figures is None:
+        return _md.renderer.render(list(tokens), _md.options, {})
+    out: list[Token] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.type == "paragraph_open" and i + 2 < len(tokens):
+            image = _standalone_image(tokens[i + 1])
+            if image is not None:
+                block = Token("html_block", "", 0)
+                block.content = figure_html(image, figures(str(image.attrGet("src") or "")))
+                out.append(block)
+                i += 3
+                continue
+        if token.type == "inline" and any(c.type == "image" for c in token.children or []):
+            token = token.copy()  # the parsed tokens are shared: change copies only
+            token.children = [c.copy(attrs=dict(c.attrs)) for c in token.children or []]
+            for child in token.children:
+                if child.type == "image":
+                    figure = figures(str(child.attrGet("src") or ""))
+                    child.attrSet("src", figure.url)
+                    if figure.width and figure.height:  # a known size (not a column default)
+                        child.attrSet("width", str(figure.width))
+                        child.attrSet("height", str(figure.height))
+        out.append(token)
+        i += 1
+    return _md.renderer.render(out, _md.options, {})
 
 
 def paragraphs(source: str) -> list[str]:
     """The plain text of every paragraph (and list item) in `source`, whitespace collapsed."""
     found = []
-    for token in _md.parse(source):
+    for token in _parse(source):
         if token.type == "inline":
             found.append(" ".join(_plain(token.children or []).split()))
     return [p for p in found if p]
@@ -51,8 +183,12 @@ class _TextState:
     links: list[str] = field(default_factory=list)
 
 
-def to_text(source: str, width: int = WIDTH) -> str:
-    """Render Markdown as wrapped plain text with link footnotes like `[1]`."""
+def to_text(source: str, width: int = WIDTH, figures: Figures | None = None) -> str:
+    """Render Markdown as wrapped plain text with link footnotes like `[1]`.
+
+    An image alone in its paragraph reads "[Chart: alt] Caption. Source: ..." (`figures` tells
+    a chart from a photo).
+    """
     state = _TextState()
     blocks: list[tuple[str, bool]] = []  # (text, goes on the line after the previous block)
     tight = new_list = False
@@ -60,7 +196,7 @@ def to_text(source: str, width: int = WIDTH) -> str:
     ordered: list[int | None] = []
     item_prefix = ""
     quote = False
-    for token in _md.parse(source):
+    for token in _parse(source):
         if token.type in ("bullet_list_open", "ordered_list_open"):
             new_list = new_list or list_depth == 0
             list_depth += 1
@@ -83,7 +219,14 @@ def to_text(source: str, width: int = WIDTH) -> str:
         elif token.type == "blockquote_close":
             quote = False
         elif token.type == "inline":
-            text = _inline_text(token.children or [], state)
+            image = _standalone_image(token)
+            if image is not None:
+                kind = figures(str(image.attrGet("src") or "")).kind if figures else "Image"
+                parts = split_caption(str(image.attrGet("title") or ""))
+                caption = " ".join(part for part in parts if part)
+                text = f"[{kind}: {_plain(image.children or [])}] {caption}".strip()
+            else:
+                text = _inline_text(token.children or [], state)
             indent = "  " * max(list_depth - 1, 0)
             if item_prefix:
                 first, rest = indent + item_prefix, indent + " " * len(item_prefix)

@@ -14,12 +14,13 @@ from functools import cached_property
 from pathlib import Path
 
 from newsletter.build import markdown
+from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
 from newsletter.build.inline import inline_css
 from newsletter.build.package import compose, message_id_for, write_dist
 from newsletter.build.publication import Publication
 from newsletter.build.render import render
 from newsletter.build.source import LoadedIssue, load_issue
-from newsletter.core.errors import FailedError, Problem
+from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
 
@@ -37,6 +38,7 @@ class Build:
     assets: dict[str, Path]
     content_hash: str
     warnings: list[Problem] = field(default_factory=list)
+    images: IssueImages = field(default_factory=lambda: IssueImages({}))
 
     @property
     def slug(self) -> str:
@@ -54,6 +56,17 @@ class Build:
             "pieces": len(self.issue.pieces),
             "words": words,
             "sizes": {name: len(data) for name, data in self.files_without_report().items()},
+            "images": {
+                p.name: {
+                    "width": p.width,
+                    "height": p.height,
+                    "bytes": p.bytes,
+                    "source_width": p.source_width,
+                    "source_height": p.source_height,
+                    "source_bytes": p.source_bytes,
+                }
+                for p in self.images.by_source.values()
+            },
             "warnings": [str(w) for w in self.warnings],
         }
 
@@ -88,13 +101,13 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     `topic`: for a send to a segment defined by one topic (its footer offers to stop it).
     """
     issue = load_issue(pub, pub.issue_dir(issue_ref))
-    email, web = render(pub, issue, topic)
+    images = process_images(pub, issue)
+    email, web = render(pub, issue, topic, images=images)
     html = inline_css(email.html)
     web_html = inline_css(web.html)
     subject = issue.manifest.subject
     digest = content_hash(subject, html, email.text)
     message = sample_message(pub, issue, subject, html, email.text, digest)
-    assets = {issue.hero_file.name: issue.hero_file} if issue.hero_file else {}
     return Build(
         issue=issue,
         subject=subject,
@@ -102,10 +115,28 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
         text=email.text,
         web_html=web_html,
         message=message,
-        assets=assets,
+        assets=images.assets(),
         content_hash=digest,
         warnings=pub.warnings + issue.warnings,
+        images=images,
     )
+
+
+def process_images(pub: Publication, issue: LoadedIssue) -> IssueImages:
+    """The image stage: every local image of the issue, processed (or taken from the cache)."""
+    wanted = []
+    manifest = issue.folder / "issue.yaml"
+    if issue.hero_file is not None:
+        line = issue.source.line_of(("hero", "image"))
+        wanted.append((issue.hero_file, COLUMN_WIDTH, manifest, line))
+    for piece in issue.pieces:
+        for image in piece.images:
+            if image.path is not None:
+                wanted.append((image.path, PIECE_WIDTH, piece.path, image.line))
+    images, problems = process_issue(pub.root, wanted)
+    if problems:
+        raise InputError(problems)
+    return images
 
 
 def preview_unsubscribe_url(pub: Publication, email: str) -> str:

@@ -16,8 +16,9 @@ from markupsafe import Markup
 from mjml import mjml2html
 
 from newsletter.build import markdown
+from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages
 from newsletter.build.publication import Publication
-from newsletter.build.source import LoadedIssue, is_remote
+from newsletter.build.source import LoadedIssue, Piece, is_remote
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.personalise import placeholder
 
@@ -65,6 +66,25 @@ def _environment(folder: Path) -> jinja2.Environment:
     return env
 
 
+def figures_for(piece: Piece, images: IssueImages, view_url: str) -> markdown.Figures:
+    """Look up a piece's image sources: local ones at their published URL and size."""
+    local = {image.ref.src: images.get(image.path) for image in piece.images}
+
+    def figure(src: str) -> markdown.Figure:
+        processed = local.get(src)
+        if processed is None:
+            kind = "Photo" if src.lower().endswith((".jpg", ".jpeg")) else "Chart"
+            return markdown.Figure(url=src, width=PIECE_WIDTH, kind=kind)
+        return markdown.Figure(
+            url=view_url + processed.name,
+            width=processed.display_width,
+            height=processed.display_height,
+            kind=processed.kind,
+        )
+
+    return figure
+
+
 #: Words of the email's chrome added with the preference page (template variable `words`).
 WORDS = {
     "manage_subscription": "Manage your subscription",
@@ -72,21 +92,39 @@ WORDS = {
 }
 
 
-def context(pub: Publication, issue: LoadedIssue, topic: str | None = None) -> dict[str, Any]:
+def context(
+    pub: Publication,
+    issue: LoadedIssue,
+    topic: str | None = None,
+    images: IssueImages | None = None,
+) -> dict[str, Any]:
     """The template context shared by the HTML and text templates (`web` is added per copy).
 
     `topic`: the topic tag a send's segment is defined by; the footer then offers to stop it.
     """
     config, manifest = pub.config, issue.manifest
+    images = images or IssueImages({})
     view_url = f"{config.archive_url}{issue.slug}/"
     hero = None
     if manifest.hero:
-        src = manifest.hero.image
-        if not is_remote(src) and issue.hero_file is not None:
-            src = view_url + issue.hero_file.name
-        hero = {"src": src, "alt": manifest.hero.alt, "credit": manifest.hero.credit}
+        src, width, height = manifest.hero.image, COLUMN_WIDTH, None
+        processed = images.get(issue.hero_file)
+        if not is_remote(src) and processed is not None:
+            src, width, height = (
+                view_url + processed.name,
+                processed.display_width,
+                processed.display_height,
+            )
+        hero = {
+            "src": src,
+            "alt": manifest.hero.alt,
+            "credit": manifest.hero.credit,
+            "width": width,
+            "height": height,
+        }
     pieces = []
     for piece in issue.pieces:
+        figures = figures_for(piece, images, view_url)
         expert = piece.expert
         role = f", {expert.role}" if expert.role else ""
         pieces.append(
@@ -100,8 +138,8 @@ def context(pub: Publication, issue: LoadedIssue, topic: str | None = None) -> d
                     "twitter": expert.twitter,
                     "twitter_url": f"{TWITTER}{expert.twitter}" if expert.twitter else None,
                 },
-                "html": Markup(markdown.to_html(piece.body)),
-                "text": markdown.to_text(piece.body),
+                "html": Markup(markdown.to_html(piece.body, figures)),
+                "text": markdown.to_text(piece.body, figures=figures),
             }
         )
     return {
@@ -129,12 +167,16 @@ def date_text(day: dt.date) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
-def render(pub: Publication, issue: LoadedIssue,
-           topic: str | None = None) -> tuple[Rendered, Rendered]:
+def render(
+    pub: Publication,
+    issue: LoadedIssue,
+    topic: str | None = None,
+    images: IssueImages | None = None,
+) -> tuple[Rendered, Rendered]:
     """Render the email and the web copy (both parts each) from one template context."""
     folder = template_dir(pub)
     env = _environment(folder)
-    ctx = context(pub, issue, topic)
+    ctx = context(pub, issue, topic, images)
     return (
         _render_copy(env, folder, {**ctx, "web": False}),
         _render_copy(env, folder, {**ctx, "web": True}),

@@ -67,7 +67,9 @@ def init_publication(root: Path, name: str) -> list[Path]:
 
 
 def _yaml_scalar(value: str) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...")
+    """`value` as a one-line YAML scalar (quoted only when it needs to be)."""
+    dumped = yaml.safe_dump(value, default_flow_style=True, width=1000, allow_unicode=True)
+    return dumped.removesuffix("...\n").strip()
 
 
 def new_issue(pub: Publication, slug: str, subject: str = "") -> Path:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from newsletter.build import markdown
 from newsletter.build.publication import Publication
 from newsletter.build.schema import Expert, IssueManifest, PieceMeta, validate
 from newsletter.core.errors import InputError, Problem
@@ -20,6 +22,15 @@ from newsletter.core.yamlsrc import (
 )
 
 
+@dataclass(frozen=True)
+class PieceImage:
+    """An image in a piece: its Markdown reference, its line in the file, its local file."""
+
+    ref: markdown.ImageRef
+    line: int
+    path: Path | None  # the resolved local file; None for an https:// image
+
+
 @dataclass
 class Piece:
     """One expert piece: front matter, resolved expert, Markdown body."""
@@ -30,6 +41,7 @@ class Piece:
     body: str
     body_line: int
     front: YamlDoc  # the parsed front matter, for the line of any key
+    images: list[PieceImage] = field(default_factory=list)
 
 
 @dataclass
@@ -140,5 +152,40 @@ def _load_piece(
             Problem(path, body_line, "the piece has no body text below its front matter")
         )
         return None, problems
-    piece = Piece(path=path, meta=meta, expert=expert, body=body, body_line=body_line, front=front)
+    images, found = _piece_images(folder, path, body, body_line)
+    problems += found
+    piece = Piece(
+        path=path,
+        meta=meta,
+        expert=expert,
+        body=body,
+        body_line=body_line,
+        front=front,
+        images=images,
+    )
     return piece, problems
+
+
+def _piece_images(
+    folder: Path, path: Path, body: str, body_line: int
+) -> tuple[list[PieceImage], list[Problem]]:
+    """The images of a piece; local ones resolve against the issue folder and must exist."""
+    images, problems = [], []
+    for ref in markdown.images(body):
+        line = body_line + ref.line
+        if is_remote(ref.src) or urlsplit(ref.src).scheme:
+            images.append(PieceImage(ref, line, None))
+            continue
+        local = (folder / ref.src).resolve() if ref.src else folder
+        if not local.is_file():
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"image '{ref.src}' not found in {folder.name}/; put the file in the "
+                    "issue folder (paths are relative to it) or use an https:// URL",
+                )
+            )
+            continue
+        images.append(PieceImage(ref, line, local))
+    return images, problems

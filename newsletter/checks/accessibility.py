@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from newsletter.checks import colour
-from newsletter.checks.css import declarations
+from newsletter.checks.css import declarations, scheme_styles
 from newsletter.checks.model import ERROR, WARNING, Context, Finding, excerpt
 
 MIN_CONTRAST = 4.5  # WCAG 2 AA for body text
@@ -59,9 +59,17 @@ def _hidden(style: dict[str, str]) -> bool:
     return display == "none" or style.get("visibility", "").strip() == "hidden"
 
 
-def colour_pairs(ctx: Context) -> dict[tuple[str, str], Pair]:
-    """Every (text colour, background) combination that visible text is shown in."""
+SCHEMES = {"light": "", "dark": " in dark mode", "outlook-dark": " in Outlook.com's dark mode"}
+
+
+def colour_pairs(ctx: Context, scheme: str = "light") -> dict[tuple[str, str], Pair]:
+    """Every (text colour, background) combination that visible text is shown in.
+
+    In the "dark" and "outlook-dark" schemes the template's dark-mode rules apply on top of
+    the inline styles, by the cascade.
+    """
     pairs: dict[tuple[str, str], Pair] = {}
+    overrides = scheme_styles(ctx.doc, scheme) if scheme != "light" else {}
     body = ctx.doc.find("body")
     if body is None:
         return pairs
@@ -75,6 +83,7 @@ def colour_pairs(ctx: Context) -> dict[tuple[str, str], Pair]:
 
     def visit(el, fg: colour.RGB, bg: colour.RGB) -> None:
         style = dict(declarations(el.get("style", "")))
+        style.update(overrides.get(el, {}))
         if _hidden(style):
             return
         background = None
@@ -109,7 +118,7 @@ def check_contrast(ctx: Context) -> list[Finding]:
     findings = []
     template = template_dir(ctx.pub) / HTML_TEMPLATE
     lines = template.read_text(encoding="utf-8").splitlines() if template.is_file() else []
-    for (fg_hex, bg_hex), pair in colour_pairs(ctx).items():
+    for scheme, (fg_hex, bg_hex), pair in _all_pairs(ctx):
         ratio = colour.contrast(pair.fg, pair.bg)
         if ratio >= MIN_CONTRAST:
             continue
@@ -124,7 +133,8 @@ def check_contrast(ctx: Context) -> list[Finding]:
             Finding(
                 ERROR,
                 "accessibility.contrast",
-                f"text colour {fg_hex} on {bg_hex} has contrast {ratio:.2f}:1, below "
+                f"text colour {fg_hex} on {bg_hex}{SCHEMES[scheme]} has contrast {ratio:.2f}:1, "
+                f"below "
                 f"{MIN_CONTRAST}:1 (WCAG AA), used {times}, e.g. "
                 f'"{excerpt(pair.sample, width=40)}"',
                 "darken the text or lighten the background in the template",
@@ -132,6 +142,13 @@ def check_contrast(ctx: Context) -> list[Finding]:
             )
         )
     return findings
+
+
+def _all_pairs(ctx: Context):
+    """(scheme, key, pair) for the light scheme and each dark scheme the template styles."""
+    for scheme in SCHEMES:
+        for key, pair in colour_pairs(ctx, scheme).items():
+            yield scheme, key, pair
 
 
 def check_headings(ctx: Context) -> list[Finding]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from newsletter.checks.css import declarations, parse_sheet
+from newsletter.checks.css import DocRule, declarations, document_rules, is_enhancement
 from newsletter.checks.model import WARNING, Context, Finding, excerpt
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "caniemail.json"
@@ -85,6 +85,10 @@ INITIAL = {
     "height": {"auto"},
     "width": {"auto"},
 }
+# Properties that only change how a word too long for the line is broken: a client ignoring
+# them renders the same unless the element holds such a word.
+LINE_BREAKING = {"word-break", "overflow-wrap", "word-wrap"}
+LONG_WORD = 30  # characters; longer words may not fit a phone-width line
 # CSS properties that an HTML attribute on the same element backs up for older clients.
 ATTRIBUTE_FALLBACK = {
     "border-spacing": "cellspacing",
@@ -229,7 +233,8 @@ def _at_rule_features(prelude: str) -> Iterator[str]:
 
 
 def _inline_declarations(el, decls: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Declarations worth checking: not at their initial value, not backed by an attribute."""
+    """Declarations worth checking: not at their initial value, not backed by an attribute,
+    not a line-breaking rule on text without an over-long word."""
     kept = []
     for name, value in decls:
         plain = value.lower().replace("!important", "").strip()
@@ -237,8 +242,15 @@ def _inline_declarations(el, decls: list[tuple[str, str]]) -> list[tuple[str, st
             continue
         if ATTRIBUTE_FALLBACK.get(name, " ") in el.attrib:
             continue
+        if name in LINE_BREAKING and not has_long_word(el):
+            continue
         kept.append((name, value))
     return kept
+
+
+def has_long_word(el) -> bool:
+    """True when the element's text holds a word of more than LONG_WORD characters."""
+    return any(len(word) > LONG_WORD for word in el.text_content().split())
 
 
 def hidden_preheader(ctx: Context):
@@ -271,14 +283,16 @@ def used_features(ctx: Context, support: Support) -> tuple[dict[str, Usage], dic
         usage.example = usage.example or example
 
     skip = hidden_preheader(ctx)
+    essential = [r for r in document_rules(ctx.doc) if not is_enhancement(ctx.doc, r)]
+    if essential:
+        _style_features(support, essential, lambda s, e: note(s, e, styled))
+        note("html-style", "<style>", styled)
     for el in ctx.doc.iter():
         tag = el.tag
         if not isinstance(tag, str) or el is skip:
             continue
         tag = tag.lower()
         if tag == "style":
-            _style_features(support, el.text or "", lambda s, e: note(s, e, styled))
-            note("html-style", "<style>", styled)
             continue
         kind = el.get("type", "").lower()
         if tag in ("input", "button"):
@@ -336,12 +350,17 @@ def _link_and_image_features(el, tag: str, note) -> None:
                 note(f"image-{ext}", f'<img src="{excerpt(src, width=40)}">')
 
 
-def _style_features(support: Support, text: str, note) -> None:
-    sheet = parse_sheet(text)
-    for prelude in sheet.at_rules:
+def _style_features(support: Support, essential: list[DocRule], note) -> None:
+    """Features of the <style> rules that are not enhancements (see css.is_enhancement)."""
+    preludes = dict.fromkeys(at for item in essential for at in item.rule.at_rules)
+    for prelude in preludes:
         for slug in _at_rule_features(prelude):
             note(slug, excerpt(prelude, width=60))
-    for rule in sheet.rules:
+    for item in essential:
+        rule = item.rule
+        if rule.selector.startswith("@"):
+            for slug in _at_rule_features(rule.selector):
+                note(slug, excerpt(rule.selector, width=60))
         for slug in _selector_features(rule.selector):
             note(slug, f"<style> {excerpt(rule.selector, width=50)}")
         for slug, text in _css_features(support, rule.declarations):
@@ -380,10 +399,12 @@ def check_clients(ctx: Context) -> list[Finding]:
             Finding(
                 WARNING,
                 "clients.style-block",
-                f"CSS left in <style> blocks (media queries, selectors) is ignored in part by "
-                f"{', '.join(ignored)}; they show the inlined styles only ({who})",
+                f"CSS left in <style> blocks that applies to the email unconditionally is "
+                f"ignored in part by {', '.join(ignored)}; they show the inlined styles only "
+                f"({who})",
                 "keep everything the email needs to read well in inline styles (the build "
-                "inlines CSS); use <style> only for enhancements such as the phone layout",
+                "inlines CSS); use <style> only for enhancements: media queries (phone layout, "
+                "dark mode) and client hooks such as [data-ogsc]",
                 part="html",
                 excerpt=first,
             )

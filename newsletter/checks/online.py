@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from newsletter.checks.links import is_placeholder, references
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
 
+KB = 1024
+MAX_REMOTE_IMAGE = 1024 * KB
 WORKERS = 16
 USER_AGENT = "newsletter-check/1 (link checker)"
 
@@ -19,6 +21,7 @@ class Answer:
     url: str
     status: int | None = None
     error: str | None = None
+    length: int | None = None  # bytes, from Content-Length or counted (up to a limit)
 
     @property
     def ok(self) -> bool:
@@ -33,7 +36,7 @@ def probe(client, url: str) -> Answer:
     for method in ("HEAD", "GET"):
         try:
             with client.stream(method, url) as response:
-                answer = Answer(url, status=response.status_code)
+                answer = Answer(url, status=response.status_code, length=_length(response))
         except httpx.TimeoutException:
             answer = Answer(url, error="timed out")
         except httpx.HTTPError as exc:
@@ -41,6 +44,21 @@ def probe(client, url: str) -> Answer:
         if answer.ok:
             return answer
     return answer
+
+
+def _length(response) -> int | None:
+    """The body size: Content-Length, or for a GET without it, bytes read up to a limit."""
+    header = response.headers.get("content-length", "")
+    if header.isdigit():
+        return int(header)
+    if response.request.method != "GET" or response.status_code >= 400:
+        return None
+    count = 0
+    for chunk in response.iter_bytes():
+        count += len(chunk)
+        if count > MAX_REMOTE_IMAGE:
+            break
+    return count
 
 
 def probe_all(urls: list[str], timeout: float, workers: int = WORKERS) -> list[Answer]:
@@ -61,14 +79,29 @@ def probe_all(urls: list[str], timeout: float, workers: int = WORKERS) -> list[A
 
 def check_online(ctx: Context) -> list[Finding]:
     urls = []
+    images = set()
     for ref in references(ctx):
         url = ref.url
         if url.lower().startswith(("http://", "https://")) and not is_placeholder(url):
             if url not in urls:
                 urls.append(url)
+            if ref.kind == "image":
+                images.add(url)
     findings = []
     for answer in probe_all(urls, ctx.timeout):
         if answer.ok:
+            if answer.url in images and (answer.length or 0) > MAX_REMOTE_IMAGE:
+                findings.append(
+                    ctx.finding(
+                        WARNING,
+                        "images.remote-heavy",
+                        f"remote image is {answer.length / KB:.0f} KB (over "
+                        f"{MAX_REMOTE_IMAGE // KB} KB): {answer.url}",
+                        "put a smaller copy in the issue folder; the build resizes it",
+                        needle=answer.url,
+                        excerpt_text=answer.url,
+                    )
+                )
             continue
         if answer.status is not None:
             message = f"link answers HTTP {answer.status}: {answer.url}"

@@ -11,6 +11,7 @@ from newsletter.checks.accessibility import check_accessibility
 from newsletter.checks.clients import check_clients
 from newsletter.checks.compliance import check_compliance
 from newsletter.checks.content import check_content
+from newsletter.checks.images import check_images
 from newsletter.checks.links import check_links
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
 from newsletter.checks.size import check_size
@@ -25,6 +26,7 @@ Check = Callable[[Context], list[Finding]]
 OFFLINE: list[tuple[str, Check]] = [
     ("content", check_content),
     ("size", check_size),
+    ("images", check_images),
     ("links", check_links),
     ("compliance", check_compliance),
     ("clients", check_clients),

@@ -1,6 +1,7 @@
 """`newsletter preview`: a local Starlette app for judging an issue before it is sent.
 
-Routes: `/` the page; `/email.html` and `/email.txt` the email personalised for `?as=EMAIL`;
+Routes: `/` the page; `/email.html` and `/email.txt` the email personalised for `?as=EMAIL`
+(`/email.html?scheme=dark` as a client in dark mode shows it);
 `/web/` the web copy and its images; `/api/state` (polled for live reload), `/api/parts` (the
 page's server-rendered panels), `/api/recipients?q=` and `POST /send-test`.
 The email is served from memory; the hero image, which the email links at its archive URL, is
@@ -44,6 +45,7 @@ from newsletter.web.live import LiveBuild, Snapshot
 SESSION_COOKIE = "newsletter_preview"
 MAX_FORM_BYTES = 16 * 1024
 MAX_TEST_ADDRESSES = 10
+DARK_QUERY = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
 NO_BUILD_PAGE = (
     "<!doctype html><meta charset='utf-8'><body style='font:15px system-ui;color:#52606d;"
     "padding:32px;text-align:center'><p>No successful build yet.</p>"
@@ -86,6 +88,20 @@ def local_html(snapshot: Snapshot, html: str) -> str:
     prefix = f"{snapshot.pub.config.archive_url}{snapshot.build.slug}/"
     return edit_page(html.replace(prefix, "/web/"),
                      lambda doc: add_first(doc.find("head"), '<base target="_blank">'))
+
+
+def dark_html(html: str) -> str:
+    """The email as a client in dark mode shows it: its prefers-color-scheme: dark rules apply.
+
+    Only the CSS inside <style> elements changes (the dark condition becomes always true).
+    """
+
+    def always_dark(doc) -> None:
+        for style in doc.iter("style"):
+            if style.text and DARK_QUERY.search(style.text):
+                style.text = DARK_QUERY.sub("(min-width: 0px)", style.text)
+
+    return edit_page(html, always_dark)
 
 
 def personalised(snapshot: Snapshot, recipient: Recipient) -> tuple[str, str]:
@@ -181,6 +197,8 @@ class PreviewApp:
         if snapshot is None:
             return HTMLResponse(NO_BUILD_PAGE)
         html, _ = personalised(snapshot, self.recipient(request))
+        if request.query_params.get("scheme") == "dark":
+            html = dark_html(html)
         return HTMLResponse(local_html(snapshot, html), headers={"Cache-Control": "no-store"})
 
     def email_text(self, request: Request) -> Response:

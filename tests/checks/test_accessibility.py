@@ -84,3 +84,30 @@ def test_layout_table_without_role_is_an_error(publication: Path) -> None:
 
 def test_sample_layout_tables_are_all_presentation(sample_report) -> None:
     assert of(sample_report, "accessibility.layout-table") == []
+
+
+def test_low_contrast_in_dark_mode_is_an_error_at_the_dark_palette_line(
+    publication: Path,
+) -> None:
+    assert of(check(publication), "accessibility.contrast") == []
+    template = own_template(publication) / "email.mjml.j2"
+    edit(template, '("h2.headline", "color", "#f0f4f8")', '("h2.headline", "color", "#3a4450")')
+    findings = of(check(publication), "accessibility.contrast")
+    dark = [f for f in findings if "in dark mode" in f.message]
+    outlook = [f for f in findings if "Outlook.com's dark mode" in f.message]
+    assert len(dark) == 1 and len(outlook) == 1 and len(findings) == 2
+    assert "#3a4450 on #161e27" in dark[0].message and "used 4 times" in dark[0].message
+    assert dark[0].file == str(template)
+    assert "h2.headline" in template.read_text().splitlines()[dark[0].line - 1]
+
+
+def test_dark_rules_follow_the_cascade(publication: Path) -> None:
+    """A more specific dark rule wins over a less specific later one, as in a browser."""
+    template = own_template(publication) / "email.mjml.j2"
+    edit(
+        template,
+        '("p.byline, p.follow, p.caption", "color", "#b8c2cc")',
+        '(".byline", "color", "#3a4450"), ("p.follow, p.caption", "color", "#b8c2cc")',
+    )
+    # `.nl-text p` (more specific) gives bylines a light colour, so nothing is reported
+    assert of(check(publication), "accessibility.contrast") == []

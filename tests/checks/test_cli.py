@@ -15,11 +15,14 @@ def run_check(root: Path, *args: str):
     return CliRunner().invoke(main, ["-C", str(root), "check", "2026-11-24", "--no-spam", *args])
 
 
-def test_sample_passes_and_strict_fails_on_its_warnings(publication: Path) -> None:
-    result = run_check(publication)
+def test_sample_passes_strict_and_strict_fails_on_a_warning(publication: Path) -> None:
+    result = run_check(publication, "--strict")
     assert result.exit_code == 0, result.output
-    assert "check 2026-11-24: ok: 0 errors, 2 warnings" in result.output
-    assert run_check(publication, "--strict").exit_code == 1
+    assert "check 2026-11-24: ok: 0 errors, 0 warnings" in result.output
+    edit(publication / ISSUE / "issue.yaml", "preheader:", "preheadr:")  # an unknown key
+    result = run_check(publication, "--strict")
+    assert result.exit_code == 1 and "FAILED: 0 errors" in result.output, result.output
+    assert "unknown key 'preheadr'" in result.output
 
 
 def test_errors_exit_1_with_location_and_fix(publication: Path) -> None:

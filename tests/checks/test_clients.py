@@ -8,7 +8,7 @@ from pathlib import Path
 
 from newsletter.checks import WARNING
 from newsletter.checks.clients import DATA, load_support
-from tests.checks.conftest import check, edit, of, own_template
+from tests.checks.conftest import check, edit, of, own_template, write_piece
 from tests.conftest import ROOT
 
 HEADLINE = "h2.headline { font-family: Arial, Helvetica, sans-serif;"
@@ -104,3 +104,50 @@ def test_update_script_keeps_the_newest_version_and_its_notes(tmp_path: Path) ->
     assert feature["support"] == {"outlook.windows": "n #2", "gmail.ios": "y"}
     assert feature["notes"] == {"2": "Not in Word."}
     assert list(written["features"]) == ["css-example"]
+
+
+LAST_STYLE = "      span.credit { color: #52606d; }\n    </mj-style>"
+
+
+def test_style_rules_that_only_enhance_stay_quiet_but_a_lost_rule_warns(
+    publication: Path,
+) -> None:
+    """Media-query rules and client hooks are enhancements; a plain rule that applies to the
+    email but is only in <style> (here kept out of the inliner) is a real loss."""
+    assert of(check(publication), "clients.style-block") == []
+    template = own_template(publication)
+    edit(
+        template / "email.mjml.j2",
+        LAST_STYLE,
+        LAST_STYLE + '\n    <mj-raw><style data-premailer="ignore">'
+        "h2.headline { letter-spacing: 1px; }</style></mj-raw>",
+    )
+    [finding] = of(check(publication), "clients.style-block")
+    assert "Gmail (Mobile Webmail)" in finding.message
+    assert "h2.headline" in finding.excerpt
+
+
+def test_hook_that_matches_an_element_is_not_an_enhancement(publication: Path) -> None:
+    template = own_template(publication)
+    edit(
+        template / "email.mjml.j2",
+        LAST_STYLE,
+        LAST_STYLE + '\n    <mj-raw><style data-premailer="ignore">'
+        "[data-ogsc] .headline { color: #ffffff; } .headline[class] { color: #102a43; }"
+        "</style></mj-raw>",
+    )
+    [finding] = of(check(publication), "clients.style-block")
+    assert ".headline[class]" in finding.excerpt
+
+
+def test_word_break_warns_only_when_a_word_is_too_long_for_a_phone_line(
+    publication: Path,
+) -> None:
+    assert [
+        f for f in of(check(publication), "clients.unsupported") if "word-break" in f.message
+    ] == []
+    write_piece(publication, "cyber.md", "See " + "x" * 45 + " for the report.")
+    [finding] = [
+        f for f in of(check(publication), "clients.unsupported") if "word-break" in f.message
+    ]
+    assert "Yahoo! Mail" in finding.message and "used once" in finding.message

@@ -20,6 +20,9 @@ SLOW = 1.5
 class Handler(BaseHTTPRequestHandler):
     def _answer(self, body: bool) -> None:
         path = self.path
+        if path in ("/big.png", "/stream.png"):
+            self._image(body)
+            return
         if path.startswith("/slow"):
             time.sleep(SLOW)
         if path == "/missing":
@@ -33,6 +36,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(b"ok")
+
+    def _image(self, body: bool) -> None:
+        """/big.png: 2 MB, sized in Content-Length; /stream.png: GET only, 1.2 MB unsized."""
+        size = 2_000_000 if self.path == "/big.png" else 1_200_000
+        if self.path == "/stream.png" and self.command == "HEAD":
+            self.send_response(405)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        if self.path == "/big.png":
+            self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if body:
+            self.wfile.write(b"\0" * size)
 
     def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
         self._answer(body=False)
@@ -110,3 +128,19 @@ def test_a_refused_connection_is_an_error(publication: Path, server: str) -> Non
     local_publication(publication, server, f"[nobody]({closed}/page)")
     [finding] = of(check(publication, online=True, timeout=2), "links.online")
     assert finding.severity == ERROR and closed in finding.message
+
+
+def test_remote_images_over_1_mb_warn_at_their_line(publication: Path, server: str) -> None:
+    local_publication(
+        publication,
+        server,
+        f"![Big]({server}/big.png)\n\n![Streamed]({server}/stream.png)\n\n"
+        f"![Small]({server}/fine.png)\n\n![Gone]({server}/missing)",
+    )
+    assert of(check(publication), "images.remote-heavy") == []  # offline by default
+    report = check(publication, online=True, timeout=5)
+    heavy = of(report, "images.remote-heavy")
+    assert [(f.severity, f.line) for f in heavy] == [(WARNING, 6), (WARNING, 8)]
+    assert "1953 KB" in heavy[0].message and "/stream.png" in heavy[1].message
+    [gone] = of(report, "links.online")  # an image that does not load is a broken link
+    assert gone.line == 12 and gone.severity == ERROR

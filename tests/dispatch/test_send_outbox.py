@@ -63,7 +63,9 @@ def test_values_are_escaped_in_html_and_verbatim_in_text(pub: Pub) -> None:
 
     import newsletter
 
-    shutil.copytree(Path(newsletter.__file__).parent / "templates" / "default", template)
+    shutil.copytree(
+        Path(newsletter.__file__).parent / "templates" / "default", template, dirs_exist_ok=True
+    )
     for name, line in (("email.txt.j2", '\nDear {{ recipient("name") }} of '
                         '{{ recipient("attr.org") }}.\n'),
                        ("email.mjml.j2", None)):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.golden import GOLDEN, ROOT, SAMPLE_SLUG, build_sample
 
@@ -25,7 +29,7 @@ def test_matches_golden(built: dict[str, bytes], name: str) -> None:
 
 def test_golden_covers_every_output(built: dict[str, bytes]) -> None:
     stored = {p.name for p in GOLDEN.iterdir()}
-    produced = {n for n in built if not n.endswith(".jpg")}
+    produced = {n for n in built if not n.endswith((".jpg", ".png"))}
     assert (
         stored
         == produced
@@ -33,9 +37,18 @@ def test_golden_covers_every_output(built: dict[str, bytes]) -> None:
     )
 
 
-def test_hero_copied_unchanged(built: dict[str, bytes]) -> None:
+def test_hero_is_published_processed_under_its_content_hash(built: dict[str, bytes]) -> None:
+    """The report lists the processed hero; email.html (golden) names it; the bytes match it."""
+    images = json.loads(built["report.json"])["images"]
+    [(name, facts)] = [(n, f) for n, f in images.items() if n.startswith("hero-")]
     source: Path = ROOT / "issues" / SAMPLE_SLUG / "hero.jpg"
-    assert built["hero.jpg"] == source.read_bytes()
+    assert name.endswith(".jpg") and set(built) >= set(images)
+    assert name[len("hero-") : -4] == hashlib.sha256(built[name]).hexdigest()[:12]
+    assert name.encode() in built["email.html"]
+    with Image.open(io.BytesIO(built[name])) as image:
+        assert image.size == (facts["width"], facts["height"]) == (1200, 600)
+        assert image.info.get("progressive") and not image.getexif()
+    assert facts["source_bytes"] == source.stat().st_size
 
 
 def test_rebuild_is_byte_identical(tmp_path: Path, built: dict[str, bytes]) -> None:

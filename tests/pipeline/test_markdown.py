@@ -39,3 +39,29 @@ def test_no_words_lost() -> None:
     for paragraph in paragraphs(SOURCE):
         for word in paragraph.split():
             assert word.strip("*.,") in text
+
+
+def test_images_alone_become_figures_and_inline_ones_keep_their_place() -> None:
+    from newsletter.build.markdown import Figure, to_html, to_text
+
+    sizes = {"chart.png": Figure("https://x.example/c.png", 552, 300, "Chart")}
+
+    def figures(src: str) -> Figure:
+        return sizes.get(src) or Figure(src, 552, None, "Photo")
+
+    source = (
+        "Text with an ![icon](https://cdn.example/i.png) inline.\n\n"
+        '![Queue by year](chart.png "Queue length. Source: Grid data")\n'
+    )
+    html = to_html(source, figures)
+    assert '<img src="https://cdn.example/i.png" alt="icon" />' in html  # no size forced
+    assert '<div class="figure"><img class="figure-img" src="https://x.example/c.png"' in html
+    assert 'width="552" height="300"' in html
+    assert (
+        '<p class="caption">Queue length. <span class="credit">Source: Grid data</span></p>' in html
+    )
+    assert "<p><div" not in html
+    text = to_text(source, figures=figures)
+    assert "[Chart: Queue by year] Queue length. Source: Grid data" in text
+    assert to_html(source) == to_html(source)  # the shared parse is never changed
+    assert "x.example" not in to_html(source)

@@ -61,9 +61,11 @@ def test_hero_image_alt_credit_and_local_copy(pub: Publication, built: Build):
     hero = built.issue.manifest.hero
     images = doc.xpath("//img")
     assert images[0].get("alt") == hero.alt
-    assert images[0].get("src") == f"{pub.config.archive_url}{SAMPLE}/{hero.image}"
+    processed = built.images.get(issue_dir(pub.root) / hero.image)
+    assert images[0].get("src") == f"{pub.config.archive_url}{SAMPLE}/{processed.name}"
+    assert (images[0].get("width"), images[0].get("height")) == ("600", "300")
     assert hero.credit in _normal(doc.text_content())
-    assert built.assets == {hero.image: issue_dir(pub.root) / hero.image}
+    assert built.assets[processed.name] == processed.path
 
 
 def test_every_image_has_alt_and_lang_is_set(built: Build):
@@ -187,8 +189,9 @@ def test_remote_hero_is_used_as_is(publication: Path):
     manifest = issue_dir(publication) / "issue.yaml"
     replace_in(manifest, "image: hero.jpg", "image: https://cdn.example.org/hero.jpg")
     built = build_issue(Publication.load(publication), SAMPLE)
-    assert _doc(built.html).xpath("//img")[0].get("src") == "https://cdn.example.org/hero.jpg"
-    assert built.assets == {}
+    hero = _doc(built.html).xpath("//img")[0]
+    assert hero.get("src") == "https://cdn.example.org/hero.jpg" and hero.get("width") == "600"
+    assert not any(name.startswith("hero") for name in built.assets)
 
 
 def test_publication_template_overrides_packaged(publication: Path):
@@ -197,7 +200,7 @@ def test_publication_template_overrides_packaged(publication: Path):
     from newsletter.build.render import PACKAGED_TEMPLATES
 
     target = publication / "templates" / "default"
-    shutil.copytree(PACKAGED_TEMPLATES / "default", target)
+    shutil.copytree(PACKAGED_TEMPLATES / "default", target, dirs_exist_ok=True)
     replace_in(target / "email.mjml.j2", "Follow on Twitter:", "Follow on X:")
     built = build_issue(Publication.load(publication), SAMPLE)
     assert "Follow on X:" in built.html and "Follow on Twitter:" not in built.html
@@ -210,7 +213,7 @@ def test_template_syntax_error_names_file_and_line(publication: Path):
     from newsletter.core.errors import InputError
 
     target = publication / "templates" / "default"
-    shutil.copytree(PACKAGED_TEMPLATES / "default", target)
+    shutil.copytree(PACKAGED_TEMPLATES / "default", target, dirs_exist_ok=True)
     replace_in(target / "email.txt.j2", "{{ pub.name | upper }}", "{{ pub.name | upper }")
     with pytest.raises(InputError) as info:
         build_issue(Publication.load(publication), SAMPLE)

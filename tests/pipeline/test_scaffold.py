@@ -66,3 +66,29 @@ def test_commands_outside_a_publication_explain_what_to_do(tmp_path: Path) -> No
     result = run(tmp_path, "build", "x")
     assert result.exit_code == 2
     assert "no newsletter.yaml here; run `newsletter init` or pass -C DIR" in result.stderr
+
+
+def test_init_writes_a_clean_config_and_a_new_issue_passes_check_strict(tmp_path: Path) -> None:
+    root = tmp_path / "pub"
+    assert run(root, "init").exit_code == 0
+    lines = (root / "newsletter.yaml").read_text().splitlines()
+    assert lines[1] == "name: My Newsletter"
+    assert lines[2].startswith("publisher: ")  # no blank line after the name
+    [sender] = [line for line in lines if line.startswith("from:")]
+    assert sender == "from: {name: My Newsletter, email: newsletter@example.org}"
+    assert "" not in lines and not any(line.rstrip() != line for line in lines)
+    assert run(root, "new", "2026-12-01").exit_code == 0
+    result = run(root, "check", "2026-12-01", "--strict", "--no-spam")
+    assert result.exit_code == 0, result.output
+    assert "0 errors, 0 warnings" in result.output
+
+
+def test_names_that_need_quoting_stay_on_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "pub"
+    for name in ("Energy: Weekly", "#1 Brief", "Yes", "Ünïcode — digest"):
+        (root / "newsletter.yaml").unlink(missing_ok=True)
+        assert run(root, "init", "--name", name).exit_code == 0
+        text = (root / "newsletter.yaml").read_text()
+        assert "\n\n" not in text
+        config = yaml.safe_load(text)
+        assert config["name"] == name and config["from"]["name"] == name

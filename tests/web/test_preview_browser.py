@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ def test_preview_shows_the_issue_at_both_widths(page, preview: RunningServer, ar
     expect(page.locator("#checks")).to_contain_text("Checks")
     expect(page.locator("#status")).to_contain_text("Built")
     for frame in ("#frame-phone", "#frame-desktop"):
-        hero = page.frame_locator(frame).locator('img[src="/web/hero.jpg"]')
+        hero = page.frame_locator(frame).locator('img[src^="/web/hero-"]')
         expect(hero).to_have_count(1)
         hero.evaluate("img => img.complete || new Promise(r => img.onload = r)")
         assert hero.evaluate("img => img.naturalWidth") > 0  # served locally, offline
@@ -177,10 +178,26 @@ def test_archive_index_links_to_each_issue(page, archive_site: str):
         page.locator("ol.issues h2 a").nth(index).click()
         expect(page).to_have_url(f"{archive_site}{slug}/")
         expect(page.locator("h2.headline").first).to_be_visible()
-        hero = page.locator('img[src="hero.jpg"]')
+        hero = page.locator('img[src^="hero-"]')
         hero.evaluate("img => img.complete || new Promise(r => img.onload = r)")
         assert hero.evaluate("img => img.naturalWidth") > 0
         page.get_by_role("link", name="← All issues").click()
         expect(page).to_have_url(archive_site)
     feed = page.request.get(archive_site + "feed.xml")
     assert feed.ok and b"<feed" in feed.body()
+
+
+def test_dark_mode_toggle_shows_the_dark_palette(page, preview: RunningServer, artifacts: Path):
+    expect = open_preview(page, preview)
+    background = "getComputedStyle(document.querySelector('.nl-section')).backgroundColor"
+    frame = page.frame_locator("#frame-desktop")
+    assert frame.locator("body").evaluate(f"() => {background}") == "rgb(255, 255, 255)"
+    page.locator("#scheme").click()
+    expect(page.locator("#scheme")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#frame-desktop")).to_have_attribute("src", re.compile("scheme=dark"))
+    expect(frame.locator("h2.headline").first).to_have_css("color", "rgb(240, 244, 248)")
+    assert frame.locator("body").evaluate(f"() => {background}") == "rgb(22, 30, 39)"
+    page.screenshot(path=str(artifacts / "preview-dark.png"))
+    page.locator("#scheme").click()
+    expect(frame.locator("h2.headline").first).to_have_css("color", "rgb(16, 42, 67)")
+    assert page.evaluate("window.__sameDocument") is True

@@ -39,17 +39,18 @@ def test_page_shows_headers_frames_and_checks(preview: RunningServer) -> None:
 
 
 def test_email_is_personalised_and_hero_served_locally(preview: RunningServer) -> None:
+    processed = preview.live.good.build.images.get(preview.root / "issues" / SLUG / "hero.jpg")
     with preview.client() as client:
         html = client.get("/email.html").text
         text = client.get("/email.txt").text
-        hero = client.get("/web/hero.jpg")
+        hero = client.get(f"/web/{processed.name}")
         web = client.get("/web/").text
     assert "Hello Sample," in html
     assert "%%" not in html and "%%" not in text
-    assert 'src="/web/hero.jpg"' in html
+    assert f'src="/web/{processed.name}"' in html
     assert "news.example.org/archive/2026-11-24/" not in html
     assert hero.status_code == 200
-    assert hero.content == (preview.root / "issues" / SLUG / "hero.jpg").read_bytes()
+    assert hero.content == processed.path.read_bytes()
     assert "Hello Sample" in text
     assert "The transition is stuck in the queue" in text
     assert "Unsubscribe" not in web  # the web copy has no personal links
@@ -238,9 +239,15 @@ def test_checks_panel_shows_check_findings_then_spam(preview: RunningServer) -> 
 
     from newsletter.checks import run_checks
 
+    with preview.client() as client:
+        assert "No problems found." in client.get("/api/parts").json()["checks"]
+    manifest = preview.root / "issues" / SLUG / "issue.yaml"
+    before = preview.live.good.number
+    manifest.write_text(manifest.read_text() + "editor_note: an unknown key\n")
+    wait_for_build_after(preview.live, before)
     snap = preview.live.good
     expected = run_checks(snap.pub, snap.build, spam=False)
-    assert expected, "the sample issue has at least one advisory finding"
+    assert expected, "the unknown key is an advisory finding"
     with preview.client() as client:
         checks = client.get("/api/parts").json()["checks"]
         assert "not installed" not in checks
@@ -270,7 +277,9 @@ def test_settings_and_template_changes_rebuild(publication: Path, database: str)
     from newsletter.web.preview import create_app
     from tests.web.conftest import run_in_thread, stop
 
-    sh.copytree(PACKAGED_TEMPLATES / "default", publication / "templates" / "default")
+    sh.copytree(
+        PACKAGED_TEMPLATES / "default", publication / "templates" / "default", dirs_exist_ok=True
+    )
     app = create_app(publication, publication / "issues" / SLUG)
     url, server, thread = run_in_thread(app)
     live = app.state.live

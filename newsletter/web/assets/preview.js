@@ -2,7 +2,7 @@
 (() => {
   "use strict";
   const main = document.querySelector("main");
-  const state = { version: +main.dataset.version, build: +main.dataset.build, as: "" };
+  const state = { version: +main.dataset.version, build: +main.dataset.build, as: "", scheme: "light" };
   const frames = ["frame-phone", "frame-desktop"].map((id) => document.getElementById(id));
   const $ = (id) => document.getElementById(id);
 
@@ -13,13 +13,15 @@
   }
 
   function reloadFrames() {
+    const extra = { v: state.build };
+    if (state.scheme === "dark") extra.scheme = "dark";
     for (const frame of frames) {
       let scroll = 0;
       try { scroll = frame.contentWindow.scrollY; } catch (e) { /* not loaded yet */ }
       frame.addEventListener("load", () => {
         try { frame.contentWindow.scrollTo(0, scroll); } catch (e) { /* ignore */ }
       }, { once: true });
-      frame.src = "/email.html?" + query({ v: state.build });
+      frame.src = "/email.html?" + query(extra);
     }
     if (!$("panel-text").hidden) loadText();
   }
@@ -70,6 +72,15 @@
       if (tab.id === "tab-text") loadText();
     });
   }
+
+  // Light / dark toggle: the frames show the email as a mail app in that scheme does
+  const schemeButton = $("scheme");
+  schemeButton.addEventListener("click", () => {
+    state.scheme = state.scheme === "dark" ? "light" : "dark";
+    schemeButton.setAttribute("aria-pressed", String(state.scheme === "dark"));
+    document.body.classList.toggle("dark-frames", state.scheme === "dark");
+    reloadFrames();
+  });
 
   // Recipient selector
   const select = $("recipient");
