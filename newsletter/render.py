@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from mjml import mjml2html
 
-from newsletter import markdown
+from newsletter import bidi, i18n, markdown
+from newsletter.editions import edition_group
 from newsletter.errors import InputError, Problem
 from newsletter.load import LoadedIssue, is_remote
 from newsletter.personalise import placeholder
@@ -62,7 +63,26 @@ def _environment(folder: Path) -> jinja2.Environment:
         auto_reload=True,
     )
     env.globals["recipient"] = lambda key, fallback="": Markup(placeholder(key, fallback))
+    env.filters["fill"] = _fill
     return env
+
+
+@jinja2.pass_eval_context
+def _fill(eval_ctx: jinja2.nodes.EvalContext, words: str, **values: Any) -> str:
+    """A catalogue string with its {fields} filled in (escaped in HTML templates)."""
+    if eval_ctx.autoescape:
+        out = str(escape(words))
+        for key, value in values.items():
+            out = out.replace("{" + key + "}", str(escape(value)))
+        return Markup(out)
+    for key, value in values.items():
+        words = words.replace("{" + key + "}", str(value))
+    return words
+
+
+def _side(direction: str) -> dict[str, str]:
+    start, end = ("right", "left") if direction == "rtl" else ("left", "right")
+    return {"dir": direction, "start": start, "end": end}
 
 
 def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
@@ -75,15 +95,27 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
         if not is_remote(src) and issue.hero_file is not None:
             src = view_url + issue.hero_file.name
         hero = {"src": src, "alt": manifest.hero.alt, "credit": manifest.hero.credit}
+    lang = manifest.language or config.language
+    side = _side(i18n.direction(lang, manifest.dir))
+    words = i18n.strings(lang, config.strings)
+    marks = side["dir"] == "rtl"  # text part: direction marks once any text is right-to-left
     pieces = []
     for piece in issue.pieces:
         expert = piece.expert
         role = f", {expert.role}" if expert.role else ""
+        piece_lang = piece.meta.lang or lang
+        piece_side = _side(i18n.direction(piece_lang, piece.meta.dir))
+        piece_words = i18n.strings(piece_lang, config.strings)
+        marks = marks or piece_side["dir"] == "rtl"
         pieces.append(
             {
+                **piece_side,
+                "lang": piece_lang,
+                "other": piece_lang != lang or piece_side["dir"] != side["dir"],
+                "t": piece_words,
                 "title": piece.meta.title,
                 "title_text": piece.meta.title,
-                "byline_text": f"By {expert.name}{role}",
+                "byline_text": f"{piece_words['by']} {expert.name}{role}",
                 "expert": {
                     "name": expert.name,
                     "role": expert.role,
@@ -94,15 +126,43 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
                 "text": markdown.to_text(piece.body),
             }
         )
+    editions = [
+        {
+            "slug": ed.slug,
+            "lang": ed.language,
+            "dir": ed.dir,
+            "url": f"{config.archive_url}{ed.slug}/",
+            "label": i18n.strings(ed.language, config.strings)["read_in"],
+            "mark": "",  # the text part's direction mark for the label, when marks are on
+        }
+        for ed in edition_group(pub, issue.slug)
+        if ed.slug != issue.slug
+    ]
+    if marks:
+        for edition in editions:
+            edition["mark"] = bidi.MARKS[edition["dir"]]
+        for entry in pieces:
+            mark = lambda text, d=entry["dir"]: bidi.mark_lines(text, d)  # noqa: E731
+            entry.update(title_text=mark(entry["title_text"]),
+                         byline_text=mark(entry["byline_text"]), text=mark(entry["text"]))
     return {
         "pub": config,
+        "t": words,
+        "fonts": i18n.fonts(lang),
         "issue": {
+            **side,
+            "lang": lang,
+            "marks": marks,
+            "mixed": any(p["other"] for p in pieces),
+            "editions": editions,
             "slug": issue.slug,
             "subject": manifest.subject,
             "preheader": manifest.preheader,
             "preheader_text": markdown.to_text(manifest.preheader) if manifest.preheader else "",
             "date": manifest.date,
-            "date_text": date_text(manifest.date),
+            "date_text": i18n.format_day(
+                manifest.date, lang, words["date_format"], config.digits
+            ),
             "hero": hero,
             "pieces": pieces,
             "view_url": view_url,
@@ -130,12 +190,17 @@ def render(pub: Publication, issue: LoadedIssue) -> tuple[Rendered, Rendered]:
 
 def _render_copy(env: jinja2.Environment, folder: Path, ctx: dict[str, Any]) -> Rendered:
     mjml_source = _render_template(env, folder, HTML_TEMPLATE, ctx)
-    text = _render_template(env, folder, TEXT_TEMPLATE, ctx)
+    text = _render_template(env, folder, TEXT_TEMPLATE, ctx).strip() + "\n"
     try:
         html = mjml2html(mjml_source, disable_comments=True)
     except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
         raise InputError(Problem(folder / HTML_TEMPLATE, None, f"invalid MJML: {exc}")) from exc
-    return Rendered(html=html, text=text.strip() + "\n")
+    issue = ctx["issue"]
+    if issue["dir"] == "rtl" or any(p["dir"] == "rtl" for p in issue["pieces"]):
+        html = bidi.isolate_document(html)
+    if issue["marks"]:
+        text = bidi.mark_lines(text, issue["dir"])  # lines the pieces did not mark already
+    return Rendered(html=html, text=text)
 
 
 def _render_template(env: jinja2.Environment, folder: Path, name: str, ctx: dict) -> str:

@@ -7,7 +7,7 @@ Problem with file and line, and every unknown key into a warning (the MkDocs way
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -81,6 +81,8 @@ class PublicationConfig(Strict):
     template: str = "default"
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
+    strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
+    digits: Literal["latin", "native"] = "latin"  # dates in the language's own digits?
 
     _reply = field_validator("reply_to")(
         classmethod(lambda cls, v: None if v is None else check_address(v))
@@ -121,6 +123,22 @@ class IssueManifest(Strict):
     date: dt.date
     hero: Hero | None = None
     pieces: list[str] = Field(min_length=1)
+    language: str | None = None  # default: the publication's
+    dir: Literal["ltr", "rtl"] | None = None  # default: from the language
+    translation_of: str | None = None  # slug of the edition this one translates
+    translations: list[str] = Field(default_factory=list)  # slugs of this one's translations
+
+    @field_validator("translation_of", mode="before")
+    @classmethod
+    def _slug(cls, value: object) -> object:
+        return value.isoformat() if isinstance(value, dt.date) else value  # 2026-11-24 unquoted
+
+    @field_validator("translations", mode="before")
+    @classmethod
+    def _slugs(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [v.isoformat() if isinstance(v, dt.date) else v for v in value]
+        return value
 
 
 class PieceMeta(Strict):
@@ -128,6 +146,8 @@ class PieceMeta(Strict):
 
     title: str
     expert: str
+    lang: str | None = None  # default: the issue's language
+    dir: Literal["ltr", "rtl"] | None = None  # default: from the language
 
 
 M = TypeVar("M", bound=BaseModel)
