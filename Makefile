@@ -15,11 +15,14 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # The demo sends through the local outbox with a throwaway secret: nothing leaves the machine.
+# --editions: each reader gets the edition in their `language` attribute (one Arabic reader here).
 demo: install
 	$(NL) subscribers import subscribers/sample.csv
+	$(NL) subscribers add layla.nasser@example.org --name "Layla Nasser" --attr language=ar
 	$(NL) build $(SAMPLE)
+	$(NL) build $(SAMPLE)-ar
 	NEWSLETTER_SECRET="$${NEWSLETTER_SECRET:-demo-secret-not-for-real-sends}" \
-	  $(NL) send $(SAMPLE) --segment everyone --transport outbox --yes --again
+	  $(NL) send $(SAMPLE) --segment everyone --transport outbox --yes --again --editions
 
 lint: install
 	$(VENV)/bin/ruff check .
