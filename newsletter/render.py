@@ -102,10 +102,10 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
     pieces = []
     for piece in issue.pieces:
         expert = piece.expert
-        role = f", {expert.role}" if expert.role else ""
         piece_lang = piece.meta.lang or lang
         piece_side = _side(i18n.direction(piece_lang, piece.meta.dir))
         piece_words = i18n.strings(piece_lang, config.strings)
+        role = f"{piece_words['comma']}{expert.role}" if expert.role else ""
         marks = marks or piece_side["dir"] == "rtl"
         pieces.append(
             {
