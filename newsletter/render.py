@@ -105,7 +105,8 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
         piece_lang = piece.meta.lang or lang
         piece_side = _side(i18n.direction(piece_lang, piece.meta.dir))
         piece_words = i18n.strings(piece_lang, config.strings)
-        role = f"{piece_words['comma']}{expert.role}" if expert.role else ""
+        name, role_words = expert.words(piece_lang)
+        role = f"{piece_words['comma']}{role_words}" if role_words else ""
         marks = marks or piece_side["dir"] == "rtl"
         pieces.append(
             {
@@ -115,10 +116,10 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
                 "t": piece_words,
                 "title": piece.meta.title,
                 "title_text": piece.meta.title,
-                "byline_text": f"{piece_words['by']} {expert.name}{role}",
+                "byline_text": f"{piece_words['by']} {name}{role}",
                 "expert": {
-                    "name": expert.name,
-                    "role": expert.role,
+                    "name": name,
+                    "role": role_words,
                     "twitter": expert.twitter,
                     "twitter_url": f"{TWITTER}{expert.twitter}" if expert.twitter else None,
                 },

@@ -43,10 +43,37 @@ class Sender(Strict):
     _email = field_validator("email")(classmethod(lambda cls, v: check_address(v)))
 
 
+def check_language(value: str | None) -> str | None:
+    """A BCP 47-style language tag: en, ar, pt-BR, zh-Hant (not a language name)."""
+    if value is None:
+        return None
+    parts = value.replace("_", "-").split("-")
+    if not (2 <= len(parts[0]) <= 3 and parts[0].isalpha() and parts[0].isascii()) or not all(
+        1 <= len(p) <= 8 and p.isalnum() and p.isascii() for p in parts[1:]
+    ):
+        raise ValueError(f"{value!r} is not a language tag such as en, ar or pt-BR")
+    return value
+
+
+class ExpertWords(Strict):
+    """An expert's name and role in another language."""
+
+    name: str | None = None
+    role: str | None = None
+
+
 class Expert(Strict):
     name: str
     role: str = ""
     twitter: str | None = None
+    translations: dict[str, ExpertWords] = Field(default_factory=dict)  # lang -> name, role
+
+    def words(self, lang: str) -> tuple[str, str]:
+        """(name, role) in `lang` when given, else as written."""
+        other = self.translations.get(lang) or self.translations.get(lang.split("-")[0])
+        if other is None:
+            return self.name, self.role
+        return other.name or self.name, other.role if other.role is not None else self.role
 
     @field_validator("twitter")
     @classmethod
@@ -79,6 +106,7 @@ class PublicationConfig(Strict):
     experts: dict[str, Expert]
     language: str = "en"
     template: str = "default"
+    _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
     strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
@@ -128,6 +156,8 @@ class IssueManifest(Strict):
     translation_of: str | None = None  # slug of the edition this one translates
     translations: list[str] = Field(default_factory=list)  # slugs of this one's translations
 
+    _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
+
     @field_validator("translation_of", mode="before")
     @classmethod
     def _slug(cls, value: object) -> object:
@@ -148,6 +178,8 @@ class PieceMeta(Strict):
     expert: str
     lang: str | None = None  # default: the issue's language
     dir: Literal["ltr", "rtl"] | None = None  # default: from the language
+
+    _lang = field_validator("lang")(classmethod(lambda cls, v: check_language(v)))
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -128,3 +128,26 @@ def test_mark_lines_marks_each_nonempty_line_once(text: str) -> None:
             assert after == RLM + before
         else:
             assert after == before
+
+
+def test_expert_words_follow_the_piece_language() -> None:
+    pub = Publication.load(Path(__file__).resolve().parents[2])
+    doc = _doc(build_issue(pub, ARABIC).html)
+    bylines = [p.text_content() for p in doc.find_class("byline")]
+    assert bylines[0] == "بقلم سميرة حداد، زميلة أولى، برنامج الشرق الأوسط"
+    assert bylines[1].startswith("بقلم Elena Marsh، ")  # no Arabic name given: as written
+    assert bylines[3] == "By Tomás Reyes, Director, Cyber Policy Initiative"  # lang: en piece
+
+
+@pytest.mark.parametrize("bad", ["Arabic", "a", "ar-", "عربي"])
+def test_a_language_that_is_not_a_tag_is_an_error_with_its_line(publication: Path,
+                                                                bad: str) -> None:
+    from newsletter.errors import InputError
+
+    manifest = publication / "issues" / ARABIC / "issue.yaml"
+    manifest.write_text(manifest.read_text().replace("language: ar", f"language: '{bad}'"),
+                        encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        build_issue(Publication.load(publication), ARABIC)
+    [problem] = caught.value.problems
+    assert problem.line == 4 and "not a language tag" in problem.message
