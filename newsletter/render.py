@@ -113,6 +113,7 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
                 **piece_side,
                 "lang": piece_lang,
                 "other": piece_lang != lang or piece_side["dir"] != side["dir"],
+                "mark": "",
                 "t": piece_words,
                 "title": piece.meta.title,
                 "title_text": piece.meta.title,
@@ -144,6 +145,7 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
             edition["mark"] = bidi.MARKS[edition["dir"]]
         for entry in pieces:
             mark = lambda text, d=entry["dir"]: bidi.mark_lines(text, d)  # noqa: E731
+            entry["mark"] = bidi.MARKS[entry["dir"]]  # for lines the text template adds
             entry.update(title_text=mark(entry["title_text"]),
                          byline_text=mark(entry["byline_text"]), text=mark(entry["text"]))
     return {

@@ -82,6 +82,7 @@ def test_text_part_lines_begin_with_their_direction_mark() -> None:
     english_start = next(i for i, line in enumerate(lines) if "Small utilities" in line)
     assert lines[english_start][0] == LRM
     assert lines[english_start + 1].startswith(LRM + "By Tomás Reyes")
+    assert any(line.startswith(LRM + "Follow on Twitter: @tomasreyes") for line in lines)
     arabic = [line for line in lines if any(
         unicodedata.bidirectional(c) == "AL" for c in line[:12])]
     assert arabic and all(line[0] == RLM for line in arabic)
