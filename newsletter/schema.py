@@ -45,8 +45,8 @@ class Sender(Strict):
 
 def check_language(value: str | None) -> str | None:
     """A BCP 47-style language tag: en, ar, pt-BR, zh-Hant (not a language name)."""
-    if value is None:
-        return None
+    if not value:
+        return value  # empty: `newsletter check` reports it (accessibility.lang)
     parts = value.replace("_", "-").split("-")
     if not (2 <= len(parts[0]) <= 3 and parts[0].isalpha() and parts[0].isascii()) or not all(
         1 <= len(p) <= 8 and p.isalnum() and p.isascii() for p in parts[1:]
