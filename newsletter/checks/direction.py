@@ -4,8 +4,8 @@ and caniemail's support of `direction` / `dir` where a right-to-left issue relie
 
 from __future__ import annotations
 
-from newsletter import i18n, markdown
-from newsletter.bidi import strong_counts
+from newsletter.build import i18n, markdown
+from newsletter.build.bidi import strong_counts
 from newsletter.checks.clients import load_support
 from newsletter.checks.model import WARNING, Context, Finding
 

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import and_, exists, false, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
+from newsletter.build.editions import Edition, edition_group
+from newsletter.build.i18n import base_language
+from newsletter.build.publication import Publication
+from newsletter.core.errors import NewsletterError
+from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import subscribers
-from newsletter.dispatch.ledger_schema import send_recipients, sends
-from newsletter.editions import Edition, edition_group
-from newsletter.errors import NewsletterError
-from newsletter.i18n import base_language
-from newsletter.publication import Publication
 
 LANGUAGE_ATTRIBUTE = "language"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from newsletter.dispatch.ledger_schema import sends
+from newsletter.db.ledger_tables import sends
 from tests.dispatch.conftest import SLUG, Pub, add_people
 
 ARABIC = f"{SLUG}-ar"

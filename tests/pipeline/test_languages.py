@@ -11,10 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import html as lxml_html
 
-from newsletter import i18n
-from newsletter.bidi import LRM, RLM, ltr_runs, mark_lines
-from newsletter.build import build_issue
-from newsletter.publication import Publication
+from newsletter.build import build_issue, i18n
+from newsletter.build.bidi import LRM, RLM, ltr_runs, mark_lines
+from newsletter.build.publication import Publication
 from tests.conftest import SAMPLE_SLUG
 
 ARABIC = f"{SAMPLE_SLUG}-ar"
@@ -143,7 +142,7 @@ def test_expert_words_follow_the_piece_language() -> None:
 @pytest.mark.parametrize("bad", ["Arabic", "a", "ar-", "عربي"])
 def test_a_language_that_is_not_a_tag_is_an_error_with_its_line(publication: Path,
                                                                 bad: str) -> None:
-    from newsletter.errors import InputError
+    from newsletter.core.errors import InputError
 
     manifest = publication / "issues" / ARABIC / "issue.yaml"
     manifest.write_text(manifest.read_text().replace("language: ar", f"language: '{bad}'"),

@@ -20,8 +20,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from newsletter.build import build_issue
-    from newsletter.personalise import SAMPLE_RECIPIENT, personalise
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
+    from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 
     with tempfile.TemporaryDirectory() as tmp:
         pub = Publication.load(copy_sample(Path(tmp) / "pub"))

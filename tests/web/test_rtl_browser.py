@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import i18n
-from newsletter.build import build_issue
-from newsletter.personalise import SAMPLE_RECIPIENT, personalise
-from newsletter.publication import Publication
+from newsletter.build import build_issue, i18n
+from newsletter.build.publication import Publication
+from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from tests.web.conftest import SLUG, RunningServer
 
 pytestmark = pytest.mark.browser

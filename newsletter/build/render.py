@@ -15,14 +15,14 @@ import jinja2
 from markupsafe import Markup, escape
 from mjml import mjml2html
 
-from newsletter import bidi, i18n, markdown
-from newsletter.editions import edition_group
-from newsletter.errors import InputError, Problem
-from newsletter.load import LoadedIssue, is_remote
-from newsletter.personalise import placeholder
-from newsletter.publication import Publication
+from newsletter.build import bidi, i18n, markdown
+from newsletter.build.editions import edition_group
+from newsletter.build.publication import Publication
+from newsletter.build.source import LoadedIssue, is_remote
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.personalise import placeholder
 
-PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
+PACKAGED_TEMPLATES = Path(__file__).parents[1] / "templates"
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 TWITTER = "https://twitter.com/"

@@ -11,9 +11,9 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter import i18n
-from newsletter.publication import Publication
-from newsletter.yamlsrc import SourceError, load_yaml_file
+from newsletter.build import i18n
+from newsletter.build.publication import Publication
+from newsletter.core.yamlsrc import SourceError, load_yaml_file
 
 
 @dataclass(frozen=True)

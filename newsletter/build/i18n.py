@@ -15,7 +15,7 @@ import yaml
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 
-STRINGS_DIR = Path(__file__).parent / "data" / "strings"
+STRINGS_DIR = Path(__file__).resolve().parents[1] / "data" / "strings"
 REFERENCE = "en"
 #: languages written right to left (ISO 639 codes; a region suffix such as ar-EG is ignored)
 RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps", "ckb", "yi"})
