@@ -17,12 +17,16 @@ install: $(VENV)/.installed
 # The demo sends through the local outbox with a throwaway secret: nothing leaves the machine.
 # It publishes the web copy to published/ (what `newsletter serve` serves), but the sample's
 # archive_url is the fictional news.example.org, so the demo skips send's URL check.
+# --editions: each reader gets the edition in their `language` attribute (one Arabic reader here).
 demo: install
 	$(NL) subscribers import subscribers/sample.csv
+	$(NL) subscribers add layla.nasser@example.org --name "Layla Nasser" --attr language=ar
 	$(NL) build $(SAMPLE)
+	$(NL) build $(SAMPLE)-ar
 	$(NL) publish $(SAMPLE)
+	$(NL) publish $(SAMPLE)-ar
 	NEWSLETTER_SECRET="$${NEWSLETTER_SECRET:-demo-secret-not-for-real-sends}" \
-	  $(NL) send $(SAMPLE) --segment everyone --transport outbox --yes --again --skip-url-check
+	  $(NL) send $(SAMPLE) --segment everyone --transport outbox --yes --again --editions --skip-url-check
 
 lint: install
 	$(VENV)/bin/ruff check .

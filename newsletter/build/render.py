@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from mjml import mjml2html
 
-from newsletter.build import markdown
+from newsletter.build import bidi, i18n, markdown
+from newsletter.build.editions import edition_group
 from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages
 from newsletter.build.publication import Publication
 from newsletter.build.source import LoadedIssue, Piece, is_remote
@@ -63,6 +64,7 @@ def _environment(folder: Path) -> jinja2.Environment:
         auto_reload=True,
     )
     env.globals["recipient"] = lambda key, fallback="": Markup(placeholder(key, fallback))
+    env.filters["fill"] = _fill
     return env
 
 
@@ -85,11 +87,22 @@ def figures_for(piece: Piece, images: IssueImages, view_url: str) -> markdown.Fi
     return figure
 
 
-#: Words of the email's chrome added with the preference page (template variable `words`).
-WORDS = {
-    "manage_subscription": "Manage your subscription",
-    "stop_topic": "Stop receiving {topic}",
-}
+@jinja2.pass_eval_context
+def _fill(eval_ctx: jinja2.nodes.EvalContext, words: str, **values: Any) -> str:
+    """A catalogue string with its {fields} filled in (escaped in HTML templates)."""
+    if eval_ctx.autoescape:
+        out = str(escape(words))
+        for key, value in values.items():
+            out = out.replace("{" + key + "}", str(escape(value)))
+        return Markup(out)
+    for key, value in values.items():
+        words = words.replace("{" + key + "}", str(value))
+    return words
+
+
+def _side(direction: str) -> dict[str, str]:
+    start, end = ("right", "left") if direction == "rtl" else ("left", "right")
+    return {"dir": direction, "start": start, "end": end}
 
 
 def context(
@@ -122,19 +135,33 @@ def context(
             "width": width,
             "height": height,
         }
+    lang = manifest.language or config.language
+    side = _side(i18n.direction(lang, manifest.dir))
+    words = i18n.strings(lang, config.strings)
+    marks = side["dir"] == "rtl"  # text part: direction marks once any text is right-to-left
     pieces = []
     for piece in issue.pieces:
         figures = figures_for(piece, images, view_url)
         expert = piece.expert
-        role = f", {expert.role}" if expert.role else ""
+        piece_lang = piece.meta.lang or lang
+        piece_side = _side(i18n.direction(piece_lang, piece.meta.dir))
+        piece_words = i18n.strings(piece_lang, config.strings)
+        name, role_words = expert.words(piece_lang)
+        role = f"{piece_words['comma']}{role_words}" if role_words else ""
+        marks = marks or piece_side["dir"] == "rtl"
         pieces.append(
             {
+                **piece_side,
+                "lang": piece_lang,
+                "other": piece_lang != lang or piece_side["dir"] != side["dir"],
+                "mark": "",
+                "t": piece_words,
                 "title": piece.meta.title,
                 "title_text": piece.meta.title,
-                "byline_text": f"By {expert.name}{role}",
+                "byline_text": f"{piece_words['by']} {name}{role}",
                 "expert": {
-                    "name": expert.name,
-                    "role": expert.role,
+                    "name": name,
+                    "role": role_words,
                     "twitter": expert.twitter,
                     "twitter_url": f"{TWITTER}{expert.twitter}" if expert.twitter else None,
                 },
@@ -142,22 +169,50 @@ def context(
                 "text": markdown.to_text(piece.body, figures=figures),
             }
         )
+    editions = [
+        {
+            "slug": ed.slug,
+            "lang": ed.language,
+            "dir": ed.dir,
+            "url": f"{config.archive_url}{ed.slug}/",
+            "label": i18n.strings(ed.language, config.strings)["read_in"],
+            "mark": "",  # the text part's direction mark for the label, when marks are on
+        }
+        for ed in edition_group(pub, issue.slug)
+        if ed.slug != issue.slug
+    ]
+    if marks:
+        for edition in editions:
+            edition["mark"] = bidi.MARKS[edition["dir"]]
+        for entry in pieces:
+            mark = lambda text, d=entry["dir"]: bidi.mark_lines(text, d)  # noqa: E731
+            entry["mark"] = bidi.MARKS[entry["dir"]]  # for lines the text template adds
+            entry.update(title_text=mark(entry["title_text"]),
+                         byline_text=mark(entry["byline_text"]), text=mark(entry["text"]))
     return {
         "pub": config,
+        "t": words,
+        "fonts": i18n.fonts(lang),
         "issue": {
+            **side,
+            "lang": lang,
+            "marks": marks,
+            "mixed": any(p["other"] for p in pieces),
+            "editions": editions,
             "slug": issue.slug,
             "subject": manifest.subject,
             "preheader": manifest.preheader,
             "preheader_text": markdown.to_text(manifest.preheader) if manifest.preheader else "",
             "date": manifest.date,
-            "date_text": date_text(manifest.date),
+            "date_text": i18n.format_day(
+                manifest.date, lang, words["date_format"], config.digits
+            ),
             "hero": hero,
             "pieces": pieces,
             "view_url": view_url,
         },
         "footer_html": Markup(markdown.to_html(config.footer)),
         "footer_text": markdown.to_text(config.footer),
-        "words": WORDS,
         "topic": {"tag": topic, "label": config.topics.get(topic, topic)} if topic else None,
     }
 
@@ -185,12 +240,17 @@ def render(
 
 def _render_copy(env: jinja2.Environment, folder: Path, ctx: dict[str, Any]) -> Rendered:
     mjml_source = _render_template(env, folder, HTML_TEMPLATE, ctx)
-    text = _render_template(env, folder, TEXT_TEMPLATE, ctx)
+    text = _render_template(env, folder, TEXT_TEMPLATE, ctx).strip() + "\n"
     try:
         html = mjml2html(mjml_source, disable_comments=True)
     except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
         raise InputError(Problem(folder / HTML_TEMPLATE, None, f"invalid MJML: {exc}")) from exc
-    return Rendered(html=html, text=text.strip() + "\n")
+    issue = ctx["issue"]
+    if issue["dir"] == "rtl" or any(p["dir"] == "rtl" for p in issue["pieces"]):
+        html = bidi.isolate_document(html)
+    if issue["marks"]:
+        text = bidi.mark_lines(text, issue["dir"])  # lines the pieces did not mark already
+    return Rendered(html=html, text=text)
 
 
 def _render_template(env: jinja2.Environment, folder: Path, name: str, ctx: dict) -> str:

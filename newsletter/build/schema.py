@@ -7,7 +7,7 @@ Problem with file and line, and every unknown key into a warning (the MkDocs way
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -43,10 +43,37 @@ class Sender(Strict):
     _email = field_validator("email")(classmethod(lambda cls, v: check_address(v)))
 
 
+def check_language(value: str | None) -> str | None:
+    """A BCP 47-style language tag: en, ar, pt-BR, zh-Hant (not a language name)."""
+    if not value:
+        return value  # empty: `newsletter check` reports it (accessibility.lang)
+    parts = value.replace("_", "-").split("-")
+    if not (2 <= len(parts[0]) <= 3 and parts[0].isalpha() and parts[0].isascii()) or not all(
+        1 <= len(p) <= 8 and p.isalnum() and p.isascii() for p in parts[1:]
+    ):
+        raise ValueError(f"{value!r} is not a language tag such as en, ar or pt-BR")
+    return value
+
+
+class ExpertWords(Strict):
+    """An expert's name and role in another language."""
+
+    name: str | None = None
+    role: str | None = None
+
+
 class Expert(Strict):
     name: str
     role: str = ""
     twitter: str | None = None
+    translations: dict[str, ExpertWords] = Field(default_factory=dict)  # lang -> name, role
+
+    def words(self, lang: str) -> tuple[str, str]:
+        """(name, role) in `lang` when given, else as written."""
+        other = self.translations.get(lang) or self.translations.get(lang.split("-")[0])
+        if other is None:
+            return self.name, self.role
+        return other.name or self.name, other.role if other.role is not None else self.role
 
     @field_validator("twitter")
     @classmethod
@@ -101,9 +128,12 @@ class PublicationConfig(Strict):
     experts: dict[str, Expert]
     language: str = "en"
     template: str = "default"
+    _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
+    digits: Literal["latin", "native"] = "latin"  # dates in the language's own digits?
 
     _reply = field_validator("reply_to")(
         classmethod(lambda cls, v: None if v is None else check_address(v))
@@ -144,6 +174,24 @@ class IssueManifest(Strict):
     date: dt.date
     hero: Hero | None = None
     pieces: list[str] = Field(min_length=1)
+    language: str | None = None  # default: the publication's
+    dir: Literal["ltr", "rtl"] | None = None  # default: from the language
+    translation_of: str | None = None  # slug of the edition this one translates
+    translations: list[str] = Field(default_factory=list)  # slugs of this one's translations
+
+    _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
+
+    @field_validator("translation_of", mode="before")
+    @classmethod
+    def _slug(cls, value: object) -> object:
+        return value.isoformat() if isinstance(value, dt.date) else value  # 2026-11-24 unquoted
+
+    @field_validator("translations", mode="before")
+    @classmethod
+    def _slugs(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [v.isoformat() if isinstance(v, dt.date) else v for v in value]
+        return value
 
 
 class PieceMeta(Strict):
@@ -151,6 +199,10 @@ class PieceMeta(Strict):
 
     title: str
     expert: str
+    lang: str | None = None  # default: the issue's language
+    dir: Literal["ltr", "rtl"] | None = None  # default: from the language
+
+    _lang = field_validator("lang")(classmethod(lambda cls, v: check_language(v)))
 
 
 M = TypeVar("M", bound=BaseModel)

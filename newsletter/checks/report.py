@@ -38,6 +38,7 @@ def format_text(report: Report, strict: bool = False) -> str:
         lines.append(f"{head}{finding.severity}: {finding.message} [{finding.check}]")
         if finding.fix:
             lines.append(f"    fix: {finding.fix}")
+    lines += [f"note: {note}" for note in report.facts.get("direction", [])]
     lines.append(summary(report, strict))
     return "\n".join(lines) + "\n"
 

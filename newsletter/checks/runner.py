@@ -11,6 +11,7 @@ from newsletter.checks.accessibility import check_accessibility
 from newsletter.checks.clients import check_clients
 from newsletter.checks.compliance import check_compliance
 from newsletter.checks.content import check_content
+from newsletter.checks.direction import check_direction
 from newsletter.checks.images import check_images
 from newsletter.checks.links import check_links
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
@@ -31,6 +32,7 @@ OFFLINE: list[tuple[str, Check]] = [
     ("compliance", check_compliance),
     ("clients", check_clients),
     ("accessibility", check_accessibility),
+    ("direction", check_direction),
 ]
 
 
@@ -91,6 +93,8 @@ def run(
             spam_check.cancel()
         raise
     report.facts["sizes"] = ctx.extra.get("sizes", {})
+    if ctx.extra.get("direction_notes"):
+        report.facts["direction"] = ctx.extra["direction_notes"]
     if spam_check is not None:
         report.findings += spam_check.finish()
         if spam_check.verdict is not None:

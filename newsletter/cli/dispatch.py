@@ -48,19 +48,26 @@ class _SendCommand(click.Command):
               help="Schedule (SendGrid only, at most 72 h ahead), e.g. 2026-11-24T14:00Z.")
 @click.option("--skip-url-check", is_flag=True, envvar="NEWSLETTER_SKIP_URL_CHECK",
               help="Send even if the web copy or an image URL does not answer.")
+@click.option("--editions", is_flag=True,
+              help="Send each reader the edition in their `language` attribute (one each).")
 @pass_app
 def send(app: App, issue: str, segment: str, transport: str | None, dry_run: bool, yes: bool,
          again: bool, resend_unknown: bool, accept_unknown: bool, resend_batch: tuple[int, ...],
-         accept_batch: tuple[int, ...], at_text: str | None, skip_url_check: bool) -> None:
+         accept_batch: tuple[int, ...], at_text: str | None, skip_url_check: bool,
+         editions: bool) -> None:
     """Send ISSUE to a segment; run it again to resume an interrupted send."""
     from newsletter.dispatch.service import parse_at, plan_send
     from newsletter.events.suppressions import sync_before_send
 
     at = parse_at(at_text) if at_text else None
-    plan = plan_send(app.publication, issue, segment, transport=transport, again=again, at=at,
-                     resend_unknown=resend_unknown, accept_unknown=accept_unknown,
-                     resend_batches=resend_batch, accept_batches=accept_batch, dry_run=dry_run,
-                     before_send=sync_before_send)
+    options = dict(transport=transport, again=again, at=at, resend_unknown=resend_unknown,
+                   accept_unknown=accept_unknown, resend_batches=resend_batch,
+                   accept_batches=accept_batch, dry_run=dry_run,
+                   before_send=sync_before_send)
+    if editions:
+        _send_editions(app, issue, segment, yes, options, skip_url_check)
+        return
+    plan = plan_send(app.publication, issue, segment, **options)
     if not dry_run:
         plan.transport.preflight()
     online = None if dry_run else _check_online(app.publication, plan.build, skip_url_check)
@@ -98,6 +105,35 @@ def _check_online(pub, build, skip: bool):
                               "--skip-url-check")
 
     return show
+
+
+def _send_editions(app: App, issue: str, segment: str, yes: bool, options: dict,
+                   skip_url_check: bool) -> None:
+    """`send --editions`: one send per edition, each to its readers; one confirmation."""
+    from newsletter.dispatch.editions import plan_editions
+
+    planned = plan_editions(app.publication, issue, segment, **options)
+    for note in planned.skipped:
+        err_console.print(f"[yellow]note:[/yellow] {note}", markup=True)
+    checks = []
+    for plan in planned.plans:
+        if not options["dry_run"]:
+            plan.transport.preflight()
+            checks.append(_check_online(app.publication, plan.build, skip_url_check))
+        _show_plan(plan)
+    for online in checks:
+        online()
+    if options["dry_run"]:
+        for plan in planned.plans:
+            _dry_run(plan)
+        return
+    if not yes and not click.confirm("Send these editions?", default=False, err=True):
+        raise click.exceptions.Exit(1)
+    for plan in planned.plans:
+        if plan.count == 0 and plan.send is not None:
+            _finish_without_sending(plan)
+            continue
+        _run(plan)
 
 
 def _show_plan(plan) -> None:

@@ -125,14 +125,16 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
               again: bool = False, at: dt.datetime | None = None, resend_unknown: bool = False,
               accept_unknown: bool = False, resend_batches: tuple[int, ...] = (),
               accept_batches: tuple[int, ...] = (), dry_run: bool = False,
-              before_send: Callable[[Publication, Any], str] | None = None) -> SendPlan:
+              before_send: Callable[[Publication, Any], str] | None = None,
+              narrow: Any = None) -> SendPlan:
     """Build the issue, resolve the segment and the ledger's history; refuse what must be.
 
     `before_send(pub, engine)` runs before a new SendGrid send is counted (the CLI passes the
     suppression sync, which lives on the public side); the note it returns joins the plan's.
 
     Unknown outcomes are settled by the operator: all of them (`resend_unknown`,
-    `accept_unknown`) or batch by batch (`resend_batches`, `accept_batches`).
+    `accept_unknown`) or batch by batch (`resend_batches`, `accept_batches`). `narrow`, a
+    further WHERE clause over subscribers, keeps part of the segment (one edition's readers).
     """
     if resend_unknown and accept_unknown:
         raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
@@ -154,6 +156,10 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
                               "signs each recipient's unsubscribe link")
     ledger = _database(pub)
     members = _segment_condition(pub, segment)
+    if narrow is not None:
+        from sqlalchemy import and_
+
+        members = and_(members, narrow)
     history = ledger.sends_for(build.slug, segment)
     active = next((s for s in reversed(history) if s.state in ("sending", "stopped")), None)
     if active is not None:

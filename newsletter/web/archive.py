@@ -16,10 +16,9 @@ from pathlib import Path
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
-from newsletter.build import Build, build_issue
+from newsletter.build import Build, build_issue, i18n
 from newsletter.build.package import write_dist
 from newsletter.build.publication import Publication
-from newsletter.build.render import date_text
 from newsletter.core.errors import InputError, Problem
 from newsletter.web import add_first, asset_templates, edit_page
 
@@ -36,19 +35,27 @@ class Entry:
     date: dt.date
     experts: list[str]
     pieces: list[tuple[str, str]]  # (title, expert name)
+    language: str = "en"
 
     @classmethod
-    def of(cls, build: Build) -> Entry:
+    def of(cls, build: Build, default_language: str = "en") -> Entry:
         manifest = build.issue.manifest
         pieces = [(p.meta.title, p.expert.name) for p in build.issue.pieces]
         experts = list(dict.fromkeys(name for _, name in pieces))
-        return cls(build.slug, build.subject, manifest.preheader, manifest.date, experts, pieces)
+        return cls(build.slug, build.subject, manifest.preheader, manifest.date, experts, pieces,
+                   manifest.language or default_language)
 
 
 @dataclass(frozen=True)
 class ArchiveResult:
     folder: Path
-    entries: list[Entry]
+    entries: list[Entry]  # every issue, every language, newest first
+    by_language: dict[str, list[Entry]]  # language -> its entries (the default one first)
+
+
+def language_prefix(pub: Publication, language: str) -> str:
+    """Where a language's index and feed live in the archive: '' for the default, 'ar/'."""
+    return "" if language == pub.config.language else f"{language}/"
 
 
 def issue_folders(pub: Publication) -> list[Path]:
@@ -78,19 +85,24 @@ def build_archive(
     if problems:
         raise InputError(problems)
     builds.sort(key=lambda b: (b.issue.manifest.date, b.slug), reverse=True)
-    entries = [Entry.of(b) for b in builds]
-    files: dict[str, bytes] = {
-        "index.html": index_page(pub, entries).encode("utf-8"),
-        "feed.xml": atom_feed(pub, entries),
-    }
+    entries = [Entry.of(b, pub.config.language) for b in builds]
+    by_language: dict[str, list[Entry]] = {pub.config.language: []}
+    for entry in entries:
+        by_language.setdefault(entry.language, []).append(entry)
+    files: dict[str, bytes] = {}
+    for language, listed in by_language.items():
+        prefix = language_prefix(pub, language)
+        files[f"{prefix}index.html"] = index_page(
+            pub, listed, language, list(by_language)).encode("utf-8")
+        files[f"{prefix}feed.xml"] = atom_feed(pub, listed, language)
     copies: dict[str, Path] = {}
-    for build in builds:
-        files[f"{build.slug}/index.html"] = issue_page(pub, build).encode("utf-8")
+    for build, entry in zip(builds, entries, strict=True):
+        files[f"{build.slug}/index.html"] = issue_page(pub, build, entry.language).encode("utf-8")
         for name, source in build.assets.items():
             copies[f"{build.slug}/{name}"] = source
     target = out if out is not None else pub.root / "dist" / "archive"
     write_dist(target, files, copies)
-    return ArchiveResult(folder=target, entries=entries)
+    return ArchiveResult(folder=target, entries=entries, by_language=by_language)
 
 
 def relink(root: HtmlElement, archive_url: str, slug: str) -> None:
@@ -118,38 +130,65 @@ def relative_links(html: str, archive_url: str, slug: str) -> str:
 
 
 NAV = (
-    '<div style="font:14px/1.4 Helvetica,Arial,sans-serif;text-align:center;padding:10px 12px;'
-    'background:#fff;border-bottom:1px solid #d9e2ec">'
-    '<a href="../" style="color:#2f6fde;text-decoration:none">&larr; All issues</a>'
-    ' &middot; <a href="../feed.xml" style="color:#2f6fde;text-decoration:none">Feed</a></div>'
+    '<div dir="{dir}" lang="{lang}" style="font:14px/1.4 Helvetica,Arial,sans-serif;'
+    'text-align:center;padding:10px 12px;background:#fff;border-bottom:1px solid #d9e2ec">'
+    '<a href="../{prefix}" style="color:#2f6fde;text-decoration:none">{back} {all_issues}</a>'
+    ' &middot; <a href="../{prefix}feed.xml" style="color:#2f6fde;text-decoration:none">'
+    "{feed}</a></div>"
 )
 
 
-def issue_page(pub: Publication, build: Build) -> str:
+def issue_page(pub: Publication, build: Build, language: str | None = None) -> str:
     """The web copy as archived: relative links, a feed link and a way back to the index."""
+    language = language or pub.config.language
+    words = i18n.strings(language, pub.config.strings)
+    prefix = language_prefix(pub, language)
+    direction = i18n.direction(language)
+    feed = (f'<link rel="alternate" type="application/atom+xml" title="{escape(words["feed"])}" '
+            f'href="../{prefix}feed.xml">')
+    nav = NAV.format(dir=direction, lang=escape(language), prefix=prefix,
+                     back="&rarr;" if direction == "rtl" else "&larr;",
+                     all_issues=escape(words["all_issues"]), feed=escape(words["feed"]))
 
     def edit(doc: HtmlElement) -> None:
         relink(doc, pub.config.archive_url, build.slug)
-        doc.find("head").append(lxml_html.fragment_fromstring(
-            '<link rel="alternate" type="application/atom+xml" title="Feed" href="../feed.xml">'))
-        add_first(doc.find("body"), NAV)
+        doc.find("head").append(lxml_html.fragment_fromstring(feed))
+        add_first(doc.find("body"), nav)
 
     return edit_page(build.web_html, edit)
 
 
-def index_page(pub: Publication, entries: list[Entry]) -> str:
-    """The archive's index.html: issues newest first with subject, date and experts."""
+def index_page(pub: Publication, entries: list[Entry], language: str | None = None,
+               languages: list[str] | None = None) -> str:
+    """A language's index.html: its issues newest first with subject, date and experts."""
+    config = pub.config
+    language = language or config.language
+    words = i18n.strings(language, config.strings)
+    prefix = language_prefix(pub, language)
+    others = [
+        {"lang": code, "dir": i18n.direction(code), "name": i18n.language_name(code),
+         "href": ("../" if prefix else "") + language_prefix(pub, code)}
+        for code in (languages or []) if code != language
+    ]
+
+    def date_text(day: dt.date) -> str:
+        return i18n.format_day(day, language, words["date_format"], config.digits)
+
     template = asset_templates().get_template("archive.html")
-    return template.render(config=pub.config, entries=entries, date_text=date_text)
+    return template.render(config=config, entries=entries, date_text=date_text, t=words,
+                           lang=language, dir=i18n.direction(language), others=others,
+                           up="../" if prefix else "")
 
 
 def _stamp(day: dt.date) -> str:
     return f"{day.isoformat()}T12:00:00Z"
 
 
-def atom_feed(pub: Publication, entries: list[Entry]) -> bytes:
+def atom_feed(pub: Publication, entries: list[Entry], language: str | None = None) -> bytes:
     """An Atom 1.0 feed with absolute links; ids are the issues' archive URLs (stable)."""
     config = pub.config
+    language = language or config.language
+    prefix = language_prefix(pub, language)
     base = config.archive_url
     ET.register_namespace("", ATOM)
 
@@ -159,12 +198,12 @@ def atom_feed(pub: Publication, entries: list[Entry]) -> bytes:
         return element
 
     feed = ET.Element(
-        f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": config.language}
+        f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": language}
     )
     sub(feed, "title", config.name)
-    sub(feed, "id", base)
-    sub(feed, "link", rel="self", type="application/atom+xml", href=f"{base}feed.xml")
-    sub(feed, "link", rel="alternate", type="text/html", href=base)
+    sub(feed, "id", base + prefix)
+    sub(feed, "link", rel="self", type="application/atom+xml", href=f"{base}{prefix}feed.xml")
+    sub(feed, "link", rel="alternate", type="text/html", href=base + prefix)
     newest = entries[0].date if entries else dt.datetime.now(dt.UTC).date()
     sub(feed, "updated", _stamp(newest))
     sub(sub(feed, "author"), "name", config.publisher)

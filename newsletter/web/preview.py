@@ -2,8 +2,10 @@
 
 Routes: `/` the page; `/email.html` and `/email.txt` the email personalised for `?as=EMAIL`
 (`/email.html?scheme=dark` as a client in dark mode shows it);
-`/web/` the web copy and its images; `/api/state` (polled for live reload), `/api/parts` (the
-page's server-rendered panels), `/api/recipients?q=` and `POST /send-test`.
+`/web/` the web copy and its images; `/editions/SLUG/email.html` another edition of the
+issue (other languages, shown side by side in the Editions tab); `/api/state` (polled for
+live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=` and
+`POST /send-test`.
 The email is served from memory; the hero image, which the email links at its archive URL, is
 served locally by rewriting that URL prefix to `/web/`.
 """
@@ -34,7 +36,8 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from newsletter.build import preview_preferences_url, preview_unsubscribe_url
+from newsletter.build import build_issue, i18n, preview_preferences_url, preview_unsubscribe_url
+from newsletter.build.editions import edition_group
 from newsletter.build.schema import check_address
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
@@ -172,7 +175,19 @@ class PreviewApp:
             "build": snapshot.build if snapshot else None,
             "recipient": recipient,
             "slug": live.issue_dir.name,
+            "editions": self.editions(),
         }
+
+    def editions(self) -> list[dict[str, str]]:
+        """The issue's language editions (itself included) when it has more than one."""
+        snapshot = self.snapshot()
+        if snapshot is None:
+            return []
+        group = edition_group(snapshot.pub, snapshot.build.slug)
+        if len(group) < 2:
+            return []
+        return [{"slug": e.slug, "lang": e.language, "dir": e.dir,
+                 "name": i18n.language_name(e.language)} for e in group]
 
     # -- pages (plain `def` routes run in a worker thread: they may query the database) --------
 
@@ -219,6 +234,30 @@ class PreviewApp:
         if asset is None or not asset.is_file():
             return PlainTextResponse("not found", status_code=404)
         return FileResponse(asset)
+
+    def edition(self, request: Request) -> Response:
+        """Another edition of the issue, built on request, as the sample reader gets it."""
+        snapshot = self.snapshot()
+        slug, name = request.path_params["slug"], request.path_params["name"]
+        if snapshot is None or slug not in {e["slug"] for e in self.editions()}:
+            return PlainTextResponse("not found", status_code=404)
+        if slug == snapshot.build.slug:
+            build = snapshot.build
+        else:
+            try:
+                build = build_issue(snapshot.pub, slug)
+            except NewsletterError as exc:
+                return HTMLResponse(f"<pre>{exc.format_message()}</pre>", status_code=409)
+        if name != "email.html":
+            asset = build.assets.get(name)
+            if asset is None or not asset.is_file():
+                return PlainTextResponse("not found", status_code=404)
+            return FileResponse(asset)
+        html, _ = personalise(build.html, build.text, SAMPLE_RECIPIENT,
+                              preview_unsubscribe_url(snapshot.pub, SAMPLE_RECIPIENT.email))
+        html = html.replace(f"{snapshot.pub.config.archive_url}{slug}/", f"/editions/{slug}/")
+        html = re.sub(r"<head([^>]*)>", r'<head\1><base target="_blank">', html, count=1)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -324,6 +363,7 @@ def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
         Route("/web/", view.web_copy),
         Route("/web/{name:str}", view.web_copy),
         Route("/static/{name:str}", view.static),
+        Route("/editions/{slug:str}/{name:str}", view.edition),
         Route("/api/state", view.state),
         Route("/api/parts", view.api_parts),
         Route("/api/recipients", view.recipients),

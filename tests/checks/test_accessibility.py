@@ -18,7 +18,8 @@ def test_contrast_ratio_matches_wcag_examples() -> None:
 
 def test_missing_lang_is_an_error(publication: Path) -> None:
     template = own_template(publication)
-    edit(template / "email.mjml.j2", '<mjml lang="{{ pub.language }}">', "<mjml>")
+    root = '<mjml lang="{{ issue.lang }}" dir="{{ issue.dir }}">'
+    edit(template / "email.mjml.j2", root, "<mjml>")
     report = check(publication)
     # MJML falls back to lang="und" (undetermined) without a lang attribute.
     [finding] = of(report, "accessibility.lang")

@@ -11,7 +11,7 @@ from newsletter.checks.clients import DATA, load_support
 from tests.checks.conftest import check, edit, of, own_template, write_piece
 from tests.conftest import ROOT
 
-HEADLINE = "h2.headline { font-family: Arial, Helvetica, sans-serif;"
+HEADLINE = "h2.headline { font-family: {{ fonts.sans }};"
 
 
 def test_vendored_data_has_its_licence_and_the_four_clients() -> None:

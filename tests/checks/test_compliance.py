@@ -11,13 +11,13 @@ from newsletter.checks import ERROR, WARNING, run
 from tests.checks.conftest import check, edit, of, own_template
 from tests.conftest import SAMPLE_SLUG
 
-UNSUBSCRIBE_HTML = ' &middot; <a href="{{ recipient("unsubscribe_url") }}">Unsubscribe</a>'
+UNSUBSCRIBE_HTML = ' &middot; <a href="{{ recipient("unsubscribe_url") }}">{{ t.unsubscribe }}</a>'
 
 
 def test_template_without_unsubscribe_link_fails(publication: Path) -> None:
     template = own_template(publication)
     edit(template / "email.mjml.j2", UNSUBSCRIBE_HTML, "")
-    edit(template / "email.txt.j2", 'Unsubscribe: {{ recipient("unsubscribe_url") }}', "")
+    edit(template / "email.txt.j2", '{{ t.unsubscribe }}: {{ recipient("unsubscribe_url") }}', "")
     report = check(publication)
     assert [f.severity for f in of(report, "compliance.unsubscribe-link")] == [ERROR]
     assert [f.part for f in of(report, "compliance.unsubscribe-text")] == ["text"]

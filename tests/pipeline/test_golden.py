@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.golden import GOLDEN, ROOT, SAMPLE_SLUG, build_sample
+from tests.golden import ARABIC_SLUG, GOLDEN, ROOT, SAMPLE_SLUG, build_sample, golden_dir
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,17 @@ def test_hero_is_published_processed_under_its_content_hash(built: dict[str, byt
 
 def test_rebuild_is_byte_identical(tmp_path: Path, built: dict[str, bytes]) -> None:
     assert build_sample(tmp_path) == built
+
+
+@pytest.fixture(scope="module")
+def built_arabic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return build_sample(tmp_path_factory.mktemp("golden-ar"), ARABIC_SLUG)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in golden_dir(ARABIC_SLUG).iterdir()))
+def test_arabic_edition_matches_golden(built_arabic: dict[str, bytes], name: str) -> None:
+    expected = (golden_dir(ARABIC_SLUG) / name).read_bytes()
+    assert built_arabic[name] == expected, (
+        f"{name} differs from tests/golden/{ARABIC_SLUG}/{name}; if the change is intended, "
+        "run `make regen-golden` and review the diff"
+    )

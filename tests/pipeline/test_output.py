@@ -201,7 +201,7 @@ def test_publication_template_overrides_packaged(publication: Path):
 
     target = publication / "templates" / "default"
     shutil.copytree(PACKAGED_TEMPLATES / "default", target, dirs_exist_ok=True)
-    replace_in(target / "email.mjml.j2", "Follow on Twitter:", "Follow on X:")
+    replace_in(target / "email.mjml.j2", "{{ piece.t.follow }}:", "Follow on X:")
     built = build_issue(Publication.load(publication), SAMPLE)
     assert "Follow on X:" in built.html and "Follow on Twitter:" not in built.html
 

@@ -29,7 +29,7 @@ def test_the_build_uses_the_publication_template(publication: Path) -> None:
     before = build_issue(pub, SAMPLE)
     replace_in(
         publication / "templates" / "default" / "email.mjml.j2",
-        "h2.headline { font-family: Arial, Helvetica, sans-serif;",
+        "h2.headline { font-family: {{ fonts.sans }};",
         "h2.headline { font-family: Verdana, sans-serif;",
     )
     after = build_issue(pub, SAMPLE)

@@ -17,6 +17,7 @@ from tests.web.conftest import SLUG
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 OLDER = "2026-11-17"
+ARABIC = f"{SLUG}-ar"
 
 
 def add_older_issue(root: Path) -> Path:
@@ -39,7 +40,8 @@ def test_archive_pages_index_and_feed(publication: Path) -> None:
     result = build_archive(Publication.load(publication))
     out = publication / "dist" / "archive"
     assert result.folder == out
-    assert [e.slug for e in result.entries] == [SLUG, OLDER]
+    assert [e.slug for e in result.by_language["en"]] == [SLUG, OLDER]
+    assert [e.slug for e in result.by_language["ar"]] == [ARABIC]
 
     index = (out / "index.html").read_text()
     newer, older = index.index(f'href="{SLUG}/"'), index.index(f'href="{OLDER}/"')
@@ -78,6 +80,31 @@ def test_archive_pages_index_and_feed(publication: Path) -> None:
     assert (out / "feed.xml").read_bytes() == first_feed  # stable ids and dates
 
 
+def test_each_language_has_its_index_and_feed(publication: Path) -> None:
+    result = build_archive(Publication.load(publication))
+    out = result.folder
+    index = (out / "ar" / "index.html").read_text()
+    assert '<html lang="ar" dir="rtl">' in index
+    assert f'href="../{ARABIC}/"' in index and f'href="../{SLUG}/"' not in index
+    assert "كل الأعداد، الأحدث أولًا" in index and "Every issue" not in index
+    assert 'hreflang="en"' in index  # the way to the English index
+    assert 'hreflang="ar"' in (out / "index.html").read_text()
+    feed = ET.parse(out / "ar" / "feed.xml").getroot()
+    assert feed.get("{http://www.w3.org/XML/1998/namespace}lang") == "ar"
+    assert [e.findtext(f"{ATOM}id") for e in feed.findall(f"{ATOM}entry")] == [
+        f"https://news.example.org/archive/{ARABIC}/"]
+    english = ET.parse(out / "feed.xml").getroot()
+    assert ARABIC not in "".join(e.findtext(f"{ATOM}id") for e in english.iter(f"{ATOM}entry"))
+    page = (out / ARABIC / "index.html").read_text()
+    assert 'href="../ar/feed.xml"' in page and "كل الأعداد" in page
+    # the editions link each other: hreflang alternates and "read in" links
+    assert f'hreflang="en" href="../{SLUG}/"' in page
+    assert "Read in English" in page
+    english_page = (out / SLUG / "index.html").read_text()
+    assert f'hreflang="ar" href="../{ARABIC}/"' in english_page
+    assert "اقرأ بالعربية" in english_page
+
+
 def test_a_broken_issue_fails_and_leaves_the_archive_alone(publication: Path) -> None:
     pub = Publication.load(publication)
     build_archive(pub)
@@ -91,7 +118,7 @@ def test_a_broken_issue_fails_and_leaves_the_archive_alone(publication: Path) ->
     assert not (publication / "dist" / "archive" / OLDER).exists()
 
     skipped = build_archive(pub, skip=(OLDER,))
-    assert [e.slug for e in skipped.entries] == [SLUG]
+    assert [e.slug for e in skipped.by_language["en"]] == [SLUG]
 
 
 def test_relative_links() -> None:
@@ -110,7 +137,7 @@ def test_cli_archive(publication: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     result = CliRunner().invoke(main, ["-C", str(publication), "archive", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "archived 1 issue(s)" in result.output
+    assert "archived 2 issue(s)" in result.output  # the sample issue and its Arabic edition
     assert (out / SLUG / "index.html").is_file() and (out / "feed.xml").is_file()
     bad = CliRunner().invoke(main, ["-C", str(publication), "archive", "--skip", "nope"])
     assert bad.exit_code == 2 and "no issue to skip: nope" in bad.output

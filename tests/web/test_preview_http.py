@@ -295,7 +295,8 @@ def test_settings_and_template_changes_rebuild(publication: Path, database: str)
 
         template = publication / "templates" / "default" / "email.mjml.j2"
         before = live.good.number
-        template.write_text(template.read_text().replace("View in browser", "Read it online"))
+        source = template.read_text().replace("{{ t.view_in_browser }}", "Read it online")
+        template.write_text(source)
         wait_for_build_after(live, before)
         with httpx.Client(base_url=url) as client:
             assert "Read it online" in client.get("/email.html").text

@@ -1,0 +1,79 @@
+"""Editions: the same issue in several languages, tied by `translation_of:` / `translations:`.
+
+An edition names the one it translates (`translation_of: 2026-11-24`), or the original lists
+its translations (`translations: [2026-11-24-ar]`); either way every edition of the group
+knows the others, so web copies link each other and `send --editions` picks one per reader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.build import i18n
+from newsletter.build.publication import Publication
+from newsletter.core.yamlsrc import SourceError, load_yaml_file
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One language edition of an issue."""
+
+    slug: str
+    language: str
+
+    @property
+    def dir(self) -> str:
+        return i18n.direction(self.language)
+
+
+def _manifests(pub: Publication) -> dict[str, dict]:
+    """slug -> raw issue.yaml mapping for every issue under issues/ (unreadable ones skipped)."""
+    base = pub.root / "issues"
+    found: dict[str, dict] = {}
+    if not base.is_dir():
+        return found
+    for folder in sorted(base.iterdir()):
+        path: Path = folder / "issue.yaml"
+        if not path.is_file():
+            continue
+        try:
+            data = load_yaml_file(path).data
+        except SourceError:
+            continue
+        if isinstance(data, dict):
+            found[folder.name] = data
+    return found
+
+
+def edition_group(pub: Publication, slug: str) -> list[Edition]:
+    """Every edition of the issue `slug` (itself included), the original first.
+
+    An issue with no translations is a group of one.
+    """
+    manifests = _manifests(pub)
+    own = manifests.get(slug, {})
+    original = _slug(own.get("translation_of")) or slug
+    members = [original]
+    listed = manifests.get(original, {}).get("translations")
+    members += [_slug(s) for s in listed if _slug(s)] if isinstance(listed, list) else []
+    members += [name for name, data in manifests.items()
+                if _slug(data.get("translation_of")) == original]
+    if slug not in members:
+        members.append(slug)
+    default = pub.config.language
+    editions = []
+    for name in dict.fromkeys(members):
+        if name not in manifests:
+            continue
+        language = str(manifests[name].get("language") or default)
+        editions.append(Edition(name, language))
+    return editions
+
+
+def _slug(value: object) -> str:
+    """A slug as YAML gave it (an unquoted 2026-11-24 arrives as a date)."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value) if isinstance(value, str | int) else ""
