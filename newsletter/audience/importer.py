@@ -30,8 +30,10 @@ from sqlalchemy import (
 )
 
 from newsletter.audience.model import (
+    MAX_NAME_LENGTH,
     RETIRED,
     Status,
+    clean_name,
     email_key,
     normalize_email,
     normalize_tag,
@@ -68,12 +70,19 @@ class ImportReport:
     unchanged: int = 0
     rejected: int = 0
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # rows imported with a cleaned name
+    cleaned: int = 0
     committed: bool = False
 
     def reject(self, row: int, message: str) -> None:
         self.rejected += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(self.path, row, message))
+
+    def warn(self, row: int, message: str) -> None:
+        self.cleaned += 1
+        if len(self.warnings) < MAX_PROBLEMS:
+            self.warnings.append(Problem(self.path, row, message, severity="warning"))
 
     def summary(self) -> str:
         return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
@@ -205,7 +214,11 @@ def _row(
                               "or 2026-11-24T09:30:00Z")
         return None
     attributes = {name: record[i].strip() for i, name in header.attributes if record[i].strip()}
-    return _Row(number, address, email_key(address), header.cell(record, "name") or None,
+    name, changed = clean_name(header.cell(record, "name"))
+    if changed:
+        report.warn(number, f"name cleaned: control characters (line breaks, tabs ...) became "
+                            f"spaces and it was cut to {MAX_NAME_LENGTH} characters at most")
+    return _Row(number, address, email_key(address), name or None,
                 tags, attributes, status, subscribed_at)
 
 
@@ -389,6 +402,7 @@ def import_csv(
                 upserter.apply(batch)
                 upserter.close()
                 report.problems.sort(key=lambda p: p.line or 0)
+                report.warnings.sort(key=lambda p: p.line or 0)
                 if strict and report.rejected:
                     raise _Rollback()
         except _Fatal as exc:

@@ -12,11 +12,13 @@ from sqlalchemy import ColumnElement, Connection, Engine, Row, func, insert, sel
 from newsletter.audience.model import (
     Status,
     Subscriber,
+    clean_name,
     email_key,
     normalize_email,
     normalize_tag,
     utcnow,
 )
+from newsletter.audience.statuses import Change, apply_changes
 from newsletter.db.tables import subscriber_tags, subscribers
 from newsletter.errors import InputError, Problem
 
@@ -52,6 +54,7 @@ def _record(row: Row, tags: set[str]) -> Subscriber:
         created_at=row.created_at,
         updated_at=row.updated_at,
         status_changed_at=row.status_changed_at,
+        consented_at=row.consented_at,
     )
 
 
@@ -87,15 +90,18 @@ def add_subscriber(
 ) -> tuple[Subscriber, bool]:
     """Add a subscriber, or merge name, tags and attributes into a known one.
 
-    Returns (subscriber, created). A retired address (unsubscribed, bounced, complained) stays
-    retired unless `resubscribe` is true (only with the person's own consent).
+    Returns (subscriber, created). The name is cleaned (`clean_name`) and attribute values are
+    stored as text. A retired address (unsubscribed, bounced, complained) stays retired unless
+    `resubscribe` is true: the person's own confirmed consent, applied through the status
+    ladder (newsletter.audience.statuses) like every other status change.
     """
     try:
         address = normalize_email(email)
         tag_set = {normalize_tag(t) for t in tags}
     except ValueError as exc:
         raise InputError(Problem(email, None, str(exc))) from None
-    attrs = {str(k): v for k, v in (attributes or {}).items()}
+    attrs = {str(k): str(v) for k, v in (attributes or {}).items()}
+    name = clean_name(name)[0] if name else None
     bad = sorted(set(attrs) & set(RESERVED_COLUMNS))
     if bad:
         raise InputError(Problem(email, None, f"'{bad[0]}' is not an attribute name (reserved)"))
@@ -106,7 +112,7 @@ def add_subscriber(
         sid = conn.execute(
             insert(subscribers)
             .values(
-                email=address, email_key=key, name=(name or "").strip(), status=Status.ACTIVE,
+                email=address, email_key=key, name=name or "", status=Status.ACTIVE,
                 attributes=attrs, source=source, created_at=now, updated_at=now,
                 status_changed_at=now,
             )
@@ -116,17 +122,17 @@ def add_subscriber(
     else:
         sid, created = row.id, False
         values: dict[str, Any] = {}
-        if name and name.strip() != row.name:
-            values["name"] = name.strip()
+        if name and name != row.name:
+            values["name"] = name
         merged = {**(row.attributes or {}), **attrs}
         if merged != (row.attributes or {}):
             values["attributes"] = merged
-        if resubscribe and row.status != Status.ACTIVE:
-            values.update(status=Status.ACTIVE, status_changed_at=now)
         if values:
             conn.execute(
                 update(subscribers).where(subscribers.c.id == sid).values(updated_at=now, **values)
             )
+    if resubscribe:
+        apply_changes(conn, [Change(key, Status.ACTIVE, confirmed=True)], now)
     known = tags_of(conn, [sid]).get(sid, set())
     new_tags = tag_set - known
     if new_tags:
@@ -138,22 +144,25 @@ def add_subscriber(
     return result, created
 
 
-def set_status(conn: Connection, email: str, status: Status | str) -> Subscriber:
-    """Change a known subscriber's status (records when it changed); InputError if unknown."""
-    status = Status(status)
+def set_status(conn: Connection, email: str, status: Status | str,
+               *, confirmed: bool = False) -> Subscriber:
+    """Ask for a status change of a known subscriber through the status ladder
+    (newsletter.audience.statuses): retiring only climbs (a bounced address never becomes
+    merely unsubscribed), and only consent (`confirmed` for bounced or complained addresses)
+    makes a retired address active. InputError if the address is unknown."""
     current = require_subscriber(conn, email)
-    if current.status != status:
-        now = utcnow()
-        conn.execute(
-            update(subscribers)
-            .where(subscribers.c.id == current.id)
-            .values(status=status, status_changed_at=now, updated_at=now)
-        )
+    apply_changes(conn, [Change(email_key(current.email), Status(status), confirmed=confirmed)])
     return require_subscriber(conn, email)
 
 
+def set_statuses(conn: Connection, changes: Iterable[Change]) -> int:
+    """Apply many status changes at once (the batch API; see newsletter.audience.statuses)."""
+    return apply_changes(conn, list(changes))
+
+
 def unsubscribe(conn: Connection, email: str) -> Subscriber:
-    """Mark an address unsubscribed (it stays unsubscribed through every later import)."""
+    """Unsubscribe an address (it stays unsubscribed through every later import); a bounced or
+    complained address keeps its stronger status."""
     return set_status(conn, email, Status.UNSUBSCRIBED)
 
 

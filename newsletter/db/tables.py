@@ -75,6 +75,7 @@ subscribers = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("status_changed_at", UtcDateTime, nullable=False),
+    Column("consented_at", UtcDateTime, nullable=True),  # last confirmed sign-up (migration 4)
     CheckConstraint(
         "status IN ('active', 'unsubscribed', 'bounced', 'complained')",
         name="ck_subscribers_status",
@@ -145,4 +146,15 @@ suppression_sync = Table(
     Column("kind", String(64), primary_key=True),
     Column("last_created", BigInteger, nullable=False),
     Column("synced_at", UtcDateTime, nullable=False),
+)
+
+# --- migration 4: consent, a shared sign-up throttle ------------------------------------------
+
+signup_throttle = Table(
+    "signup_throttle",
+    metadata,
+    Column("client", String(100), primary_key=True),  # the visitor's IP address
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("hits", Integer, nullable=False),
+    Index("ix_signup_throttle_window_start", "window_start"),
 )
