@@ -109,10 +109,11 @@ _CONTROL_RUN = re.compile(r" *[\x00-\x1f\x7f-\x9f\u2028\u2029]+ *")
 
 
 def clean_name(value: str | None) -> tuple[str, bool]:
-    """A name with each run of control characters (CR, LF, tab ...) collapsed to one space,
-    trimmed and capped at 200 characters; and whether that changed more than outer spaces."""
+    """A name with each run of control characters (CR, LF, tab ...) and spaces collapsed to one
+    space, trimmed and capped at 200 characters; and whether that changed more than outer
+    spaces."""
     raw = (value or "").strip()
-    name = _CONTROL_RUN.sub(" ", raw).strip()[:MAX_NAME_LENGTH].rstrip()
+    name = " ".join(_CONTROL_RUN.sub(" ", raw).split())[:MAX_NAME_LENGTH].rstrip()
     return name, name != raw
 
 

@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, str] = {
     "archive": "web",
     "serve": "public",
     "suppressions": "public",
+    "events": "public",
 }
 
 

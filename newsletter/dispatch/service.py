@@ -25,7 +25,7 @@ from newsletter.errors import FailedError, InputError, NewsletterError
 from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.publication import Publication
 from newsletter.schema import check_address
-from newsletter.tokens import SAMPLE_SECRET
+from newsletter.tokens import SAMPLE_SECRET, signing_secrets
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
@@ -132,9 +132,8 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         from newsletter.dispatch.transports.sendgrid_payload import check_send_at
 
         check_send_at(at)
-    if not dry_run and not pub.settings.secret:
-        raise NewsletterError("NEWSLETTER_SECRET is not set; it "
-                              "signs each recipient's unsubscribe link")
+    if not dry_run:
+        signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
     ledger = _database(pub)
     members = _segment_condition(pub, segment)
     history = ledger.sends_for(build.slug, segment)

@@ -4,17 +4,25 @@ Lists: bounces, spam reports, global unsubscribes and invalid emails (paged with
 and from `start_time` on: each list's newest `created` seen is kept in `suppression_sync`, so
 a later sync fetches only what is new), plus the unsubscribe group's suppressions when
 `sendgrid.asm_group_id` is set (one list of addresses, always fetched whole).
-Applying follows newsletter.events.statuses; syncing twice changes nothing.
+Applying follows the status ladder (newsletter.audience.statuses): an address is retired
+whatever its import time (an import is not consent); only a confirmed sign-up after the
+suppression keeps or brings it back. Syncing twice changes nothing.
+
+`release_address` is the other direction: after a confirmed sign-up it deletes the address from
+SendGrid's bounce, spam report and global unsubscribe lists and from the unsubscribe group, so
+that SendGrid delivers to someone who asked again.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import logging
 import urllib.error
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, select
 
@@ -25,6 +33,8 @@ from newsletter.errors import FailedError, InputError, Problem
 from newsletter.events.apply import dialect_insert
 from newsletter.events.statuses import Change, apply_changes
 from newsletter.publication import Publication
+
+log = logging.getLogger("newsletter.public")
 
 PAGE = 500  # SendGrid's largest page for the suppression lists
 TIMEOUT_S = 60.0
@@ -81,6 +91,26 @@ class SendGridLists:
             return json.loads(response.body or b"[]")
         except ValueError:
             raise FailedError(f"SendGrid sent something other than JSON for /v3/{path}") from None
+
+    def delete(self, path: str) -> bool:
+        """DELETE /v3/<path>; True when SendGrid removed something, False when it was not
+        there (404); FailedError otherwise."""
+        from python_http_client.exceptions import HTTPError
+
+        from newsletter.dispatch.transports.sendgrid import provider_message
+
+        try:
+            self.client._(path).delete(timeout=TIMEOUT_S)
+        except HTTPError as exc:
+            if exc.status_code == 404:
+                return False
+            message = provider_message(exc.body) or exc.reason
+            raise FailedError(f"SendGrid answered {exc.status_code} to DELETE /v3/{path}: "
+                              f"{message}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise FailedError(f"cannot reach SendGrid at {self.api_url}: {reason}") from None
+        return True
 
     def pages(self, path: str, start_time: int) -> Iterator[list[dict]]:
         """Every entry of a paged list, one page at a time."""
@@ -142,6 +172,43 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
             report.changed += apply_changes(conn, changes)
         report.fetched[f"group_{group_id}"] = len(emails)
     return report
+
+
+#: Where a confirmed sign-up is deleted from: (label, API path with {email}).
+RELEASE_PATHS = (
+    ("bounces", "suppression/bounces/{email}"),
+    ("spam_reports", "suppression/spam_reports/{email}"),
+    ("global_unsubscribes", "asm/suppressions/global/{email}"),
+)
+
+
+def release_address(pub: Publication, email: str,
+                    lists: SendGridLists | None = None) -> list[str]:
+    """Delete `email` from SendGrid's suppression lists (and the unsubscribe group when
+    `sendgrid.asm_group_id` is set) after a confirmed sign-up; return the lists it was on.
+    Does nothing without SENDGRID_API_KEY. FailedError when SendGrid cannot be reached."""
+    settings = pub.settings
+    if lists is None:
+        if not settings.sendgrid_api_key:
+            return []
+        lists = SendGridLists(settings.sendgrid_api_key, settings.sendgrid_api_url)
+    segment = quote(email, safe="@")
+    paths = [(label, path.format(email=segment)) for label, path in RELEASE_PATHS]
+    group_id = pub.config.sendgrid.asm_group_id
+    if group_id is not None:
+        paths.append((f"group_{group_id}", f"asm/groups/{int(group_id)}/suppressions/{segment}"))
+    return [label for label, path in paths if lists.delete(path)]
+
+
+def release_quietly(pub: Publication, email: str) -> list[str]:
+    """`release_address` for the web side: failures are logged, never raised."""
+    from newsletter.errors import NewsletterError
+
+    try:
+        return release_address(pub, email)
+    except NewsletterError as exc:
+        log.warning("could not remove %s from SendGrid's suppressions: %s", email, exc)
+        return []
 
 
 def _save_mark(engine: Engine, kind: str, newest: int) -> None:

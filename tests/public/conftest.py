@@ -24,7 +24,7 @@ from newsletter.events.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, publ
 from newsletter.publication import Publication
 from newsletter.tokens import unsubscribe_url
 
-SECRET = "public-test-secret"
+SECRET = "public-test-secret-of-at-least-32-characters"
 TOPICS = "topics: {cyber: Cyber and tech, energy: Energy}\n"
 
 
@@ -52,13 +52,15 @@ class Site:
         return Path(self.env["NEWSLETTER_OUTBOX"])
 
     def add(self, email_addr: str, status: str = "active", name: str = "Reader",
-            changed: dt.datetime | None = None) -> None:
+            changed: dt.datetime | None = None, consented: dt.datetime | None = None) -> None:
+        """A subscriber as an import makes it (no consent), or with `consented`, as a
+        confirmed sign-up at that time does."""
         now = dt.datetime.now(dt.UTC)
         with self.engine.begin() as conn:
             conn.execute(insert(subscribers).values(
                 email=email_addr, email_key=email_addr.lower(), name=name, status=status,
                 attributes={}, source="test", created_at=now, updated_at=now,
-                status_changed_at=changed or now))
+                status_changed_at=changed or now, consented_at=consented))
 
     def status(self, email_addr: str) -> str | None:
         with self.engine.connect() as conn:
@@ -139,6 +141,23 @@ def event(kind: str, email_addr: str, event_id: str, *, send: int | str | None =
 def post_events(client, key: ec.EllipticCurvePrivateKey, events: list[dict] | bytes, **kw: Any):
     body = events if isinstance(events, bytes) else json.dumps(events).encode()
     return client.post("/webhooks/sendgrid", content=body, headers=signed(key, body, **kw))
+
+
+def csrf_token(page_html: str) -> str:
+    """The CSRF token in a page's subscribe form (parsed with lxml)."""
+    import lxml.html
+
+    [value] = lxml.html.fromstring(page_html).xpath('//input[@name="csrf"]/@value')
+    return value
+
+
+def post_form(client, data: dict, *, fetch_form: bool = True):
+    """POST the subscribe form as a browser does: GET it first (cookie and token), then send."""
+    page = client.get("/subscribe") if fetch_form else None
+    fields = dict(data)
+    if page is not None:
+        fields.setdefault("csrf", csrf_token(page.text))
+    return client.post("/subscribe", data=fields)
 
 
 def confirm_link(message: email.message.Message) -> str:

@@ -85,7 +85,7 @@ def test_later_syncs_ask_only_for_new_entries(site: Site, sendgrid) -> None:
 def test_an_entry_older_than_a_confirmed_resubscribe_is_not_applied(site: Site,
                                                                      sendgrid) -> None:
     fake, lists = sendgrid
-    site.add("back@example.com")  # status changed just now (confirmed a new sign-up)
+    site.add("back@example.com", consented=dt.datetime.now(dt.UTC))  # confirmed a sign-up now
     lists.add("unsubscribes", "back@example.com", DAY_AGO)
     assert sync_suppressions(site.pub, site.engine).changed == 0
     assert site.status("back@example.com") == "active"
