@@ -23,6 +23,8 @@ from newsletter.db.tables import subscribers
 from newsletter.events.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, public_key_text, sign
 from newsletter.publication import Publication
 from newsletter.tokens import unsubscribe_url
+from tests.fake_sendgrid import API_KEY, FakeSendGrid
+from tests.fake_sendgrid_suppressions import Suppressions
 
 SECRET = "public-test-secret-of-at-least-32-characters"
 TOPICS = "topics: {cyber: Cyber and tech, energy: Energy}\n"
@@ -101,6 +103,26 @@ def site(publication: Path, db_url: str, tmp_path: Path, signing_key: ec.Ellipti
     engine = open_database(db_url)
     yield Site(publication, env, engine, signing_key)
     engine.dispose()
+
+
+GROUP = 4242
+
+
+@pytest.fixture()
+def sendgrid(site: Site, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeSendGrid,
+                                                                              Suppressions]]:
+    config = site.root / "newsletter.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("sendgrid: {categories: [weekly]}",
+                                   f"sendgrid: {{categories: [weekly], asm_group_id: {GROUP}}}"),
+                      encoding="utf-8")
+    lists = Suppressions(groups={GROUP: []})
+    with FakeSendGrid() as fake:
+        lists.install(fake)
+        for key, value in {"SENDGRID_API_KEY": API_KEY, "SENDGRID_API_URL": fake.url}.items():
+            site.env[key] = value
+            monkeypatch.setenv(key, value)
+        yield fake, lists
 
 
 def make_client(site: Site, **kwargs: Any):
