@@ -41,6 +41,7 @@ from newsletter.audience.model import (
     utcnow,
 )
 from newsletter.audience.subscribers import RESERVED_COLUMNS, tags_of
+from newsletter.db.engine import write_connection
 from newsletter.db.tables import subscriber_tags, subscribers
 from newsletter.errors import InputError, Problem
 
@@ -389,7 +390,7 @@ def import_csv(
         stream = path.open("rb")
     except OSError as exc:
         raise InputError(Problem(path, None, f"cannot read file: {exc.strerror}")) from None
-    with stream, engine.connect() as conn:
+    with stream, write_connection(engine) as conn:  # SQLite: the write lock up front
         try:
             with conn.begin():
                 upserter = _Upserter(conn, report, source or f"import:{path.name}")

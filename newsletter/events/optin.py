@@ -82,7 +82,7 @@ def forget_old_clients(engine: Engine, limits: Limits = Limits(),
                        now: dt.datetime | None = None) -> int:
     """Delete throttle rows whose window is over; return how many."""
     cutoff = (now or utcnow()) - dt.timedelta(seconds=limits.ip_window_s)
-    with engine.begin() as conn:
+    with write_connection(engine) as conn, conn.begin():
         return conn.execute(delete(signup_throttle).where(
             signup_throttle.c.window_start <= cutoff)).rowcount
 
