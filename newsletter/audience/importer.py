@@ -40,6 +40,7 @@ from newsletter.audience.model import (
     split_tags,
     utcnow,
 )
+from newsletter.audience.statuses import Change, State, decide
 from newsletter.audience.subscribers import RESERVED_COLUMNS, tags_of
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import subscriber_tags, subscribers
@@ -351,9 +352,14 @@ class _Upserter:
         name = row.name if row.name is not None else old.name
         attributes = {**(old.attributes or {}), **row.attributes}
         status, changed_at = old.status, None
-        # A row may retire an active address, but nothing in a file re-activates a retired one.
-        if old.status == Status.ACTIVE and row.status in RETIRED:
-            status, changed_at = row.status, self.now
+        # A row may retire an address (up the status ladder, as every path does), but nothing
+        # in a file re-activates a retired one: an import is not consent.
+        if row.status in RETIRED:
+            now_s = int(self.now.timestamp())
+            new = decide(State(Status(old.status), int(old.status_changed_at.timestamp())),
+                         Change(row.key, row.status, now_s), now_s)
+            if new is not None:
+                status, changed_at = new.status, self.now
         new_tags = row.tags - tags
         tag_rows += [{"subscriber_id": old.id, "tag": t} for t in new_tags]
         if name == old.name and attributes == (old.attributes or {}) and status == old.status:

@@ -40,6 +40,11 @@ class Subscriber:
     consented_at: dt.datetime | None = None  # the last confirmed sign-up
 
     @property
+    def ascii_email(self) -> str:
+        """The address with its domain in ASCII (IDNA) form, for transports."""
+        return ascii_email(self.email)
+
+    @property
     def ascii_local_part(self) -> bool:
         """False when the part before @ is not ASCII: only SMTPUTF8 servers take it."""
         return self.email.rpartition("@")[0].isascii()
