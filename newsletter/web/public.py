@@ -12,7 +12,7 @@ Routes:
 - `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook; the body is capped while it
   streams in (chunked bodies included), before the signature is checked.
 
-GETs never change state. Tokens are HMAC-signed (newsletter.tokens) with NEWSLETTER_SECRET and
+GETs never change state. Tokens are HMAC-signed (newsletter.core.tokens) with NEWSLETTER_SECRET and
 checked against it and NEWSLETTER_SECRET_PREVIOUS. Pages look the same whether or not an address
 is subscribed; a bad token gets 400 and changes nothing. The sign-up throttles live in the
 database, shared by every `serve` process. While serving, events older than
@@ -47,12 +47,20 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from newsletter.audience.model import clean_name, normalize_email
-from newsletter.errors import InputError, Problem
+from newsletter.build.publication import Publication
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.tokens import (
+    BadToken,
+    make_token,
+    read_token,
+    read_token_info,
+    signing_secrets,
+)
 from newsletter.events import optin
 from newsletter.events.apply import apply_batch
-from newsletter.events.model import parse_events
 from newsletter.events.prune import prune_events
-from newsletter.events.signature import (
+from newsletter.events.suppressions import release_quietly
+from newsletter.providers.sendgrid.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     BadSignature,
@@ -60,9 +68,7 @@ from newsletter.events.signature import (
     load_public_key,
     verify_digest,
 )
-from newsletter.events.suppressions import release_quietly
-from newsletter.publication import Publication
-from newsletter.tokens import BadToken, make_token, read_token, read_token_info, signing_secrets
+from newsletter.providers.sendgrid.webhook import parse_events
 
 log = logging.getLogger("newsletter.public")
 

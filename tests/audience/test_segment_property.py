@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert
 
 from newsletter.audience import Segments, import_csv, iter_subscribers
+from newsletter.core.yamlsrc import parse_yaml
 from newsletter.db.tables import subscriber_tags, subscribers
-from newsletter.yamlsrc import parse_yaml
 
 SUBSCRIBERS = 40
 RULES = 8

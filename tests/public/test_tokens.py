@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.errors import InputError
-from newsletter.tokens import (
+from newsletter.core.errors import InputError
+from newsletter.core.tokens import (
     BadToken,
     make_token,
     read_token,

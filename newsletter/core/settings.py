@@ -67,7 +67,7 @@ def _days(value: str | None) -> int:
     except ValueError:
         days = 0
     if days < 1:
-        from newsletter.errors import InputError, Problem
+        from newsletter.core.errors import InputError, Problem
 
         raise InputError(Problem("NEWSLETTER_EVENTS_KEEP_DAYS", None,
                                  f"{value!r} is not a positive number of days"))

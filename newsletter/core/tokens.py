@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from newsletter.errors import InputError, Problem
+from newsletter.core.errors import InputError, Problem
 
 SAMPLE_SECRET = "sample-secret-not-for-sending"
 MIN_SECRET_LENGTH = 32

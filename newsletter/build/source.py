@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.errors import InputError, Problem
-from newsletter.publication import Publication
-from newsletter.schema import Expert, IssueManifest, PieceMeta, validate
-from newsletter.yamlsrc import (
+from newsletter.build.publication import Publication
+from newsletter.build.schema import Expert, IssueManifest, PieceMeta, validate
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.yamlsrc import (
     SourceError,
     YamlDoc,
     load_yaml_file,
@@ -70,7 +70,7 @@ def _outside(folder: Path, ref: str, what: str) -> str:
 
 def _image_refs(body: str) -> list[tuple[str, int]]:
     """(src, line offset in the body) of each local image in a piece's Markdown."""
-    from newsletter.markdown import _md
+    from newsletter.build.markdown import _md
 
     found = []
     for tok in _md.parse(body):
