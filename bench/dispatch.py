@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--outbox", type=int, default=20_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="newsletter-bench-dispatch-"))
-    base_env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSLETTER_SECRET": "bench-secret"}
+    base_env = {**os.environ, "PYTHONPATH": str(ROOT),
+                "NEWSLETTER_SECRET": "bench-secret-of-at-least-32-characters"}
     results: dict[str, object] = {}
     try:
         # -- SendGrid: 1M recipients to the fake server ------------------------------------

@@ -188,8 +188,8 @@ def main() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     port = free_port()
     env = {**os.environ, "NEWSLETTER_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT),
-           "NEWSLETTER_SECRET": "bench-secret", "SENDGRID_WEBHOOK_PUBLIC_KEY":
-           public_key_text(key)}
+           "NEWSLETTER_SECRET": "bench-secret-of-at-least-32-characters",
+           "SENDGRID_WEBHOOK_PUBLIC_KEY": public_key_text(key)}
     server = None
     try:
         send_id = setup(database_url)
@@ -206,6 +206,9 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        rss_before = peak_rss_mb(server.pid)
+        oversized = chunked_oversize(port, key, 50)
+        rss_after = peak_rss_mb(server.pid)
         seconds, totals = post_all(f"{base}/webhooks/sendgrid", key, bodies, args.clients)
         replay_s, replay = post_all(f"{base}/webhooks/sendgrid", key, bodies[:10], args.clients)
         problems = check(database_url, expected, args.events)
@@ -228,10 +231,54 @@ def main() -> None:
     print(f"applied once each: {totals['applied']:,} applied, {totals['status_changes']:,} "
           f"status changes; replay of {replayed:,}: {replay['duplicates']:,} duplicates, "
           f"{replay['applied']} applied ({replay_s:.2f} s)")
+    print(f"chunked 50 MB body with fresh signature headers: answered {oversized[0]} after "
+          f"{oversized[1]:.1f} MB sent; serve peak RSS {rss_before:.1f} MB before, "
+          f"{rss_after:.1f} MB after (limit 100 MB)")
+    if not oversized[0].startswith("413") or rss_after >= 100:
+        problems.append("the oversized chunked body was not refused within 100 MB")
     for problem in problems:
         print(f"PROBLEM: {problem}")
     if problems or (backend == "sqlite" and rate < TARGET_EPS):
         sys.exit(1)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def chunked_oversize(port: int, key: ec.EllipticCurvePrivateKey, megabytes: int
+                     ) -> tuple[str, float]:
+    """Stream a chunked body of `megabytes` with fresh (non-matching) signature headers; return
+    the status line and how many MB went out before the server answered."""
+    import select as select_module
+
+    stamp = str(int(time.time()))
+    head = (f"POST /webhooks/sendgrid HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"{SIGNATURE_HEADER}: {sign(key, stamp, b'[]')}\r\n{TIMESTAMP_HEADER}: {stamp}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b" " * 65536
+    sent, answer = 0, b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        try:
+            while sent < megabytes * 2**20 and not answer:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+                if select_module.select([sock], [], [], 0)[0]:
+                    answer = sock.recv(4096)
+            if not answer:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass
+        if not answer:
+            answer = sock.recv(4096)
+    return answer.split(b"\r\n", 1)[0].decode(errors="replace").removeprefix("HTTP/1.1 "), \
+        sent / 2**20
 
 
 if __name__ == "__main__":

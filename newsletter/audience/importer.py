@@ -33,16 +33,21 @@ from newsletter.audience.erasure import erased_at, refusal
 from newsletter.audience.history import Change, Source
 from newsletter.audience.history import rows as history_rows
 from newsletter.audience.model import (
+    MAX_NAME_LENGTH,
     RETIRED,
     Status,
+    clean_name,
     email_key,
     normalize_email,
     normalize_tag,
     split_tags,
     utcnow,
 )
+from newsletter.audience.statuses import Change as StatusChange
+from newsletter.audience.statuses import State, decide
 from newsletter.audience.subscribers import RESERVED_COLUMNS, tags_of
 from newsletter.core.errors import InputError, Problem
+from newsletter.db.engine import write_connection
 from newsletter.db.tables import subscriber_history, subscriber_tags, subscribers
 
 BATCH_SIZE = 2000
@@ -71,12 +76,19 @@ class ImportReport:
     unchanged: int = 0
     rejected: int = 0
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # rows imported with a cleaned name
+    cleaned: int = 0
     committed: bool = False
 
     def reject(self, row: int, message: str) -> None:
         self.rejected += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(self.path, row, message))
+
+    def warn(self, row: int, message: str) -> None:
+        self.cleaned += 1
+        if len(self.warnings) < MAX_PROBLEMS:
+            self.warnings.append(Problem(self.path, row, message, severity="warning"))
 
     def summary(self) -> str:
         return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
@@ -208,7 +220,11 @@ def _row(
                               "or 2026-11-24T09:30:00Z")
         return None
     attributes = {name: record[i].strip() for i, name in header.attributes if record[i].strip()}
-    return _Row(number, address, email_key(address), header.cell(record, "name") or None,
+    name, changed = clean_name(header.cell(record, "name"))
+    if changed:
+        report.warn(number, f"name cleaned: control characters (line breaks, tabs ...) became "
+                            f"spaces and it was cut to {MAX_NAME_LENGTH} characters at most")
+    return _Row(number, address, email_key(address), name or None,
                 tags, attributes, status, subscribed_at)
 
 
@@ -352,9 +368,14 @@ class _Upserter:
         name = row.name if row.name is not None else old.name
         attributes = {**(old.attributes or {}), **row.attributes}
         status, changed_at = old.status, None
-        # A row may retire an active address, but nothing in a file re-activates a retired one.
-        if old.status == Status.ACTIVE and row.status in RETIRED:
-            status, changed_at = row.status, self.now
+        # A row may retire an address (up the status ladder, as every path does), but nothing
+        # in a file re-activates a retired one: an import is not consent.
+        if row.status in RETIRED:
+            now_s = int(self.now.timestamp())
+            new = decide(State(Status(old.status), int(old.status_changed_at.timestamp())),
+                         StatusChange(row.key, row.status, now_s), now_s)
+            if new is not None:
+                status, changed_at = new.status, self.now
         new_tags = row.tags - tags
         tag_rows += [{"subscriber_id": old.id, "tag": t} for t in new_tags]
         if name == old.name and attributes == (old.attributes or {}) and status == old.status:
@@ -393,7 +414,7 @@ def import_csv(
         stream = path.open("rb")
     except OSError as exc:
         raise InputError(Problem(path, None, f"cannot read file: {exc.strerror}")) from None
-    with stream, engine.connect() as conn:
+    with stream, write_connection(engine) as conn:  # SQLite: the write lock up front
         try:
             with conn.begin():
                 upserter = _Upserter(conn, report, source or f"import:{path.name}", secret)
@@ -406,6 +427,7 @@ def import_csv(
                 upserter.apply(batch)
                 upserter.close()
                 report.problems.sort(key=lambda p: p.line or 0)
+                report.warnings.sort(key=lambda p: p.line or 0)
                 if strict and report.rejected:
                     raise _Rollback()
         except _Fatal as exc:

@@ -38,6 +38,17 @@ class Subscriber:
     updated_at: dt.datetime
     status_changed_at: dt.datetime
     paused_until: dt.datetime | None = None
+    consented_at: dt.datetime | None = None  # the last confirmed sign-up
+
+    @property
+    def ascii_email(self) -> str:
+        """The address with its domain in ASCII (IDNA) form, for transports."""
+        return ascii_email(self.email)
+
+    @property
+    def ascii_local_part(self) -> bool:
+        """False when the part before @ is not ASCII: only SMTPUTF8 servers take it."""
+        return self.email.rpartition("@")[0].isascii()
 
     @property
     def active(self) -> bool:
@@ -86,6 +97,34 @@ def normalize_email(value: str) -> str:
     except EmailNotValidError as exc:
         raise ValueError(f"invalid email address {value!r}: {exc}") from None
     return result.normalized
+
+
+def ascii_email(address: str) -> str:
+    """The address with its domain in ASCII (IDNA) form, for transports; an address whose
+    local part is not ASCII has no ASCII form and is returned as it is (SMTPUTF8 needed)."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    try:
+        ascii_domain = validate_email(f"postmaster@{domain}", check_deliverability=False)\
+            .ascii_domain
+    except EmailNotValidError:
+        return address
+    return f"{local}@{ascii_domain}" if ascii_domain else address
+
+
+MAX_NAME_LENGTH = 200
+#: A run of control characters (C0, DEL, C1, line/paragraph separators) with the spaces around it.
+_CONTROL_RUN = re.compile(r" *[\x00-\x1f\x7f-\x9f\u2028\u2029]+ *")
+
+
+def clean_name(value: str | None) -> tuple[str, bool]:
+    """A name with each run of control characters (CR, LF, tab ...) and spaces collapsed to one
+    space, trimmed and capped at 200 characters; and whether that changed more than outer
+    spaces."""
+    raw = (value or "").strip()
+    name = " ".join(_CONTROL_RUN.sub(" ", raw).split())[:MAX_NAME_LENGTH].rstrip()
+    return name, name != raw
 
 
 def email_key(email: str) -> str:

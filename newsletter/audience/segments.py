@@ -2,15 +2,24 @@
 
 Rule language (DESIGN.md): a segment is a mapping whose keys are all ANDed together:
 `all: [...]`, `any: [...]`, `none: [...]` (lists of nested rules), `tag: NAME`,
-`attr: {KEY: VALUE | {in: [VALUES]}}`, `segment: OTHER`, `subscribed_after: DATE`.
-`{}` matches everyone. Only active subscribers are ever members, and a paused subscriber is in
-no segment until the pause ends (`not_paused`, applied at the top level of every segment).
+`attr: {KEY: VALUE | {in: [VALUES]} | {exists: BOOL}}`, `segment: OTHER`,
+`subscribed_after: DATE`. `{}` matches everyone. Only active subscribers are ever members, and
+a paused subscriber is in no segment until the pause ends (`not_paused`, applied at the top
+level of every segment).
+
+Two-valued logic, always: a subscriber who lacks an attribute or a tag does not match a
+positive condition on it, and so does match its `none`. Every leaf compiles to an SQL
+expression that is never NULL, so `NOT` and `OR` in SQL mean what they mean in Python.
+
+Each condition type is one `ConditionType` in `CONDITION_TYPES`: how to check its YAML, how to
+compile it to SQL, and how to evaluate it in plain Python (`Segments.evaluate`, the reference
+the SQL is tested against). A new condition is one more entry there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +47,6 @@ from newsletter.db.tables import subscriber_tags, subscribers
 
 SEGMENTS_FILE = Path("subscribers") / "segments.yaml"
 COMBINATORS = ("all", "any", "none")
-CONDITIONS = ("tag", "attr", "segment", "subscribed_after")
 
 
 @dataclass(frozen=True)
@@ -73,40 +81,48 @@ class _Checker:
                     continue
                 for i, item in enumerate(arg):
                     self.rule(segment, item, (*here, i))
-            elif key == "tag":
-                if not isinstance(arg, str) or not arg.strip():
-                    self.fail(here, f"'tag' needs a tag name, not {_kind(arg)}")
-            elif key == "attr":
-                self.attr(arg, here)
-            elif key == "segment":
-                if not isinstance(arg, str):
-                    self.fail(here, f"'segment' needs a segment name, not {_kind(arg)}")
-                elif arg not in self.names:
-                    known = ", ".join(sorted(self.names))
-                    self.fail(here, f"unknown segment '{arg}' (defined: {known})")
-                else:
-                    self.refs.setdefault(segment, []).append((arg, self.doc.line_of(here)))
-            elif key == "subscribed_after":
-                if _when(arg) is None:
-                    self.fail(here, f"'subscribed_after' needs a date like 2026-01-31, "
-                                    f"not {_kind(arg)}")
+            elif key in CONDITION_TYPES:
+                CONDITION_TYPES[key].check(self, segment, arg, here)
             else:
                 self.fail(here, f"unknown condition '{key}'; use one of "
-                                f"{', '.join(COMBINATORS + CONDITIONS)}")
+                                f"{', '.join(COMBINATORS + tuple(CONDITION_TYPES))}")
 
-    def attr(self, arg: Any, loc: Loc) -> None:
+    def tag(self, segment: str, arg: Any, loc: Loc) -> None:
+        if not isinstance(arg, str) or not arg.strip():
+            self.fail(loc, f"'tag' needs a tag name, not {_kind(arg)}")
+
+    def segment(self, segment: str, arg: Any, loc: Loc) -> None:
+        if not isinstance(arg, str):
+            self.fail(loc, f"'segment' needs a segment name, not {_kind(arg)}")
+        elif arg not in self.names:
+            known = ", ".join(sorted(self.names))
+            self.fail(loc, f"unknown segment '{arg}' (defined: {known})")
+        else:
+            self.refs.setdefault(segment, []).append((arg, self.doc.line_of(loc)))
+
+    def subscribed_after(self, segment: str, arg: Any, loc: Loc) -> None:
+        if _when(arg) is None:
+            self.fail(loc, f"'subscribed_after' needs a date like 2026-01-31, not {_kind(arg)}")
+
+    def attr(self, segment: str, arg: Any, loc: Loc) -> None:
         if not isinstance(arg, dict) or not arg:
             self.fail(loc, "'attr' needs a mapping like {role: press} or {role: {in: [a, b]}}")
             return
         for key, want in arg.items():
             here = (*loc, key)
-            if isinstance(want, dict):
+            if isinstance(want, dict) and set(want) == {"exists"}:
+                if not isinstance(want["exists"], bool):
+                    self.fail(here, f"attribute '{key}': 'exists' takes true or false")
+            elif isinstance(want, dict):
                 values = want.get("in")
                 if set(want) != {"in"} or not isinstance(values, list) or not values:
-                    self.fail(here, f"attribute '{key}' takes a value or {{in: [values]}}")
+                    self.fail(here, f"attribute '{key}' takes a value, {{in: [values]}} or "
+                                    "{exists: true|false}")
                 elif any(_scalar(v) is None for v in values):
                     self.fail(here, f"attribute '{key}': every 'in' value must be text or a "
                                     "number")
+            elif not isinstance(key, str):
+                self.fail(here, f"attribute name {key!r} must be text")
             elif _scalar(want) is None:
                 self.fail(here, f"attribute '{key}' must equal text or a number, "
                                 f"not {_kind(want)}")
@@ -278,27 +294,41 @@ class Segments:
         """The members in id order, `batch_size` at a time, never all in memory."""
         return iter_batches(engine, self.condition(name), batch_size)
 
+    def matches(self, name: str, subscriber: Subscriber) -> bool:
+        """Plain-Python membership: the reference the SQL of `condition` must agree with."""
+        return subscriber.status == Status.ACTIVE and self.evaluate(self.get(name).rule,
+                                                                    subscriber)
+
+    def evaluate(self, rule: Any, subscriber: Subscriber) -> bool:
+        """Does `subscriber` satisfy `rule` (status not included)? Plain Python, no SQL."""
+        if not rule:
+            return True
+        for key, arg in rule.items():
+            if key == "all":
+                ok = all(self.evaluate(r, subscriber) for r in arg)
+            elif key == "any":
+                ok = any(self.evaluate(r, subscriber) for r in arg)
+            elif key == "none":
+                ok = not any(self.evaluate(r, subscriber) for r in arg)
+            else:
+                ok = CONDITION_TYPES[key].evaluate(self, arg, subscriber)
+            if not ok:
+                return False
+        return True
+
     def _compile(self, rule: Any) -> ColumnElement[bool]:
         if not rule:
             return true()
         parts: list[ColumnElement[bool]] = []
         for key, arg in rule.items():
             if key == "all":
-                parts.append(and_(*(self._compile(r) for r in arg)))
+                parts.append(and_(true(), *(self._compile(r) for r in arg)))
             elif key == "any":
                 parts.append(or_(false(), *(self._compile(r) for r in arg)))
             elif key == "none":
                 parts.append(not_(or_(false(), *(self._compile(r) for r in arg))))
-            elif key == "tag":
-                parts.append(_has_tag(normalize_tag(arg)))
-            elif key == "attr":
-                parts += [_attr(k, v) for k, v in arg.items()]
-            elif key == "segment":
-                parts.append(self.rule_condition(arg))
-            elif key == "subscribed_after":
-                when = _when(arg)
-                assert when is not None
-                parts.append(subscribers.c.created_at >= when)
+            else:
+                parts.append(CONDITION_TYPES[key].compile(self, arg))
         return and_(true(), *parts)
 
 
@@ -308,14 +338,72 @@ def not_paused(now: dt.datetime | None = None) -> ColumnElement[bool]:
     return or_(paused.is_(None), paused <= (now or utcnow()))
 
 
+# --- the condition types: one entry each (check, SQL, plain Python) --------------------------
+
+
+@dataclass(frozen=True)
+class ConditionType:
+    """One kind of condition. `compile` must give an SQL expression that is never NULL, and
+    `evaluate` the same answer in plain Python."""
+
+    name: str
+    check: Callable[[_Checker, str, Any, Loc], None]
+    compile: Callable[[Segments, Any], ColumnElement[bool]]
+    evaluate: Callable[[Segments, Any, Subscriber], bool]
+
+
 def _has_tag(tag: str) -> ColumnElement[bool]:
     return exists().where(
         subscriber_tags.c.tag == tag, subscriber_tags.c.subscriber_id == subscribers.c.id
     )
 
 
-def _attr(key: str, want: Any) -> ColumnElement[bool]:
-    value = subscribers.c.attributes[key].as_string()
-    if isinstance(want, dict):
-        return value.in_([_scalar(v) for v in want["in"]])
-    return value == _scalar(want)
+def _attr_value(key: str) -> ColumnElement[Any]:
+    return subscribers.c.attributes[key].as_string()
+
+
+def _attr_sql(key: str, want: Any) -> ColumnElement[bool]:
+    """One attribute test; a missing attribute gives FALSE (never NULL)."""
+    value = _attr_value(key)
+    if isinstance(want, dict) and "exists" in want:
+        return value.is_not(None) if want["exists"] else value.is_(None)
+    wanted = [_scalar(v) for v in want["in"]] if isinstance(want, dict) else [_scalar(want)]
+    return and_(value.is_not(None), value.in_(wanted) if len(wanted) > 1 else value == wanted[0])
+
+
+def _attr_python(key: str, want: Any, attributes: dict[str, Any]) -> bool:
+    present = key in attributes and attributes[key] is not None
+    if isinstance(want, dict) and "exists" in want:
+        return present is want["exists"]
+    if not present:
+        return False
+    wanted = [_scalar(v) for v in want["in"]] if isinstance(want, dict) else [_scalar(want)]
+    return str(attributes[key]) in wanted
+
+
+CONDITION_TYPES: dict[str, ConditionType] = {
+    c.name: c
+    for c in (
+        ConditionType(
+            "tag", _Checker.tag,
+            lambda segs, arg: _has_tag(normalize_tag(arg)),
+            lambda segs, arg, sub: normalize_tag(arg) in sub.tags,
+        ),
+        ConditionType(
+            "attr", _Checker.attr,
+            lambda segs, arg: and_(true(), *(_attr_sql(k, v) for k, v in arg.items())),
+            lambda segs, arg, sub: all(_attr_python(k, v, sub.attributes)
+                                       for k, v in arg.items()),
+        ),
+        ConditionType(
+            "segment", _Checker.segment,
+            lambda segs, arg: segs.rule_condition(arg),
+            lambda segs, arg, sub: segs.evaluate(segs.get(arg).rule, sub),
+        ),
+        ConditionType(
+            "subscribed_after", _Checker.subscribed_after,
+            lambda segs, arg: subscribers.c.created_at >= _when(arg),
+            lambda segs, arg, sub: sub.created_at >= _when(arg),  # type: ignore[operator]
+        ),
+    )
+}

@@ -13,11 +13,14 @@ from newsletter.audience.history import Change, Source, record, tag_changes
 from newsletter.audience.model import (
     Status,
     Subscriber,
+    clean_name,
     email_key,
     normalize_email,
     normalize_tag,
     utcnow,
 )
+from newsletter.audience.statuses import Change as StatusChange
+from newsletter.audience.statuses import apply_changes
 from newsletter.core.errors import InputError, Problem
 from newsletter.db.tables import subscriber_tags, subscribers
 
@@ -54,6 +57,7 @@ def _record(row: Row, tags: set[str]) -> Subscriber:
         updated_at=row.updated_at,
         status_changed_at=row.status_changed_at,
         paused_until=row.paused_until,
+        consented_at=row.consented_at,
     )
 
 
@@ -90,8 +94,10 @@ def add_subscriber(
 ) -> tuple[Subscriber, bool]:
     """Add a subscriber, or merge name, tags and attributes into a known one.
 
-    Returns (subscriber, created). A retired address (unsubscribed, bounced, complained) stays
-    retired unless `resubscribe` is true (only with the person's own consent). Status and tag
+    Returns (subscriber, created). The name is cleaned (`clean_name`) and attribute values are
+    stored as text. A retired address (unsubscribed, bounced, complained) stays retired unless
+    `resubscribe` is true: the person's own confirmed consent, applied through the status
+    ladder (newsletter.audience.statuses) like every other status change. Status and tag
     changes go into the audit trail as made `via` the given source.
     """
     try:
@@ -99,7 +105,8 @@ def add_subscriber(
         tag_set = {normalize_tag(t) for t in tags}
     except ValueError as exc:
         raise InputError(Problem(email, None, str(exc))) from None
-    attrs = {str(k): v for k, v in (attributes or {}).items()}
+    attrs = {str(k): str(v) for k, v in (attributes or {}).items()}
+    name = clean_name(name)[0] if name else None
     bad = sorted(set(attrs) & set(RESERVED_COLUMNS))
     if bad:
         raise InputError(Problem(email, None, f"'{bad[0]}' is not an attribute name (reserved)"))
@@ -110,7 +117,7 @@ def add_subscriber(
         sid = conn.execute(
             insert(subscribers)
             .values(
-                email=address, email_key=key, name=(name or "").strip(), status=Status.ACTIVE,
+                email=address, email_key=key, name=name or "", status=Status.ACTIVE,
                 attributes=attrs, source=source, created_at=now, updated_at=now,
                 status_changed_at=now,
             )
@@ -122,18 +129,17 @@ def add_subscriber(
         sid, created = row.id, False
         trail = []
         values: dict[str, Any] = {}
-        if name and name.strip() != row.name:
-            values["name"] = name.strip()
+        if name and name != row.name:
+            values["name"] = name
         merged = {**(row.attributes or {}), **attrs}
         if merged != (row.attributes or {}):
             values["attributes"] = merged
-        if resubscribe and row.status != Status.ACTIVE:
-            values.update(status=Status.ACTIVE, status_changed_at=now)
-            trail.append(Change(sid, "status", row.status, Status.ACTIVE.value))
         if values:
             conn.execute(
                 update(subscribers).where(subscribers.c.id == sid).values(updated_at=now, **values)
             )
+    if resubscribe:
+        apply_changes(conn, [StatusChange(key, Status.ACTIVE, confirmed=True)], now, via=via)
     known = tags_of(conn, [sid]).get(sid, set())
     new_tags = tag_set - known
     if new_tags:
@@ -147,24 +153,27 @@ def add_subscriber(
 
 
 def set_status(conn: Connection, email: str, status: Status | str,
-               via: Source = Source.CLI) -> Subscriber:
-    """Change a known subscriber's status (records when it changed, and in the audit trail);
-    InputError if unknown."""
-    status = Status(status)
+               via: Source = Source.CLI, *, confirmed: bool = False) -> Subscriber:
+    """Ask for a status change of a known subscriber through the status ladder
+    (newsletter.audience.statuses): retiring only climbs (a bounced address never becomes
+    merely unsubscribed), and only consent (`confirmed` for bounced or complained addresses)
+    makes a retired address active. The change goes into the audit trail as made `via` the
+    given source. InputError if the address is unknown."""
     current = require_subscriber(conn, email)
-    if current.status != status:
-        now = utcnow()
-        conn.execute(
-            update(subscribers)
-            .where(subscribers.c.id == current.id)
-            .values(status=status, status_changed_at=now, updated_at=now)
-        )
-        record(conn, via, [Change(current.id, "status", current.status.value, status.value)], now)
+    apply_changes(conn, [StatusChange(email_key(current.email), Status(status),
+                                      confirmed=confirmed)], via=via)
     return require_subscriber(conn, email)
 
 
+def set_statuses(conn: Connection, changes: Iterable[StatusChange],
+                 via: Source = Source.CLI) -> int:
+    """Apply many status changes at once (the batch API; see newsletter.audience.statuses)."""
+    return apply_changes(conn, list(changes), via=via)
+
+
 def unsubscribe(conn: Connection, email: str, via: Source = Source.CLI) -> Subscriber:
-    """Mark an address unsubscribed (it stays unsubscribed through every later import)."""
+    """Unsubscribe an address (it stays unsubscribed through every later import); a bounced or
+    complained address keeps its stronger status."""
     return set_status(conn, email, Status.UNSUBSCRIBED, via)
 
 

@@ -7,13 +7,7 @@ as a flat list. `publication` loads newsletter.yaml; `scaffold` writes new publi
 issues. The build knows nothing of subscribers or sending.
 """
 
-from newsletter.build.pipeline import (
-    Build,
-    build_issue,
-    preview_preferences_url,
-    preview_unsubscribe_url,
-    write_build,
-)
+from typing import Any
 
 __all__ = [
     "Build",
@@ -22,3 +16,13 @@ __all__ = [
     "preview_unsubscribe_url",
     "write_build",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The pipeline's names, imported on first use: importing `newsletter.build.publication`
+    (as `serve` does) must not load MJML, premailer and lxml (about 40 MB)."""
+    if name in __all__:
+        from newsletter.build import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'newsletter.build' has no attribute {name!r}")

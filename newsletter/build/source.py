@@ -1,6 +1,9 @@
 """Load stage: read an issue folder (manifest, pieces, hero) and validate it against the registry.
 
 Every problem in every file is collected before anything is raised, so an editor sees them all.
+Every file an issue names (pieces, the hero image, images in pieces) must resolve inside the
+issue's folder, symlinks followed: anything else is an error naming file and line, and is never
+read or published.
 """
 
 from __future__ import annotations
@@ -61,6 +64,36 @@ def is_remote(ref: str) -> bool:
     return ref.startswith(("http://", "https://"))
 
 
+def inside(folder: Path, ref: str, base: Path | None = None) -> Path | None:
+    """`ref` (relative to `base`, default the folder) resolved with symlinks followed, or None
+    when that lands outside `folder`."""
+    root = folder.resolve()
+    try:
+        path = ((base or folder) / ref).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+        return None
+    return path if path.is_relative_to(root) else None
+
+
+def _outside(folder: Path, ref: str, what: str) -> str:
+    return (f"{what} '{ref}' is outside the issue folder {folder.name}/ (or links out of it); "
+            "put the file inside the issue folder")
+
+
+def _image_refs(body: str) -> list[tuple[str, int]]:
+    """(src, line offset in the body) of each local image in a piece's Markdown."""
+    from newsletter.build.markdown import _md
+
+    found = []
+    for tok in _md.parse(body):
+        for child in tok.children or []:
+            src = child.attrs.get("src") if child.type == "image" else None
+            if isinstance(src, str) and src and not is_remote(src) \
+                    and not src.startswith(("data:", "cid:", "mailto:")):
+                found.append((src, tok.map[0] if tok.map else 0))
+    return found
+
+
 def load_issue(pub: Publication, folder: Path) -> LoadedIssue:
     """Load and validate the issue in `folder`; raise InputError listing every error found."""
     manifest_path = folder / "issue.yaml"
@@ -92,8 +125,11 @@ def load_issue(pub: Publication, folder: Path) -> LoadedIssue:
         if isinstance(hero, dict) and isinstance(hero.get("image"), str):
             image = hero["image"]
             if not is_remote(image):
-                hero_file = (folder / image).resolve()
-                if not hero_file.is_file():
+                hero_file = inside(folder, image)
+                if hero_file is None:
+                    problems.append(Problem(manifest_path, doc.line_of(("hero", "image")),
+                                            _outside(folder, image, "hero image")))
+                elif not hero_file.is_file():
                     problems.append(
                         Problem(
                             manifest_path,
@@ -123,7 +159,9 @@ def _order(problem: Problem) -> tuple[str, int]:
 def _load_piece(
     pub: Publication, folder: Path, ref: str, manifest_path: Path, line: int
 ) -> tuple[Piece | None, list[Problem]]:
-    path = (folder / ref).resolve()
+    path = inside(folder, ref)
+    if path is None:
+        return None, [Problem(manifest_path, line, _outside(folder, ref, "piece file"))]
     if not path.is_file():
         hint = "check the path in pieces:" if not path.exists() else "it is not a file"
         return None, [Problem(manifest_path, line, f"piece file '{ref}' not found; {hint}")]
@@ -146,6 +184,11 @@ def _load_piece(
                 f"(known: {known})",
             )
         )
+        return None, problems
+    for src, offset in _image_refs(body):
+        if inside(folder, src, path.parent) is None:
+            problems.append(Problem(path, body_line + offset, _outside(folder, src, "image")))
+    if any(p.severity == "error" for p in problems):
         return None, problems
     if not body.strip():
         problems.append(

@@ -32,6 +32,7 @@ COMMAND_MODULES: dict[str, str] = {
     "publish": "publish",
     "serve": "public",
     "suppressions": "public",
+    "events": "public",
 }
 
 

@@ -26,6 +26,7 @@ from newsletter.audience import (
 )
 from newsletter.audience.erasure import refuse_erased
 from newsletter.audience.history import Entry, history_of
+from newsletter.audience.model import ascii_email, clean_name
 from newsletter.audience.privacy import forget
 from newsletter.cli.common import App, console, err_console, pass_app, warn
 from newsletter.core.errors import EXIT_FAILED, InputError, Problem
@@ -75,8 +76,11 @@ def import_command(app: App, file: Path, tags: tuple[str, ...], strict: bool) ->
                                     progress=lambda done: bar.update(task, completed=done))
         else:
             report = import_csv(engine, file, tags=tags, strict=strict, secret=secret)
-    for problem in report.problems:
+    for problem in sorted([*report.problems, *report.warnings], key=lambda p: p.line or 0):
         err_console.print(str(problem), markup=False, soft_wrap=True)
+    if report.cleaned > len(report.warnings):
+        err_console.print(f"... and {report.cleaned - len(report.warnings)} more cleaned names",
+                          markup=False)
     if report.rejected > len(report.problems):
         err_console.print(f"... and {report.rejected - len(report.problems)} more rejected rows",
                           markup=False)
@@ -106,6 +110,9 @@ def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
         if not sep or not key.strip():
             raise InputError(Problem("--attr", None, f"{item!r} should be KEY=VALUE"))
         attributes[key.strip()] = value.strip()
+    if name is not None and clean_name(name)[1]:
+        err_console.print(f"warning: name cleaned to {clean_name(name)[0]!r} (control characters "
+                          "became spaces; at most 200 characters)", markup=False)
     with _database(app) as engine, engine.begin() as conn:
         if get_subscriber(conn, email) is None:
             refuse_erased(conn, app.publication.settings.secret, email)
@@ -121,10 +128,17 @@ def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
 @click.argument("email")
 @pass_app
 def unsubscribe_command(app: App, email: str) -> None:
-    """Unsubscribe an address; no import will make it active again."""
+    """Unsubscribe an address; no import will make it active again.
+
+    A bounced or complained address keeps that stronger status (the same ladder as the
+    webhook and the suppression sync)."""
     with _database(app) as engine, engine.begin() as conn:
         sub = unsubscribe(conn, email)
-    console.print(f"unsubscribed {sub.email}", markup=False)
+    if sub.status == "unsubscribed":
+        console.print(f"unsubscribed {sub.email}", markup=False)
+    else:
+        console.print(f"{sub.email} stays {sub.status} (stronger than unsubscribed)",
+                      markup=False)
 
 
 @subscribers_group.command("list")
@@ -194,9 +208,17 @@ def _show(sub: Subscriber) -> None:
         ("joined", sub.created_at.isoformat(timespec="seconds")),
         ("updated", sub.updated_at.isoformat(timespec="seconds")),
         ("status changed", sub.status_changed_at.isoformat(timespec="seconds")),
+        ("consented", sub.consented_at.isoformat(timespec="seconds") if sub.consented_at
+         else "never (no confirmed sign-up)"),
     ):
         table.add_row(label, value)
     console.print(table)
+    if ascii_email(sub.email) != sub.email:
+        console.print(f"note: the domain is international; transports use {ascii_email(sub.email)}",
+                      markup=False)
+    if not sub.ascii_local_part:
+        console.print("note: the part before @ is not ASCII; only mail servers with SMTPUTF8 "
+                      "accept it, so some deliveries may fail", markup=False)
 
 
 @subscribers_group.command("export")

@@ -1,4 +1,4 @@
-"""CLI commands: serve (the public side) and suppressions sync.
+"""CLI commands: serve (the public side), suppressions sync and events prune.
 
 Starlette, uvicorn, SQLAlchemy and the SendGrid client are imported inside the commands.
 """
@@ -80,4 +80,28 @@ def sync(app: App, full: bool) -> None:
     console.print(report.summary())
 
 
-COMMANDS: list[click.Command] = [serve, suppressions]
+@click.group()
+def events() -> None:
+    """SendGrid webhook events stored in the database."""
+
+
+@events.command("prune")
+@click.option("--keep-days", type=click.IntRange(min=1), default=None,
+              help="Keep this many days (default: NEWSLETTER_EVENTS_KEEP_DAYS, else 400).")
+@pass_app
+def prune(app: App, keep_days: int | None) -> None:
+    """Delete webhook events older than the keep period, in batches (engagement totals per
+    send are kept; `serve` also does this hourly)."""
+    from newsletter.db import open_database
+    from newsletter.events.prune import prune_events
+
+    pub = app.publication
+    engine = open_database(pub.settings)
+    try:
+        report = prune_events(engine, keep_days or pub.settings.events_keep_days)
+    finally:
+        engine.dispose()
+    console.print(report.summary(), markup=False)
+
+
+COMMANDS: list[click.Command] = [serve, suppressions, events]

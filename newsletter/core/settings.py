@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TRANSPORTS = ("outbox", "smtp", "sendgrid")
+EVENTS_KEEP_DAYS = 400
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Settings:
     sendgrid_api_url: str
     secret: str | None
     webhook_public_key: str | None
+    previous_secrets: tuple[str, ...] = ()  # NEWSLETTER_SECRET_PREVIOUS, comma-separated
+    events_keep_days: int = EVENTS_KEEP_DAYS  # NEWSLETTER_EVENTS_KEEP_DAYS
 
     @classmethod
     def from_env(cls, root: Path, env: dict[str, str] | None = None) -> Settings:
@@ -42,4 +45,30 @@ class Settings:
             ),
             secret=env.get("NEWSLETTER_SECRET") or None,
             webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
+            previous_secrets=tuple(p.strip() for p in
+                                   (env.get("NEWSLETTER_SECRET_PREVIOUS") or "").split(",")
+                                   if p.strip()),
+            events_keep_days=_days(env.get("NEWSLETTER_EVENTS_KEEP_DAYS")),
         )
+
+    @property
+    def secrets(self) -> list[str]:
+        """The current secret, then earlier ones still accepted (unchecked; see
+        newsletter.tokens.signing_secrets)."""
+        return [s for s in (self.secret, *self.previous_secrets) if s]
+
+
+def _days(value: str | None) -> int:
+    """NEWSLETTER_EVENTS_KEEP_DAYS: a positive whole number of days (400 when unset)."""
+    if not value or not value.strip():
+        return EVENTS_KEEP_DAYS
+    try:
+        days = int(value.strip())
+    except ValueError:
+        days = 0
+    if days < 1:
+        from newsletter.core.errors import InputError, Problem
+
+        raise InputError(Problem("NEWSLETTER_EVENTS_KEEP_DAYS", None,
+                                 f"{value!r} is not a positive number of days"))
+    return days

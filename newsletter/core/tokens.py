@@ -1,20 +1,50 @@
-"""HMAC-signed tokens bound to an email address (unsubscribe links, opt-in confirmations).
+"""HMAC-signed tokens bound to a purpose and a subject (unsubscribe links, opt-in confirmations,
+the sign-up form's CSRF token).
 
-A token is `<base64url(payload)>.<base64url(hmac)>`, where payload is `purpose|email|expiry`
-(expiry 0 = never). Verification recomputes the HMAC and compares in constant time.
+A token is `2.<base64url(payload)>.<base64url(mac)>`. The payload is a JSON array
+`[purpose, subject, expiry, issued_ms]` (expiry 0 = never; issued 0 = not stamped), so no
+character of an address
+(`|`, `.`, quotes ...) can be mistaken for a separator. The MAC is HMAC-SHA256 over the purpose
+and the payload, so a token made for one purpose never passes as another; it is compared in
+constant time (`hmac.compare_digest`).
+
+Secrets rotate: tokens are made with NEWSLETTER_SECRET and accepted when signed by it or by one
+of NEWSLETTER_SECRET_PREVIOUS (comma-separated), so links in mail already delivered keep
+working. A secret shorter than MIN_SECRET_LENGTH characters is refused for sending and serving
+(`signing_secrets`). Tokens of the first format (`<b64(purpose|email|expiry)>.<b64(mac)>`,
+before this one) are still read, with the address taken as everything between the first and the
+last `|`.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import json
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from newsletter.core.errors import InputError, Problem
 
 SAMPLE_SECRET = "sample-secret-not-for-sending"
+MIN_SECRET_LENGTH = 32
+VERSION = "2"
 
 
 class BadToken(ValueError):
     """The token was forged, altered, expired or malformed."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a valid token says: its subject (an address), when it was issued (unix ms, 0 for
+    tokens of the first format) and when it expires (unix s, 0 = never)."""
+
+    subject: str
+    issued_ms: int
+    expires: int
 
 
 def _b64(data: bytes) -> str:
@@ -25,36 +55,102 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(secret: str, payload: bytes) -> bytes:
-    return hmac.digest(secret.encode("utf-8"), payload, "sha256")[:20]  # one C call
+def _mac(secret: str, purpose: str, payload: bytes) -> bytes:
+    message = b"newsletter-token-2\0" + purpose.encode("utf-8") + b"\0" + payload
+    return hmac.digest(secret.encode("utf-8"), message, "sha256")[:20]  # one C call
 
 
-def make_token(secret: str, purpose: str, email: str, ttl: int | None = None) -> str:
-    """Sign `email` for `purpose`; with `ttl` seconds the token expires."""
-    expiry = int(time.time()) + ttl if ttl else 0
-    payload = f"{purpose}|{email.lower()}|{expiry}".encode()
-    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+def _legacy_mac(secret: str, payload: bytes) -> bytes:
+    return hmac.digest(secret.encode("utf-8"), payload, "sha256")[:20]
 
 
-def read_token(secret: str, purpose: str, token: str, now: float | None = None) -> str:
-    """Return the email a valid token was made for; raise BadToken otherwise."""
+def _as_list(secrets: str | Sequence[str]) -> list[str]:
+    return [secrets] if isinstance(secrets, str) else [s for s in secrets if s]
+
+
+def make_token(secret: str, purpose: str, email: str, ttl: int | None = None, *,
+               stamped: bool = False, now: float | None = None) -> str:
+    """Sign `email` (any subject text) for `purpose`; with `ttl` seconds the token expires.
+    `stamped` records the issue time (single-use tokens need it); without it the token of an
+    address is always the same (unsubscribe links: reproducible messages)."""
+    now = time.time() if now is None else now
+    expiry = int(now) + ttl if ttl else 0
+    issued = int(now * 1000) if stamped else 0
+    payload = json.dumps([purpose, email.lower(), expiry, issued],
+                         ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return f"{VERSION}.{_b64(payload)}.{_b64(_mac(secret, purpose, payload))}"
+
+
+def _parse(purpose: str, token: str, secrets: list[str]) -> tuple[str, str, int, int]:
+    """(kind, subject, expiry, issued_ms) of a token signed by one of `secrets`."""
+    parts = token.split(".")
     try:
-        payload_part, mac_part = token.split(".", 1)
-        payload, mac = _unb64(payload_part), _unb64(mac_part)
+        if len(parts) == 3 and parts[0] == VERSION:
+            payload, mac = _unb64(parts[1]), _unb64(parts[2])
+            signed = [_mac(s, purpose, payload) for s in secrets]
+        elif len(parts) == 2:
+            payload, mac = _unb64(parts[0]), _unb64(parts[1])
+            signed = [_legacy_mac(s, payload) for s in secrets]
+        else:
+            raise BadToken("malformed token")
     except (ValueError, TypeError) as exc:
         raise BadToken("malformed token") from exc
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
+    ok = False
+    for expected in signed:  # every secret is tried: the time does not tell which matched
+        ok |= hmac.compare_digest(mac, expected)
+    if not ok:
         raise BadToken("bad signature")
     try:
-        kind, email, expiry = payload.decode("utf-8").split("|")
-        expires = int(expiry)
+        if len(parts) == 3:
+            data: Any = json.loads(payload.decode("utf-8"))
+            kind, subject, expiry, issued = data
+            if not (isinstance(kind, str) and isinstance(subject, str)
+                    and isinstance(expiry, int) and isinstance(issued, int)):
+                raise ValueError("wrong types")
+            return kind, subject, expiry, issued
+        kind, rest = payload.decode("utf-8").split("|", 1)
+        subject, expiry_text = rest.rsplit("|", 1)
+        return kind, subject, int(expiry_text), 0
     except ValueError as exc:
         raise BadToken("malformed token") from exc
+
+
+def read_token_info(secrets: str | Sequence[str], purpose: str, token: str,
+                    now: float | None = None) -> TokenInfo:
+    """The TokenInfo of a valid token for `purpose`; BadToken otherwise."""
+    keys = _as_list(secrets)
+    if not keys:
+        raise BadToken("no secret to check the token with")
+    kind, subject, expires, issued = _parse(purpose, token, keys)
     if kind != purpose:
         raise BadToken("token is for something else")
     if expires and (now if now is not None else time.time()) > expires:
         raise BadToken("token expired")
-    return email
+    return TokenInfo(subject, issued, expires)
+
+
+def read_token(secrets: str | Sequence[str], purpose: str, token: str,
+               now: float | None = None) -> str:
+    """Return the email a valid token was made for; raise BadToken otherwise. `secrets`: the
+    current secret, or it followed by earlier ones still accepted."""
+    return read_token_info(secrets, purpose, token, now).subject
+
+
+def signing_secrets(current: str | None, previous: Sequence[str] = ()) -> list[str]:
+    """[current, *previous] for sending and serving; InputError when the current secret is
+    missing or any secret is shorter than MIN_SECRET_LENGTH characters."""
+    if not current:
+        raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
+                                 "signs unsubscribe and confirmation links (use a long random "
+                                 "value, e.g. `python -c 'import secrets; "
+                                 "print(secrets.token_urlsafe(32))'`, and keep it stable)"))
+    for name, value in [("NEWSLETTER_SECRET", current),
+                        *(("NEWSLETTER_SECRET_PREVIOUS", p) for p in previous)]:
+        if len(value) < MIN_SECRET_LENGTH:
+            raise InputError(Problem(name, None, f"a secret of {len(value)} characters is too "
+                                     f"short; use at least {MIN_SECRET_LENGTH} random "
+                                     "characters"))
+    return [current, *previous]
 
 
 def unsubscribe_url(public_url: str, secret: str, email: str) -> str:

@@ -286,3 +286,19 @@ def _self_service(conn: Connection) -> None:
     )
     md.tables["subscriber_history"].create(conn)
     md.tables["erased_addresses"].create(conn)
+
+
+@migration(5, "consent time of subscribers, shared sign-up throttle")
+def _consent_and_throttle(conn: Connection) -> None:
+    timestamp = "TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE subscribers ADD COLUMN consented_at {timestamp}"))
+    md = MetaData()
+    Table(
+        "signup_throttle",
+        md,
+        Column("client", String(100), primary_key=True),
+        Column("window_start", DateTime, nullable=False),
+        Column("hits", Integer, nullable=False),
+        Index("ix_signup_throttle_window_start", "window_start"),
+    )
+    md.create_all(conn)

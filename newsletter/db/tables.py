@@ -76,6 +76,7 @@ subscribers = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("status_changed_at", UtcDateTime, nullable=False),
     Column("paused_until", UtcDateTime, nullable=True),  # migration 4: in no segment until then
+    Column("consented_at", UtcDateTime, nullable=True),  # last confirmed sign-up (migration 5)
     CheckConstraint(
         "status IN ('active', 'unsubscribed', 'bounced', 'complained')",
         name="ck_subscribers_status",
@@ -173,4 +174,15 @@ erased_addresses = Table(
     metadata,
     Column("address_hash", String(64), primary_key=True),
     Column("erased_at", UtcDateTime, nullable=False),
+)
+
+# --- migration 5: consent, a shared sign-up throttle ------------------------------------------
+
+signup_throttle = Table(
+    "signup_throttle",
+    metadata,
+    Column("client", String(100), primary_key=True),  # the visitor's IP address
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("hits", Integer, nullable=False),
+    Index("ix_signup_throttle_window_start", "window_start"),
 )

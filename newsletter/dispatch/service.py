@@ -20,7 +20,7 @@ from newsletter.build.schema import check_address
 from newsletter.checks import require_passing
 from newsletter.core.errors import FailedError, InputError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
-from newsletter.core.tokens import SAMPLE_SECRET
+from newsletter.core.tokens import SAMPLE_SECRET, signing_secrets
 from newsletter.dispatch.engine import Engine, Progress, RunReport
 from newsletter.dispatch.ledger import Ledger, RecipientRow, SendRow
 from newsletter.dispatch.retry import RetryPolicy
@@ -151,9 +151,8 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         from newsletter.providers.sendgrid.payload import check_send_at
 
         check_send_at(at)
-    if not dry_run and not pub.settings.secret:
-        raise NewsletterError("NEWSLETTER_SECRET is not set; it "
-                              "signs each recipient's unsubscribe link")
+    if not dry_run:
+        signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
     ledger = _database(pub)
     members = _segment_condition(pub, segment)
     if narrow is not None:

@@ -1,37 +1,42 @@
 """Double opt-in and unsubscribe by signed link.
 
 A sign-up is only a request (table `signups`) until the address follows its confirmation link;
-then it becomes (or returns to being) an active subscriber. Requests are throttled per address
-in the database and per client IP in memory, so the form cannot be used to flood an inbox.
-Callers show the same answer whatever happened: nothing here tells a visitor whether an address
-is subscribed.
+then it becomes (or returns to being) an active subscriber, through the status ladder
+(newsletter.audience.statuses) as a confirmed consent. A confirmation link works once: the
+request records when it was confirmed, and a link issued before that answers "already
+confirmed" and changes nothing, so an old link cannot undo a later unsubscribe.
+
+Requests are throttled per address and per client IP, both in the database, so several
+`serve` processes share the limits and the form cannot be used to flood an inbox. Callers
+show the same answer whatever happened: nothing here tells a visitor whether an address is
+subscribed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.audience.erasure import clear_erased
 from newsletter.audience.history import Source
 from newsletter.audience.model import (
     Status,
+    clean_name,
     email_key,
     normalize_email,
     normalize_tag,
     utcnow,
 )
+from newsletter.audience.statuses import Change, apply_changes
 from newsletter.audience.subscribers import add_subscriber
 from newsletter.db.engine import write_connection
-from newsletter.db.tables import signups
-from newsletter.events.statuses import Change, apply_changes
+from newsletter.db.tables import signup_throttle, signups
+from newsletter.events.apply import dialect_insert
 
 CONFIRM_PURPOSE = "confirm"
 CONFIRM_TTL_S = 3 * 24 * 3600
@@ -39,7 +44,7 @@ CONFIRM_TTL_S = 3 * 24 * 3600
 
 @dataclass(frozen=True)
 class Limits:
-    """Throttling: per address (database) and per client IP (memory)."""
+    """Throttling: per address and per client IP, both kept in the database."""
 
     address_gap_s: int = 600  # at most one confirmation email per address per 10 minutes
     address_per_day: int = 5  # ...and five a day
@@ -47,26 +52,42 @@ class Limits:
     ip_window_s: int = 3600  # ...per hour
 
 
-class IpWindow:
-    """A sliding window of request times per client IP, in memory (one server process)."""
+class Confirmation(StrEnum):
+    """What following a confirmation link did."""
 
-    def __init__(self, limit: int, window_s: int, max_ips: int = 100_000):
-        self.limit, self.window, self.max_ips = limit, window_s, max_ips
-        self.hits: dict[str, deque[float]] = {}
-        self.lock = threading.Lock()
+    CONFIRMED = "confirmed"
+    ALREADY = "already confirmed"  # the link was used before: nothing changed
+    UNKNOWN = "unknown"  # no such request (forgotten since): nothing changed
 
-    def allow(self, ip: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        with self.lock:
-            if len(self.hits) >= self.max_ips:  # forget idle clients before growing further
-                self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
-            times = self.hits.setdefault(ip, deque())
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) >= self.limit:
-                return False
-            times.append(now)
-            return True
+
+def allow_client(engine: Engine, client: str, limits: Limits = Limits(),
+                 now: dt.datetime | None = None) -> bool:
+    """Count one sign-up request from `client` (an IP) in its fixed window; False once the
+    window holds more than `limits.ip_requests`. One atomic upsert: concurrent requests in
+    several processes are all counted."""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=limits.ip_window_s)
+    table = signup_throttle
+    with write_connection(engine) as conn, conn.begin():
+        stmt = dialect_insert(conn, table).values(client=client[:100], window_start=now, hits=1)
+        expired = table.c.window_start <= cutoff
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.client],
+            set_={"hits": case((expired, 1), else_=table.c.hits + 1),
+                  "window_start": case((expired, stmt.excluded.window_start),
+                                       else_=table.c.window_start)},
+        ).returning(table.c.hits)
+        hits = conn.execute(stmt).scalar_one()
+    return hits <= limits.ip_requests
+
+
+def forget_old_clients(engine: Engine, limits: Limits = Limits(),
+                       now: dt.datetime | None = None) -> int:
+    """Delete throttle rows whose window is over; return how many."""
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=limits.ip_window_s)
+    with write_connection(engine) as conn, conn.begin():
+        return conn.execute(delete(signup_throttle).where(
+            signup_throttle.c.window_start <= cutoff)).rowcount
 
 
 def clean_topics(chosen: Iterable[str], allowed: dict[str, str]) -> list[str]:
@@ -96,7 +117,7 @@ def _request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
                     limits: Limits, now: dt.datetime | None) -> bool:
     now = now or utcnow()
     key = email_key(email)
-    name = " ".join(name.split())[:200]
+    name = clean_name(name)[0]
     with write_connection(engine) as conn, conn.begin():
         query = select(signups).where(signups.c.email_key == key)
         if conn.dialect.name == "postgresql":
@@ -120,23 +141,31 @@ def _request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
         return True
 
 
-def confirm_signup(engine: Engine, email: str, now: dt.datetime | None = None,
-                   secret: str | None = None) -> None:
-    """Make the address of a valid confirmation token an active subscriber (with the name and
-    topics of its latest request); confirming twice changes nothing. The person's own
+def confirm_signup(engine: Engine, email: str, issued_ms: int = 0,
+                   now: dt.datetime | None = None, secret: str | None = None) -> Confirmation:
+    """Follow a confirmation link issued at `issued_ms` (unix ms; 0 for old links): make the
+    address an active subscriber with the name and topics of its latest request, recording
+    the consent, unless the request was confirmed after the link was issued. The person's own
     confirmation takes an erased address off the erasure list (checked with `secret`)."""
     now = now or utcnow()
     key = email_key(email)
     with write_connection(engine) as conn, conn.begin():
-        row = conn.execute(select(signups).where(signups.c.email_key == key)).first()
-        clear_erased(conn, secret, row.email if row is not None else email)
-        name = row.name if row is not None else ""
-        tags = list(row.tags or []) if row is not None else []
-        add_subscriber(conn, row.email if row is not None else email, name=name or None,
-                       tags=tags, source="web", resubscribe=True, via=Source.CONFIRMATION)
-        if row is not None:
-            conn.execute(update(signups).where(signups.c.email_key == key)
-                         .values(confirmed_at=now))
+        query = select(signups).where(signups.c.email_key == key)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            return Confirmation.UNKNOWN
+        if row.confirmed_at is not None and row.confirmed_at.timestamp() * 1000 >= issued_ms:
+            return Confirmation.ALREADY
+        clear_erased(conn, secret, row.email)
+        add_subscriber(conn, row.email, name=row.name or None, tags=list(row.tags or []),
+                       source="web", via=Source.CONFIRMATION)
+        apply_changes(conn, [Change(key, Status.ACTIVE, int(now.timestamp()), confirmed=True)],
+                      now, via=Source.CONFIRMATION)
+        conn.execute(update(signups).where(signups.c.email_key == key)
+                     .values(confirmed_at=now))
+    return Confirmation.CONFIRMED
 
 
 def unsubscribe_address(engine: Engine, email: str) -> None:

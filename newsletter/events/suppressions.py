@@ -4,13 +4,21 @@ Lists: bounces, spam reports, global unsubscribes and invalid emails (paged with
 and from `start_time` on: each list's newest `created` seen is kept in `suppression_sync`, so
 a later sync fetches only what is new), plus the unsubscribe group's suppressions when
 `sendgrid.asm_group_id` is set (one list of addresses, always fetched whole).
-Applying follows newsletter.events.statuses; syncing twice changes nothing.
+Applying follows the status ladder (newsletter.audience.statuses): an address is retired
+whatever its import time (an import is not consent); only a confirmed sign-up after the
+suppression keeps or brings it back. Syncing twice changes nothing.
+
+`release_address` is the other direction: after a confirmed sign-up it deletes the address from
+SendGrid's bounce, spam report and global unsubscribe lists and from the unsubscribe group, so
+that SendGrid delivers to someone who asked again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from sqlalchemy import Engine, select
 
@@ -22,6 +30,8 @@ from newsletter.db.tables import suppression_sync
 from newsletter.events.apply import dialect_insert
 from newsletter.events.statuses import Change, apply_changes
 from newsletter.providers.sendgrid.suppressions import SendGridLists
+
+log = logging.getLogger("newsletter.public")
 
 #: list -> (API path under /v3, status its addresses get)
 LISTS: dict[str, tuple[str, Status]] = {
@@ -80,6 +90,43 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
             report.changed += apply_changes(conn, changes, via=Source.SYNC)
         report.fetched[f"group_{group_id}"] = len(emails)
     return report
+
+
+#: Where a confirmed sign-up is deleted from: (label, API path with {email}).
+RELEASE_PATHS = (
+    ("bounces", "suppression/bounces/{email}"),
+    ("spam_reports", "suppression/spam_reports/{email}"),
+    ("global_unsubscribes", "asm/suppressions/global/{email}"),
+)
+
+
+def release_address(pub: Publication, email: str,
+                    lists: SendGridLists | None = None) -> list[str]:
+    """Delete `email` from SendGrid's suppression lists (and the unsubscribe group when
+    `sendgrid.asm_group_id` is set) after a confirmed sign-up; return the lists it was on.
+    Does nothing without SENDGRID_API_KEY. FailedError when SendGrid cannot be reached."""
+    settings = pub.settings
+    if lists is None:
+        if not settings.sendgrid_api_key:
+            return []
+        lists = SendGridLists(settings.sendgrid_api_key, settings.sendgrid_api_url)
+    segment = quote(email, safe="@")
+    paths = [(label, path.format(email=segment)) for label, path in RELEASE_PATHS]
+    group_id = pub.config.sendgrid.asm_group_id
+    if group_id is not None:
+        paths.append((f"group_{group_id}", f"asm/groups/{int(group_id)}/suppressions/{segment}"))
+    return [label for label, path in paths if lists.delete(path)]
+
+
+def release_quietly(pub: Publication, email: str) -> list[str]:
+    """`release_address` for the web side: failures are logged, never raised."""
+    from newsletter.core.errors import NewsletterError
+
+    try:
+        return release_address(pub, email)
+    except NewsletterError as exc:
+        log.warning("could not remove %s from SendGrid's suppressions: %s", email, exc)
+        return []
 
 
 def _save_mark(engine: Engine, kind: str, newest: int) -> None:

@@ -9,20 +9,33 @@ Routes:
   `List-Unsubscribe=One-Click`, or that button) unsubscribes at once and answers 200;
 - `POST /resubscribe/{token}`: emails a confirmation link (resubscribing is opt-in too);
 - `GET /subscribe` (form) and `POST /subscribe`: email, name, topics; emails a confirmation;
-- `GET /confirm/{token}`: a page with one button; `POST` makes the subscription active;
-- `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook;
+  the form carries a CSRF token bound to a cookie (signed double submit);
+- `GET /confirm/{token}`: a page with one button; `POST` makes the subscription active (once:
+  a second use answers "already confirmed" and changes nothing);
+- `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook; the body is capped while it
+  streams in (chunked bodies included), before the signature is checked;
 - `/preferences/{token}`: the subscriber's preference page (newsletter.web.preferences).
 
-Tokens are HMAC-signed (newsletter.core.tokens). Pages look the same whether or not an address is
-subscribed; a bad token gets 400 and changes nothing.
+GETs never change state. Tokens are HMAC-signed (newsletter.core.tokens) with NEWSLETTER_SECRET and
+checked against it and NEWSLETTER_SECRET_PREVIOUS. Pages look the same whether or not an address
+is subscribed; a bad token gets 400 and changes nothing. The sign-up throttles live in the
+database, shared by every `serve` process. While serving, events older than
+NEWSLETTER_EVENTS_KEEP_DAYS are pruned once an hour.
+
+To add a route: write `async def handler(request)` inside `create_app` and list it in ROUTES'
+place at the end of `create_app` (one `Route` per method).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,18 +51,27 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from newsletter.audience.model import normalize_email
+from newsletter.audience.model import clean_name, normalize_email
 from newsletter.build.publication import Publication
 from newsletter.core.errors import InputError, Problem
-from newsletter.core.tokens import BadToken, make_token, read_token
+from newsletter.core.tokens import (
+    BadToken,
+    make_token,
+    read_token,
+    read_token_info,
+    signing_secrets,
+)
 from newsletter.events import optin
 from newsletter.events.apply import apply_batch
+from newsletter.events.prune import prune_events
+from newsletter.events.suppressions import release_quietly
 from newsletter.providers.sendgrid.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     BadSignature,
+    check_headers,
     load_public_key,
-    verify,
+    verify_digest,
 )
 from newsletter.providers.sendgrid.webhook import parse_events
 from newsletter.web.preferences import routes as preference_routes
@@ -60,6 +82,11 @@ log = logging.getLogger("newsletter.public")
 
 MAX_FORM_BYTES = 16 * 1024
 MAX_WEBHOOK_BYTES = 20 * 1024 * 1024
+SPOOL_BYTES = 1024 * 1024  # webhook bodies beyond this wait on disk until verified
+PRUNE_EVERY_S = 3600
+CSRF_PURPOSE = "csrf"
+CSRF_COOKIE = "nl_csrf"
+CSRF_TTL_S = 6 * 3600
 HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",  # tokens are in the URL: never leak them onwards
@@ -91,13 +118,17 @@ class PublicSide:
 
     pub: Publication
     engine: Engine
-    secret: str
+    secrets: list[str]  # the current secret first, then earlier ones still accepted
     env: jinja2.Environment
     limits: optin.Limits
-    ip_window: optin.IpWindow
     webhook_key: Any
     topics: dict[str, str]
     headers: dict[str, str] = field(default_factory=lambda: dict(HEADERS))
+
+    @property
+    def secret(self) -> str:
+        """The secret new tokens are signed with."""
+        return self.secrets[0]
 
     def page(self, template: str, status: int = 200, /, **values: Any) -> HTMLResponse:
         config = self.pub.config
@@ -110,7 +141,8 @@ class PublicSide:
         return self.page("invalid.html", 400, message=message, subscribe="../subscribe")
 
     def confirm_link(self, email: str) -> str:
-        token = make_token(self.secret, optin.CONFIRM_PURPOSE, email, ttl=optin.CONFIRM_TTL_S)
+        token = make_token(self.secret, optin.CONFIRM_PURPOSE, email, ttl=optin.CONFIRM_TTL_S,
+                           stamped=True)
         return f"{self.pub.config.public_url}confirm/{token}"
 
     def send_confirmation(self, email: str, name: str) -> None:
@@ -132,26 +164,92 @@ class PublicSide:
             else None
         return self.check_inbox(email, task)
 
+    async def allow(self, request: Request) -> bool:
+        """Count a sign-up request against the visitor's IP (shared by every process)."""
+        return await run_in_threadpool(optin.allow_client, self.engine, _client(request),
+                                       self.limits)
+
+    def subscribe_page(self, request: Request, status: int = 200, *, chosen: Iterable[str] = (),
+                       email: str = "", name: str = "", error: str | None = None) -> Response:
+        """The form, with a fresh CSRF token bound to the visitor's cookie (set if missing)."""
+        nonce = request.cookies.get(CSRF_COOKIE) or ""
+        if len(nonce) < 16 or len(nonce) > 64:
+            nonce = secrets.token_urlsafe(24)
+        token = make_token(self.secret, CSRF_PURPOSE, nonce, ttl=CSRF_TTL_S)
+        response = self.page("subscribe.html", status, action="", topics=self.topics,
+                             chosen=list(chosen), email=email, name=name, error=error,
+                             csrf=token)
+        response.set_cookie(CSRF_COOKIE, nonce, max_age=CSRF_TTL_S, httponly=True,
+                            samesite="strict", path="/",
+                            secure=request.url.scheme == "https")
+        return response
+
+    def csrf_ok(self, request: Request, token: str) -> bool:
+        nonce = request.cookies.get(CSRF_COOKIE) or ""
+        try:
+            return bool(nonce) and read_token(self.secrets, CSRF_PURPOSE, token) == nonce.lower()
+        except BadToken:
+            return False
+
+
+class TooLarge(Exception):
+    """The request body passed its cap."""
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The body, read as it streams in (chunked or not); TooLarge as soon as it passes
+    `limit` bytes, without reading the rest. A Content-Length over the cap is refused before
+    reading anything."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge()
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge()
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_signed_body(request: Request, timestamp: str, limit: int) -> tuple[bytes, bytes]:
+    """(body, SHA-256 of timestamp + body) of a webhook request. The body streams into a
+    spooled file (in memory up to SPOOL_BYTES, then on disk) while it is hashed, so an
+    unverified body never occupies more than that in memory; TooLarge past `limit`."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge()
+    hasher = hashlib.sha256(timestamp.encode("ascii", "replace"))
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge()
+            hasher.update(chunk)
+            spool.write(chunk)
+        spool.seek(0)
+        return spool.read(), hasher.digest()
+
 
 async def _form(request: Request) -> dict[str, list[str]] | None:
     """The urlencoded form, or None when it is too large."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return None
+    try:
+        body = await read_capped(request, MAX_FORM_BYTES)
+    except TooLarge:
+        return None
     return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def create_app(pub: Publication, *, engine: Engine | None = None,
-               limits: optin.Limits | None = None, archive: Path | None = None) -> Starlette:
-    """The public app for `pub` (NEWSLETTER_SECRET is required); `archive` is the published
-    folder to serve (default: the local publish folder of newsletter.yaml)."""
+               limits: optin.Limits | None = None, archive: Path | None = None,
+               prune: bool = True) -> Starlette:
+    """The public app for `pub` (NEWSLETTER_SECRET of 32 characters or more is required);
+    `archive` is the published folder to serve (default: the local publish folder of
+    newsletter.yaml). With `prune`, old webhook events are pruned at start-up and then hourly."""
     settings = pub.settings
-    if not settings.secret:
-        raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
-                                 "signs unsubscribe and confirmation links (use a long random "
-                                 "value and keep it stable)"))
+    keys = signing_secrets(settings.secret, settings.previous_secrets)
     key = None
     if settings.webhook_public_key:
         try:
@@ -164,14 +262,12 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
 
         engine = open_database(settings)
     limits = limits or optin.Limits()
-    side = PublicSide(pub=pub, engine=engine, secret=settings.secret, env=templates(),
-                      limits=limits, ip_window=optin.IpWindow(limits.ip_requests,
-                                                              limits.ip_window_s),
+    side = PublicSide(pub=pub, engine=engine, secrets=keys, env=templates(), limits=limits,
                       webhook_key=key, topics=topics_of(pub))
 
     def token_email(request: Request, purpose: str) -> str | None:
         try:
-            return read_token(side.secret, purpose, request.path_params["token"])
+            return read_token(side.secrets, purpose, request.path_params["token"])
         except BadToken:
             return None
 
@@ -217,32 +313,33 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         email = token_email(request, "unsubscribe")
         if email is None:
             return side.invalid()
-        if not side.ip_window.allow(_client(request)):
+        if not await side.allow(request):
             return _too_many(side)
         return await side.start_signup(email, "", [])
 
     async def subscribe_form(request: Request) -> Response:
-        return side.page("subscribe.html", action="", topics=side.topics, chosen=[], email="",
-                         name="", error=None)
+        return side.subscribe_page(request)
 
     async def subscribe(request: Request) -> Response:
         form = await _form(request)
         if form is None:
             return Response("Request too large", 413, headers=HEADERS)
         first = {k: (v[0] if v else "") for k, v in form.items()}
-        raw_email, name = first.get("email", "").strip(), " ".join(first.get("name", "").split())
+        raw_email, name = first.get("email", "").strip(), clean_name(first.get("name"))[0]
         chosen = optin.clean_topics(form.get("topics", []), side.topics)
+        if not side.csrf_ok(request, first.get("csrf", "")):
+            return side.subscribe_page(request, 403, chosen=chosen, email=raw_email, name=name,
+                                       error="The form had expired. Please send it again.")
         if first.get("website"):  # the honeypot: answer as if all went well, do nothing
             return side.check_inbox(raw_email)
         try:
             email = normalize_email(raw_email)
         except ValueError:
-            return side.page("subscribe.html", 400, action="", topics=side.topics,
-                             chosen=chosen, email=raw_email, name=name,
-                             error="Please enter a valid email address.")
-        if not side.ip_window.allow(_client(request)):
+            return side.subscribe_page(request, 400, chosen=chosen, email=raw_email, name=name,
+                                       error="Please enter a valid email address.")
+        if not await side.allow(request):
             return _too_many(side)
-        return await side.start_signup(email, name[:200], chosen)
+        return await side.start_signup(email, name, chosen)
 
     async def confirm_page(request: Request) -> Response:
         email = token_email(request, optin.CONFIRM_PURPOSE)
@@ -252,22 +349,34 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         return side.page("confirm.html", email=email, action="")
 
     async def confirm(request: Request) -> Response:
-        email = token_email(request, optin.CONFIRM_PURPOSE)
-        if email is None:
-            return side.invalid("The confirmation link is altered or has expired. "
-                                "Subscribe again to get a new one.")
-        await run_in_threadpool(optin.confirm_signup, side.engine, email, None, side.secret)
-        return side.page("confirmed.html", email=email)
+        expired = ("The confirmation link is altered or has expired. Subscribe again to get a "
+                   "new one.")
+        try:
+            info = read_token_info(side.secrets, optin.CONFIRM_PURPOSE,
+                                   request.path_params["token"])
+        except BadToken:
+            return side.invalid(expired)
+        outcome = await run_in_threadpool(optin.confirm_signup, side.engine, info.subject,
+                                          info.issued_ms, None, side.secret)
+        if outcome == optin.Confirmation.UNKNOWN:
+            return side.invalid(expired)
+        if outcome == optin.Confirmation.CONFIRMED:
+            await run_in_threadpool(release_quietly, side.pub, info.subject)
+        return side.page("confirmed.html", email=info.subject,
+                         already=outcome == optin.Confirmation.ALREADY)
 
     async def webhook(request: Request) -> Response:
         if side.webhook_key is None:
             return JSONResponse({"error": "SENDGRID_WEBHOOK_PUBLIC_KEY is not set"}, 503)
-        if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
-            return JSONResponse({"error": "body too large"}, 413)
-        body = await request.body()
+        signature = request.headers.get(SIGNATURE_HEADER)
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
         try:
-            verify(side.webhook_key, request.headers.get(SIGNATURE_HEADER),
-                   request.headers.get(TIMESTAMP_HEADER), body)
+            check_headers(signature, timestamp)
+            body, digest = await read_signed_body(request, timestamp or "", MAX_WEBHOOK_BYTES)
+            verify_digest(side.webhook_key, signature, timestamp, digest)
+        except TooLarge:
+            return JSONResponse({"error": "body too large"}, 413,
+                                headers={"Connection": "close"})
         except BadSignature as exc:
             return JSONResponse({"error": f"rejected: {exc}"}, 403)
         try:
@@ -283,11 +392,31 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         report.received, report.ignored = len(payload), ignored
         return JSONResponse(report.as_dict())
 
+    async def housekeeping() -> None:
+        """Prune old webhook events and finished throttle windows, now and once an hour."""
+        while True:
+            try:
+                report = await run_in_threadpool(prune_events, side.engine,
+                                                 settings.events_keep_days)
+                await run_in_threadpool(optin.forget_old_clients, side.engine, side.limits)
+                if report.deleted:
+                    log.info("%s", report.summary())
+            except SQLAlchemyError:
+                log.exception("pruning old webhook events failed; retrying in an hour")
+            await asyncio.sleep(PRUNE_EVERY_S)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if owned:
-            side.engine.dispose()
+        task = asyncio.create_task(housekeeping()) if prune else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if owned:
+                side.engine.dispose()
 
     archive_folder = archive if archive is not None else local_folder(pub)
     app = Starlette(

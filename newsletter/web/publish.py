@@ -32,7 +32,8 @@ from newsletter.build.publication import Publication
 from newsletter.core.errors import FailedError
 from newsletter.web.archive import issue_page
 
-HASHED_NAME = re.compile(r"\.[0-9a-f]{8,64}\.[A-Za-z0-9]+$")  # chart.3f9a1c2e.webp
+#: chart.3f9a1c2e.webp, and the build's own image names: hero-279a37750a3e.jpg
+HASHED_NAME = re.compile(r"(\.[0-9a-f]{8,64}|-[0-9a-f]{12,64})\.[A-Za-z0-9]+$")
 LONG_CACHE = "public, max-age=31536000, immutable"  # content-hashed: the name changes with it
 SHORT_CACHE = "public, max-age=300"  # pages, index and feeds: a re-publish shows in 5 minutes
 ASSET_CACHE = "public, max-age=3600"  # images whose names carry no hash

@@ -169,7 +169,7 @@ def test_the_sample_segments_use_every_condition_and_compile() -> None:
         ("segments:\n  a: {any: {tag: x}}\n", 2, "'any' needs a non-empty list of rules"),
         ("segments:\n  a: {all: []}\n", 2, "'all' needs a non-empty list"),
         ("segments:\n  a:\n    attr: {role: [x]}\n", 3, "attribute 'role' must equal text"),
-        ("segments:\n  a:\n    attr: {role: {in: press}}\n", 3, "takes a value or {in: [values]}"),
+        ("segments:\n  a:\n    attr: {role: {in: press}}\n", 3, "takes a value, {in: [values]}"),
         ("segments:\n  a:\n    attr: {role: {in: [true]}}\n", 3, "must be text or a number"),
         ("segments:\n  a: {subscribed_after: soon}\n", 2, "'subscribed_after' needs a date"),
         ("segments:\n  a: [tag, x]\n", 2, "a rule must be a mapping"),

@@ -27,7 +27,7 @@ from tests.fake_sendgrid import API_KEY, FakeSendGrid
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "2026-11-24"
-SECRET = "dispatch-test-secret"
+SECRET = "dispatch-test-secret-at-least-32-characters"
 
 
 def add_people(engine: Engine, count: int, *, start: int = 0, tags: tuple[str, ...] = (),

@@ -28,8 +28,10 @@ from newsletter.providers.sendgrid.signature import (
     public_key_text,
     sign,
 )
+from tests.fake_sendgrid import API_KEY, FakeSendGrid
+from tests.fake_sendgrid_suppressions import Suppressions
 
-SECRET = "public-test-secret"
+SECRET = "public-test-secret-of-at-least-32-characters"
 TOPICS = "topics: {cyber: Cyber and tech, energy: Energy}\n"
 
 
@@ -57,13 +59,15 @@ class Site:
         return Path(self.env["NEWSLETTER_OUTBOX"])
 
     def add(self, email_addr: str, status: str = "active", name: str = "Reader",
-            changed: dt.datetime | None = None) -> None:
+            changed: dt.datetime | None = None, consented: dt.datetime | None = None) -> None:
+        """A subscriber as an import makes it (no consent), or with `consented`, as a
+        confirmed sign-up at that time does."""
         now = dt.datetime.now(dt.UTC)
         with self.engine.begin() as conn:
             conn.execute(insert(subscribers).values(
                 email=email_addr, email_key=email_addr.lower(), name=name, status=status,
                 attributes={}, source="test", created_at=now, updated_at=now,
-                status_changed_at=changed or now))
+                status_changed_at=changed or now, consented_at=consented))
 
     def status(self, email_addr: str) -> str | None:
         with self.engine.connect() as conn:
@@ -107,6 +111,26 @@ def site(publication: Path, db_url: str, tmp_path: Path, signing_key: ec.Ellipti
     engine.dispose()
 
 
+GROUP = 4242
+
+
+@pytest.fixture()
+def sendgrid(site: Site, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeSendGrid,
+                                                                              Suppressions]]:
+    config = site.root / "newsletter.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("sendgrid: {categories: [weekly]}",
+                                   f"sendgrid: {{categories: [weekly], asm_group_id: {GROUP}}}"),
+                      encoding="utf-8")
+    lists = Suppressions(groups={GROUP: []})
+    with FakeSendGrid() as fake:
+        lists.install(fake)
+        for key, value in {"SENDGRID_API_KEY": API_KEY, "SENDGRID_API_URL": fake.url}.items():
+            site.env[key] = value
+            monkeypatch.setenv(key, value)
+        yield fake, lists
+
+
 def make_client(site: Site, **kwargs: Any):
     """A TestClient for the public app of `site` (use as a context manager)."""
     from newsletter.web.public import create_app
@@ -115,6 +139,7 @@ def make_client(site: Site, **kwargs: Any):
         warnings.simplefilter("ignore")  # starlette: "install httpx2"
         from starlette.testclient import TestClient
 
+    kwargs.setdefault("prune", False)  # test_hardening checks the pruning `serve` does
     return TestClient(create_app(site.pub, **kwargs), follow_redirects=False)
 
 
@@ -145,6 +170,23 @@ def event(kind: str, email_addr: str, event_id: str, *, send: int | str | None =
 def post_events(client, key: ec.EllipticCurvePrivateKey, events: list[dict] | bytes, **kw: Any):
     body = events if isinstance(events, bytes) else json.dumps(events).encode()
     return client.post("/webhooks/sendgrid", content=body, headers=signed(key, body, **kw))
+
+
+def csrf_token(page_html: str) -> str:
+    """The CSRF token in a page's subscribe form (parsed with lxml)."""
+    import lxml.html
+
+    [value] = lxml.html.fromstring(page_html).xpath('//input[@name="csrf"]/@value')
+    return value
+
+
+def post_form(client, data: dict, *, fetch_form: bool = True):
+    """POST the subscribe form as a browser does: GET it first (cookie and token), then send."""
+    page = client.get("/subscribe") if fetch_form else None
+    fields = dict(data)
+    if page is not None:
+        fields.setdefault("csrf", csrf_token(page.text))
+    return client.post("/subscribe", data=fields)
 
 
 def confirm_link(message: email.message.Message) -> str:

@@ -14,7 +14,7 @@ from newsletter.audience.preferences import pause_until, save_preferences
 from newsletter.cli import main
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import erased_addresses, metadata, subscriber_history
-from tests.public.conftest import Site, confirm_link, event, post_events
+from tests.public.conftest import Site, confirm_link, event, post_events, post_form
 
 ADDRESS = "Leaving.Reader@example.com"
 
@@ -74,7 +74,7 @@ def test_a_confirmed_sign_up_by_the_person_clears_the_erasure(site: Site, client
                                                               tmp_path) -> None:
     assert imported(site, tmp_path).exit_code == 0
     assert cli(site, "subscribers", "forget", ADDRESS, "--yes").exit_code == 0
-    response = client.post("/subscribe", data={"email": ADDRESS, "topics": "energy"})
+    response = post_form(client, {"email": ADDRESS, "topics": "energy"})
     assert response.status_code == 200
     assert site.status(ADDRESS) is None  # a request is not yet a subscription
     link = confirm_link(site.messages()[-1])

@@ -9,7 +9,7 @@ from newsletter.core.tokens import make_token
 from newsletter.db import connect
 from newsletter.db.tables import signups
 from newsletter.events.optin import Limits
-from tests.public.conftest import SECRET, Site, confirm_link, make_client
+from tests.public.conftest import SECRET, Site, confirm_link, make_client, post_form
 
 
 def _path(link: str) -> str:
@@ -30,7 +30,7 @@ def test_form_offers_the_configured_topics_and_a_hidden_honeypot(site: Site, cli
 
 
 def test_double_opt_in_from_form_to_active_subscriber(site: Site, client) -> None:
-    answer = client.post("/subscribe", data={
+    answer = post_form(client, {
         "email": "New.Reader@Example.com", "name": "  Nia   Reader ",
         "topics": ["cyber", "staff", "energy"], "website": ""})
     assert answer.status_code == 200 and "Check your inbox" in answer.text
@@ -51,12 +51,13 @@ def test_double_opt_in_from_form_to_active_subscriber(site: Site, client) -> Non
     assert found is not None and found.status == "active"
     assert found.name == "Nia Reader" and found.source == "web"
     assert found.tags == ("cyber", "energy")  # "staff" is not an offered topic
-    assert client.post(_path(link)).status_code == 200  # confirming twice is harmless
+    again = client.post(_path(link))  # a second click: "already confirmed", nothing changes
+    assert again.status_code == 200 and "Already confirmed" in again.text
 
 
 def test_honeypot_answers_as_if_ok_and_does_nothing(site: Site, client) -> None:
-    answer = client.post("/subscribe", data={"email": "bot@example.com", "website": "spam.biz"})
-    human = client.post("/subscribe", data={"email": "bot2@example.com", "website": ""})
+    answer = post_form(client, {"email": "bot@example.com", "website": "spam.biz"})
+    human = post_form(client, {"email": "bot2@example.com", "website": ""})
     assert answer.status_code == human.status_code == 200
     assert answer.text.replace("bot@", "X@") == human.text.replace("bot2@", "X@")
     assert [m["To"] for m in site.messages()] == ["bot2@example.com"]
@@ -64,13 +65,13 @@ def test_honeypot_answers_as_if_ok_and_does_nothing(site: Site, client) -> None:
 
 
 def test_invalid_address_is_a_form_error(site: Site, client) -> None:
-    answer = client.post("/subscribe", data={"email": "not-an-address"})
+    answer = post_form(client, {"email": "not-an-address"})
     assert answer.status_code == 400 and "valid email address" in answer.text
     assert _signup_rows(site) == 0 and not site.outbox.exists()
 
 
 def test_per_address_throttle_sends_one_confirmation(site: Site, client) -> None:
-    pages = [client.post("/subscribe", data={"email": "flood@example.com"}) for _ in range(5)]
+    pages = [post_form(client, {"email": "flood@example.com"}) for _ in range(5)]
     assert {p.status_code for p in pages} == {200}
     assert len({p.text for p in pages}) == 1  # the same answer every time
     assert len(site.messages()) == 1
@@ -79,13 +80,13 @@ def test_per_address_throttle_sends_one_confirmation(site: Site, client) -> None
 def test_per_address_daily_cap(site: Site) -> None:
     with make_client(site, limits=Limits(address_gap_s=0, address_per_day=2)) as client:
         for _ in range(4):
-            assert client.post("/subscribe", data={"email": "cap@example.com"}).status_code == 200
+            assert post_form(client, {"email": "cap@example.com"}).status_code == 200
     assert len(site.messages()) == 2
 
 
 def test_per_ip_throttle(site: Site) -> None:
     with make_client(site, limits=Limits(ip_requests=3)) as client:
-        codes = [client.post("/subscribe", data={"email": f"r{n}@example.com"}).status_code
+        codes = [post_form(client, {"email": f"r{n}@example.com"}).status_code
                  for n in range(5)]
     assert codes == [200, 200, 200, 429, 429]
     assert len(site.messages()) == 3
@@ -93,15 +94,15 @@ def test_per_ip_throttle(site: Site) -> None:
 
 def test_answer_is_the_same_for_subscribed_and_unknown_addresses(site: Site, client) -> None:
     site.add("member@example.com")
-    known = client.post("/subscribe", data={"email": "member@example.com"})
-    unknown = client.post("/subscribe", data={"email": "nobody@example.com"})
+    known = post_form(client, {"email": "member@example.com"})
+    unknown = post_form(client, {"email": "nobody@example.com"})
     assert known.status_code == unknown.status_code == 200
     assert known.text.replace("member@", "X@") == unknown.text.replace("nobody@", "X@")
 
 
 def test_unsubscribed_address_returns_only_through_confirmation(site: Site, client) -> None:
     site.add("back@example.com", "unsubscribed")
-    client.post("/subscribe", data={"email": "back@example.com", "topics": "energy"})
+    post_form(client, {"email": "back@example.com", "topics": "energy"})
     assert site.status("back@example.com") == "unsubscribed"
     [message] = site.messages()
     client.post(_path(confirm_link(message)))

@@ -5,36 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 
-import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.events.suppressions import sync_suppressions
-from tests.fake_sendgrid import API_KEY, FakeSendGrid
-from tests.fake_sendgrid_suppressions import Suppressions
-from tests.public.conftest import Site, event, make_client, post_events
+from tests.public.conftest import GROUP, Site, event, make_client, post_events
 
-GROUP = 4242
 DAY_AGO = int(time.time()) - 86400
-
-
-@pytest.fixture()
-def sendgrid(site: Site, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeSendGrid,
-                                                                              Suppressions]]:
-    config = site.root / "newsletter.yaml"
-    text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace("sendgrid: {categories: [weekly]}",
-                                   f"sendgrid: {{categories: [weekly], asm_group_id: {GROUP}}}"),
-                      encoding="utf-8")
-    lists = Suppressions(groups={GROUP: []})
-    with FakeSendGrid() as fake:
-        lists.install(fake)
-        for key, value in {"SENDGRID_API_KEY": API_KEY, "SENDGRID_API_URL": fake.url}.items():
-            site.env[key] = value
-            monkeypatch.setenv(key, value)
-        yield fake, lists
 
 
 def cli(site: Site, *args: str):
@@ -85,7 +63,7 @@ def test_later_syncs_ask_only_for_new_entries(site: Site, sendgrid) -> None:
 def test_an_entry_older_than_a_confirmed_resubscribe_is_not_applied(site: Site,
                                                                      sendgrid) -> None:
     fake, lists = sendgrid
-    site.add("back@example.com")  # status changed just now (confirmed a new sign-up)
+    site.add("back@example.com", consented=dt.datetime.now(dt.UTC))  # confirmed a sign-up now
     lists.add("unsubscribes", "back@example.com", DAY_AGO)
     assert sync_suppressions(site.pub, site.engine).changed == 0
     assert site.status("back@example.com") == "active"

@@ -50,12 +50,14 @@ def test_forged_or_altered_tokens_get_400_and_change_nothing(site: Site, client)
     site.add("reader@example.com")
     site.add("victim@example.com")
     good = site.unsubscribe_path("reader@example.com").rsplit("/", 1)[1]
-    payload, mac = good.split(".")
-    forged_payload = make_token(SECRET, "unsubscribe", "victim@example.com").split(".")[0]
+    version, payload, mac = good.split(".")
+    forged_payload = make_token(SECRET, "unsubscribe", "victim@example.com").split(".")[1]
     bad_tokens = [
-        make_token("another-secret", "unsubscribe", "victim@example.com"),  # wrong key
-        f"{forged_payload}.{mac}",  # someone else's address with this MAC
-        f"{payload}.{mac[:-2]}AA",  # altered MAC
+        make_token("another-secret-of-at-least-32-characters", "unsubscribe",
+                   "victim@example.com"),  # wrong key
+        f"{version}.{forged_payload}.{mac}",  # someone else's address with this MAC
+        f"{version}.{payload}.{mac[:-2]}AA",  # altered MAC
+        f"{payload}.{mac}",  # without its version: read as the first format, fails
         make_token(SECRET, "confirm", "victim@example.com"),  # a token for something else
         "garbage", "a.b.c",
     ]

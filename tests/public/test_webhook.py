@@ -168,7 +168,8 @@ def test_signature_covers_the_raw_bytes_as_sent(site: Site, client) -> None:
 
 
 def test_an_old_event_does_not_undo_a_later_resubscribe(site: Site, client) -> None:
-    site.add("a@example.com", changed=dt.datetime.now(dt.UTC))  # resubscribed just now
+    now = dt.datetime.now(dt.UTC)
+    site.add("a@example.com", changed=now, consented=now)  # confirmed a sign-up just now
     site.add("b@example.com", "bounced", changed=dt.datetime.now(dt.UTC))
     hour_ago = int(time.time()) - 3600
     post_events(client, site.key, [

@@ -9,8 +9,10 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
+import lxml.html
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
@@ -60,8 +62,7 @@ def test_two_workers_share_webhook_dedup_and_the_address_throttle(workers, db_ur
 
     def subscribe(_: int) -> int:
         with httpx.Client() as client:
-            return client.post(f"{local.direct}/subscribe",
-                               data={"email": "once@example.org", "name": "Once"}).status_code
+            return _post_form(client, local.direct, {"email": "once@example.org", "name": "Once"})
 
     with ThreadPoolExecutor(8) as pool:
         reports = list(pool.map(post_hook, range(12)))
@@ -92,15 +93,19 @@ def test_two_workers_share_webhook_dedup_and_the_address_throttle(workers, db_ur
     assert all("127.0.0.1:" not in line for line in access)
 
 
-@pytest.mark.xfail(reason="the per-IP sign-up throttle is per process until issue 11 moves it "
-                          "into the database", strict=False)
+def _post_form(client: httpx.Client, base: str, data: dict) -> int:
+    """POST the sign-up form as a browser does: GET it (CSRF cookie and token), then send."""
+    form = client.get(f"{base}/subscribe")
+    [token] = lxml.html.fromstring(form.text).xpath('//input[@name="csrf"]/@value')
+    return client.post(f"{base}/subscribe", data={**data, "csrf": token}).status_code
+
+
 def test_two_workers_share_the_ip_throttle(workers) -> None:
     local, _, _ = workers
 
     def subscribe(i: int) -> int:
         with httpx.Client() as client:
-            return client.post(f"{local.direct}/subscribe",
-                               data={"email": f"r{i}@example.org"}).status_code
+            return _post_form(client, local.direct, {"email": f"r{i}@example.org"})
 
     with ThreadPoolExecutor(6) as pool:
         statuses = list(pool.map(subscribe, range(30)))
@@ -109,9 +114,13 @@ def test_two_workers_share_the_ip_throttle(workers) -> None:
 
 def test_sigterm_lets_the_request_in_flight_finish(local: Local) -> None:
     process = local.serve("--graceful-timeout", "10")
-    body = b"email=late%40example.org&name=Late"
+    form = httpx.get(f"{local.direct}/subscribe")
+    [token] = lxml.html.fromstring(form.text).xpath('//input[@name="csrf"]/@value')
+    cookie = "; ".join(f"{name}={value}" for name, value in form.cookies.items()).encode()
+    body = b"email=late%40example.org&name=Late&csrf=" + quote(token).encode()
     with socket.create_connection(("127.0.0.1", local.port), timeout=20) as sock:
-        sock.sendall(b"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+        sock.sendall(b"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: " + cookie +
+                     b"\r\nContent-Type: "
                      b"application/x-www-form-urlencoded\r\nContent-Length: "
                      + str(len(body)).encode() + b"\r\n\r\n" + body[:10])
         time.sleep(0.5)

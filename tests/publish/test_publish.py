@@ -106,13 +106,13 @@ def test_publish_cli_and_archive_publish(publication: Path) -> None:
     assert first.issues == {SLUG: True}
     folder = publication / "published"
     assert (folder / SLUG / "index.html").read_bytes() == issue_files(pub, build)["index.html"]
-    assert (folder / SLUG / "hero.jpg").read_bytes() == (publication / "issues" / SLUG /
-                                                          "hero.jpg").read_bytes()
+    [hero] = [name for name in build.assets if name.startswith("hero-")]
+    assert (folder / SLUG / hero).read_bytes() == build.assets[hero].read_bytes()
     from newsletter.web.archive import build_archive
 
     result = build_archive(pub)
     again = publish_folder(pub, result.folder)
-    assert again.issues == {SLUG: False}  # the archive's copy of the issue is the same page
+    assert again.issues[SLUG] is False  # the archive's copy of the issue is the same page
     assert again.files == {"feed.xml": True, "index.html": True}
     assert (folder / "feed.xml").read_bytes() == (result.folder / "feed.xml").read_bytes()
     assert "nothing new" in publish_folder(pub, result.folder).summary()
@@ -121,6 +121,7 @@ def test_publish_cli_and_archive_publish(publication: Path) -> None:
 def test_cache_and_type_policy() -> None:
     assert cache_control("2026-11-24/chart.3f9a1c2e77.webp") == LONG_CACHE
     assert cache_control("2026-11-24/hero.jpg") == ASSET_CACHE
+    assert cache_control("2026-11-24/hero-279a37750a3e.jpg") == LONG_CACHE  # the build's names
     for name in ("index.html", "feed.xml", "2026-11-24/index.html", "2026-11-24/"):
         assert cache_control(name) == SHORT_CACHE
     assert content_type("feed.xml").startswith("application/atom+xml")
@@ -173,9 +174,10 @@ def test_s3_publish_uploads_with_types_and_caching_and_is_idempotent(
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert page.headers["cache-control"] == SHORT_CACHE
     assert page.content == issue_files(pub, build)["index.html"]
-    hero = httpx.get(f"{s3_server}/news/archive/{SLUG}/hero.jpg")
+    [name] = [name for name in build.assets if name.startswith("hero-")]
+    hero = httpx.get(f"{s3_server}/news/archive/{SLUG}/{name}")
     assert hero.headers["content-type"] == "image/jpeg"
-    assert hero.headers["cache-control"] == ASSET_CACHE
+    assert hero.headers["cache-control"] == LONG_CACHE
     assert publish_issue(pub, build).issues == {SLUG: False}  # unchanged: nothing uploaded
     # a new image name: uploaded before the page, and the stale one removed after it
     renamed = publication / "issues" / SLUG / "hero.0123456789abcdef.jpg"

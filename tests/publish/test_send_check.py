@@ -26,7 +26,9 @@ def _send(local: Local, *extra: str):
 
 
 def _hero(local: Local) -> Path:
-    return (local.published / SLUG / "hero.jpg").resolve()
+    """The published hero image (the build names it hero-<content hash>.jpg)."""
+    [hero] = (local.published / SLUG).glob("hero-*.jpg")
+    return hero.resolve()
 
 
 def test_publish_then_send_verifies_every_url_against_serve(local: Local) -> None:
@@ -37,24 +39,25 @@ def test_publish_then_send_verifies_every_url_against_serve(local: Local) -> Non
     local.serve()
     result = _send(local)
     assert result.returncode == 0, result.stderr
-    assert "Online:" in result.stderr and "web copy and 1 image URL(s) answer 200" in \
-        result.stderr
+    assert "Online:" in result.stderr and "web copy and 2 image URL(s) answer 200" in \
+        result.stderr  # the hero and the energy piece's chart
     outbox = Path(local.env["NEWSLETTER_OUTBOX"])
     messages = list(outbox.rglob("*.eml"))
     assert messages
     message = email.message_from_bytes(messages[0].read_bytes(), policy=policy.default)
     body = message.get_body(("html",))
-    assert f"{local.base}/archive/{SLUG}/hero.jpg" in body.get_content()
+    assert f"{local.base}/archive/{SLUG}/{_hero(local).name}" in body.get_content()
 
 
 def test_a_missing_image_makes_send_refuse_with_its_url(local: Local) -> None:
     _import_subscribers(local)
     assert local.run("publish", SLUG).returncode == 0
-    _hero(local).unlink()
+    hero = _hero(local)
+    hero.unlink()
     local.serve()
     result = _send(local)
     assert result.returncode == 1
-    assert f"{local.base}/archive/{SLUG}/hero.jpg: HTTP 404" in result.stderr
+    assert f"{local.base}/archive/{SLUG}/{hero.name}: HTTP 404" in result.stderr
     assert f"newsletter publish {SLUG}" in result.stderr and "--skip-url-check" in result.stderr
     assert f"{local.base}/archive/{SLUG}/:" not in result.stderr  # the web copy is fine
     assert not list(Path(local.env["NEWSLETTER_OUTBOX"]).rglob("*.eml"))  # nothing sent
@@ -77,7 +80,7 @@ def test_an_unreachable_server_and_a_wrong_type_are_refused(
         local: Local, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", local.env["SSL_CERT_FILE"])
     assert local.run("publish", SLUG).returncode == 0
-    page, hero = f"{local.base}/archive/{SLUG}/", f"{local.base}/archive/{SLUG}/hero.jpg"
+    page, hero = f"{local.base}/archive/{SLUG}/", f"{local.base}/archive/{SLUG}/{_hero(local).name}"
     down = check_urls([(page, PAGE), (hero, IMAGE)], timeout=2)
     assert not down.ok and len(down.failures) == 2  # nothing listens behind the proxy yet
     local.serve()

@@ -38,6 +38,7 @@ def served(publication: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     pub = Publication.load(publication)
     build = build_issue(pub, SLUG)
     build.assets[HASHED] = publication / "issues" / SLUG / "hero.jpg"
+    build.assets["hero.jpg"] = publication / "issues" / SLUG / "hero.jpg"  # a name with no hash
     publish_issue(pub, build)
     target = FolderTarget(publication / "published")
     target.put_file("feed.xml", b"<feed/>")
@@ -106,8 +107,9 @@ def test_path_escape_attempts_are_refused_by_the_real_server(local: Local) -> No
         status, body = _raw_get(local.port, path)
         assert status in (400, 404), path
         assert secret_line not in body and b"root:" not in body, path
-    status, body = _raw_get(local.port, f"/archive/{SLUG}/hero.jpg")
-    assert status == 200 and body == (local.root / "issues" / SLUG / "hero.jpg").read_bytes()
+    [hero] = (local.root / "published" / SLUG).glob("hero-*.jpg")
+    status, body = _raw_get(local.port, f"/archive/{SLUG}/{hero.name}")
+    assert status == 200 and body == hero.read_bytes()
 
 
 def test_root_page_links_to_archive_and_sign_up(served: Publication) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import time
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -39,9 +41,10 @@ def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def verify(key: ec.EllipticCurvePublicKey, signature: str | None, timestamp: str | None,
-           body: bytes, *, now: float | None = None, max_age: int = MAX_AGE_S) -> None:
-    """Raise BadSignature unless `signature` signs `timestamp + body` and the time is fresh."""
+def check_headers(signature: str | None, timestamp: str | None, *, now: float | None = None,
+                  max_age: int = MAX_AGE_S) -> None:
+    """Raise BadSignature when the signature headers are missing or the time is not fresh
+    (cheap: run it before reading the body)."""
     if not signature or not timestamp:
         raise BadSignature("missing signature headers")
     if not timestamp.isdigit() or len(timestamp) > 12:
@@ -49,11 +52,26 @@ def verify(key: ec.EllipticCurvePublicKey, signature: str | None, timestamp: str
     age = (time.time() if now is None else now) - int(timestamp)
     if age > max_age or age < -max_age:
         raise BadSignature("timestamp outside the accepted window")
+
+
+def verify_digest(key: ec.EllipticCurvePublicKey, signature: str | None,
+                  timestamp: str | None, digest: bytes, *, now: float | None = None,
+                  max_age: int = MAX_AGE_S) -> None:
+    """Like `verify`, given the SHA-256 of `timestamp + body` computed while the body streamed
+    in (so the body need not be held in memory to check it)."""
+    check_headers(signature, timestamp, now=now, max_age=max_age)
     try:
-        raw = base64.b64decode(signature, validate=True)
-        key.verify(raw, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
+        raw = base64.b64decode(signature or "", validate=True)
+        key.verify(raw, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
     except (InvalidSignature, binascii.Error, ValueError):
         raise BadSignature("signature does not match") from None
+
+
+def verify(key: ec.EllipticCurvePublicKey, signature: str | None, timestamp: str | None,
+           body: bytes, *, now: float | None = None, max_age: int = MAX_AGE_S) -> None:
+    """Raise BadSignature unless `signature` signs `timestamp + body` and the time is fresh."""
+    digest = hashlib.sha256((timestamp or "").encode("ascii", "replace") + body).digest()
+    verify_digest(key, signature, timestamp, digest, now=now, max_age=max_age)
 
 
 def sign(private_key: ec.EllipticCurvePrivateKey, timestamp: str, body: bytes) -> str:

@@ -49,6 +49,24 @@ class SendGridLists:
         except ValueError:
             raise FailedError(f"SendGrid sent something other than JSON for /v3/{path}") from None
 
+    def delete(self, path: str) -> bool:
+        """DELETE /v3/<path>; True when SendGrid removed something, False when it was not
+        there (404); FailedError otherwise."""
+        from python_http_client.exceptions import HTTPError
+
+        try:
+            self.client._(path).delete(timeout=TIMEOUT_S)
+        except HTTPError as exc:
+            if exc.status_code == 404:
+                return False
+            message = provider_message(exc.body) or exc.reason
+            raise FailedError(f"SendGrid answered {exc.status_code} to DELETE /v3/{path}: "
+                              f"{message}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise FailedError(f"cannot reach SendGrid at {self.api_url}: {reason}") from None
+        return True
+
     def pages(self, path: str, start_time: int) -> Iterator[list[dict]]:
         """Every entry of a paged list, one page at a time."""
         offset = 0

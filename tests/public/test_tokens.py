@@ -1,0 +1,113 @@
+"""Tokens that survive real life: any valid address, bound to a purpose, secrets that rotate,
+short secrets refused, links of the first token format still honoured."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from newsletter.core.errors import InputError
+from newsletter.core.tokens import (
+    BadToken,
+    make_token,
+    read_token,
+    read_token_info,
+    signing_secrets,
+    unsubscribe_url,
+)
+from tests.public.conftest import SECRET, Site, confirm_link, make_client, post_form
+
+OLD = "the-secret-before-rotation-0123456789"
+NEW = "the-secret-after-the-rotation-abcdefgh"
+
+# local parts made of every character RFC 5322 allows unquoted, `|` and `.` included
+local_parts = st.text(alphabet="abcXYZ019!#$%&'*+/=?^_`{|}~-.", min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(local=local_parts, purpose=st.sampled_from(["unsubscribe", "confirm", "csrf"]))
+def test_any_address_round_trips_and_only_for_its_purpose(local: str, purpose: str) -> None:
+    email = f"{local}@example.org"
+    token = make_token(SECRET, purpose, email)
+    assert read_token(SECRET, purpose, token) == email.lower()
+    other = "confirm" if purpose != "confirm" else "unsubscribe"
+    with pytest.raises(BadToken):
+        read_token(SECRET, other, token)
+
+
+def _legacy(secret: str, purpose: str, email: str) -> str:
+    """A token of the first format, as mail sent before this version carries it."""
+    payload = f"{purpose}|{email.lower()}|0".encode()
+    mac = hmac.digest(secret.encode(), payload, "sha256")[:20]
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return f"{b64(payload)}.{b64(mac)}"
+
+
+def test_first_format_tokens_still_work_even_with_a_pipe() -> None:
+    assert read_token(SECRET, "unsubscribe", _legacy(SECRET, "unsubscribe", "a|b@example.org")) \
+        == "a|b@example.org"
+    with pytest.raises(BadToken):
+        read_token(SECRET, "confirm", _legacy(SECRET, "unsubscribe", "a|b@example.org"))
+
+
+def test_expiry_and_stamp() -> None:
+    token = make_token(SECRET, "confirm", "x@example.org", ttl=60, stamped=True, now=1000.5)
+    info = read_token_info(SECRET, "confirm", token, now=1059)
+    assert (info.subject, info.issued_ms, info.expires) == ("x@example.org", 1000500, 1060)
+    with pytest.raises(BadToken, match="expired"):
+        read_token(SECRET, "confirm", token, now=1061)
+    assert make_token(SECRET, "unsubscribe", "x@example.org") == \
+        make_token(SECRET, "unsubscribe", "X@example.org")  # reproducible messages
+
+
+def test_short_secrets_are_refused() -> None:
+    assert signing_secrets(NEW, [OLD]) == [NEW, OLD]
+    for current, previous in (("x" * 31, []), (NEW, ["short"]), (None, [])):
+        with pytest.raises(InputError):
+            signing_secrets(current, previous)
+
+
+def test_serve_refuses_a_short_secret(site: Site, monkeypatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET", "only-twenty-chars-xx")
+    with pytest.raises(InputError, match="too short"):
+        make_client(site)
+
+
+def test_links_made_before_a_rotation_work_after_it(site: Site, monkeypatch) -> None:
+    site.add("a|b@example.com")
+    site.add("second@example.com")
+    monkeypatch.setenv("NEWSLETTER_SECRET", OLD)
+    public = site.pub.config.public_url
+    old_unsub = unsubscribe_url(public, OLD, "a|b@example.com").removeprefix(public)
+    old_legacy = "unsubscribe/" + _legacy(OLD, "unsubscribe", "second@example.com")
+    with make_client(site) as client:  # before the rotation: a confirmation link is mailed
+        post_form(client, {"email": "joiner@example.com"})
+    [message] = site.messages()
+    old_confirm = confirm_link(message).removeprefix(public)
+    # the rotation: a new secret, the old one kept as previous
+    monkeypatch.setenv("NEWSLETTER_SECRET", NEW)
+    monkeypatch.setenv("NEWSLETTER_SECRET_PREVIOUS", f" {OLD} ,another-old-secret-0123456789xyz")
+    with make_client(site) as client:
+        assert client.post("/" + old_unsub).status_code == 200
+        assert client.post("/" + old_legacy).status_code == 200
+        assert "You are subscribed" in client.post("/" + old_confirm).text
+        assert site.status("joiner@example.com") == "active"
+        assert site.status("a|b@example.com") == site.status("second@example.com") \
+            == "unsubscribed"
+        # new links use the new secret
+        assert read_token(NEW, "unsubscribe", site.unsubscribe_path(
+            "x@example.com", secret=NEW).rsplit("/", 1)[1]) == "x@example.com"
+    # once the old secret is dropped, its links stop working
+    monkeypatch.delenv("NEWSLETTER_SECRET_PREVIOUS")
+    site.add("third@example.com")
+    with make_client(site) as client:
+        stale = unsubscribe_url(public, OLD, "third@example.com").removeprefix(public)
+        assert client.post("/" + stale).status_code == 400
+    assert site.status("third@example.com") == "active"
