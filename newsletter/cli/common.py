@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from newsletter.errors import Problem
+from newsletter.errors import FailedError, Problem
 from newsletter.publication import Publication
 
 
@@ -17,6 +19,7 @@ class App:
     """Per-invocation state: the publication folder, loaded on first use."""
 
     root: Path
+    debug: bool = False
     _publication: Publication | None = field(default=None, repr=False)
 
     @property
@@ -37,3 +40,23 @@ def warn(problems: list[Problem]) -> None:
     for problem in problems:
         if problem.severity == "warning":
             err_console.print(f"[yellow]{problem}[/yellow]", markup=True, soft_wrap=True)
+
+
+def report_unexpected(exc: BaseException, root: Path, *, debug: bool = False) -> FailedError:
+    """Log `exc`'s traceback to ROOT/.newsletter/last-error.log (and show it with `debug`);
+    return the one-line error to raise in its place (exit code 1)."""
+    text = "".join(traceback.format_exception(exc))
+    log = root / ".newsletter" / "last-error.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n{text}",
+                       encoding="utf-8")
+        where = f"details in {log}"
+    except OSError:
+        where = "the traceback could not be written to .newsletter/last-error.log"
+    if debug:
+        err_console.print(text, markup=False, highlight=False)
+    first = " ".join(str(exc).split())[:300]
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    hint = "" if debug else "; run with --debug to see the traceback"
+    return FailedError(f"unexpected error: {what} ({where}{hint})")
