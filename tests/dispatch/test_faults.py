@@ -98,7 +98,7 @@ def test_hostile_data_through_smtp(pub: Pub, smtp_server, smtputf8: bool) -> Non
     _check_settled(pub, result, ordinary, delivered, may_fail)
     if not smtputf8:
         assert "does not offer SMTPUTF8" in _ledger(pub)["jörg@example.org"][1]
-    for _, rcpts, data in server.mailbox.messages:
+    for _, _rcpts, data in server.mailbox.messages:
         msg = email.message_from_bytes(data, policy=policy.SMTPUTF8)
         assert msg.get_all("Bcc") is None and len(msg.get_all("To")) == 1
 
