@@ -218,3 +218,43 @@ def test_a_stale_takeover_stops_the_old_process_without_a_duplicate(pub: Pub) ->
     # every file written is accepted or in flight; nothing was handed over unrecorded
     assert states["accepted"] <= written <= states["accepted"] + states["unknown"]
     assert states["pending"] > 0
+
+
+def test_migration_4_keeps_one_active_send_per_issue(db_url: str) -> None:
+    import datetime as dt
+
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import IntegrityError
+
+    from newsletter.db import connect, upgrade
+    from newsletter.db.migrations import MIGRATIONS
+
+    engine = connect(db_url)
+    try:
+        upgrade(engine, MIGRATIONS[:3])  # a database made before sends were exclusive
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        row = {"issue": SLUG, "transport": "outbox", "content_hash": "x", "subject": "s",
+               "total": 0, "accepted": 0, "failed": 0, "unknown": 0, "batches": 0,
+               "created_at": now, "updated_at": now}
+        with engine.begin() as conn:
+            for segment in ("cyber", "energy"):
+                conn.execute(text("INSERT INTO sends (issue, segment, transport, content_hash, "
+                                  "subject, state, total, accepted, failed, unknown, batches, "
+                                  "created_at, updated_at) VALUES (:issue, :segment, "
+                                  ":transport, :content_hash, :subject, 'stopped', :total, "
+                                  ":accepted, :failed, :unknown, :batches, :created_at, "
+                                  ":updated_at)"), {**row, "segment": segment})
+        assert upgrade(engine) == list(range(4, len(MIGRATIONS) + 1))
+        with engine.connect() as conn:
+            states = conn.execute(select(sends.c.segment, sends.c.state, sends.c.lease)
+                                  .order_by(sends.c.id)).all()
+        assert states == [("cyber", "cancelled", 0), ("energy", "stopped", 0)]
+        assert "uq_sends_active_issue" in {i["name"] for i in inspect(engine).get_indexes("sends")}
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text("INSERT INTO sends (issue, segment, transport, content_hash, "
+                              "subject, state, total, accepted, failed, unknown, batches, "
+                              "created_at, updated_at) VALUES (:issue, 'trade', :transport, "
+                              ":content_hash, :subject, 'sending', :total, :accepted, :failed, "
+                              ":unknown, :batches, :created_at, :updated_at)"), row)
+    finally:
+        engine.dispose()
