@@ -387,12 +387,6 @@ class Ledger:
                 unknown=counts.get("unknown", 0), updated_at=now))
         return changed
 
-    def set_state(self, send_id: int, state: str, last_error: str | None = None) -> None:
-        with write_connection(self.engine) as conn, conn.begin():
-            conn.execute(update(sends).where(sends.c.id == send_id).values(
-                state=state, last_error=last_error, updated_at=utcnow(),
-                finished_at=utcnow() if state in ("completed", "cancelled") else None))
-
     # -- recipients -----------------------------------------------------------------------
     def stream(self, send_id: int, states: Sequence[str], size: int, *,
                attributes: bool = True) -> Iterator[Batch]:
