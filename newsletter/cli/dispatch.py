@@ -77,7 +77,8 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     accepting = (accept_unknown or accept_batch) and plan.send and plan.send.unknown
     if plan.count == 0 and plan.send is None:
         err_console.print(f"nothing to send: all {plan.left_out:,} recipients already received "
-                          f"{plan.build.slug} (--again sends it to them once more)")
+                          f"{plan.build.slug} or failed for good (--retry-failed tries the "
+                          "failed ones again, --again sends to everyone once more)")
         return
     if plan.count == 0 and not accepting:
         _finish_without_sending(plan)

@@ -181,11 +181,16 @@ class Ledger:
         return SendRow.of(row) if row else None
 
     def received(self, issue: str) -> Any:
-        """A WHERE clause over subscribers: those accepted in an earlier send of `issue`."""
+        """A WHERE clause over subscribers: those an earlier send of `issue` settled, i.e.
+        accepted, or failed for good (a cancelled send's failures are cancellations: those
+        people did not get the issue and are not counted)."""
         earlier = select(sends.c.id).where(sends.c.issue == issue)
+        settled = (send_recipients.c.state == "accepted") | (
+            (send_recipients.c.state == "failed")
+            & send_recipients.c.send_id.in_(earlier.where(sends.c.state != "cancelled")))
         return subscribers.c.id.in_(
             select(send_recipients.c.subscriber_id).where(
-                send_recipients.c.send_id.in_(earlier), send_recipients.c.state == "accepted",
+                send_recipients.c.send_id.in_(earlier), settled,
                 send_recipients.c.subscriber_id.is_not(None)))
 
     def create(self, *, issue: str, segment: str, transport: str, content_hash: str,

@@ -135,8 +135,8 @@ class SendPlan:
             ("Action", self.action),
         ]
         if self.left_out:
-            rows.insert(4, ("Left out", f"{self.left_out:,} already received this issue"
-                                        + ("" if self.again else " (--again sends to them too)")))
+            rows.insert(4, ("Left out", f"{self.left_out:,} already received this issue (or "
+                                        "failed for good: --retry-failed)"))
         when = self.at or (self.send.send_at if self.send and not self.undo_window else None)
         if when:
             rows.append(("Scheduled", f"{when:%Y-%m-%d %H:%M} UTC"))
@@ -260,7 +260,8 @@ def select_recipients(ledger: Ledger, members: Any, issue: str, again: bool) -> 
     """Who a new send of `issue` goes to: the WHERE clause over subscribers.
 
     The one place that decides it (editions and other filters slot in here): the members of
-    the segments, less whoever already received the issue unless `again`.
+    the segments, less whoever already received the issue (or failed for good in an earlier
+    send of it: --retry-failed is the way to try them again) unless `again`.
     """
     return members if again else members & ~ledger.received(issue)
 
