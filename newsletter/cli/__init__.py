@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from newsletter import __version__
-from newsletter.cli.common import App, report_unexpected
+from newsletter.cli.common import App, Shown, report_unexpected
+from newsletter.core.errors import NewsletterError
 
 # command name -> module under newsletter.cli that defines it (in its COMMANDS list)
 COMMAND_MODULES: dict[str, str] = {
@@ -51,17 +52,20 @@ class LazyGroup(click.Group):
         return None
 
     def invoke(self, ctx: click.Context) -> object:
-        """Run the command; an unexpected exception becomes one line and exit code 1, its
-        traceback goes to .newsletter/last-error.log (and the terminal with --debug)."""
+        """Run the command; a domain error leaves as click's exception (message, exit code);
+        an unexpected exception becomes one line and exit code 1, its traceback goes to
+        .newsletter/last-error.log (and the terminal with --debug)."""
         try:
             return super().invoke(ctx)
+        except NewsletterError as exc:
+            raise Shown(exc) from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt,
                 SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the one place that catches everything
             app = ctx.obj if isinstance(ctx.obj, App) else None
-            raise report_unexpected(exc, app.root if app else Path("."),
-                                    debug=bool(app and app.debug)) from None
+            raise Shown(report_unexpected(exc, app.root if app else Path("."),
+                                          debug=bool(app and app.debug))) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -25,9 +25,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from newsletter.dispatch.ledger import HEARTBEAT_EVERY, LeaseLost, Ledger
-from newsletter.dispatch.mailing import Item
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
+from newsletter.providers.base import BatchResult, Outcome, Transport
+from newsletter.providers.mailing import Item
 
 Progress = Callable[[int, int, int], None]  # accepted, failed, unknown (increments)
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from newsletter.build import Build, build_issue
+from newsletter.build.publication import Publication
+from newsletter.build.schema import check_address
 from newsletter.checks import require_passing
+from newsletter.core.errors import FailedError, InputError, NewsletterError
+from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
+from newsletter.core.tokens import SAMPLE_SECRET
 from newsletter.dispatch.engine import Engine, Progress, RunReport
 from newsletter.dispatch.ledger import (
     LeaseLost,
@@ -26,19 +31,19 @@ from newsletter.dispatch.ledger import (
     SendRow,
     is_alive,
 )
-from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.dispatch.transports import Transport, make_transport
-from newsletter.errors import FailedError, InputError, NewsletterError
-from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
-from newsletter.publication import Publication
-from newsletter.schema import check_address
-from newsletter.tokens import SAMPLE_SECRET
+from newsletter.providers import Transport, make_transport
+from newsletter.providers.mailing import Item, Mailing
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
 #: SendGrid keeps at most this many batches cancelled or paused at a time
 MAX_CANCELLED_BATCHES = 10
+
+
+def utc_minute(when: dt.datetime) -> str:
+    """A time as the dispatch commands show it: `2026-11-24 14:00 UTC`."""
+    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 def parse_at(text: str) -> dt.datetime:
@@ -87,7 +92,7 @@ def _segment_condition(pub: Publication, segments: Sequence[str]) -> Any:
 
 def parse_window(text: str) -> dt.timedelta:
     """An undo window like `15m`, `1h`, `90s` or `1h30m`."""
-    from newsletter.schema import parse_duration
+    from newsletter.build.schema import parse_duration
 
     try:
         return parse_duration(text)
@@ -139,7 +144,7 @@ class SendPlan:
                                         "failed for good: --retry-failed)"))
         when = self.at or (self.send.send_at if self.send and not self.undo_window else None)
         if when:
-            rows.append(("Scheduled", f"{when:%Y-%m-%d %H:%M} UTC"))
+            rows.append(("Scheduled", utc_minute(when)))
         if self.undo_window:
             rows.append(("Undo window", f"{_minutes(self.undo_window)}: `newsletter send cancel "
                                         f"{self.build.slug}` stops it until then"))
@@ -156,13 +161,16 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
               undo_window: dt.timedelta | None = None, retry_failed: bool = False,
               resend_unknown: bool = False, accept_unknown: bool = False,
               resend_batches: tuple[int, ...] = (), accept_batches: tuple[int, ...] = (),
-              dry_run: bool = False) -> SendPlan:
+              dry_run: bool = False,
+              before_send: Callable[[Publication, Any], str] | None = None) -> SendPlan:
     """Build the issue, resolve the segments and the ledger's history; refuse what must be.
 
     One send of an issue is active at a time: while another is under way, or stopped and not
     yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever already
     received the issue, unless `again`. Unknown outcomes of sends without an undo window are
     settled by the operator: all (`resend_unknown`, `accept_unknown`) or batch by batch.
+    `before_send(pub, engine)` runs before a new SendGrid send is counted (the CLI passes the
+    suppression sync, which lives on the public side); the note it returns joins the plan's.
     """
     if resend_unknown and accept_unknown:
         raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
@@ -223,21 +231,19 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         raise NewsletterError(f"{what} needs the sendgrid transport (SendGrid's send_at "
                               f"schedules the send); the {chosen} transport sends at once")
     if at is not None:
-        from newsletter.dispatch.transports.sendgrid_payload import check_send_at
+        from newsletter.providers.sendgrid.payload import check_send_at
 
         check_send_at(at)
     if undo_window is not None:
-        from newsletter.dispatch.transports.sendgrid_payload import MAX_SCHEDULE_AHEAD
+        from newsletter.providers.sendgrid.payload import MAX_SCHEDULE_AHEAD
 
         if not dt.timedelta(minutes=1) <= undo_window <= MAX_SCHEDULE_AHEAD - CANCEL_DEADLINE:
             raise NewsletterError("the undo window must be between 1 minute and 71 hours 50 "
                                   "minutes (SendGrid schedules at most 72 hours ahead)")
     sender = make_transport(chosen, pub.settings)
     sync_note = None
-    if chosen == "sendgrid" and resumed is None and not dry_run:
-        from newsletter.events.suppressions import sync_before_send
-
-        sync_note = sync_before_send(pub, ledger.engine)  # retire suppressed addresses first
+    if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
+        sync_note = before_send(pub, ledger.engine)  # retire suppressed addresses first
     plan = SendPlan(pub=pub, build=build, segment=label, transport=sender, ledger=ledger,
                     members=members, send=resumed, count=0, at=at, undo_window=undo_window,
                     again=again, retry_failed=reopen is not None,
@@ -588,8 +594,8 @@ def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -
         return ledger.get(send.id)
     late = [r for r in runs if now > r.send_at - CANCEL_DEADLINE]
     if late:
-        raise NewsletterError(f"send #{send.id} goes out at {late[0].send_at:%Y-%m-%d %H:%M} "
-                              "UTC; SendGrid cancels only until 10 minutes before")
+        raise NewsletterError(f"send #{send.id} goes out at {utc_minute(late[0].send_at)}; "
+                              "SendGrid cancels only until 10 minutes before")
     if len(runs) > MAX_CANCELLED_BATCHES:
         raise NewsletterError(f"send #{send.id} has {len(runs)} open batches; SendGrid cancels "
                               f"at most {MAX_CANCELLED_BATCHES} at a time")

@@ -21,8 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from newsletter.audience.model import utcnow
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, webhook_events
-from newsletter.events.model import Event
 from newsletter.events.statuses import Change, apply_changes
+from newsletter.providers.sendgrid.webhook import Event
 
 _CHUNK = 1000
 
@@ -69,7 +69,7 @@ def _record_new(conn: Connection, events: Sequence[Event], now: dt.datetime) -> 
 
 
 def _known_sends(conn: Connection, ids: set[int]) -> set[int]:
-    from newsletter.dispatch.ledger_schema import sends
+    from newsletter.db.ledger_tables import sends
 
     if not ids:
         return set()

@@ -9,7 +9,7 @@ Routes:
 - `GET /confirm/{token}`: a page with one button; `POST` makes the subscription active;
 - `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook.
 
-Tokens are HMAC-signed (newsletter.tokens). Pages look the same whether or not an address is
+Tokens are HMAC-signed (newsletter.core.tokens). Pages look the same whether or not an address is
 subscribed; a bad token gets 400 and changes nothing.
 """
 
@@ -34,19 +34,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from newsletter.audience.model import normalize_email
-from newsletter.errors import InputError, Problem
+from newsletter.build.publication import Publication
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.tokens import BadToken, make_token, read_token
 from newsletter.events import optin
 from newsletter.events.apply import apply_batch
-from newsletter.events.model import parse_events
-from newsletter.events.signature import (
+from newsletter.providers.sendgrid.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     BadSignature,
     load_public_key,
     verify,
 )
-from newsletter.publication import Publication
-from newsletter.tokens import BadToken, make_token, read_token
+from newsletter.providers.sendgrid.webhook import parse_events
 
 log = logging.getLogger("newsletter.public")
 

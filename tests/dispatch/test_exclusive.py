@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import delete, select, true, update
 
 from newsletter.db import open_database
+from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.dispatch.ledger import LeaseLost, Ledger, SendBusy
-from newsletter.dispatch.ledger_schema import send_recipients, sends
 from tests.dispatch.conftest import SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 

@@ -15,8 +15,8 @@ from email import policy
 import pytest
 from sqlalchemy import insert, select
 
-from newsletter.dispatch.ledger_schema import send_recipients
-from newsletter.dispatch.transports.sendgrid import sendgrid_error_body
+from newsletter.db.ledger_tables import send_recipients
+from newsletter.providers.sendgrid.transport import sendgrid_error_body
 from tests.dispatch.conftest import SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 

@@ -10,9 +10,9 @@ import idna
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.dispatch.mailing import Unsendable, wire_address
-from newsletter.dispatch.mime import MAX_DISPLAY_NAME, display_name, format_to
-from newsletter.personalise import Recipient
+from newsletter.core.personalise import Recipient
+from newsletter.providers.mailing import Unsendable, wire_address
+from newsletter.providers.mime import MAX_DISPLAY_NAME, display_name, format_to
 
 NAMES = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=400) | st.text(
     st.sampled_from(list('\r\n\t,;:"<>@\\() abc\u00e9\u0645')), max_size=3000)

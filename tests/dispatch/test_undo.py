@@ -14,7 +14,7 @@ import time
 
 from sqlalchemy import select
 
-from newsletter.dispatch.ledger_schema import send_batches, send_recipients, sends
+from newsletter.db.ledger_tables import send_batches, send_recipients, sends
 from tests.dispatch.conftest import SLUG, Pub, add_people
 from tests.fake_sendgrid import API_KEY, FakeSendGrid
 

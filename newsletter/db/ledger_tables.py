@@ -1,4 +1,4 @@
-"""The send ledger's tables (current schema) and the migration that creates them.
+"""The send ledger's tables (current schema; migration 2 created them).
 
 `sends`: one row per send of an issue to a segment, with its state and counts.
 `send_recipients`: the recipient list snapshotted when the send started, one row each, with
@@ -13,7 +13,6 @@ from __future__ import annotations
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -53,7 +52,7 @@ def _define(md: MetaData) -> tuple[Table, Table, Table]:
         Column("owner", String(200), nullable=True),
         Column("heartbeat_at", UtcDateTime, nullable=True),
         # fencing token: every ledger write names the lease it holds (migration 4)
-        Column("lease", Integer, nullable=False, default=0, server_default="0"),
+        Column("lease", Integer, nullable=False, default=0, server_default=text("0")),
         Column("leased_at", UtcDateTime, nullable=True),
         Column("last_error", Text, nullable=True),
         Column("created_at", UtcDateTime, nullable=False),
@@ -103,66 +102,3 @@ def _define(md: MetaData) -> tuple[Table, Table, Table]:
 
 
 sends, send_recipients, send_batches = _define(metadata)
-
-
-def migrate_v2(conn: Connection) -> None:
-    """Migration 2, "send ledger".
-
-    It must keep creating exactly today's tables: before changing `_define`, copy its present
-    body in here and put the change in a new migration.
-    """
-    md = MetaData()
-    _define_v2(md)
-    md.create_all(conn)
-
-
-def _define_v2(md: MetaData) -> tuple[Table, Table]:
-    sends = Table(
-        "sends",
-        md,
-        Column("id", Id, primary_key=True, autoincrement=True),
-        Column("issue", String(200), nullable=False),
-        Column("segment", String(200), nullable=False),
-        Column("transport", String(16), nullable=False),
-        Column("content_hash", String(64), nullable=False),
-        Column("subject", Text, nullable=False),
-        Column("state", String(16), nullable=False),
-        Column("total", Integer, nullable=False, default=0),
-        Column("accepted", Integer, nullable=False, default=0),
-        Column("failed", Integer, nullable=False, default=0),
-        Column("unknown", Integer, nullable=False, default=0),
-        Column("batches", Integer, nullable=False, default=0),
-        Column("send_at", UtcDateTime, nullable=True),
-        Column("batch_id", String(100), nullable=True),
-        Column("owner", String(200), nullable=True),
-        Column("heartbeat_at", UtcDateTime, nullable=True),
-        Column("last_error", Text, nullable=True),
-        Column("created_at", UtcDateTime, nullable=False),
-        Column("updated_at", UtcDateTime, nullable=False),
-        Column("finished_at", UtcDateTime, nullable=True),
-        CheckConstraint("state IN ('sending', 'stopped', 'completed', 'cancelled')",
-                        name="ck_sends_state"),
-        Index("ix_sends_issue_segment", "issue", "segment"),
-    )
-    recipients = Table(
-        "send_recipients",
-        md,
-        Column("id", Id, primary_key=True, autoincrement=True),
-        Column("send_id", Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
-        Column("subscriber_id", Id, nullable=True),
-        Column("email", String(320), nullable=False),
-        Column("name", Text, nullable=False),
-        Column("attributes", JsonDoc, nullable=False),
-        Column("state", String(10), nullable=False),
-        Column("batch", Integer, nullable=True),
-        Column("attempts", Integer, nullable=False, default=0),
-        Column("provider_id", String(255), nullable=True),
-        Column("last_error", Text, nullable=True),
-        Column("updated_at", UtcDateTime, nullable=True),
-        CheckConstraint("state IN ('pending', 'accepted', 'failed', 'unknown')",
-                        name="ck_send_recipients_state"),
-        # On send_id alone: state changes (two per recipient) then leave the index alone.
-        Index("ix_send_recipients_send", "send_id"),
-    )
-    return sends, recipients
-
