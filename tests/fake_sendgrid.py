@@ -5,7 +5,15 @@ SendGrid documents it (limits, reserved headers, content order, ...) and answers
 SendGrid-style errors when a rule is broken; otherwise it records one `Delivery` per
 personalization, with the subject and both parts already substituted as SendGrid would.
 
-Answers can be programmed: `answer(status, ...)` queues one-off answers, `fail_randomly()`
+Scheduled sends follow SendGrid's rules: `POST /v3/mail/batch` creates a batch id, a mail send
+may name it (an unknown one is refused) with a `send_at`; `POST /v3/user/scheduled_sends`
+cancels or pauses a batch only up to 10 minutes before its send_at, and at most 10 batches
+may be cancelled or paused at once (until their send_at passes). Messages of a cancelled
+batch are discarded at send_at, even those that arrive after the cancel: `delivered()`
+counts what would reach each address. `clock` is the fake's time (tests may move it).
+
+Answers can be programmed: `answer(status, ...)` queues one-off answers (an
+`X-RateLimit-Reset` of "+N" means N seconds after the answer), `fail_randomly()`
 answers 429/500 part of the time, `action="drop"` processes the request and hangs up without
 answering (the sender cannot know), `action="reset"` hangs up without processing.
 
@@ -246,6 +254,9 @@ class FakeSendGrid:
         self.counts: Counter[str] = Counter()
         self.requests: list[tuple[str, str, int, float]] = []  # method, path, status, when
         self.batches: dict[str, str] = {}  # batch_id -> scheduled status ("", cancel, pause)
+        self.batch_send_at: dict[str, int] = {}  # batch_id -> its earliest send_at
+        self.by_batch: dict[str | None, Counter[str]] = {}  # accepted addresses per batch
+        self.clock: Callable[[], float] = time.time
         self.script: deque[Answer] = deque()
         self.chaos: tuple[random.Random, dict[int, float]] | None = None
         self.routes: dict[tuple[str, str], Handler] = {
@@ -280,6 +291,16 @@ class FakeSendGrid:
         """How many times each address was accepted."""
         with self.lock:
             return Counter(self.counts)
+
+    def delivered(self) -> Counter[str]:
+        """How many messages each address gets once every send_at has come: those of
+        cancelled (or still paused) batches are discarded."""
+        with self.lock:
+            total: Counter[str] = Counter()
+            for batch_id, counts in self.by_batch.items():
+                if batch_id is None or not self.batches.get(batch_id):
+                    total.update(counts)
+            return total
 
     def start(self, port: int = 0) -> FakeSendGrid:
         fake = self
@@ -390,7 +411,19 @@ class FakeSendGrid:
         batch_id, status = body.get("batch_id"), body.get("status")
         if batch_id not in self.batches or status not in ("cancel", "pause"):
             return Answer(400, {"errors": [_error("invalid batch id or status", "batch_id")]})
+        now = self.clock()
         with self.lock:
+            send_at = self.batch_send_at.get(batch_id)
+            if send_at is not None and now > send_at - 600:
+                return Answer(400, {"errors": [_error(
+                    "You can only cancel or pause a scheduled send up to 10 minutes before "
+                    "its send_at time.", "batch_id")]})
+            held = [b for b, st in self.batches.items() if st and b != batch_id
+                    and self.batch_send_at.get(b, now + 1) > now]
+            if len(held) >= 10:
+                return Answer(400, {"errors": [_error(
+                    "You can only have 10 different batches with a cancel or pause status at "
+                    "a time.", "batch_id")]})
             self.batches[batch_id] = status
         return Answer(201, {"batch_id": batch_id, "status": status})
 
@@ -417,6 +450,9 @@ class FakeSendGrid:
         if scripted and scripted.action == "reset":
             return scripted
         if scripted and scripted.status != 202:
+            reset = scripted.headers.get("X-RateLimit-Reset", "")
+            if reset.startswith("+"):  # seconds from the moment of the answer
+                scripted.headers["X-RateLimit-Reset"] = str(int(self.clock() + int(reset)))
             if not scripted.body:
                 scripted.body = {"errors": [_error(f"scripted {scripted.status}")]}
             return scripted
@@ -427,6 +463,9 @@ class FakeSendGrid:
         except ValueError:
             return Answer(400, {"errors": [_error("Invalid JSON")]})
         errors = validate_mail_send(body)
+        batch_id = body.get("batch_id") if isinstance(body, dict) else None
+        if batch_id is not None and batch_id not in self.batches:
+            errors.append(_error("The batch ID is not valid.", "batch_id"))
         if errors:
             return Answer(400, {"errors": errors})
         message_id = uuid.uuid4().hex[:22]
@@ -462,9 +501,14 @@ class FakeSendGrid:
                     asm=body.get("asm"),
                     message_id=message_id,
                 ))
+        batch_id, send_at = body.get("batch_id"), body.get("send_at")
         with self.lock:
             self.deliveries += deliveries
             self.counts.update(emails)
+            self.by_batch.setdefault(batch_id, Counter()).update(emails)
+            if batch_id is not None and send_at is not None:
+                known = self.batch_send_at.get(batch_id)
+                self.batch_send_at[batch_id] = send_at if known is None else min(known, send_at)
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ Problem with file and line, and every unknown key into a warning (the MkDocs way
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from typing import Any, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
@@ -30,6 +32,28 @@ def _check_url(value: str) -> str:
     return value
 
 
+def check_one_line(value: str) -> str:
+    """Refuse control characters (line breaks, tabs, ...): a header value is one line."""
+    bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        name = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab"}.get(
+            bad, f"the control character U+{ord(bad):04X}")
+        raise ValueError(f"must be one line of plain text, but it holds {name}")
+    return value
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """`15m`, `1h`, `90s`, `1h30m` as a timedelta."""
+    match = _DURATION.fullmatch(str(text).strip().lower())
+    if not match or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration like 15m, 1h or 1h30m")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return dt.timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
 class Strict(BaseModel):
     """Base: extra keys are kept so they can be reported as warnings, not errors."""
 
@@ -40,6 +64,7 @@ class Sender(Strict):
     name: str
     email: str
 
+    _name = field_validator("name")(classmethod(lambda cls, v: check_one_line(v)))
     _email = field_validator("email")(classmethod(lambda cls, v: check_address(v)))
 
 
@@ -89,6 +114,15 @@ class Expert(Strict):
 class SendGridConfig(Strict):
     asm_group_id: int | None = None
     categories: list[str] = Field(default_factory=list)
+    undo_window: str | None = None  # e.g. 15m: the default for `send --undo-window`
+
+    @field_validator("undo_window", mode="before")
+    @classmethod
+    def _window(cls, value: object) -> object:
+        if value is not None:
+            parse_duration(str(value))
+            return str(value)
+        return value
 
 
 class S3Target(Strict):
@@ -172,6 +206,9 @@ class IssueManifest(Strict):
     subject: str
     preheader: str = ""
     date: dt.date
+
+    _one_line = field_validator("subject", "preheader")(
+        classmethod(lambda cls, v: check_one_line(v)))
     hero: Hero | None = None
     pieces: list[str] = Field(min_length=1)
     language: str | None = None  # default: the publication's

@@ -8,12 +8,13 @@ of `newsletter build` never pays for SQLAlchemy, Starlette or the SendGrid clien
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import click
 
 from newsletter import __version__
-from newsletter.cli.common import App, Shown
+from newsletter.cli.common import App, Shown, report_unexpected
 from newsletter.core.errors import NewsletterError
 
 # command name -> module under newsletter.cli that defines it (in its COMMANDS list)
@@ -53,11 +54,20 @@ class LazyGroup(click.Group):
         return None
 
     def invoke(self, ctx: click.Context) -> object:
-        """Run the command; a domain error leaves as click's exception (message, exit code)."""
+        """Run the command; a domain error leaves as click's exception (message, exit code);
+        an unexpected exception becomes one line and exit code 1, its traceback goes to
+        .newsletter/last-error.log (and the terminal with --debug)."""
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
             raise Shown(exc) from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt,
+                SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+            app = ctx.obj if isinstance(ctx.obj, App) else None
+            raise Shown(report_unexpected(exc, app.root if app else Path("."),
+                                          debug=bool(app and app.debug))) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,8 +78,12 @@ class LazyGroup(click.Group):
     default=".",
     help="Publication folder (default: the current folder).",
 )
+@click.option("--debug", is_flag=True,
+              help="Show the traceback of an unexpected error (also NEWSLETTER_DEBUG=1).")
 @click.version_option(__version__, prog_name="newsletter")
 @click.pass_context
-def main(ctx: click.Context, root: Path) -> None:
+def main(ctx: click.Context, root: Path, debug: bool) -> None:
     """Assemble, check, preview and dispatch an expert-commentary newsletter."""
-    ctx.obj = App(root=root)
+    debug = debug or os.environ.get("NEWSLETTER_DEBUG", "").strip().lower() in (
+        "1", "true", "yes", "on")
+    ctx.obj = App(root=root, debug=debug)

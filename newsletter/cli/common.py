@@ -3,6 +3,8 @@ shows them."""
 
 from __future__ import annotations
 
+import datetime as dt
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import click
 from rich.console import Console
 
 from newsletter.build.publication import Publication
-from newsletter.core.errors import InputError, NewsletterError, Problem
+from newsletter.core.errors import FailedError, InputError, NewsletterError, Problem
 
 
 @dataclass
@@ -18,6 +20,7 @@ class App:
     """Per-invocation state: the publication folder, loaded on first use."""
 
     root: Path
+    debug: bool = False
     _publication: Publication | None = field(default=None, repr=False)
 
     @property
@@ -54,3 +57,23 @@ class Shown(click.ClickException):
             click.echo(self.format_message(), err=True)
         else:
             super().show(file)
+
+
+def report_unexpected(exc: BaseException, root: Path, *, debug: bool = False) -> FailedError:
+    """Log `exc`'s traceback to ROOT/.newsletter/last-error.log (and show it with `debug`);
+    return the one-line error to raise in its place (exit code 1)."""
+    text = "".join(traceback.format_exception(exc))
+    log = root / ".newsletter" / "last-error.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n{text}",
+                       encoding="utf-8")
+        where = f"details in {log}"
+    except OSError:
+        where = "the traceback could not be written to .newsletter/last-error.log"
+    if debug:
+        err_console.print(text, markup=False, highlight=False)
+    first = " ".join(str(exc).split())[:300]
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    hint = "" if debug else "; run with --debug to see the traceback"
+    return FailedError(f"unexpected error: {what} ({where}{hint})")

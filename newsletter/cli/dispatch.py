@@ -30,12 +30,20 @@ class _SendCommand(click.Command):
 @click.command(cls=_SendCommand, epilog="To cancel a scheduled send: newsletter send cancel "
                "ISSUE [--segment NAME].")
 @click.argument("issue")
-@click.option("--segment", required=True, help="Segment (from subscribers/segments.yaml).")
+@click.option("--segment", "segments", required=True, multiple=True,
+              help="Segment (from subscribers/segments.yaml); repeat it to send once to the "
+                   "union of several.")
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
               help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
 @click.option("--dry-run", is_flag=True, help="Do everything but hand messages over.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--again", is_flag=True, help="Send again to a segment that already got it.")
+@click.option("--again", is_flag=True,
+              help="Also send to people who already received this issue.")
+@click.option("--retry-failed", is_flag=True,
+              help="Try the permanently failed recipients of the last send once more.")
+@click.option("--undo-window", "undo_text", metavar="DURATION",
+              help="SendGrid only: schedule the send this far ahead (e.g. 15m) so that "
+                   "`newsletter send cancel` can stop it (default: sendgrid.undo_window).")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send to recipients whose earlier hand-over has an unknown fate.")
 @click.option("--accept-unknown", is_flag=True,
@@ -51,23 +59,24 @@ class _SendCommand(click.Command):
 @click.option("--editions", is_flag=True,
               help="Send each reader the edition in their `language` attribute (one each).")
 @pass_app
-def send(app: App, issue: str, segment: str, transport: str | None, dry_run: bool, yes: bool,
-         again: bool, resend_unknown: bool, accept_unknown: bool, resend_batch: tuple[int, ...],
-         accept_batch: tuple[int, ...], at_text: str | None, skip_url_check: bool,
-         editions: bool) -> None:
-    """Send ISSUE to a segment; run it again to resume an interrupted send."""
-    from newsletter.dispatch.service import parse_at, plan_send
+def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None, dry_run: bool,
+         yes: bool, again: bool, retry_failed: bool, undo_text: str | None, resend_unknown: bool,
+         accept_unknown: bool, resend_batch: tuple[int, ...], accept_batch: tuple[int, ...],
+         at_text: str | None, skip_url_check: bool, editions: bool) -> None:
+    """Send ISSUE to one or more segments; run it again to resume an interrupted send."""
+    from newsletter.dispatch.service import parse_at, parse_window, plan_send
     from newsletter.events.suppressions import sync_before_send
 
     at = parse_at(at_text) if at_text else None
-    options = dict(transport=transport, again=again, at=at, resend_unknown=resend_unknown,
+    window = parse_window(undo_text) if undo_text else None
+    options = dict(transport=transport, again=again, at=at, undo_window=window,
+                   retry_failed=retry_failed, resend_unknown=resend_unknown,
                    accept_unknown=accept_unknown, resend_batches=resend_batch,
-                   accept_batches=accept_batch, dry_run=dry_run,
-                   before_send=sync_before_send)
+                   accept_batches=accept_batch, dry_run=dry_run, before_send=sync_before_send)
     if editions:
-        _send_editions(app, issue, segment, yes, options, skip_url_check)
+        _send_editions(app, issue, segments, yes, options, skip_url_check)
         return
-    plan = plan_send(app.publication, issue, segment, **options)
+    plan = plan_send(app.publication, issue, segments, **options)
     if not dry_run:
         plan.transport.preflight()
     online = None if dry_run else _check_online(app.publication, plan.build, skip_url_check)
@@ -78,6 +87,11 @@ def send(app: App, issue: str, segment: str, transport: str | None, dry_run: boo
         _dry_run(plan)
         return
     accepting = (accept_unknown or accept_batch) and plan.send and plan.send.unknown
+    if plan.count == 0 and plan.send is None:
+        err_console.print(f"nothing to send: all {plan.left_out:,} recipients already received "
+                          f"{plan.build.slug} or failed for good (--retry-failed tries the "
+                          "failed ones again, --again sends to everyone once more)")
+        return
     if plan.count == 0 and not accepting:
         _finish_without_sending(plan)
         return
@@ -107,12 +121,12 @@ def _check_online(pub, build, skip: bool):
     return show
 
 
-def _send_editions(app: App, issue: str, segment: str, yes: bool, options: dict,
+def _send_editions(app: App, issue: str, segments: tuple[str, ...], yes: bool, options: dict,
                    skip_url_check: bool) -> None:
     """`send --editions`: one send per edition, each to its readers; one confirmation."""
     from newsletter.dispatch.editions import plan_editions
 
-    planned = plan_editions(app.publication, issue, segment, **options)
+    planned = plan_editions(app.publication, issue, segments, **options)
     for note in planned.skipped:
         err_console.print(f"[yellow]note:[/yellow] {note}", markup=True)
     checks = []
@@ -189,6 +203,9 @@ def _run(plan) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if result is None:
+        err_console.print("nothing to send: everyone already received it in the meantime")
+        return
     _report(plan, result)
 
 
@@ -239,6 +256,12 @@ def _report(plan, result) -> None:
     send = result.send
     counts = (f"{send.accepted:,} of {send.total:,} accepted, {send.failed:,} failed, "
               f"{send.unknown:,} unknown, {send.pending:,} pending")
+    if result.ok and send.failed:
+        _list_recipients(plan.ledger, send.id)
+        console.print(f"send #{send.id} of {send.issue} to '{send.segment}' completed via "
+                      f"{send.transport} with failures: {counts}. `newsletter status "
+                      f"{send.issue}` lists them; --retry-failed tries them once more")
+        return
     if result.ok:
         when = f", scheduled for {utc_minute(send.send_at)}" if send.send_at else ""
         console.print(f"send #{send.id} of {send.issue} to '{send.segment}' completed via "
@@ -265,18 +288,19 @@ def _list_recipients(ledger, send_id: int, limit: int = 10) -> None:
 
 @click.command()
 @click.argument("issue")
-@click.option("--segment", help="Only the scheduled send to this segment.")
+@click.option("--segment", help="Only the send to this segment.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
-    """Cancel a send of ISSUE scheduled on SendGrid with --at."""
+    """Cancel a send of ISSUE scheduled on SendGrid (--at, --undo-window), or give up a
+    stopped send."""
     from newsletter.dispatch.service import cancel_scheduled, utc_minute
 
-    if not yes and not click.confirm(f"Cancel the scheduled send of {issue}?", err=True):
+    if not yes and not click.confirm(f"Cancel the send of {issue}?", err=True):
         raise click.exceptions.Exit(1)
     send = cancel_scheduled(app.publication, issue, segment)
-    console.print(f"cancelled send #{send.id} of {send.issue} to '{send.segment}' "
-                  f"(was scheduled for {utc_minute(send.send_at)})")
+    when = f" (was scheduled for {utc_minute(send.send_at)})" if send.send_at else ""
+    console.print(f"cancelled send #{send.id} of {send.issue} to '{send.segment}'{when}")
 
 
 @click.command("send-test")

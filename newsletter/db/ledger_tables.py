@@ -3,6 +3,8 @@
 `sends`: one row per send of an issue to a segment, with its state and counts.
 `send_recipients`: the recipient list snapshotted when the send started, one row each, with
 its delivery state (pending, accepted, failed, unknown), attempts, provider id and last error.
+`send_batches`: the SendGrid batch ids of a scheduled (undo-window) send, one per run, with
+their send_at and the first ledger batch number each covers.
 The tables join the database's one MetaData (newsletter.db.tables.metadata).
 """
 
@@ -18,15 +20,18 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from newsletter.db.tables import Id, JsonDoc, UtcDateTime, metadata
 
 SEND_STATES = ("sending", "stopped", "completed", "cancelled")
 RECIPIENT_STATES = ("pending", "accepted", "failed", "unknown")
+#: the states in which a send holds its issue (the unique partial index's condition)
+ACTIVE = "state IN ('sending', 'stopped')"
 
 
-def _define(md: MetaData) -> tuple[Table, Table]:
+def _define(md: MetaData) -> tuple[Table, Table, Table]:
     sends = Table(
         "sends",
         md,
@@ -46,6 +51,9 @@ def _define(md: MetaData) -> tuple[Table, Table]:
         Column("batch_id", String(100), nullable=True),
         Column("owner", String(200), nullable=True),
         Column("heartbeat_at", UtcDateTime, nullable=True),
+        # fencing token: every ledger write names the lease it holds (migration 6)
+        Column("lease", Integer, nullable=False, default=0, server_default=text("0")),
+        Column("leased_at", UtcDateTime, nullable=True),
         Column("last_error", Text, nullable=True),
         Column("created_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
@@ -53,6 +61,9 @@ def _define(md: MetaData) -> tuple[Table, Table]:
         CheckConstraint("state IN ('sending', 'stopped', 'completed', 'cancelled')",
                         name="ck_sends_state"),
         Index("ix_sends_issue_segment", "issue", "segment"),
+        # one send of an issue under way (or stopped, awaiting its resume) at a time
+        Index("uq_sends_active_issue", "issue", unique=True,
+              sqlite_where=text(ACTIVE), postgresql_where=text(ACTIVE)),
     )
     recipients = Table(
         "send_recipients",
@@ -74,7 +85,20 @@ def _define(md: MetaData) -> tuple[Table, Table]:
         # On send_id alone: state changes (two per recipient) then leave the index alone.
         Index("ix_send_recipients_send", "send_id"),
     )
-    return sends, recipients
+    batches = Table(
+        "send_batches",
+        md,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        Column("send_id", Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        Column("batch_id", String(100), nullable=False),
+        Column("send_at", UtcDateTime, nullable=False),
+        Column("first_batch", Integer, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        CheckConstraint("state IN ('open', 'cancelled')", name="ck_send_batches_state"),
+        Index("ix_send_batches_send", "send_id"),
+    )
+    return sends, recipients, batches
 
 
-sends, send_recipients = _define(metadata)
+sends, send_recipients, send_batches = _define(metadata)

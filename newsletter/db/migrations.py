@@ -302,3 +302,36 @@ def _consent_and_throttle(conn: Connection) -> None:
         Index("ix_signup_throttle_window_start", "window_start"),
     )
     md.create_all(conn)
+
+
+@migration(6, "exclusive sends: lease fencing token, one active send per issue, send batches")
+def _exclusive_sends(conn: Connection) -> None:
+    # Older versions allowed two active sends of one issue (to different segments): keep the
+    # newest, give the others up, so the unique index below can be built.
+    conn.execute(text(
+        "UPDATE sends SET state = 'cancelled', owner = NULL, last_error = 'given up when "
+        "sends became exclusive (schema 6); resume no longer possible' "
+        "WHERE state IN ('sending', 'stopped') AND id NOT IN "
+        "(SELECT max(id) FROM sends WHERE state IN ('sending', 'stopped') GROUP BY issue)"))
+    conn.execute(text("ALTER TABLE sends ADD COLUMN lease INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(text("ALTER TABLE sends ADD COLUMN leased_at "
+                      + ("TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql"
+                         else "DATETIME")))
+    conn.execute(text("CREATE UNIQUE INDEX uq_sends_active_issue ON sends (issue) "
+                      "WHERE state IN ('sending', 'stopped')"))
+    md = MetaData()
+    Table("sends", md, Column("id", _Id, primary_key=True))
+    Table(
+        "send_batches",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("send_id", _Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        Column("batch_id", String(100), nullable=False),
+        Column("send_at", DateTime, nullable=False),
+        Column("first_batch", Integer, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        CheckConstraint("state IN ('open', 'cancelled')", name="ck_send_batches_state"),
+        Index("ix_send_batches_send", "send_id"),
+    )
+    md.tables["send_batches"].create(conn)

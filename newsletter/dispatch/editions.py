@@ -10,6 +10,7 @@ issue already reached, so an issue in several languages still reaches each perso
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +77,13 @@ class EditionsPlan:
     skipped: list[str]
 
 
-def plan_editions(pub: Publication, issue: str, segment: str, **options: Any) -> EditionsPlan:
-    """Plan one send per edition of ISSUE to `segment` (options as for `plan_send`)."""
+def plan_editions(pub: Publication, issue: str, segment: str | Sequence[str],
+                  **options: Any) -> EditionsPlan:
+    """Plan one send per edition of ISSUE to the segment(s) (options as for `plan_send`)."""
     from newsletter.dispatch.service import _database, _segment_condition, plan_send
+
+    segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
+    label = " + ".join(segments)
 
     slug = pub.issue_dir(issue).name
     editions = edition_group(pub, slug)
@@ -86,17 +91,17 @@ def plan_editions(pub: Publication, issue: str, segment: str, **options: Any) ->
     slugs = [e.slug for e in editions]
     since = dt.datetime.now(dt.UTC) if options.get("again") else None
     ledger = _database(pub)
-    base = _segment_condition(pub, segment)
+    base = _segment_condition(pub, segments)
     plans, skipped = [], []
     for edition in editions:
         narrow = and_(reader_condition(edition, editions, fallback), not_reached(
             [s for s in slugs if s != edition.slug], since))
-        history = ledger.sends_for(edition.slug, segment)
+        history = ledger.sends_for(edition.slug, label)
         resuming = any(s.state in ("sending", "stopped") for s in history)
         done = [s for s in history if s.state == "completed"]
         if done and not resuming and not options.get("again"):
             skipped.append(f"{edition.slug} ({edition.language}) was already sent to "
-                           f"'{segment}' (send #{done[-1].id}); pass --again to send it again")
+                           f"'{label}' (send #{done[-1].id}); pass --again to send it again")
             continue
         if not resuming:
             with ledger.engine.connect() as conn:
@@ -104,10 +109,10 @@ def plan_editions(pub: Publication, issue: str, segment: str, **options: Any) ->
                                      .where(and_(base, narrow))).scalar_one()
             if count == 0:
                 skipped.append(f"{edition.slug} ({edition.language}): no readers in "
-                               f"'{segment}' left for this edition")
+                               f"'{label}' left for this edition")
                 continue
-        plans.append(plan_send(pub, edition.slug, segment, narrow=narrow, **options))
+        plans.append(plan_send(pub, edition.slug, segments, narrow=narrow, **options))
     if not plans:
-        raise NewsletterError(f"no edition of {slug} has readers left in '{segment}'; "
+        raise NewsletterError(f"no edition of {slug} has readers left in '{label}'; "
                               + "; ".join(skipped))
     return EditionsPlan(plans, skipped)

@@ -1,9 +1,15 @@
 """The run loop: stream the ledger batch by batch, hand each batch over, record what happened.
 
 Per batch: commit its rows as in flight, call the transport, commit the outcomes. `retry`
-outcomes are handed over again after a backoff (honouring the provider's wait), up to the
-policy's attempts; then the send stops. A provider's stop (bad key, 400) stops it at once.
-Setting the `stop` event (Ctrl-C) ends the run after the batch in flight.
+outcomes (the whole request was not taken) are handed over again after a backoff (honouring
+the provider's wait), up to the policy's attempts; then the send stops. `deferred` outcomes
+(one recipient refused for now) are tried again the same way, then recorded `failed` with the
+provider's words. A provider's stop (bad key, server gone) stops it at once. Setting the
+`stop` event (Ctrl-C) ends the run after the batch in flight.
+
+While the run lasts, a heartbeat thread renews the send's lease, also while the engine waits
+out a back-off; when the lease is lost (another process took it over) the run stops, and no
+write of this process lands (each is fenced by the lease token).
 
 A transport may take several batches at once (`Transport.parallel`, SendGrid: 2): batches are
 then delivered by as many worker threads, each with its own ledger transactions, so one
@@ -12,14 +18,15 @@ request is being built while another waits for the provider.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from newsletter.dispatch.ledger import Ledger
+from newsletter.dispatch.ledger import HEARTBEAT_EVERY, LeaseLost, Ledger
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.providers.base import BatchResult, Transport
+from newsletter.providers.base import BatchResult, Outcome, Transport
 from newsletter.providers.mailing import Item
 
 Progress = Callable[[int, int, int], None]  # accepted, failed, unknown (increments)
@@ -64,12 +71,42 @@ class Engine:
             self.report.resolved += len(results)
 
     def run(self) -> RunReport:
-        """Send every pending or failed recipient of the send, batch by batch."""
+        """Send every pending recipient of the send, batch by batch, under a heartbeat."""
+        beat = threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)
+        done = threading.Event()
+        self._done = done
+        beat.start()
+        try:
+            self._run()
+        except LeaseLost as exc:
+            self._stop_with(str(exc))
+        finally:
+            done.set()
+            beat.join()
+        return self.report
+
+    def _heartbeat(self) -> None:
+        """Renew the lease every HEARTBEAT_EVERY (or NEWSLETTER_HEARTBEAT seconds)."""
+        every = float(os.environ.get("NEWSLETTER_HEARTBEAT") or HEARTBEAT_EVERY.total_seconds())
+        while not self._done.wait(every):
+            try:
+                self.ledger.beat(self.send_id)
+            except LeaseLost as exc:
+                self._stop_with(str(exc))
+                self.stop.set()
+                return
+            except Exception:  # noqa: BLE001 - a busy database: the next beat tries again
+                continue
+
+    def _stop_with(self, reason: str) -> None:
+        with self.lock:
+            self.report.stopped = self.report.stopped or reason
+
+    def _run(self) -> None:
         size = max(1, self.transport.batch_size)
         mailing = getattr(self.transport, "mailing", None)
         attributes = mailing is None or mailing.uses_attributes
-        batches = self.ledger.stream(self.send_id, ["pending", "failed"], size,
-                                     attributes=attributes)
+        batches = self.ledger.stream(self.send_id, ["pending"], size, attributes=attributes)
         workers = max(1, self.transport.parallel)
         if workers == 1:
             for batch in batches:
@@ -78,7 +115,7 @@ class Engine:
                     break
                 if not self._deliver(batch.items, batch.failed):
                     break
-            return self.report
+            return
         with ThreadPoolExecutor(workers, thread_name_prefix="dispatch") as pool:
             running: set[Future[bool]] = set()
             for batch in batches:
@@ -92,29 +129,44 @@ class Engine:
                 running.add(pool.submit(self._deliver, batch.items, batch.failed))
             for future in running:
                 future.result()
-        return self.report
 
     def _deliver(self, items: list[Item], was_failed: int) -> bool:
         """Hand over one batch, retrying what may be retried; False when the send must stop."""
+        try:
+            return self._deliver_batch(items, was_failed)
+        except LeaseLost as exc:
+            self._stop_with(str(exc))
+            self.stop.set()
+            return False
+
+    def _hand_over(self, items: list[Item]) -> BatchResult:
+        """The transport's answer; a transport that raises after all is a stop, and the
+        batch's fate is unknown (it may have left)."""
+        try:
+            result = self.transport.send(items)
+        except Exception as exc:  # noqa: BLE001 - transports must not raise; contain it
+            reason = f"{self.transport.name} transport failed: {type(exc).__name__}: {exc}"
+            return BatchResult.all(items, Outcome("unknown", error=reason), stop=reason)
+        return result
+
+    def _deliver_batch(self, items: list[Item], was_failed: int) -> bool:
         attempt = 0
         while items:
             attempt += 1
             batch = self.ledger.mark_in_flight(self.send_id, [i.key for i in items], was_failed,
                                                whole=attempt == 1)
             was_failed = 0
-            result = self.transport.send(items)
-            retry = self._record(items, result, batch)
+            result = self._hand_over(items)
+            last_try = attempt >= self.policy.attempts
+            retry = self._record(items, result, batch, last_try=last_try)
             if result.stop:
-                with self.lock:
-                    self.report.stopped = result.stop
+                self._stop_with(result.stop)
                 return False
             if not retry:
                 return True
-            if attempt >= self.policy.attempts:
+            if last_try:
                 last = next((o.error for o in result.outcomes if o.state == "retry"), "")
-                with self.lock:
-                    self.report.stopped = (f"gave up after {attempt} attempts; the last answer "
-                                           f"was: {last}")
+                self._stop_with(f"gave up after {attempt} attempts; the last answer was: {last}")
                 return False
             if self.stop.wait(self.policy.delay(attempt, result.wait)):
                 with self.lock:
@@ -123,14 +175,20 @@ class Engine:
             items = retry
         return True
 
-    def _record(self, items: list[Item], result: BatchResult, batch: int | None = None
-                ) -> list[Item]:
-        """Store outcomes; return the items to hand over again."""
+    def _record(self, items: list[Item], result: BatchResult, batch: int | None = None, *,
+                last_try: bool = False) -> list[Item]:
+        """Store outcomes; return the items to hand over again. On the last try a deferred
+        recipient is recorded `failed`, with the provider's words."""
         rows, retry = [], []
         counts = {"accepted": 0, "failed": 0, "unknown": 0}
+        outcomes = [Outcome("failed", error=f"still deferred after {self.policy.attempts} "
+                                            f"tries: {o.error}")
+                    if o.state == "deferred" and (last_try or result.stop) else o
+                    for o in result.outcomes]
+        result = BatchResult(outcomes, stop=result.stop, wait=result.wait)
         for item, outcome in zip(items, result.outcomes, strict=True):
             rows.append((item.key, outcome.state, outcome.provider_id, outcome.error))
-            if outcome.state == "retry":
+            if outcome.state in ("retry", "deferred"):
                 retry.append(item)
             else:
                 counts[outcome.state] += 1

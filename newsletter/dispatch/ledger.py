@@ -8,6 +8,11 @@ Crash safety rests on three rules:
    provider answers they become `accepted`, `failed` or `pending` again. A crash in between
    leaves them `unknown`: never silently resent, listed for the operator;
 3. rows are read in id order, a batch at a time, so memory does not grow with the segment.
+
+Exclusivity rests on the database: a unique partial index allows one send of an issue in the
+states `sending` or `stopped`, and a send's lease is a fencing token (`sends.lease`). Every
+ledger write of a run names the token it took; a write whose token is no longer the send's
+(another process took the lease over) changes nothing and raises `LeaseLost`.
 """
 
 from __future__ import annotations
@@ -20,17 +25,28 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, literal, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
 from newsletter.core.errors import FailedError
 from newsletter.core.personalise import Recipient
 from newsletter.db.engine import write_connection
-from newsletter.db.ledger_tables import send_recipients, sends
+from newsletter.db.ledger_tables import send_batches, send_recipients, sends
 from newsletter.db.tables import subscribers
 from newsletter.providers.mailing import Item
 
-#: a lease older than this, held from another machine, is taken to be dead
+#: a lease whose heartbeat is older than this, held from another machine, is taken to be dead
 STALE_AFTER = dt.timedelta(minutes=2)
+#: how often a running send renews its lease (also while the engine waits out a back-off)
+HEARTBEAT_EVERY = STALE_AFTER / 8
+
+
+class LeaseLost(FailedError):
+    """Another process took this send's lease over: this process must not write to it."""
+
+
+class SendBusy(FailedError):
+    """Another send of the same issue is under way or stopped and not yet resumed."""
 
 
 def utcnow() -> dt.datetime:
@@ -61,6 +77,8 @@ class SendRow:
     batch_id: str | None
     owner: str | None
     heartbeat_at: dt.datetime | None
+    lease: int
+    leased_at: dt.datetime | None
     last_error: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -69,6 +87,18 @@ class SendRow:
     @property
     def pending(self) -> int:
         return self.total - self.accepted - self.failed - self.unknown
+
+    def busy_message(self) -> str:
+        """One line naming this send as the one in the way of another."""
+        to = f"send #{self.id} of {self.issue} to '{self.segment}'"
+        if self.owner and is_alive(self.owner, self.heartbeat_at):
+            since = self.leased_at or self.created_at
+            return (f"{to} is under way (process {self.owner}, since {since:%Y-%m-%d %H:%M:%S} "
+                    "UTC); wait for it to finish")
+        return (f"{to} is stopped and not yet resumed (since {self.updated_at:%Y-%m-%d %H:%M} "
+                f"UTC); resume it with `newsletter send {self.issue} --segment "
+                f"{self.segment.replace(' + ', ' --segment ')}` or give it up with "
+                f"`newsletter send cancel {self.issue}`")
 
     @classmethod
     def of(cls, row: Any) -> SendRow:
@@ -95,11 +125,39 @@ class RecipientRow:
     batch: int | None
 
 
+@dataclass(frozen=True)
+class RunBatch:
+    """A SendGrid batch id one run of a scheduled send used."""
+
+    id: int
+    batch_id: str
+    send_at: dt.datetime
+    first_batch: int
+    state: str
+    created_at: dt.datetime
+
+
 class Ledger:
-    """Ledger operations over one engine (SQLite or PostgreSQL)."""
+    """Ledger operations over one engine (SQLite or PostgreSQL).
+
+    The lease tokens this process holds are kept per send id; fenced writes use them.
+    """
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.leases: dict[int, int] = {}
+
+    def _fence(self, conn: Connection, send_id: int, **values: Any) -> None:
+        """First statement of every write of a run: renew the heartbeat, provided this
+        process still holds the lease (on PostgreSQL this also locks the send's row)."""
+        token = self.leases.get(send_id)
+        changed = conn.execute(update(sends).where(
+            sends.c.id == send_id, sends.c.lease == token, sends.c.owner.is_not(None)
+        ).values(heartbeat_at=utcnow(), **values)).rowcount if token is not None else 0
+        if changed != 1:
+            self.leases.pop(send_id, None)
+            raise LeaseLost(f"send #{send_id}: another process took the send over; this one "
+                            "stops without writing")
 
     # -- sends ----------------------------------------------------------------------------
     def get(self, send_id: int) -> SendRow:
@@ -115,62 +173,128 @@ class Ledger:
         with self.engine.connect() as conn:
             return [SendRow.of(r) for r in conn.execute(query.order_by(sends.c.id))]
 
+    def active(self, issue: str) -> SendRow | None:
+        """The send of `issue` that is under way or stopped (at most one: unique index)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sends).where(
+                sends.c.issue == issue, sends.c.state.in_(["sending", "stopped"]))).first()
+        return SendRow.of(row) if row else None
+
+    def received(self, issue: str) -> Any:
+        """A WHERE clause over subscribers: those an earlier send of `issue` settled, i.e.
+        accepted, or failed for good (a cancelled send's failures are cancellations: those
+        people did not get the issue and are not counted)."""
+        earlier = select(sends.c.id).where(sends.c.issue == issue)
+        settled = (send_recipients.c.state == "accepted") | (
+            (send_recipients.c.state == "failed")
+            & send_recipients.c.send_id.in_(earlier.where(sends.c.state != "cancelled")))
+        return subscribers.c.id.in_(
+            select(send_recipients.c.subscriber_id).where(
+                send_recipients.c.send_id.in_(earlier), settled,
+                send_recipients.c.subscriber_id.is_not(None)))
+
     def create(self, *, issue: str, segment: str, transport: str, content_hash: str,
                subject: str, members: Any, send_at: dt.datetime | None = None,
                batch_id: str | None = None) -> SendRow | None:
-        """A new send with its recipients snapshotted from `members` (a WHERE clause over
-        subscribers). Returns None, with nothing written, when the segment is empty."""
+        """A new send, its lease held by this process, with its recipients snapshotted from
+        `members` (a WHERE clause over subscribers, evaluated in the creating transaction,
+        e.g. one that leaves out `received(issue)`). Returns None, with nothing written, when
+        nobody is left.
+
+        Raises SendBusy, naming the other send, while another send of `issue` is active: the
+        unique partial index decides, however two processes interleave.
+        """
         now = utcnow()
-        with write_connection(self.engine) as conn, conn.begin() as tx:
-            send_id = conn.execute(insert(sends).values(
-                issue=issue, segment=segment, transport=transport, content_hash=content_hash,
-                subject=subject, state="sending", total=0, accepted=0, failed=0, unknown=0,
-                batches=0, send_at=send_at, batch_id=batch_id, created_at=now, updated_at=now,
-            ).returning(sends.c.id)).scalar_one()
-            snapshot = select(
+        owner = process_owner()
+        try:
+            with write_connection(self.engine) as conn, conn.begin() as tx:
+                send_id = conn.execute(insert(sends).values(
+                    issue=issue, segment=segment, transport=transport,
+                    content_hash=content_hash, subject=subject, state="sending", total=0,
+                    accepted=0, failed=0, unknown=0, batches=0, send_at=send_at,
+                    batch_id=batch_id, owner=owner, heartbeat_at=now, lease=1, leased_at=now,
+                    created_at=now, updated_at=now,
+                ).returning(sends.c.id)).scalar_one()
+                total = self._snapshot(conn, send_id, members)
+                if total == 0:
+                    tx.rollback()
+                    return None
+                conn.execute(update(sends).where(sends.c.id == send_id).values(total=total))
+        except IntegrityError:
+            other = self.active(issue)
+            if other is None:  # it finished in between: the caller may plan again
+                raise SendBusy(f"another send of {issue} was under way; run the command "
+                               "again") from None
+            raise SendBusy(other.busy_message()) from None
+        self.leases[send_id] = 1
+        return self.get(send_id)
+
+    def _snapshot(self, conn: Connection, send_id: int, members: Any) -> int:
+        snapshot = select(
                 literal(send_id, sends.c.id.type), subscribers.c.id, subscribers.c.email,
                 subscribers.c.name, subscribers.c.attributes, literal("pending"), literal(0),
             ).where(members).order_by(subscribers.c.id)
-            total = conn.execute(insert(send_recipients).from_select(
-                ["send_id", "subscriber_id", "email", "name", "attributes", "state", "attempts"],
-                snapshot,
-            )).rowcount
-            if total is None or total < 0:
-                total = conn.execute(select(func.count()).where(
-                    send_recipients.c.send_id == send_id)).scalar_one()
-            if total == 0:
-                tx.rollback()
-                return None
-            conn.execute(update(sends).where(sends.c.id == send_id).values(total=total))
-        return self.get(send_id)
+        total = conn.execute(insert(send_recipients).from_select(
+            ["send_id", "subscriber_id", "email", "name", "attributes", "state", "attempts"],
+            snapshot,
+        )).rowcount
+        if total is None or total < 0:
+            total = conn.execute(select(func.count()).where(
+                send_recipients.c.send_id == send_id)).scalar_one()
+        return total
 
     def check_free(self, send_id: int) -> None:
         """Refuse while another live process is sending `send_id`."""
         send = self.get(send_id)
-        _refuse_if_held(send_id, send.owner, send.heartbeat_at, process_owner())
+        if send.owner and send.owner != process_owner() and is_alive(send.owner,
+                                                                     send.heartbeat_at):
+            raise SendBusy(send.busy_message())
 
-    def acquire(self, send_id: int, owner: str | None = None) -> None:
-        """Take the send's lease; refuse while another live process holds it."""
-        owner = owner or process_owner()
+    def acquire(self, send_id: int, *, reopen: bool = False) -> int:
+        """Take the send's lease (a new fencing token); refuse while another live process
+        holds it. `reopen`: a completed send goes back to `sending` (--retry-failed), which
+        the unique index refuses while another send of the issue is active."""
+        owner = process_owner()
+        try:
+            with write_connection(self.engine) as conn, conn.begin():
+                query = select(sends).where(sends.c.id == send_id)
+                if conn.dialect.name == "postgresql":
+                    query = query.with_for_update()
+                send = SendRow.of(conn.execute(query).one())
+                if send.owner and send.owner != owner and is_alive(send.owner,
+                                                                   send.heartbeat_at):
+                    raise SendBusy(send.busy_message())
+                if send.state not in ("sending", "stopped") and not reopen:
+                    raise SendBusy(f"send #{send_id} is {send.state}; nothing to resume")
+                now = utcnow()
+                token = conn.execute(update(sends).where(sends.c.id == send_id).values(
+                    owner=owner, heartbeat_at=now, leased_at=now, lease=sends.c.lease + 1,
+                    state="sending", finished_at=None, updated_at=now,
+                ).returning(sends.c.lease)).scalar_one()
+        except IntegrityError:
+            other = self.active(self.get(send_id).issue)
+            raise SendBusy(other.busy_message() if other else
+                           "another send of the issue was under way; run the command again"
+                           ) from None
+        self.leases[send_id] = token
+        return token
+
+    def beat(self, send_id: int) -> None:
+        """Renew the lease's heartbeat; raises LeaseLost when it is no longer ours."""
         with write_connection(self.engine) as conn, conn.begin():
-            query = select(sends.c.owner, sends.c.heartbeat_at).where(sends.c.id == send_id)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            holder, beat = conn.execute(query).one()
-            _refuse_if_held(send_id, holder, beat, owner)
-            conn.execute(update(sends).where(sends.c.id == send_id).values(
-                owner=owner, heartbeat_at=utcnow()))
+            self._fence(conn, send_id)
 
     def release(self, send_id: int, last_error: str | None = None) -> SendRow:
-        """Give the lease back with exact counts; the send is `completed` only when every
-        recipient is `accepted`, else `stopped` (resumable)."""
+        """Give the lease back with exact counts; the send is `completed` when every
+        recipient is `accepted` or permanently `failed`, else `stopped` (resumable)."""
         now = utcnow()
         with write_connection(self.engine) as conn, conn.begin():
+            self._fence(conn, send_id)
             counts = dict(conn.execute(
                 select(send_recipients.c.state, func.count())
                 .where(send_recipients.c.send_id == send_id)
                 .group_by(send_recipients.c.state)).all())
-            done = set(counts) <= {"accepted"}
+            done = set(counts) <= {"accepted", "failed"}
             state = "completed" if done else "stopped"
             values: dict[str, Any] = {
                 "owner": None, "state": state, "last_error": None if done else last_error,
@@ -180,13 +304,93 @@ class Ledger:
             if done:
                 values["finished_at"] = now
             conn.execute(update(sends).where(sends.c.id == send_id).values(**values))
+        self.leases.pop(send_id, None)
         return self.get(send_id)
 
-    def set_state(self, send_id: int, state: str, last_error: str | None = None) -> None:
+    def cancel(self, send_id: int, reason: str) -> None:
+        """Give a send up for good (`send cancel`): it takes the lease from any holder, so a
+        process still running it stops at its next write; rows handed over to batches that
+        were cancelled at the provider are recorded by the caller first."""
+        now = utcnow()
         with write_connection(self.engine) as conn, conn.begin():
             conn.execute(update(sends).where(sends.c.id == send_id).values(
-                state=state, last_error=last_error, updated_at=utcnow(),
-                finished_at=utcnow() if state in ("completed", "cancelled") else None))
+                state="cancelled", last_error=reason, owner=None, lease=sends.c.lease + 1,
+                updated_at=now, finished_at=now))
+        self.leases.pop(send_id, None)
+
+    def requeue_failed(self, send_id: int) -> int:
+        """--retry-failed: permanently failed rows become pending again (fenced)."""
+        with write_connection(self.engine) as conn, conn.begin():
+            self._fence(conn, send_id)
+            changed = conn.execute(update(send_recipients).where(
+                send_recipients.c.send_id == send_id, send_recipients.c.state == "failed",
+            ).values(state="pending", updated_at=utcnow())).rowcount
+            conn.execute(update(sends).where(sends.c.id == send_id).values(
+                failed=sends.c.failed - changed))
+        return changed
+
+    # -- scheduled (undo-window) batches ---------------------------------------------------
+    def open_batch(self, send_id: int, batch_id: str, send_at: dt.datetime) -> RunBatch:
+        """Record the SendGrid batch id this run uses from its next ledger batch on."""
+        now = utcnow()
+        with write_connection(self.engine) as conn, conn.begin():
+            self._fence(conn, send_id, send_at=send_at, batch_id=batch_id)
+            first = conn.execute(select(sends.c.batches).where(sends.c.id == send_id)
+                                 ).scalar_one() + 1
+            row_id = conn.execute(insert(send_batches).values(
+                send_id=send_id, batch_id=batch_id, send_at=send_at, first_batch=first,
+                state="open", created_at=now).returning(send_batches.c.id)).scalar_one()
+        return RunBatch(row_id, batch_id, send_at, first, "open", now)
+
+    def run_batches(self, send_id: int) -> list[RunBatch]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(send_batches).where(send_batches.c.send_id == send_id)
+                                .order_by(send_batches.c.first_batch)).all()
+        return [RunBatch(r.id, r.batch_id, r.send_at, r.first_batch, r.state, r.created_at)
+                for r in rows]
+
+    def _batch_range(self, send_id: int, run: RunBatch) -> Any:
+        later = [b.first_batch for b in self.run_batches(send_id)
+                 if b.first_batch > run.first_batch]
+        condition = send_recipients.c.batch >= run.first_batch
+        if later:
+            condition = condition & (send_recipients.c.batch < min(later))
+        return condition
+
+    def unknown_in(self, send_id: int, run: RunBatch) -> int:
+        """Rows of unknown fate handed over under `run`'s batch id."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).where(
+                send_recipients.c.send_id == send_id, send_recipients.c.state == "unknown",
+                self._batch_range(send_id, run))).scalar_one()
+
+    def cancelled_batch(self, send_id: int, run: RunBatch, *, requeue: bool,
+                        reason: str = "") -> int:
+        """SendGrid cancelled `run`'s batch id: nothing handed over under it is delivered.
+        Its accepted and unknown rows go back to `pending` (`requeue`, a resume) or become
+        `failed` with `reason` (`send cancel`). Returns how many rows moved."""
+        now = utcnow()
+        where = (send_recipients.c.send_id == send_id,
+                 send_recipients.c.state.in_(["accepted", "unknown"]),
+                 self._batch_range(send_id, run))
+        with write_connection(self.engine) as conn, conn.begin():
+            if requeue:
+                self._fence(conn, send_id)
+            conn.execute(update(send_batches).where(send_batches.c.id == run.id)
+                         .values(state="cancelled"))
+            values: dict[str, Any] = ({"state": "pending", "provider_id": None,
+                                       "last_error": None} if requeue else
+                                      {"state": "failed", "last_error": reason})
+            changed = conn.execute(update(send_recipients).where(*where)
+                                   .values(updated_at=now, **values)).rowcount
+            counts = dict(conn.execute(
+                select(send_recipients.c.state, func.count())
+                .where(send_recipients.c.send_id == send_id)
+                .group_by(send_recipients.c.state)).all())
+            conn.execute(update(sends).where(sends.c.id == send_id).values(
+                accepted=counts.get("accepted", 0), failed=counts.get("failed", 0),
+                unknown=counts.get("unknown", 0), updated_at=now))
+        return changed
 
     # -- recipients -----------------------------------------------------------------------
     def stream(self, send_id: int, states: Sequence[str], size: int, *,
@@ -222,22 +426,28 @@ class Ledger:
                        whole: bool = False) -> int:
         """Commit `keys` as `unknown` before they are handed over; returns the batch number.
 
-        `whole`: the keys are a batch just read by `stream()`, i.e. every pending or failed row
-        of the send between the first and the last key; one range update then marks them.
+        `whole`: the keys are a batch just read by `stream()`, i.e. every pending row of the
+        send between the first and the last key; one range update then marks them.
         """
         now = utcnow()
         with write_connection(self.engine) as conn, conn.begin():
-            batch = conn.execute(update(sends).where(sends.c.id == send_id).values(
+            batch = conn.execute(update(sends).where(
+                sends.c.id == send_id, sends.c.lease == self.leases.get(send_id, -1),
+                sends.c.owner.is_not(None)).values(
                 batches=sends.c.batches + 1, unknown=sends.c.unknown + len(keys),
                 failed=sends.c.failed - was_failed, heartbeat_at=now, updated_at=now,
-            ).returning(sends.c.batches)).scalar_one()
+            ).returning(sends.c.batches)).scalar_one_or_none()
+            if batch is None:
+                self.leases.pop(send_id, None)
+                raise LeaseLost(f"send #{send_id}: another process took the send over; this "
+                                "one stops without handing anything over")
             values = {"state": "unknown", "batch": batch, "updated_at": now,
                       "attempts": send_recipients.c.attempts + 1}
             if whole:
                 marked = conn.execute(update(send_recipients).where(
                     send_recipients.c.send_id == send_id,
                     send_recipients.c.id.between(keys[0], keys[-1]),
-                    send_recipients.c.state.in_(["pending", "failed"])).values(**values)).rowcount
+                    send_recipients.c.state == "pending").values(**values)).rowcount
                 if marked != len(keys):
                     raise RuntimeError(f"send #{send_id}: the ledger changed under the send "
                                        f"({marked} rows marked for a batch of {len(keys)})")
@@ -251,13 +461,13 @@ class Ledger:
                batch: int | None = None) -> None:
         """Store outcomes (key, state, provider_id, error) of rows marked in flight.
 
-        `retry` puts a row back to `pending`; counts move in the same transaction. With the
-        `batch` number the rows were marked with, the largest group of identical outcomes is
-        stored with one range update instead of a list of a thousand ids.
+        `retry` and `deferred` put a row back to `pending`; counts move in the same
+        transaction. With the `batch` number the rows were marked with, the largest group of
+        identical outcomes is stored with one range update instead of a list of ids.
         """
         groups: dict[tuple[str, str | None, str | None], list[int]] = defaultdict(list)
         for key, state, provider_id, error in results:
-            stored = "pending" if state == "retry" else state
+            stored = "pending" if state in ("retry", "deferred") else state
             groups[(stored, provider_id, error)].append(key)
         delta: dict[str, int] = defaultdict(int)
         for (state, _, _), keys in groups.items():
@@ -268,6 +478,7 @@ class Ledger:
             bulk = ranked.pop(0)  # updated last, by range: the others have left `unknown`
         now = utcnow()
         with write_connection(self.engine) as conn, conn.begin():
+            self._fence(conn, send_id)
             if len(ranked) <= 4:
                 for (state, provider_id, error), keys in ranked:
                     conn.execute(update(send_recipients).where(
@@ -302,6 +513,7 @@ class Ledger:
         (resend) or `accepted` (after checking the provider's activity log)."""
         assert state in ("pending", "accepted")
         with write_connection(self.engine) as conn, conn.begin():
+            self._fence(conn, send_id)
             values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
             if state == "accepted":
                 values["last_error"] = "accepted by the operator after an unknown outcome"
@@ -340,14 +552,6 @@ def _outcome(state: str, provider_id: str | None, error: str | None, now: dt.dat
     if provider_id is not None:
         values["provider_id"] = provider_id[:255]
     return values
-
-
-def _refuse_if_held(send_id: int, holder: str | None, beat: dt.datetime | None,
-                    owner: str) -> None:
-    """Raise FailedError when a live process other than `owner` holds the send's lease."""
-    if holder and holder != owner and is_alive(holder, beat):
-        raise FailedError(f"send #{send_id} is being sent right now by process "
-                          f"{holder}; wait for it or stop it first")
 
 
 def is_alive(owner: str, heartbeat: dt.datetime | None) -> bool:

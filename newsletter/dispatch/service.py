@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +22,23 @@ from newsletter.core.errors import FailedError, InputError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.tokens import SAMPLE_SECRET, signing_secrets
 from newsletter.dispatch.engine import Engine, Progress, RunReport
-from newsletter.dispatch.ledger import Ledger, RecipientRow, SendRow
+from newsletter.dispatch.ledger import (
+    LeaseLost,
+    Ledger,
+    RecipientRow,
+    RunBatch,
+    SendBusy,
+    SendRow,
+    is_alive,
+)
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.providers import Transport, make_transport
 from newsletter.providers.mailing import Item, Mailing
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
+#: SendGrid keeps at most this many batches cancelled or paused at a time
+MAX_CANCELLED_BATCHES = 10
 
 
 def utc_minute(when: dt.datetime) -> str:
@@ -69,10 +79,25 @@ def _database(pub: Publication) -> Ledger:
     return Ledger(open_database(pub.settings))
 
 
-def _segment_condition(pub: Publication, segment: str) -> Any:
+def _segment_condition(pub: Publication, segments: Sequence[str]) -> Any:
+    """The WHERE clause of the union of `segments` (each subscriber once)."""
+    from sqlalchemy import or_
+
     from newsletter.audience import Segments
 
-    return Segments.load(pub).condition(segment)
+    loaded = Segments.load(pub)
+    conditions = [loaded.condition(name) for name in segments]
+    return conditions[0] if len(conditions) == 1 else or_(*conditions)
+
+
+def parse_window(text: str) -> dt.timedelta:
+    """An undo window like `15m`, `1h`, `90s` or `1h30m`."""
+    from newsletter.build.schema import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise NewsletterError(f"--undo-window: {exc}") from None
 
 
 def _segment_topic(pub: Publication, segment: str) -> str | None:
@@ -88,13 +113,17 @@ class SendPlan:
 
     pub: Publication
     build: Build
-    segment: str
+    segment: str  # the segment's name, or several joined with " + "
     transport: Transport
     ledger: Ledger
-    members: Any  # the segment's WHERE clause over subscribers
+    members: Any  # the segments' WHERE clause over subscribers
     send: SendRow | None  # the send to resume, or None for a new one
     count: int  # recipients this run will hand over
     at: dt.datetime | None = None
+    undo_window: dt.timedelta | None = None
+    again: bool = False
+    retry_failed: bool = False
+    left_out: int = 0  # members who already received the issue
     resend_unknown: bool = False
     accept_unknown: bool = False
     resend_batches: tuple[int, ...] = ()
@@ -103,6 +132,8 @@ class SendPlan:
 
     @property
     def action(self) -> str:
+        if self.send and self.retry_failed:
+            return f"retry the failed recipients of send #{self.send.id}"
         return f"resume send #{self.send.id}" if self.send else "new send"
 
     def summary(self) -> list[tuple[str, str]]:
@@ -115,125 +146,193 @@ class SendPlan:
             ("Transport", f"{self.transport.name} ({self.transport.where})"),
             ("Action", self.action),
         ]
-        when = self.at or (self.send.send_at if self.send else None)
+        if self.left_out:
+            rows.insert(4, ("Left out", f"{self.left_out:,} already received this issue (or "
+                                        "failed for good: --retry-failed)"))
+        when = self.at or (self.send.send_at if self.send and not self.undo_window else None)
         if when:
             rows.append(("Scheduled", utc_minute(when)))
+        if self.undo_window:
+            rows.append(("Undo window", f"{_minutes(self.undo_window)}: `newsletter send cancel "
+                                        f"{self.build.slug}` stops it until then"))
         return rows
 
 
-def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | None = None,
-              again: bool = False, at: dt.datetime | None = None, resend_unknown: bool = False,
-              accept_unknown: bool = False, resend_batches: tuple[int, ...] = (),
-              accept_batches: tuple[int, ...] = (), dry_run: bool = False,
+def _minutes(window: dt.timedelta) -> str:
+    minutes = int(window.total_seconds() // 60)
+    return f"{minutes} minutes" if minutes != 1 else "1 minute"
+
+
+def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
+              transport: str | None = None, again: bool = False, at: dt.datetime | None = None,
+              undo_window: dt.timedelta | None = None, retry_failed: bool = False,
+              resend_unknown: bool = False, accept_unknown: bool = False,
+              resend_batches: tuple[int, ...] = (), accept_batches: tuple[int, ...] = (),
+              dry_run: bool = False,
               before_send: Callable[[Publication, Any], str] | None = None,
               narrow: Any = None) -> SendPlan:
-    """Build the issue, resolve the segment and the ledger's history; refuse what must be.
+    """Build the issue, resolve the segments and the ledger's history; refuse what must be.
 
+    One send of an issue is active at a time: while another is under way, or stopped and not
+    yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever already
+    received the issue, unless `again`. Unknown outcomes of sends without an undo window are
+    settled by the operator: all (`resend_unknown`, `accept_unknown`) or batch by batch.
     `before_send(pub, engine)` runs before a new SendGrid send is counted (the CLI passes the
     suppression sync, which lives on the public side); the note it returns joins the plan's.
-
-    Unknown outcomes are settled by the operator: all of them (`resend_unknown`,
-    `accept_unknown`) or batch by batch (`resend_batches`, `accept_batches`). `narrow`, a
-    further WHERE clause over subscribers, keeps part of the segment (one edition's readers).
+    `narrow`, a further WHERE clause over subscribers, keeps part of the segments (one edition's
+    readers).
     """
     if resend_unknown and accept_unknown:
         raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
     if set(resend_batches) & set(accept_batches):
         raise NewsletterError("a batch cannot be both resent and accepted")
-    topic = _segment_topic(pub, segment)
+    if at is not None and undo_window is not None:
+        raise NewsletterError("--at and --undo-window exclude each other")
+    segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
+    if not segments:
+        raise NewsletterError("name at least one --segment")
+    label = " + ".join(segments)
+    topic = _segment_topic(pub, segments[0]) if len(segments) == 1 else None
     build = build_issue(pub, issue, topic)  # a one-topic segment's footer offers to stop it
     require_passing(pub, build)  # the pre-send quality gate: refuse on any check error
-    chosen = transport or pub.settings.transport
-    if at is not None and chosen != "sendgrid":
-        raise NewsletterError(f"--at needs the sendgrid transport (SendGrid's send_at schedules "
-                              f"the send); the {chosen} transport sends at once")
-    if at is not None:
-        from newsletter.providers.sendgrid.payload import check_send_at
-
-        check_send_at(at)
     if not dry_run:
         signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
     ledger = _database(pub)
-    members = _segment_condition(pub, segment)
+    members = _segment_condition(pub, segments)
     if narrow is not None:
-        from sqlalchemy import and_
-
-        members = and_(members, narrow)
-    history = ledger.sends_for(build.slug, segment)
-    active = next((s for s in reversed(history) if s.state in ("sending", "stopped")), None)
+        members = members & narrow
+    active = ledger.active(build.slug)
+    reopen: SendRow | None = None
     if active is not None:
+        if not dry_run:
+            ledger.check_free(active.id)  # a live process: refuse, naming it
+        if active.segment != label:
+            raise SendBusy(active.busy_message())
         if transport is not None and transport != active.transport:
-            raise NewsletterError(f"send #{active.id} of {build.slug} to '{segment}' was started "
+            raise NewsletterError(f"send #{active.id} of {build.slug} to '{label}' was started "
                                   f"with the {active.transport} transport; resume it with "
                                   f"--transport {active.transport}")
-        chosen = active.transport
         if active.content_hash != build.content_hash:
             raise NewsletterError(
-                f"issue {build.slug} changed since send #{active.id} to '{segment}' started "
+                f"issue {build.slug} changed since send #{active.id} to '{label}' started "
                 f"(content {active.content_hash[:8]} -> {build.content_hash[:8]}); "
                 f"{active.accepted:,} recipients already have the earlier version. Undo the "
                 f"edit to finish that send")
         if at is not None:
             raise NewsletterError(f"send #{active.id} is already under way; --at only schedules a "
                                   "new send")
-    else:
-        done = [s for s in history if s.state == "completed"]
-        if done and not again:
-            last = done[-1]
-            when = utc_minute(last.finished_at or last.updated_at)
-            raise NewsletterError(f"{build.slug} was already sent to '{segment}' (send #{last.id}, "
-                                  f"completed {when}); pass --again to send it once more")
+    elif retry_failed:
+        failed = [s for s in ledger.sends_for(build.slug, label)
+                  if s.state == "completed" and s.failed]
+        if not failed:
+            raise NewsletterError(f"no completed send of {build.slug} to '{label}' has failed "
+                                  "recipients to retry")
+        reopen = failed[-1]
+        if reopen.content_hash != build.content_hash:
+            raise NewsletterError(f"issue {build.slug} changed since send #{reopen.id}; "
+                                  "--retry-failed sends the version its recipients got")
+    resumed = active or reopen
+    chosen = resumed.transport if resumed else (transport or pub.settings.transport)
+    if resumed is None and undo_window is None and chosen == "sendgrid" and at is None:
+        configured = pub.config.sendgrid.undo_window
+        undo_window = parse_window(configured) if configured else None
+    if resumed is not None and undo_window is None:
+        undo_window = _window_of(ledger, resumed)
+    if (at is not None or undo_window is not None) and chosen != "sendgrid":
+        what = "--at" if at is not None else "--undo-window"
+        raise NewsletterError(f"{what} needs the sendgrid transport (SendGrid's send_at "
+                              f"schedules the send); the {chosen} transport sends at once")
+    if at is not None:
+        from newsletter.providers.sendgrid.payload import check_send_at
+
+        check_send_at(at)
+    if undo_window is not None:
+        from newsletter.providers.sendgrid.payload import MAX_SCHEDULE_AHEAD
+
+        if not dt.timedelta(minutes=1) <= undo_window <= MAX_SCHEDULE_AHEAD - CANCEL_DEADLINE:
+            raise NewsletterError("the undo window must be between 1 minute and 71 hours 50 "
+                                  "minutes (SendGrid schedules at most 72 hours ahead)")
     sender = make_transport(chosen, pub.settings)
-    if active is not None and not dry_run:
-        ledger.check_free(active.id)
-        if active.unknown:
-            # Rows a crash left in flight: transports that can tell (the outbox) settle them.
-            sender.open(make_mailing(pub, build, str(active.id), secret=pub.settings.secret
-                                     or "", send_at=active.send_at, batch_id=active.batch_id))
-            Engine(ledger, active.id, sender).settle_unknown()
-            active = ledger.get(active.id)
     sync_note = None
-    if chosen == "sendgrid" and active is None and not dry_run and before_send is not None:
+    if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
         sync_note = before_send(pub, ledger.engine)  # retire suppressed addresses first
-    plan = SendPlan(pub=pub, build=build, segment=segment, transport=sender, ledger=ledger,
-                    members=members, send=active, count=0, at=at, resend_unknown=resend_unknown,
-                    accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
-                    accept_batches=tuple(accept_batches))
+    plan = SendPlan(pub=pub, build=build, segment=label, transport=sender, ledger=ledger,
+                    members=members, send=resumed, count=0, at=at, undo_window=undo_window,
+                    again=again, retry_failed=reopen is not None,
+                    resend_unknown=resend_unknown, accept_unknown=accept_unknown,
+                    resend_batches=tuple(resend_batches), accept_batches=tuple(accept_batches))
     if sync_note:
         plan.notes.append(sync_note)
-    if active is not None:
-        states = ["pending", "failed"] + (["unknown"] if resend_unknown else [])
-        plan.count = ledger.count(active.id, states)
-        if resend_batches and not resend_unknown:
-            plan.count += ledger.count_unknown(active.id, resend_batches)
-        if active.unknown and (accept_unknown or accept_batches or resend_batches):
-            plan.notes.append("recipients with an unknown fate: "
-                              + "; ".join(filter(None, [
-                                  "all recorded as accepted" if accept_unknown else "",
-                                  f"batches {_list(accept_batches)} recorded as accepted"
-                                  if accept_batches else "",
-                                  f"batches {_list(resend_batches)} sent again"
-                                  if resend_batches else ""])))
-        if active.unknown and accept_unknown:
-            plan.notes.append(f"{active.unknown:,} recipients with an unknown fate will be "
-                              "recorded as accepted, as you checked")
-        elif active.unknown and not resend_unknown:
-            plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
-                              "unknown fate and are left alone; see `newsletter status`, and "
-                              "pass --resend-unknown to send to them again")
-        if plan.count == 0 and not active.unknown and not dry_run:
-            plan.notes.append("nothing left to send")
+    if reopen is not None:
+        plan.count = reopen.failed
+    elif active is not None:
+        _plan_resume(plan, active, chosen, dry_run)
     else:
-        from sqlalchemy import func, select
-
-        from newsletter.db.tables import subscribers
-
-        with ledger.engine.connect() as conn:
-            plan.count = conn.execute(select(func.count()).select_from(subscribers)
-                                      .where(members)).scalar_one()
-        if plan.count == 0:
-            raise NewsletterError(f"segment '{segment}' has no active subscribers; nothing to send")
+        plan.count, plan.left_out = _count_new(ledger, members, build.slug, again)
+        if plan.count == 0 and not plan.left_out:
+            raise NewsletterError(f"segment '{label}' has no active subscribers; nothing to send")
     return plan
+
+
+def select_recipients(ledger: Ledger, members: Any, issue: str, again: bool) -> Any:
+    """Who a new send of `issue` goes to: the WHERE clause over subscribers.
+
+    The one place that decides it (editions and other filters slot in here): the members of
+    the segments, less whoever already received the issue (or failed for good in an earlier
+    send of it: --retry-failed is the way to try them again) unless `again`.
+    """
+    return members if again else members & ~ledger.received(issue)
+
+
+def _count_new(ledger: Ledger, members: Any, issue: str, again: bool) -> tuple[int, int]:
+    """(recipients of a new send, members left out because they already received it)."""
+    from sqlalchemy import func, select
+
+    from newsletter.db.tables import subscribers
+
+    with ledger.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(subscribers)
+                             .where(members)).scalar_one()
+        if not total:
+            return 0, 0
+        chosen = conn.execute(select(func.count()).select_from(subscribers).where(
+            select_recipients(ledger, members, issue, again))).scalar_one()
+    return chosen, total - chosen
+
+
+def _window_of(ledger: Ledger, send: SendRow) -> dt.timedelta | None:
+    """The undo window a scheduled send was started with (from its last run's batch)."""
+    runs = ledger.run_batches(send.id)
+    if not runs:
+        return None
+    last = runs[-1]
+    return max(dt.timedelta(minutes=1), last.send_at - last.created_at - CANCEL_DEADLINE)
+
+
+def _plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> None:
+    ledger = plan.ledger
+    settles = chosen == "outbox" or plan.undo_window is not None
+    states = ["pending"] + (["unknown"] if plan.resend_unknown or settles else [])
+    plan.count = ledger.count(active.id, states)
+    if plan.resend_batches and not plan.resend_unknown:
+        plan.count += ledger.count_unknown(active.id, plan.resend_batches)
+    if settles and active.unknown:
+        plan.notes.append(f"{active.unknown:,} recipients with an unknown fate: " + (
+            "their batches are cancelled at SendGrid and sent again under new batch ids"
+            if plan.undo_window else "the outbox shows whether each message was written"))
+        return
+    if active.unknown and (plan.accept_unknown or plan.accept_batches or plan.resend_batches):
+        plan.notes.append("recipients with an unknown fate: " + "; ".join(filter(None, [
+            "all recorded as accepted" if plan.accept_unknown else "",
+            f"batches {_list(plan.accept_batches)} recorded as accepted"
+            if plan.accept_batches else "",
+            f"batches {_list(plan.resend_batches)} sent again" if plan.resend_batches else ""])))
+    elif active.unknown and not plan.resend_unknown:
+        plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
+                          "unknown fate and are left alone; see `newsletter status`, and "
+                          "pass --resend-unknown to send to them again")
+    if plan.count == 0 and not active.unknown and not dry_run:
+        plan.notes.append("nothing left to send")
 
 
 @dataclass
@@ -248,29 +347,43 @@ class SendResult:
 
 
 def execute(plan: SendPlan, *, stop: threading.Event | None = None,
-            progress: Progress | None = None, policy: RetryPolicy | None = None) -> SendResult:
-    """Run the planned send under the ledger (call `plan.transport.preflight()` first)."""
+            progress: Progress | None = None, policy: RetryPolicy | None = None
+            ) -> SendResult | None:
+    """Run the planned send under the ledger (call `plan.transport.preflight()` first).
+
+    Returns None when, by the time the send is created, nobody is left to send to.
+    """
     ledger, transport = plan.ledger, plan.transport
     send = plan.send
     if send is None:
-        batch_id = None
-        if plan.at is not None:
-            batch_id = transport.create_batch_id()  # type: ignore[attr-defined]
         send = ledger.create(issue=plan.build.slug, segment=plan.segment,
                              transport=transport.name, content_hash=plan.build.content_hash,
-                             subject=plan.build.subject, members=plan.members, send_at=plan.at,
-                             batch_id=batch_id)
+                             subject=plan.build.subject, send_at=plan.at,
+                             members=select_recipients(ledger, plan.members, plan.build.slug,
+                                                       plan.again))
         if send is None:
-            raise NewsletterError(f"segment '{plan.segment}' has no active subscribers; "
-                                  "nothing to send")
-    ledger.acquire(send.id)
+            return None
+    else:
+        ledger.acquire(send.id, reopen=plan.retry_failed)
+        if plan.retry_failed:
+            ledger.requeue_failed(send.id)
     report = RunReport()
     error: str | None = None
     try:
-        mailing = make_mailing(plan.pub, plan.build, str(send.id), secret=plan.pub.settings.secret
-                               or "", send_at=send.send_at, batch_id=send.batch_id)
-        transport.open(mailing)
         engine = Engine(ledger, send.id, transport, policy=policy, stop=stop, progress=progress)
+        send_at = batch_id = None
+        if plan.at is not None or plan.undo_window is not None or ledger.run_batches(send.id):
+            # a scheduled send: settle batches of unknown fate, then a batch id for this run
+            _settle_scheduled(plan, send.id)
+            send_at = plan.at or send.send_at
+            if plan.undo_window is not None:
+                send_at = dt.datetime.now(dt.UTC) + plan.undo_window + CANCEL_DEADLINE
+            assert send_at is not None
+            batch_id = transport.create_batch_id()  # type: ignore[attr-defined]
+            ledger.open_batch(send.id, batch_id, send_at)
+        mailing = make_mailing(plan.pub, plan.build, str(send.id), secret=plan.pub.settings.secret
+                               or "", send_at=send_at, batch_id=batch_id)
+        transport.open(mailing)
         engine.settle_unknown()
         if plan.accept_batches:
             ledger.settle_unknown(send.id, "accepted", plan.accept_batches)
@@ -286,12 +399,35 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise
     finally:
-        final = ledger.release(send.id, error)
+        try:
+            final = ledger.release(send.id, error)
+        except LeaseLost:
+            final = ledger.get(send.id)
         transport.close()
     return SendResult(final, report, transport.where)
 
 
-def send_issue(pub: Publication, issue: str, segment: str, **options: Any) -> SendResult:
+def _settle_scheduled(plan: SendPlan, send_id: int) -> None:
+    """Cancel at SendGrid exactly the batches a crash left with an unknown fate, while
+    SendGrid still can (up to 10 minutes before their send_at), and put their recipients
+    back to pending: they go again under this run's new batch id. Past the deadline their
+    fate stays unknown, for the operator."""
+    ledger, transport = plan.ledger, plan.transport
+    now = dt.datetime.now(dt.UTC)
+    for run in ledger.run_batches(send_id):
+        if run.state != "open" or not ledger.unknown_in(send_id, run):
+            continue
+        if now >= run.send_at - CANCEL_DEADLINE:
+            plan.notes.append(f"batch {run.batch_id} goes out at {run.send_at:%H:%M} UTC and "
+                              "can no longer be cancelled; its unknown recipients are left "
+                              "for you to settle")
+            continue
+        transport.cancel(run.batch_id)  # type: ignore[attr-defined]
+        ledger.cancelled_batch(send_id, run, requeue=True)
+
+
+def send_issue(pub: Publication, issue: str, segment: str | Sequence[str], **options: Any
+               ) -> SendResult | None:
     """Plan, check the transport and run a send in one call (no confirmation)."""
     plan = plan_send(pub, issue, segment, **options)
     plan.transport.preflight()
@@ -309,13 +445,15 @@ class DryRun:
 
 def _plan_items(plan: SendPlan, size: int) -> Iterator[list[Item]]:
     if plan.send is not None:
-        states = ["pending", "failed"] + (["unknown"] if plan.resend_unknown else [])
+        states = (["failed"] if plan.retry_failed else
+                  ["pending"] + (["unknown"] if plan.resend_unknown else []))
         for batch in plan.ledger.stream(plan.send.id, states, size):
             yield batch.items
         return
     from newsletter.audience import iter_batches
 
-    for chunk in iter_batches(plan.ledger.engine, plan.members, size):
+    chosen = select_recipients(plan.ledger, plan.members, plan.build.slug, plan.again)
+    for chunk in iter_batches(plan.ledger.engine, chosen, size):
         yield [Item(s.id, Recipient(s.email, s.name or "", s.attributes)) for s in chunk]
 
 
@@ -439,20 +577,48 @@ def _slug(pub: Publication, issue: str) -> str:
 
 
 def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -> SendRow:
-    """Cancel the scheduled SendGrid send of `issue` (to `segment`)."""
+    """`newsletter send cancel`: stop the latest scheduled send of `issue` (to `segment`) at
+    SendGrid while its batches can still be cancelled, or give up a stopped send.
+
+    Every open batch id of the send is cancelled (SendGrid takes at most 10 cancelled or paused
+    batches at a time: a send uses one per run). The send becomes `cancelled` and its lease is
+    taken, so a process still running it stops at its next ledger write; its recipients in
+    cancelled batches are recorded `failed` (not delivered), so a later send reaches them.
+    """
     slug = _slug(pub, issue)
     ledger = _database(pub)
     now = dt.datetime.now(dt.UTC)
     found = [s for s in ledger.sends_for(slug, segment)
-             if s.batch_id and s.send_at and s.state != "cancelled"]
+             if s.state != "cancelled" and (s.state in ("sending", "stopped") or
+                                            (s.batch_id and s.send_at and s.send_at > now))]
     if not found:
         where = f" to '{segment}'" if segment else ""
-        raise NewsletterError(f"no scheduled send of {slug}{where} to cancel")
+        raise NewsletterError(f"no scheduled or stopped send of {slug}{where} to cancel")
     send = found[-1]
-    if now > send.send_at - CANCEL_DEADLINE:
-        raise NewsletterError(f"send #{send.id} goes out at {utc_minute(send.send_at)}; "
+    runs = [r for r in ledger.run_batches(send.id) if r.state == "open"]
+    if not runs and send.batch_id and send.send_at:  # scheduled with --at by an older version
+        runs = [RunBatch(0, send.batch_id, send.send_at, 1, "open", send.created_at)]
+    if not runs:
+        if send.owner and is_alive(send.owner, send.heartbeat_at):
+            raise SendBusy(f"{send.busy_message().split(';')[0]}; stop it (Ctrl-C) before "
+                           "giving it up")
+        ledger.cancel(send.id, "given up with `newsletter send cancel`")
+        return ledger.get(send.id)
+    late = [r for r in runs if now > r.send_at - CANCEL_DEADLINE]
+    if late:
+        raise NewsletterError(f"send #{send.id} goes out at {utc_minute(late[0].send_at)}; "
                               "SendGrid cancels only until 10 minutes before")
+    if len(runs) > MAX_CANCELLED_BATCHES:
+        raise NewsletterError(f"send #{send.id} has {len(runs)} open batches; SendGrid cancels "
+                              f"at most {MAX_CANCELLED_BATCHES} at a time")
     sender = make_transport("sendgrid", pub.settings)
-    sender.cancel(send.batch_id)  # type: ignore[attr-defined]
-    ledger.set_state(send.id, "cancelled", "cancelled by `newsletter send cancel`")
+    for run in runs:
+        sender.cancel(run.batch_id)  # type: ignore[attr-defined]
+    # Take the lease first: a process still running the send writes nothing more.
+    ledger.cancel(send.id, "cancelled by `newsletter send cancel`")
+    for run in runs:
+        if run.id:
+            ledger.cancelled_batch(send.id, run, requeue=False,
+                                   reason="cancelled with `newsletter send cancel` before "
+                                          "delivery")
     return ledger.get(send.id)

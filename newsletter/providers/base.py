@@ -4,7 +4,10 @@ A transport gets a `Mailing` once and then `send(items)` calls, each returning o
 per item, in order. Outcome states form a closed set:
 
 - `accepted`: the provider took the message (HTTP 202, SMTP 250, file renamed into place);
-- `failed`: the provider refused this recipient for good (e.g. SMTP 550);
+- `failed`: the provider refused this recipient for good (e.g. SMTP 550), or the address or
+  name cannot be encoded for it; the reason is in words;
+- `deferred`: the provider refused this recipient for now (SMTP 450/452): the engine tries it
+  again later in the same run, with back-off, and records it `failed` if it still refuses;
 - `retry`: not handed over, try again later (429, 5xx, connection refused...);
 - `unknown`: the request left but its answer was lost; it may or may not have been taken.
 
@@ -21,7 +24,7 @@ from typing import Literal
 
 from newsletter.providers.mailing import Item, Mailing
 
-State = Literal["accepted", "failed", "retry", "unknown"]
+State = Literal["accepted", "failed", "deferred", "retry", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ class Transport(ABC):
 
     @abstractmethod
     def send(self, items: Sequence[Item]) -> BatchResult:
-        """Hand `items` over; never raises for provider or network trouble."""
+        """Hand `items` over; never raises (a per-recipient problem is that recipient's
+        outcome; only trouble every message would meet sets `stop`)."""
 
     def resolve_unknown(self, items: Sequence[Item]) -> dict[int, bool]:
         """For items left `unknown` by a crash: key -> True (was accepted) / False (was not).

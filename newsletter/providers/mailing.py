@@ -7,9 +7,12 @@ personalise it per recipient by substitution; nothing is rendered per recipient.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
+
+import idna
 
 from newsletter.build.package import message_id_for
 from newsletter.build.schema import PublicationConfig
@@ -26,6 +29,31 @@ class Item:
 
     key: int
     recipient: Recipient
+
+
+class Unsendable(ValueError):
+    """One recipient's address or name cannot be put in a message; the text says why."""
+
+
+def wire_address(email: str) -> str:
+    """`email` with its domain as IDNA A-labels (xn--...); raises Unsendable."""
+    if any(c in email for c in "\r\n\0") or email.count("@") < 1:
+        raise Unsendable(f"address {email[:60]!r} cannot be put in a message")
+    local, _, domain = email.rpartition("@")
+    if domain.isascii():
+        return email
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError as exc:
+        raise Unsendable(f"the domain of {email[:60]!r} cannot be encoded (IDNA): {exc}") from None
+
+
+def on_the_wire(item: Item) -> Item:
+    """`item` with its recipient's domain as A-labels; raises Unsendable."""
+    address = wire_address(item.recipient.email)
+    if address == item.recipient.email:
+        return item
+    return Item(item.key, dataclasses.replace(item.recipient, email=address))
 
 
 @dataclass

@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import html
 import re
+import unicodedata
 from email.headerregistry import Address
 from email.utils import format_datetime
 
@@ -38,12 +39,27 @@ def encode_body(content: str) -> bytes:
     return binascii.b2a_qp(text.replace("\n", "\r\n").encode("utf-8"), False, True, False)
 
 
+#: a display name longer than this is cut in the To header (the body keeps it whole)
+MAX_DISPLAY_NAME = 200
+
+
+def display_name(name: str) -> str:
+    """A name fit for a header: line breaks, tabs and other control characters become
+    spaces, runs of blanks one (a name from a CRM export may hold any of them), and at most
+    MAX_DISPLAY_NAME characters, so no header line outgrows SMTP's 998."""
+    clean = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c
+                             for c in name).split())
+    return clean[:MAX_DISPLAY_NAME].rstrip()
+
+
 def format_to(recipient: Recipient) -> bytes:
-    """The To header line (with CRLF); ASCII names are formatted directly, others via email."""
-    name = recipient.name.strip()
+    """The To header line (with CRLF); ASCII names are formatted directly, others (and long
+    ones, which must be folded) via email. An address with a non-ASCII local part can only
+    travel with SMTPUTF8: its header is UTF-8 as it is (RFC 6532)."""
+    name = display_name(recipient.name)
     if not name:
         value = recipient.email
-    elif name.isascii() and name.isprintable():
+    elif not recipient.email.isascii() or name.isascii():
         if _SPECIALS.search(name):
             name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
         value = f"{name} <{recipient.email}>"

@@ -12,15 +12,22 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from newsletter.core.errors import FailedError
 from newsletter.providers.base import BatchResult, Outcome, Transport
-from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
 from newsletter.providers.mime import MimeRenderer
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def _unsendable(exc: Exception) -> str:
+    """Why one recipient's message cannot be made, in words."""
+    if isinstance(exc, Unsendable):
+        return str(exc)
+    return f"cannot make this recipient's message: {type(exc).__name__}: {exc}"
 
 
 class OutboxTransport(Transport):
@@ -86,18 +93,26 @@ class OutboxTransport(Transport):
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="outbox")
         targets = [self.path_for(item) for item in items]
-        writes = [
-            self._pool.submit(self._write, target,
-                              self.renderer.render(item.recipient,
-                                                   self.mailing.message_id(item.key)))
-            for item, target in zip(items, targets, strict=True)
-        ]
-        errors = [w.result() for w in writes]
+        writes: list[Future[str | None] | Outcome] = []
+        for item, target in zip(items, targets, strict=True):
+            try:
+                data = self.renderer.render(on_the_wire(item).recipient,
+                                            self.mailing.message_id(item.key))
+            except Exception as exc:  # noqa: BLE001 - one recipient's data, that one's outcome
+                writes.append(Outcome("failed", error=_unsendable(exc)))
+                continue
+            writes.append(self._pool.submit(self._write, target, data))
+        outcomes, stop = [], None
+        for write, target in zip(writes, targets, strict=True):
+            if isinstance(write, Outcome):
+                outcomes.append(write)
+                continue
+            error = write.result()
+            stop = stop or error
+            outcomes.append(Outcome("retry", error=error) if error else
+                            Outcome("accepted", provider_id=target.name))
         if self.fsync:
             self._sync_folder()
-        outcomes = [Outcome("retry", error=e) if e else Outcome("accepted", provider_id=t.name)
-                    for e, t in zip(errors, targets, strict=True)]
-        stop = next((e for e in errors if e), None)
         return BatchResult(outcomes, stop=stop)
 
     def _sync_folder(self) -> None:

@@ -3,7 +3,11 @@
 `SMTP_URL` is `smtp://user:pass@host:port` (STARTTLS whenever the server offers it; with a
 user name it is required) or `smtps://...` (TLS from the first byte, port 465 by default).
 A dropped connection is reopened; a message whose DATA went out but whose reply never came
-is `unknown` (the server may have queued it), never silently sent again.
+is `unknown` (the server may have queued it), never silently sent again. A refusal concerns
+its recipient alone: 4xx on RCPT or DATA is `deferred` (tried again later in the run), 5xx is
+`failed`. IDN domains go out as A-labels; a non-ASCII local part uses SMTPUTF8 when the server
+offers it and is otherwise that recipient's failure. Only a connection that cannot be opened,
+a refused login or a refused sender stop the send.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome, Transport
-from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
 from newsletter.providers.mime import MimeRenderer
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -123,13 +127,30 @@ class SmtpTransport(Transport):
     # -- sending --------------------------------------------------------------------------
     def _transaction(self, sender: str, item: Item) -> Outcome:
         """MAIL, RCPT, DATA for one message; raises _Sent or connection errors."""
+        try:
+            wire = on_the_wire(item)
+        except Unsendable as exc:
+            return Outcome("failed", error=str(exc))
+        address = wire.recipient.email
         conn = self._connection()
-        message_id = self.mailing.message_id(item.key)
-        data = self.renderer.render(item.recipient, message_id)
-        code, text = conn.mail(sender)
-        if code != 250:
-            return self._refused("MAIL FROM", code, text, conn)
-        code, text = conn.rcpt(item.recipient.email)
+        options: list[str] = []
+        if not address.isascii():
+            if not conn.has_extn("smtputf8"):
+                return Outcome("failed", error=f"{self.where} does not offer SMTPUTF8, which "
+                                               "an address with a non-ASCII local part needs")
+            options = ["SMTPUTF8"]
+        try:
+            data = self.renderer.render(wire.recipient, self.mailing.message_id(item.key))
+        except Exception as exc:  # noqa: BLE001 - this recipient's data, this one's outcome
+            return Outcome("failed", error=f"cannot make this recipient's message: "
+                                           f"{type(exc).__name__}: {exc}")
+        try:
+            code, text = conn.mail(sender, options)
+            if code != 250:
+                return self._refused("MAIL FROM", code, text, conn)
+            code, text = conn.rcpt(address)
+        finally:
+            conn.command_encoding = "ascii"
         if code not in (250, 251):
             return self._refused("RCPT TO", code, text, conn)
         code, text = conn.docmd("DATA")
@@ -148,6 +169,8 @@ class SmtpTransport(Transport):
         return self._refused("end of DATA", code, text, conn)
 
     def _refused(self, stage: str, code: int, text: bytes, conn: smtplib.SMTP) -> Outcome:
+        """A refusal as this recipient's outcome: 4xx deferred (tried again later), 5xx
+        failed; 421 (the server is closing) hands the message back for a new connection."""
         reason = f"{stage}: {_reply(code, text)}"
         if code == 421:
             self._drop()
@@ -157,14 +180,15 @@ class SmtpTransport(Transport):
         except (smtplib.SMTPException, OSError):
             self._drop()
         if 400 <= code < 500:
-            return Outcome("retry", error=reason)
-        if stage == "RCPT TO":
-            return Outcome("failed", error=reason)
-        # A 5xx to MAIL FROM or DATA concerns the sender or the message: every message
-        # would meet it, so the send stops.
-        raise _Stop(f"SMTP server {self.where} refused {reason}")
+            return Outcome("deferred", error=reason)
+        if stage == "MAIL FROM":
+            # The sender refused for good concerns every message: the send stops.
+            raise _Stop(f"SMTP server {self.where} refused {reason}")
+        return Outcome("failed", error=reason)
 
     def send(self, items: Sequence[Item]) -> BatchResult:
+        """Each recipient's outcome; a connection that cannot be (re)opened hands the rest
+        back (`retry`), a refused login or sender stops the send."""
         sender = self.mailing.config.sender.email
         outcomes: list[Outcome] = []
         for item in items:
@@ -190,13 +214,28 @@ class SmtpTransport(Transport):
                 except (TimeoutError, smtplib.SMTPException, OSError) as exc:
                     self._drop()
                     outcome = Outcome("retry", error=f"{self.where}: {exc or type(exc).__name__}")
+                except Exception as exc:  # noqa: BLE001 - e.g. smtplib refusing to encode
+                    self._reset()
+                    outcome = Outcome("failed", error=f"cannot send to this address: "
+                                                      f"{type(exc).__name__}: {exc}")
+                    break
             assert outcome is not None
             if outcome.state == "retry":
-                # The server is unhappy: hand the rest back and let the engine back off.
+                # The connection is gone: hand the rest back and let the engine back off.
                 rest = [outcome] * (len(items) - len(outcomes))
                 return BatchResult(outcomes + rest)
             outcomes.append(outcome)
         return BatchResult(outcomes)
+
+    def _reset(self) -> None:
+        """Abandon a half-made transaction (RSET), or the connection if that fails too."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.command_encoding = "ascii"
+            self._conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
 
     def preview(self, item: Item) -> str:
         data = self.renderer.render(item.recipient, self.mailing.message_id(item.key))

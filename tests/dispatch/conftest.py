@@ -119,16 +119,26 @@ class Mailbox:
 
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     refuse_rcpt: set[str] = field(default_factory=set)  # answer 550 to these
+    rcpt_replies: dict[str, list[str]] = field(default_factory=dict)  # next replies to RCPT
+    data_replies: dict[str, str] = field(default_factory=dict)  # end-of-DATA reply per rcpt
     hang_up_every: int = 0  # close the connection after every n-th accepted message
     lose_reply_once: bool = False  # take the next message, then hang up without replying
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
         if address in self.refuse_rcpt:
             return "550 5.1.1 no such mailbox"
+        queued = self.rcpt_replies.get(address)  # the last reply repeats; "250" accepts
+        reply = (queued.pop(0) if len(queued) > 1 else queued[0]) if queued else "250"
+        if not reply.startswith("250"):
+            return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        refused = next((self.data_replies[r] for r in envelope.rcpt_tos
+                        if r in self.data_replies), None)
+        if refused:
+            return refused
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         if self.lose_reply_once:
             self.lose_reply_once = False
@@ -176,7 +186,8 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 class SmtpServer:
     """A real aiosmtpd server on 127.0.0.1 in a thread."""
 
-    def __init__(self, mode: str, tls: tuple[Path, Path], user: str = "", password: str = ""):
+    def __init__(self, mode: str, tls: tuple[Path, Path], user: str = "", password: str = "",
+                 smtputf8: bool = True):
         import ssl
 
         from aiosmtpd.controller import Controller
@@ -199,7 +210,8 @@ class SmtpServer:
         elif mode == "plain":
             kwargs.update(auth_require_tls=False)
         self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port,
-                                     ssl_context=context if mode == "tls" else None, **kwargs)
+                                     ssl_context=context if mode == "tls" else None,
+                                     enable_SMTPUTF8=smtputf8, **kwargs)
         self.stopped = False
         scheme = "smtps" if mode == "tls" else "smtp"
         login = f"{user}:{password}@" if user else ""
@@ -222,8 +234,9 @@ def smtp_server(pub: Pub, tls_files: tuple[Path, Path], monkeypatch: pytest.Monk
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))
     pub.env["SSL_CERT_FILE"] = str(tls_files[0])
 
-    def start(mode: str = "starttls", user: str = "", password: str = "") -> SmtpServer:
-        server = SmtpServer(mode, tls_files, user, password).__enter__()
+    def start(mode: str = "starttls", user: str = "", password: str = "",
+              smtputf8: bool = True) -> SmtpServer:
+        server = SmtpServer(mode, tls_files, user, password, smtputf8).__enter__()
         started.append(server)
         pub.env["SMTP_URL"] = server.url
         monkeypatch.setenv("SMTP_URL", server.url)

@@ -367,7 +367,8 @@ def test_bad_schedules_are_refused(pub: Pub, sendgrid: FakeSendGrid, args: list[
 
 def test_cancel_without_a_scheduled_send(pub: Pub) -> None:
     result = pub.cli("send", "cancel", SLUG, "--yes")
-    assert result.exit_code == 2 and f"no scheduled send of {SLUG} to cancel" in result.output
+    assert result.exit_code == 2
+    assert f"no scheduled or stopped send of {SLUG} to cancel" in result.output
 
 
 def test_network_errors_before_the_request_arrives_are_retried_not_unknown() -> None:

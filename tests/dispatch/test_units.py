@@ -16,6 +16,7 @@ from newsletter.build.package import compose
 from newsletter.build.publication import Publication
 from newsletter.core.errors import NewsletterError
 from newsletter.core.personalise import Recipient, personalise
+from newsletter.core.tokens import preferences_url
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.service import parse_at
 from newsletter.providers.mailing import Mailing
@@ -56,7 +57,8 @@ def test_fast_messages_match_the_email_package() -> None:
         fast = email.message_from_bytes(MimeRenderer(mailing).render(recipient, "<m@x>", when),
                                         policy=policy.default)
         unsubscribe = mailing.unsubscribe(recipient.email)
-        html, text = personalise(build.html, build.text, recipient, unsubscribe)
+        preferences = preferences_url(pub.config.public_url, "secret", recipient.email)
+        html, text = personalise(build.html, build.text, recipient, unsubscribe, preferences)
         slow = compose(pub.config, subject=build.subject, html=html, text=text,
                        recipient=recipient, unsubscribe=unsubscribe, message_id="<m@x>",
                        date=when)

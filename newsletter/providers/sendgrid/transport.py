@@ -17,7 +17,7 @@ from typing import Any
 
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome, Transport
-from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
 from newsletter.providers.sendgrid.payload import TARGET_REQUEST_BYTES, PayloadBuilder
 
 DEFAULT_TIMEOUT = 60.0
@@ -54,6 +54,17 @@ class _Payload(str):
 class _Bytes(bytes):
     def __format__(self, spec: str) -> str:
         return f"<{len(self):,} bytes>"
+
+
+def sendgrid_error_body(body: bytes | str | None) -> bool:
+    """Whether `body` is SendGrid's own JSON error answer ({"errors": [...]})."""
+    if not body:
+        return False
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(parsed, dict) and isinstance(parsed.get("errors"), list)
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -133,9 +144,17 @@ class SendGridTransport(Transport):
 
     # -- sending --------------------------------------------------------------------------
     def send(self, items: Sequence[Item]) -> BatchResult:
-        body, rejected = self.builder.body(items)
-        outcomes = {key: Outcome("failed", error=reason) for key, reason in rejected.items()}
-        ready = [item for item in items if item.key not in rejected]
+        outcomes: dict[int, Outcome] = {}
+        wired = []
+        for item in items:
+            try:
+                wired.append(on_the_wire(item))
+            except Unsendable as exc:
+                outcomes[item.key] = Outcome("failed", error=str(exc))
+        body, rejected = self.builder.body(wired)
+        outcomes.update({key: Outcome("failed", error=reason)
+                         for key, reason in rejected.items()})
+        ready = [item for item in wired if item.key not in rejected]
         if ready:
             result = self._post(ready, json.dumps(body))
             outcomes.update(zip((i.key for i in ready), result.outcomes, strict=True))
@@ -184,6 +203,10 @@ class SendGridTransport(Transport):
                 wait = max(0.0, int(reset) - time.time())
             return BatchResult.all(items, Outcome("retry", error="SendGrid answered 429: "
                                                   f"{message or 'too many requests'}"), wait=wait)
+        if status in (502, 504) or (status >= 500 and not sendgrid_error_body(exc.body)):
+            return BatchResult.all(items, Outcome(
+                "unknown", error=f"SendGrid's gateway answered {status}; the request may have "
+                                 f"been taken: {message or exc.reason}"))
         if status >= 500:
             return BatchResult.all(items, Outcome("retry", error=f"SendGrid answered {status}: "
                                                                  f"{message or exc.reason}"))
