@@ -25,12 +25,13 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from newsletter.build import Build
 from newsletter.build.publication import Publication
 from newsletter.core.errors import FailedError
-from newsletter.web.archive import issue_page
+
+if TYPE_CHECKING:  # `serve` imports this module: the build (MJML, premailer) loads on use only
+    from newsletter.build import Build
 
 #: chart.3f9a1c2e.webp, and the build's own image names: hero-279a37750a3e.jpg
 HASHED_NAME = re.compile(r"(\.[0-9a-f]{8,64}|-[0-9a-f]{12,64})\.[A-Za-z0-9]+$")
@@ -285,6 +286,8 @@ class Published:
 
 def issue_files(pub: Publication, build: Build) -> dict[str, Content]:
     """The files of an issue's folder: its web copy as archived, and its images."""
+    from newsletter.web.archive import issue_page
+
     return {PAGE: issue_page(pub, build).encode("utf-8"), **build.assets}
 
 
