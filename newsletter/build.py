@@ -16,6 +16,7 @@ from pathlib import Path
 from newsletter import markdown
 from newsletter.errors import FailedError, Problem
 from newsletter.inline import inline_css
+from newsletter.links import Link, tag_links, tracked_html
 from newsletter.load import LoadedIssue, load_issue
 from newsletter.package import compose, message_id_for, write_dist
 from newsletter.personalise import SAMPLE_RECIPIENT, personalise
@@ -37,6 +38,8 @@ class Build:
     assets: dict[str, Path]
     content_hash: str
     warnings: list[Problem] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)  # every link of the email, with its piece
+    tracked_html: str | None = None  # html with %%link|N%% hrefs, when click tracking is on
 
     @property
     def slug(self) -> str:
@@ -54,6 +57,7 @@ class Build:
             "pieces": len(self.issue.pieces),
             "words": words,
             "sizes": {name: len(data) for name, data in self.files_without_report().items()},
+            "links": [link.as_dict() for link in self.links],
             "warnings": [str(w) for w in self.warnings],
         }
 
@@ -87,6 +91,7 @@ def build_issue(pub: Publication, issue_ref: str | Path) -> Build:
     issue = load_issue(pub, pub.issue_dir(issue_ref))
     email, web = render(pub, issue)
     html = inline_css(email.html)
+    tracked = inline_css(tracked_html(email.html)) if pub.config.tracking.clicks else None
     web_html = inline_css(web.html)
     subject = issue.manifest.subject
     digest = content_hash(subject, html, email.text)
@@ -102,6 +107,8 @@ def build_issue(pub: Publication, issue_ref: str | Path) -> Build:
         assets=assets,
         content_hash=digest,
         warnings=pub.warnings + issue.warnings,
+        links=tag_links(html),
+        tracked_html=tracked,
     )
 
 

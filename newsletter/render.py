@@ -17,6 +17,7 @@ from mjml import mjml2html
 
 from newsletter import markdown
 from newsletter.errors import InputError, Problem
+from newsletter.links import piece_marker
 from newsletter.load import LoadedIssue, is_remote
 from newsletter.personalise import placeholder
 from newsletter.publication import Publication
@@ -90,7 +91,7 @@ def context(pub: Publication, issue: LoadedIssue) -> dict[str, Any]:
                     "twitter": expert.twitter,
                     "twitter_url": f"{TWITTER}{expert.twitter}" if expert.twitter else None,
                 },
-                "html": Markup(markdown.to_html(piece.body)),
+                "html": Markup(piece_marker(len(pieces) + 1, markdown.to_html(piece.body))),
                 "text": markdown.to_text(piece.body),
             }
         )

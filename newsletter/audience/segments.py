@@ -2,7 +2,8 @@
 
 Rule language (DESIGN.md): a segment is a mapping whose keys are all ANDed together:
 `all: [...]`, `any: [...]`, `none: [...]` (lists of nested rules), `tag: NAME`,
-`attr: {KEY: VALUE | {in: [VALUES]}}`, `segment: OTHER`, `subscribed_after: DATE`.
+`attr: {KEY: VALUE | {in: [VALUES]}}`, `segment: OTHER`, `subscribed_after: DATE`, and the
+engagement conditions `opened`, `clicked`, `engaged_within` (newsletter.audience.engagement).
 `{}` matches everyone. Only active subscribers are ever members.
 """
 
@@ -29,6 +30,7 @@ from sqlalchemy import (
     true,
 )
 
+from newsletter.audience import engagement
 from newsletter.audience.model import Status, Subscriber, normalize_tag
 from newsletter.audience.subscribers import iter_batches
 from newsletter.db.tables import subscriber_tags, subscribers
@@ -37,7 +39,7 @@ from newsletter.yamlsrc import Loc, SourceError, YamlDoc, load_yaml_file
 
 SEGMENTS_FILE = Path("subscribers") / "segments.yaml"
 COMBINATORS = ("all", "any", "none")
-CONDITIONS = ("tag", "attr", "segment", "subscribed_after")
+CONDITIONS = ("tag", "attr", "segment", "subscribed_after", *engagement.CONDITIONS)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class _Checker:
                 if _when(arg) is None:
                     self.fail(here, f"'subscribed_after' needs a date like 2026-01-31, "
                                     f"not {_kind(arg)}")
+            elif key in engagement.CONDITIONS:
+                problem = engagement.problem(key, arg)
+                if problem:
+                    self.fail(here, problem)
             else:
                 self.fail(here, f"unknown condition '{key}'; use one of "
                                 f"{', '.join(COMBINATORS + CONDITIONS)}")
@@ -285,6 +291,8 @@ class Segments:
                 when = _when(arg)
                 assert when is not None
                 parts.append(subscribers.c.created_at >= when)
+            elif key in engagement.CONDITIONS:
+                parts.append(engagement.condition(key, arg))
         return and_(true(), *parts)
 
 

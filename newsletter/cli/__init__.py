@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, str] = {
     "send": "dispatch",
     "send-test": "dispatch",
     "status": "dispatch",
+    "report": "report",
     "preview": "web",
     "archive": "web",
     "serve": "public",

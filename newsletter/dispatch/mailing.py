@@ -8,6 +8,7 @@ personalise it per recipient by substitution; nothing is rendered per recipient.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -44,6 +45,8 @@ class Mailing:
     batch_id: str | None = None  # SendGrid batch for cancelling a scheduled send
     categories: list[str] = field(default_factory=list)
     asm_group_id: int | None = None
+    #: click tracking: fills `%%link|N%%` per recipient (newsletter.events.tracking.LinkUrls)
+    link_url: Callable[[Recipient, str], str] | None = None
 
     @cached_property
     def placeholders(self) -> frozenset[str]:
@@ -72,7 +75,9 @@ class Mailing:
     def values(self, recipient: Recipient, unsubscribe: str | None = None) -> dict[str, str]:
         """Raw (unescaped) value of each placeholder for `recipient`."""
         link = unsubscribe if unsubscribe is not None else self.unsubscribe(recipient.email)
-        return {text: value_for(key, fallback, recipient, link)
+        tracked = self.link_url
+        return {text: tracked(recipient, fallback) if tracked and key == "link"
+                else value_for(key, fallback, recipient, link)
                 for text, key, fallback in self._parsed}
 
     def message_id(self, key: int | str) -> str:

@@ -22,6 +22,7 @@ from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.transports import Transport, make_transport
 from newsletter.errors import FailedError, InputError, NewsletterError
+from newsletter.events.tracking import track_links
 from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.publication import Publication
 from newsletter.schema import check_address
@@ -249,6 +250,7 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
     try:
         mailing = make_mailing(plan.pub, plan.build, str(send.id), secret=plan.pub.settings.secret
                                or "", send_at=send.send_at, batch_id=send.batch_id)
+        mailing = track_links(plan.pub, plan.build, ledger.engine, send.id, mailing)
         transport.open(mailing)
         engine = Engine(ledger, send.id, transport, policy=policy, stop=stop, progress=progress)
         engine.settle_unknown()

@@ -7,7 +7,9 @@ Routes:
 - `POST /resubscribe/{token}`: emails a confirmation link (resubscribing is opt-in too);
 - `GET /subscribe` (form) and `POST /subscribe`: email, name, topics; emails a confirmation;
 - `GET /confirm/{token}`: a page with one button; `POST` makes the subscription active;
-- `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook.
+- `POST /webhooks/sendgrid`: SendGrid's signed Event Webhook;
+- `GET /c/{token}`: a tracked link (newsletter.events.tracking): 302 to that link of that
+  send's email, the click recorded; a bad token or a link the send does not have gets 404.
 
 Tokens are HMAC-signed (newsletter.tokens). Pages look the same whether or not an address is
 subscribed; a bad token gets 400 and changes nothing.
@@ -35,8 +37,9 @@ from starlette.routing import Route
 
 from newsletter.audience.model import normalize_email
 from newsletter.errors import InputError, Problem
-from newsletter.events import optin
+from newsletter.events import optin, tracking
 from newsletter.events.apply import apply_batch
+from newsletter.events.classify import Thresholds
 from newsletter.events.model import parse_events
 from newsletter.events.signature import (
     SIGNATURE_HEADER,
@@ -89,6 +92,7 @@ class PublicSide:
     ip_window: optin.IpWindow
     webhook_key: Any
     topics: dict[str, str]
+    limits_of_rules: Thresholds = Thresholds()
 
     def page(self, template: str, status: int = 200, /, **values: Any) -> HTMLResponse:
         config = self.pub.config
@@ -157,7 +161,8 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
     side = PublicSide(pub=pub, engine=engine, secret=settings.secret, env=templates(),
                       limits=limits, ip_window=optin.IpWindow(limits.ip_requests,
                                                               limits.ip_window_s),
-                      webhook_key=key, topics=topics_of(pub))
+                      webhook_key=key, topics=topics_of(pub),
+                      limits_of_rules=Thresholds.of(pub.config.tracking))
 
     def token_email(request: Request, purpose: str) -> str | None:
         try:
@@ -254,12 +259,30 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         except (ValueError, UnicodeDecodeError, RecursionError):
             return JSONResponse({"error": "the body is not a JSON array of events"}, 400)
         try:
-            report = await run_in_threadpool(apply_batch, side.engine, events)
+            report = await run_in_threadpool(apply_batch, side.engine, events,
+                                             limits=side.limits_of_rules)
         except SQLAlchemyError:
             log.exception("webhook: could not store %d events", len(events))
             return JSONResponse({"error": "database unavailable; retry later"}, 503)
         report.received, report.ignored = len(payload), ignored
         return JSONResponse(report.as_dict())
+
+    async def click(request: Request) -> Response:
+        def find() -> tracking.Click | None:
+            with side.engine.connect() as conn:
+                return tracking.resolve_click(conn, [side.secret], request.path_params["token"])
+
+        found = await run_in_threadpool(find)
+        if found is None:
+            return side.page("invalid.html", 404, message="This link is altered or is not a "
+                             "link of this newsletter.", subscribe="../subscribe")
+        try:
+            await run_in_threadpool(tracking.record_click, side.engine, found,
+                                    request.headers.get("user-agent"), _client(request),
+                                    side.limits_of_rules)
+        except SQLAlchemyError:  # the reader still gets where they wanted to go
+            log.exception("click: could not record a click of send %s", found.send_id)
+        return Response(status_code=302, headers={**HEADERS, "Location": found.url})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -278,6 +301,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             Route("/confirm/{token}", confirm_page, methods=["GET"]),
             Route("/confirm/{token}", confirm, methods=["POST"]),
             Route("/webhooks/sendgrid", webhook, methods=["POST"]),
+            Route("/c/{token}", click, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
