@@ -66,7 +66,8 @@ class Mailing:
     @property
     def uses_attributes(self) -> bool:
         """Whether any placeholder needs subscriber attributes (else they need not be read)."""
-        return any(key.startswith("attr.") for _, key, _ in self._parsed)
+        return self.link_url is not None or any(  # tracked links read `tracking: off`
+            key.startswith("attr.") for _, key, _ in self._parsed)
 
     def unsubscribe(self, email: str) -> str:
         """The signed one-click unsubscribe URL for `email` (served by `newsletter serve`)."""

@@ -92,7 +92,7 @@ def issue_report(conn: Connection, issue: str) -> IssueReport | None:
     ids = sorted(row.id for row in sends)
     starts = [_aware(row.send_at or row.created_at) for row in sends]
     report = IssueReport(issue, ids, sum(int(row.accepted or 0) for row in sends),
-                         started_at=min(starts))
+                         started_at=min(starts).replace(microsecond=0))  # events: whole s
     _totals(conn, report)
     _per_link(conn, report)
     _timeline(conn, report)
