@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -114,7 +115,7 @@ webhook_events = Table(
     Column("user_agent", String(300), nullable=True),
     Column("ip", String(64), nullable=True),  # truncated to its /24 (IPv4) or /48 (IPv6)
     Column("provider_machine", Boolean, nullable=True),  # opens: SendGrid's sg_machine_open
-    Column("machine", Boolean, nullable=False, default=False),
+    Column("machine", Boolean, nullable=False, server_default=false()),
     Column("reason", String(32), nullable=True),  # why machine (a classify rule name)
     Index("ix_webhook_events_received_at", "received_at"),
     Index("ix_webhook_events_send_key", "send_id", "email_key"),

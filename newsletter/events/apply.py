@@ -65,14 +65,22 @@ def _record_new(conn: Connection, events: Sequence[Event], now: dt.datetime,
     stmt = dialect_insert(conn, webhook_events).on_conflict_do_nothing().returning(
         webhook_events.c.sg_event_id)
     reasons, positions = verdicts.reasons, verdicts.positions
+    detailed = ("open", "click")
     for start in range(0, len(events), _CHUNK):
+        chunk = events[start : start + _CHUNK]
+        rows = [{"sg_event_id": e.event_id, "event": e.kind, "email_key": e.email_key,
+                 "send_id": e.send_id, "occurred_at": _ts(e.timestamp), "received_at": now}
+                for e in chunk if e.kind not in detailed]
+        if rows:  # most events have no detail: the narrow statement is cheaper
+            fresh.update(conn.execute(stmt, rows).scalars())
         rows = [{"sg_event_id": e.event_id, "event": e.kind, "email_key": e.email_key,
                  "send_id": e.send_id, "occurred_at": _ts(e.timestamp), "received_at": now,
                  "url": e.url, "position": positions.get(e.event_id, e.position),
                  "user_agent": e.user_agent, "ip": e.ip, "provider_machine": e.provider_machine,
                  "machine": e.event_id in reasons, "reason": reasons.get(e.event_id)}
-                for e in events[start : start + _CHUNK]]
-        fresh.update(conn.execute(stmt, rows).scalars())
+                for e in chunk if e.kind in detailed]
+        if rows:
+            fresh.update(conn.execute(stmt, rows).scalars())
     return fresh
 
 
