@@ -1,7 +1,8 @@
 """`newsletter preview`: a local Starlette app for judging an issue before it is sent.
 
 Routes: `/` the page; `/email.html` and `/email.txt` the email personalised for `?as=EMAIL`;
-`/web/` the web copy and its images; `/api/state` (polled for live reload), `/api/parts` (the
+`/web/` the web copy and its images; `/report.html` the engagement report `newsletter report`
+wrote (the Report tab); `/api/state` (polled for live reload), `/api/parts` (the
 page's server-rendered panels), `/api/recipients?q=` and `POST /send-test`.
 The email is served from memory; the hero image, which the email links at its archive URL, is
 served locally by rewriting that URL prefix to `/web/`.
@@ -44,6 +45,12 @@ from newsletter.web.live import LiveBuild, Snapshot
 SESSION_COOKIE = "newsletter_preview"
 MAX_FORM_BYTES = 16 * 1024
 MAX_TEST_ADDRESSES = 10
+NO_REPORT_PAGE = (
+    "<!doctype html><meta charset='utf-8'><body style='font:15px system-ui;color:#52606d;"
+    "padding:32px;text-align:center'><p>No report yet.</p>"
+    "<p>After sending, run <code>newsletter report {slug}</code>; it writes the report shown "
+    "here.</p>"
+)
 NO_BUILD_PAGE = (
     "<!doctype html><meta charset='utf-8'><body style='font:15px system-ui;color:#52606d;"
     "padding:32px;text-align:center'><p>No successful build yet.</p>"
@@ -203,6 +210,15 @@ class PreviewApp:
             return PlainTextResponse("not found", status_code=404)
         return FileResponse(asset)
 
+    async def report(self, request: Request) -> Response:
+        """dist/<slug>/report.html, written by `newsletter report` (the Report tab)."""
+        snapshot, slug = self.snapshot(), self.live.issue_dir.name
+        page = snapshot.pub.dist_dir(slug) / "report.html" if snapshot else None
+        if page is None or not page.is_file():
+            return HTMLResponse(NO_REPORT_PAGE.format(slug=slug),
+                                headers={"Cache-Control": "no-store"})
+        return FileResponse(page, headers={"Cache-Control": "no-store"})
+
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ("preview.css", "preview.js"):
@@ -308,6 +324,7 @@ def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
         Route("/email.txt", view.email_text),
         Route("/web/", view.web_copy),
         Route("/web/{name:str}", view.web_copy),
+        Route("/report.html", view.report),
         Route("/static/{name:str}", view.static),
         Route("/api/state", view.state),
         Route("/api/parts", view.api_parts),
