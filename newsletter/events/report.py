@@ -12,7 +12,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import Connection, and_, case, column, distinct, func, literal, select, table
+from sqlalchemy import Connection, and_, case, column, distinct, func, select, table
 
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, send_links, webhook_events
 
@@ -62,7 +62,7 @@ class IssueReport:
     unsubscribes: int = 0
     pieces: list[PieceFigures] = field(default_factory=list)
     links: list[LinkFigures] = field(default_factory=list)
-    hourly: dict[str, list[int]] = field(default_factory=dict)  # series -> 72 hourly counts
+    hourly: dict[str, list[int]] = field(default_factory=dict)  # people's opens, clicks per hour
     started_at: dt.datetime | None = None
 
     def as_dict(self) -> dict:
@@ -73,14 +73,12 @@ class IssueReport:
         return data
 
 
-def _hour(conn: Connection, start: dt.datetime):
-    """SQL: whole hours between `start` and an event."""
+def _hour_of(conn: Connection):
+    """SQL: the event's hour as text, cheap to compute (no date arithmetic per row)."""
     occurred = webhook_events.c.occurred_at
     if conn.dialect.name == "postgresql":
-        return func.floor(func.extract("epoch", occurred - start) / 3600)
-    naive = start.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
-    return func.cast((func.julianday(occurred) - func.julianday(literal(naive))) * 24,
-                     webhook_events.c.position.type)
+        return func.to_char(occurred, "YYYY-MM-DD HH24")
+    return func.substr(occurred, 1, 13)  # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff"
 
 
 def issue_report(conn: Connection, issue: str) -> IssueReport | None:
@@ -95,7 +93,6 @@ def issue_report(conn: Connection, issue: str) -> IssueReport | None:
                          started_at=min(starts).replace(microsecond=0))  # events: whole s
     _totals(conn, report)
     _per_link(conn, report)
-    _timeline(conn, report)
     return report
 
 
@@ -106,19 +103,36 @@ def _aware(value) -> dt.datetime:
 
 
 def _totals(conn: Connection, report: IssueReport) -> None:
+    """Opens and clicks (people, machines), the 72-hour timeline, and the per-send totals.
+
+    Every query here reads only ix_webhook_events_report (send, event, machine, address, ...).
+    """
     e = webhook_events.c
-    human = e.machine.is_(False)
-    query = select(
-        func.sum(case((and_(e.event == "open", human), 1), else_=0)),
-        func.sum(case((and_(e.event == "open", e.machine.is_(True)), 1), else_=0)),
-        func.sum(case((and_(e.event == "click", human), 1), else_=0)),
-        func.sum(case((and_(e.event == "click", e.machine.is_(True)), 1), else_=0)),
-        func.count(distinct(case((and_(e.event == "open", human), e.email_key)))),
-        func.count(distinct(case((and_(e.event == "click", human), e.email_key)))),
-    ).where(e.send_id.in_(report.sends), e.event.in_(["open", "click"]))
-    row = conn.execute(query).one()
-    (report.opens, report.machine_opens, report.clicks, report.machine_clicks,
-     report.human_openers, report.human_clickers) = (int(v or 0) for v in row)
+    of_sends = (e.send_id.in_(report.sends), e.event.in_(["open", "click"]))
+    for event, machine, count in conn.execute(select(e.event, e.machine, func.count())
+                                              .where(*of_sends).group_by(e.event, e.machine)):
+        name = ("machine_" if machine else "") + ("opens" if event == "open" else "clicks")
+        setattr(report, name, getattr(report, name) + int(count))
+    # the timeline shows people only: grouping machine events by hour would double its cost
+    hour = _hour_of(conn).label("hour")
+    query = (select(e.event, hour, func.count()).where(*of_sends, e.machine.is_(False))
+             .group_by(e.event, hour))
+    series = {"opens": [0] * HOURS, "clicks": [0] * HOURS}
+    assert report.started_at is not None
+    first = report.started_at.replace(minute=0, second=0, microsecond=0)
+    for event, at, count in conn.execute(query):
+        try:
+            when = dt.datetime.strptime(str(at), "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        index = int((when - first).total_seconds() // 3600)
+        if 0 <= index < HOURS:
+            series["opens" if event == "open" else "clicks"][index] += int(count)
+    report.hourly = series
+    for event, target in (("open", "human_openers"), ("click", "human_clickers")):
+        people = select(func.count(distinct(e.email_key))).where(
+            e.send_id.in_(report.sends), e.event == event, e.machine.is_(False))
+        setattr(report, target, int(conn.execute(people).scalar_one() or 0))
     totals = select(*(func.coalesce(func.sum(engagement.c[n]), 0) for n in ENGAGEMENT_COUNTERS)
                     ).where(engagement.c.send_id.in_(report.sends))
     counts = dict(zip(ENGAGEMENT_COUNTERS, conn.execute(totals).one(), strict=True))
@@ -127,62 +141,51 @@ def _totals(conn: Connection, report: IssueReport) -> None:
 
 
 def _per_link(conn: Connection, report: IssueReport) -> None:
+    """Per link and per piece: clicks (people, machines) and the people who clicked."""
     e, lk = webhook_events.c, send_links.c
     links: dict[tuple[int, int], LinkFigures] = {}
     pieces: dict[int, PieceFigures] = {}
-    rows = conn.execute(select(lk.piece, lk.link, lk.url, lk.title, lk.expert)
-                        .where(lk.send_id.in_(report.sends))
+    where: dict[tuple[int, int], tuple[int, int]] = {}  # (send, position) -> (piece, link)
+    rows = conn.execute(select(lk.send_id, lk.position, lk.piece, lk.link, lk.url, lk.title,
+                               lk.expert).where(lk.send_id.in_(report.sends))
                         .order_by(lk.send_id, lk.position))
-    for piece, link, url, title, expert in rows:
+    for send_id, position, piece, link, url, title, expert in rows:
         links.setdefault((piece, link), LinkFigures(piece, link, url))
         pieces.setdefault(piece, PieceFigures(piece, title, expert))
-    joined = webhook_events.join(send_links, and_(lk.send_id == e.send_id,
-                                                  lk.position == e.position))
-    where = (e.send_id.in_(report.sends), e.event == "click")
-    human = e.machine.is_(False)
-    query = (select(lk.piece, lk.link,
-                    func.sum(case((human, 1), else_=0)),
-                    func.sum(case((human, 0), else_=1)),
-                    func.count(distinct(case((human, e.email_key)))))
-             .select_from(joined).where(*where).group_by(lk.piece, lk.link))
-    for piece, link, clicks, machine, clickers in conn.execute(query):
-        figures = links.get((piece, link))
-        if figures:
-            figures.clicks, figures.machine_clicks = int(clicks or 0), int(machine or 0)
-            figures.human_clickers = int(clickers or 0)
-    query = (select(lk.piece, func.count(distinct(e.email_key)))
-             .select_from(joined).where(*where, human).group_by(lk.piece))
-    clickers_of = dict(conn.execute(query).all())
-    per_piece: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for figures in links.values():
-        per_piece[figures.piece][0] += figures.clicks
-        per_piece[figures.piece][1] += figures.machine_clicks
+        where[(send_id, position)] = (piece, link)
+    clicks = (select(e.send_id, e.position, e.machine, func.count())
+              .where(e.send_id.in_(report.sends), e.event == "click")
+              .group_by(e.send_id, e.machine, e.position))
+    for send_id, position, machine, count in conn.execute(clicks):
+        place = where.get((send_id, position))
+        if place is None:
+            continue  # a click on a link we cannot place (no position)
+        figures = links[place]
+        if machine:
+            figures.machine_clicks += int(count)
+        else:
+            figures.clicks += int(count)
+    people = (select(e.send_id, e.position, e.email_key)
+              .where(e.send_id.in_(report.sends), e.event == "click", e.machine.is_(False))
+              .distinct())
+    per_link: dict[tuple[int, int], set[str]] = defaultdict(set)
+    per_piece: dict[int, set[str]] = defaultdict(set)
+    for send_id, position, key in conn.execute(people):
+        place = where.get((send_id, position))
+        if place is not None:
+            per_link[place].add(key)
+            per_piece[place[0]].add(key)
+    for place, figures in links.items():
+        figures.human_clickers = len(per_link.get(place, ()))
+        piece = pieces[figures.piece]
+        piece.clicks += figures.clicks
+        piece.machine_clicks += figures.machine_clicks
     for number, figures in pieces.items():
-        figures.clicks, figures.machine_clicks = per_piece[number]
-        figures.human_clickers = int(clickers_of.get(number, 0))
+        figures.human_clickers = len(per_piece.get(number, ()))
         figures.click_rate = (figures.human_clickers / report.recipients
                               if report.recipients else 0.0)
     report.pieces = sorted(pieces.values(), key=lambda p: (p.piece == 0, p.piece))
     report.links = sorted(links.values(), key=lambda f: (f.piece == 0, f.piece, f.link))
-
-
-def _timeline(conn: Connection, report: IssueReport) -> None:
-    e = webhook_events.c
-    assert report.started_at is not None
-    hour = _hour(conn, report.started_at).label("hour")
-    query = (select(e.event, e.machine, hour, func.count())
-             .where(e.send_id.in_(report.sends), e.event.in_(["open", "click"]),
-                    e.occurred_at >= report.started_at,
-                    e.occurred_at < report.started_at + dt.timedelta(hours=HOURS))
-             .group_by(e.event, e.machine, hour))
-    series = {name: [0] * HOURS for name in ("opens", "clicks", "machine_opens",
-                                              "machine_clicks")}
-    for event, machine, at, count in conn.execute(query):
-        index = int(at or 0)
-        if 0 <= index < HOURS:
-            name = ("machine_" if machine else "") + ("opens" if event == "open" else "clicks")
-            series[name][index] += int(count)
-    report.hourly = series
 
 
 @dataclass
