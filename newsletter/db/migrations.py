@@ -227,7 +227,9 @@ def _event_detail(conn: Connection) -> None:
                          ("reason", "VARCHAR(32)")):
         conn.execute(text(f"ALTER TABLE webhook_events ADD COLUMN {column} {kind}"))
     conn.execute(text("CREATE INDEX ix_webhook_events_report ON webhook_events "
-                      "(send_id, event, machine, email_key, position, occurred_at)"))
+                      "(send_id, event, machine, email_key, position)"))
+    conn.execute(text("CREATE INDEX ix_webhook_events_timeline ON webhook_events "
+                      "(send_id, event, machine, occurred_at)"))
     conn.execute(text("CREATE INDEX ix_webhook_events_key_time "
                       "ON webhook_events (email_key, occurred_at)"))
     md = MetaData()

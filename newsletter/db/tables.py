@@ -118,9 +118,9 @@ webhook_events = Table(
     Column("machine", Boolean, nullable=False, server_default=false()),
     Column("reason", String(32), nullable=True),  # why machine (a classify rule name)
     Index("ix_webhook_events_received_at", "received_at"),
-    # reports and the verdicts' look-ups read only this index (it covers what they need)
-    Index("ix_webhook_events_report", "send_id", "event", "machine", "email_key", "position",
-          "occurred_at"),
+    # reports and the verdicts' look-ups read only these two indexes (they cover what they need)
+    Index("ix_webhook_events_report", "send_id", "event", "machine", "email_key", "position"),
+    Index("ix_webhook_events_timeline", "send_id", "event", "machine", "occurred_at"),
     Index("ix_webhook_events_key_time", "email_key", "occurred_at"),
 )
 

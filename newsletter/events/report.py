@@ -12,7 +12,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import Connection, and_, case, column, distinct, func, select, table
+from sqlalchemy import Connection, and_, bindparam, case, column, distinct, func, select, table
 
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, send_links, webhook_events
 
@@ -73,14 +73,6 @@ class IssueReport:
         return data
 
 
-def _hour_of(conn: Connection):
-    """SQL: the event's hour as text, cheap to compute (no date arithmetic per row)."""
-    occurred = webhook_events.c.occurred_at
-    if conn.dialect.name == "postgresql":
-        return func.to_char(occurred, "YYYY-MM-DD HH24")
-    return func.substr(occurred, 1, 13)  # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff"
-
-
 def issue_report(conn: Connection, issue: str) -> IssueReport | None:
     """The report of every send of `issue`, or None when it was never sent."""
     sends = conn.execute(select(_sends.c.id, _sends.c.accepted, _sends.c.created_at,
@@ -113,21 +105,23 @@ def _totals(conn: Connection, report: IssueReport) -> None:
                                               .where(*of_sends).group_by(e.event, e.machine)):
         name = ("machine_" if machine else "") + ("opens" if event == "open" else "clicks")
         setattr(report, name, getattr(report, name) + int(count))
-    # the timeline shows people only: grouping machine events by hour would double its cost
-    hour = _hour_of(conn).label("hour")
-    query = (select(e.event, hour, func.count()).where(*of_sends, e.machine.is_(False))
-             .group_by(e.event, hour))
-    series = {"opens": [0] * HOURS, "clicks": [0] * HOURS}
+    # the timeline shows people only: one range count per hour and series, each read from
+    # ix_webhook_events_timeline alone (grouping by hour would sort every event)
     assert report.started_at is not None
     first = report.started_at.replace(minute=0, second=0, microsecond=0)
-    for event, at, count in conn.execute(query):
-        try:
-            when = dt.datetime.strptime(str(at), "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
-        except ValueError:
+    count = (select(func.count()).where(
+        e.send_id.in_(report.sends), e.event == bindparam("kind"), e.machine.is_(False),
+        e.occurred_at >= bindparam("since", type_=e.occurred_at.type),
+        e.occurred_at < bindparam("until", type_=e.occurred_at.type)))
+    series = {"opens": [0] * HOURS, "clicks": [0] * HOURS}
+    for kind, name in (("open", "opens"), ("click", "clicks")):
+        if not getattr(report, name):
             continue
-        index = int((when - first).total_seconds() // 3600)
-        if 0 <= index < HOURS:
-            series["opens" if event == "open" else "clicks"][index] += int(count)
+        for hour in range(HOURS):
+            since = first + dt.timedelta(hours=hour)
+            series[name][hour] = int(conn.execute(count, {
+                "kind": kind, "since": since,
+                "until": since + dt.timedelta(hours=1)}).scalar_one())
     report.hourly = series
     for event, target in (("open", "human_openers"), ("click", "human_clickers")):
         people = select(func.count(distinct(e.email_key))).where(
@@ -165,23 +159,28 @@ def _per_link(conn: Connection, report: IssueReport) -> None:
             figures.machine_clicks += int(count)
         else:
             figures.clicks += int(count)
-    people = (select(e.send_id, e.position, e.email_key)
-              .where(e.send_id.in_(report.sends), e.event == "click", e.machine.is_(False))
-              .distinct())
-    per_link: dict[tuple[int, int], set[str]] = defaultdict(set)
-    per_piece: dict[int, set[str]] = defaultdict(set)
-    for send_id, position, key in conn.execute(people):
+    human_clicks = (e.send_id.in_(report.sends), e.event == "click", e.machine.is_(False))
+    per_link: dict[tuple[int, int], int] = defaultdict(int)
+    people = (select(e.send_id, e.position, func.count(distinct(e.email_key)))
+              .where(*human_clicks).group_by(e.send_id, e.position))
+    for send_id, position, count in conn.execute(people):
         place = where.get((send_id, position))
-        if place is not None:
-            per_link[place].add(key)
-            per_piece[place[0]].add(key)
+        if place is not None:  # a link in two sends of the issue: people counted per send
+            per_link[place] += int(count)
+    per_piece: dict[int, int] = {}
+    if where:  # people per piece, counted once across its links: the piece computed in SQL
+        piece = case(*((and_(e.send_id == send_id, e.position == position), place[0])
+                       for (send_id, position), place in where.items()), else_=-1)
+        query = (select(piece.label("piece"), func.count(distinct(e.email_key)))
+                 .where(*human_clicks).group_by("piece"))
+        per_piece = {int(number): int(count) for number, count in conn.execute(query)}
     for place, figures in links.items():
-        figures.human_clickers = len(per_link.get(place, ()))
+        figures.human_clickers = per_link.get(place, 0)
         piece = pieces[figures.piece]
         piece.clicks += figures.clicks
         piece.machine_clicks += figures.machine_clicks
     for number, figures in pieces.items():
-        figures.human_clickers = len(per_piece.get(number, ()))
+        figures.human_clickers = per_piece.get(number, 0)
         figures.click_rate = (figures.human_clickers / report.recipients
                               if report.recipients else 0.0)
     report.pieces = sorted(pieces.values(), key=lambda p: (p.piece == 0, p.piece))

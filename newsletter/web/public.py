@@ -276,6 +276,8 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         if found is None:
             return side.page("invalid.html", 404, message="This link is altered or is not a "
                              "link of this newsletter.", subscribe="../subscribe")
+        if request.method == "HEAD":  # link checkers and scanners peek; people GET
+            return Response(status_code=302, headers={**HEADERS, "Location": found.url})
         try:
             await run_in_threadpool(tracking.record_click, side.engine, found,
                                     request.headers.get("user-agent"), _client(request),

@@ -88,6 +88,12 @@ def test_links_are_rewritten_per_recipient_and_redirect(sent, client) -> None:
     answer = client.get(_path(site, tracked[1]), headers={"User-Agent": BROWSER})
     assert answer.status_code == 302
     assert answer.headers["location"] == links[2][2]
+    peek = client.head(_path(site, tracked[1]))  # a link checker's HEAD is not a click
+    assert peek.status_code == 302 and peek.headers["location"] == links[2][2]
+    with site.engine.connect() as conn:
+        [(position, url)] = conn.execute(select(webhook_events.c.position,
+                                                webhook_events.c.url)).all()
+    assert (position, url) == (2, links[2][2])
 
 
 def test_redirect_refuses_tampered_and_foreign_tokens(sent, client) -> None:
