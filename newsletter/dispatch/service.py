@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,6 @@ from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.transports import Transport, make_transport
 from newsletter.errors import FailedError, InputError, NewsletterError
-from newsletter.events.tracking import track_links
 from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.publication import Publication
 from newsletter.schema import check_address
@@ -229,8 +228,12 @@ class SendResult:
 
 
 def execute(plan: SendPlan, *, stop: threading.Event | None = None,
-            progress: Progress | None = None, policy: RetryPolicy | None = None) -> SendResult:
-    """Run the planned send under the ledger (call `plan.transport.preflight()` first)."""
+            progress: Progress | None = None, policy: RetryPolicy | None = None,
+            prepare: Callable[[Mailing, int], Mailing] | None = None) -> SendResult:
+    """Run the planned send under the ledger (call `plan.transport.preflight()` first).
+
+    `prepare(mailing, send_id)`, when given, may change the mailing once the send has its id.
+    """
     ledger, transport = plan.ledger, plan.transport
     send = plan.send
     if send is None:
@@ -250,7 +253,8 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
     try:
         mailing = make_mailing(plan.pub, plan.build, str(send.id), secret=plan.pub.settings.secret
                                or "", send_at=send.send_at, batch_id=send.batch_id)
-        mailing = track_links(plan.pub, plan.build, ledger.engine, send.id, mailing)
+        if prepare is not None:  # e.g. click tracking (newsletter.events.tracking)
+            mailing = prepare(mailing, send.id)
         transport.open(mailing)
         engine = Engine(ledger, send.id, transport, policy=policy, stop=stop, progress=progress)
         engine.settle_unknown()
