@@ -39,7 +39,7 @@ def cold(root: Path) -> list[float]:
 
 def rebuild(root: Path) -> list[float]:
     from newsletter.build import build_issue, write_build
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
 
     piece = root / "issues" / SLUG / "pieces" / "energy.md"
     original = piece.read_text()

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 
 from newsletter.db import open_database  # noqa: E402
+from newsletter.db.ledger_tables import sends  # noqa: E402
 from newsletter.db.tables import send_links  # noqa: E402
-from newsletter.dispatch.ledger_schema import sends  # noqa: E402
 from newsletter.events.report import expert_report, issue_report  # noqa: E402
 
 TARGET_S = 2.0

@@ -39,20 +39,20 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
 from newsletter.db import open_database  # noqa: E402
+from newsletter.db.ledger_tables import sends  # noqa: E402
 from newsletter.db.tables import (  # noqa: E402
     ENGAGEMENT_COUNTERS,
     engagement,
     subscribers,
     webhook_events,
 )
-from newsletter.dispatch.ledger_schema import sends  # noqa: E402
-from newsletter.events.model import parse_event  # noqa: E402
-from newsletter.events.signature import (  # noqa: E402
+from newsletter.providers.sendgrid.signature import (  # noqa: E402
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     public_key_text,
     sign,
 )
+from newsletter.providers.sendgrid.webhook import parse_event  # noqa: E402
 
 TARGET_EPS = 10_000
 SUBSCRIBERS = 20_000

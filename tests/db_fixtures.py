@@ -16,13 +16,14 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-__all__ = ["db_url", "postgres_server", "postgres_url"]
+__all__ = ["db_url", "fresh_postgres_database", "postgres_server", "postgres_url"]
 
 
 def _free_port() -> int:
@@ -80,6 +81,13 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture()
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
+    with fresh_postgres_database(postgres_server) as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_database(postgres_server: str) -> Iterator[str]:
+    """Create an empty database on the server, yield its URL, drop it afterwards."""
     admin = make_url(postgres_server)
     if admin.drivername in ("postgresql", "postgres"):
         admin = admin.set(drivername="postgresql+psycopg")

@@ -15,7 +15,7 @@ GOLDEN = ROOT / "tests" / "golden" / SAMPLE_SLUG
 def build_sample(workdir: Path) -> dict[str, bytes]:
     """Build the repository's sample issue in a copy under `workdir`; return dist's files."""
     from newsletter.build import build_issue, write_build
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
     from tests.conftest import copy_sample
 
     os.environ.pop("NEWSLETTER_SECRET", None)  # the sample message uses the sample secret

@@ -39,8 +39,8 @@ from newsletter.audience.model import (
     utcnow,
 )
 from newsletter.audience.subscribers import RESERVED_COLUMNS, tags_of
+from newsletter.core.errors import InputError, Problem
 from newsletter.db.tables import subscriber_tags, subscribers
-from newsletter.errors import InputError, Problem
 
 BATCH_SIZE = 2000
 MAX_PROBLEMS = 1000  # rejected rows kept for the report; the count is always exact

@@ -33,9 +33,9 @@ from sqlalchemy import (
 from newsletter.audience import engagement
 from newsletter.audience.model import Status, Subscriber, normalize_tag
 from newsletter.audience.subscribers import iter_batches
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.yamlsrc import Loc, SourceError, YamlDoc, load_yaml_file
 from newsletter.db.tables import subscriber_tags, subscribers
-from newsletter.errors import InputError, Problem
-from newsletter.yamlsrc import Loc, SourceError, YamlDoc, load_yaml_file
 
 SEGMENTS_FILE = Path("subscribers") / "segments.yaml"
 COMBINATORS = ("all", "any", "none")

@@ -17,8 +17,8 @@ from newsletter.audience.model import (
     normalize_tag,
     utcnow,
 )
+from newsletter.core.errors import InputError, Problem
 from newsletter.db.tables import subscriber_tags, subscribers
-from newsletter.errors import InputError, Problem
 
 #: CSV columns with a meaning of their own; every other column is an attribute.
 RESERVED_COLUMNS = ("email", "name", "tags", "status", "subscribed_at")

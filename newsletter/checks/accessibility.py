@@ -104,7 +104,7 @@ def colour_pairs(ctx: Context) -> dict[tuple[str, str], Pair]:
 
 
 def check_contrast(ctx: Context) -> list[Finding]:
-    from newsletter.render import HTML_TEMPLATE, template_dir
+    from newsletter.build.render import HTML_TEMPLATE, template_dir
 
     findings = []
     template = template_dir(ctx.pub) / HTML_TEMPLATE

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from newsletter import markdown
+from newsletter.build import markdown
 from newsletter.checks.model import ERROR, WARNING, Context, Finding, excerpt
-from newsletter.personalise import KEYS, PLACEHOLDER
+from newsletter.core.personalise import KEYS, PLACEHOLDER
 
 SUBJECT_MIN, SUBJECT_MAX = 10, 78
 LEFTOVERS = [

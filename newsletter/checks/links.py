@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from newsletter.build.schema import check_address
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
-from newsletter.personalise import PLACEHOLDER
-from newsletter.schema import check_address
+from newsletter.core.personalise import PLACEHOLDER
 
 SHORTENERS = frozenset(
     """bit.ly bitly.com tinyurl.com t.co goo.gl ow.ly is.gd buff.ly rebrand.ly cutt.ly

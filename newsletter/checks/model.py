@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import html as lxml_html
 
-from newsletter.errors import Problem
+from newsletter.core.errors import Problem
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
 
     from newsletter.build import Build
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
 
 ERROR = "error"
 WARNING = "warning"

@@ -15,11 +15,11 @@ from newsletter.checks.links import check_links
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
 from newsletter.checks.size import check_size
 from newsletter.checks.spam import SpamCheck
-from newsletter.errors import FailedError, InputError, Problem
+from newsletter.core.errors import FailedError, InputError, Problem
 
 if TYPE_CHECKING:
     from newsletter.build import Build
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
 
 Check = Callable[[Context], list[Finding]]
 OFFLINE: list[tuple[str, Check]] = [

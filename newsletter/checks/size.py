@@ -7,14 +7,14 @@ URLs (newsletter.yaml `tracking: {clicks: true}`), as subscribers will get it.
 from __future__ import annotations
 
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
-from newsletter.personalise import (
+from newsletter.core.personalise import (
     PLACEHOLDER,
     SAMPLE_RECIPIENT,
     placeholders_in,
     substitute,
     values,
 )
-from newsletter.tokens import SAMPLE_SECRET, click_url, link_token, unsubscribe_url
+from newsletter.core.tokens import SAMPLE_SECRET, click_url, link_token, unsubscribe_url
 
 KB = 1024
 HTML_WARN, HTML_ERROR = 90 * KB, 102 * KB

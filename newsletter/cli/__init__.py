@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from newsletter import __version__
-from newsletter.cli.common import App
+from newsletter.cli.common import App, Shown
+from newsletter.core.errors import NewsletterError
 
 # command name -> module under newsletter.cli that defines it (in its COMMANDS list)
 COMMAND_MODULES: dict[str, str] = {
@@ -49,6 +50,13 @@ class LazyGroup(click.Group):
             if command.name == cmd_name:
                 return command
         return None
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a domain error leaves as click's exception (message, exit code)."""
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            raise Shown(exc) from exc
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -25,8 +25,8 @@ from newsletter.audience import (
     unsubscribe,
 )
 from newsletter.cli.common import App, console, err_console, pass_app, warn
+from newsletter.core.errors import EXIT_FAILED, InputError, Problem
 from newsletter.db import open_database
-from newsletter.errors import EXIT_FAILED, InputError, Problem
 
 PROGRESS_MIN_BYTES = 1_000_000
 

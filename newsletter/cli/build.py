@@ -15,7 +15,7 @@ from newsletter.cli.common import App, console, pass_app, warn
 @click.pass_context
 def init(ctx: click.Context, folder: Path | None, name: str) -> None:
     """Create a new publication (in FOLDER, or the -C folder)."""
-    from newsletter.scaffold import init_publication
+    from newsletter.build.scaffold import init_publication
 
     root = folder or ctx.find_object(App).root
     created = init_publication(root, name)
@@ -30,7 +30,7 @@ def init(ctx: click.Context, folder: Path | None, name: str) -> None:
 @pass_app
 def new(app: App, slug: str, subject: str) -> None:
     """Start a new issue in issues/SLUG/ with one piece to edit."""
-    from newsletter.scaffold import new_issue
+    from newsletter.build.scaffold import new_issue
 
     folder = new_issue(app.publication, slug, subject)
     console.print(f"created {folder}/issue.yaml and {folder}/pieces/first.md")

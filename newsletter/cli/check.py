@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from newsletter.cli.common import pass_app
-from newsletter.errors import EXIT_BAD_INPUT, EXIT_FAILED
+from newsletter.core.errors import EXIT_BAD_INPUT, EXIT_FAILED
 
 
 @click.command()

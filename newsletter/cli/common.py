@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: the App context object and output helpers."""
+"""Shared CLI plumbing: the App context object, output helpers, and domain errors as click
+shows them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from newsletter.errors import Problem
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
+from newsletter.core.errors import InputError, NewsletterError, Problem
 
 
 @dataclass
@@ -37,3 +38,19 @@ def warn(problems: list[Problem]) -> None:
     for problem in problems:
         if problem.severity == "warning":
             err_console.print(f"[yellow]{problem}[/yellow]", markup=True, soft_wrap=True)
+
+
+class Shown(click.ClickException):
+    """A domain error in click's clothes: its exit code, and one line per problem on stderr
+    (bad input without click's "Error:" prefix, as every problem already says where)."""
+
+    def __init__(self, error: NewsletterError):
+        super().__init__(error.format_message())
+        self.exit_code = error.exit_code
+        self.plain = isinstance(error, InputError)
+
+    def show(self, file=None) -> None:  # noqa: D401 - click's signature
+        if self.plain:
+            click.echo(self.format_message(), err=True)
+        else:
+            super().show(file)

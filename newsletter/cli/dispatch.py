@@ -52,11 +52,13 @@ def send(app: App, issue: str, segment: str, transport: str | None, dry_run: boo
          accept_batch: tuple[int, ...], at_text: str | None) -> None:
     """Send ISSUE to a segment; run it again to resume an interrupted send."""
     from newsletter.dispatch.service import parse_at, plan_send
+    from newsletter.events.suppressions import sync_before_send
 
     at = parse_at(at_text) if at_text else None
     plan = plan_send(app.publication, issue, segment, transport=transport, again=again, at=at,
                      resend_unknown=resend_unknown, accept_unknown=accept_unknown,
-                     resend_batches=resend_batch, accept_batches=accept_batch, dry_run=dry_run)
+                     resend_batches=resend_batch, accept_batches=accept_batch, dry_run=dry_run,
+                     before_send=sync_before_send)
     if not dry_run:
         plan.transport.preflight()
     _show_plan(plan)
@@ -92,7 +94,7 @@ def _dry_run(plan) -> None:
 
 
 def _finish_without_sending(plan) -> None:
-    from newsletter.errors import FailedError
+    from newsletter.core.errors import FailedError
 
     send = plan.send
     if send.unknown:
@@ -173,13 +175,14 @@ class _progress:
 
 
 def _report(plan, result) -> None:
-    from newsletter.errors import FailedError
+    from newsletter.core.errors import FailedError
+    from newsletter.dispatch.service import utc_minute
 
     send = result.send
     counts = (f"{send.accepted:,} of {send.total:,} accepted, {send.failed:,} failed, "
               f"{send.unknown:,} unknown, {send.pending:,} pending")
     if result.ok:
-        when = f", scheduled for {send.send_at:%Y-%m-%d %H:%M} UTC" if send.send_at else ""
+        when = f", scheduled for {utc_minute(send.send_at)}" if send.send_at else ""
         console.print(f"send #{send.id} of {send.issue} to '{send.segment}' completed via "
                       f"{send.transport}{when}: {counts}")
         if send.transport == "outbox":
@@ -209,13 +212,13 @@ def _list_recipients(ledger, send_id: int, limit: int = 10) -> None:
 @pass_app
 def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
     """Cancel a send of ISSUE scheduled on SendGrid with --at."""
-    from newsletter.dispatch.service import cancel_scheduled
+    from newsletter.dispatch.service import cancel_scheduled, utc_minute
 
     if not yes and not click.confirm(f"Cancel the scheduled send of {issue}?", err=True):
         raise click.exceptions.Exit(1)
     send = cancel_scheduled(app.publication, issue, segment)
     console.print(f"cancelled send #{send.id} of {send.issue} to '{send.segment}' "
-                  f"(was scheduled for {send.send_at:%Y-%m-%d %H:%M} UTC)")
+                  f"(was scheduled for {utc_minute(send.send_at)})")
 
 
 @click.command("send-test")
@@ -241,7 +244,7 @@ def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) 
 def status(app: App, issue: str) -> None:
     """Show each send of ISSUE with its counts and any unknown or failed recipients."""
     from newsletter.dispatch.ledger import is_alive
-    from newsletter.dispatch.service import sends_for
+    from newsletter.dispatch.service import sends_for, utc_minute
 
     found = sends_for(app.publication, issue)
     if not found:
@@ -254,14 +257,14 @@ def status(app: App, issue: str) -> None:
         s = entry.send
         state = s.state
         if s.state == "completed" and s.send_at:
-            state = f"scheduled for {s.send_at:%Y-%m-%d %H:%M} UTC"
+            state = f"scheduled for {utc_minute(s.send_at)}"
         elif s.state == "sending":
             alive = s.owner and is_alive(s.owner, s.heartbeat_at)
             state = (f"sending (process {s.owner})" if alive else
                      "interrupted (run the same `newsletter send` to resume)")
         console.print(
             f"#{s.id} {s.issue} -> {s.segment} via {s.transport}: {state}; started "
-            f"{s.created_at:%Y-%m-%d %H:%M} UTC; {s.total:,} recipients: {s.accepted:,} "
+            f"{utc_minute(s.created_at)}; {s.total:,} recipients: {s.accepted:,} "
             f"accepted, {s.failed:,} failed, {s.unknown:,} unknown, {s.pending:,} pending",
             markup=False, highlight=False)
         console.print(f"  events: {engaged[s.id]}", markup=False, highlight=False)

@@ -10,7 +10,7 @@ import socket
 import click
 
 from newsletter.cli.common import App, console, err_console, pass_app
-from newsletter.errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 
 def _check_free(host: str, port: int) -> None:

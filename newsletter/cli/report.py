@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.common import App, console, pass_app
-from newsletter.errors import InputError, NewsletterError, Problem
+from newsletter.core.errors import InputError, NewsletterError, Problem
 
 
 def _slug(app: App, issue: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.common import App, console, pass_app
-from newsletter.errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 
 def _check_port(port: int) -> None:
@@ -61,7 +61,7 @@ def preview(app: App, issue: str, port: int) -> None:
 @pass_app
 def archive(app: App, out: Path | None, skip: tuple[str, ...]) -> None:
     """Write the web archive: every issue's web copy, an index page and an Atom feed."""
-    from newsletter.archive import build_archive
+    from newsletter.web.archive import build_archive
 
     result = build_archive(app.publication, out, skip)
     console.print(f"archived {len(result.entries)} issue(s) in {result.folder}")

@@ -9,8 +9,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from newsletter.errors import InputError, Problem
-from newsletter.settings import Settings
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_S = 30
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from newsletter.build import Build
+    from newsletter.build.publication import Publication
     from newsletter.dispatch.service import TestResult
-    from newsletter.publication import Publication
 
 __all__ = ["send_issue", "send_test", "sends_for"]
 

@@ -18,9 +18,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from newsletter.dispatch.ledger import Ledger
-from newsletter.dispatch.mailing import Item
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.dispatch.transports.base import BatchResult, Transport
+from newsletter.providers.base import BatchResult, Transport
+from newsletter.providers.mailing import Item
 
 Progress = Callable[[int, int, int], None]  # accepted, failed, unknown (increments)
 

@@ -22,12 +22,12 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, literal, select, update
 
+from newsletter.core.errors import FailedError
+from newsletter.core.personalise import Recipient
 from newsletter.db.engine import write_connection
+from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import subscribers
-from newsletter.dispatch.ledger_schema import send_recipients, sends
-from newsletter.dispatch.mailing import Item
-from newsletter.errors import FailedError
-from newsletter.personalise import Recipient
+from newsletter.providers.mailing import Item
 
 #: a lease older than this, held from another machine, is taken to be dead
 STALE_AFTER = dt.timedelta(minutes=2)

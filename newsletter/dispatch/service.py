@@ -15,20 +15,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from newsletter.build import Build, build_issue
+from newsletter.build.publication import Publication
+from newsletter.build.schema import check_address
 from newsletter.checks import require_passing
+from newsletter.core.errors import FailedError, InputError, NewsletterError
+from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
+from newsletter.core.tokens import SAMPLE_SECRET
 from newsletter.dispatch.engine import Engine, Progress, RunReport
 from newsletter.dispatch.ledger import Ledger, RecipientRow, SendRow
-from newsletter.dispatch.mailing import Item, Mailing
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.dispatch.transports import Transport, make_transport
-from newsletter.errors import FailedError, InputError, NewsletterError
-from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
-from newsletter.publication import Publication
-from newsletter.schema import check_address
-from newsletter.tokens import SAMPLE_SECRET
+from newsletter.providers import Transport, make_transport
+from newsletter.providers.mailing import Item, Mailing
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
+
+
+def utc_minute(when: dt.datetime) -> str:
+    """A time as the dispatch commands show it: `2026-11-24 14:00 UTC`."""
+    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 def parse_at(text: str) -> dt.datetime:
@@ -105,15 +110,19 @@ class SendPlan:
         ]
         when = self.at or (self.send.send_at if self.send else None)
         if when:
-            rows.append(("Scheduled", f"{when:%Y-%m-%d %H:%M} UTC"))
+            rows.append(("Scheduled", utc_minute(when)))
         return rows
 
 
 def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | None = None,
               again: bool = False, at: dt.datetime | None = None, resend_unknown: bool = False,
               accept_unknown: bool = False, resend_batches: tuple[int, ...] = (),
-              accept_batches: tuple[int, ...] = (), dry_run: bool = False) -> SendPlan:
+              accept_batches: tuple[int, ...] = (), dry_run: bool = False,
+              before_send: Callable[[Publication, Any], str] | None = None) -> SendPlan:
     """Build the issue, resolve the segment and the ledger's history; refuse what must be.
+
+    `before_send(pub, engine)` runs before a new SendGrid send is counted (the CLI passes the
+    suppression sync, which lives on the public side); the note it returns joins the plan's.
 
     Unknown outcomes are settled by the operator: all of them (`resend_unknown`,
     `accept_unknown`) or batch by batch (`resend_batches`, `accept_batches`).
@@ -129,7 +138,7 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         raise NewsletterError(f"--at needs the sendgrid transport (SendGrid's send_at schedules "
                               f"the send); the {chosen} transport sends at once")
     if at is not None:
-        from newsletter.dispatch.transports.sendgrid_payload import check_send_at
+        from newsletter.providers.sendgrid.payload import check_send_at
 
         check_send_at(at)
     if not dry_run and not pub.settings.secret:
@@ -158,7 +167,7 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
         done = [s for s in history if s.state == "completed"]
         if done and not again:
             last = done[-1]
-            when = f"{(last.finished_at or last.updated_at):%Y-%m-%d %H:%M} UTC"
+            when = utc_minute(last.finished_at or last.updated_at)
             raise NewsletterError(f"{build.slug} was already sent to '{segment}' (send #{last.id}, "
                                   f"completed {when}); pass --again to send it once more")
     sender = make_transport(chosen, pub.settings)
@@ -171,10 +180,8 @@ def plan_send(pub: Publication, issue: str, segment: str, *, transport: str | No
             Engine(ledger, active.id, sender).settle_unknown()
             active = ledger.get(active.id)
     sync_note = None
-    if chosen == "sendgrid" and active is None and not dry_run:
-        from newsletter.events.suppressions import sync_before_send
-
-        sync_note = sync_before_send(pub, ledger.engine)  # retire suppressed addresses first
+    if chosen == "sendgrid" and active is None and not dry_run and before_send is not None:
+        sync_note = before_send(pub, ledger.engine)  # retire suppressed addresses first
     plan = SendPlan(pub=pub, build=build, segment=segment, transport=sender, ledger=ledger,
                     members=members, send=active, count=0, at=at, resend_unknown=resend_unknown,
                     accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
@@ -436,7 +443,7 @@ def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -
         raise NewsletterError(f"no scheduled send of {slug}{where} to cancel")
     send = found[-1]
     if now > send.send_at - CANCEL_DEADLINE:
-        raise NewsletterError(f"send #{send.id} goes out at {send.send_at:%Y-%m-%d %H:%M} UTC; "
+        raise NewsletterError(f"send #{send.id} goes out at {utc_minute(send.send_at)}; "
                               "SendGrid cancels only until 10 minutes before")
     sender = make_transport("sendgrid", pub.settings)
     sender.cancel(send.batch_id)  # type: ignore[attr-defined]

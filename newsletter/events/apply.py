@@ -23,9 +23,9 @@ from newsletter.audience.model import utcnow
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, webhook_events
 from newsletter.events.classify import Thresholds
-from newsletter.events.model import Event
 from newsletter.events.statuses import Change, apply_changes
 from newsletter.events.verdicts import Verdicts, judge
+from newsletter.providers.sendgrid.webhook import Event
 
 _CHUNK = 1000
 
@@ -85,7 +85,7 @@ def _record_new(conn: Connection, events: Sequence[Event], now: dt.datetime,
 
 
 def _known_sends(conn: Connection, ids: set[int]) -> set[int]:
-    from newsletter.dispatch.ledger_schema import sends
+    from newsletter.db.ledger_tables import sends
 
     if not ids:
         return set()

@@ -30,6 +30,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from newsletter.core.privacy import truncate_ip
+
+__all__ = ["Thresholds", "bursts", "click_reason", "open_reason", "truncate_ip"]
+
 PROVIDER, PROXY, AGENT, TOO_SOON, BURST = "provider", "proxy", "agent", "too-soon", "burst"
 
 #: Lower-cased substrings of user agents that are image proxies fetching on arrival.
@@ -110,17 +114,3 @@ def bursts(clicks: Iterable[Click], limits: Thresholds) -> set[str]:
                 >= limits.burst_links:
             found.update(c.key for c in window)
     return found
-
-
-def truncate_ip(ip: str | None) -> str | None:
-    """The address's network, for privacy: IPv4 to its /24, IPv6 to its /48."""
-    import ipaddress
-
-    if not ip:
-        return None
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return None
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

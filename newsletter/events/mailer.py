@@ -1,6 +1,6 @@
 """The confirmation email of a sign-up, sent through the configured transport.
 
-It reuses the dispatch engine's transports (newsletter.dispatch.transports): a one-recipient
+It uses the mail providers (newsletter.providers), as the dispatch engine does: a one-recipient
 Mailing with the confirmation link written in, outside the send ledger.
 """
 
@@ -12,10 +12,10 @@ import logging
 from jinja2 import Environment
 
 from newsletter.audience.model import utcnow
-from newsletter.dispatch.mailing import Item, Mailing
-from newsletter.dispatch.transports import make_transport
-from newsletter.personalise import Recipient
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
+from newsletter.core.personalise import Recipient
+from newsletter.providers import make_transport
+from newsletter.providers.mailing import Item, Mailing
 
 log = logging.getLogger("newsletter.public")
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, case, func, select
 
+from newsletter.build.publication import Publication
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement
-from newsletter.publication import Publication
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, Engine, select
 
 from newsletter.audience.model import email_key, utcnow
+from newsletter.build.links import Link
+from newsletter.core.personalise import Recipient
+from newsletter.core.privacy import truncate_ip
+from newsletter.core.tokens import BadToken, click_url, link_token, read_link_token
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import send_links
 from newsletter.events.apply import apply_batch, dialect_insert
-from newsletter.events.classify import Thresholds, truncate_ip
-from newsletter.events.model import Event
-from newsletter.links import Link
-from newsletter.personalise import Recipient
-from newsletter.tokens import BadToken, click_url, link_token, read_link_token
+from newsletter.events.classify import Thresholds
+from newsletter.providers.sendgrid.webhook import Event
 
 if TYPE_CHECKING:
     from newsletter.build import Build
-    from newsletter.publication import Publication
+    from newsletter.build.publication import Publication
 
 OFF_VALUES = ("off", "no", "false", "0")
 M = TypeVar("M")

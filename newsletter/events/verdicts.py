@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 
 from newsletter.db.tables import send_links, webhook_events
 from newsletter.events.classify import BURST, Click, Thresholds, bursts, click_reason, open_reason
-from newsletter.events.model import Event
+from newsletter.providers.sendgrid.webhook import Event
 
 _CHUNK = 900
 Pair = tuple[int, str]  # (send_id, email_key)
@@ -87,7 +87,7 @@ def _context(conn: Connection, pairs: set[Pair]) -> tuple[dict[Pair, int], dict[
 
 def _ledger_times(conn: Connection, pairs: set[Pair]) -> dict[Pair, int]:
     """When our ledger saw the transport accept each message (SMTP and outbox sends)."""
-    from newsletter.dispatch.ledger_schema import send_recipients as rec
+    from newsletter.db.ledger_tables import send_recipients as rec
 
     found: dict[Pair, int] = {}
     keys = sorted({key for _, key in pairs})

@@ -1,21 +1,18 @@
 """The preview's links to other areas: checks, subscribers and test sends.
 
-Each is imported lazily. When a module is genuinely absent the preview falls back (build warnings
-instead of check findings, the sample recipient only, no sending); any other error propagates.
+Each is imported lazily, on first use, so the preview starts without loading them.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from newsletter.build import Build
-from newsletter.errors import Problem
-from newsletter.personalise import SAMPLE_RECIPIENT, Recipient
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
+from newsletter.core.errors import Problem
+from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 
 
 @dataclass(frozen=True)
@@ -26,16 +23,6 @@ class Finding:
     message: str
     location: str = ""
     hint: str = ""
-
-
-def optional_module(name: str) -> ModuleType | None:
-    """Import `name`, or None when that module (not one of its imports) does not exist."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
-            return None
-        raise
 
 
 def where(root: Path, file: Path | str, line: int | None) -> str:
@@ -69,20 +56,12 @@ def _as_finding(root: Path, item: Any) -> Finding:
     )
 
 
-def checks_available() -> bool:
-    checks = optional_module("newsletter.checks")
-    return checks is not None and hasattr(checks, "run_checks")
+def check_findings(pub: Publication, build: Build, *, spam: bool = False) -> list[Finding]:
+    """The results of `newsletter check` (offline) for a build."""
+    from newsletter.checks import run_checks
 
-
-def check_findings(
-    pub: Publication, build: Build, *, spam: bool = False
-) -> tuple[list[Finding], bool]:
-    """The check results for a build, and whether they came from `newsletter check`."""
-    checks = optional_module("newsletter.checks")
-    if checks is None or not hasattr(checks, "run_checks"):
-        return [problem_finding(pub.root, w) for w in build.warnings], False
-    found = checks.run_checks(pub, build, online=False, spam=spam)
-    return [_as_finding(pub.root, item) for item in found], True
+    found = run_checks(pub, build, online=False, spam=spam)
+    return [_as_finding(pub.root, item) for item in found]
 
 
 def _recipient(subscriber: Any) -> Recipient:
@@ -106,15 +85,8 @@ def _database(pub: Publication) -> Any | None:
     return _engines[url]
 
 
-def subscribers_available() -> bool:
-    audience = optional_module("newsletter.audience")
-    return audience is not None and hasattr(audience, "iter_batches")
-
-
 def search_recipients(pub: Publication, query: str, limit: int = 20) -> list[Recipient]:
     """The first `limit` subscribers whose email or name contains `query` (any case)."""
-    if not subscribers_available():
-        return []
     engine = _database(pub)
     if engine is None:
         return []
@@ -136,7 +108,7 @@ def search_recipients(pub: Publication, query: str, limit: int = 20) -> list[Rec
 
 def find_recipient(pub: Publication, email: str) -> Recipient:
     """The subscriber with `email`, or the sample recipient when there is no such subscriber."""
-    if not email or email.lower() == SAMPLE_RECIPIENT.email or not subscribers_available():
+    if not email or email.lower() == SAMPLE_RECIPIENT.email:
         return SAMPLE_RECIPIENT
     engine = _database(pub)
     if engine is None:
@@ -148,14 +120,8 @@ def find_recipient(pub: Publication, email: str) -> Recipient:
     return _recipient(found) if found else SAMPLE_RECIPIENT
 
 
-def sending_available() -> bool:
-    dispatch = optional_module("newsletter.dispatch")
-    return dispatch is not None and hasattr(dispatch, "send_test")
-
-
 def send_test(pub: Publication, build: Build, to: list[str] | None, transport: str | None) -> Any:
     """Send `build` to `to` (or the publication's test recipients) through `transport`."""
-    dispatch = optional_module("newsletter.dispatch")
-    if dispatch is None or not hasattr(dispatch, "send_test"):
-        raise RuntimeError("sending is not available: newsletter.dispatch is not installed")
-    return dispatch.send_test(pub, build, to=to, transport=transport)
+    from newsletter.dispatch import send_test as send
+
+    return send(pub, build, to=to, transport=transport)

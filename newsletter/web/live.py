@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter.build import Build, build_issue
-from newsletter.errors import InputError
-from newsletter.publication import CONFIG_FILE, Publication
-from newsletter.render import PACKAGED_TEMPLATES, template_dir
-from newsletter.web.adapters import Finding, check_findings, checks_available, problem_finding
+from newsletter.build.publication import CONFIG_FILE, Publication
+from newsletter.build.render import PACKAGED_TEMPLATES, template_dir
+from newsletter.core.errors import InputError
+from newsletter.web.adapters import Finding, check_findings, problem_finding
 
 IGNORED_SUFFIXES = (".swp", ".swx", "~", ".tmp")
 
@@ -28,7 +28,6 @@ class Snapshot:
     pub: Publication
     build: Build
     findings: list[Finding]
-    from_checks: bool
     number: int  # the state version this build was made at
     built_at: dt.datetime
     spam: str = "off"  # SpamAssassin: "off" (not available), "running" or "done"
@@ -53,7 +52,6 @@ class LiveBuild:
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
         self.issue_dir = self.issue_dir.resolve()
-        self.spam_checks = self.spam_checks and checks_available()
 
     def rebuild_now(self) -> bool:
         """Load the publication and build the issue; return True on success."""
@@ -63,8 +61,8 @@ class LiveBuild:
             try:
                 pub = Publication.load(self.root)
                 build = build_issue(pub, self.issue_dir)
-                findings, from_checks = check_findings(pub, build)
-                snapshot = (pub, build, findings, from_checks)
+                findings = check_findings(pub, build)
+                snapshot = (pub, build, findings)
             except InputError as exc:
                 problems = [problem_finding(self.root, p) for p in exc.problems]
             except Exception as exc:  # a bug or an unexpected state: show it, keep serving
@@ -72,11 +70,9 @@ class LiveBuild:
             self.version += 1
             self.last_attempt = dt.datetime.now()
             if snapshot is not None:
-                pub, build, findings, from_checks = snapshot
-                spam = "running" if from_checks and self.spam_checks else "off"
-                self.good = Snapshot(
-                    pub, build, findings, from_checks, self.version, self.last_attempt, spam
-                )
+                pub, build, findings = snapshot
+                spam = "running" if self.spam_checks else "off"
+                self.good = Snapshot(pub, build, findings, self.version, self.last_attempt, spam)
                 if spam == "running":
                     self._want_spam(self.good)
             self.problems = problems
@@ -100,7 +96,7 @@ class LiveBuild:
             if snapshot is None:
                 continue
             try:
-                findings, _ = check_findings(snapshot.pub, snapshot.build, spam=True)
+                findings = check_findings(snapshot.pub, snapshot.build, spam=True)
             except Exception as exc:  # keep the fast findings, say what went wrong
                 findings = snapshot.findings + [
                     Finding("warning", f"the full checks failed: {type(exc).__name__}: {exc}")

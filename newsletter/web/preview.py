@@ -35,11 +35,11 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from newsletter.build import preview_unsubscribe_url
-from newsletter.errors import FailedError, NewsletterError
-from newsletter.personalise import SAMPLE_RECIPIENT, Recipient, personalise
-from newsletter.schema import check_address
-from newsletter.settings import TRANSPORTS
-from newsletter.web import ASSETS, adapters, asset_templates
+from newsletter.build.schema import check_address
+from newsletter.core.errors import FailedError, NewsletterError
+from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
+from newsletter.core.settings import TRANSPORTS
+from newsletter.web import ASSETS, adapters, add_first, asset_templates, edit_page
 from newsletter.web.live import LiveBuild, Snapshot
 
 SESSION_COOKIE = "newsletter_preview"
@@ -91,8 +91,8 @@ def same_origin(request: Request) -> bool:
 def local_html(snapshot: Snapshot, html: str) -> str:
     """Point the issue's archive URL at the local web copy, and open links in a new tab."""
     prefix = f"{snapshot.pub.config.archive_url}{snapshot.build.slug}/"
-    html = html.replace(prefix, "/web/")
-    return re.sub(r"<head([^>]*)>", r'<head\1><base target="_blank">', html, count=1)
+    return edit_page(html.replace(prefix, "/web/"),
+                     lambda doc: add_first(doc.find("head"), '<base target="_blank">'))
 
 
 def personalised(snapshot: Snapshot, recipient: Recipient) -> tuple[str, str]:
@@ -175,8 +175,6 @@ class PreviewApp:
             "transports": TRANSPORTS,
             "transport": settings.transport if settings else "outbox",
             "sample": SAMPLE_RECIPIENT,
-            "subscribers": adapters.subscribers_available(),
-            "sending": adapters.sending_available(),
             "test_recipients": snapshot.pub.config.test_recipients if snapshot else [],
         }
         html = asset_templates().get_template("preview.html").render(context)
@@ -282,8 +280,6 @@ class PreviewApp:
             return self._fail(f"unknown transport '{transport}'", 400)
         if to is None and not snapshot.pub.config.test_recipients:
             return self._fail("no addresses given and no test_recipients in newsletter.yaml", 400)
-        if not adapters.sending_available():
-            return self._fail("sending is not available yet (newsletter.dispatch is missing)", 503)
         try:
             result = await anyio.to_thread.run_sync(
                 adapters.send_test, snapshot.pub, snapshot.build, to, transport

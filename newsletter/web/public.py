@@ -11,7 +11,7 @@ Routes:
 - `GET /c/{token}`: a tracked link (newsletter.events.tracking): 302 to that link of that
   send's email, the click recorded; a bad token or a link the send does not have gets 404.
 
-Tokens are HMAC-signed (newsletter.tokens). Pages look the same whether or not an address is
+Tokens are HMAC-signed (newsletter.core.tokens). Pages look the same whether or not an address is
 subscribed; a bad token gets 400 and changes nothing.
 """
 
@@ -36,20 +36,20 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from newsletter.audience.model import normalize_email
-from newsletter.errors import InputError, Problem
+from newsletter.build.publication import Publication
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.tokens import BadToken, make_token, read_token
 from newsletter.events import optin, tracking
 from newsletter.events.apply import apply_batch
 from newsletter.events.classify import Thresholds
-from newsletter.events.model import parse_events
-from newsletter.events.signature import (
+from newsletter.providers.sendgrid.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     BadSignature,
     load_public_key,
     verify,
 )
-from newsletter.publication import Publication
-from newsletter.tokens import BadToken, make_token, read_token
+from newsletter.providers.sendgrid.webhook import parse_events
 
 log = logging.getLogger("newsletter.public")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect, select, text
 
+from newsletter.core.errors import InputError, NewsletterError
+from newsletter.core.settings import Settings
 from newsletter.db import connect, current_version, latest_version, open_database, upgrade
 from newsletter.db import migrations as mig
 from newsletter.db.tables import metadata, subscribers
-from newsletter.errors import InputError, NewsletterError
-from newsletter.settings import Settings
 
 
 def test_default_database_is_sqlite_wal_under_dot_newsletter(tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_environment_selects_the_database(tmp_path: Path) -> None:
 
 
 def test_migrated_schema_matches_tables_py(db_url: str) -> None:
-    import newsletter.dispatch.ledger_schema  # noqa: F401  (the ledger's tables join metadata)
+    import newsletter.db.ledger_tables  # noqa: F401  (the ledger's tables join metadata)
 
     assert {"subscribers", "sends", "webhook_events"} <= set(metadata.tables)
     engine = open_database(db_url)

@@ -18,9 +18,9 @@ from sqlalchemy import Engine, delete, insert, select, update
 from newsletter.audience import Segments, add_subscriber
 from newsletter.audience.engagement import sunset
 from newsletter.cli import main
+from newsletter.core.errors import InputError
+from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import send_links, subscriber_tags, subscribers, webhook_events
-from newsletter.dispatch.ledger_schema import sends
-from newsletter.errors import InputError
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 PEOPLE = ["ann", "bob", "cat", "dan", "eve"]

@@ -15,8 +15,8 @@ from newsletter.audience import (
     set_status,
     unsubscribe,
 )
+from newsletter.core.errors import InputError
 from newsletter.db.tables import subscriber_tags, subscribers
-from newsletter.errors import InputError
 
 
 def snapshot(engine: Engine) -> list[tuple]:

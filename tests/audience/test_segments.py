@@ -15,8 +15,8 @@ from newsletter.audience import (
     import_csv,
     set_status,
 )
+from newsletter.core.errors import InputError
 from newsletter.db.tables import subscribers
-from newsletter.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 

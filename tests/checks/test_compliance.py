@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 from newsletter.build import build_issue
+from newsletter.build.publication import Publication
 from newsletter.checks import ERROR, WARNING, run
-from newsletter.publication import Publication
 from tests.checks.conftest import check, edit, of, own_template
 from tests.conftest import SAMPLE_SLUG
 

@@ -21,7 +21,7 @@ from email import policy
 
 from sqlalchemy import select
 
-from newsletter.dispatch.ledger_schema import send_recipients, sends
+from newsletter.db.ledger_tables import send_recipients, sends
 from tests.dispatch.conftest import SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 

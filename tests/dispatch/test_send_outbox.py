@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from newsletter.audience import add_subscriber
-from newsletter.dispatch.ledger_schema import send_recipients, sends
-from newsletter.tokens import read_token
+from newsletter.core.tokens import read_token
+from newsletter.db.ledger_tables import send_recipients, sends
 from tests.dispatch.conftest import SECRET, SLUG, Pub, add_people
 
 TRICKY = 'Tom & "Jerry" <b>'

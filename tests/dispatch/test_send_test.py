@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 
 from newsletter import dispatch
 from newsletter.build import build_issue
-from newsletter.dispatch.ledger_schema import sends
-from newsletter.errors import FailedError
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
+from newsletter.core.errors import FailedError
+from newsletter.db.ledger_tables import sends
 from tests.dispatch.conftest import SLUG, Pub
 from tests.fake_sendgrid import FakeSendGrid
 

@@ -11,17 +11,17 @@ from sqlalchemy import func, select
 
 from newsletter.audience import add_subscriber
 from newsletter.build import build_issue
-from newsletter.dispatch.ledger_schema import send_recipients, sends
-from newsletter.dispatch.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
-from newsletter.dispatch.transports.sendgrid_payload import (
+from newsletter.build.publication import Publication
+from newsletter.core.errors import InputError
+from newsletter.core.personalise import Recipient
+from newsletter.core.tokens import read_token
+from newsletter.db.ledger_tables import send_recipients, sends
+from newsletter.providers.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
+from newsletter.providers.sendgrid.payload import (
     PayloadBuilder,
     check_categories,
     clean_name,
 )
-from newsletter.errors import InputError
-from newsletter.personalise import Recipient
-from newsletter.publication import Publication
-from newsletter.tokens import read_token
 from tests.dispatch.conftest import ROOT, SECRET, SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 
@@ -372,7 +372,7 @@ def test_cancel_without_a_scheduled_send(pub: Pub) -> None:
 def test_network_errors_before_the_request_arrives_are_retried_not_unknown() -> None:
     import socket
 
-    from newsletter.dispatch.transports.sendgrid import SendGridTransport
+    from newsletter.providers.sendgrid.transport import SendGridTransport
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

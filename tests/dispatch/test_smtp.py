@@ -7,7 +7,7 @@ from email import policy
 
 from sqlalchemy import func, select
 
-from newsletter.dispatch.ledger_schema import sends
+from newsletter.db.ledger_tables import sends
 from tests.dispatch.conftest import SLUG, Pub, add_people
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from newsletter.build import build_issue
-from newsletter.dispatch.mailing import Mailing
-from newsletter.dispatch.mime import MimeRenderer, QPTemplate
+from newsletter.build.package import compose
+from newsletter.build.publication import Publication
+from newsletter.core.errors import NewsletterError
+from newsletter.core.personalise import Recipient, personalise
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.service import parse_at
-from newsletter.errors import NewsletterError
-from newsletter.package import compose
-from newsletter.personalise import Recipient, personalise
-from newsletter.publication import Publication
+from newsletter.providers.mailing import Mailing
+from newsletter.providers.mime import MimeRenderer, QPTemplate
 
 ROOT = Path(__file__).resolve().parents[2]
 ALPHABET = "aé =\t.<>&\"'€漢\n" + "x" * 10  # no %: placeholders stay unambiguous

@@ -26,12 +26,12 @@ READERS = 5_000
 def make_report(root: Path) -> Path:
     """Set up the publication's database with a send and its events; return report.html."""
     from newsletter.build import build_issue
+    from newsletter.build.publication import Publication
     from newsletter.db import open_database
+    from newsletter.db.ledger_tables import sends
     from newsletter.db.tables import webhook_events
-    from newsletter.dispatch.ledger_schema import sends
     from newsletter.events.report import issue_report
     from newsletter.events.tracking import link_rows, store_links
-    from newsletter.publication import Publication
     from newsletter.web.report_page import report_html
 
     pub = Publication.load(root)

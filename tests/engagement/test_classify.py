@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsletter.build.schema import TrackingConfig
 from newsletter.events.classify import (
     AGENT,
     BURST,
@@ -19,7 +20,6 @@ from newsletter.events.classify import (
     open_reason,
     truncate_ip,
 )
-from newsletter.schema import TrackingConfig
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 LIMITS = Thresholds(scanner_delay_s=10, burst_window_s=2, burst_links=3)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.build import build_issue, write_build
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
 from tests.pipeline.helpers import SAMPLE
 
 pytestmark = pytest.mark.browser

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.markdown import paragraphs, to_text
+from newsletter.build.markdown import paragraphs, to_text
 
 SOURCE = """\
 Grid operators face a *hard* winter, as [our report](https://example.org/r) shows in some \

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from newsletter import markdown
-from newsletter.build import Build, build_issue
-from newsletter.publication import Publication
+from newsletter.build import Build, build_issue, markdown
+from newsletter.build.publication import Publication
 from tests.pipeline.helpers import SAMPLE, issue_dir, replace_in
 
 
@@ -195,7 +194,7 @@ def test_remote_hero_is_used_as_is(publication: Path):
 def test_publication_template_overrides_packaged(publication: Path):
     import shutil
 
-    from newsletter.render import PACKAGED_TEMPLATES
+    from newsletter.build.render import PACKAGED_TEMPLATES
 
     target = publication / "templates" / "default"
     shutil.copytree(PACKAGED_TEMPLATES / "default", target)
@@ -207,8 +206,8 @@ def test_publication_template_overrides_packaged(publication: Path):
 def test_template_syntax_error_names_file_and_line(publication: Path):
     import shutil
 
-    from newsletter.errors import InputError
-    from newsletter.render import PACKAGED_TEMPLATES
+    from newsletter.build.render import PACKAGED_TEMPLATES
+    from newsletter.core.errors import InputError
 
     target = publication / "templates" / "default"
     shutil.copytree(PACKAGED_TEMPLATES / "default", target)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from newsletter.render import PACKAGED_TEMPLATES
+from newsletter.build.render import PACKAGED_TEMPLATES
 from tests.pipeline.helpers import run
 
 

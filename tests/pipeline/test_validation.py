@@ -166,7 +166,7 @@ def test_failed_build_leaves_previous_output_untouched(publication: Path) -> Non
 
 
 def test_write_failure_midway_keeps_previous_output(publication: Path, monkeypatch) -> None:
-    from newsletter import package
+    from newsletter.build import package
 
     assert run(publication, "build", SAMPLE).exit_code == 0
     dist = publication / "dist" / SAMPLE

@@ -18,11 +18,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, insert, select
 
+from newsletter.build.publication import Publication
+from newsletter.core.tokens import unsubscribe_url
 from newsletter.db import open_database
 from newsletter.db.tables import subscribers
-from newsletter.events.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, public_key_text, sign
-from newsletter.publication import Publication
-from newsletter.tokens import unsubscribe_url
+from newsletter.providers.sendgrid.signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    public_key_text,
+    sign,
+)
 
 SECRET = "public-test-secret"
 TOPICS = "topics: {cyber: Cyber and tech, energy: Energy}\n"

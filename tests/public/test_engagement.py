@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 
 from newsletter.audience import Segments
 from newsletter.cli import main
+from newsletter.core.tokens import link_token
+from newsletter.db.ledger_tables import send_recipients
 from newsletter.db.tables import send_links, subscribers, webhook_events
-from newsletter.dispatch.ledger_schema import send_recipients
-from newsletter.tokens import link_token
 from tests.public.conftest import SECRET, Site, event, post_events
 
 SLUG = "2026-11-24"

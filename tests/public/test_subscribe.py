@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from newsletter.audience import get_subscriber
+from newsletter.core.tokens import make_token
 from newsletter.db import connect
 from newsletter.db.tables import signups
 from newsletter.events.optin import Limits
-from newsletter.tokens import make_token
 from tests.public.conftest import SECRET, Site, confirm_link, make_client
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from urllib.parse import urljoin
 
-from newsletter.tokens import make_token
+from newsletter.core.tokens import make_token
 from tests.public.conftest import SECRET, Site, confirm_link
 
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click",

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, insert, select
 
+from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import engagement, webhook_events
-from newsletter.dispatch.ledger_schema import sends
 from newsletter.events.stats import engagement_by_send
 from tests.public.conftest import Site, event, make_client, post_events, signed
 
@@ -192,7 +192,7 @@ def test_concurrent_overlapping_batches_apply_each_event_once(site: Site) -> Non
     from concurrent.futures import ThreadPoolExecutor
 
     from newsletter.events.apply import apply_batch
-    from newsletter.events.model import parse_event
+    from newsletter.providers.sendgrid.webhook import parse_event
 
     send_id = new_send(site)
     for n in range(40):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter.archive import build_archive, relative_links
+from newsletter.build.publication import Publication
 from newsletter.cli import main
-from newsletter.errors import InputError
-from newsletter.publication import Publication
+from newsletter.core.errors import InputError
+from newsletter.web.archive import build_archive, relative_links
 from tests.web.conftest import SLUG
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.archive import build_archive
-from newsletter.publication import Publication
+from newsletter.build.publication import Publication
+from newsletter.web.archive import build_archive
 from tests.web.conftest import SLUG, RunningServer
 from tests.web.test_archive import OLDER, add_older_issue
 from tests.web.test_preview_http import add_people

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from newsletter import markdown
-from newsletter.errors import FailedError, Problem
-from newsletter.inline import inline_css
-from newsletter.links import Link, tag_links, tracked_html
-from newsletter.load import LoadedIssue, load_issue
-from newsletter.package import compose, message_id_for, write_dist
-from newsletter.personalise import SAMPLE_RECIPIENT, personalise
-from newsletter.publication import Publication
-from newsletter.render import render
-from newsletter.tokens import SAMPLE_SECRET, unsubscribe_url
+from newsletter.build import markdown
+from newsletter.build.inline import inline_css
+from newsletter.build.links import Link, tag_links, tracked_html
+from newsletter.build.package import compose, message_id_for, write_dist
+from newsletter.build.publication import Publication
+from newsletter.build.render import render
+from newsletter.build.source import LoadedIssue, load_issue
+from newsletter.core.errors import FailedError, Problem
+from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
+from newsletter.core.tokens import SAMPLE_SECRET, unsubscribe_url
 
 
 @dataclass

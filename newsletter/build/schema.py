@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from newsletter.errors import Problem
-from newsletter.yamlsrc import YamlDoc
+from newsletter.core.errors import Problem
+from newsletter.core.yamlsrc import YamlDoc
 
 
 def check_address(value: str) -> str:

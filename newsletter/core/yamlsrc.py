@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from newsletter.errors import Problem
+from newsletter.core.errors import Problem
 
 Loc = tuple[str | int, ...]
 

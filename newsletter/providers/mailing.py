@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from newsletter.package import message_id_for
-from newsletter.personalise import PLACEHOLDER, Recipient, placeholders_in, value_for
-from newsletter.schema import PublicationConfig
-from newsletter.tokens import unsubscribe_url
+from newsletter.build.package import message_id_for
+from newsletter.build.schema import PublicationConfig
+from newsletter.core.personalise import PLACEHOLDER, Recipient, placeholders_in, value_for
+from newsletter.core.tokens import unsubscribe_url
 
 #: SendGrid replaces this tag with the recipient's unsubscribe-group link (asm.group_id set).
 ASM_UNSUBSCRIBE_TAG = "<%asm_group_unsubscribe_raw_url%>"

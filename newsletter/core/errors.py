@@ -1,14 +1,13 @@
-"""User-facing errors: each prints one clear line (or one line per problem) and picks the exit code.
+"""User-facing errors: a message, an optional location and the exit code (no click here).
 
-Exit codes (DESIGN.md): 0 ok, 1 failed checks or send, 2 bad input.
+Exit codes (DESIGN.md): 0 ok, 1 failed checks or send, 2 bad input. Only the CLI turns these
+into click's output (newsletter.cli.common.shown).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import click
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -41,10 +40,24 @@ class Problem:
         )
 
 
-class NewsletterError(click.ClickException):
+class NewsletterError(Exception):
     """A user error: one line, no traceback; exit code 2 unless a subclass says otherwise."""
 
     exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, location: str | None = None, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def format_message(self) -> str:
+        """The line shown to the user: `location: message`, or the message alone."""
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+    def __str__(self) -> str:
+        return self.format_message()
 
 
 class InputError(NewsletterError):
@@ -57,9 +70,6 @@ class InputError(NewsletterError):
             problems = [problems]
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
-
-    def show(self, file=None) -> None:  # noqa: D401 - click's signature
-        click.echo(self.format_message(), err=True)
 
 
 class FailedError(NewsletterError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from newsletter.audience.model import Status, email_key
-from newsletter.events.classify import truncate_ip
+from newsletter.core.privacy import truncate_ip
 
 #: custom_args keys the dispatch engine sets (SendGrid copies them into every event).
 SEND_ARG = "nl_send"
@@ -50,9 +50,9 @@ class Event:
     timestamp: int
     send_id: int | None
     url: str | None = None  # clicks
-    position: int | None = None  # clicks: the link's position (newsletter.links), if known
+    position: int | None = None  # clicks: the link's position (newsletter.build.links), if known
     user_agent: str | None = None
-    ip: str | None = None  # already truncated (classify.truncate_ip)
+    ip: str | None = None  # already truncated (newsletter.core.privacy)
     provider_machine: bool | None = None  # opens: SendGrid's sg_machine_open
 
     @property

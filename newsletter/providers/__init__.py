@@ -1,12 +1,14 @@
-"""Transports, one module each, behind `Transport` (base.py). `make_transport()` picks one."""
+"""Mail providers, the lowest mail layer: one module each (outbox, smtp, sendgrid/) behind
+`Transport` (base.py); `make_transport()` picks one. They send a prepared `Mailing` (mailing.py)
+and know nothing of campaigns or the send ledger."""
 
 from __future__ import annotations
 
 import os
 
-from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
-from newsletter.errors import NewsletterError
-from newsletter.settings import TRANSPORTS, Settings
+from newsletter.core.errors import NewsletterError
+from newsletter.core.settings import TRANSPORTS, Settings
+from newsletter.providers.base import BatchResult, Outcome, Transport
 
 __all__ = ["TRANSPORTS", "BatchResult", "Outcome", "Transport", "make_transport"]
 
@@ -18,15 +20,15 @@ def make_transport(name: str | None, settings: Settings) -> Transport:
     """
     name = name or settings.transport
     if name == "outbox":
-        from newsletter.dispatch.transports.outbox import OutboxTransport
+        from newsletter.providers.outbox import OutboxTransport
 
         return OutboxTransport(settings.outbox)
     if name == "smtp":
-        from newsletter.dispatch.transports.smtp import SmtpTransport
+        from newsletter.providers.smtp import SmtpTransport
 
         return SmtpTransport(settings.smtp_url)
     if name == "sendgrid":
-        from newsletter.dispatch.transports.sendgrid import SendGridTransport
+        from newsletter.providers.sendgrid.transport import SendGridTransport
 
         cap = os.environ.get("NEWSLETTER_SENDGRID_BATCH")
         return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url,

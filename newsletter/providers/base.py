@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from newsletter.dispatch.mailing import Item, Mailing
+from newsletter.providers.mailing import Item, Mailing
 
 State = Literal["accepted", "failed", "retry", "unknown"]
 

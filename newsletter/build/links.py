@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import lxml.html
 from lxml.html import HtmlElement
 
-from newsletter.personalise import placeholder
+from newsletter.core.personalise import placeholder
 
 MARKER = "data-piece"
 CHROME = 0

@@ -8,21 +8,22 @@ atomically: nothing is written unless every issue builds.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from lxml import html as lxml_html
+from lxml.html import HtmlElement
+
 from newsletter.build import Build, build_issue
-from newsletter.errors import InputError, Problem
-from newsletter.package import write_dist
-from newsletter.publication import Publication
-from newsletter.render import date_text
-from newsletter.web import asset_templates
+from newsletter.build.package import write_dist
+from newsletter.build.publication import Publication
+from newsletter.build.render import date_text
+from newsletter.core.errors import InputError, Problem
+from newsletter.web import add_first, asset_templates, edit_page
 
 ATOM = "http://www.w3.org/2005/Atom"
-LINK_ATTR = re.compile(r'(\s(?:href|src)=")([^"]*)(")')
 
 
 @dataclass(frozen=True)
@@ -92,21 +93,28 @@ def build_archive(
     return ArchiveResult(folder=target, entries=entries)
 
 
+def relink(root: HtmlElement, archive_url: str, slug: str) -> None:
+    """Make href/src values under `archive_url` relative to the page at <slug>/index.html."""
+    for element in root.iter():
+        for attr in ("href", "src"):
+            url = element.get(attr)
+            if url is None or not url.startswith(archive_url):
+                continue
+            rest = url[len(archive_url) :]
+            if rest == slug or rest.startswith(slug + "/"):
+                element.set(attr, rest[len(slug) + 1 :] or "./")
+            else:
+                element.set(attr, "../" + rest)
+
+
 def relative_links(html: str, archive_url: str, slug: str) -> str:
-    """Rewrite href/src values under `archive_url` relative to the page at <slug>/index.html."""
-
-    def repl(match: re.Match[str]) -> str:
-        url = match.group(2)
-        if not url.startswith(archive_url):
-            return match.group(0)
-        rest = url[len(archive_url) :]
-        if rest == slug or rest.startswith(slug + "/"):
-            local = rest[len(slug) + 1 :] or "./"
-        else:
-            local = "../" + rest
-        return f"{match.group(1)}{local}{match.group(3)}"
-
-    return LINK_ATTR.sub(repl, html)
+    """`relink` applied to an HTML fragment."""
+    parts = lxml_html.fragments_fromstring(html)
+    for part in parts:
+        if not isinstance(part, str):
+            relink(part, archive_url, slug)
+    return "".join(escape(part, quote=False) if isinstance(part, str)
+                   else lxml_html.tostring(part, encoding="unicode") for part in parts)
 
 
 NAV = (
@@ -119,10 +127,14 @@ NAV = (
 
 def issue_page(pub: Publication, build: Build) -> str:
     """The web copy as archived: relative links, a feed link and a way back to the index."""
-    html = relative_links(build.web_html, pub.config.archive_url, build.slug)
-    feed = '<link rel="alternate" type="application/atom+xml" title="Feed" href="../feed.xml">'
-    html = html.replace("</head>", feed + "</head>", 1)
-    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + NAV, html, count=1)
+
+    def edit(doc: HtmlElement) -> None:
+        relink(doc, pub.config.archive_url, build.slug)
+        doc.find("head").append(lxml_html.fragment_fromstring(
+            '<link rel="alternate" type="application/atom+xml" title="Feed" href="../feed.xml">'))
+        add_first(doc.find("body"), NAV)
+
+    return edit_page(build.web_html, edit)
 
 
 def index_page(pub: Publication, entries: list[Entry]) -> str:

@@ -12,8 +12,8 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
-from newsletter.personalise import Recipient
-from newsletter.schema import PublicationConfig
+from newsletter.build.schema import PublicationConfig
+from newsletter.core.personalise import Recipient
 
 # Bodies are encoded under BODY_POLICY: quoted-printable lines of at most 76 columns (RFC 2045).
 # Messages are serialised under POLICY: long header values such as List-Unsubscribe URLs are

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from newsletter.errors import InputError, Problem
-from newsletter.schema import PublicationConfig, validate
-from newsletter.settings import Settings
-from newsletter.yamlsrc import SourceError, load_yaml_file
+from newsletter.build.schema import PublicationConfig, validate
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.settings import Settings
+from newsletter.core.yamlsrc import SourceError, load_yaml_file
 
 CONFIG_FILE = "newsletter.yaml"
 

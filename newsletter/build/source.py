@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.errors import InputError, Problem
-from newsletter.publication import Publication
-from newsletter.schema import Expert, IssueManifest, PieceMeta, validate
-from newsletter.yamlsrc import (
+from newsletter.build.publication import Publication
+from newsletter.build.schema import Expert, IssueManifest, PieceMeta, validate
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.yamlsrc import (
     SourceError,
     YamlDoc,
     load_yaml_file,

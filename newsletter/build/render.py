@@ -15,14 +15,14 @@ import jinja2
 from markupsafe import Markup
 from mjml import mjml2html
 
-from newsletter import markdown
-from newsletter.errors import InputError, Problem
-from newsletter.links import piece_marker
-from newsletter.load import LoadedIssue, is_remote
-from newsletter.personalise import placeholder
-from newsletter.publication import Publication
+from newsletter.build import markdown
+from newsletter.build.links import piece_marker
+from newsletter.build.publication import Publication
+from newsletter.build.source import LoadedIssue, is_remote
+from newsletter.core.errors import InputError, Problem
+from newsletter.core.personalise import placeholder
 
-PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
+PACKAGED_TEMPLATES = Path(__file__).parents[1] / "templates"
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 TWITTER = "https://twitter.com/"

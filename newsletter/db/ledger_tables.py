@@ -1,4 +1,4 @@
-"""The send ledger's tables (current schema) and the migration that creates them.
+"""The send ledger's tables (current schema; migration 2 created them).
 
 `sends`: one row per send of an issue to a segment, with its state and counts.
 `send_recipients`: the recipient list snapshotted when the send started, one row each, with
@@ -11,7 +11,6 @@ from __future__ import annotations
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -79,14 +78,3 @@ def _define(md: MetaData) -> tuple[Table, Table]:
 
 
 sends, send_recipients = _define(metadata)
-
-
-def migrate_v2(conn: Connection) -> None:
-    """Migration 2, "send ledger".
-
-    It must keep creating exactly today's tables: before changing `_define`, copy its present
-    body in here and put the change in a new migration.
-    """
-    md = MetaData()
-    _define(md)
-    md.create_all(conn)

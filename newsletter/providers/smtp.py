@@ -14,10 +14,10 @@ import ssl
 from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 
-from newsletter.dispatch.mailing import Item, Mailing
-from newsletter.dispatch.mime import MimeRenderer
-from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
-from newsletter.errors import FailedError, NewsletterError
+from newsletter.core.errors import FailedError, NewsletterError
+from newsletter.providers.base import BatchResult, Outcome, Transport
+from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.mime import MimeRenderer
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 CRLF = b"\r\n"

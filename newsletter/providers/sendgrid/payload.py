@@ -30,10 +30,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from newsletter.dispatch.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
-from newsletter.errors import InputError, NewsletterError, Problem
-from newsletter.package import list_id
-from newsletter.personalise import PLACEHOLDER
+from newsletter.build.package import list_id
+from newsletter.core.errors import InputError, NewsletterError, Problem
+from newsletter.core.personalise import PLACEHOLDER
+from newsletter.providers.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
 
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from newsletter.dispatch.mailing import Item, Mailing
-from newsletter.dispatch.mime import MimeRenderer
-from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
-from newsletter.errors import FailedError
+from newsletter.core.errors import FailedError
+from newsletter.providers.base import BatchResult, Outcome, Transport
+from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.mime import MimeRenderer
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 

@@ -16,9 +16,9 @@ import re
 from email.headerregistry import Address
 from email.utils import format_datetime
 
-from newsletter.dispatch.mailing import Mailing
-from newsletter.package import POLICY, compose
-from newsletter.personalise import PLACEHOLDER, Recipient, value_for
+from newsletter.build.package import POLICY, compose
+from newsletter.core.personalise import PLACEHOLDER, Recipient, value_for
+from newsletter.providers.mailing import Mailing
 
 _HTML_MARK = "\x00NLHTML\x00"
 _TEXT_MARK = "\x00NLTEXT\x00"

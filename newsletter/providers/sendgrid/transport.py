@@ -15,10 +15,10 @@ import urllib.error
 from collections.abc import Sequence
 from typing import Any
 
-from newsletter.dispatch.mailing import Item, Mailing
-from newsletter.dispatch.transports.base import BatchResult, Outcome, Transport
-from newsletter.dispatch.transports.sendgrid_payload import TARGET_REQUEST_BYTES, PayloadBuilder
-from newsletter.errors import FailedError, NewsletterError
+from newsletter.core.errors import FailedError, NewsletterError
+from newsletter.providers.base import BatchResult, Outcome, Transport
+from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.sendgrid.payload import TARGET_REQUEST_BYTES, PayloadBuilder
 
 DEFAULT_TIMEOUT = 60.0
 

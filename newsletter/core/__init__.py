@@ -1,0 +1,1 @@
+"""Shared helpers every layer may use: errors, settings, tokens, personalisation, YAML sources."""

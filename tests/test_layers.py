@@ -1,0 +1,140 @@
+"""Layers point down only: every module's imports, top-level and inside functions, read with `ast`.
+
+The order below is the one place the allowed direction is written (docs/architecture.md draws
+it). A module may import its own package and any package on a lower line; packages on the same
+line are peers and never import each other.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import newsletter
+
+#: Lowest first.
+LAYERS: list[set[str]] = [
+    {"newsletter", "newsletter.core"},  # the root package itself only holds __version__
+    {"newsletter.db"},
+    {"newsletter.audience", "newsletter.build"},
+    {"newsletter.providers", "newsletter.checks"},
+    {"newsletter.dispatch", "newsletter.events"},
+    {"newsletter.web"},
+    {"newsletter.cli"},
+    {"newsletter.__main__"},
+]
+
+ROOT = Path(newsletter.__file__).parent
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def all_modules(root: Path = ROOT) -> dict[str, Path]:
+    return {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+
+
+def imports_of(name: str, source: str, known: set[str], is_package: bool) -> set[str]:
+    """Every newsletter module `source` imports, wherever the import statement sits."""
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in known else target)
+    return {m for m in found if m == "newsletter" or m.startswith("newsletter.")}
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    """(layer number, package) of a module: its longest listed package prefix."""
+    best: tuple[int, str] | None = None
+    for number, packages in enumerate(LAYERS):
+        for package in packages:
+            inside = package != "newsletter" and module.startswith(package + ".")
+            if module == package or inside:
+                if best is None or len(package) > len(best[1]):
+                    best = (number, package)
+    if best is None:
+        raise LookupError(f"{module} is in no layer: add its package to LAYERS")
+    return best
+
+
+def violations(modules: dict[str, str], packages: set[str]) -> list[str]:
+    """`importer -> imported` pairs that climb a layer or cross to a peer."""
+    known = set(modules)
+    found = []
+    for name, source in sorted(modules.items()):
+        layer, package = layer_of(name)
+        for target in sorted(imports_of(name, source, known, name in packages)):
+            to_layer, to_package = layer_of(target)
+            if to_package == package or to_layer < layer:
+                continue
+            found.append(f"{name} -> {target}")
+    return found
+
+
+def test_every_module_imports_only_its_package_or_lower_layers() -> None:
+    paths = all_modules()
+    modules = {name: path.read_text(encoding="utf-8") for name, path in paths.items()}
+    packages = {name for name, path in paths.items() if path.name == "__init__.py"}
+    assert len(modules) > 60  # the walk found the tree
+    assert violations(modules, packages) == []
+
+
+def test_every_package_has_a_layer() -> None:
+    for name in all_modules():
+        layer_of(name)  # raises for a package nobody placed
+
+
+@pytest.mark.parametrize(
+    ("importer", "source", "bad"),
+    [
+        # a function-level climb is still a climb
+        ("newsletter.db.engine", "def f():\n    from newsletter.dispatch import service\n",
+         ["newsletter.db.engine -> newsletter.dispatch.service"]),
+        # peers do not import each other
+        ("newsletter.events.apply", "import newsletter.dispatch.ledger\n",
+         ["newsletter.events.apply -> newsletter.dispatch.ledger"]),
+        ("newsletter.build.render", "from newsletter import audience\n",
+         ["newsletter.build.render -> newsletter.audience"]),
+        # relative imports resolve to their package
+        ("newsletter.providers.smtp", "from ..dispatch import engine\n",
+         ["newsletter.providers.smtp -> newsletter.dispatch.engine"]),
+        # down and within the package are fine
+        ("newsletter.dispatch.engine",
+         "from newsletter.providers.base import Transport\nfrom . import ledger\n"
+         "from newsletter.core.errors import FailedError\n", []),
+    ],
+)
+def test_the_rule_catches_a_climb(importer: str, source: str, bad: list[str]) -> None:
+    modules = {name: "" for name in all_modules()}
+    modules[importer] = source
+    packages = {n for n, p in all_modules().items() if p.name == "__init__.py"}
+    assert violations(modules, packages) == bad
+
+
+def test_readme_layout_lists_every_package() -> None:
+    """README.md's layout block names each package folder of newsletter/, and only those."""
+    readme = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    listed = {line.split()[0].rstrip("/") for line in block.splitlines()[2:]
+              if line.startswith("  ") and line[2] != " "}
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert listed == folders - {"data"}
+    packages = {name.split(".")[1] for layer in LAYERS for name in layer if name.count(".") == 1}
+    on_disk = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages - {"__main__"} == on_disk
