@@ -3,9 +3,10 @@
 Rule language (DESIGN.md): a segment is a mapping whose keys are all ANDed together:
 `all: [...]`, `any: [...]`, `none: [...]` (lists of nested rules), `tag: NAME`,
 `attr: {KEY: VALUE | {in: [VALUES]} | {exists: BOOL}}`, `segment: OTHER`,
-`subscribed_after: DATE`. `{}` matches everyone. Only active subscribers are ever members, and
-a paused subscriber is in no segment until the pause ends (`not_paused`, applied at the top
-level of every segment).
+`subscribed_after: DATE`, and the engagement conditions `opened`, `clicked`, `engaged_within`
+(newsletter.audience.engagement). `{}` matches everyone. Only active subscribers are ever
+members, and a paused subscriber is in no segment until the pause ends (`not_paused`, applied
+at the top level of every segment).
 
 Two-valued logic, always: a subscriber who lacks an attribute or a tag does not match a
 positive condition on it, and so does match its `none`. Every leaf compiles to an SQL
@@ -39,6 +40,7 @@ from sqlalchemy import (
     true,
 )
 
+from newsletter.audience import engagement
 from newsletter.audience.model import Status, Subscriber, normalize_tag, utcnow
 from newsletter.audience.subscribers import iter_batches
 from newsletter.core.errors import InputError, Problem
@@ -407,3 +409,23 @@ CONDITION_TYPES: dict[str, ConditionType] = {
         ),
     )
 }
+
+
+def _engagement_type(key: str) -> ConditionType:
+    """An engagement condition (opened, clicked, engaged_within): SQL over the event store.
+
+    Its plain-Python reference needs the events, so it lives with its property test
+    (tests/audience/test_engagement_segments.py) rather than in `Segments.evaluate`."""
+
+    def check(checker: _Checker, segment: str, arg: Any, here: Loc) -> None:
+        problem = engagement.problem(key, arg)
+        if problem:
+            checker.fail(here, problem)
+
+    def evaluate(segs: Segments, arg: Any, sub: Subscriber) -> bool:
+        raise NotImplementedError(f"'{key}' is evaluated in SQL only (it reads the events)")
+
+    return ConditionType(key, check, lambda segs, arg: engagement.condition(key, arg), evaluate)
+
+
+CONDITION_TYPES.update({key: _engagement_type(key) for key in engagement.CONDITIONS})

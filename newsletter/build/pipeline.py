@@ -16,6 +16,7 @@ from pathlib import Path
 from newsletter.build import markdown
 from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
 from newsletter.build.inline import inline_css
+from newsletter.build.links import Link, tag_links, tracked_html
 from newsletter.build.package import compose, message_id_for, write_dist
 from newsletter.build.publication import Publication
 from newsletter.build.render import render
@@ -39,6 +40,8 @@ class Build:
     content_hash: str
     warnings: list[Problem] = field(default_factory=list)
     images: IssueImages = field(default_factory=lambda: IssueImages({}))
+    links: list[Link] = field(default_factory=list)  # every link of the email, with its piece
+    tracked_html: str | None = None  # html with %%link|N%% hrefs, when click tracking is on
 
     @property
     def slug(self) -> str:
@@ -67,6 +70,7 @@ class Build:
                 }
                 for p in self.images.by_source.values()
             },
+            "links": [link.as_dict() for link in self.links],
             "warnings": [str(w) for w in self.warnings],
         }
 
@@ -104,6 +108,7 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     images = process_images(pub, issue)
     email, web = render(pub, issue, topic, images=images)
     html = inline_css(email.html)
+    tracked = inline_css(tracked_html(email.html)) if pub.config.tracking.clicks else None
     web_html = inline_css(web.html)
     subject = issue.manifest.subject
     digest = content_hash(subject, html, email.text)
@@ -119,6 +124,8 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
         content_hash=digest,
         warnings=pub.warnings + issue.warnings,
         images=images,
+        links=tag_links(html),
+        tracked_html=tracked,
     )
 
 

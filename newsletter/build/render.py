@@ -18,6 +18,7 @@ from mjml import mjml2html
 from newsletter.build import bidi, i18n, markdown
 from newsletter.build.editions import edition_group
 from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages
+from newsletter.build.links import piece_marker
 from newsletter.build.publication import Publication
 from newsletter.build.source import LoadedIssue, Piece, is_remote
 from newsletter.core.errors import InputError, Problem
@@ -165,7 +166,8 @@ def context(
                     "twitter": expert.twitter,
                     "twitter_url": f"{TWITTER}{expert.twitter}" if expert.twitter else None,
                 },
-                "html": Markup(markdown.to_html(piece.body, figures)),
+                "html": Markup(piece_marker(len(pieces) + 1,
+                                            markdown.to_html(piece.body, figures))),
                 "text": markdown.to_text(piece.body, figures=figures),
             }
         )

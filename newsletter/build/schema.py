@@ -147,6 +147,16 @@ class PublishConfig(Strict):
     s3: S3Target | None = None
 
 
+class TrackingConfig(Strict):
+    """`tracking:` in newsletter.yaml: our click tracking and the human-or-machine thresholds
+    (newsletter.events.classify explains each rule)."""
+
+    clicks: bool = False
+    scanner_delay_s: int = Field(default=10, ge=0)  # a click this soon after delivery: scanner
+    burst_window_s: int = Field(default=2, ge=0)  # clicks on this many links within ...
+    burst_links: int = Field(default=3, ge=2)  # ... this window: a scanner
+
+
 class PublicationConfig(Strict):
     """newsletter.yaml."""
 
@@ -168,6 +178,7 @@ class PublicationConfig(Strict):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
     digits: Literal["latin", "native"] = "latin"  # dates in the language's own digits?
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     _reply = field_validator("reply_to")(
         classmethod(lambda cls, v: None if v is None else check_address(v))

@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "send": "dispatch",
     "send-test": "dispatch",
     "status": "dispatch",
+    "report": "report",
     "preview": "web",
     "archive": "web",
     "publish": "publish",

@@ -1,4 +1,5 @@
-"""CLI: `newsletter subscribers import|add|unsubscribe|list|show|export|forget` and `segments`."""
+"""CLI: `newsletter subscribers import|add|unsubscribe|list|show|export|forget|sunset` and
+`segments`."""
 
 from __future__ import annotations
 
@@ -265,6 +266,32 @@ def forget_command(app: App, email: str, yes: bool) -> None:
     console.print(f"erased {done.email}; {done.ledger_rows} send-ledger rows kept without the "
                   "address; imports will refuse it until the person signs up again",
                   markup=False)
+
+
+@subscribers_group.command("sunset")
+@click.option("--inactive", "period", required=True, metavar="PERIOD",
+              help="No human open or click for this long, e.g. 365d or 52w.")
+@click.option("--unsubscribe", "do_unsubscribe", is_flag=True,
+              help="Unsubscribe them instead of tagging them.")
+@click.option("--tag", default="inactive", show_default=True, help="The tag given to them.")
+@click.option("--dry-run", is_flag=True, help="Only count them; change nothing.")
+@pass_app
+def sunset_command(app: App, period: str, do_unsubscribe: bool, tag: str, dry_run: bool) -> None:
+    """Tag (or unsubscribe) active subscribers with no human engagement for PERIOD.
+
+    Only subscribers who joined before PERIOD ago are considered; machine opens and scanner
+    clicks do not count as engagement.
+    """
+    from newsletter.audience.engagement import parse_period, sunset
+    from newsletter.db.engine import write_connection
+
+    length = parse_period(period)
+    if length is None:
+        raise InputError(Problem("--inactive", None,
+                                 f"{period!r} is not a period like 365d or 52w"))
+    with _database(app) as engine, write_connection(engine) as conn, conn.begin():
+        result = sunset(conn, length, unsubscribe=do_unsubscribe, tag=tag, dry_run=dry_run)
+    console.print(result.summary(), markup=False)
 
 
 @click.command("segments")

@@ -187,8 +187,12 @@ def _run(plan) -> None:
     import threading
 
     from newsletter.dispatch.service import execute
+    from newsletter.events.tracking import track_links
 
     stop = threading.Event()
+
+    def prepare(mailing, send_id: int):  # record the send's links; click tracking if on
+        return track_links(plan.pub, plan.build, plan.ledger.engine, send_id, mailing)
 
     def on_signal(signum: int, frame: object) -> None:
         if stop.is_set():
@@ -199,7 +203,7 @@ def _run(plan) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _progress(plan.count) as progress:
-            result = execute(plan, stop=stop, progress=progress)
+            result = execute(plan, stop=stop, progress=progress, prepare=prepare)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

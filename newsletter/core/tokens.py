@@ -1,5 +1,5 @@
 """HMAC-signed tokens bound to a purpose and a subject (unsubscribe links, opt-in confirmations,
-the sign-up form's CSRF token).
+the sign-up form's CSRF token, tracked links).
 
 A token is `2.<base64url(payload)>.<base64url(mac)>`. The payload is a JSON array
 `[purpose, subject, expiry, issued_ms]` (expiry 0 = never; issued 0 = not stamped), so no
@@ -164,3 +164,30 @@ PREFERENCES = "preferences"
 def preferences_url(public_url: str, secret: str, email: str) -> str:
     """The per-recipient link to the preference page served by `newsletter serve`."""
     return f"{public_url.rstrip('/')}/preferences/{make_token(secret, PREFERENCES, email)}"
+
+
+def link_token(secret: str, send_id: int, position: int, email: str) -> str:
+    """A short signed token naming one link of one send for one recipient (click tracking)."""
+    payload = f"{send_id:x}.{position:x}.{email.lower()}".encode()
+    return f"{_b64(payload)}.{_b64(_mac(secret, 'click', payload)[:12])}"
+
+
+def read_link_token(secrets: list[str], token: str) -> tuple[int, int, str]:
+    """(send_id, position, email) of a valid link token; BadToken otherwise."""
+    try:
+        payload_part, mac_part = token.split(".", 1)
+        payload, mac = _unb64(payload_part), _unb64(mac_part)
+    except (ValueError, TypeError) as exc:
+        raise BadToken("malformed token") from exc
+    if not any(hmac.compare_digest(mac, _mac(s, "click", payload)[:12]) for s in secrets):
+        raise BadToken("bad signature")
+    try:
+        send, position, email = payload.decode("utf-8").split(".", 2)
+        return int(send, 16), int(position, 16), email
+    except ValueError as exc:
+        raise BadToken("malformed token") from exc
+
+
+def click_url(public_url: str, token: str) -> str:
+    """The redirect URL `newsletter serve` answers for a link token."""
+    return f"{public_url.rstrip('/')}/c/{token}"

@@ -335,3 +335,36 @@ def _exclusive_sends(conn: Connection) -> None:
         Index("ix_send_batches_send", "send_id"),
     )
     md.tables["send_batches"].create(conn)
+
+
+@migration(7, "event detail, human-or-machine verdicts, links of each send")
+def _event_detail(conn: Connection) -> None:
+    """webhook_events gains the click's URL and link position, user agent, truncated IP,
+    SendGrid's machine-open flag and our verdict (machine, reason), with two indexes for
+    reports and engagement segments; send_links records each send's links and their piece."""
+    false = "false" if conn.dialect.name == "postgresql" else "0"
+    for column, kind in (("url", "TEXT"), ("position", "INTEGER"),
+                         ("user_agent", "VARCHAR(300)"), ("ip", "VARCHAR(64)"),
+                         ("provider_machine", "BOOLEAN"),
+                         ("machine", f"BOOLEAN NOT NULL DEFAULT {false}"),
+                         ("reason", "VARCHAR(32)")):
+        conn.execute(text(f"ALTER TABLE webhook_events ADD COLUMN {column} {kind}"))
+    conn.execute(text("CREATE INDEX ix_webhook_events_report ON webhook_events "
+                      "(send_id, event, machine, email_key, position)"))
+    conn.execute(text("CREATE INDEX ix_webhook_events_timeline ON webhook_events "
+                      "(send_id, event, machine, occurred_at)"))
+    conn.execute(text("CREATE INDEX ix_webhook_events_key_time "
+                      "ON webhook_events (email_key, occurred_at)"))
+    md = MetaData()
+    Table(
+        "send_links",
+        md,
+        Column("send_id", _Id, primary_key=True, autoincrement=False),
+        Column("position", Integer, primary_key=True, autoincrement=False),
+        Column("piece", Integer, nullable=False),
+        Column("link", Integer, nullable=False),
+        Column("url", Text, nullable=False),
+        Column("title", Text, nullable=False),
+        Column("expert", String(200), nullable=False),
+    )
+    md.create_all(conn)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -109,7 +111,33 @@ webhook_events = Table(
     Column("send_id", Id, nullable=True),
     Column("occurred_at", UtcDateTime, nullable=True),
     Column("received_at", UtcDateTime, nullable=False),
+    # migration 4: event detail and the human-or-machine verdict (newsletter.events.classify)
+    Column("url", Text, nullable=True),  # clicks: where the link goes
+    Column("position", Integer, nullable=True),  # clicks: the link's place (send_links)
+    Column("user_agent", String(300), nullable=True),
+    Column("ip", String(64), nullable=True),  # truncated to its /24 (IPv4) or /48 (IPv6)
+    Column("provider_machine", Boolean, nullable=True),  # opens: SendGrid's sg_machine_open
+    Column("machine", Boolean, nullable=False, server_default=false()),
+    Column("reason", String(32), nullable=True),  # why machine (a classify rule name)
     Index("ix_webhook_events_received_at", "received_at"),
+    # reports and the verdicts' look-ups read only these two indexes (they cover what they need)
+    Index("ix_webhook_events_report", "send_id", "event", "machine", "email_key", "position"),
+    Index("ix_webhook_events_timeline", "send_id", "event", "machine", "occurred_at"),
+    Index("ix_webhook_events_key_time", "email_key", "occurred_at"),
+)
+
+#: Migration 4: every link of a send's email with its piece (newsletter.build.links), written when a
+#: send starts; clicks name their link by `position`, the redirect looks up its URL here.
+send_links = Table(
+    "send_links",
+    metadata,
+    Column("send_id", Id, primary_key=True, autoincrement=False),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("piece", Integer, nullable=False),  # 0: the chrome
+    Column("link", Integer, nullable=False),  # 1-based within the piece
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=False),  # the piece's title ("" for the chrome)
+    Column("expert", String(200), nullable=False),  # the piece's expert id ("" for the chrome)
 )
 
 #: Engagement counters per send and recipient (send_id is the ledger's sends.id).

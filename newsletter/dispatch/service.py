@@ -347,11 +347,12 @@ class SendResult:
 
 
 def execute(plan: SendPlan, *, stop: threading.Event | None = None,
-            progress: Progress | None = None, policy: RetryPolicy | None = None
-            ) -> SendResult | None:
+            progress: Progress | None = None, policy: RetryPolicy | None = None,
+            prepare: Callable[[Mailing, int], Mailing] | None = None) -> SendResult | None:
     """Run the planned send under the ledger (call `plan.transport.preflight()` first).
 
     Returns None when, by the time the send is created, nobody is left to send to.
+    `prepare(mailing, send_id)`, when given, may change the mailing once the send has its id.
     """
     ledger, transport = plan.ledger, plan.transport
     send = plan.send
@@ -383,6 +384,8 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
             ledger.open_batch(send.id, batch_id, send_at)
         mailing = make_mailing(plan.pub, plan.build, str(send.id), secret=plan.pub.settings.secret
                                or "", send_at=send_at, batch_id=batch_id)
+        if prepare is not None:  # e.g. click tracking (newsletter.events.tracking)
+            mailing = prepare(mailing, send.id)
         transport.open(mailing)
         engine.settle_unknown()
         if plan.accept_batches:

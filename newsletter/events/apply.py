@@ -1,7 +1,8 @@
 """Apply a batch of webhook events in one transaction, each event exactly once.
 
-1. record every event id in `webhook_events` with INSERT ... ON CONFLICT DO NOTHING RETURNING:
-   the ids that come back are new, the rest were applied before (SendGrid retries);
+1. record every event in `webhook_events` with its detail and its human-or-machine verdict
+   (newsletter.events.verdicts) with INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids that
+   come back are new, the rest were applied before (SendGrid retries);
 2. change subscriber statuses (newsletter.events.statuses);
 3. add the engagement counts per send and recipient with one bulk upsert.
 All three commit together, so a crash mid-batch leaves nothing half applied and the retried
@@ -21,7 +22,9 @@ from sqlalchemy.exc import DBAPIError
 from newsletter.audience.model import utcnow
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, webhook_events
+from newsletter.events.classify import Thresholds
 from newsletter.events.statuses import Change, apply_changes
+from newsletter.events.verdicts import Verdicts, judge
 from newsletter.providers.sendgrid.webhook import Event
 
 _CHUNK = 1000
@@ -54,17 +57,30 @@ def _ts(seconds: int) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(seconds, dt.UTC) if seconds else None
 
 
-def _record_new(conn: Connection, events: Sequence[Event], now: dt.datetime) -> set[str]:
-    """Insert the event ids; return those that were not there before."""
+def _record_new(conn: Connection, events: Sequence[Event], now: dt.datetime,
+                verdicts: Verdicts) -> set[str]:
+    """Insert the events; return the ids that were not there before."""
     fresh: set[str] = set()
     events = sorted(events, key=lambda e: e.event_id)  # one lock order for concurrent batches
     stmt = dialect_insert(conn, webhook_events).on_conflict_do_nothing().returning(
         webhook_events.c.sg_event_id)
+    reasons, positions = verdicts.reasons, verdicts.positions
+    detailed = ("open", "click")
     for start in range(0, len(events), _CHUNK):
+        chunk = events[start : start + _CHUNK]
         rows = [{"sg_event_id": e.event_id, "event": e.kind, "email_key": e.email_key,
                  "send_id": e.send_id, "occurred_at": _ts(e.timestamp), "received_at": now}
-                for e in events[start : start + _CHUNK]]
-        fresh.update(conn.execute(stmt, rows).scalars())
+                for e in chunk if e.kind not in detailed]
+        if rows:  # most events have no detail: the narrow statement is cheaper
+            fresh.update(conn.execute(stmt, rows).scalars())
+        rows = [{"sg_event_id": e.event_id, "event": e.kind, "email_key": e.email_key,
+                 "send_id": e.send_id, "occurred_at": _ts(e.timestamp), "received_at": now,
+                 "url": e.url, "position": positions.get(e.event_id, e.position),
+                 "user_agent": e.user_agent, "ip": e.ip, "provider_machine": e.provider_machine,
+                 "machine": e.event_id in reasons, "reason": reasons.get(e.event_id)}
+                for e in chunk if e.kind in detailed]
+        if rows:
+            fresh.update(conn.execute(stmt, rows).scalars())
     return fresh
 
 
@@ -102,12 +118,14 @@ def _count(conn: Connection, events: Sequence[Event]) -> None:
                         for (send_id, key), counts in sorted(totals.items())])
 
 
-def apply_events(conn: Connection, events: Sequence[Event],
-                 now: dt.datetime | None = None) -> ApplyReport:
+def apply_events(conn: Connection, events: Sequence[Event], now: dt.datetime | None = None,
+                 limits: Thresholds | None = None) -> ApplyReport:
     """Apply `events` inside the caller's transaction."""
     now = now or utcnow()
     unique = list({e.event_id: e for e in reversed(events)}.values())[::-1]
-    fresh_ids = _record_new(conn, unique, now) if unique else set()
+    verdicts = judge(conn, unique, limits or Thresholds())
+    fresh_ids = _record_new(conn, unique, now, verdicts) if unique else set()
+    verdicts.mark_earlier(conn)
     fresh = [e for e in unique if e.event_id in fresh_ids]
     changes = [Change(e.email_key, e.status, e.timestamp or None)
                for e in fresh if e.status is not None]
@@ -118,14 +136,15 @@ def apply_events(conn: Connection, events: Sequence[Event],
     return report
 
 
-def apply_batch(engine: Engine, events: Sequence[Event], attempts: int = 3) -> ApplyReport:
+def apply_batch(engine: Engine, events: Sequence[Event], attempts: int = 3,
+                limits: Thresholds | None = None) -> ApplyReport:
     """Apply `events` in one write transaction (taken up front on SQLite). Rows are locked in
     one order (event id, address), and a PostgreSQL deadlock or serialization failure between
     concurrent batches is retried."""
     for attempt in range(1, attempts + 1):
         try:
             with write_connection(engine) as conn, conn.begin():
-                return apply_events(conn, events)
+                return apply_events(conn, events, limits=limits)
         except DBAPIError as exc:
             code = getattr(exc.orig, "sqlstate", None)
             if attempt == attempts or code not in ("40P01", "40001"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -72,6 +73,8 @@ class Mailing:
     batch_id: str | None = None  # SendGrid batch for cancelling a scheduled send
     categories: list[str] = field(default_factory=list)
     asm_group_id: int | None = None
+    #: click tracking: fills `%%link|N%%` per recipient (newsletter.events.tracking.LinkUrls)
+    link_url: Callable[[Recipient, str], str] | None = None
 
     @cached_property
     def placeholders(self) -> frozenset[str]:
@@ -91,7 +94,8 @@ class Mailing:
     @property
     def uses_attributes(self) -> bool:
         """Whether any placeholder needs subscriber attributes (else they need not be read)."""
-        return any(key.startswith("attr.") for _, key, _ in self._parsed)
+        return self.link_url is not None or any(  # tracked links read `tracking: off`
+            key.startswith("attr.") for _, key, _ in self._parsed)
 
     def unsubscribe(self, email: str) -> str:
         """The signed one-click unsubscribe URL for `email` (served by `newsletter serve`)."""
@@ -107,7 +111,9 @@ class Mailing:
         link = unsubscribe if unsubscribe is not None else self.unsubscribe(recipient.email)
         prefs = preferences_url(self.config.public_url, self.secret, recipient.email) \
             if self.uses_preferences else ""
-        return {text: value_for(key, fallback, recipient, link, prefs)
+        tracked = self.link_url
+        return {text: tracked(recipient, fallback) if tracked and key == "link"
+                else value_for(key, fallback, recipient, link, prefs)
                 for text, key, fallback in self._parsed}
 
     def message_id(self, key: int | str) -> str:

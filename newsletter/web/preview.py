@@ -2,7 +2,8 @@
 
 Routes: `/` the page; `/email.html` and `/email.txt` the email personalised for `?as=EMAIL`
 (`/email.html?scheme=dark` as a client in dark mode shows it);
-`/web/` the web copy and its images; `/editions/SLUG/email.html` another edition of the
+`/web/` the web copy and its images; `/report.html` the engagement report `newsletter report`
+wrote (the Report tab); `/editions/SLUG/email.html` another edition of the
 issue (other languages, shown side by side in the Editions tab); `/api/state` (polled for
 live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=` and
 `POST /send-test`.
@@ -49,6 +50,12 @@ SESSION_COOKIE = "newsletter_preview"
 MAX_FORM_BYTES = 16 * 1024
 MAX_TEST_ADDRESSES = 10
 DARK_QUERY = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
+NO_REPORT_PAGE = (
+    "<!doctype html><meta charset='utf-8'><body style='font:15px system-ui;color:#52606d;"
+    "padding:32px;text-align:center'><p>No report yet.</p>"
+    "<p>After sending, run <code>newsletter report {slug}</code>; it writes the report shown "
+    "here.</p>"
+)
 NO_BUILD_PAGE = (
     "<!doctype html><meta charset='utf-8'><body style='font:15px system-ui;color:#52606d;"
     "padding:32px;text-align:center'><p>No successful build yet.</p>"
@@ -259,6 +266,15 @@ class PreviewApp:
         html = re.sub(r"<head([^>]*)>", r'<head\1><base target="_blank">', html, count=1)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
+    async def report(self, request: Request) -> Response:
+        """dist/<slug>/report.html, written by `newsletter report` (the Report tab)."""
+        snapshot, slug = self.snapshot(), self.live.issue_dir.name
+        page = snapshot.pub.dist_dir(slug) / "report.html" if snapshot else None
+        if page is None or not page.is_file():
+            return HTMLResponse(NO_REPORT_PAGE.format(slug=slug),
+                                headers={"Cache-Control": "no-store"})
+        return FileResponse(page, headers={"Cache-Control": "no-store"})
+
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ("preview.css", "preview.js"):
@@ -362,6 +378,7 @@ def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
         Route("/email.txt", view.email_text),
         Route("/web/", view.web_copy),
         Route("/web/{name:str}", view.web_copy),
+        Route("/report.html", view.report),
         Route("/static/{name:str}", view.static),
         Route("/editions/{slug:str}/{name:str}", view.edition),
         Route("/api/state", view.state),

@@ -61,8 +61,9 @@ from newsletter.core.tokens import (
     read_token_info,
     signing_secrets,
 )
-from newsletter.events import optin
+from newsletter.events import optin, tracking
 from newsletter.events.apply import apply_batch
+from newsletter.events.classify import Thresholds
 from newsletter.events.prune import prune_events
 from newsletter.events.suppressions import release_quietly
 from newsletter.providers.sendgrid.signature import (
@@ -129,6 +130,7 @@ class PublicSide:
     def secret(self) -> str:
         """The secret new tokens are signed with."""
         return self.secrets[0]
+    limits_of_rules: Thresholds = Thresholds()
 
     def page(self, template: str, status: int = 200, /, **values: Any) -> HTMLResponse:
         config = self.pub.config
@@ -263,7 +265,8 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         engine = open_database(settings)
     limits = limits or optin.Limits()
     side = PublicSide(pub=pub, engine=engine, secrets=keys, env=templates(), limits=limits,
-                      webhook_key=key, topics=topics_of(pub))
+                      webhook_key=key, topics=topics_of(pub),
+                      limits_of_rules=Thresholds.of(pub.config.tracking))
 
     def token_email(request: Request, purpose: str) -> str | None:
         try:
@@ -385,7 +388,8 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         except (ValueError, UnicodeDecodeError, RecursionError):
             return JSONResponse({"error": "the body is not a JSON array of events"}, 400)
         try:
-            report = await run_in_threadpool(apply_batch, side.engine, events)
+            report = await run_in_threadpool(apply_batch, side.engine, events,
+                                             limits=side.limits_of_rules)
         except SQLAlchemyError:
             log.exception("webhook: could not store %d events", len(events))
             return JSONResponse({"error": "database unavailable; retry later"}, 503)
@@ -404,6 +408,25 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             except SQLAlchemyError:
                 log.exception("pruning old webhook events failed; retrying in an hour")
             await asyncio.sleep(PRUNE_EVERY_S)
+
+    async def click(request: Request) -> Response:
+        def find() -> tracking.Click | None:
+            with side.engine.connect() as conn:
+                return tracking.resolve_click(conn, side.secrets, request.path_params["token"])
+
+        found = await run_in_threadpool(find)
+        if found is None:
+            return side.page("invalid.html", 404, message="This link is altered or is not a "
+                             "link of this newsletter.", subscribe="../subscribe")
+        if request.method == "HEAD":  # link checkers and scanners peek; people GET
+            return Response(status_code=302, headers={**HEADERS, "Location": found.url})
+        try:
+            await run_in_threadpool(tracking.record_click, side.engine, found,
+                                    request.headers.get("user-agent"), _client(request),
+                                    side.limits_of_rules)
+        except SQLAlchemyError:  # the reader still gets where they wanted to go
+            log.exception("click: could not record a click of send %s", found.send_id)
+        return Response(status_code=302, headers={**HEADERS, "Location": found.url})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -433,6 +456,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             Route("/webhooks/sendgrid", webhook, methods=["POST"]),
             *preference_routes(side, _form),
             *archive_routes(archive_folder, archive_path),
+            Route("/c/{token}", click, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

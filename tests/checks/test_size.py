@@ -45,3 +45,21 @@ def test_huge_message_warns_about_total_size(publication: Path) -> None:
     assert report.facts["sizes"]["message"] >= MESSAGE_WARN
     [finding] = of(report, "size.message")
     assert finding.severity == WARNING
+
+
+def test_click_tracking_is_measured_after_rewriting_the_links(publication: Path) -> None:
+    plain = check(publication).facts["sizes"]
+    config = publication / "newsletter.yaml"
+    config.write_text(config.read_text() + "tracking: {clicks: true}\n")
+    tracked = check(publication).facts["sizes"]
+    # every tracked link became a longer redirect URL; that larger size is the one judged
+    assert tracked["html_tracked"] > plain["html"] + 15 * 40
+    assert tracked["html"] == tracked["html_tracked"]
+    # a link-heavy issue that fits untracked is clipped once its links are rewritten
+    links = " ".join(f"[l{n}](https://example.org/{n})" for n in range(500))
+    write_piece(publication, "cyber.md", links)
+    report = check(publication)
+    [finding] = of(report, "size.html")
+    assert "click tracking" in finding.message and finding.severity == ERROR
+    config.write_text(config.read_text().replace("tracking: {clicks: true}\n", ""))
+    assert check(publication).facts["sizes"]["html"] < HTML_ERROR

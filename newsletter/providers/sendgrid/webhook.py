@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from newsletter.audience.model import Status, email_key
+from newsletter.core.privacy import truncate_ip
 
 #: custom_args keys the dispatch engine sets (SendGrid copies them into every event).
 SEND_ARG = "nl_send"
@@ -48,6 +49,11 @@ class Event:
     email_key: str
     timestamp: int
     send_id: int | None
+    url: str | None = None  # clicks
+    position: int | None = None  # clicks: the link's position (newsletter.build.links), if known
+    user_agent: str | None = None
+    ip: str | None = None  # already truncated (newsletter.core.privacy)
+    provider_machine: bool | None = None  # opens: SendGrid's sg_machine_open
 
     @property
     def status(self) -> Status | None:
@@ -99,7 +105,14 @@ def parse_event(raw: Any) -> Event | None:
     if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:
         timestamp = 0
     email = email.strip()
-    return Event(event_id, kind, email, email_key(email), min(timestamp, 2**40), _send_id(raw))
+    url = raw.get("url") if kind == "click" and isinstance(raw.get("url"), str) else None
+    agent = raw.get("useragent")
+    machine = raw.get("sg_machine_open")
+    return Event(event_id, kind, email, email_key(email), min(timestamp, 2**40), _send_id(raw),
+                 url=url[:4000] if url else None,
+                 user_agent=agent[:300] if isinstance(agent, str) and agent else None,
+                 ip=truncate_ip(raw.get("ip")) if isinstance(raw.get("ip"), str) else None,
+                 provider_machine=machine if isinstance(machine, bool) else None)
 
 
 def parse_events(payload: Any) -> tuple[list[Event], int]:

@@ -70,6 +70,7 @@
         $(other.getAttribute("aria-controls")).hidden = !selected;
       }
       if (tab.id === "tab-text") loadText();
+      if (tab.id === "tab-report") $("frame-report").src = $("frame-report").dataset.src + "?t=" + Date.now();
     });
   }
 

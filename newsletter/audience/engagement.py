@@ -1,0 +1,152 @@
+"""Engagement in segments and sunsetting: conditions over the event store, counted for people.
+
+Segment conditions (each compiles to one EXISTS over `webhook_events`; machine-made opens and
+clicks never count, see newsletter.events.classify):
+
+- `opened: ISSUE`: a human open of any send of that issue;
+- `clicked: ISSUE`, or `clicked: {issue: ISSUE, piece: 2}`: a human click (on a link of that
+  piece: `send_links` ties each link position to its piece);
+- `engaged_within: 90d`: a human open or click of anything in the last 90 days (`d` days,
+  `w` weeks).
+
+`sunset()` finds active subscribers who joined before the period and have no human engagement
+within it, and tags them (or unsubscribes them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    and_,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    select,
+    table,
+    update,
+)
+
+from newsletter.audience.model import Status, normalize_tag, utcnow
+from newsletter.db.tables import send_links, subscriber_tags, subscribers, webhook_events
+
+CONDITIONS = ("opened", "clicked", "engaged_within")
+_PERIOD = re.compile(r"^\s*(\d{1,5})\s*([dw])\s*$")
+#: The ledger's `sends` (only the columns needed here; the ledger lives above this layer).
+_sends = table("sends", column("id"), column("issue"))
+
+
+def parse_period(value: Any) -> dt.timedelta | None:
+    """`90d` or `12w` as a timedelta, or None when it is not one."""
+    match = _PERIOD.match(str(value)) if isinstance(value, str | int) else None
+    if not match:
+        return None
+    days = int(match.group(1)) * (7 if match.group(2) == "w" else 1)
+    return dt.timedelta(days=days)
+
+
+def issue_of(value: Any) -> str | None:
+    """An issue slug from YAML (a date or text), or None."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def problem(key: str, arg: Any) -> str | None:
+    """What is wrong with an engagement condition, or None when it is fine."""
+    if key == "engaged_within":
+        return None if parse_period(arg) else (
+            "'engaged_within' needs a period like 90d or 12w")
+    if key == "clicked" and isinstance(arg, dict):
+        piece = arg.get("piece")
+        if set(arg) - {"issue", "piece"} or issue_of(arg.get("issue")) is None:
+            return "'clicked' takes an issue, or {issue: ISSUE, piece: NUMBER}"
+        if piece is not None and (not isinstance(piece, int) or isinstance(piece, bool)
+                                  or piece < 0):
+            return "'clicked': 'piece' must be a piece number (1, 2, ...; 0 for the chrome)"
+        return None
+    return None if issue_of(arg) else f"'{key}' needs an issue slug like 2026-11-24"
+
+
+def _human(*where: ColumnElement[bool]) -> ColumnElement[bool]:
+    return exists().where(webhook_events.c.email_key == subscribers.c.email_key,
+                          webhook_events.c.machine.is_(False), *where)
+
+
+def _of_issue(slug: str) -> ColumnElement[bool]:
+    return webhook_events.c.send_id.in_(select(_sends.c.id).where(_sends.c.issue == slug))
+
+
+def condition(key: str, arg: Any, now: dt.datetime | None = None) -> ColumnElement[bool]:
+    """The SQL condition over `subscribers` for one (validated) engagement condition."""
+    if key == "engaged_within":
+        since = (now or utcnow()) - parse_period(arg)  # type: ignore[operator]
+        return _human(webhook_events.c.event.in_(["open", "click"]),
+                      webhook_events.c.occurred_at >= since)
+    if key == "opened":
+        return _human(webhook_events.c.event == "open", _of_issue(issue_of(arg) or ""))
+    spec = arg if isinstance(arg, dict) else {"issue": arg}
+    where = [webhook_events.c.event == "click", _of_issue(issue_of(spec["issue"]) or "")]
+    if spec.get("piece") is not None:
+        where.append(exists().where(send_links.c.send_id == webhook_events.c.send_id,
+                                    send_links.c.position == webhook_events.c.position,
+                                    send_links.c.piece == spec["piece"]))
+    return _human(*where)
+
+
+@dataclass(frozen=True)
+class SunsetResult:
+    """How many subscribers a sunset matched, and what it did to them."""
+
+    matched: int
+    action: str  # "tag" or "unsubscribe"
+    tag: str
+    dry_run: bool
+
+    def summary(self) -> str:
+        verb = (f"tagged '{self.tag}'" if self.action == "tag" else "unsubscribed")
+        if self.dry_run:
+            return f"{self.matched:,} subscriber(s) would be {verb} (dry run: nothing changed)."
+        return f"{self.matched:,} subscriber(s) {verb}."
+
+
+def inactive_condition(period: dt.timedelta, now: dt.datetime | None = None) -> ColumnElement[bool]:
+    """Active subscribers who joined before `period` ago and have no human engagement since."""
+    now = now or utcnow()
+    return and_(subscribers.c.status == Status.ACTIVE.value,
+                subscribers.c.created_at < now - period,
+                not_(condition("engaged_within", f"{period.days}d", now)))
+
+
+def sunset(conn: Connection, period: dt.timedelta, *, unsubscribe: bool = False,
+           tag: str = "inactive", dry_run: bool = False,
+           now: dt.datetime | None = None) -> SunsetResult:
+    """Tag (or unsubscribe) the inactive subscribers, inside the caller's transaction."""
+    now = now or utcnow()
+    tag = normalize_tag(tag)
+    where = inactive_condition(period, now)
+    if not unsubscribe:  # those already tagged are not counted twice
+        where = and_(where, not_(exists().where(subscriber_tags.c.subscriber_id ==
+                                                subscribers.c.id, subscriber_tags.c.tag == tag)))
+    matched = conn.execute(select(func.count()).select_from(subscribers).where(where)).scalar_one()
+    result = SunsetResult(matched, "unsubscribe" if unsubscribe else "tag", tag, dry_run)
+    if dry_run or not matched:
+        return result
+    if unsubscribe:
+        conn.execute(update(subscribers).where(where).values(
+            status=Status.UNSUBSCRIBED.value, status_changed_at=now, updated_at=now))
+    else:
+        ids = select(subscribers.c.id, literal(tag, String(100))).where(where)
+        conn.execute(insert(subscriber_tags).from_select(["subscriber_id", "tag"], ids))
+    return result

@@ -1,0 +1,147 @@
+"""Apply the human-or-machine rules (newsletter.events.classify) to a batch being stored.
+
+The rules need context from the database: when the message was delivered (a `delivered`
+event, else the ledger's acceptance time), the recipient's earlier clicks of the same message
+(for bursts), and the send's links (to give a provider's click its link position). All of it
+is read in a few chunked queries per batch, never per event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from newsletter.db.tables import send_links, webhook_events
+from newsletter.events.classify import BURST, Click, Thresholds, bursts, click_reason, open_reason
+from newsletter.providers.sendgrid.webhook import Event
+
+_CHUNK = 900
+Pair = tuple[int, str]  # (send_id, email_key)
+
+
+@dataclass
+class Verdicts:
+    """Per event id: why it is a machine's (absent: a human's) and its resolved link."""
+
+    reasons: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
+    earlier_bursts: set[str] = field(default_factory=set)  # stored clicks now in a burst
+
+    def mark_earlier(self, conn: Connection) -> None:
+        """Re-mark stored clicks that a click of this batch turned into a burst."""
+        ids = sorted(self.earlier_bursts)
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(update(webhook_events)
+                         .where(webhook_events.c.sg_event_id.in_(ids[start : start + _CHUNK]),
+                                webhook_events.c.machine.is_(False))
+                         .values(machine=True, reason=BURST))
+
+
+def _seconds(value) -> int:
+    return int(value.timestamp()) if value is not None else 0
+
+
+def _link_positions(conn: Connection, send_ids: set[int]) -> dict[tuple[int, str], int]:
+    """(send_id, url) -> position of the first link with that URL."""
+    found: dict[tuple[int, str], int] = {}
+    if not send_ids:
+        return found
+    query = (select(send_links.c.send_id, send_links.c.url, send_links.c.position)
+             .where(send_links.c.send_id.in_(sorted(send_ids)))
+             .order_by(send_links.c.send_id, send_links.c.position))
+    for send_id, url, position in conn.execute(query):
+        found.setdefault((send_id, url), position)
+    return found
+
+
+def _context(conn: Connection, pairs: set[Pair]) -> tuple[dict[Pair, int], dict[Pair, list]]:
+    """Delivery time and stored clicks of each (send, recipient) pair."""
+    delivered: dict[Pair, int] = {}
+    clicks: dict[Pair, list] = defaultdict(list)
+    keys = sorted({key for _, key in pairs})
+    sends = sorted({send for send, _ in pairs})
+    for start in range(0, len(keys), _CHUNK):
+        query = select(webhook_events.c.sg_event_id, webhook_events.c.event,
+                       webhook_events.c.send_id, webhook_events.c.email_key,
+                       webhook_events.c.occurred_at, webhook_events.c.position).where(
+            webhook_events.c.email_key.in_(keys[start : start + _CHUNK]),
+            webhook_events.c.send_id.in_(sends),
+            webhook_events.c.event.in_(["delivered", "click"]))
+        for event_id, kind, send_id, key, occurred, position in conn.execute(query):
+            pair = (send_id, key)
+            if pair not in pairs:
+                continue
+            at = _seconds(occurred)
+            if kind == "delivered":
+                delivered[pair] = min(delivered.get(pair, at), at)
+            else:
+                clicks[pair].append(Click(event_id, at, position))
+    missing = pairs - set(delivered)
+    if missing:
+        delivered.update(_ledger_times(conn, missing))
+    return delivered, clicks
+
+
+def _ledger_times(conn: Connection, pairs: set[Pair]) -> dict[Pair, int]:
+    """When our ledger saw the transport accept each message (SMTP and outbox sends)."""
+    from newsletter.db.ledger_tables import send_recipients as rec
+
+    found: dict[Pair, int] = {}
+    keys = sorted({key for _, key in pairs})
+    sends = sorted({send for send, _ in pairs})
+    for start in range(0, len(keys), _CHUNK):
+        query = select(rec.c.send_id, func.lower(rec.c.email), rec.c.updated_at).where(
+            rec.c.send_id.in_(sends), rec.c.state == "accepted",
+            func.lower(rec.c.email).in_(bindparam("keys", keys[start : start + _CHUNK],
+                                                  expanding=True)))
+        for send_id, key, at in conn.execute(query):
+            if (send_id, key) in pairs and at is not None:
+                found[(send_id, key)] = _seconds(at)
+    return found
+
+
+def judge(conn: Connection, events: Sequence[Event], limits: Thresholds) -> Verdicts:
+    """The verdicts for a batch of (unique) events."""
+    verdicts = Verdicts()
+    click_events = []
+    for event in events:
+        if event.kind == "open":
+            reason = open_reason(event.user_agent, event.provider_machine)
+            if reason:
+                verdicts.reasons[event.event_id] = reason
+        elif event.kind == "click" and event.send_id is not None:
+            click_events.append(event)
+    if not click_events:
+        return verdicts
+    needs_position = {e.send_id for e in click_events if e.position is None and e.url}
+    urls = _link_positions(conn, needs_position)  # type: ignore[arg-type]
+    pairs: set[Pair] = {(e.send_id, e.email_key) for e in click_events}  # type: ignore[misc]
+    delivered, stored = _context(conn, pairs)
+    for event in events:  # deliveries in this very batch
+        pair = (event.send_id, event.email_key)
+        if event.kind == "delivered" and pair in pairs and event.timestamp:
+            delivered[pair] = min(delivered.get(pair, event.timestamp), event.timestamp)  # type: ignore[index]
+    new: dict[Pair, list[Click]] = defaultdict(list)
+    for event in click_events:
+        pair = (event.send_id, event.email_key)
+        position = event.position
+        if position is None and event.url:
+            position = urls.get((event.send_id, event.url))  # type: ignore[arg-type]
+        if position is not None:
+            verdicts.positions[event.event_id] = position
+        reason = click_reason(event.timestamp, event.user_agent, delivered.get(pair), limits)  # type: ignore[arg-type]
+        if reason:
+            verdicts.reasons[event.event_id] = reason
+        new[pair].append(Click(event.event_id, event.timestamp, position))  # type: ignore[index]
+    for pair, fresh in new.items():
+        fresh_keys = {c.key for c in fresh}
+        earlier = [c for c in stored.get(pair, []) if c.key not in fresh_keys]
+        for key in bursts([*earlier, *fresh], limits):
+            if key not in fresh_keys:
+                verdicts.earlier_bursts.add(key)
+            elif verdicts.reasons.get(key) is None:
+                verdicts.reasons[key] = BURST
+    return verdicts
