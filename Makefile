@@ -25,7 +25,7 @@ demo: install
 	$(NL) build $(SAMPLE)-ar
 	$(NL) publish $(SAMPLE)
 	$(NL) publish $(SAMPLE)-ar
-	NEWSLETTER_SECRET="$${NEWSLETTER_SECRET:-demo-secret-not-for-real-sends}" \
+	NEWSLETTER_SECRET="$${NEWSLETTER_SECRET:-demo-secret-not-for-real-sends-0123}" \
 	  $(NL) send $(SAMPLE) --segment everyone --transport outbox --yes --again --editions --skip-url-check
 
 lint: install
