@@ -3,7 +3,9 @@
 Media queries stay in a <style> block (clients that support them use them). cssutils, which
 premailer uses, logs every CSS property it does not know; that noise is silenced here.
 premailer copies CSS `height` into a `height` attribute, overwriting the pixel height an image
-carries for Outlook with `height="auto"`; that copy is turned off (widths are still copied).
+carries for Outlook with `height="auto"`; that copy is turned off (widths are still copied,
+which tables need). An image's fluid `width:100%` would likewise replace its pixel `width`
+attribute with "100%"; `_image_widths` puts the pixel width (its `max-width`) back.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import cssutils
+import lxml.html
 from premailer import Premailer
 
 cssutils.log.setLevel(logging.CRITICAL)
@@ -19,7 +22,7 @@ logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 
 def inline_css(html: str) -> str:
     """Return `html` with its CSS inlined; placeholders and URLs are left untouched."""
-    return Premailer(
+    return _image_widths(Premailer(
         html,
         base_url=None,
         allow_network=False,
@@ -30,4 +33,23 @@ def inline_css(html: str) -> str:
         disable_validation=True,
         disable_basic_attributes=["height"],
         cssutils_logging_level=logging.CRITICAL,
-    ).transform(pretty_print=False)
+    ).transform(pretty_print=False))
+
+
+def _image_widths(html: str) -> str:
+    """Give each fluid image (`width:100%; max-width:Npx`) back its pixel width attribute N."""
+    doc = lxml.html.document_fromstring(html)
+    changed = False
+    for img in doc.iter("img"):
+        if img.get("width") != "100%":
+            continue
+        for declaration in (img.get("style") or "").split(";"):
+            name, _, value = declaration.partition(":")
+            if name.strip() == "max-width" and value.strip().endswith("px"):
+                img.set("width", value.strip().removesuffix("px"))
+                changed = True
+    if not changed:
+        return html
+    had_doctype = html.lstrip()[:9].lower() == "<!doctype"  # lxml would invent one otherwise
+    doctype = doc.getroottree().docinfo.doctype if had_doctype else None
+    return lxml.html.tostring(doc, encoding="unicode", doctype=doctype)

@@ -105,6 +105,9 @@ def figure_html(image: Token, figure: Figure) -> str:
     size = ""
     style = "display:block;max-width:100%;height:auto;border:0"
     if figure.width:
+        # width:100% up to its own width: inside a table cell, max-width alone does not shrink
+        # an image below its width attribute, and a phone would scroll sideways
+        style = f"display:block;width:100%;max-width:{figure.width}px;height:auto;border:0"
         size = f' width="{figure.width}"'
         if figure.height:
             size += f' height="{figure.height}"'

@@ -80,7 +80,8 @@ def test_camera_photo_is_upright_stripped_1200_wide_and_smaller(built) -> None:
     img = _img(build, "Illustration")
     assert img.get("src") == f"{pub.config.archive_url}{SAMPLE}/{hero.name}"
     assert (img.get("width"), img.get("height")) == ("600", "800")
-    assert "max-width:100%" in img.get("style").replace(" ", "")
+    style = img.get("style").replace(" ", "")  # fluid: the column's width, at most its own
+    assert "width:100%" in style and "max-width:600px" in style
     assert "height:auto" in img.get("style").replace(" ", "")
 
 

@@ -19,7 +19,8 @@ def test_every_image_and_sized_table_has_a_width_attribute() -> None:
     for img in images:
         assert img.get("width", "").isdigit() and img.get("height", "").isdigit(), img.attrib
         style = dict(declarations(img.get("style", "")))
-        assert style.get("max-width") == "100%" and style.get("height") == "auto"
+        assert style.get("width") == "100%" and style.get("height") == "auto"  # fluid on phones
+        assert style.get("max-width") == f"{img.get('width')}px"  # never wider than its own size
     for table in doc.iter("table"):
         if "width" in dict(declarations(table.get("style", ""))):
             assert table.get("width"), table.attrib
