@@ -14,6 +14,7 @@ import logging
 
 import cssutils
 import lxml.html
+from lxml import etree
 from premailer import Premailer
 
 cssutils.log.setLevel(logging.CRITICAL)
@@ -52,4 +53,5 @@ def _image_widths(html: str) -> str:
         return html
     had_doctype = html.lstrip()[:9].lower() == "<!doctype"  # lxml would invent one otherwise
     doctype = doc.getroottree().docinfo.doctype if had_doctype else None
-    return lxml.html.tostring(doc, encoding="unicode", doctype=doctype)
+    # etree's serialiser: lxml.html's would drop the Content-Type meta (the page's charset)
+    return etree.tostring(doc, method="html", encoding="unicode", doctype=doctype)
