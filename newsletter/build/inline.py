@@ -14,8 +14,9 @@ import logging
 
 import cssutils
 import lxml.html
-from lxml import etree
 from premailer import Premailer
+
+from newsletter.core.html import edit_page
 
 cssutils.log.setLevel(logging.CRITICAL)
 logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
@@ -39,19 +40,16 @@ def inline_css(html: str) -> str:
 
 def _image_widths(html: str) -> str:
     """Give each fluid image (`width:100%; max-width:Npx`) back its pixel width attribute N."""
-    doc = lxml.html.document_fromstring(html)
-    changed = False
-    for img in doc.iter("img"):
-        if img.get("width") != "100%":
-            continue
-        for declaration in (img.get("style") or "").split(";"):
-            name, _, value = declaration.partition(":")
-            if name.strip() == "max-width" and value.strip().endswith("px"):
-                img.set("width", value.strip().removesuffix("px"))
-                changed = True
-    if not changed:
+    if 'width="100%"' not in html:  # nothing premailer rewrote: skip the second parse
         return html
-    had_doctype = html.lstrip()[:9].lower() == "<!doctype"  # lxml would invent one otherwise
-    doctype = doc.getroottree().docinfo.doctype if had_doctype else None
-    # etree's serialiser: lxml.html's would drop the Content-Type meta (the page's charset)
-    return etree.tostring(doc, method="html", encoding="unicode", doctype=doctype)
+
+    def restore(doc: lxml.html.HtmlElement) -> None:
+        for img in doc.iter("img"):
+            if img.get("width") != "100%":
+                continue
+            for declaration in (img.get("style") or "").split(";"):
+                name, _, value = declaration.partition(":")
+                if name.strip() == "max-width" and value.strip().endswith("px"):
+                    img.set("width", value.strip().removesuffix("px"))
+
+    return edit_page(html, restore)

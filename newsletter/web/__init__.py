@@ -8,14 +8,16 @@ through lxml.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-from lxml import etree
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
+
+from newsletter.core.html import edit_page
+
+__all__ = ["edit_page"]  # lives in core so the build uses it too; web modules import it here
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -26,19 +28,6 @@ def asset_templates() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True, trim_blocks=True
     )
-
-
-def edit_page(html: str, edit: Callable[[HtmlElement], None]) -> str:
-    """Parse a whole HTML page with lxml, let `edit` change the tree, and serialise it again.
-
-    Comments (MSO conditionals included) and the Content-Type meta are kept; a doctype is
-    written only when the page had one.
-    """
-    doc = lxml_html.document_fromstring(html)
-    edit(doc)
-    had_doctype = html.lstrip()[:9].lower() == "<!doctype"
-    doctype = doc.getroottree().docinfo.doctype if had_doctype else None
-    return etree.tostring(doc, method="html", encoding="unicode", doctype=doctype)
 
 
 def add_first(parent: HtmlElement, markup: str) -> None:
