@@ -5,12 +5,30 @@ from __future__ import annotations
 import ipaddress
 
 
+def _ipv4_network(text: str) -> str | None:
+    """The /24 of a dotted-quad IPv4 address as `ipaddress` would accept it (four decimal
+    octets of at most three ASCII digits, no leading zero, each <= 255); None otherwise.
+    The webhook's fast path: `ipaddress` takes about 15 microseconds an address."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    for part in parts:
+        if not (0 < len(part) <= 3 and part.isascii() and part.isdigit()) \
+                or (part[0] == "0" and part != "0") or int(part) > 255:
+            return None
+    return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
+
+
 def truncate_ip(ip: str | None) -> str | None:
     """The address's network, for privacy: IPv4 to its /24, IPv6 to its /48."""
     if not ip:
         return None
+    text = ip.strip()
+    network = _ipv4_network(text)
+    if network is not None:
+        return network
     try:
-        address = ipaddress.ip_address(ip.strip())
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
     prefix = 24 if address.version == 4 else 48

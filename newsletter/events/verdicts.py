@@ -58,27 +58,31 @@ def _link_positions(conn: Connection, send_ids: set[int]) -> dict[tuple[int, str
 
 
 def _context(conn: Connection, pairs: set[Pair]) -> tuple[dict[Pair, int], dict[Pair, list]]:
-    """Delivery time and stored clicks of each (send, recipient) pair."""
+    """Delivery time and stored clicks of each (send, recipient) pair.
+
+    One query per send and chunk of addresses that seeks ix_webhook_events_report
+    (send_id, event, machine, email_key) for each address: `machine IN (false, true)` holds
+    for every row (the column is NOT NULL) and lets the seek reach the address, so only the
+    pairs' own deliveries and clicks are read, not every delivery of the send."""
     delivered: dict[Pair, int] = {}
     clicks: dict[Pair, list] = defaultdict(list)
-    keys = sorted({key for _, key in pairs})
-    sends = sorted({send for send, _ in pairs})
-    for start in range(0, len(keys), _CHUNK):
-        query = select(webhook_events.c.sg_event_id, webhook_events.c.event,
-                       webhook_events.c.send_id, webhook_events.c.email_key,
-                       webhook_events.c.occurred_at, webhook_events.c.position).where(
-            webhook_events.c.email_key.in_(keys[start : start + _CHUNK]),
-            webhook_events.c.send_id.in_(sends),
-            webhook_events.c.event.in_(["delivered", "click"]))
-        for event_id, kind, send_id, key, occurred, position in conn.execute(query):
-            pair = (send_id, key)
-            if pair not in pairs:
-                continue
-            at = _seconds(occurred)
-            if kind == "delivered":
-                delivered[pair] = min(delivered.get(pair, at), at)
-            else:
-                clicks[pair].append(Click(event_id, at, position))
+    by_send: dict[int, list[str]] = defaultdict(list)
+    for send_id, key in sorted(pairs):
+        by_send[send_id].append(key)
+    cols = webhook_events.c
+    for send_id, keys in by_send.items():
+        for start in range(0, len(keys), _CHUNK):
+            query = select(cols.sg_event_id, cols.event, cols.email_key, cols.occurred_at,
+                           cols.position).where(
+                cols.send_id == send_id, cols.event.in_(["delivered", "click"]),
+                cols.machine.in_([False, True]), cols.email_key.in_(keys[start : start + _CHUNK]))
+            for event_id, kind, key, occurred, position in conn.execute(query):
+                pair = (send_id, key)
+                at = _seconds(occurred)
+                if kind == "delivered":
+                    delivered[pair] = min(delivered.get(pair, at), at)
+                else:
+                    clicks[pair].append(Click(event_id, at, position))
     missing = pairs - set(delivered)
     if missing:
         delivered.update(_ledger_times(conn, missing))

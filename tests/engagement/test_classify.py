@@ -3,6 +3,8 @@ rule against a plain brute-force reference (hypothesis)."""
 
 from __future__ import annotations
 
+import ipaddress
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,6 +77,31 @@ def test_ip_addresses_are_kept_as_their_network_only() -> None:
     assert truncate_ip("203.0.113.199") == "203.0.113.0/24"
     assert truncate_ip("2001:db8:abcd:12::7") == "2001:db8:abcd::/48"
     assert truncate_ip("not an ip") is None and truncate_ip(None) is None
+
+
+def _reference_network(ip: str) -> str | None:
+    """What `ipaddress` alone makes of an address (truncate_ip has a fast IPv4 path)."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+_OCTET = st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "01", "007", "1000", "",
+                                                                   " 1", "1 ", "+1", "\u0661",
+                                                                   "0x1", "²"]))
+
+
+@settings(max_examples=500)
+@given(st.one_of(
+    st.lists(_OCTET, min_size=3, max_size=5).map(".".join),
+    st.ip_addresses().map(str),
+    st.text(alphabet="0123456789.:abcdef ", max_size=20),
+    st.text(max_size=12)))
+def test_ip_truncation_matches_ipaddress(ip: str) -> None:
+    assert truncate_ip(ip) == (_reference_network(ip) if ip else None)
 
 
 def _reference(clicks: list[Click], limits: Thresholds) -> set[str]:
