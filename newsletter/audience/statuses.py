@@ -86,8 +86,10 @@ def _time(seconds: int | None) -> dt.datetime | None:
 def apply_changes(conn: Connection, changes: Sequence[Change],
                   now: dt.datetime | None = None, via: Source = Source.WEBHOOK) -> int:
     """Apply `changes` in time order inside the caller's transaction, each status change
-    recorded in the audit trail as made `via` the given source; return how many subscribers
-    changed status (a consent that only records `consented_at` is not counted)."""
+    recorded in the audit trail as made `via` the given source (every step, so a batch leaves
+    the trail its changes leave one at a time: an unsubscribe and a resubscribe are two rows);
+    return how many subscribers end with another status (a consent that only records
+    `consented_at` is not counted)."""
     if not changes:
         return 0
     now = now or utcnow()
@@ -105,6 +107,7 @@ def apply_changes(conn: Connection, changes: Sequence[Change],
             ids[key] = sid
             state[key] = State(Status(status), _seconds(changed) or 0, _seconds(consented))
     before = dict(state)
+    steps: list[Entry] = []  # every step on the ladder, as one change at a time records it
     for change in sorted(changes, key=lambda c: now_s if c.at is None else c.at):
         known = state.get(change.email_key)
         if known is None:
@@ -112,6 +115,9 @@ def apply_changes(conn: Connection, changes: Sequence[Change],
         new = decide(known, change, now_s)
         if new is not None:
             state[change.email_key] = new
+            if new.status != known.status:
+                steps.append(Entry(ids[change.email_key], "status", known.status.value,
+                                   new.status.value))
     touched = {k: s for k, s in state.items() if s != before[k]}
     if touched:
         conn.execute(
@@ -122,7 +128,5 @@ def apply_changes(conn: Connection, changes: Sequence[Change],
             [{"b_id": ids[key], "b_status": s.status.value, "b_at": _time(s.changed_at),
               "b_consented": _time(s.consented_at)} for key, s in sorted(touched.items())],
         )
-        record(conn, via, [Entry(ids[key], "status", before[key].status.value, s.status.value)
-                           for key, s in sorted(touched.items())
-                           if s.status != before[key].status], now)
+        record(conn, via, steps, now)
     return sum(1 for k, s in touched.items() if s.status != before[k].status)
