@@ -1,11 +1,11 @@
 """CLI commands: preview (the local staff preview server) and archive (the static web archive).
 
-Starlette, uvicorn and watchfiles are imported inside the commands so `newsletter build` stays fast.
+Starlette, uvicorn and watchfiles are imported inside the commands, so `--help` and every other
+command start without them.
 """
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import click
@@ -15,6 +15,8 @@ from newsletter.core.errors import NewsletterError
 
 
 def _check_port(port: int) -> None:
+    import socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
