@@ -69,6 +69,12 @@ console = LazyConsole()
 err_console = LazyConsole(stderr=True)
 
 
+def say(text: str, *, err: bool = False) -> None:
+    """Print a line of plain text as it is (no markup, emoji codes or wrapping), without rich:
+    for the commands that print nothing else, such as `build`."""
+    click.echo(text, err=err)
+
+
 def warn(problems: list[Problem]) -> None:
     """Print warnings (one line each) to stderr."""
     for problem in problems:
