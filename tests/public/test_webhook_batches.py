@@ -130,7 +130,8 @@ def prepare(site: Site, issue: str, prefix: str, created: dt.datetime) -> int:
             batches=1, created_at=created, updated_at=created).returning(sends.c.id)).scalar_one()
         conn.execute(insert(send_links), [
             {"send_id": send_id, "position": position, "piece": piece, "link": link, "url": url,
-             "title": f"Piece {piece}", "expert": "expert"} for position, piece, link, url in LINKS])
+             "title": f"Piece {piece}", "expert": "expert"}
+            for position, piece, link, url in LINKS])
     return send_id
 
 
