@@ -1,55 +1,163 @@
-"""Inline stage: move CSS from <style> blocks onto elements with premailer.
+"""Inline stage: move CSS from <style> blocks onto elements with premailer, on a parsed page.
+
+The build parses each copy (the email, the web copy) once with lxml; every page pass works on
+that tree (bidi isolation before, the image widths and link tagging after) and it is serialised
+once (`serialise`). Premailer runs on the tree, not on a string, so it neither re-parses nor
+serialises.
+
+Premailer re-parses a style block with cssutils on every call and re-serialises each rule's
+properties; the template's style blocks are the same on every build, so `_Inliner` keeps the
+parsed rules per CSS text for the life of the process (the web copy's inlining, the second of a
+build, and every rebuild in the preview find them there), and premailer's own cache of parsed
+style attributes and selectors is made large enough to hold a whole page.
+
+Premailer never fetches anything: network and file loading are off and its HTTP session is one
+that refuses (`_NoNetwork`); the `requests` module it imports at load time is loaded lazily,
+only if something uses it.
 
 Media queries stay in a <style> block (clients that support them use them). cssutils, which
 premailer uses, logs every CSS property it does not know; that noise is silenced here.
 premailer copies CSS `height` into a `height` attribute, overwriting the pixel height an image
 carries for Outlook with `height="auto"`; that copy is turned off (widths are still copied,
 which tables need). An image's fluid `width:100%` would likewise replace its pixel `width`
-attribute with "100%"; `_image_widths` puts the pixel width (its `max-width`) back.
+attribute with "100%"; `image_widths` puts the pixel width (its `max-width`) back.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import sys
+from typing import Any
 
-import cssutils
-import lxml.html
-from premailer import Premailer
+from lxml import etree
+from lxml import html as lxml_html
+from lxml.html import HtmlElement
 
-from newsletter.core.html import edit_page
+
+def _lazy_requests() -> None:
+    """Let premailer's module-level `import requests` cost nothing: load it on first use only.
+
+    Premailer uses requests only to fetch external stylesheets, which the build never allows.
+    """
+    if "requests" in sys.modules:
+        return
+    spec = importlib.util.find_spec("requests")
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["requests"] = module
+    spec.loader.exec_module(module)
+
+
+_lazy_requests()
+# Premailer memoises the CSS of every style attribute and every selector in one cache of 128
+# entries by default; one page has more than that, so a rebuild re-parsed (and validated) the
+# ones that fell out. Its documented size setting, read when premailer is imported:
+os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", "4096")
+
+import cssutils  # noqa: E402  (after the lazy requests above)
+from premailer import Premailer  # noqa: E402
 
 cssutils.log.setLevel(logging.CRITICAL)
 logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 
+_RULES_CACHE_SIZE = 64  # distinct style blocks kept (a template has two or three)
 
-def inline_css(html: str) -> str:
-    """Return `html` with its CSS inlined; placeholders and URLs are left untouched."""
-    return _image_widths(Premailer(
-        html,
+
+class _Leftover(list):
+    """The rules premailer leaves in a <style> block (media queries), with their text cached."""
+
+    text: str | None = None
+
+
+class _NoNetwork:
+    """Premailer's HTTP session: the build never fetches a stylesheet."""
+
+    def get(self, url: str, **_: Any) -> Any:
+        raise RuntimeError(f"the build does not fetch {url}")
+
+
+class _Inliner(Premailer):
+    """Premailer that parses each distinct style block once per process."""
+
+    _rules: dict[tuple[str, int], tuple[tuple, _Leftover]] = {}
+
+    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list, list]:
+        key = (css_body, ruleset_index)
+        cached = self._rules.get(key)
+        if cached is None:
+            rules, leftover = super()._parse_style_rules(css_body, ruleset_index)
+            cached = (tuple(rules), _Leftover(leftover))
+            if len(self._rules) >= _RULES_CACHE_SIZE:
+                self._rules.clear()
+            self._rules[key] = cached
+        return list(cached[0]), cached[1]
+
+    def _css_rules_to_string(self, rules: list) -> str:
+        if not isinstance(rules, _Leftover):
+            return super()._css_rules_to_string(rules)
+        if rules.text is None:
+            rules.text = super()._css_rules_to_string(rules)
+        return rules.text
+
+
+def _inliner() -> _Inliner:
+    return _Inliner(
         base_url=None,
         allow_network=False,
+        allow_loading_external_files=False,
+        session=_NoNetwork(),
         remove_classes=False,
         strip_important=False,
         keep_style_tags=False,
         exclude_pseudoclasses=True,
         disable_validation=True,
         disable_basic_attributes=["height"],
+        align_floating_images=False,  # done by `image_widths`, without a cssutils parse per image
         cssutils_logging_level=logging.CRITICAL,
-    ).transform(pretty_print=False))
+    )
 
 
-def _image_widths(html: str) -> str:
-    """Give each fluid image (`width:100%; max-width:Npx`) back its pixel width attribute N."""
-    if 'width="100%"' not in html:  # nothing premailer rewrote: skip the second parse
-        return html
+def parse(html: str) -> HtmlElement:
+    """A whole compiled page as an lxml tree, for the page passes."""
+    return lxml_html.document_fromstring(html)
 
-    def restore(doc: lxml.html.HtmlElement) -> None:
-        for img in doc.iter("img"):
-            if img.get("width") != "100%":
-                continue
-            for declaration in (img.get("style") or "").split(";"):
-                name, _, value = declaration.partition(":")
-                if name.strip() == "max-width" and value.strip().endswith("px"):
-                    img.set("width", value.strip().removesuffix("px"))
 
-    return edit_page(html, restore)
+def serialise(doc: HtmlElement, doctype: bool = True) -> str:
+    """The page as HTML (etree's serialiser keeps the Content-Type meta and comments, MSO
+    conditionals included); `doctype`: write the page's doctype (when its source had one)."""
+    declared = doc.getroottree().docinfo.doctype if doctype else None
+    return etree.tostring(doc, method="html", encoding="unicode", doctype=declared)
+
+
+def inline_tree(doc: HtmlElement) -> None:
+    """Inline the page's CSS in place, then give fluid images back their pixel widths."""
+    _inliner().transform(doc)
+    image_widths(doc)
+
+
+def inline_css(html: str) -> str:
+    """Return `html` (a whole page) with its CSS inlined; placeholders and URLs untouched."""
+    doc = parse(html)
+    inline_tree(doc)
+    return serialise(doc, doctype=html.lstrip()[:9].lower() == "<!doctype")
+
+
+def image_widths(doc: HtmlElement) -> None:
+    """Give each fluid image (`width:100%; max-width:Npx`) back its pixel width attribute N,
+    and a floated image the `align` attribute Outlook understands (as premailer would)."""
+    for img in doc.iter("img"):
+        style = img.get("style")
+        if not style:
+            continue
+        fluid = img.get("width") == "100%"
+        for declaration in style.split(";"):
+            name, _, value = declaration.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "max-width" and fluid and value.endswith("px"):
+                img.set("width", value.removesuffix("px"))
+            elif name == "float" and value.lower() in ("left", "right"):
+                img.set("align", value.lower())

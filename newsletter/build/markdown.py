@@ -24,10 +24,12 @@ _md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
 
 
 @lru_cache(maxsize=64)
-def _parse(source: str) -> tuple[Token, ...]:
+def parse_tokens(source: str) -> tuple[Token, ...]:
     """markdown-it's tokens for `source`, parsed once per text (a build reads each piece for
-    its images, its HTML, its text and its word count). Callers must not change them."""
+    its images, its HTML, its text and its word count; a rebuild in the preview finds the
+    pieces that did not change here). Callers must not change them."""
     return tuple(_md.parse(source))
+
 
 
 CREDIT_WORDS = ("Source:", "Sources:", "Credit:", "Photo:", "Data:", "Illustration:")
@@ -59,7 +61,7 @@ Figures = Callable[[str], Figure]
 def images(source: str) -> list[ImageRef]:
     """Every image in `source`, in order, with the line it is on."""
     found = []
-    for token in _parse(source):
+    for token in parse_tokens(source):
         if token.type != "inline":
             continue
         line = token.map[0] if token.map else 0
@@ -130,7 +132,7 @@ def to_html(source: str, figures: Figures | None = None) -> str:
     becomes a figure with caption and credit (from its title), other images get the published
     URL and size.
     """
-    tokens = _parse(source)
+    tokens = parse_tokens(source)
     if figures is None:
         return _md.renderer.render(list(tokens), _md.options, {})
     out: list[Token] = []
@@ -163,7 +165,7 @@ def to_html(source: str, figures: Figures | None = None) -> str:
 def paragraphs(source: str) -> list[str]:
     """The plain text of every paragraph (and list item) in `source`, whitespace collapsed."""
     found = []
-    for token in _parse(source):
+    for token in parse_tokens(source):
         if token.type == "inline":
             found.append(" ".join(_plain(token.children or []).split()))
     return [p for p in found if p]
@@ -199,7 +201,7 @@ def to_text(source: str, width: int = WIDTH, figures: Figures | None = None) -> 
     ordered: list[int | None] = []
     item_prefix = ""
     quote = False
-    for token in _parse(source):
+    for token in parse_tokens(source):
         if token.type in ("bullet_list_open", "ordered_list_open"):
             new_list = new_list or list_depth == 0
             list_depth += 1

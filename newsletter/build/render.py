@@ -32,10 +32,16 @@ TWITTER = "https://twitter.com/"
 
 @dataclass(frozen=True)
 class Rendered:
-    """One rendering of an issue: compiled (not yet inlined) HTML and the text part."""
+    """One rendering of an issue: compiled (not yet inlined) HTML and the text part.
+
+    `mjml` is the template's output the HTML was compiled from; `isolate` says whether the page
+    has right-to-left parts, whose left-to-right runs the page passes isolate (bidi).
+    """
 
     html: str
     text: str
+    mjml: str = ""
+    isolate: bool = False
 
 
 def template_dir(pub: Publication) -> Path:
@@ -248,11 +254,10 @@ def _render_copy(env: jinja2.Environment, folder: Path, ctx: dict[str, Any]) -> 
     except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
         raise InputError(Problem(folder / HTML_TEMPLATE, None, f"invalid MJML: {exc}")) from exc
     issue = ctx["issue"]
-    if issue["dir"] == "rtl" or any(p["dir"] == "rtl" for p in issue["pieces"]):
-        html = bidi.isolate_document(html)
+    isolate = issue["dir"] == "rtl" or any(p["dir"] == "rtl" for p in issue["pieces"])
     if issue["marks"]:
         text = bidi.mark_lines(text, issue["dir"])  # lines the pieces did not mark already
-    return Rendered(html=html, text=text)
+    return Rendered(html=html, text=text, mjml=mjml_source, isolate=isolate)
 
 
 def _render_template(env: jinja2.Environment, folder: Path, name: str, ctx: dict) -> str:
