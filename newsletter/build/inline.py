@@ -12,8 +12,7 @@ build, and every rebuild in the preview find them there), and premailer's own ca
 style attributes and selectors is made large enough to hold a whole page.
 
 Premailer never fetches anything: network and file loading are off and its HTTP session is one
-that refuses (`_NoNetwork`); the `requests` module it imports at load time is loaded lazily,
-only if something uses it.
+that refuses (`_NoNetwork`).
 
 Media queries stay in a <style> block (clients that support them use them). cssutils, which
 premailer uses, logs every CSS property it does not know; that noise is silenced here.
@@ -25,44 +24,30 @@ attribute with "100%"; `image_widths` puts the pixel width (its `max-width`) bac
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import sys
 from typing import Any
 
 from lxml import etree
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
-
-def _lazy_requests() -> None:
-    """Let premailer's module-level `import requests` cost nothing: load it on first use only.
-
-    Premailer uses requests only to fetch external stylesheets, which the build never allows.
-    """
-    if "requests" in sys.modules:
-        return
-    spec = importlib.util.find_spec("requests")
-    if spec is None or spec.loader is None:
-        return
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["requests"] = module
-    spec.loader.exec_module(module)
-
-
-_lazy_requests()
 # Premailer memoises the CSS of every style attribute and every selector in one cache of 128
 # entries by default; one page has more than that, so a rebuild re-parsed (and validated) the
 # ones that fell out. Its documented size setting, read when premailer is imported:
 os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", "4096")
 
-import cssutils  # noqa: E402  (after the lazy requests above)
+import cssutils  # noqa: E402  (after the cache size above)
 from premailer import Premailer  # noqa: E402
 
 cssutils.log.setLevel(logging.CRITICAL)
 logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+# The build asks premailer for no CSS validation (`disable_validation`), but premailer validates
+# every style attribute it merges all the same, and cssutils compiles a regular expression per
+# property the first time it validates it: most of a cold build's first inlining. Nothing in
+# newsletter uses cssutils but premailer, and validation only logs (silenced above), so its
+# property profiles are emptied: every property is "unknown", none is checked, output unchanged.
+cssutils.profile.removeProfile(all=True)
 
 _RULES_CACHE_SIZE = 64  # distinct style blocks kept (a template has two or three)
 

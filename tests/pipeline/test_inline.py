@@ -1,0 +1,106 @@
+"""The inline stage and the page passes: one inlining per copy, no network, lazy Pillow."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import lxml.html
+
+from newsletter.build import build_issue
+from newsletter.build.inline import inline_css
+from newsletter.build.publication import Publication
+from tests.conftest import ROOT
+from tests.pipeline.helpers import SAMPLE, replace_in
+
+
+def _styles(html: str, tag: str) -> list[str | None]:
+    return [e.get("style") for e in lxml.html.document_fromstring(html).iter(tag)]
+
+
+def test_the_web_copy_is_inlined_like_the_email(publication: Path) -> None:
+    """The web copy's inlining finds the parsed CSS cached by the email's: same styles."""
+    build = build_issue(Publication.load(publication), SAMPLE)
+    for tag in ("h2", "img", "li"):
+        assert _styles(build.web_html, tag) == _styles(build.html, tag)
+    assert all(style and "font-family" in style for style in _styles(build.web_html, "h2"))
+
+
+def test_tracked_html_is_the_inlined_email_with_link_placeholders(publication: Path) -> None:
+    """With click tracking, the tracked copy comes from the email's inlined page: put the
+    URLs back in place of the placeholders and it is the email, byte for byte."""
+    config = publication / "newsletter.yaml"
+    config.write_text(config.read_text() + "tracking: {clicks: true}\n")
+    build = build_issue(Publication.load(publication), SAMPLE)
+    assert build.tracked_html is not None and "%%link|1%%" in build.tracked_html
+    urls = {str(link.position): link.url for link in build.links}
+    restored = re.sub(r"%%link\|(\d+)%%", lambda m: urls[m.group(1)], build.tracked_html)
+    assert restored == build.html
+    assert 'http-equiv="Content-Type"' in build.tracked_html
+
+
+class _Counting(BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.hits.append(self.path)
+        body = b"h2 { color: #ff0000; }"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/css")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_build_never_fetches_a_stylesheet(publication: Path) -> None:
+    """A template linking a remote stylesheet builds without premailer fetching it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/house.css"
+        replace_in(publication / "templates" / "default" / "email.mjml.j2", "<mj-attributes>",
+                   f'<mj-raw><link rel="stylesheet" href="{url}"></mj-raw>\n    <mj-attributes>')
+        build = build_issue(Publication.load(publication), SAMPLE)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert url in build.html  # the link is still there, for clients that load it
+    assert _Counting.hits == []
+    assert "#ff0000" not in build.html
+
+
+def test_a_floated_image_gets_the_align_attribute_outlook_reads() -> None:
+    html = inline_css(
+        "<html><head><style>img.side { float: right; width: 100%; max-width: 200px }</style>"
+        '</head><body><img class="side" src="a.png"><img src="b.png"></body></html>'
+    )
+    side, plain = lxml.html.document_fromstring(html).iter("img")
+    assert (side.get("align"), side.get("width")) == ("right", "200")
+    assert plain.get("align") is None
+
+
+def test_a_build_with_cached_images_does_not_load_pillow(publication: Path) -> None:
+    """Pillow loads when an image has to be processed, not when every image is cached."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from newsletter.build import build_issue, write_build\n"
+        "from newsletter.build.publication import Publication\n"
+        f"pub = Publication.load(Path({str(publication)!r}))\n"
+        f"build = build_issue(pub, {SAMPLE!r}); write_build(pub, build)\n"
+        "assert build.images.by_source, 'the sample has local images'\n"
+        "print('PIL' in sys.modules)\n"
+    )
+
+    def loaded() -> str:
+        return subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    assert loaded() == "True"  # first build: the images are processed
+    assert loaded() == "False"  # second build, a new process: all cached on disk
