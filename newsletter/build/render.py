@@ -28,6 +28,7 @@ PACKAGED_TEMPLATES = Path(__file__).parents[1] / "templates"
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 TWITTER = "https://twitter.com/"
+TEMPLATE_CACHE = Path(".newsletter") / "cache" / "templates"  # compiled templates, per publication
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,28 @@ def template_dir(pub: Publication) -> Path:
     )
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates on disk (checked against the template's source by Jinja), so a new
+    process does not compile them again; a cache folder that cannot be written is skipped."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
 @lru_cache(maxsize=8)
-def _environment(folder: Path) -> jinja2.Environment:
+def _environment(folder: Path, cache: Path | None = None) -> jinja2.Environment:
+    """One Jinja environment per template folder (and compiled-template cache folder)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         autoescape=jinja2.select_autoescape(["mjml.j2", "html.j2"], default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         auto_reload=True,
+        bytecode_cache=_BytecodeCache(str(cache)) if cache is not None else None,
     )
     env.globals["recipient"] = lambda key, fallback="": Markup(placeholder(key, fallback))
     env.filters["fill"] = _fill
@@ -238,7 +253,7 @@ def render(
 ) -> tuple[Rendered, Rendered]:
     """Render the email and the web copy (both parts each) from one template context."""
     folder = template_dir(pub)
-    env = _environment(folder)
+    env = _environment(folder, pub.root / TEMPLATE_CACHE)
     ctx = context(pub, issue, topic, images)
     return (
         _render_copy(env, folder, {**ctx, "web": False}),
