@@ -125,6 +125,17 @@ def figure_html(image: Token, figure: Figure) -> str:
     return out + "</div>\n"
 
 
+Looked = tuple[tuple[str, Figure], ...] | None  # each image src of a text with its Figure
+
+
+def _look_up(source: str, figures: Figures | None) -> Looked:
+    """What `figures` says of every image in `source`: with the text, the key of its rendering
+    (a rebuild in the preview renders only the pieces that changed)."""
+    if figures is None:
+        return None
+    return tuple((src, figures(src)) for src in dict.fromkeys(ref.src for ref in images(source)))
+
+
 def to_html(source: str, figures: Figures | None = None) -> str:
     """Render Markdown to HTML; raw HTML in the source is escaped, never passed through.
 
@@ -132,6 +143,12 @@ def to_html(source: str, figures: Figures | None = None) -> str:
     becomes a figure with caption and credit (from its title), other images get the published
     URL and size.
     """
+    return _to_html(source, _look_up(source, figures))
+
+
+@lru_cache(maxsize=64)
+def _to_html(source: str, looked: Looked) -> str:
+    figures = None if looked is None else dict(looked).__getitem__
     tokens = parse_tokens(source)
     if figures is None:
         return _md.renderer.render(list(tokens), _md.options, {})
@@ -194,6 +211,12 @@ def to_text(source: str, width: int = WIDTH, figures: Figures | None = None) -> 
     An image alone in its paragraph reads "[Chart: alt] Caption. Source: ..." (`figures` tells
     a chart from a photo).
     """
+    return _to_text(source, width, _look_up(source, figures))
+
+
+@lru_cache(maxsize=64)
+def _to_text(source: str, width: int, looked: Looked) -> str:
+    figures = None if looked is None else dict(looked).__getitem__
     state = _TextState()
     blocks: list[tuple[str, bool]] = []  # (text, goes on the line after the previous block)
     tight = new_list = False
