@@ -2,8 +2,8 @@
 
 The build parses each copy (the email, the web copy) once with lxml; every page pass works on
 that tree (bidi isolation before, the image widths and link tagging after) and it is serialised
-once (`serialise`). Premailer runs on the tree, not on a string, so it neither re-parses nor
-serialises.
+once (`newsletter.core.html`). Premailer runs on the tree, not on a string, so it neither
+re-parses nor serialises.
 
 Premailer re-parses a style block with cssutils on every call and re-serialises each rule's
 properties; the template's style blocks are the same on every build, so `_Inliner` keeps the
@@ -30,9 +30,9 @@ import sys
 import types
 from typing import Any
 
-from lxml import etree
-from lxml import html as lxml_html
 from lxml.html import HtmlElement
+
+from newsletter.core.html import edit_page
 
 # Premailer memoises the CSS of every style attribute and every selector in one cache of 128
 # entries by default; one page has more than that, so a rebuild re-parsed (and validated) the
@@ -130,18 +130,6 @@ def _inliner() -> _Inliner:
     )
 
 
-def parse(html: str) -> HtmlElement:
-    """A whole compiled page as an lxml tree, for the page passes."""
-    return lxml_html.document_fromstring(html)
-
-
-def serialise(doc: HtmlElement, doctype: bool = True) -> str:
-    """The page as HTML (etree's serialiser keeps the Content-Type meta and comments, MSO
-    conditionals included); `doctype`: write the page's doctype (when its source had one)."""
-    declared = doc.getroottree().docinfo.doctype if doctype else None
-    return etree.tostring(doc, method="html", encoding="unicode", doctype=declared)
-
-
 def inline_tree(doc: HtmlElement) -> None:
     """Inline the page's CSS in place, then give fluid images back their pixel widths."""
     _inliner().transform(doc)
@@ -150,9 +138,7 @@ def inline_tree(doc: HtmlElement) -> None:
 
 def inline_css(html: str) -> str:
     """Return `html` (a whole page) with its CSS inlined; placeholders and URLs untouched."""
-    doc = parse(html)
-    inline_tree(doc)
-    return serialise(doc, doctype=html.lstrip()[:9].lower() == "<!doctype")
+    return edit_page(html, inline_tree)
 
 
 def image_widths(doc: HtmlElement) -> None:

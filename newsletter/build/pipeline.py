@@ -17,13 +17,14 @@ from lxml.html import HtmlElement
 
 from newsletter.build import bidi, markdown
 from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
-from newsletter.build.inline import inline_tree, parse, serialise
+from newsletter.build.inline import inline_tree
 from newsletter.build.links import Link, tag_page, track
 from newsletter.build.package import compose, message_id_for, write_dist
 from newsletter.build.publication import Publication
 from newsletter.build.render import Rendered, render
 from newsletter.build.source import LoadedIssue, load_issue
 from newsletter.core.errors import FailedError, InputError, Problem
+from newsletter.core.html import parse_page, serialise_page
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
 
@@ -111,12 +112,12 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     email, web = render(pub, issue, topic, images=images)
     page = _page(email)
     found = tag_page(page)
-    html = serialise(page, doctype=email.isolate)
+    html = serialise_page(page, doctype=email.isolate)
     tracked = None
     if pub.config.tracking.clicks:  # the same inlined page, its links turned into placeholders
         track(found)
-        tracked = serialise(page, doctype=email.isolate)
-    web_html = serialise(_page(web), doctype=web.isolate)
+        tracked = serialise_page(page, doctype=email.isolate)
+    web_html = serialise_page(_page(web), doctype=web.isolate)
     subject = issue.manifest.subject
     digest = content_hash(subject, html, email.text)
     message = sample_message(pub, issue, subject, html, email.text, digest)
@@ -145,7 +146,7 @@ def _page(rendered: Rendered) -> HtmlElement:
     bidi pass used to write. (Whether every page should have one is a rendering-mode decision
     of its own, left as it was.)
     """
-    page = parse(rendered.html)
+    page = parse_page(rendered.html)
     if rendered.isolate:
         bidi.isolate_tree(page)
     inline_tree(page)
