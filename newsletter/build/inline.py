@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import types
+from functools import lru_cache
 from typing import Any
 
 from lxml.html import HtmlElement
@@ -105,12 +106,47 @@ class _Inliner(Premailer):
             self._rules[key] = cached
         return list(cached[0]), cached[1]
 
+    def _style_to_basic_html_attributes(
+        self, element: HtmlElement, style_content: str, force: bool = False
+    ) -> None:
+        """Premailer's own (align, valign, bgcolor, width from the style), worked out once per
+        distinct style: most elements of a page share theirs with many others."""
+        for key, value in _basic_attributes(style_content):
+            if key in element.attrib and not force or key in self.disable_basic_attributes:
+                continue
+            element.attrib[key] = value
+
     def _css_rules_to_string(self, rules: list) -> str:
         if not isinstance(rules, _Leftover):
             return super()._css_rules_to_string(rules)
         if rules.text is None:
             rules.text = super()._css_rules_to_string(rules)
         return rules.text
+
+
+@lru_cache(maxsize=4096)
+def _basic_attributes(style_content: str) -> tuple[tuple[str, str], ...]:
+    """The HTML attributes premailer derives from a style (its `_style_to_basic_html_attributes`,
+    premailer 3.10.0, step by step)."""
+    if style_content.count("}") and style_content.count("{") == style_content.count("}"):
+        style_content = style_content.split("}")[0][1:]
+    attributes: dict[str, str] = {}
+    for key, value in [
+        x.split(":") for x in style_content.split(";") if len(x.split(":")) == 2
+    ]:
+        key = key.strip()
+        if key == "text-align":
+            attributes["align"] = value.strip()
+        elif key == "vertical-align":
+            attributes["valign"] = value.strip()
+        elif key == "background-color" and "transparent" not in value.lower():
+            attributes["bgcolor"] = Premailer.six_color(value.strip())
+        elif key == "width" or key == "height":
+            value = value.strip()
+            if value.endswith("px"):
+                value = value[:-2]
+            attributes[key] = value
+    return tuple(attributes.items())
 
 
 def _inliner() -> _Inliner:
