@@ -104,3 +104,13 @@ def test_a_build_with_cached_images_does_not_load_pillow(publication: Path) -> N
 
     assert loaded() == "True"  # first build: the images are processed
     assert loaded() == "False"  # second build, a new process: all cached on disk
+
+
+def test_a_rebuild_sees_an_edited_translation(publication: Path) -> None:
+    """Edition groups come from every issue's manifest, kept per process: an edit to another
+    issue's manifest (here one of the same size) still shows in the next build."""
+    pub = Publication.load(publication)
+    assert "2026-11-24-ar/" in build_issue(pub, SAMPLE).web_html
+    replace_in(publication / "issues" / "2026-11-24-ar" / "issue.yaml",
+               "translation_of: 2026-11-24", "translation_of: 2026-11-17")
+    assert "2026-11-24-ar/" not in build_issue(pub, SAMPLE).web_html
