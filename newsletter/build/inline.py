@@ -24,12 +24,16 @@ attribute with "100%"; `image_widths` puts the pixel width (its `max-width`) bac
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import sys
+import tempfile
 import types
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from lxml.html import HtmlElement
 
@@ -64,6 +68,7 @@ def _import_premailer() -> type:
 
 
 Premailer = _import_premailer()
+from premailer import __version__ as premailer_version  # noqa: E402
 
 cssutils.log.setLevel(logging.CRITICAL)
 logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
@@ -75,12 +80,17 @@ logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 cssutils.profile.removeProfile(all=True)
 
 _RULES_CACHE_SIZE = 64  # distinct style blocks kept (a template has two or three)
+RULES_CACHE_VERSION = 1  # part of the stored rules' key: bump when their format changes
 
 
 class _Leftover(list):
-    """The rules premailer leaves in a <style> block (media queries), with their text cached."""
+    """The rules premailer leaves in a <style> block (media queries), with their text cached;
+    read back from the disk cache, only the text is there."""
 
     text: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.text is not None or len(self) > 0
 
 
 class _NoNetwork:
@@ -91,20 +101,62 @@ class _NoNetwork:
 
 
 class _Inliner(Premailer):
-    """Premailer that parses each distinct style block once per process."""
+    """Premailer that parses each distinct style block once per process, and, given a cache
+    folder, once at all: a new process reads the parsed rules back from disk."""
 
-    _rules: dict[tuple[str, int], tuple[tuple, _Leftover]] = {}
+    _rules: ClassVar[dict[tuple[str, int], tuple[tuple, _Leftover]]] = {}
+    cache: Path | None = None
 
     def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list, list]:
         key = (css_body, ruleset_index)
         cached = self._rules.get(key)
         if cached is None:
-            rules, leftover = super()._parse_style_rules(css_body, ruleset_index)
-            cached = (tuple(rules), _Leftover(leftover))
+            cached = self._read_rules(css_body, ruleset_index)
+            if cached is None:
+                rules, leftover = super()._parse_style_rules(css_body, ruleset_index)
+                cached = (tuple(rules), _Leftover(leftover))
+                self._write_rules(css_body, ruleset_index, cached)
             if len(self._rules) >= _RULES_CACHE_SIZE:
                 self._rules.clear()
             self._rules[key] = cached
         return list(cached[0]), cached[1]
+
+    def _rules_file(self, css_body: str, ruleset_index: int) -> Path | None:
+        if self.cache is None:
+            return None
+        digest = hashlib.sha256(f"{RULES_CACHE_VERSION}\0{premailer_version}\0{ruleset_index}\0"
+                                f"{css_body}".encode()).hexdigest()
+        return self.cache / f"{digest[:32]}.json"
+
+    def _read_rules(self, css_body: str, ruleset_index: int) -> tuple[tuple, _Leftover] | None:
+        path = self._rules_file(css_body, ruleset_index)
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8")) if path else None
+            if stored is None:
+                return None
+            rules = tuple((tuple(spec), selector, bulk) for spec, selector, bulk in stored["rules"])
+            leftover = _Leftover()
+            leftover.text = stored["leftover"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return rules, leftover
+
+    def _write_rules(self, css_body: str, ruleset_index: int,
+                     parsed: tuple[tuple, _Leftover]) -> None:
+        path = self._rules_file(css_body, ruleset_index)
+        if path is None:
+            return
+        rules, leftover = parsed
+        text = self._css_rules_to_string(leftover) if leftover else None
+        data = json.dumps({"rules": [list(rule) for rule in rules], "leftover": text})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            pass
 
     def _style_to_basic_html_attributes(
         self, element: HtmlElement, style_content: str, force: bool = False
@@ -149,8 +201,8 @@ def _basic_attributes(style_content: str) -> tuple[tuple[str, str], ...]:
     return tuple(attributes.items())
 
 
-def _inliner() -> _Inliner:
-    return _Inliner(
+def _inliner(cache: Path | None) -> _Inliner:
+    inliner = _Inliner(
         base_url=None,
         allow_network=False,
         allow_loading_external_files=False,
@@ -164,11 +216,16 @@ def _inliner() -> _Inliner:
         align_floating_images=False,  # done by `image_widths`, without a cssutils parse per image
         cssutils_logging_level=logging.CRITICAL,
     )
+    inliner.cache = cache
+    return inliner
 
 
-def inline_tree(doc: HtmlElement) -> None:
-    """Inline the page's CSS in place, then give fluid images back their pixel widths."""
-    _inliner().transform(doc)
+def inline_tree(doc: HtmlElement, cache: Path | None = None) -> None:
+    """Inline the page's CSS in place, then give fluid images back their pixel widths.
+
+    `cache`: a folder where parsed style blocks are kept between processes.
+    """
+    _inliner(cache).transform(doc)
     image_widths(doc)
 
 

@@ -28,6 +28,8 @@ from newsletter.core.html import parse_page, serialise_page
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
 
+CSS_CACHE = Path(".newsletter") / "cache" / "css"  # the template's parsed style blocks
+
 
 @dataclass
 class Build:
@@ -110,14 +112,15 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     issue = load_issue(pub, pub.issue_dir(issue_ref))
     images = process_images(pub, issue)
     email, web = render(pub, issue, topic, images=images)
-    page = _page(email)
+    css_cache = pub.root / CSS_CACHE
+    page = _page(email, css_cache)
     found = tag_page(page)
     html = serialise_page(page, doctype=email.isolate)
     tracked = None
     if pub.config.tracking.clicks:  # the same inlined page, its links turned into placeholders
         track(found)
         tracked = serialise_page(page, doctype=email.isolate)
-    web_html = serialise_page(_page(web), doctype=web.isolate)
+    web_html = serialise_page(_page(web, css_cache), doctype=web.isolate)
     subject = issue.manifest.subject
     digest = content_hash(subject, html, email.text)
     message = sample_message(pub, issue, subject, html, email.text, digest)
@@ -137,7 +140,7 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     )
 
 
-def _page(rendered: Rendered) -> HtmlElement:
+def _page(rendered: Rendered, css_cache: Path | None = None) -> HtmlElement:
     """A copy's compiled HTML parsed once, its left-to-right runs isolated when it has
     right-to-left parts, and its CSS inlined: one lxml tree for every page pass.
 
@@ -149,7 +152,7 @@ def _page(rendered: Rendered) -> HtmlElement:
     page = parse_page(rendered.html)
     if rendered.isolate:
         bidi.isolate_tree(page)
-    inline_tree(page)
+    inline_tree(page, css_cache)
     return page
 
 

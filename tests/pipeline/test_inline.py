@@ -86,24 +86,32 @@ def test_a_floated_image_gets_the_align_attribute_outlook_reads() -> None:
     assert plain.get("align") is None
 
 
-def test_a_build_with_cached_images_does_not_load_pillow(publication: Path) -> None:
-    """Pillow loads when an image has to be processed, not when every image is cached."""
+def test_a_new_process_reuses_processed_images_and_parsed_css(publication: Path) -> None:
+    """Pillow loads when an image has to be processed, not when every image is cached; the
+    template's parsed style blocks read back from disk give the same pages as parsing them."""
     script = (
-        "import sys; from pathlib import Path\n"
+        "import hashlib, sys; from pathlib import Path\n"
         "from newsletter.build import build_issue, write_build\n"
         "from newsletter.build.publication import Publication\n"
         f"pub = Publication.load(Path({str(publication)!r}))\n"
         f"build = build_issue(pub, {SAMPLE!r}); write_build(pub, build)\n"
         "assert build.images.by_source, 'the sample has local images'\n"
-        "print('PIL' in sys.modules)\n"
+        "pages = (build.html + build.web_html).encode()\n"
+        "print('PIL' in sys.modules, hashlib.sha256(pages).hexdigest())\n"
     )
 
-    def loaded() -> str:
+    def run() -> list[str]:
         return subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout.strip()
+                              capture_output=True, text=True).stdout.split()
 
-    assert loaded() == "True"  # first build: the images are processed
-    assert loaded() == "False"  # second build, a new process: all cached on disk
+    css = publication / ".newsletter" / "cache" / "css"
+    first = run()  # images processed, style blocks parsed
+    assert first[0] == "True" and list(css.glob("*.json"))
+    second = run()  # a new process: images and parsed style blocks from the disk caches
+    assert second == ["False", first[1]]
+    for stored in css.glob("*.json"):
+        stored.write_text("{not json")
+    assert run() == ["False", first[1]]  # an unreadable entry is parsed again
 
 
 def test_a_rebuild_sees_an_edited_translation(publication: Path) -> None:
