@@ -50,8 +50,8 @@ import cssutils  # noqa: E402  (after the cache size above)
 def _import_premailer() -> type:
     """premailer's Premailer class, imported without loading `requests`.
 
-    premailer imports requests (with urllib3, charset detection, cookies: a fifth of a cold
-    build's imports) only to fetch external stylesheets, which the build never allows: it is
+    premailer imports requests (with urllib3, charset detection, cookies: about a tenth of a
+    cold build's imports) only to fetch external stylesheets, which the build never allows: it is
     always given `_NoNetwork` as its session. So while premailer loads, `requests` is a bare
     placeholder module, removed again at once; a later `import requests` anywhere gets the real
     one.

@@ -87,8 +87,9 @@ def test_a_floated_image_gets_the_align_attribute_outlook_reads() -> None:
 
 
 def test_a_new_process_reuses_processed_images_and_parsed_css(publication: Path) -> None:
-    """Pillow loads when an image has to be processed, not when every image is cached; the
-    template's parsed style blocks read back from disk give the same pages as parsing them."""
+    """Pillow loads when an image has to be processed, not when every image is cached (and
+    requests never); the template's parsed style blocks read back from disk give the same
+    pages as parsing them."""
     script = (
         "import hashlib, sys; from pathlib import Path\n"
         "from newsletter.build import build_issue, write_build\n"
@@ -97,6 +98,7 @@ def test_a_new_process_reuses_processed_images_and_parsed_css(publication: Path)
         f"build = build_issue(pub, {SAMPLE!r}); write_build(pub, build)\n"
         "assert build.images.by_source, 'the sample has local images'\n"
         "pages = (build.html + build.web_html).encode()\n"
+        "assert 'requests' not in sys.modules, 'premailer loads without requests'\n"
         "print('PIL' in sys.modules, hashlib.sha256(pages).hexdigest())\n"
     )
 
