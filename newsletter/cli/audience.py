@@ -119,7 +119,11 @@ def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
     if name is not None and clean_name(name)[1]:
         err_console.print(f"warning: name cleaned to {clean_name(name)[0]!r} (control characters "
                           "became spaces; at most 200 characters)", markup=False)
-    with _database(app) as engine, engine.begin() as conn:
+    from newsletter.db.engine import write_connection
+
+    # Read, then write: SQLite's write lock is taken up front, or a writer that commits in
+    # between (serve's webhook, its pruning) would fail this at once with "database is locked".
+    with _database(app) as engine, write_connection(engine) as conn, conn.begin():
         if get_subscriber(conn, email) is None:
             refuse_erased(conn, app.publication.settings.secret, email)
         sub, created = add_subscriber(conn, email, name=name, tags=tags, attributes=attributes,
@@ -139,8 +143,9 @@ def unsubscribe_command(app: App, email: str) -> None:
     A bounced or complained address keeps that stronger status (the same ladder as the
     webhook and the suppression sync)."""
     from newsletter.audience import unsubscribe
+    from newsletter.db.engine import write_connection
 
-    with _database(app) as engine, engine.begin() as conn:
+    with _database(app) as engine, write_connection(engine) as conn, conn.begin():
         sub = unsubscribe(conn, email)
     if sub.status == "unsubscribed":
         console.print(f"unsubscribed {sub.email}", markup=False)

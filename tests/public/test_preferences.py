@@ -23,6 +23,7 @@ from newsletter.audience import Segments, add_subscriber, get_subscriber
 from newsletter.audience.history import history_of
 from newsletter.cli import main
 from newsletter.core.tokens import make_token, preferences_url
+from newsletter.db.engine import write_connection
 from newsletter.db.tables import subscriber_history
 from tests.public.conftest import SECRET, Site
 
@@ -48,7 +49,9 @@ def outbox_text(site: Site, address: str) -> str:
 
 
 def subscribe(site: Site, address: str, *tags: str) -> None:
-    with site.engine.begin() as conn:
+    # Read-then-write: take SQLite's write lock up front, as the product does (a server in the
+    # test may commit in between).
+    with write_connection(site.engine) as conn, conn.begin():
         add_subscriber(conn, address, name="Reader", tags=tags)
 
 
