@@ -17,6 +17,13 @@ Answers can be programmed: `answer(status, ...)` queues one-off answers (an
 answers 429/500 part of the time, `action="drop"` processes the request and hangs up without
 answering (the sender cannot know), `action="reset"` hangs up without processing.
 
+Pacing: `delay` is how long each mail send takes (per request, however many are in flight);
+`rate_limit(limit, window)` answers every mail send with X-RateLimit-Limit/Remaining/Reset
+headers for a window of `window` whole seconds, and 429 (Remaining 0) once `limit` requests
+arrived in the window. `pacing` records each mail send (arrival, answer, status, remaining,
+reset) and `early()` lists requests that arrived after an answer told the sender to wait
+until a reset, and before that reset. `peak` is the most mail sends handled at once.
+
 To extend it (suppression endpoints, event webhooks...), register a handler:
 `fake.route("GET", "/v3/suppression/unsubscribes", handler)` where `handler(fake, request)`
 returns an `Answer`. Run `python -m tests.fake_sendgrid` for a standalone server (the
@@ -65,6 +72,22 @@ class Request:
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
+
+
+@dataclass
+class Pace:
+    """One mail send as the rate limit saw it."""
+
+    arrived: float
+    answered: float
+    status: int
+    remaining: int | None
+    reset: int | None
+
+    @property
+    def says_wait(self) -> bool:
+        """The answer told the sender to send nothing more before `reset`."""
+        return self.reset is not None and (self.status == 429 or self.remaining == 0)
 
 
 @dataclass
@@ -249,6 +272,11 @@ class FakeSendGrid:
         self.keep = keep  # keep every Delivery (tests) or only counts (bench)
         self.delay = 0.0  # seconds each mail send takes
         self.busy = 0  # requests being handled right now
+        self.sending = 0  # mail sends being handled right now
+        self.peak = 0  # the most mail sends handled at once
+        self.window: tuple[int, int] | None = None  # rate limit: (requests, seconds)
+        self.window_counts: Counter[int] = Counter()  # requests per window (by its reset)
+        self.pacing: list[Pace] = []
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self.counts: Counter[str] = Counter()
@@ -286,6 +314,18 @@ class FakeSendGrid:
     def fail_randomly(self, rates: dict[int, float], seed: int = 0) -> None:
         """Answer mail sends with these statuses at these rates (e.g. {429: .2, 500: .2})."""
         self.chaos = (random.Random(seed), rates)
+
+    def rate_limit(self, limit: int, window: int = 1) -> None:
+        """Allow `limit` mail sends per `window` seconds, with X-RateLimit headers; 429 over it."""
+        self.window = (limit, window)
+
+    def early(self, grace: float = 0.2) -> list[tuple[Pace, Pace]]:
+        """(answer, request) pairs: a request that arrived more than `grace` seconds after an
+        answer told the sender to wait, and before that answer's reset."""
+        with self.lock:
+            paces = list(self.pacing)
+        return [(told, pace) for told in paces if told.says_wait for pace in paces
+                if told.answered + grace < pace.arrived < told.reset]
 
     def recipients(self) -> Counter[str]:
         """How many times each address was accepted."""
@@ -444,8 +484,36 @@ class FakeSendGrid:
         return None
 
     def _mail_send(self, request: Request) -> Answer:
-        if self.delay:
-            time.sleep(self.delay)
+        arrived = time.time()
+        with self.lock:
+            self.sending += 1
+            self.peak = max(self.peak, self.sending)
+            remaining = reset = None
+            if self.window:
+                limit, seconds = self.window
+                reset = int(arrived // seconds * seconds + seconds)
+                used = self.window_counts[reset]
+                self.window_counts[reset] = used + 1
+                remaining = max(0, limit - used - 1)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            if self.window and used >= limit:
+                answer = Answer(429, {"errors": [_error("too many requests")]})
+            else:
+                answer = self._mail_send_now(request)
+        finally:
+            with self.lock:
+                self.sending -= 1
+        if self.window:
+            answer.headers.update({"X-RateLimit-Limit": str(limit),
+                                   "X-RateLimit-Remaining": str(remaining),
+                                   "X-RateLimit-Reset": str(reset)})
+            with self.lock:
+                self.pacing.append(Pace(arrived, time.time(), answer.status, remaining, reset))
+        return answer
+
+    def _mail_send_now(self, request: Request) -> Answer:
         scripted = self._next_answer()
         if scripted and scripted.action == "reset":
             return scripted
@@ -515,8 +583,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--count-only", action="store_true", help="keep counts, not messages")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each mail send takes")
     args = parser.parse_args()
     fake = FakeSendGrid(render=not args.count_only, keep=not args.count_only)
+    fake.delay = args.delay
     fake.start(args.port)
     assert fake.server is not None
     print(f"PORT {fake.server.server_address[1]}", flush=True)

@@ -11,9 +11,12 @@ While the run lasts, a heartbeat thread renews the send's lease, also while the 
 out a back-off; when the lease is lost (another process took it over) the run stops, and no
 write of this process lands (each is fenced by the lease token).
 
-A transport may take several batches at once (`Transport.parallel`, SendGrid: 2): batches are
-then delivered by as many worker threads, each with its own ledger transactions, so one
-request is being built while another waits for the provider.
+A transport may take several batches at once (`Transport.parallel`, SendGrid: up to
+`sendgrid.max_in_flight`): batches are then delivered by as many worker threads, each with its
+own ledger transactions. A transport with a `pacer` (newsletter.providers.pacing: SendGrid's
+adaptive concurrency) decides how many of them may be in flight now: a worker takes a slot
+before it commits its batch as in flight and gives it back once the outcome is recorded, so
+whatever the limit, each request in flight is one batch of known or unknown fate.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ class Engine:
 
     def run(self) -> RunReport:
         """Send every pending recipient of the send, batch by batch, under a heartbeat."""
+        if self.transport.pacer is not None:
+            self.transport.pacer.stop = self.stop  # Ctrl-C or a lost lease ends its waits
         beat = threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)
         done = threading.Event()
         self._done = done
@@ -151,14 +156,23 @@ class Engine:
 
     def _deliver_batch(self, items: list[Item], was_failed: int) -> bool:
         attempt = 0
+        pacer = self.transport.pacer
         while items:
             attempt += 1
-            batch = self.ledger.mark_in_flight(self.send_id, [i.key for i in items], was_failed,
-                                               whole=attempt == 1)
-            was_failed = 0
-            result = self._hand_over(items)
-            last_try = attempt >= self.policy.attempts
-            retry = self._record(items, result, batch, last_try=last_try)
+            if pacer is not None and not pacer.acquire():  # stopped while waiting for a slot
+                with self.lock:
+                    self.report.interrupted = True
+                return False
+            try:
+                batch = self.ledger.mark_in_flight(self.send_id, [i.key for i in items],
+                                                   was_failed, whole=attempt == 1)
+                was_failed = 0
+                result = self._hand_over(items)
+                last_try = attempt >= self.policy.attempts
+                retry = self._record(items, result, batch, last_try=last_try)
+            finally:
+                if pacer is not None:
+                    pacer.release()
             if result.stop:
                 self._stop_with(result.stop)
                 return False

@@ -4,6 +4,11 @@ One request carries up to 1000 recipients (fewer when the template uses many per
 see sendgrid_payload). Answers: 202 accepted; 429 and 5xx retried (429 waits for
 X-RateLimit-Reset); 413 splits the batch; 401/403 and other 4xx stop the send with SendGrid's
 own message. A request that left but got no answer is `unknown`.
+
+How many requests are in flight adapts to SendGrid's answers (newsletter.providers.pacing),
+up to `sendgrid.max_in_flight` in newsletter.yaml (default 8; the environment variable
+NEWSLETTER_SENDGRID_IN_FLIGHT overrides it); no request leaves before an X-RateLimit-Reset
+that SendGrid asked us to wait for.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome, Transport
 from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
+from newsletter.providers.pacing import Pacer
 from newsletter.providers.sendgrid.payload import TARGET_REQUEST_BYTES, PayloadBuilder
 
 DEFAULT_TIMEOUT = 60.0
@@ -74,12 +80,24 @@ def _header(headers: Any, name: str) -> str | None:
     return getter(name) if getter else None
 
 
+def _number(headers: Any, name: str) -> int | None:
+    value = (_header(headers, name) or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def rate_limit(headers: Any) -> dict[str, Any]:
+    """`remaining` and `reset` (Unix time) from X-RateLimit headers, when SendGrid sent them."""
+    reset = _number(headers, "X-RateLimit-Reset")
+    return {"remaining": _number(headers, "X-RateLimit-Remaining"),
+            "reset": float(reset) if reset is not None else None}
+
+
 class SendGridTransport(Transport):
     name = "sendgrid"
-    parallel = 2  # one request is built while the other waits for SendGrid
+    parallel = 8  # worker threads; the pacer decides how many requests are in flight
 
     def __init__(self, api_key: str | None, api_url: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 max_batch: int | None = None):
+                 max_batch: int | None = None, max_in_flight: int | None = None):
         if not api_key:
             raise NewsletterError("SENDGRID_API_KEY is not set; "
                                   "create an API key with Mail Send permission in SendGrid")
@@ -94,11 +112,15 @@ class SendGridTransport(Transport):
         self.where = api_url
         self.timeout = timeout
         self.max_batch = max_batch
+        self.max_in_flight = max_in_flight  # overrides the publication's sendgrid.max_in_flight
+        self.pacer = Pacer(max_in_flight or 8)
 
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
         self.builder = PayloadBuilder(mailing)
         self.batch_size = min(self.builder.batch_size, self.max_batch or self.builder.batch_size)
+        self.parallel = self.max_in_flight or mailing.config.sendgrid.max_in_flight
+        self.pacer = Pacer(self.parallel)
 
     # -- calls ----------------------------------------------------------------------------
     def _call(self, what: str, do) -> Any:
@@ -167,9 +189,16 @@ class SendGridTransport(Transport):
             return self._split(items)
         from python_http_client.exceptions import HTTPError
 
+        pacer = self.pacer
+        if not pacer.gate():  # stopped while waiting for SendGrid's rate-limit reset
+            return BatchResult.all(items, Outcome("retry", error="not sent: the send stopped "
+                                                  "while waiting for SendGrid's rate limit"))
+        started = time.time()
         try:
             response = self.raw.mail.send.post(request_body=_Payload(data), timeout=self.timeout)
         except HTTPError as exc:
+            pacer.record(started=started, latency=time.time() - started,
+                         limited=exc.status_code == 429, clean=False, **rate_limit(exc.headers))
             return self._refusal(items, exc)
         except urllib.error.URLError as exc:
             # urllib raises URLError while connecting or sending: the request did not arrive.
@@ -179,6 +208,8 @@ class SendGridTransport(Transport):
             # The request went out; the answer was lost.
             return BatchResult.all(items, Outcome(
                 "unknown", error=f"no answer from SendGrid: {exc or type(exc).__name__}"))
+        pacer.record(started=started, latency=time.time() - started,
+                     **rate_limit(response.headers))
         message_id = _header(response.headers, "X-Message-Id")
         return BatchResult.all(items, Outcome("accepted", provider_id=message_id))
 
