@@ -264,12 +264,14 @@ class FakeSendGrid:
     """The fake API. Use as a context manager, or start()/stop()."""
 
     def __init__(self, api_key: str = API_KEY, *, render: bool = True, keep: bool = True,
+                 keep_alive: bool = False,
                  scopes: tuple[str, ...] = ("mail.send", "mail.batch.create",
                                             "user.scheduled_sends.create")):
         self.api_key = api_key
         self.scopes = list(scopes)
         self.render = render  # substitute each personalization (tests) or only count (bench)
         self.keep = keep  # keep every Delivery (tests) or only counts (bench)
+        self.keep_alive = keep_alive  # HTTP/1.1 persistent connections (the bench's client)
         self.delay = 0.0  # seconds each mail send takes
         self.busy = 0  # requests being handled right now
         self.sending = 0  # mail sends being handled right now
@@ -346,7 +348,7 @@ class FakeSendGrid:
         fake = self
 
         class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
+            protocol_version = "HTTP/1.1" if fake.keep_alive else "HTTP/1.0"
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -438,6 +440,7 @@ class FakeSendGrid:
                 "accepted": sum(counts.values()),
                 "unique": len(counts),
                 "duplicates": sum(n - 1 for n in counts.values() if n > 1),
+                "peak": self.peak,
             })
 
     def _new_batch(self, request: Request) -> Answer:
@@ -584,8 +587,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--count-only", action="store_true", help="keep counts, not messages")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each mail send takes")
+    parser.add_argument("--keep-alive", action="store_true", help="HTTP/1.1 persistent connections")
     args = parser.parse_args()
-    fake = FakeSendGrid(render=not args.count_only, keep=not args.count_only)
+    fake = FakeSendGrid(render=not args.count_only, keep=not args.count_only,
+                        keep_alive=args.keep_alive)
     fake.delay = args.delay
     fake.start(args.port)
     assert fake.server is not None
