@@ -110,8 +110,9 @@ class Fake:
     """The fake SendGrid in its own process."""
 
     def __init__(self, *options: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fake_sendgrid", "--count-only",
-                                      *options], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        args = ["--count-only", "--instant", *options]
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fake_sendgrid", *args],
+                                     cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline().split()[1])
         self.url = f"http://127.0.0.1:{self.port}"
