@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 import urllib.error
 from collections.abc import Sequence
@@ -121,6 +122,7 @@ class SendGridTransport(Transport):
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight  # overrides the publication's sendgrid.max_in_flight
         self.pacer = Pacer(max_in_flight or 8)
+        self.building = threading.Lock()
 
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
@@ -180,12 +182,17 @@ class SendGridTransport(Transport):
                 wired.append(on_the_wire(item))
             except Unsendable as exc:
                 outcomes[item.key] = Outcome("failed", error=str(exc))
-        body, rejected = self.builder.body(wired)
+        # One request is built at a time (the GIL would serialise the work anyway), so the
+        # personalization dicts of one batch, not of every batch in flight, are in memory.
+        with self.building:
+            body, rejected = self.builder.body(wired)
+            data = orjson.dumps(body)
+            del body
         outcomes.update({key: Outcome("failed", error=reason)
                          for key, reason in rejected.items()})
         ready = [item for item in wired if item.key not in rejected]
         if ready:
-            result = self._post(ready, orjson.dumps(body))
+            result = self._post(ready, data)
             outcomes.update(zip((i.key for i in ready), result.outcomes, strict=True))
         else:
             result = BatchResult([])
