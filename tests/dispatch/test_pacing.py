@@ -111,6 +111,16 @@ def test_gate_waits_until_the_reset() -> None:
     assert time.time() >= reset
 
 
+def test_the_setting_defaults_to_eight_and_refuses_zero() -> None:
+    from pydantic import ValidationError
+
+    from newsletter.build.schema import SendGridConfig
+
+    assert SendGridConfig().max_in_flight == 8
+    with pytest.raises(ValidationError):
+        SendGridConfig(max_in_flight=0)
+
+
 # -- real sends ------------------------------------------------------------------------------
 def test_concurrency_grows_to_the_setting_and_not_beyond(pub: Pub, sendgrid: FakeSendGrid) -> None:
     add_people(pub.engine, 600)
