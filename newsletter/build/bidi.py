@@ -149,12 +149,11 @@ def _isolate_tail(element: etree._Element) -> None:
             anchor.tail = (anchor.tail or "") + piece
 
 
-def isolate_document(html: str) -> str:
-    """Isolate left-to-right runs in every right-to-left part of a whole HTML document."""
-    root = lxml_html.document_fromstring(html)
+def isolate_tree(root: etree._Element) -> None:
+    """Isolate left-to-right runs in every right-to-left part of a parsed HTML page, in place."""
     body = root.find("body")
     if body is None:
-        return html
+        return
     work: list[tuple[etree._Element, str]] = []
     for element in body.iter():
         if not isinstance(element.tag, str) or element.tag in SKIP:
@@ -173,8 +172,6 @@ def isolate_document(html: str) -> str:
             _isolate_text(element)
         else:
             _isolate_tail(element)
-    doctype = root.getroottree().docinfo.doctype or "<!doctype html>"
-    return lxml_html.tostring(root, encoding="unicode", doctype=doctype)
 
 
 def mark_lines(text: str, direction: str) -> str:

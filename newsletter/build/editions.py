@@ -11,9 +11,15 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from newsletter.build import i18n
 from newsletter.build.publication import Publication
-from newsletter.core.yamlsrc import SourceError, load_yaml_file
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, when built
+# issue.yaml path -> (its text, its mapping or None): every build reads every issue's manifest,
+# so an archive of many issues is parsed once per process and change, not once per build
+_SEEN: dict[Path, tuple[str, dict | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -35,16 +41,28 @@ def _manifests(pub: Publication) -> dict[str, dict]:
     if not base.is_dir():
         return found
     for folder in sorted(base.iterdir()):
-        path: Path = folder / "issue.yaml"
-        if not path.is_file():
-            continue
-        try:
-            data = load_yaml_file(path).data
-        except SourceError:
-            continue
-        if isinstance(data, dict):
+        data = _manifest(folder / "issue.yaml")
+        if data is not None:
             found[folder.name] = data
     return found
+
+
+def _manifest(path: Path) -> dict | None:
+    """The mapping in an issue.yaml, or None when missing, unreadable or not a mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    seen = _SEEN.get(path)
+    if seen is not None and seen[0] == text:
+        return seen[1]
+    try:
+        data = yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        data = None
+    mapping = data if isinstance(data, dict) else None
+    _SEEN[path] = (text, mapping)
+    return mapping
 
 
 def edition_group(pub: Publication, slug: str) -> list[Edition]:

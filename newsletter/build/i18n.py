@@ -72,7 +72,8 @@ def catalogue(lang: str) -> dict[str, str]:
     path = STRINGS_DIR / f"{base_language(lang)}.yaml"
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, when built
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
     return {str(k): str(v) for k, v in data.items()}
 
 

@@ -23,10 +23,12 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from newsletter.core.errors import Problem
+
+if TYPE_CHECKING:  # Pillow is imported only when an image is processed, not for a cached one
+    from PIL import Image
 
 COLUMN_WIDTH = 600  # the email column; the hero spans it
 PIECE_WIDTH = 552  # the column less the text padding (24 px each side) of the template
@@ -123,6 +125,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _process_bytes(data: bytes, stem: str, display_width: int, cache: Path) -> Processed:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
@@ -165,6 +169,8 @@ def _safe_stem(stem: str) -> str:
 
 def _still(image: Image.Image, source_format: str, max_width: int) -> tuple[bytes, str, tuple]:
     """Re-encode one frame: sRGB, flattened, at most `max_width` wide, without metadata."""
+    from PIL import Image
+
     palette = image.mode in ("P", "1", "L") and source_format in ("PNG", "GIF")
     colours = len(image.getcolors(256) or []) if palette else 0
     image = _to_srgb(image)
@@ -194,6 +200,8 @@ def _still(image: Image.Image, source_format: str, max_width: int) -> tuple[byte
 
 def _to_srgb(image: Image.Image) -> Image.Image:
     """Convert an image with an embedded colour profile to sRGB (the profile is then dropped)."""
+    from PIL import ImageCms
+
     icc = image.info.get("icc_profile")
     if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
         return image.convert("RGB") if image.mode == "CMYK" else image

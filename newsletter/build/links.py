@@ -9,7 +9,7 @@ piece whose marker sits in the same section (or around the link itself); a link 
 section without exactly one marker belongs to the chrome (piece 0). Links are numbered in
 document order: `position` over the whole email (1...), `index` within the piece.
 
-`tracked_html` rewrites every trackable link (http(s), no personal placeholder in it) to the
+`track` rewrites every trackable link (http(s), no personal placeholder in it) to the
 placeholder `%%link|POSITION%%`, which dispatch fills per recipient with a signed redirect URL
 (newsletter.events.tracking).
 """
@@ -82,7 +82,8 @@ def _piece_of(anchor: HtmlElement, sections: HtmlElement | None) -> int:
     return CHROME
 
 
-def _tag(doc: HtmlElement) -> list[tuple[HtmlElement, Link]]:
+def tag_page(doc: HtmlElement) -> list[tuple[HtmlElement, Link]]:
+    """Every link element of a parsed page with its Link, in document order."""
     anchors = _anchors(doc)
     markers = [e for e in doc.iter() if isinstance(e.tag, str) and e.get(MARKER)]
     sections = _lowest_common_ancestor(anchors + markers)
@@ -97,13 +98,11 @@ def _tag(doc: HtmlElement) -> list[tuple[HtmlElement, Link]]:
 
 def tag_links(html: str) -> list[Link]:
     """Every link of `html` with its piece, in document order."""
-    return [link for _, link in _tag(lxml.html.document_fromstring(html))]
+    return [link for _, link in tag_page(lxml.html.document_fromstring(html))]
 
 
-def tracked_html(html: str) -> str:
-    """`html` (before CSS inlining) with trackable links turned into `%%link|POSITION%%`."""
-    doc = lxml.html.document_fromstring(html)
-    for anchor, link in _tag(doc):
+def track(found: list[tuple[HtmlElement, Link]]) -> None:
+    """Turn the hrefs of trackable links (from `tag_page`) into `%%link|POSITION%%`, in place."""
+    for anchor, link in found:
         if link.trackable:
             anchor.set("href", placeholder("link", str(link.position)))
-    return lxml.html.tostring(doc, encoding="unicode", doctype="<!doctype html>")

@@ -24,10 +24,12 @@ _md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
 
 
 @lru_cache(maxsize=64)
-def _parse(source: str) -> tuple[Token, ...]:
+def parse_tokens(source: str) -> tuple[Token, ...]:
     """markdown-it's tokens for `source`, parsed once per text (a build reads each piece for
-    its images, its HTML, its text and its word count). Callers must not change them."""
+    its images, its HTML, its text and its word count; a rebuild in the preview finds the
+    pieces that did not change here). Callers must not change them."""
     return tuple(_md.parse(source))
+
 
 
 CREDIT_WORDS = ("Source:", "Sources:", "Credit:", "Photo:", "Data:", "Illustration:")
@@ -59,7 +61,7 @@ Figures = Callable[[str], Figure]
 def images(source: str) -> list[ImageRef]:
     """Every image in `source`, in order, with the line it is on."""
     found = []
-    for token in _parse(source):
+    for token in parse_tokens(source):
         if token.type != "inline":
             continue
         line = token.map[0] if token.map else 0
@@ -123,6 +125,17 @@ def figure_html(image: Token, figure: Figure) -> str:
     return out + "</div>\n"
 
 
+Looked = tuple[tuple[str, Figure], ...] | None  # each image src of a text with its Figure
+
+
+def _look_up(source: str, figures: Figures | None) -> Looked:
+    """What `figures` says of every image in `source`: with the text, the key of its rendering
+    (a rebuild in the preview renders only the pieces that changed)."""
+    if figures is None:
+        return None
+    return tuple((src, figures(src)) for src in dict.fromkeys(ref.src for ref in images(source)))
+
+
 def to_html(source: str, figures: Figures | None = None) -> str:
     """Render Markdown to HTML; raw HTML in the source is escaped, never passed through.
 
@@ -130,7 +143,13 @@ def to_html(source: str, figures: Figures | None = None) -> str:
     becomes a figure with caption and credit (from its title), other images get the published
     URL and size.
     """
-    tokens = _parse(source)
+    return _to_html(source, _look_up(source, figures))
+
+
+@lru_cache(maxsize=64)
+def _to_html(source: str, looked: Looked) -> str:
+    figures = None if looked is None else dict(looked).__getitem__
+    tokens = parse_tokens(source)
     if figures is None:
         return _md.renderer.render(list(tokens), _md.options, {})
     out: list[Token] = []
@@ -163,7 +182,7 @@ def to_html(source: str, figures: Figures | None = None) -> str:
 def paragraphs(source: str) -> list[str]:
     """The plain text of every paragraph (and list item) in `source`, whitespace collapsed."""
     found = []
-    for token in _parse(source):
+    for token in parse_tokens(source):
         if token.type == "inline":
             found.append(" ".join(_plain(token.children or []).split()))
     return [p for p in found if p]
@@ -192,6 +211,12 @@ def to_text(source: str, width: int = WIDTH, figures: Figures | None = None) -> 
     An image alone in its paragraph reads "[Chart: alt] Caption. Source: ..." (`figures` tells
     a chart from a photo).
     """
+    return _to_text(source, width, _look_up(source, figures))
+
+
+@lru_cache(maxsize=64)
+def _to_text(source: str, width: int, looked: Looked) -> str:
+    figures = None if looked is None else dict(looked).__getitem__
     state = _TextState()
     blocks: list[tuple[str, bool]] = []  # (text, goes on the line after the previous block)
     tight = new_list = False
@@ -199,7 +224,7 @@ def to_text(source: str, width: int = WIDTH, figures: Figures | None = None) -> 
     ordered: list[int | None] = []
     item_prefix = ""
     quote = False
-    for token in _parse(source):
+    for token in parse_tokens(source):
         if token.type in ("bullet_list_open", "ordered_list_open"):
             new_list = new_list or list_depth == 0
             list_depth += 1

@@ -13,17 +13,22 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from newsletter.build import markdown
+from lxml.html import HtmlElement
+
+from newsletter.build import bidi, markdown
 from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
-from newsletter.build.inline import inline_css
-from newsletter.build.links import Link, tag_links, tracked_html
+from newsletter.build.inline import inline_tree
+from newsletter.build.links import Link, tag_page, track
 from newsletter.build.package import compose, message_id_for, write_dist
 from newsletter.build.publication import Publication
-from newsletter.build.render import render
+from newsletter.build.render import Rendered, render
 from newsletter.build.source import LoadedIssue, load_issue
 from newsletter.core.errors import FailedError, InputError, Problem
+from newsletter.core.html import parse_page, serialise_page
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
+
+CSS_CACHE = Path(".newsletter") / "cache" / "css"  # the template's parsed style blocks
 
 
 @dataclass
@@ -107,9 +112,15 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     issue = load_issue(pub, pub.issue_dir(issue_ref))
     images = process_images(pub, issue)
     email, web = render(pub, issue, topic, images=images)
-    html = inline_css(email.html)
-    tracked = inline_css(tracked_html(email.html)) if pub.config.tracking.clicks else None
-    web_html = inline_css(web.html)
+    css_cache = pub.root / CSS_CACHE
+    page = _page(email, css_cache)
+    found = tag_page(page)
+    html = serialise_page(page, doctype=email.isolate)
+    tracked = None
+    if pub.config.tracking.clicks:  # the same inlined page, its links turned into placeholders
+        track(found)
+        tracked = serialise_page(page, doctype=email.isolate)
+    web_html = serialise_page(_page(web, css_cache), doctype=web.isolate)
     subject = issue.manifest.subject
     digest = content_hash(subject, html, email.text)
     message = sample_message(pub, issue, subject, html, email.text, digest)
@@ -124,9 +135,25 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
         content_hash=digest,
         warnings=pub.warnings + issue.warnings,
         images=images,
-        links=tag_links(html),
+        links=[link for _, link in found],
         tracked_html=tracked,
     )
+
+
+def _page(rendered: Rendered, css_cache: Path | None = None) -> HtmlElement:
+    """A copy's compiled HTML parsed once, its left-to-right runs isolated when it has
+    right-to-left parts, and its CSS inlined: one lxml tree for every page pass.
+
+    Serialised with a doctype only where the build always had one, on pages with right-to-left
+    parts: premailer dropped MJML's lowercase `<!doctype html>`, but kept the uppercase one the
+    bidi pass used to write. (Whether every page should have one is a rendering-mode decision
+    of its own, left as it was.)
+    """
+    page = parse_page(rendered.html)
+    if rendered.isolate:
+        bidi.isolate_tree(page)
+    inline_tree(page, css_cache)
+    return page
 
 
 def process_images(pub: Publication, issue: LoadedIssue) -> IssueImages:

@@ -28,14 +28,21 @@ PACKAGED_TEMPLATES = Path(__file__).parents[1] / "templates"
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 TWITTER = "https://twitter.com/"
+TEMPLATE_CACHE = Path(".newsletter") / "cache" / "templates"  # compiled templates, per publication
 
 
 @dataclass(frozen=True)
 class Rendered:
-    """One rendering of an issue: compiled (not yet inlined) HTML and the text part."""
+    """One rendering of an issue: compiled (not yet inlined) HTML and the text part.
+
+    `mjml` is the template's output the HTML was compiled from; `isolate` says whether the page
+    has right-to-left parts, whose left-to-right runs the page passes isolate (bidi).
+    """
 
     html: str
     text: str
+    mjml: str = ""
+    isolate: bool = False
 
 
 def template_dir(pub: Publication) -> Path:
@@ -55,14 +62,28 @@ def template_dir(pub: Publication) -> Path:
     )
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates on disk (checked against the template's source by Jinja), so a new
+    process does not compile them again; a cache folder that cannot be written is skipped."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
 @lru_cache(maxsize=8)
-def _environment(folder: Path) -> jinja2.Environment:
+def _environment(folder: Path, cache: Path | None = None) -> jinja2.Environment:
+    """One Jinja environment per template folder (and compiled-template cache folder)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         autoescape=jinja2.select_autoescape(["mjml.j2", "html.j2"], default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         auto_reload=True,
+        bytecode_cache=_BytecodeCache(str(cache)) if cache is not None else None,
     )
     env.globals["recipient"] = lambda key, fallback="": Markup(placeholder(key, fallback))
     env.filters["fill"] = _fill
@@ -232,7 +253,7 @@ def render(
 ) -> tuple[Rendered, Rendered]:
     """Render the email and the web copy (both parts each) from one template context."""
     folder = template_dir(pub)
-    env = _environment(folder)
+    env = _environment(folder, pub.root / TEMPLATE_CACHE)
     ctx = context(pub, issue, topic, images)
     return (
         _render_copy(env, folder, {**ctx, "web": False}),
@@ -248,11 +269,10 @@ def _render_copy(env: jinja2.Environment, folder: Path, ctx: dict[str, Any]) -> 
     except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
         raise InputError(Problem(folder / HTML_TEMPLATE, None, f"invalid MJML: {exc}")) from exc
     issue = ctx["issue"]
-    if issue["dir"] == "rtl" or any(p["dir"] == "rtl" for p in issue["pieces"]):
-        html = bidi.isolate_document(html)
+    isolate = issue["dir"] == "rtl" or any(p["dir"] == "rtl" for p in issue["pieces"])
     if issue["marks"]:
         text = bidi.mark_lines(text, issue["dir"])  # lines the pieces did not mark already
-    return Rendered(html=html, text=text)
+    return Rendered(html=html, text=text, mjml=mjml_source, isolate=isolate)
 
 
 def _render_template(env: jinja2.Environment, folder: Path, name: str, ctx: dict) -> str:

@@ -82,10 +82,8 @@ def _outside(folder: Path, ref: str, what: str) -> str:
 
 def _image_refs(body: str) -> list[tuple[str, int]]:
     """(src, line offset in the body) of each local image in a piece's Markdown."""
-    from newsletter.build.markdown import _md
-
     found = []
-    for tok in _md.parse(body):
+    for tok in markdown.parse_tokens(body):
         for child in tok.children or []:
             src = child.attrs.get("src") if child.type == "image" else None
             if isinstance(src, str) and src and not is_remote(src) \

@@ -1,14 +1,17 @@
 """The `newsletter` command: a thin layer over the pipeline's services.
 
-Commands live in one module per area (build, check, audience, dispatch, web, public), each
-exporting `COMMANDS`. A command's module is imported only when that command runs, so the start-up
-of `newsletter build` never pays for SQLAlchemy, Starlette or the SendGrid client.
+Commands live in one module per area (build, check, audience, dispatch, report, web, publish,
+public), each exporting `COMMANDS`. A command's module is imported only when that command runs
+or shows its help, and `newsletter --help` lists every command from the table below without
+importing any of them, so start-up pays for click and little else (docs/performance.md,
+"Startup"). Command modules keep their own heavy imports inside the command functions.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from gettext import gettext as _
 from pathlib import Path
 
 import click
@@ -17,42 +20,77 @@ from newsletter import __version__
 from newsletter.cli.common import App, Shown, report_unexpected
 from newsletter.core.errors import NewsletterError
 
-# command name -> module under newsletter.cli that defines it (in its COMMANDS list)
-COMMAND_MODULES: dict[str, str] = {
-    "init": "build",
-    "new": "build",
-    "build": "build",
-    "check": "check",
-    "subscribers": "audience",
-    "segments": "audience",
-    "send": "dispatch",
-    "send-test": "dispatch",
-    "status": "dispatch",
-    "report": "report",
-    "preview": "web",
-    "archive": "web",
-    "publish": "publish",
-    "serve": "public",
-    "suppressions": "public",
-    "events": "public",
+#: command name -> (module under newsletter.cli that defines it in its COMMANDS list, the first
+#: sentence of its help). The sentence is what `newsletter --help` shows (shortened to the
+#: terminal as click does); tests/cli/test_startup.py checks both against the commands.
+COMMAND_TABLE: dict[str, tuple[str, str]] = {
+    "init": ("build", "Create a new publication (in FOLDER, or the -C folder)."),
+    "new": ("build", "Start a new issue in issues/SLUG/ with one piece to edit."),
+    "build": ("build", "Build ISSUE (folder or slug) into dist/<slug>/."),
+    "check": ("check", "Check ISSUE (folder or slug) before sending: every finding, with where "
+                       "and how to fix."),
+    "subscribers": ("audience", "Manage subscribers (stored in the database, not in YAML)."),
+    "segments": ("audience", "List the segments in subscribers/segments.yaml with their live "
+                             "member counts."),
+    "send": ("dispatch", "Send ISSUE to one or more segments; run it again to resume an "
+                         "interrupted send."),
+    "send-test": ("dispatch", "Send a [TEST] copy of ISSUE to test_recipients (or --to), "
+                              "outside the ledger."),
+    "status": ("dispatch", "Show each send of ISSUE with its counts and any unknown or failed "
+                           "recipients."),
+    "report": ("report", "What people (and, beside them, machines) did with ISSUE: per piece, "
+                         "per link."),
+    "preview": ("web", "Preview ISSUE in the browser, rebuilding whenever a file changes."),
+    "archive": ("web", "Write the web archive: every issue's web copy, an index page and an "
+                       "Atom feed."),
+    "publish": ("publish", "Build ISSUE and publish its web copy and images where archive_url "
+                           "points."),
+    "serve": ("public", "Serve unsubscribe links, sign-up with double opt-in, the SendGrid event "
+                        "webhook and the published archive (see docs/deploy.md)."),
+    "suppressions": ("public", "SendGrid suppression lists (bounces, spam reports, "
+                               "unsubscribes, invalid emails)."),
+    "events": ("public", "SendGrid webhook events stored in the database."),
 }
+
+#: command name -> module under newsletter.cli that defines it
+COMMAND_MODULES: dict[str, str] = {name: module for name, (module, _) in COMMAND_TABLE.items()}
 
 
 class LazyGroup(click.Group):
-    """A group that imports a command's module on first use (click's lazy-loading pattern)."""
+    """A group that imports a command's module on first use (click's lazy-loading pattern) and
+    lists its commands from COMMAND_TABLE without importing them."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_TABLE))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         known = super().get_command(ctx, cmd_name)
-        if known is not None or cmd_name not in COMMAND_MODULES:
+        if known is not None or cmd_name not in COMMAND_TABLE:
             return known
-        module = importlib.import_module(f"newsletter.cli.{COMMAND_MODULES[cmd_name]}")
+        module = importlib.import_module(f"newsletter.cli.{COMMAND_TABLE[cmd_name][0]}")
         for command in module.COMMANDS:
             if command.name == cmd_name:
                 return command
         return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The "Commands" section, as click writes it, from the table: a stand-in command per
+        name carries the help sentence, so click shortens it to the terminal's width exactly as
+        it would the real command's help."""
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                command: click.Command = self.commands[name]
+            else:
+                command = click.Command(name, help=COMMAND_TABLE[name][1])
+            if not command.hidden:
+                rows.append((name, command))
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+        with formatter.section(_("Commands")):
+            formatter.write_dl([(name, command.get_short_help_str(limit))
+                                for name, command in rows])
 
     def invoke(self, ctx: click.Context) -> object:
         """Run the command; a domain error leaves as click's exception (message, exit code);

@@ -7,37 +7,26 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Column, Table
-from sqlalchemy import ColumnElement, Engine
 
-from newsletter.audience import (
-    Segments,
-    Subscriber,
-    add_subscriber,
-    count_subscribers,
-    export_csv,
-    get_subscriber,
-    import_csv,
-    iter_subscribers,
-    require_subscriber,
-    unsubscribe,
-)
-from newsletter.audience.erasure import refuse_erased
-from newsletter.audience.history import Entry, history_of
-from newsletter.audience.model import ascii_email, clean_name
-from newsletter.audience.privacy import forget
 from newsletter.cli.common import App, console, err_console, pass_app, warn
 from newsletter.core.errors import EXIT_FAILED, InputError, Problem
-from newsletter.db import open_database
+
+if TYPE_CHECKING:  # SQLAlchemy, rich and the audience package load when a command runs
+    from sqlalchemy import ColumnElement, Engine
+
+    from newsletter.audience import Subscriber
+    from newsletter.audience.history import Entry
 
 PROGRESS_MIN_BYTES = 1_000_000
 
 
 @contextmanager
 def _database(app: App) -> Iterator[Engine]:
+    from newsletter.db import open_database
+
     engine = open_database(app.publication.settings)
     try:
         yield engine
@@ -48,6 +37,8 @@ def _database(app: App) -> Iterator[Engine]:
 def _segment_filter(app: App, segment: str | None) -> ColumnElement[bool] | None:
     if segment is None:
         return None
+    from newsletter.audience import Segments
+
     segments = Segments.load(app.publication)
     warn(segments.warnings)
     return segments.condition(segment)
@@ -65,13 +56,23 @@ def subscribers_group() -> None:
 @pass_app
 def import_command(app: App, file: Path, tags: tuple[str, ...], strict: bool) -> None:
     """Add or update subscribers from a CSV file with an `email` column."""
+    from newsletter.audience import import_csv
+
     size = file.stat().st_size if file.is_file() else 0
     secret = app.publication.settings.secret
     with _database(app) as engine:
         if size >= PROGRESS_MIN_BYTES:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             columns = (TextColumn("importing"), BarColumn(), DownloadColumn(),
                        TimeRemainingColumn())
-            with Progress(*columns, console=err_console, transient=True) as bar:
+            with Progress(*columns, console=err_console.rich, transient=True) as bar:
                 task = bar.add_task("import", total=size)
                 report = import_csv(engine, file, tags=tags, strict=strict, secret=secret,
                                     progress=lambda done: bar.update(task, completed=done))
@@ -105,6 +106,10 @@ def import_command(app: App, file: Path, tags: tuple[str, ...], strict: bool) ->
 def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
                 attrs: tuple[str, ...], resubscribe: bool) -> None:
     """Add a subscriber, or update a known one."""
+    from newsletter.audience import add_subscriber, get_subscriber
+    from newsletter.audience.erasure import refuse_erased
+    from newsletter.audience.model import clean_name
+
     attributes: dict[str, str] = {}
     for item in attrs:
         key, sep, value = item.partition("=")
@@ -133,6 +138,8 @@ def unsubscribe_command(app: App, email: str) -> None:
 
     A bounced or complained address keeps that stronger status (the same ladder as the
     webhook and the suppression sync)."""
+    from newsletter.audience import unsubscribe
+
     with _database(app) as engine, engine.begin() as conn:
         sub = unsubscribe(conn, email)
     if sub.status == "unsubscribed":
@@ -148,6 +155,10 @@ def unsubscribe_command(app: App, email: str) -> None:
 @pass_app
 def list_command(app: App, segment: str | None, limit: int) -> None:
     """List subscribers (all of them, or a segment's members)."""
+    from rich.table import Column, Table
+
+    from newsletter.audience import count_subscribers, iter_subscribers
+
     where = _segment_filter(app, segment)
     with _database(app) as engine:
         with engine.connect() as conn:
@@ -174,6 +185,9 @@ def list_command(app: App, segment: str | None, limit: int) -> None:
 @pass_app
 def show_command(app: App, email: str, history: bool) -> None:
     """Show everything known about one subscriber."""
+    from newsletter.audience import require_subscriber
+    from newsletter.audience.history import history_of
+
     with _database(app) as engine, engine.connect() as conn:
         sub = require_subscriber(conn, email)
         entries = history_of(conn, sub.id) if history else []
@@ -183,6 +197,8 @@ def show_command(app: App, email: str, history: bool) -> None:
 
 
 def _show_history(entries: list[Entry]) -> None:
+    from rich.table import Table
+
     if not entries:
         console.print("no recorded changes", markup=False)
         return
@@ -194,6 +210,10 @@ def _show_history(entries: list[Entry]) -> None:
 
 
 def _show(sub: Subscriber) -> None:
+    from rich.table import Table
+
+    from newsletter.audience.model import ascii_email
+
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -229,6 +249,8 @@ def _show(sub: Subscriber) -> None:
 @pass_app
 def export_command(app: App, segment: str | None, output: Path | None) -> None:
     """Write subscribers as CSV (the format `subscribers import` reads)."""
+    from newsletter.audience import export_csv
+
     where = _segment_filter(app, segment)
     with _database(app) as engine:
         if output is None:
@@ -252,6 +274,9 @@ def forget_command(app: App, email: str, yes: bool) -> None:
     engagement events and send-ledger rows (counts stay right), and lists a keyed hash of the
     address so later imports refuse it until the person signs up again themselves.
     """
+    from newsletter.audience import require_subscriber
+    from newsletter.audience.privacy import forget
+
     secret = app.publication.settings.secret
     if not secret:
         raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
@@ -298,6 +323,10 @@ def sunset_command(app: App, period: str, do_unsubscribe: bool, tag: str, dry_ru
 @pass_app
 def segments_command(app: App) -> None:
     """List the segments in subscribers/segments.yaml with their live member counts."""
+    from rich.table import Table
+
+    from newsletter.audience import Segments
+
     segments = Segments.load(app.publication)
     warn(segments.warnings)
     if not segments.names:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli.common import App, console, pass_app, warn
+from newsletter.cli.common import App, pass_app, say, warn
 
 
 @click.command()
@@ -20,8 +20,8 @@ def init(ctx: click.Context, folder: Path | None, name: str) -> None:
     root = folder or ctx.find_object(App).root
     created = init_publication(root, name)
     for path in created:
-        console.print(f"created {path}")
-    console.print(f"Next: cd {root} && newsletter new <slug>")
+        say(f"created {path}")
+    say(f"Next: cd {root} && newsletter new <slug>")
 
 
 @click.command()
@@ -33,8 +33,8 @@ def new(app: App, slug: str, subject: str) -> None:
     from newsletter.build.scaffold import new_issue
 
     folder = new_issue(app.publication, slug, subject)
-    console.print(f"created {folder}/issue.yaml and {folder}/pieces/first.md")
-    console.print(f"Next: edit them, then `newsletter build {slug}`")
+    say(f"created {folder}/issue.yaml and {folder}/pieces/first.md")
+    say(f"Next: edit them, then `newsletter build {slug}`")
 
 
 @click.command()
@@ -48,12 +48,12 @@ def build(app: App, issue: str) -> None:
     warn(result.issue.warnings)
     target = write_build(app.publication, result)
     sizes = result.report["sizes"]
-    console.print(
+    say(
         f"built {result.slug}: {len(result.issue.pieces)} pieces, "
         f"email.html {sizes['email.html'] / 1024:.1f} KB"
     )
     for name in sorted(result.files()) + sorted(result.assets):
-        console.print(f"  {target / name}")
+        say(f"  {target / name}")
 
 
 COMMANDS: list[click.Command] = [init, new, build]

@@ -1,18 +1,25 @@
 """Shared CLI plumbing: the App context object, output helpers, and domain errors as click
-shows them."""
+shows them.
+
+Light on purpose: every command module imports this one, and `newsletter COMMAND --help` should
+cost little more than click. The publication (pydantic schemas) and rich are imported on first
+use.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from newsletter.build.publication import Publication
 from newsletter.core.errors import FailedError, InputError, NewsletterError, Problem
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from newsletter.build.publication import Publication
 
 
 @dataclass
@@ -26,14 +33,46 @@ class App:
     @property
     def publication(self) -> Publication:
         if self._publication is None:
+            from newsletter.build.publication import Publication
+
             self._publication = Publication.load(self.root)
             warn(self._publication.warnings)
         return self._publication
 
 
 pass_app = click.make_pass_decorator(App)
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class LazyConsole:
+    """A rich Console (no highlighting, no wrapping) made on first use: importing rich costs
+    about 30 ms that `--help` never needs."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self.stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def rich(self) -> Console:
+        """The Console itself (for rich's Progress and Live)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self.stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """rich's Console.print."""
+        self.rich.print(*objects, **options)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print a line of plain text as it is (no markup, emoji codes or wrapping), without rich:
+    for the commands that print nothing else, such as `build`."""
+    click.echo(text, err=err)
 
 
 def warn(problems: list[Problem]) -> None:
@@ -62,6 +101,9 @@ class Shown(click.ClickException):
 def report_unexpected(exc: BaseException, root: Path, *, debug: bool = False) -> FailedError:
     """Log `exc`'s traceback to ROOT/.newsletter/last-error.log (and show it with `debug`);
     return the one-line error to raise in its place (exit code 1)."""
+    import datetime as dt
+    import traceback
+
     text = "".join(traceback.format_exception(exc))
     log = root / ".newsletter" / "last-error.log"
     try:

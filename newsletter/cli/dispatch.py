@@ -227,7 +227,7 @@ class _progress:
         self.bar = Progress(
             TextColumn("[bold]sending[/bold]"), BarColumn(),
             TextColumn("{task.fields[line]}"), TimeElapsedColumn(),
-            console=err_console, transient=False,
+            console=err_console.rich, transient=False,
         )
         self.task = self.bar.add_task("send", total=total, line=self._line())
 

@@ -5,8 +5,6 @@ Starlette, uvicorn, SQLAlchemy and the SendGrid client are imported inside the c
 
 from __future__ import annotations
 
-import socket
-
 import click
 
 from newsletter.cli.common import App, console, err_console, pass_app
@@ -14,6 +12,8 @@ from newsletter.core.errors import NewsletterError
 
 
 def _check_free(host: str, port: int) -> None:
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

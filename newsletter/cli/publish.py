@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli.common import App, console, pass_app, warn
+from newsletter.cli.common import App, pass_app, say, warn
 
 
 @click.command()
@@ -18,8 +18,8 @@ def publish(app: App, issue: str) -> None:
     pub = app.publication
     build = build_issue(pub, issue)
     warn(build.issue.warnings)
-    console.print(publish_issue(pub, build).summary())
-    console.print(f"web copy: {pub.config.archive_url}{build.slug}/  (index and feed: "
+    say(publish_issue(pub, build).summary())
+    say(f"web copy: {pub.config.archive_url}{build.slug}/  (index and feed: "
                   "`newsletter archive --publish`)")
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 
 import click
@@ -45,6 +42,9 @@ def _text(report) -> None:
 
 
 def _csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
@@ -81,6 +81,8 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
 
     Also writes dist/<slug>/report.html, a page with charts (the preview's Report tab).
     """
+    import json
+
     from newsletter.db import open_database
     from newsletter.events.report import expert_report, issue_report
 

@@ -1,20 +1,22 @@
 """CLI commands: preview (the local staff preview server) and archive (the static web archive).
 
-Starlette, uvicorn and watchfiles are imported inside the commands so `newsletter build` stays fast.
+Starlette, uvicorn and watchfiles are imported inside the commands, so `--help` and every other
+command start without them.
 """
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import click
 
-from newsletter.cli.common import App, console, pass_app
+from newsletter.cli.common import App, pass_app, say
 from newsletter.core.errors import NewsletterError
 
 
 def _check_port(port: int) -> None:
+    import socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -41,7 +43,7 @@ def preview(app: App, issue: str, port: int) -> None:
     pub = app.publication
     folder = pub.issue_dir(issue)
     _check_port(port)
-    console.print(f"Previewing {folder.name} at http://127.0.0.1:{port}/  (Ctrl-C to stop)")
+    say(f"Previewing {folder.name} at http://127.0.0.1:{port}/  (Ctrl-C to stop)")
     serve(pub.root, folder, port)
 
 
@@ -66,14 +68,14 @@ def archive(app: App, out: Path | None, skip: tuple[str, ...], publish: bool) ->
     from newsletter.web.archive import build_archive
 
     result = build_archive(app.publication, out, skip)
-    console.print(f"archived {len(result.entries)} issue(s) in {result.folder}")
+    say(f"archived {len(result.entries)} issue(s) in {result.folder}")
     for entry in result.entries:
-        console.print(f"  {entry.slug}/index.html  {entry.subject}")
-    console.print("  index.html\n  feed.xml")
+        say(f"  {entry.slug}/index.html  {entry.subject}")
+    say("  index.html\n  feed.xml")
     if publish:
         from newsletter.web.publish import publish_folder
 
-        console.print(publish_folder(app.publication, result.folder).summary())
+        say(publish_folder(app.publication, result.folder).summary())
 
 
 COMMANDS: list[click.Command] = [preview, archive]

@@ -71,11 +71,25 @@ class _Builder:
             ) from exc
 
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, when built
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree of `text`, parsed by libyaml when available; on a syntax error, parsed
+    again by PyYAML's own parser so the message (and its line) is the same everywhere."""
+    try:
+        return yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        if _FAST_LOADER is yaml.SafeLoader:
+            raise
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def parse_yaml(text: str, path: Path, line_offset: int = 0) -> YamlDoc:
     """Parse `text`; raise SourceError naming file and line on a syntax error or bad value."""
     doc = YamlDoc(path=path, data=None, line_offset=line_offset)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
         if node is None:
             doc.lines[()] = 1 + line_offset
             return doc

@@ -26,7 +26,9 @@ class RunningServer:
         return self.app.state.live
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
+        # 60 s: /send-test runs the send gate, SpamAssassin included (seconds of CPU on a busy
+        # machine).
+        return httpx.Client(base_url=self.url, timeout=60)
 
 
 def run_in_thread(app: object) -> tuple[str, object, threading.Thread]:
