@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 #: an answer slower than this many times the fastest recent one means latency is rising
 SLOW_FACTOR = 2.0
@@ -44,7 +45,7 @@ class Pacer:
     """An adaptive limit on requests in flight, honouring a provider's rate-limit headers."""
 
     def __init__(self, max_in_flight: int, *, start: int = START,
-                 wall: callable = time.time) -> None:  # type: ignore[valid-type]
+                 wall: Callable[[], float] = time.time) -> None:
         self.max_in_flight = max(1, int(max_in_flight))
         self.limit = float(min(self.max_in_flight, max(1, start)))
         self.in_flight = 0
@@ -148,8 +149,11 @@ class Pacer:
                     return True
                 self._cond.wait(min(wait, 0.1))
 
-    def record(self, **answer: object) -> None:
+    def record(self, *, started: float, latency: float, limited: bool = False,
+               remaining: int | None = None, reset: float | None = None,
+               clean: bool = True) -> None:
         """`answered()` at the current time, under the lock."""
         with self._cond:
-            self.answered(self.wall(), **answer)  # type: ignore[arg-type]
+            self.answered(self.wall(), started=started, latency=latency, limited=limited,
+                          remaining=remaining, reset=reset, clean=clean)
             self._cond.notify_all()
