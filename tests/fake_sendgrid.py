@@ -17,10 +17,19 @@ Answers can be programmed: `answer(status, ...)` queues one-off answers (an
 answers 429/500 part of the time, `action="drop"` processes the request and hangs up without
 answering (the sender cannot know), `action="reset"` hangs up without processing.
 
+Pacing: `delay` is how long each mail send takes (per request, however many are in flight);
+`rate_limit(limit, window)` answers every mail send with X-RateLimit-Limit/Remaining/Reset
+headers for a window of `window` whole seconds, and 429 (Remaining 0) once `limit` requests
+arrived in the window. `pacing` records each mail send (arrival, answer, status, remaining,
+reset) and `early()` lists requests that arrived after an answer told the sender to wait
+until a reset, and before that reset. `peak` is the most mail sends handled at once.
+
 To extend it (suppression endpoints, event webhooks...), register a handler:
 `fake.route("GET", "/v3/suppression/unsubscribes", handler)` where `handler(fake, request)`
 returns an `Answer`. Run `python -m tests.fake_sendgrid` for a standalone server (the
-benchmark does), which prints `PORT <n>` and serves `GET /_fake/stats`.
+benchmark does), which prints `PORT <n>` and serves `GET /_fake/stats`; with `--instant` it
+checks the first mail send by SendGrid's rules and then only counts addresses, so the bench
+measures the sender rather than the fake.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 API_KEY = "SG.fake-test-key"
 RESERVED_HEADERS = {
@@ -65,6 +76,22 @@ class Request:
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
+
+
+@dataclass
+class Pace:
+    """One mail send as the rate limit saw it."""
+
+    arrived: float
+    answered: float
+    status: int
+    remaining: int | None
+    reset: int | None
+
+    @property
+    def says_wait(self) -> bool:
+        """The answer told the sender to send nothing more before `reset`."""
+        return self.reset is not None and (self.status == 429 or self.remaining == 0)
 
 
 @dataclass
@@ -241,14 +268,23 @@ class FakeSendGrid:
     """The fake API. Use as a context manager, or start()/stop()."""
 
     def __init__(self, api_key: str = API_KEY, *, render: bool = True, keep: bool = True,
+                 keep_alive: bool = False,
                  scopes: tuple[str, ...] = ("mail.send", "mail.batch.create",
                                             "user.scheduled_sends.create")):
         self.api_key = api_key
         self.scopes = list(scopes)
         self.render = render  # substitute each personalization (tests) or only count (bench)
         self.keep = keep  # keep every Delivery (tests) or only counts (bench)
+        self.keep_alive = keep_alive  # HTTP/1.1 persistent connections (the bench's client)
+        self.instant = False  # after one request checked in full, only count (the bench)
+        self.checked = 0  # mail send requests that passed SendGrid's rules
         self.delay = 0.0  # seconds each mail send takes
         self.busy = 0  # requests being handled right now
+        self.sending = 0  # mail sends being handled right now
+        self.peak = 0  # the most mail sends handled at once
+        self.window: tuple[int, int] | None = None  # rate limit: (requests, seconds)
+        self.window_counts: Counter[int] = Counter()  # requests per window (by its reset)
+        self.pacing: list[Pace] = []
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self.counts: Counter[str] = Counter()
@@ -287,6 +323,18 @@ class FakeSendGrid:
         """Answer mail sends with these statuses at these rates (e.g. {429: .2, 500: .2})."""
         self.chaos = (random.Random(seed), rates)
 
+    def rate_limit(self, limit: int, window: int = 1) -> None:
+        """Allow `limit` mail sends per `window` seconds, with X-RateLimit headers; 429 over it."""
+        self.window = (limit, window)
+
+    def early(self, grace: float = 0.2) -> list[tuple[Pace, Pace]]:
+        """(answer, request) pairs: a request that arrived more than `grace` seconds after an
+        answer told the sender to wait, and before that answer's reset."""
+        with self.lock:
+            paces = list(self.pacing)
+        return [(told, pace) for told in paces if told.says_wait for pace in paces
+                if told.answered + grace < pace.arrived < told.reset]
+
     def recipients(self) -> Counter[str]:
         """How many times each address was accepted."""
         with self.lock:
@@ -306,7 +354,7 @@ class FakeSendGrid:
         fake = self
 
         class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
+            protocol_version = "HTTP/1.1" if fake.keep_alive else "HTTP/1.0"
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -398,6 +446,7 @@ class FakeSendGrid:
                 "accepted": sum(counts.values()),
                 "unique": len(counts),
                 "duplicates": sum(n - 1 for n in counts.values() if n > 1),
+                "peak": self.peak,
             })
 
     def _new_batch(self, request: Request) -> Answer:
@@ -444,8 +493,36 @@ class FakeSendGrid:
         return None
 
     def _mail_send(self, request: Request) -> Answer:
-        if self.delay:
-            time.sleep(self.delay)
+        arrived = time.time()
+        with self.lock:
+            self.sending += 1
+            self.peak = max(self.peak, self.sending)
+            remaining = reset = None
+            if self.window:
+                limit, seconds = self.window
+                reset = int(arrived // seconds * seconds + seconds)
+                used = self.window_counts[reset]
+                self.window_counts[reset] = used + 1
+                remaining = max(0, limit - used - 1)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            if self.window and used >= limit:
+                answer = Answer(429, {"errors": [_error("too many requests")]})
+            else:
+                answer = self._mail_send_now(request)
+        finally:
+            with self.lock:
+                self.sending -= 1
+        if self.window:
+            answer.headers.update({"X-RateLimit-Limit": str(limit),
+                                   "X-RateLimit-Remaining": str(remaining),
+                                   "X-RateLimit-Reset": str(reset)})
+            with self.lock:
+                self.pacing.append(Pace(arrived, time.time(), answer.status, remaining, reset))
+        return answer
+
+    def _mail_send_now(self, request: Request) -> Answer:
         scripted = self._next_answer()
         if scripted and scripted.action == "reset":
             return scripted
@@ -458,11 +535,18 @@ class FakeSendGrid:
             return scripted
         if len(request.body) > 30 * 1024 * 1024:
             return Answer(413, {"errors": [_error("payload too large")]})
+        if self.instant and self.checked:  # the bench's instant stand-in: count, answer
+            people = orjson.loads(request.body)["personalizations"]
+            emails = [rcpt["email"].lower() for person in people for rcpt in person["to"]]
+            with self.lock:
+                self.counts.update(emails)
+            return Answer(202, None, {"X-Message-Id": uuid.uuid4().hex[:22]})
         try:
             body = request.json()
         except ValueError:
             return Answer(400, {"errors": [_error("Invalid JSON")]})
         errors = validate_mail_send(body)
+        self.checked += not errors
         batch_id = body.get("batch_id") if isinstance(body, dict) else None
         if batch_id is not None and batch_id not in self.batches:
             errors.append(_error("The batch ID is not valid.", "batch_id"))
@@ -515,8 +599,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--count-only", action="store_true", help="keep counts, not messages")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each mail send takes")
+    parser.add_argument("--keep-alive", action="store_true", help="HTTP/1.1 persistent connections")
+    parser.add_argument("--instant", action="store_true",
+                        help="check the first mail send in full, then only count addresses")
     args = parser.parse_args()
-    fake = FakeSendGrid(render=not args.count_only, keep=not args.count_only)
+    fake = FakeSendGrid(render=not args.count_only, keep=not args.count_only,
+                        keep_alive=args.keep_alive)
+    fake.instant = args.instant
+    fake.delay = args.delay
     fake.start(args.port)
     assert fake.server is not None
     print(f"PORT {fake.server.server_address[1]}", flush=True)

@@ -115,6 +115,7 @@ class SendGridConfig(Strict):
     asm_group_id: int | None = None
     categories: list[str] = Field(default_factory=list)
     undo_window: str | None = None  # e.g. 15m: the default for `send --undo-window`
+    max_in_flight: int = Field(8, ge=1, le=64)  # the adaptive limit's ceiling (requests at once)
 
     @field_validator("undo_window", mode="before")
     @classmethod

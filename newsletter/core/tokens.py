@@ -19,6 +19,7 @@ last `|`.
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 import json
 import time
@@ -47,8 +48,21 @@ class TokenInfo:
     expires: int
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+
+
+def _json_array(purpose: str, subject: str, expiry: int, issued: int) -> bytes:
+    """The payload as json.dumps writes it (ensure_ascii=False, compact); a send signs two per
+    recipient, so plain printable ASCII (every usual address) skips the encoder."""
+    plain = (purpose + subject).isascii() and (purpose + subject).isprintable()
+    if plain and '"' not in purpose + subject and "\\" not in purpose + subject:
+        return f'["{purpose}","{subject}",{expiry},{issued}]'.encode()
+    return json.dumps([purpose, subject, expiry, issued], ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
 
 
 def _unb64(text: str) -> bytes:
@@ -76,8 +90,7 @@ def make_token(secret: str, purpose: str, email: str, ttl: int | None = None, *,
     now = time.time() if now is None else now
     expiry = int(now) + ttl if ttl else 0
     issued = int(now * 1000) if stamped else 0
-    payload = json.dumps([purpose, email.lower(), expiry, issued],
-                         ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    payload = _json_array(purpose, email.lower(), expiry, issued)
     return f"{VERSION}.{_b64(payload)}.{_b64(_mac(secret, purpose, payload))}"
 
 

@@ -11,9 +11,12 @@ While the run lasts, a heartbeat thread renews the send's lease, also while the 
 out a back-off; when the lease is lost (another process took it over) the run stops, and no
 write of this process lands (each is fenced by the lease token).
 
-A transport may take several batches at once (`Transport.parallel`, SendGrid: 2): batches are
-then delivered by as many worker threads, each with its own ledger transactions, so one
-request is being built while another waits for the provider.
+A transport may take several batches at once (`Transport.parallel`, SendGrid: up to
+`sendgrid.max_in_flight`): batches are then delivered by as many worker threads, each with its
+own ledger transactions. A transport with a `pacer` (newsletter.providers.pacing: SendGrid's
+adaptive concurrency) decides how many of them may be in flight now: a worker takes a slot
+before it commits its batch as in flight and gives it back once the outcome is recorded, so
+whatever the limit, each request in flight is one batch of known or unknown fate.
 """
 
 from __future__ import annotations
@@ -30,6 +33,27 @@ from newsletter.providers.base import BatchResult, Outcome, Transport
 from newsletter.providers.mailing import Item
 
 Progress = Callable[[int, int, int], None]  # accepted, failed, unknown (increments)
+
+#: glibc's mallopt parameters: the number of malloc arenas, the size from which memory is mapped
+M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3
+
+
+def share_malloc_arenas() -> None:
+    """Let worker threads share glibc's malloc arena, and give big blocks back at once.
+
+    Each thread that allocates gets an arena of its own, which keeps its freed request
+    bodies (a megabyte each) for reuse, and glibc raises its mmap threshold past that size
+    after the first one is freed: with eight workers about 15-25 MB more peak memory. The GIL
+    serialises the allocations anyway. A no-op where the C library is not glibc.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_ARENA_MAX, 1)
+        libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
@@ -72,6 +96,8 @@ class Engine:
 
     def run(self) -> RunReport:
         """Send every pending recipient of the send, batch by batch, under a heartbeat."""
+        if self.transport.pacer is not None:
+            self.transport.pacer.stop = self.stop  # Ctrl-C or a lost lease ends its waits
         beat = threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)
         done = threading.Event()
         self._done = done
@@ -108,6 +134,8 @@ class Engine:
         attributes = mailing is None or mailing.uses_attributes
         batches = self.ledger.stream(self.send_id, ["pending"], size, attributes=attributes)
         workers = max(1, self.transport.parallel)
+        if workers > 1:
+            share_malloc_arenas()
         if workers == 1:
             for batch in batches:
                 if self.stop.is_set():
@@ -151,14 +179,23 @@ class Engine:
 
     def _deliver_batch(self, items: list[Item], was_failed: int) -> bool:
         attempt = 0
+        pacer = self.transport.pacer
         while items:
             attempt += 1
-            batch = self.ledger.mark_in_flight(self.send_id, [i.key for i in items], was_failed,
-                                               whole=attempt == 1)
-            was_failed = 0
-            result = self._hand_over(items)
-            last_try = attempt >= self.policy.attempts
-            retry = self._record(items, result, batch, last_try=last_try)
+            if pacer is not None and not pacer.acquire():  # stopped while waiting for a slot
+                with self.lock:
+                    self.report.interrupted = True
+                return False
+            try:
+                batch = self.ledger.mark_in_flight(self.send_id, [i.key for i in items],
+                                                   was_failed, whole=attempt == 1)
+                was_failed = 0
+                result = self._hand_over(items)
+                last_try = attempt >= self.policy.attempts
+                retry = self._record(items, result, batch, last_try=last_try)
+            finally:
+                if pacer is not None:
+                    pacer.release()
             if result.stop:
                 self._stop_with(result.stop)
                 return False

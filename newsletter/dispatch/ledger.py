@@ -412,9 +412,10 @@ class Ledger:
                     .order_by(send_recipients.c.id).limit(size)).all()
             if not rows:
                 return
-            after = rows[-1].id
-            yield Batch([Item(r.id, Recipient(r.email, r.name or "", r[3] or {}))
-                         for r in rows], sum(1 for r in rows if r.state == "failed"))
+            after = rows[-1][0]
+            yield Batch([Item(key, Recipient(email, name or "", attributes or {}))
+                         for key, email, name, attributes, _ in rows],
+                        sum(1 for r in rows if r[4] == "failed"))
 
     def count(self, send_id: int, states: Sequence[str]) -> int:
         with self.engine.connect() as conn:

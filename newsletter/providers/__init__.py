@@ -17,7 +17,8 @@ def make_transport(name: str | None, settings: Settings) -> Transport:
     """The transport called `name` (default: NEWSLETTER_TRANSPORT), configured from settings.
 
     NEWSLETTER_SENDGRID_BATCH caps recipients per SendGrid request (default and maximum 1000);
-    NEWSLETTER_SENDGRID_IN_FLIGHT sets how many requests may be in flight at once (default 2).
+    NEWSLETTER_SENDGRID_IN_FLIGHT, when set, overrides newsletter.yaml's
+    `sendgrid.max_in_flight` (the most requests in flight at once; default 8).
     """
     name = name or settings.transport
     if name == "outbox":
@@ -32,10 +33,8 @@ def make_transport(name: str | None, settings: Settings) -> Transport:
         from newsletter.providers.sendgrid.transport import SendGridTransport
 
         cap = os.environ.get("NEWSLETTER_SENDGRID_BATCH")
-        transport = SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url,
-                                      max_batch=int(cap) if cap else None)
         in_flight = os.environ.get("NEWSLETTER_SENDGRID_IN_FLIGHT")
-        if in_flight:
-            transport.parallel = max(1, int(in_flight))
-        return transport
+        return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url,
+                                 max_batch=int(cap) if cap else None,
+                                 max_in_flight=max(1, int(in_flight)) if in_flight else None)
     raise NewsletterError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")

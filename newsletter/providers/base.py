@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.pacing import Pacer
 
 State = Literal["accepted", "failed", "deferred", "retry", "unknown"]
 
@@ -58,6 +59,8 @@ class Transport(ABC):
     batch_size: int = 100
     #: how many `send()` calls may run at once (from different threads)
     parallel: int = 1
+    #: adapts how many of those may be in flight now (None: all `parallel` of them)
+    pacer: Pacer | None = None
     #: where messages end up, for the user (outbox folder, SMTP host, API URL)
     where: str = ""
 

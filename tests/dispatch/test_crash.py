@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from email import policy
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.db.ledger_tables import send_recipients, sends
@@ -80,18 +81,24 @@ def _check_counts(pub: Pub) -> None:
         states.count("accepted"), states.count("failed"), states.count("unknown"))
 
 
-def test_sigkill_during_a_sendgrid_send_then_resume(pub: Pub, sendgrid: FakeSendGrid) -> None:
+@pytest.mark.parametrize("in_flight", [2, 8])
+def test_sigkill_during_a_sendgrid_send_then_resume(pub: Pub, sendgrid: FakeSendGrid,
+                                                    in_flight: int) -> None:
+    """Up to 2 (NEWSLETTER_SENDGRID_IN_FLIGHT) or 8 (sendgrid.max_in_flight's default)
+    requests in flight when the kill lands."""
     rng = random.Random()
     seed = rng.randrange(1 << 30)
     rng.seed(seed)
-    people = add_people(pub.engine, 1200)
+    people = add_people(pub.engine, 1200 if in_flight == 2 else 2400)
     pub.env["NEWSLETTER_SENDGRID_BATCH"] = "40"
+    if in_flight != 8:
+        pub.env["NEWSLETTER_SENDGRID_IN_FLIGHT"] = str(in_flight)
     sendgrid.delay = 0.01
     base = ["send", SLUG, "--segment", "everyone", "--transport", "sendgrid", "--yes"]
     flag: list[str] = []
     for _ in range(KILLS):
         before = len(sendgrid.sends())
-        target = before + rng.randint(1, 12)
+        target = before + rng.randint(1, 6 * in_flight)
         if not _kill_when(pub, base + flag, lambda t=target: len(sendgrid.sends()) >= t, rng):
             break
         _check_counts(pub)
@@ -109,13 +116,16 @@ def test_sigkill_during_a_sendgrid_send_then_resume(pub: Pub, sendgrid: FakeSend
             got = {counts.get(e.lower(), 0) for e in emails}
             assert len(got) == 1, f"seed {seed}: one request, partly delivered?"
             flag += ["--accept-batch" if got == {1} else "--resend-batch", str(batch)]
-        assert len(flag) <= 4, f"seed {seed}: more batches in flight than requests at once"
+        assert len(flag) <= 2 * in_flight, f"seed {seed}: more batches in flight than " \
+                                           "requests at once"
     _finish(pub, base + flag, seed)
     counts = sendgrid.recipients()
     assert set(counts) == {p.lower() for p in people}, f"seed {seed}: someone was skipped"
     assert set(counts.values()) == {1}, f"seed {seed}: someone got it twice"
     assert set(_ledger(pub).values()) == {"accepted"}
     _check_counts(pub)
+    assert sendgrid.peak <= in_flight, f"seed {seed}: more requests at once than allowed"
+    print(f"sendgrid kill test: up to {in_flight} in flight, peak {sendgrid.peak} (seed {seed})")
 
 
 def test_sigkill_during_an_outbox_send_then_resume(pub: Pub) -> None:

@@ -12,6 +12,7 @@ import random
 import signal
 import time
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.db.ledger_tables import send_batches, send_recipients, sends
@@ -86,24 +87,29 @@ def test_the_fake_allows_ten_cancelled_batches_at_once(sendgrid: FakeSendGrid) -
         assert exc.status_code == 400 and b"10 different batches" in exc.body
 
 
-def test_sigkill_during_an_undo_window_send_then_resume(pub: Pub, sendgrid: FakeSendGrid) -> None:
-    """Four requests in flight, killed at random moments; each resume cancels exactly the
-    batches of unknown fate and resends their recipients: each person gets it once."""
+@pytest.mark.parametrize("in_flight", [4, 8])
+def test_sigkill_during_an_undo_window_send_then_resume(pub: Pub, sendgrid: FakeSendGrid,
+                                                        in_flight: int) -> None:
+    """Up to four (NEWSLETTER_SENDGRID_IN_FLIGHT) or eight (sendgrid.max_in_flight) requests
+    in flight, killed at random moments; each resume cancels exactly the batches of unknown
+    fate and resends their recipients: each person gets it once."""
     rng = random.Random()
     seed = rng.randrange(1 << 30)
     rng.seed(seed)
-    people = add_people(pub.engine, 1200)
+    people = add_people(pub.engine, 1200 if in_flight == 4 else 2400)
     config = pub.root / "newsletter.yaml"  # the undo window from newsletter.yaml
     config.write_text(config.read_text().replace("sendgrid: {categories: [weekly]}",
                                                  "sendgrid: {categories: [weekly], "
-                                                 "undo_window: 15m}"))
+                                                 f"undo_window: 15m, max_in_flight: {in_flight}}}"))
     pub.env["NEWSLETTER_SENDGRID_BATCH"] = "40"
-    pub.env["NEWSLETTER_SENDGRID_IN_FLIGHT"] = "4"
+    if in_flight == 4:
+        pub.env["NEWSLETTER_SENDGRID_IN_FLIGHT"] = "4"  # the environment overrides the file
+        config.write_text(config.read_text().replace("max_in_flight: 4", "max_in_flight: 1"))
     sendgrid.delay = 0.02
     args = ["send", SLUG, "--segment", "everyone", "--transport", "sendgrid", "--yes"]
     kills = cancelled_total = 0
     for _ in range(KILLS):
-        target = len(sendgrid.sends()) + rng.randint(1, 20)
+        target = len(sendgrid.sends()) + rng.randint(1, 5 * in_flight)
         proc = pub.spawn(*args)
         deadline = time.monotonic() + 60
         while (proc.poll() is None and len(sendgrid.sends()) < target
@@ -133,5 +139,7 @@ def test_sigkill_during_an_undo_window_send_then_resume(pub: Pub, sendgrid: Fake
     assert set(_states(pub).values()) == {"accepted"}, f"seed {seed}: unknown left"
     for d in sendgrid.deliveries:  # nothing was sent outside the undo window's batches
         assert d.batch_id and d.send_at
+    assert 1 < sendgrid.peak <= in_flight, f"seed {seed}: peak {sendgrid.peak} in flight"
     print(f"undo-window kill test: {kills} kills, {cancelled_total} batches cancelled, "
-          f"{len(people)} recipients, duplicates 0, unknown left 0 (seed {seed})")
+          f"{len(people)} recipients, up to {in_flight} in flight (peak {sendgrid.peak}), "
+          f"duplicates 0, unknown left 0 (seed {seed})")

@@ -135,6 +135,7 @@ class PayloadBuilder:
         self.text = rewrite("text", mailing.text)
         self.subject = rewrite("text", mailing.subject)
         self.keys = list(keys.values())
+        self.plan = [(k.placeholder, k.html_key, k.text_key) for k in self.keys]
         self.key_bytes = sum(len((k.html_key or "").encode()) + len((k.text_key or "").encode())
                              for k in self.keys)
         per_person = sum((k.html_key is not None) + (k.text_key is not None) for k in self.keys)
@@ -178,29 +179,33 @@ class PayloadBuilder:
         email = recipient.email
         if len(email) > MAX_ADDRESS_LENGTH or "@" not in email:
             raise RecipientRejected(f"address {email[:40]!r} is not one SendGrid accepts")
+        if self.substitutions_each > MAX_SUBSTITUTIONS_PER_PERSONALIZATION:
+            raise RecipientRejected("the template uses more than 100 personal values")
         unsubscribe = self.mailing.unsubscribe(email)
         raw = self.mailing.values(recipient, unsubscribe)
         substitutions: dict[str, str] = {}
-        for key in self.keys:
-            value = raw.get(key.placeholder, "")
-            if key.html_key:
-                substitutions[key.html_key] = html.escape(value, quote=True)
-            if key.text_key:
-                substitutions[key.text_key] = value
+        escape = html.escape
+        size = self.key_bytes
+        for placeholder, html_key, text_key in self.plan:
+            value = raw.get(placeholder, "")
+            if html_key:
+                escaped = substitutions[html_key] = escape(value)
+                size += 4 * len(escaped)
+            if text_key:
+                substitutions[text_key] = value
+                size += 4 * len(value)
         # A UTF-8 character takes at most 4 bytes: measure exactly only when it could matter.
-        if self.key_bytes + 4 * sum(map(len, substitutions.values())) > MAX_SUBSTITUTION_BYTES:
+        if size > MAX_SUBSTITUTION_BYTES:
             size = sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
             if size > MAX_SUBSTITUTION_BYTES:
                 raise RecipientRejected(f"personal values take {size} bytes; SendGrid allows "
                                         f"{MAX_SUBSTITUTION_BYTES} per recipient")
-        if len(substitutions) > MAX_SUBSTITUTIONS_PER_PERSONALIZATION:
-            raise RecipientRejected("the template uses more than 100 personal values")
-        to = {"email": email}
-        name = clean_name(recipient.name)
-        if name:
-            to["name"] = name
+        name = recipient.name
+        if ";" in name or "," in name or not name.isprintable() or "  " in name \
+                or name != name.strip():
+            name = clean_name(name)
         person: dict = {
-            "to": [to],
+            "to": [{"email": email, "name": name} if name else {"email": email}],
             "headers": {
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

@@ -4,20 +4,29 @@ One request carries up to 1000 recipients (fewer when the template uses many per
 see sendgrid_payload). Answers: 202 accepted; 429 and 5xx retried (429 waits for
 X-RateLimit-Reset); 413 splits the batch; 401/403 and other 4xx stop the send with SendGrid's
 own message. A request that left but got no answer is `unknown`.
+
+How many requests are in flight adapts to SendGrid's answers (newsletter.providers.pacing),
+up to `sendgrid.max_in_flight` in newsletter.yaml (default 8; the environment variable
+NEWSLETTER_SENDGRID_IN_FLIGHT overrides it); no request leaves before an X-RateLimit-Reset
+that SendGrid asked us to wait for.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 import urllib.error
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome, Transport
 from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
+from newsletter.providers.pacing import Pacer
 from newsletter.providers.sendgrid.payload import TARGET_REQUEST_BYTES, PayloadBuilder
 
 DEFAULT_TIMEOUT = 60.0
@@ -40,15 +49,20 @@ def provider_message(body: bytes | str | None) -> str:
     return "; ".join(parts)
 
 
-class _Payload(str):
-    """A serialised request body for the client.
+class _Payload:
+    """A request body serialised by orjson (UTF-8 bytes), for the client.
 
-    The client encodes text bodies as they are, then formats the bytes into a debug log line
-    whether or not debug logging is on: a megabyte repr per request. Its bytes print short.
+    The client takes a text body (with a Content-Type other than plain "application/json")
+    and encodes it, so this hands over the bytes as they are when asked to encode; the client
+    then formats the bytes into a debug log line whether or not debug logging is on: a
+    megabyte repr per request. Its bytes print short.
     """
 
+    def __init__(self, data: bytes):
+        self.data = _Bytes(data)
+
     def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return _Bytes(str.encode(self, encoding, errors))
+        return self.data
 
 
 class _Bytes(bytes):
@@ -74,12 +88,24 @@ def _header(headers: Any, name: str) -> str | None:
     return getter(name) if getter else None
 
 
+def _number(headers: Any, name: str) -> int | None:
+    value = (_header(headers, name) or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def rate_limit(headers: Any) -> dict[str, Any]:
+    """`remaining` and `reset` (Unix time) from X-RateLimit headers, when SendGrid sent them."""
+    reset = _number(headers, "X-RateLimit-Reset")
+    return {"remaining": _number(headers, "X-RateLimit-Remaining"),
+            "reset": float(reset) if reset is not None else None}
+
+
 class SendGridTransport(Transport):
     name = "sendgrid"
-    parallel = 2  # one request is built while the other waits for SendGrid
+    parallel = 8  # worker threads; the pacer decides how many requests are in flight
 
     def __init__(self, api_key: str | None, api_url: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 max_batch: int | None = None):
+                 max_batch: int | None = None, max_in_flight: int | None = None):
         if not api_key:
             raise NewsletterError("SENDGRID_API_KEY is not set; "
                                   "create an API key with Mail Send permission in SendGrid")
@@ -94,11 +120,16 @@ class SendGridTransport(Transport):
         self.where = api_url
         self.timeout = timeout
         self.max_batch = max_batch
+        self.max_in_flight = max_in_flight  # overrides the publication's sendgrid.max_in_flight
+        self.pacer = Pacer(max_in_flight or 8)
+        self.building = threading.Lock()
 
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
         self.builder = PayloadBuilder(mailing)
         self.batch_size = min(self.builder.batch_size, self.max_batch or self.builder.batch_size)
+        self.parallel = self.max_in_flight or mailing.config.sendgrid.max_in_flight
+        self.pacer = Pacer(self.parallel)
 
     # -- calls ----------------------------------------------------------------------------
     def _call(self, what: str, do) -> Any:
@@ -151,25 +182,37 @@ class SendGridTransport(Transport):
                 wired.append(on_the_wire(item))
             except Unsendable as exc:
                 outcomes[item.key] = Outcome("failed", error=str(exc))
-        body, rejected = self.builder.body(wired)
+        # One request is built at a time (the GIL would serialise the work anyway), so the
+        # personalization dicts of one batch, not of every batch in flight, are in memory.
+        with self.building:
+            body, rejected = self.builder.body(wired)
+            data = orjson.dumps(body)
+            del body
         outcomes.update({key: Outcome("failed", error=reason)
                          for key, reason in rejected.items()})
         ready = [item for item in wired if item.key not in rejected]
         if ready:
-            result = self._post(ready, json.dumps(body))
+            result = self._post(ready, data)
             outcomes.update(zip((i.key for i in ready), result.outcomes, strict=True))
         else:
             result = BatchResult([])
         return BatchResult([outcomes[i.key] for i in items], stop=result.stop, wait=result.wait)
 
-    def _post(self, items: Sequence[Item], data: str) -> BatchResult:
+    def _post(self, items: Sequence[Item], data: bytes) -> BatchResult:
         if len(data) > TARGET_REQUEST_BYTES and len(items) > 1:
             return self._split(items)
         from python_http_client.exceptions import HTTPError
 
+        pacer = self.pacer
+        if not pacer.gate():  # stopped while waiting for SendGrid's rate-limit reset
+            return BatchResult.all(items, Outcome("retry", error="not sent: the send stopped "
+                                                  "while waiting for SendGrid's rate limit"))
+        started = time.time()
         try:
             response = self.raw.mail.send.post(request_body=_Payload(data), timeout=self.timeout)
         except HTTPError as exc:
+            pacer.record(started=started, latency=time.time() - started,
+                         limited=exc.status_code == 429, clean=False, **rate_limit(exc.headers))
             return self._refusal(items, exc)
         except urllib.error.URLError as exc:
             # urllib raises URLError while connecting or sending: the request did not arrive.
@@ -179,6 +222,8 @@ class SendGridTransport(Transport):
             # The request went out; the answer was lost.
             return BatchResult.all(items, Outcome(
                 "unknown", error=f"no answer from SendGrid: {exc or type(exc).__name__}"))
+        pacer.record(started=started, latency=time.time() - started,
+                     **rate_limit(response.headers))
         message_id = _header(response.headers, "X-Message-Id")
         return BatchResult.all(items, Outcome("accepted", provider_id=message_id))
 
