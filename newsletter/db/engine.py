@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +57,31 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def write_connection(engine: Engine) -> Connection:
-    """A connection whose transactions take SQLite's write lock up front (BEGIN IMMEDIATE)."""
-    return engine.connect().execution_options(sqlite_immediate=True)
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> contextlib.AbstractContextManager[object]:
+    """On SQLite, a lock that lines up this process's writers for the database's one write
+    lock. SQLite's busy handler makes a waiting writer sleep (in steps of up to 100 ms) and
+    poll, so threads writing at once (a send's workers, webhook batches in `serve`) left the
+    database idle between transactions; a thread waiting here starts the moment the one before
+    it commits. Other processes still wait on SQLite's busy timeout. PostgreSQL: no lock."""
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    with _WRITERS_LOCK:
+        lock = _WRITERS.get(engine)
+        if lock is None:
+            lock = _WRITERS[engine] = threading.RLock()
+    return lock
+
+
+@contextlib.contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection whose transactions take SQLite's write lock up front (BEGIN IMMEDIATE),
+    held by one thread of this process at a time (see `_writer_lock`)."""
+    with _writer_lock(engine), engine.connect().execution_options(sqlite_immediate=True) as conn:
+        yield conn
 
 
 def connect(url: str | URL) -> Engine:

@@ -20,10 +20,7 @@ distinct second.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import threading
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -200,25 +197,6 @@ def apply_events(conn: Connection, events: Sequence[Event], now: dt.datetime | N
     return report
 
 
-_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
-_WRITERS_LOCK = threading.Lock()
-
-
-def _writer_lock(engine: Engine) -> contextlib.AbstractContextManager[object]:
-    """On SQLite, a lock that lines up this process's webhook batches for the database's one
-    write lock. SQLite's own busy handler makes a waiting writer sleep (in steps of up to
-    100 ms) and poll, so concurrent requests left the database idle between batches; a
-    thread waiting here starts the moment the batch before it commits. Other processes still
-    wait on SQLite's busy timeout. PostgreSQL: no lock (rows lock there)."""
-    if engine.dialect.name != "sqlite":
-        return contextlib.nullcontext()
-    with _WRITERS_LOCK:
-        lock = _WRITERS.get(engine)
-        if lock is None:
-            lock = _WRITERS[engine] = threading.Lock()
-    return lock
-
-
 def apply_batch(engine: Engine, events: Sequence[Event], attempts: int = 3,
                 limits: Thresholds | None = None) -> ApplyReport:
     """Apply `events` in one write transaction (taken up front on SQLite). Rows are locked in
@@ -226,7 +204,7 @@ def apply_batch(engine: Engine, events: Sequence[Event], attempts: int = 3,
     concurrent batches is retried."""
     for attempt in range(1, attempts + 1):
         try:
-            with _writer_lock(engine), write_connection(engine) as conn, conn.begin():
+            with write_connection(engine) as conn, conn.begin():
                 return apply_events(conn, events, limits=limits)
         except DBAPIError as exc:
             code = getattr(exc.orig, "sqlstate", None)
