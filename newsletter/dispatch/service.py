@@ -12,12 +12,8 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from newsletter.build import Build, build_issue
-from newsletter.build.publication import Publication
-from newsletter.build.schema import check_address
-from newsletter.checks import require_passing
 from newsletter.core.errors import FailedError, InputError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.tokens import SAMPLE_SECRET, signing_secrets
@@ -34,6 +30,10 @@ from newsletter.dispatch.ledger import (
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.providers import Transport, make_transport
 from newsletter.providers.mailing import Item, Mailing
+
+if TYPE_CHECKING:
+    from newsletter.build import Build
+    from newsletter.build.publication import Publication
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
@@ -193,6 +193,9 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         raise NewsletterError("name at least one --segment")
     label = " + ".join(segments)
     topic = _segment_topic(pub, segments[0]) if len(segments) == 1 else None
+    from newsletter.build import build_issue
+    from newsletter.checks import require_passing
+
     build = build_issue(pub, issue, topic)  # a one-topic segment's footer offers to stop it
     require_passing(pub, build)  # the pre-send quality gate: refuse on any check error
     if not dry_run:
@@ -508,6 +511,9 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
     Each copy is personalised with the sample recipient's name and attributes and the test
     address. Raises FailedError when any copy was not accepted.
     """
+    from newsletter.build.schema import check_address
+    from newsletter.checks import require_passing
+
     require_passing(pub, build)
     addresses = list(dict.fromkeys(to or pub.config.test_recipients))
     if not addresses:

@@ -152,3 +152,19 @@ def test_subscribers_list_imports_no_build_or_web_library(publication: Path) -> 
     unused = ("jinja2", "premailer", "mjml", "lxml", "markdown_it", "PIL", "starlette",
               "uvicorn", "sendgrid")
     assert sorted(m for m in modules if m.split(".")[0] in unused) == []
+
+
+def test_status_and_send_cancel_import_no_build_library(publication: Path) -> None:
+    """Reading the ledger needs the database, not the build stack (templates, CSS, HTML)."""
+    env = {**os.environ,
+           "NEWSLETTER_DATABASE_URL": f"sqlite:///{publication / 'status.db'}"}
+    code, output, modules = probe("-C", str(publication), "status", SAMPLE_SLUG, env=env)
+    assert code == 0, output
+    assert f"no sends of {SAMPLE_SLUG} yet" in output
+    assert "sqlalchemy" in modules
+    code, output, cancel_modules = probe("-C", str(publication), "send", "cancel", SAMPLE_SLUG,
+                                         "--yes", env=env)
+    assert code != 0, output  # nothing to cancel: said in one line
+    unused = ("jinja2", "premailer", "cssutils", "mjml", "lxml", "markdown_it", "PIL", "babel",
+              "starlette", "uvicorn")
+    assert sorted(m for m in modules | cancel_modules if m.split(".")[0] in unused) == []
