@@ -15,8 +15,8 @@ import yaml
 
 from newsletter.build import i18n
 from newsletter.build.publication import Publication
+from newsletter.core.yamlsrc import load_plain
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, when built
 # issue.yaml path -> (its text, its mapping or None): every build reads every issue's manifest,
 # so an archive of many issues is parsed once per process and change, not once per build
 _SEEN: dict[Path, tuple[str, dict | None]] = {}
@@ -57,7 +57,7 @@ def _manifest(path: Path) -> dict | None:
     if seen is not None and seen[0] == text:
         return seen[1]
     try:
-        data = yaml.load(text, Loader=_LOADER)
+        data = load_plain(text)
     except yaml.YAMLError:
         data = None
     mapping = data if isinstance(data, dict) else None

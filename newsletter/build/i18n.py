@@ -11,9 +11,10 @@ import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
+
+from newsletter.core.yamlsrc import load_plain
 
 STRINGS_DIR = Path(__file__).resolve().parents[1] / "data" / "strings"
 REFERENCE = "en"
@@ -72,8 +73,7 @@ def catalogue(lang: str) -> dict[str, str]:
     path = STRINGS_DIR / f"{base_language(lang)}.yaml"
     if not path.is_file():
         return {}
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, when built
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
+    data = load_plain(path.read_text(encoding="utf-8")) or {}
     return {str(k): str(v) for k, v in data.items()}
 
 

@@ -74,6 +74,12 @@ class _Builder:
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, when built
 
 
+def load_plain(text: str) -> Any:
+    """The data of a YAML text, parsed by libyaml when available, without line tracking (for
+    files read often whose errors are reported elsewhere). Raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_FAST_LOADER)
+
+
 def _compose(text: str) -> yaml.Node | None:
     """The node tree of `text`, parsed by libyaml when available; on a syntax error, parsed
     again by PyYAML's own parser so the message (and its line) is the same everywhere."""
