@@ -80,10 +80,10 @@ def mjml_cli() -> Path | str:
 
 def issue_mjml(root: Path, folder: Path) -> Path:
     """The MJML the build compiles for the issue's email, written to a file for the CLI."""
-    from newsletter.build.pipeline import process_images
-    from newsletter.build.publication import Publication
-    from newsletter.build.render import render
-    from newsletter.build.source import load_issue
+    from newsletter.compose.pipeline import process_images
+    from newsletter.compose.publication import Publication
+    from newsletter.compose.render import render
+    from newsletter.compose.source import load_issue
 
     pub = Publication.load(root)
     issue = load_issue(pub, pub.issue_dir(SLUG))
@@ -129,8 +129,8 @@ CPU: dict[str, list[float]] = {}  # process CPU time of each rebuild, by bench l
 def rebuild(root: Path, label: str = "sample") -> list[float]:
     """Wall-clock times of in-process rebuilds; their CPU times go to CPU[label] (on a busy
     shared machine the CPU time is the steadier figure)."""
-    from newsletter.build import build_issue, write_build
-    from newsletter.build.publication import Publication
+    from newsletter.compose import build_issue, write_build
+    from newsletter.compose.publication import Publication
 
     piece = root / "issues" / SLUG / "pieces" / "energy.md"
     original = piece.read_text()

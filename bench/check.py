@@ -45,9 +45,9 @@ def command(root: Path, *extra: str) -> list[float]:
 
 def in_process(root: Path) -> tuple[list[float], list[float]]:
     """Seconds for the offline checks alone, and for build + offline checks, in one process."""
-    from newsletter.build import build_issue
-    from newsletter.build.publication import Publication
     from newsletter.checks import run
+    from newsletter.compose import build_issue
+    from newsletter.compose.publication import Publication
 
     pub = Publication.load(root)
     checks, both = [], []

@@ -214,8 +214,8 @@ def request_shape(pub: Path, db_path: str) -> tuple[dict, list[tuple[str, str, s
     """The send's shared body and placeholders, and whether the minimal client builds the
     same personalizations as the send's own builder."""
     os.environ.update({"NEWSLETTER_SECRET": SECRET})
-    from newsletter.build import build_issue
-    from newsletter.build.publication import Publication
+    from newsletter.compose import build_issue
+    from newsletter.compose.publication import Publication
     from newsletter.core.personalise import Recipient
     from newsletter.dispatch.service import make_mailing
     from newsletter.providers.mailing import Item

@@ -21,8 +21,8 @@ def golden_dir(slug: str) -> Path:
 
 def build_sample(workdir: Path, slug: str = SAMPLE_SLUG) -> dict[str, bytes]:
     """Build one of the repository's sample issues in a copy under `workdir`; return its files."""
-    from newsletter.build import build_issue, write_build
-    from newsletter.build.publication import Publication
+    from newsletter.compose import build_issue, write_build
+    from newsletter.compose.publication import Publication
     from tests.conftest import copy_sample
 
     os.environ.pop("NEWSLETTER_SECRET", None)  # the sample message uses the sample secret

@@ -18,7 +18,7 @@ import newsletter
 LAYERS: list[set[str]] = [
     {"newsletter", "newsletter.core"},  # the root package itself only holds __version__
     {"newsletter.db"},
-    {"newsletter.audience", "newsletter.build"},
+    {"newsletter.audience", "newsletter.compose"},
     {"newsletter.providers", "newsletter.checks"},
     {"newsletter.dispatch", "newsletter.events"},
     {"newsletter.web"},
@@ -109,8 +109,8 @@ def test_every_package_has_a_layer() -> None:
         # peers do not import each other
         ("newsletter.events.apply", "import newsletter.dispatch.ledger\n",
          ["newsletter.events.apply -> newsletter.dispatch.ledger"]),
-        ("newsletter.build.render", "from newsletter import audience\n",
-         ["newsletter.build.render -> newsletter.audience"]),
+        ("newsletter.compose.render", "from newsletter import audience\n",
+         ["newsletter.compose.render -> newsletter.audience"]),
         # relative imports resolve to their package
         ("newsletter.providers.smtp", "from ..dispatch import engine\n",
          ["newsletter.providers.smtp -> newsletter.dispatch.engine"]),
@@ -138,3 +138,27 @@ def test_readme_layout_lists_every_package() -> None:
     packages = {name.split(".")[1] for layer in LAYERS for name in layer if name.count(".") == 1}
     on_disk = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
     assert packages - {"__main__"} == on_disk
+
+
+#: The folder patterns of GitHub's standard Python .gitignore (github/gitignore, Python.gitignore):
+#: a package folder matching one is silently left out of a repository that adopts that file.
+PYTHON_GITIGNORE_FOLDERS = (
+    "build", "develop-eggs", "dist", "downloads", "eggs", ".eggs", "lib", "lib64", "parts",
+    "sdist", "var", "wheels", "share/python-wheels", "*.egg-info", "htmlcov", ".tox", ".nox",
+    ".cache", ".hypothesis", ".pytest_cache", "cover", "instance", "_build", "target",
+    "profile_default", "ipython_config.py", "__pypackages__", ".venv", "env", "venv", "ENV",
+    "env.bak", "venv.bak", "site", ".mypy_cache", ".pyre", ".pytype", "cython_debug", ".pdm-build",
+    ".pixi", ".ruff_cache", ".abstra", ".cursorignore", ".marimo",
+)
+
+
+def test_no_package_folder_is_named_like_an_ignored_output_folder() -> None:
+    """No folder of the package matches a folder pattern of the standard Python .gitignore."""
+    import fnmatch
+
+    folders = [p for p in ROOT.rglob("*") if p.is_dir() and p.name != "__pycache__"]
+    assert folders, "the package has folders"
+    clashes = [str(p.relative_to(ROOT.parent)) for p in folders
+               for pattern in PYTHON_GITIGNORE_FOLDERS
+               if "/" not in pattern and fnmatch.fnmatch(p.name, pattern)]
+    assert clashes == []

@@ -113,7 +113,7 @@ def colour_pairs(ctx: Context, scheme: str = "light") -> dict[tuple[str, str], P
 
 
 def check_contrast(ctx: Context) -> list[Finding]:
-    from newsletter.build.render import HTML_TEMPLATE, template_dir
+    from newsletter.compose.render import HTML_TEMPLATE, template_dir
 
     findings = []
     template = template_dir(ctx.pub) / HTML_TEMPLATE

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from newsletter.build import markdown
 from newsletter.checks.model import ERROR, WARNING, Context, Finding, excerpt
+from newsletter.compose import markdown
 from newsletter.core.personalise import KEYS, PLACEHOLDER
 
 SUBJECT_MIN, SUBJECT_MAX = 10, 78

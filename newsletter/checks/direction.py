@@ -4,10 +4,10 @@ and caniemail's support of `direction` / `dir` where a right-to-left issue relie
 
 from __future__ import annotations
 
-from newsletter.build import i18n, markdown
-from newsletter.build.bidi import strong_counts
 from newsletter.checks.clients import load_support
 from newsletter.checks.model import WARNING, Context, Finding
+from newsletter.compose import i18n, markdown
+from newsletter.compose.bidi import strong_counts
 
 #: share of strong letters in the "wrong" direction above which a text is reported
 THRESHOLD = 0.6

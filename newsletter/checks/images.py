@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.build.images import SCALE, Processed
 from newsletter.checks.model import WARNING, Context, Finding
+from newsletter.compose.images import SCALE, Processed
 
 KB = 1024
 MAX_BYTES = 400 * KB  # one image after processing

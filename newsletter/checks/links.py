@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from newsletter.build.schema import check_address
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
+from newsletter.compose.schema import check_address
 from newsletter.core.personalise import PLACEHOLDER
 
 SHORTENERS = frozenset(

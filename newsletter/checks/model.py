@@ -21,8 +21,8 @@ from newsletter.core.errors import Problem
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
 
-    from newsletter.build import Build
-    from newsletter.build.publication import Publication
+    from newsletter.compose import Build
+    from newsletter.compose.publication import Publication
 
 ERROR = "error"
 WARNING = "warning"

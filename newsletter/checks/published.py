@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from lxml import html as lxml_html
 
-from newsletter.build import Build
-from newsletter.build.publication import Publication
+from newsletter.compose import Build
+from newsletter.compose.publication import Publication
 
 TIMEOUT_S = 5.0
 WORKERS = 16

@@ -20,8 +20,8 @@ from newsletter.checks.spam import SpamCheck
 from newsletter.core.errors import FailedError, InputError, Problem
 
 if TYPE_CHECKING:
-    from newsletter.build import Build
-    from newsletter.build.publication import Publication
+    from newsletter.compose import Build
+    from newsletter.compose.publication import Publication
 
 Check = Callable[[Context], list[Finding]]
 OFFLINE: list[tuple[str, Check]] = [
@@ -134,7 +134,7 @@ def check_issue(
     timeout: float = 10.0,
 ) -> Report:
     """Build ISSUE and check it; a build that fails on bad input becomes error findings."""
-    from newsletter.build import build_issue
+    from newsletter.compose import build_issue
 
     try:
         build = build_issue(pub, issue)

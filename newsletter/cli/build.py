@@ -15,7 +15,7 @@ from newsletter.cli.common import App, pass_app, say, warn
 @click.pass_context
 def init(ctx: click.Context, folder: Path | None, name: str) -> None:
     """Create a new publication (in FOLDER, or the -C folder)."""
-    from newsletter.build.scaffold import init_publication
+    from newsletter.compose.scaffold import init_publication
 
     root = folder or ctx.find_object(App).root
     created = init_publication(root, name)
@@ -30,7 +30,7 @@ def init(ctx: click.Context, folder: Path | None, name: str) -> None:
 @pass_app
 def new(app: App, slug: str, subject: str) -> None:
     """Start a new issue in issues/SLUG/ with one piece to edit."""
-    from newsletter.build.scaffold import new_issue
+    from newsletter.compose.scaffold import new_issue
 
     folder = new_issue(app.publication, slug, subject)
     say(f"created {folder}/issue.yaml and {folder}/pieces/first.md")
@@ -42,7 +42,7 @@ def new(app: App, slug: str, subject: str) -> None:
 @pass_app
 def build(app: App, issue: str) -> None:
     """Build ISSUE (folder or slug) into dist/<slug>/."""
-    from newsletter.build import build_issue, write_build
+    from newsletter.compose import build_issue, write_build
 
     result = build_issue(app.publication, issue)
     warn(result.issue.warnings)

@@ -19,7 +19,7 @@ from newsletter.core.errors import FailedError, InputError, NewsletterError, Pro
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from newsletter.build.publication import Publication
+    from newsletter.compose.publication import Publication
 
 
 @dataclass
@@ -33,7 +33,7 @@ class App:
     @property
     def publication(self) -> Publication:
         if self._publication is None:
-            from newsletter.build.publication import Publication
+            from newsletter.compose.publication import Publication
 
             self._publication = Publication.load(self.root)
             warn(self._publication.warnings)

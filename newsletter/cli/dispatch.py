@@ -316,7 +316,7 @@ def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
 @pass_app
 def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) -> None:
     """Send a [TEST] copy of ISSUE to test_recipients (or --to), outside the ledger."""
-    from newsletter.build import build_issue
+    from newsletter.compose import build_issue
     from newsletter.dispatch.service import send_test as run
 
     build = build_issue(app.publication, issue)

@@ -12,7 +12,7 @@ from newsletter.cli.common import App, pass_app, say, warn
 @pass_app
 def publish(app: App, issue: str) -> None:
     """Build ISSUE and publish its web copy and images where archive_url points."""
-    from newsletter.build import build_issue
+    from newsletter.compose import build_issue
     from newsletter.web.publish import publish_issue
 
     pub = app.publication

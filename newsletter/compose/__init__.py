@@ -19,10 +19,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The pipeline's names, imported on first use: importing `newsletter.build.publication`
+    """The pipeline's names, imported on first use: importing `newsletter.compose.publication`
     (as `serve` does) must not load MJML, premailer and lxml (about 40 MB)."""
     if name in __all__:
-        from newsletter.build import pipeline
+        from newsletter.compose import pipeline
 
         return getattr(pipeline, name)
-    raise AttributeError(f"module 'newsletter.build' has no attribute {name!r}")
+    raise AttributeError(f"module 'newsletter.compose' has no attribute {name!r}")

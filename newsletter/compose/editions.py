@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from newsletter.build import i18n
-from newsletter.build.publication import Publication
+from newsletter.compose import i18n
+from newsletter.compose.publication import Publication
 from newsletter.core.yamlsrc import load_plain
 
 # issue.yaml path -> (its text, its mapping or None): every build reads every issue's manifest,

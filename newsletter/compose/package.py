@@ -12,7 +12,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
-from newsletter.build.schema import PublicationConfig
+from newsletter.compose.schema import PublicationConfig
 from newsletter.core.personalise import Recipient
 
 # Bodies are encoded under BODY_POLICY: quoted-printable lines of at most 76 columns (RFC 2045).

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from lxml.html import HtmlElement
 
-from newsletter.build import bidi, markdown
-from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
-from newsletter.build.inline import inline_tree
-from newsletter.build.links import Link, tag_page, track
-from newsletter.build.package import compose, message_id_for, write_dist
-from newsletter.build.publication import Publication
-from newsletter.build.render import Rendered, render
-from newsletter.build.source import LoadedIssue, load_issue
+from newsletter.compose import bidi, markdown
+from newsletter.compose.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
+from newsletter.compose.inline import inline_tree
+from newsletter.compose.links import Link, tag_page, track
+from newsletter.compose.package import compose, message_id_for, write_dist
+from newsletter.compose.publication import Publication
+from newsletter.compose.render import Rendered, render
+from newsletter.compose.source import LoadedIssue, load_issue
 from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.core.html import parse_page, serialise_page
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise

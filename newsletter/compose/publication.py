@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from newsletter.build.schema import PublicationConfig, validate
+from newsletter.compose.schema import PublicationConfig, validate
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.settings import Settings
 from newsletter.core.yamlsrc import SourceError, load_yaml_file

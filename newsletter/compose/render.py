@@ -15,12 +15,12 @@ import jinja2
 from markupsafe import Markup, escape
 from mjml import mjml2html
 
-from newsletter.build import bidi, i18n, markdown
-from newsletter.build.editions import edition_group
-from newsletter.build.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages
-from newsletter.build.links import piece_marker
-from newsletter.build.publication import Publication
-from newsletter.build.source import LoadedIssue, Piece, is_remote
+from newsletter.compose import bidi, i18n, markdown
+from newsletter.compose.editions import edition_group
+from newsletter.compose.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages
+from newsletter.compose.links import piece_marker
+from newsletter.compose.publication import Publication
+from newsletter.compose.source import LoadedIssue, Piece, is_remote
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.personalise import placeholder
 

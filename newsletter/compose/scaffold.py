@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from newsletter.build.publication import CONFIG_FILE, Publication
-from newsletter.build.render import PACKAGED_TEMPLATES
+from newsletter.compose.publication import CONFIG_FILE, Publication
+from newsletter.compose.render import PACKAGED_TEMPLATES
 from newsletter.core.errors import InputError, Problem
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from newsletter.build import markdown
-from newsletter.build.publication import Publication
-from newsletter.build.schema import Expert, IssueManifest, PieceMeta, validate
+from newsletter.compose import markdown
+from newsletter.compose.publication import Publication
+from newsletter.compose.schema import Expert, IssueManifest, PieceMeta, validate
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.yamlsrc import (
     SourceError,

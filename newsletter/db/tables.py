@@ -126,8 +126,8 @@ webhook_events = Table(
     Index("ix_webhook_events_key_time", "email_key", "occurred_at"),
 )
 
-#: Migration 4: every link of a send's email with its piece (newsletter.build.links), written when a
-#: send starts; clicks name their link by `position`, the redirect looks up its URL here.
+#: Migration 4: every link of a send's email with its piece (newsletter.compose.links), written
+#: when a send starts; clicks name their link by `position`, the redirect looks up its URL here.
 send_links = Table(
     "send_links",
     metadata,

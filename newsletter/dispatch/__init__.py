@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from newsletter.build import Build
-    from newsletter.build.publication import Publication
+    from newsletter.compose import Build
+    from newsletter.compose.publication import Publication
     from newsletter.dispatch.service import TestResult
 
 __all__ = ["send_issue", "send_test", "sends_for"]

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import and_, exists, false, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from newsletter.build.editions import Edition, edition_group
-from newsletter.build.i18n import base_language
-from newsletter.build.publication import Publication
+from newsletter.compose.editions import Edition, edition_group
+from newsletter.compose.i18n import base_language
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import NewsletterError
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import subscribers

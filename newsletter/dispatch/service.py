@@ -32,8 +32,8 @@ from newsletter.providers import Transport, make_transport
 from newsletter.providers.mailing import Item, Mailing
 
 if TYPE_CHECKING:
-    from newsletter.build import Build
-    from newsletter.build.publication import Publication
+    from newsletter.compose import Build
+    from newsletter.compose.publication import Publication
 
 #: SendGrid cannot cancel a scheduled batch later than this before its send_at
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
@@ -92,7 +92,7 @@ def _segment_condition(pub: Publication, segments: Sequence[str]) -> Any:
 
 def parse_window(text: str) -> dt.timedelta:
     """An undo window like `15m`, `1h`, `90s` or `1h30m`."""
-    from newsletter.build.schema import parse_duration
+    from newsletter.compose.schema import parse_duration
 
     try:
         return parse_duration(text)
@@ -193,8 +193,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         raise NewsletterError("name at least one --segment")
     label = " + ".join(segments)
     topic = _segment_topic(pub, segments[0]) if len(segments) == 1 else None
-    from newsletter.build import build_issue
     from newsletter.checks import require_passing
+    from newsletter.compose import build_issue
 
     build = build_issue(pub, issue, topic)  # a one-topic segment's footer offers to stop it
     require_passing(pub, build)  # the pre-send quality gate: refuse on any check error
@@ -511,8 +511,8 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
     Each copy is personalised with the sample recipient's name and attributes and the test
     address. Raises FailedError when any copy was not accepted.
     """
-    from newsletter.build.schema import check_address
     from newsletter.checks import require_passing
+    from newsletter.compose.schema import check_address
 
     require_passing(pub, build)
     addresses = list(dict.fromkeys(to or pub.config.test_recipients))

@@ -12,7 +12,7 @@ import logging
 from jinja2 import Environment
 
 from newsletter.audience.model import utcnow
-from newsletter.build.publication import Publication
+from newsletter.compose.publication import Publication
 from newsletter.core.personalise import Recipient
 from newsletter.providers import make_transport
 from newsletter.providers.mailing import Item, Mailing

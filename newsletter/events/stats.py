@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, case, func, select
 
-from newsletter.build.publication import Publication
+from newsletter.compose.publication import Publication
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement
 
 

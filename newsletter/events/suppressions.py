@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 
 from newsletter.audience.history import Source
 from newsletter.audience.model import Status, email_key, utcnow
-from newsletter.build.publication import Publication
+from newsletter.compose.publication import Publication
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import suppression_sync
 from newsletter.events.apply import dialect_insert

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, Engine, select
 
 from newsletter.audience.model import email_key, utcnow
-from newsletter.build.links import Link
+from newsletter.compose.links import Link
 from newsletter.core.personalise import Recipient
 from newsletter.core.privacy import truncate_ip
 from newsletter.core.tokens import BadToken, click_url, link_token, read_link_token
@@ -33,8 +33,8 @@ from newsletter.events.classify import Thresholds
 from newsletter.providers.sendgrid.webhook import Event
 
 if TYPE_CHECKING:
-    from newsletter.build import Build
-    from newsletter.build.publication import Publication
+    from newsletter.compose import Build
+    from newsletter.compose.publication import Publication
 
 OFF_VALUES = ("off", "no", "false", "0")
 M = TypeVar("M")

@@ -15,8 +15,8 @@ from functools import cached_property
 
 import idna
 
-from newsletter.build.package import message_id_for
-from newsletter.build.schema import PublicationConfig
+from newsletter.compose.package import message_id_for
+from newsletter.compose.schema import PublicationConfig
 from newsletter.core.personalise import PLACEHOLDER, Recipient, placeholders_in, value_for
 from newsletter.core.tokens import preferences_url, unsubscribe_url
 

@@ -17,7 +17,7 @@ import unicodedata
 from email.headerregistry import Address
 from email.utils import format_datetime
 
-from newsletter.build.package import POLICY, compose
+from newsletter.compose.package import POLICY, compose
 from newsletter.core.personalise import PLACEHOLDER, Recipient, value_for
 from newsletter.providers.mailing import Mailing
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from newsletter.build import Build
-from newsletter.build.publication import Publication
+from newsletter.compose import Build
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import Problem
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 

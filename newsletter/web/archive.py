@@ -16,9 +16,9 @@ from pathlib import Path
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
-from newsletter.build import Build, build_issue, i18n
-from newsletter.build.package import write_dist
-from newsletter.build.publication import Publication
+from newsletter.compose import Build, build_issue, i18n
+from newsletter.compose.package import write_dist
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import InputError, Problem
 from newsletter.web import add_first, asset_templates, edit_page
 

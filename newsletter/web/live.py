@@ -12,9 +12,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.build import Build, build_issue
-from newsletter.build.publication import CONFIG_FILE, Publication
-from newsletter.build.render import PACKAGED_TEMPLATES, template_dir
+from newsletter.compose import Build, build_issue
+from newsletter.compose.publication import CONFIG_FILE, Publication
+from newsletter.compose.render import PACKAGED_TEMPLATES, template_dir
 from newsletter.core.errors import InputError
 from newsletter.web.adapters import Finding, check_findings, problem_finding
 

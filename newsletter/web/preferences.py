@@ -34,7 +34,7 @@ from newsletter.audience.preferences import (
 )
 from newsletter.audience.privacy import subscriber_data
 from newsletter.audience.subscribers import get_subscriber
-from newsletter.build.publication import Publication
+from newsletter.compose.publication import Publication
 from newsletter.core.tokens import PREFERENCES, BadToken, make_token, read_token
 from newsletter.db.engine import write_connection
 from newsletter.events import optin

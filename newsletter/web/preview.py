@@ -37,9 +37,9 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from newsletter.build import build_issue, i18n, preview_preferences_url, preview_unsubscribe_url
-from newsletter.build.editions import edition_group
-from newsletter.build.schema import check_address
+from newsletter.compose import build_issue, i18n, preview_preferences_url, preview_unsubscribe_url
+from newsletter.compose.editions import edition_group
+from newsletter.compose.schema import check_address
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
 from newsletter.core.settings import TRANSPORTS

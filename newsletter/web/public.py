@@ -52,7 +52,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from newsletter.audience.model import clean_name, normalize_email
-from newsletter.build.publication import Publication
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.tokens import (
     BadToken,

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from newsletter.build.publication import Publication
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import FailedError
 
 if TYPE_CHECKING:  # `serve` imports this module: the build (MJML, premailer) loads on use only
-    from newsletter.build import Build
+    from newsletter.compose import Build
 
 #: chart.3f9a1c2e.webp, and the build's own image names: hero-279a37750a3e.jpg
 HASHED_NAME = re.compile(r"(\.[0-9a-f]{8,64}|-[0-9a-f]{12,64})\.[A-Za-z0-9]+$")

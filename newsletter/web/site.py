@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsletter.build.schema import PublicationConfig
+from newsletter.compose.schema import PublicationConfig
 from newsletter.web.publish import cache_control, content_type
 
 access_log = logging.getLogger("newsletter.access")

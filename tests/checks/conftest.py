@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue
-from newsletter.build.publication import Publication
-from newsletter.build.render import PACKAGED_TEMPLATES
 from newsletter.checks import Finding, Report, run
+from newsletter.compose import build_issue
+from newsletter.compose.publication import Publication
+from newsletter.compose.render import PACKAGED_TEMPLATES
 from tests.conftest import SAMPLE_SLUG
 
 ISSUE = Path("issues") / SAMPLE_SLUG

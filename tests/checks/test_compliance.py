@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from newsletter.build import build_issue
-from newsletter.build.publication import Publication
 from newsletter.checks import ERROR, WARNING, run
+from newsletter.compose import build_issue
+from newsletter.compose.publication import Publication
 from tests.checks.conftest import check, edit, of, own_template
 from tests.conftest import SAMPLE_SLUG
 

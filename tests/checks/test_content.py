@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.build.publication import Publication
 from newsletter.checks import ERROR, WARNING, check_issue
+from newsletter.compose.publication import Publication
 from tests.checks.conftest import ISSUE, check, edit, of, write_piece
 
 SUBJECT = 'subject: "Grid queues, ransomware, Egypt\'s squeeze & the tariff trap"'

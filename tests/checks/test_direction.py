@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.build import build_issue
-from newsletter.build.publication import Publication
 from newsletter.checks import run
+from newsletter.compose import build_issue
+from newsletter.compose.publication import Publication
 from tests.checks.conftest import check, edit, of, write_piece
 from tests.conftest import SAMPLE_SLUG
 
@@ -64,7 +64,7 @@ def test_missing_chrome_strings_are_reported(publication: Path) -> None:
     assert len(found) == 1 and found[0].file == str(manifest) and found[0].line == 4
     assert "no 'ur' words" in found[0].message
     config = publication / "newsletter.yaml"
-    from newsletter.build import i18n
+    from newsletter.compose import i18n
 
     words = ", ".join(f"{k}: x" for k in i18n.reference_keys())
     config.write_text(config.read_text() + f"strings: {{ur: {{{words}}}}}\n", encoding="utf-8")

@@ -9,11 +9,11 @@ import pytest
 from lxml import html as lxml_html
 from PIL import ExifTags, Image
 
-from newsletter.build import build_issue, images, write_build
-from newsletter.build.publication import Publication
 from newsletter.checks import run
+from newsletter.compose import build_issue, images, write_build
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import InputError
-from tests.pipeline.helpers import SAMPLE, issue_dir, replace_in
+from tests.compose.helpers import SAMPLE, issue_dir, replace_in
 
 CAMERA = b"Examplecam Z9 serial 4412"
 CHART_MD = '![Grid queue by year](chart.png "Queue length, 2015-2026. Source: Example grid data")'

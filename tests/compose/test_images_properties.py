@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from newsletter.build import images, markdown
+from newsletter.compose import images, markdown
 
 
 def expected_size(width: int, height: int, display: int) -> tuple[int, int]:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import lxml.html
 
-from newsletter.build import build_issue
-from newsletter.build.inline import inline_css
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue
+from newsletter.compose.inline import inline_css
+from newsletter.compose.publication import Publication
+from tests.compose.helpers import SAMPLE, replace_in
 from tests.conftest import ROOT
-from tests.pipeline.helpers import SAMPLE, replace_in
 
 
 def _styles(html: str, tag: str) -> list[str | None]:
@@ -92,8 +92,8 @@ def test_a_new_process_reuses_processed_images_and_parsed_css(publication: Path)
     pages as parsing them."""
     script = (
         "import hashlib, sys; from pathlib import Path\n"
-        "from newsletter.build import build_issue, write_build\n"
-        "from newsletter.build.publication import Publication\n"
+        "from newsletter.compose import build_issue, write_build\n"
+        "from newsletter.compose.publication import Publication\n"
         f"pub = Publication.load(Path({str(publication)!r}))\n"
         f"build = build_issue(pub, {SAMPLE!r}); write_build(pub, build)\n"
         "assert build.images.by_source, 'the sample has local images'\n"

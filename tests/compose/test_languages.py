@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import html as lxml_html
 
-from newsletter.build import build_issue, i18n
-from newsletter.build.bidi import LRM, RLM, ltr_runs, mark_lines
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue, i18n
+from newsletter.compose.bidi import LRM, RLM, ltr_runs, mark_lines
+from newsletter.compose.publication import Publication
 from tests.conftest import SAMPLE_SLUG
 
 ARABIC = f"{SAMPLE_SLUG}-ar"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue, write_build
-from newsletter.build.publication import Publication
-from tests.pipeline.helpers import SAMPLE
+from newsletter.compose import build_issue, write_build
+from newsletter.compose.publication import Publication
+from tests.compose.helpers import SAMPLE
 
 pytestmark = pytest.mark.browser
 

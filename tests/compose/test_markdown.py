@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.build.markdown import paragraphs, to_text
+from newsletter.compose.markdown import paragraphs, to_text
 
 SOURCE = """\
 Grid operators face a *hard* winter, as [our report](https://example.org/r) shows in some \
@@ -42,7 +42,7 @@ def test_no_words_lost() -> None:
 
 
 def test_images_alone_become_figures_and_inline_ones_keep_their_place() -> None:
-    from newsletter.build.markdown import Figure, to_html, to_text
+    from newsletter.compose.markdown import Figure, to_html, to_text
 
     sizes = {"chart.png": Figure("https://x.example/c.png", 552, 300, "Chart")}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from newsletter.build import Build, build_issue, markdown
-from newsletter.build.publication import Publication
-from tests.pipeline.helpers import SAMPLE, issue_dir, replace_in
+from newsletter.compose import Build, build_issue, markdown
+from newsletter.compose.publication import Publication
+from tests.compose.helpers import SAMPLE, issue_dir, replace_in
 
 
 @pytest.fixture()
@@ -197,7 +197,7 @@ def test_remote_hero_is_used_as_is(publication: Path):
 def test_publication_template_overrides_packaged(publication: Path):
     import shutil
 
-    from newsletter.build.render import PACKAGED_TEMPLATES
+    from newsletter.compose.render import PACKAGED_TEMPLATES
 
     target = publication / "templates" / "default"
     shutil.copytree(PACKAGED_TEMPLATES / "default", target, dirs_exist_ok=True)
@@ -209,7 +209,7 @@ def test_publication_template_overrides_packaged(publication: Path):
 def test_template_syntax_error_names_file_and_line(publication: Path):
     import shutil
 
-    from newsletter.build.render import PACKAGED_TEMPLATES
+    from newsletter.compose.render import PACKAGED_TEMPLATES
     from newsletter.core.errors import InputError
 
     target = publication / "templates" / "default"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.helpers import SAMPLE, issue_dir, line_of, replace_in, run
+from tests.compose.helpers import SAMPLE, issue_dir, line_of, replace_in, run
 
 SECRET_TEXT = "top secret outside the issue"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from newsletter.build.render import PACKAGED_TEMPLATES
-from tests.pipeline.helpers import run
+from newsletter.compose.render import PACKAGED_TEMPLATES
+from tests.compose.helpers import run
 
 
 def test_init_then_new_then_build(tmp_path: Path) -> None:

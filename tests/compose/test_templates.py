@@ -5,11 +5,11 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
-from newsletter.build import build_issue
-from newsletter.build.publication import Publication
-from newsletter.build.render import PACKAGED_TEMPLATES, template_dir
+from newsletter.compose import build_issue
+from newsletter.compose.publication import Publication
+from newsletter.compose.render import PACKAGED_TEMPLATES, template_dir
+from tests.compose.helpers import SAMPLE, replace_in
 from tests.conftest import ROOT
-from tests.pipeline.helpers import SAMPLE, replace_in
 
 
 def test_sample_keeps_a_copy_of_the_packaged_default() -> None:

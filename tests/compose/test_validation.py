@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.pipeline.helpers import SAMPLE, issue_dir, line_of, replace_in, run
+from tests.compose.helpers import SAMPLE, issue_dir, line_of, replace_in, run
 
 
 def test_sample_builds_cleanly(publication: Path) -> None:
@@ -166,7 +166,7 @@ def test_failed_build_leaves_previous_output_untouched(publication: Path) -> Non
 
 
 def test_write_failure_midway_keeps_previous_output(publication: Path, monkeypatch) -> None:
-    from newsletter.build import package
+    from newsletter.compose import package
 
     assert run(publication, "build", SAMPLE).exit_code == 0
     dist = publication / "dist" / SAMPLE

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter import dispatch
-from newsletter.build import build_issue
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import FailedError
 from newsletter.db.ledger_tables import sends
 from tests.dispatch.conftest import SLUG, Pub

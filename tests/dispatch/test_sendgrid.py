@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.audience import add_subscriber
-from newsletter.build import build_issue
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import InputError
 from newsletter.core.personalise import Recipient
 from newsletter.core.tokens import read_token

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue
-from newsletter.build.package import compose
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue
+from newsletter.compose.package import compose
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import NewsletterError
 from newsletter.core.personalise import Recipient, personalise
 from newsletter.core.tokens import preferences_url

@@ -25,8 +25,8 @@ READERS = 5_000
 
 def make_report(root: Path) -> Path:
     """Set up the publication's database with a send and its events; return report.html."""
-    from newsletter.build import build_issue
-    from newsletter.build.publication import Publication
+    from newsletter.compose import build_issue
+    from newsletter.compose.publication import Publication
     from newsletter.db import open_database
     from newsletter.db.ledger_tables import sends
     from newsletter.db.tables import webhook_events

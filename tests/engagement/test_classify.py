@@ -8,7 +8,7 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.build.schema import TrackingConfig
+from newsletter.compose.schema import TrackingConfig
 from newsletter.events.classify import (
     AGENT,
     BURST,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import lxml.html
 
-from newsletter.build import build_issue, write_build
-from newsletter.build.links import piece_marker, tag_links
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue, write_build
+from newsletter.compose.links import piece_marker, tag_links
+from newsletter.compose.publication import Publication
 
 SLUG = "2026-11-24"
 

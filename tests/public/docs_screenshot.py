@@ -22,7 +22,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from newsletter.audience import add_subscriber
-    from newsletter.build.publication import Publication
+    from newsletter.compose.publication import Publication
     from newsletter.core.tokens import preferences_url
     from newsletter.db import open_database
     from newsletter.web.public import create_app

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.build import build_issue
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue
+from newsletter.compose.publication import Publication
 from newsletter.web.publish import (
     ASSET_CACHE,
     LONG_CACHE,

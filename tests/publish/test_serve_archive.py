@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from newsletter.build import build_issue
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue
+from newsletter.compose.publication import Publication
 from newsletter.web.publish import ASSET_CACHE, LONG_CACHE, SHORT_CACHE, FolderTarget, publish_issue
 from newsletter.web.site import redact_path
 from tests.publish.conftest import SECRET, SLUG, Local

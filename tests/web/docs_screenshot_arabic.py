@@ -19,8 +19,8 @@ SLUG = "2026-11-24-ar"
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    from newsletter.build import build_issue
-    from newsletter.build.publication import Publication
+    from newsletter.compose import build_issue
+    from newsletter.compose.publication import Publication
     from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter.build.publication import Publication
 from newsletter.cli import main
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import InputError
 from newsletter.web.archive import build_archive, relative_links
 from tests.web.conftest import SLUG

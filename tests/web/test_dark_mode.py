@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue, write_build
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue, write_build
+from newsletter.compose.publication import Publication
 from tests.conftest import copy_sample
 from tests.web.conftest import SLUG
 

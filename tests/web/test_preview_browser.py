@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build.publication import Publication
+from newsletter.compose.publication import Publication
 from newsletter.web.archive import build_archive
 from tests.web.conftest import SLUG, RunningServer
 from tests.web.test_archive import OLDER, add_older_issue

@@ -273,7 +273,7 @@ def wait_for_build_after(live, number: int, timeout: float = 20.0) -> None:
 def test_settings_and_template_changes_rebuild(publication: Path, database: str) -> None:
     import shutil as sh
 
-    from newsletter.build.render import PACKAGED_TEMPLATES
+    from newsletter.compose.render import PACKAGED_TEMPLATES
     from newsletter.web.preview import create_app
     from tests.web.conftest import run_in_thread, stop
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue, i18n
-from newsletter.build.publication import Publication
+from newsletter.compose import build_issue, i18n
+from newsletter.compose.publication import Publication
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from tests.web.conftest import SLUG, RunningServer
 

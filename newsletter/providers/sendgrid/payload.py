@@ -30,7 +30,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from newsletter.build.package import list_id
+from newsletter.compose.package import list_id
 from newsletter.core.errors import InputError, NewsletterError, Problem
 from newsletter.core.personalise import PLACEHOLDER
 from newsletter.providers.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing

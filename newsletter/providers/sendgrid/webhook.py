@@ -50,7 +50,7 @@ class Event:
     timestamp: int
     send_id: int | None
     url: str | None = None  # clicks
-    position: int | None = None  # clicks: the link's position (newsletter.build.links), if known
+    position: int | None = None  # clicks: the link's position (newsletter.compose.links), if known
     user_agent: str | None = None
     ip: str | None = None  # already truncated (newsletter.core.privacy)
     provider_machine: bool | None = None  # opens: SendGrid's sg_machine_open
