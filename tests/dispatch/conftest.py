@@ -80,10 +80,10 @@ class Pub:
 
 
 @pytest.fixture()
-def pub(publication: Path, db_url: str, tmp_path: Path,  # noqa: F811
+def pub(publication: Path, migrated_db_url: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Pub]:
     env = {
-        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_DATABASE_URL": migrated_db_url,
         "NEWSLETTER_SECRET": SECRET,
         "NEWSLETTER_OUTBOX": str(tmp_path / "outbox"),
         "NEWSLETTER_TRANSPORT": "outbox",
@@ -97,8 +97,8 @@ def pub(publication: Path, db_url: str, tmp_path: Path,  # noqa: F811
     for key in ("SENDGRID_API_KEY", "SENDGRID_API_URL", "SMTP_URL", "NEWSLETTER_RETRY_ATTEMPTS",
                 "NEWSLETTER_SENDGRID_BATCH"):
         monkeypatch.delenv(key, raising=False)
-    engine = open_database(db_url)
-    yield Pub(publication, db_url, env, engine)
+    engine = open_database(migrated_db_url)
+    yield Pub(publication, migrated_db_url, env, engine)
     engine.dispose()
 
 
