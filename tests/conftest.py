@@ -1,15 +1,23 @@
-"""Shared fixtures; area fixtures live in tests/<area>/conftest.py or tests/*_fixtures.py."""
+"""Shared fixtures; area fixtures live in tests/<area>/conftest.py or tests/*_fixtures.py.
+
+The suite runs in parallel (`make test`: pytest-xdist, two workers); docs/testing.md lists the
+rules a test follows to stay isolated and fast.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
-from tests.db_fixtures import *  # noqa: F403  (db_url, postgres_url, postgres_server)
+from tests.db_fixtures import *  # noqa: F403  (db_url, migrated_db_url, postgres_url, ...)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SLUG = "2026-11-24"
@@ -23,6 +31,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# Hypothesis: no example database in the repository (a failure prints its example and a
+# @reproduce_failure blob instead). NEWSLETTER_HYPOTHESIS=thorough runs ten times the examples
+# of every property test that sizes itself with `examples()`.
+HYPOTHESIS_PROFILE = os.environ.get("NEWSLETTER_HYPOTHESIS", "suite")
+settings.register_profile("suite", database=None, print_blob=True)
+settings.register_profile("thorough", database=None, print_blob=True, max_examples=1000)
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def examples(count: int) -> int:
+    """A property test's example count: `count` in the suite, ten times it when thorough."""
+    return count * 10 if HYPOTHESIS_PROFILE == "thorough" else count
 
 
 def need(what: str, available: bool) -> None:
@@ -50,6 +72,34 @@ def publication(tmp_path: Path) -> Path:
     return copy_sample(tmp_path / "pub")
 
 
+@functools.cache
+def sample_root() -> Path:
+    """A copy of the sample publication shared by this process's tests, for tests that only
+    read it (load, build in memory): building in the repository itself would write its caches
+    there, and two workers would write them at once. Never edit it; use `publication`."""
+    folder = Path(tempfile.mkdtemp(prefix="newsletter-sample-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return copy_sample(folder / "pub")
+
+
+@functools.cache
+def sample_build(slug: str = SAMPLE_SLUG):
+    """(Publication, Build) of a sample issue, built once per process from `sample_root()`
+    with none of the publication's environment settings (so the sample secret), whatever
+    the first caller's environment. Both are shared: read them, never change them."""
+    from newsletter.compose import build_issue
+    from newsletter.compose.publication import Publication
+
+    saved = {k: os.environ.pop(k) for k in list(os.environ)
+             if k.startswith(("NEWSLETTER_", "SENDGRID_", "SMTP_"))}
+    try:
+        pub = Publication.load(sample_root())
+        pub.settings  # noqa: B018 - read (and cached) now, in the clean environment
+        return pub, build_issue(pub, slug)
+    finally:
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """A headless Chromium driven by Playwright (the system binary; never downloads one)."""
@@ -64,7 +114,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture()
 def artifacts() -> Path:
-    """Where tests save screenshots and other artefacts (not committed)."""
+    """Where tests save screenshots and other artefacts (not committed). The one place a test
+    writes inside the repository: give each file a name of its own test (parameters included),
+    so parallel workers never write the same file."""
     folder = ROOT / "tests" / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
