@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests import spam_memo
 from tests.db_fixtures import *  # noqa: F403  (db_url, migrated_db_url, postgres_url, ...)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,19 @@ def copy_sample(root: Path) -> Path:
         if (ROOT / folder).is_dir():
             shutil.copytree(ROOT / folder, root / folder)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spamassassin_once_per_message(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The check gate's SpamAssassin runs once per distinct message (tests/spam_memo.py)."""
+    saved = {k: os.environ.get(k) for k in ("PATH", spam_memo.CACHE_VARIABLE)}
+    spam_memo.install(tmp_path_factory.mktemp("spamassassin"))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture()
