@@ -41,8 +41,7 @@ def _kill_when(pub: Pub, args: list[str], ready: Callable[[], bool], rng: random
         return False
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    # PostgreSQL may still be finishing a COMMIT the dead process had sent: let it land.
-    time.sleep(0.1)
+    pub.settle()  # PostgreSQL may still be finishing a COMMIT the dead process had sent
     return True
 
 

@@ -92,7 +92,7 @@ def test_a_killed_send_and_two_racing_resumes_mail_each_person_once(pub: Pub) ->
             time.sleep(0.01)
         first.send_signal(signal.SIGKILL)
         first.communicate()
-        time.sleep(0.1)  # PostgreSQL may still be finishing the dead process's COMMIT
+        pub.settle()  # PostgreSQL may still be finishing the dead process's COMMIT
         resumes = [pub.spawn(*args) for _ in range(2)]
         results = [(p.wait(timeout=120), *p.communicate()) for p in resumes]
         for code, out, err in results:

@@ -121,7 +121,7 @@ def test_sigkill_during_an_undo_window_send_then_resume(pub: Pub, sendgrid: Fake
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         kills += 1
-        time.sleep(0.1)
+        pub.settle()  # PostgreSQL may still be finishing a COMMIT the dead process had sent
     final = pub.spawn(*args)
     out, err = final.communicate(timeout=120)
     with pub.engine.connect() as conn:
