@@ -86,6 +86,29 @@ def publication(tmp_path: Path) -> Path:
     return copy_sample(tmp_path / "pub")
 
 
+@pytest.fixture(scope="session")
+def sample_caches(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's build caches (processed images, parsed style blocks, compiled templates)
+    under `.newsletter/cache`, filled once per worker by building both sample editions."""
+    from newsletter.compose import build_issue
+    from newsletter.compose.publication import Publication
+
+    root = copy_sample(tmp_path_factory.mktemp("warm") / "pub")
+    pub = Publication.load(root)
+    for slug in (SAMPLE_SLUG, f"{SAMPLE_SLUG}-ar"):
+        build_issue(pub, slug)
+    return root / ".newsletter" / "cache"
+
+
+@pytest.fixture()
+def warm_publication(publication: Path, sample_caches: Path) -> Path:
+    """`publication` with the sample's build caches already filled, so its first build (in this
+    process or a spawned one) skips processing the images: about 0.1 s of CPU per build saved.
+    The output is the same either way; tests about the caches themselves use `publication`."""
+    shutil.copytree(sample_caches, publication / ".newsletter" / "cache")
+    return publication
+
+
 @functools.cache
 def sample_root() -> Path:
     """A copy of the sample publication shared by this process's tests, for tests that only

@@ -101,8 +101,9 @@ class Pub:
 
 
 @pytest.fixture()
-def pub(publication: Path, migrated_db_url: str, tmp_path: Path,
+def pub(warm_publication: Path, migrated_db_url: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Pub]:
+    publication = warm_publication  # the sample, its build caches filled
     env = {
         "NEWSLETTER_DATABASE_URL": migrated_db_url,
         "NEWSLETTER_SECRET": SECRET,
