@@ -36,6 +36,7 @@ from newsletter.db.tables import (
 from newsletter.events.apply import apply_batch
 from newsletter.events.report import issue_report
 from newsletter.providers.sendgrid.webhook import parse_event
+from tests.conftest import examples
 from tests.public.conftest import Site, event, make_client, post_events
 
 PEOPLE = 14
@@ -194,7 +195,7 @@ def compare(site: Site, client, seed: int, size: int) -> dict:
     return batch
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=examples(12), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 150))
 def test_one_request_stores_what_one_by_one_stores(site: Site, seed: int, size: int) -> None:
