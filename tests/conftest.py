@@ -48,6 +48,16 @@ def examples(count: int) -> int:
     return count * 10 if HYPOTHESIS_PROFILE == "thorough" else count
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules that hold `slow` tests first (each module's tests stay together and in
+    their order): the xdist workers then finish on short tests, instead of one worker idling
+    while the other runs a long test that happened to come last."""
+    slow = {item.module for item in items
+            if item.get_closest_marker("slow") and getattr(item, "module", None)}
+    items.sort(key=lambda item: getattr(item, "module", None) not in slow)
+
+
 def need(what: str, available: bool) -> None:
     """Skip when `what` is missing, but fail under CI (DEVELOPERS.md rule)."""
     if available:

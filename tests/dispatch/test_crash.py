@@ -26,6 +26,8 @@ from newsletter.db.ledger_tables import send_recipients, sends
 from tests.dispatch.conftest import SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 
+# every test here kills or interrupts real `newsletter send` processes, round after round
+pytestmark = pytest.mark.slow
 KILLS = 3
 TO = re.compile(rb"^To: .*?<?([^<>\s]+@[^<>\s]+)>?\r$", re.M)
 

@@ -137,6 +137,7 @@ def test_publication_settings_sendgrid_cannot_take_are_refused() -> None:
 
 
 # -- newsletter send against the fake server --------------------------------------------------
+@pytest.mark.slow
 def test_send_delivers_once_each_with_substitutions_done_right(pub: Pub,
                                                                 sendgrid: FakeSendGrid) -> None:
     people = add_people(pub.engine, 2500)
@@ -265,6 +266,7 @@ def test_an_unknown_batch_the_provider_took_is_accepted_on_the_operators_word(
     assert set(sendgrid.recipients().values()) == {1} and len(sendgrid.sends()) == 2
 
 
+@pytest.mark.slow
 def test_random_429_and_500_still_deliver_exactly_once(pub: Pub, sendgrid: FakeSendGrid) -> None:
     people = add_people(pub.engine, 3000)
     pub.env["NEWSLETTER_SENDGRID_BATCH"] = "100"

@@ -76,6 +76,7 @@ def _link(links: dict, piece: int, index: int) -> int:
     return next(p for p, (pc, i, _) in links.items() if (pc, i) == (piece, index))
 
 
+@pytest.mark.slow
 def test_links_are_rewritten_per_recipient_and_redirect(sent, client) -> None:
     site, hrefs, links = sent
     public = site.pub.config.public_url

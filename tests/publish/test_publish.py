@@ -155,6 +155,7 @@ def s3_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_s3_publish_uploads_with_types_and_caching_and_is_idempotent(
         publication: Path, s3_server: str) -> None:
     with open(publication / "newsletter.yaml", "a", encoding="utf-8") as handle:
