@@ -80,9 +80,8 @@ def _entry(raw: Any) -> Entry:
     title = raw.get("title", "")
     if "html" in str(title_detail.get("type", "")):
         title = " ".join(b.text for b in blocks_of_html(title)) or plain(title)
-    authors = tuple(a["name"].strip() for a in raw.get("authors", []) if a.get("name", "").strip())
-    if not authors and raw.get("author", "").strip():
-        authors = (raw["author"].strip(),)
+    names = [a.get("name", "") for a in raw.get("authors", [])] or [raw.get("author", "")]
+    authors = tuple(plain(n) for n in names if plain(n) and "@" not in n)  # not a bare address
     stamp = raw.get("published_parsed") or raw.get("updated_parsed")
     published = (dt.datetime.fromtimestamp(calendar.timegm(stamp), dt.UTC) if stamp else None)
     contents = [c for c in raw.get("content", []) if c.get("value")]

@@ -60,6 +60,10 @@ class Page:
         return self.body
 
 
+def _size(count: int) -> str:
+    return f"{count / MB:.1f} MB" if count >= MB else f"{count / 1024:.0f} KB"
+
+
 def is_web_url(url: str) -> bool:
     """Whether `url` is an absolute http(s) URL with a host."""
     parts = urllib.parse.urlsplit(url)
@@ -124,15 +128,15 @@ class Fetcher:
                                      response.status_code)
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
-                    raise FetchError(url, "too-large", f"it is {int(declared) / MB:.1f} MB, over "
-                                                       f"the {max_bytes / MB:.0f} MB limit")
+                    raise FetchError(url, "too-large", f"it is {_size(int(declared))}, over "
+                                                       f"the {_size(max_bytes)} limit")
                 chunks: list[bytes] = []
                 size = 0
                 for chunk in response.iter_bytes(CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise FetchError(url, "too-large", f"cut off past the {max_bytes / MB:.0f}"
-                                                           " MB limit")
+                        raise FetchError(url, "too-large",
+                                         f"cut off past the {_size(max_bytes)} limit")
                     if time.monotonic() > deadline:
                         raise FetchError(url, "timeout", f"not complete after {self.timeout:g} s")
                     chunks.append(chunk)

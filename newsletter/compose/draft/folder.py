@@ -52,6 +52,16 @@ def edited_files(root: Path, slug: str) -> list[str] | None:
                   if now.get(name) != written.get(name))
 
 
+def check_not_edited(root: Path, slug: str, force: bool) -> None:
+    """`refuse_over_edits`, waiting for a draft of the slug being written to finish."""
+    drafts = root / DRAFTS
+    if not (root / "issues" / slug).exists():
+        return
+    drafts.mkdir(parents=True, exist_ok=True)
+    with _locked(drafts / f"{slug}.lock"):
+        refuse_over_edits(root, slug, force)
+
+
 def refuse_over_edits(root: Path, slug: str, force: bool) -> None:
     """Raise InputError when issues/SLUG exists and is not an untouched draft (unless forced)."""
     folder = root / "issues" / slug

@@ -16,7 +16,7 @@ from newsletter.compose.draft.article import Article, NotAnArticle, PageImage, r
 from newsletter.compose.draft.experts import AuthorMatch, match_author, slugify
 from newsletter.compose.draft.feed import Entry, pick_entries, read_feed
 from newsletter.compose.draft.fetch import MAX_IMAGE, Fetcher, FetchError, is_web_url
-from newsletter.compose.draft.folder import refuse_over_edits, write_issue_folder
+from newsletter.compose.draft.folder import check_not_edited, write_issue_folder
 from newsletter.compose.draft.text import Block, markdown_of, opening, plain
 from newsletter.compose.publication import Publication
 from newsletter.compose.schema import check_language
@@ -89,7 +89,7 @@ def draft_issue(pub: Publication, slug: str, request: DraftRequest) -> Draft:
 
     if not SLUG.match(slug):
         raise InputError(f"'{slug}' is not a usable slug: use lowercase letters, digits and dashes")
-    refuse_over_edits(pub.root, slug, request.force)
+    check_not_edited(pub.root, slug, request.force)
     folder = pub.root / "issues" / slug
     warnings: list[Problem] = []
     with Fetcher(timeout=request.timeout) as fetcher:
@@ -110,8 +110,9 @@ def draft_issue(pub: Publication, slug: str, request: DraftRequest) -> Draft:
         image = pieces[0].article.image if pieces[0].article else None
         hero = _hero(fetcher, image, pieces[0].entry.link, warnings) if image else None
     if image is None:
-        warnings.append(Problem(pieces[0].entry.link, None, "the first entry's page names no "
-                                "picture (og:image): the draft has no hero", "warning"))
+        why = ("names no picture (og:image)" if pieces[0].article else "was not read")
+        warnings.append(Problem(pieces[0].entry.link, None, f"the first entry's page {why}: "
+                                "the draft has no hero", "warning"))
     files, drafted = _files(pub, slug, request, language, pieces, hero, folder, warnings)
     about = {"feed": feed.url, "drafted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     kept = write_issue_folder(pub.root, slug, files, force=request.force, about=about)
