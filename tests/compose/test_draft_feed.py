@@ -178,3 +178,19 @@ def test_bad_options_exit_2(fresh_site: Site, publication: Path, args: list[str]
     result = draft(publication, fresh_site, "feed.xml", *args)
     assert result.exit_code == 2 and message in result.output
     assert not (publication / "issues" / SLUG).exists() and fresh_site.paths() == []
+
+
+def test_feed_options_need_from_feed_and_bad_feed_settings_name_their_line(
+        publication: Path) -> None:
+    from tests.compose.helpers import line_of, run
+
+    result = run(publication, "new", SLUG, "--force")
+    assert result.exit_code == 2 and "--force goes with --from-feed" in result.output
+    config = publication / "newsletter.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "feed:\n  url: ftp://example.org/feed\n"
+                      "  words: 5\n", encoding="utf-8")
+    result = run(publication, "new", SLUG, "--from-feed")
+    assert result.exit_code == 2
+    assert f"newsletter.yaml:{line_of(config, 'ftp://')}: error: 'feed.url'" in result.stderr
+    assert f"newsletter.yaml:{line_of(config, 'words: 5')}: error: 'feed.words'" in result.stderr
+    assert not (publication / "issues" / SLUG).exists()
