@@ -69,5 +69,6 @@ def subject_only(root: Path, subject: str, slug: str = SLUG) -> None:
     path = root / "issues" / slug / "issue.yaml"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     [number] = [i for i, line in enumerate(lines) if line.startswith("subject:")]
-    lines[number] = f"subject: {yaml.safe_dump(subject, allow_unicode=True, width=1000).split(chr(10))[0]}\n"
+    dumped = yaml.safe_dump(subject, allow_unicode=True, width=1000).split("\n")[0]
+    lines[number] = f"subject: {dumped}\n"
     path.write_text("".join(lines), encoding="utf-8")

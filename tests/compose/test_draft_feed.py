@@ -20,7 +20,7 @@ from tests.compose.draft_helpers import (
     piece,
     subject_only,
 )
-from tests.compose.draft_site import Site, fresh_site, site  # noqa: F401 - fixtures
+from tests.compose.draft_site import Site
 from tests.conftest import need
 
 ENGLISH = {  # piece -> (page of the test site, expert, where the text comes from)

@@ -13,11 +13,11 @@ from lxml import html as lxml_html
 
 from newsletter.compose import markdown
 from tests.compose.draft_helpers import SLUG, check, draft, manifest, piece
-from tests.compose.draft_site import Site, fresh_site, site  # noqa: F401 - fixtures
+from tests.compose.draft_site import Site
 
 
 @pytest.fixture(scope="module")
-def hostile(site: Site, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811
+def hostile(site: Site, tmp_path_factory: pytest.TempPathFactory):
     """One draft of hostile.xml (a 0.3 s timeout), shared by the tests below."""
     from tests.conftest import copy_sample
 

@@ -16,7 +16,7 @@ import pytest
 
 from newsletter.compose.draft.folder import edited_files
 from tests.compose.draft_helpers import SLUG, draft, manifest
-from tests.compose.draft_site import Site, fresh_site, site  # noqa: F401 - fixtures
+from tests.compose.draft_site import Site
 
 SINCE = ("--since", "2000-01-01")
 
@@ -100,10 +100,10 @@ def test_a_failure_while_writing_leaves_no_half_folder(
     assert leftovers(publication) == []
 
 
-def newsletter(root: Path, site: Site, *args: str) -> subprocess.Popen:
+def newsletter(root: Path, website: Site, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter", "-C", str(root), "new", SLUG, *args],
-        env={**os.environ, **site.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, **website.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
 
 
