@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from newsletter.compose.draft.fetch import Fetcher, FetchError
+from newsletter.compose.draft.fetch import Fetcher, FetchError, is_private
 
 Route = tuple[int, dict[str, str], bytes]
 
@@ -100,3 +100,20 @@ def test_an_address_with_nothing_listening_is_a_network_error() -> None:
     with Fetcher(timeout=2) as fetcher, pytest.raises(FetchError) as caught:
         fetcher.get(f"{base}/page")
     assert caught.value.kind == "robots"  # robots.txt unreachable: nothing is fetched
+
+
+@pytest.mark.parametrize(("url", "private"), [
+    ("http://127.0.0.1:8000/page", True), ("http://localhost/", True), ("http://[::1]/", True),
+    ("http://10.1.2.3/", True), ("http://192.168.0.9/", True),
+    ("http://169.254.169.254/latest/meta-data/", True),  # a cloud's metadata service
+    ("https://93.184.215.14/", False), ("https://[2606:4700::1111]/", False),
+])
+def test_which_addresses_are_off_the_public_internet(url: str, private: bool) -> None:
+    assert is_private(url) is private
+
+
+def test_a_public_feed_cannot_send_the_drafter_to_a_private_address() -> None:
+    with serve({"/page": PAGE}) as (base, seen), Fetcher(public_only=True) as fetcher:
+        with pytest.raises(FetchError) as caught:
+            fetcher.get(f"{base}/page")
+    assert caught.value.kind == "address" and seen == []  # not even robots.txt

@@ -9,6 +9,8 @@ forbids everything on that site; it is fetched once per site.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
 import urllib.parse
 import urllib.robotparser
@@ -29,8 +31,8 @@ CHUNK = 64 * 1024
 
 
 class FetchError(Exception):
-    """A URL that could not be read, with a short reason (`kind`: scheme, robots, status,
-    timeout, too-large, network)."""
+    """A URL that could not be read, with a short reason (`kind`: scheme, address, robots,
+    status, timeout, too-large, network)."""
 
     def __init__(self, url: str, kind: str, reason: str, status: int | None = None):
         super().__init__(f"{url}: {reason}")
@@ -64,6 +66,21 @@ def _size(count: int) -> str:
     return f"{count / MB:.1f} MB" if count >= MB else f"{count / 1024:.0f} KB"
 
 
+def is_private(url: str) -> bool:
+    """Whether `url`'s host is, or resolves to, an address that is not on the public internet
+    (loopback, a private or link-local network, ...)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return False  # the request itself will fail and say why
+        addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in found}
+    return any(not a.is_global for a in addresses)
+
+
 def is_web_url(url: str) -> bool:
     """Whether `url` is an absolute http(s) URL with a host."""
     parts = urllib.parse.urlsplit(url)
@@ -71,11 +88,18 @@ def is_web_url(url: str) -> bool:
 
 
 class Fetcher:
-    """Fetches pages for one draft; remembers every answer, so each URL is requested once."""
+    """Fetches pages for one draft; remembers every answer, so each URL is requested once.
 
-    def __init__(self, *, timeout: float = 10.0, user_agent: str = USER_AGENT):
+    With `public_only`, no address off the public internet is requested: a feed on the public
+    internet cannot make the drafter read the machine's own services or its network's.
+    """
+
+    def __init__(self, *, timeout: float = 10.0, user_agent: str = USER_AGENT,
+                 public_only: bool = False):
         self.timeout = timeout
         self.user_agent = user_agent
+        self.public_only = public_only
+        self._private: dict[str, bool] = {}  # host -> is_private
         # The environment's proxy and SSL_CERT_FILE settings apply, as in any HTTP client.
         self.client = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
                                    headers={"User-Agent": user_agent})
@@ -108,6 +132,9 @@ class Fetcher:
         for _hop in range(MAX_REDIRECTS + 1):
             if not is_web_url(url):
                 raise FetchError(url, "scheme", "not an http(s) URL; not fetched")
+            if self.public_only and self._is_private(url):
+                raise FetchError(url, "address", "its address is not on the public internet "
+                                                 "(the feed's is); not fetched")
             if not self.allowed(url):
                 raise FetchError(url, "robots", "the site's robots.txt disallows it; not fetched")
             page, location = self._request(url, max_bytes)
@@ -151,6 +178,12 @@ class Fetcher:
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             raise FetchError(url, "network", f"could not be read ({reason})") from None
+
+    def _is_private(self, url: str) -> bool:
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if host not in self._private:
+            self._private[host] = is_private(url)
+        return self._private[host]
 
     def allowed(self, url: str) -> bool:
         """Whether the site's robots.txt lets this tool fetch `url`."""

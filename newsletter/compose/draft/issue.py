@@ -15,7 +15,13 @@ from newsletter.compose import i18n
 from newsletter.compose.draft.article import Article, NotAnArticle, PageImage, read_article
 from newsletter.compose.draft.experts import AuthorMatch, match_author, slugify
 from newsletter.compose.draft.feed import Entry, pick_entries, read_feed
-from newsletter.compose.draft.fetch import MAX_IMAGE, Fetcher, FetchError, is_web_url
+from newsletter.compose.draft.fetch import (
+    MAX_IMAGE,
+    Fetcher,
+    FetchError,
+    is_private,
+    is_web_url,
+)
 from newsletter.compose.draft.folder import check_not_edited, write_issue_folder
 from newsletter.compose.draft.text import Block, markdown_of, opening, plain
 from newsletter.compose.publication import Publication
@@ -92,7 +98,8 @@ def draft_issue(pub: Publication, slug: str, request: DraftRequest) -> Draft:
     check_not_edited(pub.root, slug, request.force)
     folder = pub.root / "issues" / slug
     warnings: list[Problem] = []
-    with Fetcher(timeout=request.timeout) as fetcher:
+    public = not is_private(request.feed_url)  # then so must be every page it links to
+    with Fetcher(timeout=request.timeout, public_only=public) as fetcher:
         feed = read_feed(fetcher, request.feed_url)
         entries, left_out = pick_entries(feed, request.since, request.pick)
         warnings += left_out
