@@ -34,14 +34,14 @@ def init(ctx: click.Context, folder: Path | None, name: str) -> None:
 @click.option("--since", metavar="DATE", help="With --from-feed: entries published after DATE "
               "(2026-11-17 or 2026-11-17T09:00, local time). Default: since the last completed "
               "send, or the last 7 days (feed: days).")
-@click.option("--pick", type=click.IntRange(min=1), help="With --from-feed: at most N entries, "
-              "newest first.")
-@click.option("--words", type=click.IntRange(20, 2000), help="With --from-feed: each piece's "
-              "opening, at most N words (default 150).")
-@click.option("--language", help="With --from-feed: the issue's language (a tag such as ar), "
-              "whatever the feed says.")
-@click.option("--timeout", type=click.FloatRange(min=0.01, max=120), help="With --from-feed: "
-              "seconds each request may take (default 10).")
+@click.option("--pick", type=click.IntRange(min=1), metavar="N",
+              help="With --from-feed: at most N entries, newest first.")
+@click.option("--words", type=click.IntRange(20, 2000), metavar="N",
+              help="With --from-feed: each piece's opening, at most N words (default 150).")
+@click.option("--language", metavar="TAG",
+              help="With --from-feed: the issue's language (such as ar), whatever the feed says.")
+@click.option("--timeout", type=click.FloatRange(min=0.01, max=120), metavar="SECONDS",
+              help="With --from-feed: seconds each request may take (default 10).")
 @click.option("--force", is_flag=True, help="With --from-feed: replace issues/SLUG even if it "
               "was edited (the old folder is kept under .newsletter/drafts/replaced/).")
 @pass_app
@@ -97,6 +97,13 @@ def _draft(app: App, slug: str, subject: str, feed_url: str, since_text: str | N
     url = feed_url or config.url
     if not url:
         raise click.UsageError("--from-feed needs a URL (or feed: {url: ...} in newsletter.yaml)")
+    if language:
+        from newsletter.compose.schema import check_language
+
+        try:
+            check_language(language)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--language") from None
     since, why = _since(app, since_text, config.days)
     request = DraftRequest(
         feed_url=url, since=since, pick=pick or config.pick, words=words or config.words,

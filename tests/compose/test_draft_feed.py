@@ -172,6 +172,7 @@ def test_language_from_the_option_when_the_feed_says_none(
 @pytest.mark.parametrize(("args", "message"), [
     (["--since", "last tuesday"], "is not a date"),
     (["--pick", "0"], "--pick"),
+    (["--language", "Arabic!"], "is not a language tag such as en, ar or pt-BR"),
 ])
 def test_bad_options_exit_2(fresh_site: Site, publication: Path, args: list[str],
                             message: str) -> None:
