@@ -120,6 +120,7 @@ def test_killed_while_fetching_it_leaves_nothing(fresh_site: Site, publication: 
     assert again.exit_code == 0 and leftovers(publication) == []
 
 
+@pytest.mark.slow
 def test_two_drafts_of_one_slug_at_once(fresh_site: Site, publication: Path) -> None:
     runs = [newsletter(publication, fresh_site, "--from-feed", fresh_site.url(feed), *SINCE)
             for feed in ("feed.xml", "atom.xml")]
