@@ -140,8 +140,8 @@ def postgres_admin(postgres_server: str) -> Iterator[tuple[Engine, _Dropper]]:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(postgres_server: str, postgres_admin: tuple[Engine, _Dropper]
-                       ) -> Iterator[str]:
+def postgres_template(postgres_server: str,
+                      postgres_admin: tuple[Engine, _Dropper]) -> Iterator[str]:
     """A PostgreSQL database migrated to the latest schema once per session (per worker)."""
     from newsletter.db import open_database
 
