@@ -80,7 +80,7 @@ class Local:
              str(self.port), *args], env={**os.environ, **self.env, **(env or {})}, cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.servers.append(process)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()
             try:

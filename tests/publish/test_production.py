@@ -44,7 +44,7 @@ def _outbox(local: Local) -> list[Path]:
 
 
 def _wait_for_mail(local: Local, count: int) -> None:
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while len(_outbox(local)) < count and time.monotonic() < deadline:
         time.sleep(0.05)
 
