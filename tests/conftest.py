@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests import spam_memo
 from tests.db_fixtures import *  # noqa: F403  (db_url, migrated_db_url, postgres_url, ...)
@@ -34,10 +35,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-# Hypothesis: no example database in the repository (a failure prints its example and a
-# @reproduce_failure blob instead). NEWSLETTER_HYPOTHESIS=thorough runs ten times the examples
-# of every property test that sizes itself with `examples()`.
+# Hypothesis: nothing in the repository, neither an example database (a failure prints its
+# example and a @reproduce_failure blob instead) nor its caches (a folder per process).
+# NEWSLETTER_HYPOTHESIS=thorough runs ten times the examples of every property test that sizes
+# itself with `examples()`.
 HYPOTHESIS_PROFILE = os.environ.get("NEWSLETTER_HYPOTHESIS", "suite")
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="newsletter-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 settings.register_profile("suite", database=None, print_blob=True)
 settings.register_profile("thorough", database=None, print_blob=True, max_examples=1000)
 settings.load_profile(HYPOTHESIS_PROFILE)
