@@ -1,7 +1,7 @@
 """Regenerate docs/img/report.png: `python -m tests.engagement.report_screenshot`.
 
-Builds the sample issue, records a SendGrid send of it to 5,000 readers in a temporary SQLite database
-with seeded, made-up events (people's opens and clicks spread over three days, Apple proxy
+Builds the sample issue, records a SendGrid send of it to 5,000 readers in a temporary SQLite
+database with seeded, made-up events (people's opens and clicks spread over three days, Apple proxy
 opens, scanner bursts), writes report.html exactly as `newsletter report` does and photographs
 it in headless Chromium. Nothing in the repository changes but the picture.
 """
