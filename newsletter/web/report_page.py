@@ -86,8 +86,16 @@ def timeline(report: IssueReport, width: int = 640, height: int = 220) -> Markup
     return Markup("".join(parts))
 
 
+def note_html(note: str) -> Markup:
+    """A report note with its `backticked` commands and settings as <code>."""
+    parts = note.split("`")
+    return Markup("").join(Markup("<code>{}</code>").format(part) if i % 2 else escape(part)
+                           for i, part in enumerate(parts))
+
+
 def report_html(report: IssueReport) -> str:
     """The whole page, titled with the issue's subject."""
     return _env().get_template("report.html").render(
         r=report, bars=piece_bars(report), lines=timeline(report),
+        notes=[note_html(note) for note in report.notes],
         measured_series=any(report.knows(k) for k in ("opens", "clicks")))

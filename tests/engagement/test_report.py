@@ -109,6 +109,9 @@ def test_an_outbox_send_reports_what_it_knows(site: Site) -> None:
     assert [c[1] for c in cells[:4]] == [name for _, name in EXPERTS.values()]
     assert cells[2][2] == "no links" and cells[0][2] == "not measured"
     assert page.get_element_by_id("card-opens").text_content().startswith("not measured")
+    notes = page.find_class("notes")[0]
+    assert "tracking: {clicks: true}" in notes.xpath(".//code/text()")  # says how to measure
+    assert "no tracking pixel" in notes.text_content()
     page_text = page.text_content()
     assert "%%" not in page_text and not any(i in page_text for i, _ in EXPERTS.values())
     assert "personal unsubscribe link (one per recipient)" in page_text
