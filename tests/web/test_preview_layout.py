@@ -87,6 +87,19 @@ def test_both_frames_fit_without_sideways_scrolling(browser, preview: RunningSer
         context.close()
 
 
+def test_a_narrow_window_stacks_the_frames(browser, preview: RunningServer) -> None:
+    """Beside each other the desktop frame would shrink below 60%: it goes under the phone."""
+    context, page, expect = open_page(browser, preview.url, 760)
+    try:
+        expect(page.locator("#panel-email")).to_have_class("frames stacked")
+        phone = assert_inside_window(page, "#frame-phone")
+        desktop = assert_inside_window(page, "#frame-desktop")
+        assert desktop["top"] > phone["top"] + 300 and phone["width"] == 375
+        assert desktop["width"] > 0.6 * 700
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_editions_tab_shows_both_editions_whole(browser, preview: RunningServer,
                                                 width: int) -> None:
