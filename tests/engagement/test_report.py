@@ -233,3 +233,15 @@ def test_people_reached_counts_each_person_once(site: Site, rows, chosen) -> Non
     expected = len({a.lower() for s, a, state in rows if s in chosen and state == "accepted"})
     with site.engine.connect() as conn:
         assert people_reached(conn, chosen) == expected
+
+
+def test_a_personal_subject_is_titled_without_its_placeholders() -> None:
+    from newsletter.events.report import subject_of
+    from newsletter.events.report_sends import SendFacts
+
+    def facts(subject: str) -> SendFacts:
+        return SendFacts(1, SLUG, "outbox", subject, _now(), 0)
+
+    assert subject_of([facts("%%first_name|Reader%%, your week")]) == "Reader, your week"
+    assert subject_of([facts("A week for %%name%%")]) == "A week for [name]"
+    assert subject_of([facts("Old"), facts("Newest")]) == "Newest"  # the latest send's
