@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-TRANSPORTS = ("outbox", "smtp", "sendgrid")
+TRANSPORTS = ("outbox", "smtp", "sendgrid", "ses")
 EVENTS_KEEP_DAYS = 400
 
 
@@ -25,6 +25,13 @@ class Settings:
     webhook_public_key: str | None
     previous_secrets: tuple[str, ...] = ()  # NEWSLETTER_SECRET_PREVIOUS, comma-separated
     events_keep_days: int = EVENTS_KEEP_DAYS  # NEWSLETTER_EVENTS_KEEP_DAYS
+    #: SES: the most SendEmail requests in flight (NEWSLETTER_SES_IN_FLIGHT; overrides
+    #: `ses.max_in_flight`). AWS credentials, region and endpoint are boto3's own variables.
+    ses_in_flight: int | None = None
+    #: SNS: "HOST:PORT" to connect to instead of the SNS host when fetching a signing
+    #: certificate or confirming a subscription (NEWSLETTER_SNS_CONNECT_TO, like curl's
+    #: --connect-to: for tests; the URL, its host check and TLS verification stay the same)
+    sns_connect_to: str | None = None
 
     @classmethod
     def from_env(cls, root: Path, env: dict[str, str] | None = None) -> Settings:
@@ -49,6 +56,9 @@ class Settings:
                                    (env.get("NEWSLETTER_SECRET_PREVIOUS") or "").split(",")
                                    if p.strip()),
             events_keep_days=_days(env.get("NEWSLETTER_EVENTS_KEEP_DAYS")),
+            ses_in_flight=_positive("NEWSLETTER_SES_IN_FLIGHT",
+                                    env.get("NEWSLETTER_SES_IN_FLIGHT")),
+            sns_connect_to=env.get("NEWSLETTER_SNS_CONNECT_TO") or None,
         )
 
     @property
@@ -72,3 +82,14 @@ def _days(value: str | None) -> int:
         raise InputError(Problem("NEWSLETTER_EVENTS_KEEP_DAYS", None,
                                  f"{value!r} is not a positive number of days"))
     return days
+
+
+def _positive(name: str, value: str | None) -> int | None:
+    """A positive whole number from the environment variable `name` (None when unset)."""
+    if not value or not value.strip():
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        from newsletter.core.errors import InputError, Problem
+
+        raise InputError(Problem(name, None, f"{value!r} is not a positive whole number"))
+    return int(value)

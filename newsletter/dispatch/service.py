@@ -255,7 +255,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         if not dt.timedelta(minutes=1) <= undo_window <= MAX_SCHEDULE_AHEAD - CANCEL_DEADLINE:
             raise NewsletterError("the undo window must be between 1 minute and 71 hours 50 "
                                   "minutes (SendGrid schedules at most 72 hours ahead)")
-    sender = make_transport(chosen, pub.settings)
+    sender = make_transport(chosen, pub.settings, pub.config)
     sync_note = None
     if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
         sync_note = before_send(pub, ledger.engine)  # retire suppressed addresses first
@@ -524,7 +524,7 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
         addresses = [check_address(a) for a in addresses]
     except ValueError as exc:
         raise NewsletterError(str(exc)) from None
-    sender = make_transport(transport, pub.settings)
+    sender = make_transport(transport, pub.settings, pub.config)
     sender.preflight()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     mailing = make_mailing(pub, build, f"test-{stamp}", subject=f"[TEST] {build.subject}",
