@@ -71,10 +71,10 @@ class RateLimit:
     def admit(self, now: float) -> float:
         """Seconds until one more request may leave (0: it leaves now, and is counted)."""
         sent = self.sent
-        while sent and now - sent[0] >= 1.0:
+        while sent and sent[0] + 1.0 <= now:
             sent.popleft()
         if len(sent) >= max(1, int(self.rate(now) + 1e-9)):
-            return sent[0] + 1.0 - now
+            return max(sent[0] + 1.0 - now, 1e-6)
         sent.append(now)
         return 0.0
 
