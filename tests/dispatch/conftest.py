@@ -22,12 +22,22 @@ from sqlalchemy import Engine, insert
 from newsletter.cli import main
 from newsletter.db import open_database
 from newsletter.db.tables import subscriber_tags, subscribers
+from newsletter.dispatch.artifact import Artifact
 from tests.db_fixtures import db_url, postgres_server, postgres_url  # noqa: F401
 from tests.fake_sendgrid import API_KEY, FakeSendGrid
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "2026-11-24"
 SECRET = "dispatch-test-secret-at-least-32-characters"
+
+
+def artifact(slug: str = SLUG, subject: str = "s") -> Artifact:
+    """A small frozen message, for tests that drive the ledger directly."""
+    return Artifact(slug=slug, subject=subject, html="<p>Hello %%name%%</p>",
+                    text="Hello %%name%%", content_hash="x" * 64, publication="P",
+                    sender_name="P", sender_email="newsletter@example.org", reply_to=None,
+                    public_url="https://news.example.org/", categories=(), asm_group_id=None,
+                    family=(slug,), links=None, source_hash=None)
 
 
 def add_people(engine: Engine, count: int, *, start: int = 0, tags: tuple[str, ...] = (),
