@@ -100,7 +100,7 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
                           "Left out above; --retry-failed tries the failed ones again, "
                           "--again sends to everyone once more)")
         return
-    if plan.count == 0 and not accepting:
+    if plan.count == 0 and not accepting and not plan.left_out:
         _finish_without_sending(plan)
         return
     if not yes and not click.confirm("Send it?", default=False, err=True):
@@ -156,7 +156,7 @@ def _send_editions(app: App, issue: str, segments: tuple[str, ...], yes: bool, o
     if not yes and not click.confirm("Send these editions?", default=False, err=True):
         raise click.exceptions.Exit(1)
     for plan in planned.plans:
-        if plan.count == 0 and plan.send is not None:
+        if plan.count == 0 and plan.send is not None and not plan.left_out:
             _finish_without_sending(plan)
             continue
         _run(plan)
@@ -296,9 +296,13 @@ def _report(plan, result) -> None:
     _list_recipients(plan.ledger, send.id)
     why = result.report.stopped or ("interrupted" if result.report.interrupted else
                                     "some recipients were not accepted")
+    settle = ("record those listed as not recorded with --accept-recipient ADDRESS"
+              if result.report.unrecorded else
+              "check the provider's log, then add --accept-recipient ADDRESS (it took them) "
+              "or --resend-recipient ADDRESS (it did not), or --accept-unknown / "
+              "--resend-unknown for all")
     raise FailedError(f"send #{send.id} stopped: {why}. {counts}. Run the same command to "
-                      "resume" + (" (unknown ones: check the provider's log, then add "
-                                  "--resend-unknown or --accept-unknown)" if send.unknown else ""))
+                      "resume" + (f" (unknown ones: {settle})" if send.unknown else ""))
 
 
 def _counts(send) -> str:

@@ -22,7 +22,13 @@ from newsletter.compose.publication import Publication
 from newsletter.core.errors import NewsletterError
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger.reached import recipients_of
-from newsletter.dispatch.plan import SendPlan, open_ledger, plan_send, segment_condition
+from newsletter.dispatch.plan import (
+    SendPlan,
+    family_of,
+    open_ledger,
+    plan_send,
+    segment_condition,
+)
 
 LANGUAGE_ATTRIBUTE = "language"
 
@@ -52,6 +58,21 @@ def reader_condition(edition: Edition, editions: list[Edition], fallback: Editio
     return or_(mine, _language().is_(None), not_(or_(false(), *others)))
 
 
+def _readable(pub: Publication, slugs: list[str]) -> None:
+    """Editions the ledger knows (an earlier send named them) that the files no longer list:
+    one whose manifest cannot be read is an error (InputError, naming the file and line),
+    rather than an edition silently left out; one whose folder is gone is no edition now."""
+    from newsletter.compose.source import load_issue
+    from newsletter.core.errors import InputError
+
+    for slug in slugs:
+        try:
+            folder = pub.issue_dir(slug)
+        except InputError:
+            continue
+        load_issue(pub, folder)
+
+
 @dataclass
 class EditionsPlan:
     """The per-edition send plans of one `send --editions`, and what was left out and why."""
@@ -71,11 +92,12 @@ def plan_editions(pub: Publication, issue: str, segment: str | Sequence[str],
     label = " + ".join(segments)
     slug = pub.issue_dir(issue).name
     editions = edition_group(pub, slug)
+    ledger = open_ledger(pub)
+    family = family_of(pub, slug, ledger)
+    _readable(pub, [s for s in family if s not in {e.slug for e in editions}])
     fallback = default_edition(pub, editions)
-    family = tuple(e.slug for e in editions)
     again, retry_failed = options.get("again", False), options.get("retry_failed", False)
     started = dt.datetime.now(dt.UTC)
-    ledger = open_ledger(pub)
     base = segment_condition(pub, segments)
     plans, skipped = [], []
     for edition in editions:

@@ -66,11 +66,13 @@ def slug_of(pub: Publication, issue: str) -> str:
         return issue
 
 
-def family_of(pub: Publication, slug: str) -> tuple[str, ...]:
-    """The slugs of the issue family of `slug`: the issue and its editions (`translation_of`)."""
+def family_of(pub: Publication, slug: str, ledger: Ledger) -> tuple[str, ...]:
+    """The slugs of the issue family of `slug`: the issue and its editions as their files say
+    (`translation_of`), and as the ledger remembers them (each send's artifact names its
+    family), so an edition whose manifest cannot be read now still counts."""
     from newsletter.compose.editions import edition_group
 
-    return tuple(dict.fromkeys([slug, *(e.slug for e in edition_group(pub, slug))]))
+    return ledger.artifacts.families((slug, *(e.slug for e in edition_group(pub, slug))))
 
 
 @dataclass
@@ -194,7 +196,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
                                   "recipients to retry")
         reopen = failed[-1]
     resumed = active or reopen
-    family = family_of(pub, slug)
+    family = family_of(pub, slug, ledger)
     notes: list[str] = []
     if resumed is not None:
         artifact, build, frozen = _artifact_of(pub, ledger, resumed, family, notes)
@@ -206,7 +208,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         build = build_issue(pub, issue, _segment_topic(pub, label))
         require_passing(pub, build)  # the pre-send quality gate: refuse on any check error
         slug, frozen = build.slug, True
-        artifact = Artifact.freeze(pub, build, family_of(pub, build.slug))
+        family = family_of(pub, slug, ledger)
+        artifact = Artifact.freeze(pub, build, family)
     members = segment_condition(pub, segments)
     if narrow is not None:
         members = members & narrow

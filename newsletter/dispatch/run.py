@@ -177,8 +177,10 @@ class SendRun:
             self.report.unrecorded = [(address, result[1]) for result, address in pending]
             self._stop_with(str(exc))
             with self.lock:
-                self.report.stopped = (f"{self.report.stopped}; {len(pending)} outcomes known "
-                                       "but not recorded: their recipients are `unknown`")
+                self.report.stopped = (
+                    f"{self.report.stopped}; {len(pending)} outcome"
+                    f"{'s' if len(pending) != 1 else ''} known but not recorded (listed above: "
+                    "the ledger shows them `unknown`)")
 
     def _run(self) -> None:
         size = max(1, self.transport.batch_size)

@@ -42,6 +42,21 @@ class Artifacts:
                              text=row.text, content_hash=row.content_hash,
                              settings=row.settings, source_hash=row.source_hash)
 
+    def families(self, slugs: tuple[str, ...]) -> tuple[str, ...]:
+        """`slugs` and every slug the artifacts of their sends name as their issue family,
+        followed until nothing new turns up."""
+        known = tuple(dict.fromkeys(slugs))
+        while True:
+            with self.store.engine.connect() as conn:
+                docs = conn.execute(select(send_artifacts.c.settings).select_from(
+                    send_artifacts.join(sends, sends.c.id == send_artifacts.c.send_id))
+                    .where(sends.c.issue.in_(known))).scalars().all()
+            more = tuple(dict.fromkeys([*known, *(s for doc in docs
+                                                  for s in doc.get("family") or ())]))
+            if more == known:
+                return known
+            known = more
+
     def freeze(self, send_id: int, artifact: Artifact) -> None:
         """Store the artifact of a send that has none (one an earlier version started), under
         this run's lease."""

@@ -4,7 +4,8 @@ Every ledger write is one transaction run by `LedgerStore.write()`. When the dat
 (SQLite: another process holds the write lock, e.g. a long import or `serve`'s webhooks;
 PostgreSQL: a lock that cannot be had, a deadlock or a serialisation failure) the transaction
 is tried again with back-off, for up to the write policy's patience (NEWSLETTER_LEDGER_PATIENCE
-seconds, default 300; on SQLite each try also waits in SQLite's own busy handler). A database
+seconds, default 300; each try also waits for the lock itself, up to 30 s: SQLite's busy
+timeout, PostgreSQL's lock_timeout). A database
 that stays locked longer, or a full disk, raises `LedgerUnavailable`: the send stops cleanly,
 with that reason. A failed try changed nothing (it never committed), so trying again is safe.
 
@@ -130,18 +131,20 @@ class LedgerStore:
                 if not again or left <= 0:
                     raise LedgerUnavailable(
                         f"the send ledger could not be written for {budget:g} s ({why}; "
-                        f"{tries} tries)") from None
+                        f"{tries} {'try' if tries == 1 else 'tries'})") from None
                 time.sleep(min(left, wait * random.uniform(0.5, 1.0)))
                 wait = min(self.policy.longest_wait, wait * 2)
 
     def _once(self, work: Callable[[Connection], T], seconds: float) -> T:
+        wait_ms = int(min(seconds, SQLITE_BUSY_TIMEOUT_S) * 1000)
         with write_connection(self.engine) as conn:
             raw = conn.connection.driver_connection if self.sqlite else None
             if raw is not None:  # SQLite's own wait for the lock: no longer than we have
-                wait_ms = int(min(seconds, SQLITE_BUSY_TIMEOUT_S) * 1000)
                 raw.execute(f"PRAGMA busy_timeout = {wait_ms}")
             try:
                 with conn.begin():
+                    if not self.sqlite:  # PostgreSQL waits for a lock no longer than we have
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{wait_ms}ms'")
                     return work(conn)
             finally:
                 if raw is not None:
