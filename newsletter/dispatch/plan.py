@@ -118,8 +118,12 @@ class SendPlan:
 
     def consent_check(self, send: SendRow) -> ConsentCheck:
         """What each batch of `send` is checked against right before its hand-over."""
+        from newsletter.audience.erasure import any_erased
+
+        with self.ledger.engine.connect() as conn:
+            erasures = any_erased(conn)
         return ConsentCheck(send.id, self.family, send.reach, send.created_at,
-                            self.pub.settings.secret or "")
+                            self.pub.settings.secret or "", erasures)
 
     def summary(self) -> list[tuple[str, str]]:
         """What will happen, as label/value pairs."""

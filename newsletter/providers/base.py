@@ -6,8 +6,8 @@ per item, in order. Outcome states form a closed set:
 - `accepted`: the provider took the message (HTTP 202, SMTP 250, file renamed into place);
 - `failed`: the provider refused this recipient for good (e.g. SMTP 550), or the address or
   name cannot be encoded for it; the reason is in words;
-- `deferred`: the provider refused this recipient for now (SMTP 450/452): the engine tries it
-  again later in the same run, with back-off, and records it `failed` if it still refuses;
+- `deferred`: the provider refused this recipient for now (SMTP 450/452): the send's run tries
+  it again later, with back-off, and records it `failed` if it still refuses;
 - `retry`: not handed over, try again later (429, 5xx, connection refused...);
 - `unknown`: the request left but its answer was lost; it may or may not have been taken.
 
@@ -16,7 +16,7 @@ reported with `BatchResult.stop`; `BatchResult.wait` carries a provider's "retry
 
 A transport that hands messages over one at a time (SMTP) says so with `reports_each_outcome`
 and calls `on_outcome(index, outcome)` for each message as soon as the provider answered it,
-before it hands over the next: the engine records that outcome at once (and commits the next
+before it hands over the next: the send run records that outcome at once (and commits the next
 message as in flight), so a crash leaves at most the one message in flight unknown. Any
 provider may do the same.
 """

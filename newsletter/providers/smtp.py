@@ -225,7 +225,7 @@ class SmtpTransport(Transport):
             assert outcome is not None
             go_on = on_outcome is None or on_outcome(index, outcome)
             if outcome.state == "retry":
-                # The connection is gone: hand the rest back and let the engine back off.
+                # The connection is gone: hand the rest back and let the send run back off.
                 rest = [outcome] * (len(items) - len(outcomes))
                 return BatchResult(outcomes + rest)
             outcomes.append(outcome)

@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import subscribers
@@ -94,7 +94,7 @@ def elsewhere(family: Iterable[str], policy: str, send_id: int, started: dt.date
     since this send started; `again`: reached since this send started."""
     person = send_recipients.c.subscriber_id
     forever = person.in_(reached(family, unknown=policy == "once", besides=send_id, among=among))
-    if policy == "once":
-        return forever
     since = person.in_(reached(family, since=started, besides=send_id, among=among))
-    return since if policy == "again" else or_(forever, since)
+    found = forever if policy == "once" else since if policy == "again" else or_(forever, since)
+    # no other send of the family (the usual case): nothing to look up, person by person
+    return and_(exists(family_sends(family, send_id)), found)

@@ -117,14 +117,20 @@ class Recipients:
 
     def hand_over(self, send_id: int, items: Sequence[Item], *, check: ConsentCheck | None,
                   whole: bool = False, first_only: bool = False) -> HandOver:
-        """Right before `items` go to the transport: record `skipped` (with why) those the
-        consent check drops, and commit the others as in flight under a new batch number,
-        in one transaction; `first_only`: only the first of them (a transport that reports
-        each outcome as it happens: recording it commits the next, see `record`).
+        """Right before `items` go to the transport: ask the consent check (one query), then
+        record `skipped` (with why) those it drops and commit the others as in flight under a
+        new batch number, in one transaction; `first_only`: only the first of them (a
+        transport that reports each outcome as it happens: recording it commits the next, see
+        `record`).
 
         `whole`: the items are every pending row of the send between the first and the last
         key (a batch just read by `stream()`); one range update then marks them.
         """
+        dropped: dict[int, str] = {}
+        if check is not None:  # read beside the write lock, not under it
+            with self.store.engine.connect() as conn:
+                dropped = check.withdrawn(conn, items)
+
         def work(conn: Connection) -> HandOver:
             now = utcnow()
             batch = conn.execute(update(sends).where(
@@ -136,7 +142,6 @@ class Recipients:
                 self.store.leases.pop(send_id, None)
                 raise LeaseLost(f"send #{send_id}: another process took the send over; this "
                                 "one stops without handing anything over")
-            dropped = check.withdrawn(conn, items, now) if check is not None else {}
             if dropped:
                 conn.execute(update(send_recipients).where(
                     send_recipients.c.id == bindparam("key")).values(
