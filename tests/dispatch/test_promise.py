@@ -481,6 +481,8 @@ def test_the_promise_on_the_paths_issue_22_found_broken(worlds: Any, script: str
 
 @pytest.mark.slow
 def test_the_promise_holds_whatever_happens(worlds: Any, db_url: str) -> None:
+    global TALLY
+    TALLY = Tally()  # this database's figures
     Promise.make_world = staticmethod(worlds)
     run_state_machine_as_test(Promise, settings=settings(
         max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
