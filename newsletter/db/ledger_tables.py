@@ -1,4 +1,4 @@
-"""The send ledger's tables (current schema; migrations 2, 6 and 8 made them).
+"""The send ledger's tables (current schema; migrations 2, 6 and 9 made them).
 
 `sends`: one row per send of an issue to a segment, with its state, counts and how it treats
 people another send of the issue family reached (`reach`).
@@ -70,7 +70,7 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table]:
         Column("created_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
         Column("finished_at", UtcDateTime, nullable=True),
-        # migration 8: counts of the two new recipient states, and the send's reach policy
+        # migration 9: counts of the two new recipient states, and the send's reach policy
         Column("skipped", Integer, nullable=False, default=0, server_default=text("0")),
         Column("cancelled", Integer, nullable=False, default=0, server_default=text("0")),
         Column("reach", String(8), nullable=False, default="once",
@@ -101,7 +101,7 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table]:
         # On send_id alone: state changes (two per recipient) then leave the index alone.
         Index("ix_send_recipients_send", "send_id"),
         # "Has this person been reached by the issue family?" for the people of one batch
-        # (migration 8); subscriber ids never change, so neither does this index.
+        # (migration 9); subscriber ids never change, so neither does this index.
         Index("ix_send_recipients_subscriber", "subscriber_id"),
     )
     batches = Table(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Connection,
@@ -370,7 +371,20 @@ def _event_detail(conn: Connection) -> None:
     md.create_all(conn)
 
 
-@migration(8, "issue family ledger: frozen send artifacts, skipped and cancelled recipients")
+@migration(8, "what each send carried: its pieces and click tracking, for reports")
+def _send_contents(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "send_contents",
+        md,
+        Column("send_id", _Id, primary_key=True, autoincrement=False),
+        Column("pieces", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("click_tracking", Boolean, nullable=False),
+    )
+    md.create_all(conn)
+
+
+@migration(9, "issue family ledger: frozen send artifacts, skipped and cancelled recipients")
 def _issue_family_ledger(conn: Connection) -> None:
     """sends gain `skipped` and `cancelled` counts and a `reach` policy; send_recipients gain
     the states `skipped` and `cancelled` (the check constraint is rebuilt: on SQLite by copying

@@ -5,7 +5,8 @@
 - execute.py: `execute()` runs a plan under the ledger, `send_issue()` plans and runs at once;
 - dry_run.py: `dry_run()` does everything but hand messages over;
 - trial.py: `send_test()` mails a [TEST] copy outside the ledger;
-- status.py: `sends_for()` (for `newsletter status`) and `cancel_scheduled()`;
+- status.py: `sends_for()` (for `newsletter status`), `cancel_scheduled()` and
+  `last_completed_send()` (for `new --from-feed`);
 - editions.py: `plan_editions()` (`send --editions`);
 - options.py: `parse_at()`, `parse_window()`, `utc_minute()`.
 """
@@ -16,7 +17,12 @@ from newsletter.dispatch.dry_run import DryRun, dry_run
 from newsletter.dispatch.execute import SendResult, execute, send_issue
 from newsletter.dispatch.options import parse_at, parse_window, utc_minute
 from newsletter.dispatch.plan import SendPlan, plan_send
-from newsletter.dispatch.status import SendStatus, cancel_scheduled, sends_for
+from newsletter.dispatch.status import (
+    SendStatus,
+    cancel_scheduled,
+    last_completed_send,
+    sends_for,
+)
 from newsletter.dispatch.trial import TestResult, send_test
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "cancel_scheduled",
     "dry_run",
     "execute",
+    "last_completed_send",
     "parse_at",
     "parse_window",
     "plan_send",

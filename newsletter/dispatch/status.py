@@ -36,6 +36,11 @@ def sends_for(pub: Publication, issue: str, limit: int = 50) -> list[SendStatus]
             for s in ledger.sends.of_issue(slug_of(pub, issue))]
 
 
+def last_completed_send(pub: Publication) -> SendRow | None:
+    """The latest completed send of any issue (`new --from-feed` drafts the entries since)."""
+    return open_ledger(pub).sends.last_completed()
+
+
 def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -> SendRow:
     """`newsletter send cancel`: stop the latest scheduled send of `issue` (to `segment`) at
     SendGrid while its batches can still be cancelled, or give up a stopped send.

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 
 from newsletter.cli import main
 from newsletter.db import open_database
@@ -34,6 +34,7 @@ from tests.fake_sendgrid import API_KEY, FakeSendGrid
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "2026-11-24"
 SECRET = "dispatch-test-secret-at-least-32-characters"
+CHILD_APP = "newsletter-test-child"  # application_name of spawned processes' PostgreSQL sessions
 
 
 def artifact(slug: str = SLUG, subject: str = "s") -> Any:
@@ -89,11 +90,30 @@ class Pub:
                                   env=self.env, catch_exceptions=False)
 
     def spawn(self, *args: str, **kwargs: Any) -> subprocess.Popen:
-        """Start `python -m newsletter -C ROOT ARGS` as a real process."""
+        """Start `python -m newsletter -C ROOT ARGS` as a real process (its PostgreSQL
+        sessions carry the application_name CHILD_APP, for `settle()`)."""
         return subprocess.Popen([sys.executable, "-m", "newsletter", "-C", str(self.root), *args],
-                                env={**os.environ, **self.env}, cwd=ROOT,
+                                env={**os.environ, **self.env, "PGAPPNAME": CHILD_APP}, cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 **kwargs)
+
+    def settle(self, timeout: float = 30) -> None:
+        """After a spawned process was killed: wait until the database has finished with it.
+
+        PostgreSQL may still be running a COMMIT the dead process had sent; its server process
+        ends once it reads the closed connection, so wait until no session of a spawned process
+        is left on this database. On SQLite the dead process's transaction died with it."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        deadline = time.monotonic() + timeout
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND application_name = :app")
+        while True:
+            with self.engine.connect() as conn:
+                if not conn.execute(query, {"app": CHILD_APP}).scalar_one():
+                    return
+            assert time.monotonic() < deadline, "a killed process's session never ended"
+            time.sleep(0.01)
 
 
 def pub_env(db_url: str, tmp_path: Path,  # noqa: F811
@@ -118,11 +138,11 @@ def pub_env(db_url: str, tmp_path: Path,  # noqa: F811
 
 
 @pytest.fixture()
-def pub(publication: Path, db_url: str, tmp_path: Path,  # noqa: F811
+def pub(warm_publication: Path, migrated_db_url: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Pub]:
-    env = pub_env(db_url, tmp_path, monkeypatch)
-    engine = open_database(db_url)
-    yield Pub(publication, db_url, env, engine)
+    env = pub_env(migrated_db_url, tmp_path, monkeypatch)
+    engine = open_database(migrated_db_url)
+    yield Pub(warm_publication, migrated_db_url, env, engine)
     engine.dispose()
 
 
@@ -318,8 +338,8 @@ def ledger_states(pub: Pub) -> dict[str, list[str]]:
     return found
 
 
-def kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
-    """SIGKILL `proc` once `ready()`; False if it ended first."""
+def kill_when(pub: Pub, proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
+    """SIGKILL `proc` (spawned by `pub`) once `ready()`; False if it ended first."""
     deadline = time.monotonic() + timeout
     while proc.poll() is None and not ready() and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -327,7 +347,7 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
         return False
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    time.sleep(0.1)  # PostgreSQL may still be finishing a COMMIT the dead process had sent
+    pub.settle()  # PostgreSQL may still be finishing a COMMIT the dead process had sent
     return True
 
 

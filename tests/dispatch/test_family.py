@@ -37,7 +37,7 @@ def test_a_killed_then_cancelled_send_counts_who_it_reached(pub: Pub) -> None:
         pub.engine, 100, start=5000, attributes={"language": "ar"})
     folder = pub.outbox / SLUG / "1"
     proc = pub.spawn("send", SLUG, "--segment", "everyone", "--yes")
-    assert kill_when(proc, lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 50)
+    assert kill_when(pub, proc, lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 50)
     written = len(list(folder.glob("*.eml")))
     cancel = pub.cli("send", "cancel", SLUG, "--yes")
     assert cancel.exit_code == 0, cancel.output

@@ -20,7 +20,7 @@ def test_unsubscribe_and_pause_between_a_kill_and_the_resume(pub: Pub) -> None:
     people = add_people(pub.engine, 1500)
     folder = pub.outbox / SLUG / "1"
     proc = pub.spawn("send", SLUG, "--segment", "everyone", "--yes")
-    assert kill_when(proc, lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 20)
+    assert kill_when(pub, proc, lambda: folder.exists() and len(list(folder.glob("*.eml"))) >= 20)
     with pub.engine.connect() as conn:
         pending = conn.execute(select(send_recipients.c.email).where(
             send_recipients.c.state == "pending").order_by(send_recipients.c.id)).scalars().all()

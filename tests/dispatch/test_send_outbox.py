@@ -6,6 +6,7 @@ import email
 from email import policy
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.audience import add_subscriber
@@ -101,6 +102,7 @@ def test_sending_again_leaves_out_who_received_it_unless_again(pub: Pub) -> None
     assert len(list((pub.outbox / SLUG / "2").glob("*.eml"))) == 3
 
 
+@pytest.mark.slow
 def test_editing_the_issue_after_a_send_started_resumes_with_the_frozen_message(
         pub: Pub) -> None:
     add_people(pub.engine, 3)

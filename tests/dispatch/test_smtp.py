@@ -124,7 +124,7 @@ def test_kill_9_leaves_only_the_message_in_flight_unknown(pub: Pub, smtp_server)
     people = add_people(pub.engine, 25)
     server.mailbox.gate_at = 15  # the 15th message (in the second batch) is in flight
     proc = pub.spawn("send", SLUG, "--segment", "everyone", "--transport", "smtp", "--yes")
-    assert kill_when(proc, server.mailbox.at_gate.is_set)
+    assert kill_when(pub, proc, server.mailbox.at_gate.is_set)
     server.mailbox.gate.set()  # the server never took it: the client was gone first
     delivered = _recipients(server)
     assert sorted(delivered) == people[:14]

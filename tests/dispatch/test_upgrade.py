@@ -1,7 +1,7 @@
-"""Upgrading newsletter in the middle of a send: a send begun by the previous release (schema
-7: no frozen artifact, a content hash of the old renderer's bytes), killed, then resumed by this
-release, finishes with no duplicate and no operator step. And migration 8 on a database with a
-history."""
+"""Upgrading newsletter in the middle of a send: a send begun by the previous release (the
+schema before the issue-family migration: no frozen artifact, a content hash of the old
+renderer's bytes), killed, then resumed by this release, finishes with no duplicate and no
+operator step. And the issue-family migration on a database with a history."""
 
 from __future__ import annotations
 
@@ -25,18 +25,19 @@ from newsletter.providers.mailing import Mailing
 from newsletter.providers.mime import MimeRenderer
 from tests.dispatch.conftest import SECRET, SLUG, Pub, add_people, family_mail, pub_env
 
-#: the last schema the previous release knew
-PREVIOUS_SCHEMA = 7
+#: the last schema the previous release knew: the one before the issue-family migration
+PREVIOUS_SCHEMA = next(m.version for m in MIGRATIONS
+                       if m.description.startswith("issue family ledger")) - 1
 
 
 @pytest.fixture()
-def old_pub(publication: Path, db_url: str, tmp_path: Path,
+def old_pub(warm_publication: Path, db_url: str, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[Pub]:
-    """A publication whose database the previous release made (schema 7)."""
+    """A publication whose database the previous release made."""
     env = pub_env(db_url, tmp_path, monkeypatch)
     engine = connect(db_url)
     upgrade(engine, MIGRATIONS[:PREVIOUS_SCHEMA])
-    yield Pub(publication, db_url, env, engine)
+    yield Pub(warm_publication, db_url, env, engine)
     engine.dispose()
 
 
@@ -106,7 +107,7 @@ def test_a_send_begun_by_the_previous_release_finishes_after_an_upgrade(old_pub:
         assert set(conn.execute(select(send_recipients.c.state)).scalars()) == {"accepted"}
 
 
-def test_migration_8_keeps_the_history_and_tells_cancelled_from_failed(old_pub: Pub) -> None:
+def test_the_migration_keeps_the_history_and_tells_cancelled_from_failed(old_pub: Pub) -> None:
     """Rows of batches cancelled at SendGrid (recorded `failed` before) become `cancelled`:
     they reached nobody, so a later send mails them; a real failure stays `failed`."""
     pub = old_pub
