@@ -93,7 +93,9 @@ def run(plan) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if result is None:
-        err_console.print("nothing to send: everyone already received it in the meantime")
+        err_console.print(f"nothing to send: send #{plan.send.id} was completed meanwhile by "
+                          "another process" if plan.send else
+                          "nothing to send: everyone was reached in the meantime")
         return
     report(plan, result)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from newsletter.core.personalise import Recipient
 from newsletter.dispatch.ledger import LeaseLost, LedgerUnavailable, SendRow
+from newsletter.dispatch.ledger.store import SendFinished
 from newsletter.dispatch.options import CANCEL_DEADLINE
 from newsletter.dispatch.plan import SendPlan, plan_send
 from newsletter.dispatch.retry import RetryPolicy
@@ -43,7 +44,8 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
             ) -> SendResult | None:
     """Run the planned send under the ledger (call `plan.transport.preflight()` first).
 
-    Returns None when, by the time the send is created, nobody is left to send to. Every run
+    Returns None when, by the time the send is created, nobody is left to send to, or when
+    the send to resume was completed meanwhile by another process. Every run
     sends the plan's artifact: a new send's `prepare` hook may change its mailing once the
     send has an id; a resumed send's tracked links are filled by `link_urls` (their plain
     URLs without it).
@@ -58,7 +60,10 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
         if send is None:
             return None
     else:
-        ledger.sends.acquire(send.id, reopen=plan.retry_failed)
+        try:
+            ledger.sends.acquire(send.id, reopen=plan.retry_failed)
+        except SendFinished:  # two resumes raced: the other one finished it
+            return None
     report = RunReport()
     error: str | None = None
     try:

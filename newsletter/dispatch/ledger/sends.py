@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.dispatch.artifact import Artifact
 from newsletter.dispatch.ledger.artifacts import store_artifact
-from newsletter.dispatch.ledger.store import LedgerStore, SendBusy, utcnow
+from newsletter.dispatch.ledger.store import LedgerStore, SendBusy, SendFinished, utcnow
 
 #: a lease whose heartbeat is older than this, held from another machine, is taken to be dead
 STALE_AFTER = dt.timedelta(minutes=2)
@@ -187,8 +187,9 @@ class Sends:
 
     def acquire(self, send_id: int, *, reopen: bool = False) -> int:
         """Take the send's lease (a new fencing token); refuse while another live process
-        holds it. `reopen`: a completed send goes back to `sending` (--retry-failed), which
-        the unique index refuses while another send of the issue is active."""
+        holds it (SendFinished when another process completed it meanwhile). `reopen`: a
+        completed send goes back to `sending` (--retry-failed), which the unique index refuses
+        while another send of the issue is active."""
         owner = process_owner()
 
         def work(conn: Connection) -> int:
@@ -198,6 +199,8 @@ class Sends:
             send = SendRow.of(conn.execute(query).one())
             if send.owner and send.owner != owner and is_alive(send.owner, send.heartbeat_at):
                 raise SendBusy(send.busy_message())
+            if send.state == "completed" and not reopen:
+                raise SendFinished(f"send #{send_id} was completed meanwhile; nothing to resume")
             if send.state not in ("sending", "stopped") and not reopen:
                 raise SendBusy(f"send #{send_id} is {send.state}; nothing to resume")
             now = utcnow()

@@ -51,6 +51,10 @@ class SendBusy(FailedError):
     """Another send of the same issue is under way or stopped and not yet resumed."""
 
 
+class SendFinished(SendBusy):
+    """The send to resume completed meanwhile (another process finished it)."""
+
+
 class LedgerUnavailable(FailedError):
     """The database refused a ledger write for longer than the write policy allows (a lock
     held elsewhere) or cannot store it (a full disk): the send stops, with this reason."""
