@@ -12,7 +12,8 @@
    a waiting writer, a running send, take its turn). An interruption here keeps the chunks
    already committed; running the same import again completes it: the rows already applied
    are unchanged now, so it writes only what is missing, and the subscribers end as one
-   uninterrupted run would have left them.
+   uninterrupted run would have left them. On PostgreSQL a large import ends with ANALYZE of
+   the subscriber tables, so that segments planned right after it see the new rows.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from newsletter.audience import merge, staging
 from newsletter.audience.csvrows import Fatal, ImportReport, lines, rows
@@ -38,6 +39,8 @@ WRITE_TARGET_S = 0.4
 #: 100 ms (SQLite's busy handler), so a longer pause always lets it in.
 SQLITE_PAUSE_S = 0.11
 FIRST_CHUNK, MIN_CHUNK, MAX_CHUNK = 2000, 200, 100_000
+#: PostgreSQL: an import that writes this many rows analyses the tables it wrote.
+ANALYZE_AFTER = 10_000
 
 
 def import_csv(
@@ -81,6 +84,9 @@ def import_csv(
             if strict and report.rejected:
                 return report
             _apply(conn, report, source or f"import:{path.name}", secret, chunk_rows)
+            if conn.dialect.name == "postgresql" and report.added + report.updated >= ANALYZE_AFTER:
+                with conn.begin():  # segment plans right after a big import need statistics
+                    conn.execute(text("ANALYZE subscribers, subscriber_tags"))
             report.tidy()
             report.committed = True
             return report
@@ -109,6 +115,8 @@ def _apply(conn: Connection, report: ImportReport, source: str, secret: str | No
             time.sleep(SQLITE_PAUSE_S)
         with write_transaction(conn):
             started = time.perf_counter()
+            if not sqlite:  # as durable as SQLite's WAL commits: a re-run completes the import
+                conn.execute(text("SET LOCAL synchronous_commit = off"))
             merge.apply_chunk(conn, span, report, now=now, source=source, secret=secret)
         held = time.perf_counter() - started
         report.chunks += 1
