@@ -81,30 +81,23 @@ SEGMENTS = {
                                   {"none": [{"engaged_within": "60d"}]}]},
 }
 CHILD = """\
-import json, os, resource, sys
+import json, resource, sys
+sys.path.insert(0, sys.argv[3])
+from audience import backend_cpu
 from newsletter.audience import import_csv
 from newsletter.db import open_database
-
-def server_cpu(engine):
-    # CPU seconds of this process's PostgreSQL backend (a server on this machine), or 0
-    if engine.dialect.name != "postgresql":
-        return 0.0
-    with engine.connect() as conn:
-        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 engine = open_database(sys.argv[1])
-engine.pool.dispose()
-server = server_cpu(engine)  # the pool's one connection: the import's too
+engine.pool.dispose()  # one connection from here on: the import's, measured before and after
+pg = engine.dialect.name == "postgresql"
+with engine.connect() as conn:
+    server = backend_cpu(conn) if pg else 0.0
 report = import_csv(engine, sys.argv[2])
+with engine.connect() as conn:
+    server = backend_cpu(conn) - server if pg else 0.0
 me = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"summary": report.summary(), "chunks": report.chunks,
                   "longest_write_s": report.longest_write_s,
-                  "cpu_s": me.ru_utime + me.ru_stime, "server_cpu_s": server_cpu(engine) - server,
+                  "cpu_s": me.ru_utime + me.ru_stime, "server_cpu_s": server,
                   "peak_mb": me.ru_maxrss / 1024}))
 """
 
@@ -146,7 +139,8 @@ def import_child(url: str, csv_path: Path, probe: Path | None) -> dict:
     if prober:
         prober.start()
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(csv_path)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(csv_path), str(HERE)],
+                            cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate()
     elapsed = time.perf_counter() - started
@@ -202,7 +196,7 @@ def add_engagement(url: str, rows: int) -> float:
     return time.perf_counter() - started
 
 
-def _backend_cpu(conn) -> float:
+def backend_cpu(conn) -> float:
     """CPU seconds of this connection's PostgreSQL backend (a server on this machine)."""
     pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     try:
@@ -215,12 +209,12 @@ def _backend_cpu(conn) -> float:
 def _timed(conn, statement) -> tuple[float, float, object]:
     """Wall and CPU seconds (this process's, and its PostgreSQL backend's) of a statement."""
     pg = conn.dialect.name == "postgresql"
-    cpu = time.process_time() + (_backend_cpu(conn) if pg else 0.0)
+    cpu = time.process_time() + (backend_cpu(conn) if pg else 0.0)
     started = time.perf_counter()
     result = conn.execute(statement)
     value = result.scalar() if result.returns_rows else result.rowcount
     wall = time.perf_counter() - started
-    cpu = time.process_time() + (_backend_cpu(conn) if pg else 0.0) - cpu
+    cpu = time.process_time() + (backend_cpu(conn) if pg else 0.0) - cpu
     return wall, cpu, value
 
 

@@ -63,16 +63,18 @@ def _rank(status: ColumnElement[Any]) -> ColumnElement[int]:
     return case({s.value: n for s, n in RANK.items()}, value=status, else_=-1)
 
 
-def _json(conn: Connection) -> dict[str, Any]:
-    """The dialect's JSON object operations: `holds(old, new)` (every key of new has that
-    value in old) and `merged(old, new)` (new's keys written over old)."""
+def _holds(conn: Connection, old: Any, new: Any) -> ColumnElement[bool]:
+    """Every key of the JSON object `new` has that value in `old`."""
     if conn.dialect.name == "postgresql":
-        empty = literal_column("'{}'::jsonb", JSONB)
-        return {"holds": lambda old, new: old.op("@>", return_type=Boolean)(new),
-                "merged": lambda old, new: old.op("||", return_type=JSONB)(
-                    func.coalesce(new, empty))}
-    return {"holds": lambda old, new: func.json_patch(old, new) == func.json(old),
-            "merged": lambda old, new: func.json_patch(old, func.coalesce(new, "{}"))}
+        return old.op("@>", return_type=Boolean)(new)
+    return func.json_patch(old, new) == func.json(old)
+
+
+def _merged(conn: Connection, old: Any, new: Any) -> ColumnElement[Any]:
+    """The JSON object `old` with `new`'s keys written over it (`new` may be NULL)."""
+    if conn.dialect.name == "postgresql":
+        return old.op("||", return_type=JSONB)(func.coalesce(new, _empty(conn)))
+    return func.json_patch(old, func.coalesce(new, _empty(conn)))
 
 
 def _within(lines: Lines | None, column: Any = import_rows.c.line) -> ColumnElement[bool]:
@@ -83,9 +85,8 @@ def _differs(conn: Connection) -> ColumnElement[bool]:
     """A staged row (`import_rows`) would change the known subscriber it names (`subscribers`)
     in name, attributes or status (never NULL; tags are `_lacking`'s)."""
     r, sub = import_rows.c, subscribers.c
-    holds = _json(conn)["holds"]
     return or_(and_(r.name.is_not(None), r.name != sub.name),
-               and_(r.attributes.is_not(None), not_(holds(sub.attributes, r.attributes))),
+               and_(r.attributes.is_not(None), not_(_holds(conn, sub.attributes, r.attributes))),
                _rank(r.status) > _rank(sub.status))
 
 
@@ -118,65 +119,89 @@ def apply_chunk(conn: Connection, lines: Lines, report: ImportReport, *, now: dt
                 source: str, secret: str | None) -> None:
     """Apply the staged rows in `lines` inside the caller's write transaction; count them in
     the report."""
-    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
     at = bindparam("now", now, type_=UtcDateTime)
     reject_erased(conn, secret, report, lines)  # erased since the file was checked
+    _classify(conn, lines)
+    _update_known(conn, lines, at, now)
+    _insert_new(conn, lines, at, source)
+    _add_tags(conn, lines, at)
+    added, updated, total = conn.execute(select(
+        func.coalesce(func.sum(case((import_chunk.c.new, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((import_chunk.c.changed, 1), else_=0)), 0),
+        func.count()).select_from(import_chunk)).one()
+    report.added += added
+    report.updated += updated
+    report.unchanged += total - added - updated
+
+
+def _classify(conn: Connection, lines: Lines) -> None:
+    """Fill `import_chunk`: each row's subscriber (None: new), and whether it changes them."""
+    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
     empty(conn, import_chunk)
-    known = sub.id.is_not(None)
     conn.execute(insert(import_chunk).from_select(
         ["line", "subscriber_id", "new", "changed"],
-        select(r.line, sub.id, sub.id.is_(None), case((known, _differs(conn)), else_=false()))
+        select(r.line, sub.id, sub.id.is_(None),
+               case((sub.id.is_not(None), _differs(conn)), else_=false()))
         .select_from(import_rows.outerjoin(subscribers, sub.email_key == r.email_key))
         .where(_within(lines))))
     conn.execute(update(import_chunk).where(c.line.in_(_lacking(lines))).values(changed=True))
-    staged = and_(c.line == r.line, _within(lines))
-    # Known people: name and attributes, then status changes through the ladder.
-    conn.execute(update(subscribers).where(sub.id == c.subscriber_id, c.changed, staged)
+
+
+def _staged(lines: Lines) -> ColumnElement[bool]:
+    """`import_chunk` rows with their `import_rows` row."""
+    return and_(import_chunk.c.line == import_rows.c.line, _within(lines))
+
+
+def _update_known(conn: Connection, lines: Lines, at: Any, now: dt.datetime) -> None:
+    """Known people: name and attributes, then status changes through the ladder."""
+    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
+    conn.execute(update(subscribers).where(sub.id == c.subscriber_id, c.changed, _staged(lines))
                  .values(name=func.coalesce(r.name, sub.name),
-                         attributes=_json(conn)["merged"](sub.attributes, r.attributes),
+                         attributes=_merged(conn, sub.attributes, r.attributes),
                          updated_at=at))
     retiring = conn.execute(
         select(r.email_key, r.status)
-        .select_from(import_chunk.join(import_rows, staged)
+        .select_from(import_chunk.join(import_rows, _staged(lines))
                      .join(subscribers, sub.id == c.subscriber_id))
         .where(c.changed, r.status.in_([s.value for s in RETIRED]),
                _rank(r.status) > _rank(sub.status))).all()
     apply_changes(conn, [Change(key, Status(status)) for key, status in retiring], now,
                   via=Source.IMPORT)
-    # New people, in file order (so their ids follow it), with an audit row each.
+
+
+def _insert_new(conn: Connection, lines: Lines, at: Any, source: str) -> None:
+    """New people, in file order (so their ids follow it), with an audit row each."""
+    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
     joined = func.coalesce(r.subscribed_at, at)
+    retired = [s.value for s in RETIRED]
     conn.execute(insert(subscribers).from_select(
         ["email", "email_key", "name", "status", "attributes", "source", "created_at",
          "updated_at", "status_changed_at"],
         select(r.email, r.email_key, func.coalesce(r.name, ""),
                func.coalesce(r.status, Status.ACTIVE.value),
                func.coalesce(r.attributes, _empty(conn)), literal(source), joined, at,
-               case((r.status.in_([s.value for s in RETIRED]), at), else_=joined))
-        .select_from(import_chunk.join(import_rows, staged)).where(c.new).order_by(c.line)))
-    conn.execute(update(import_chunk).where(c.new, staged, sub.email_key == r.email_key)
+               case((r.status.in_(retired), at), else_=joined))
+        .select_from(import_chunk.join(import_rows, _staged(lines))).where(c.new)
+        .order_by(c.line)))
+    conn.execute(update(import_chunk).where(c.new, _staged(lines), sub.email_key == r.email_key)
                  .values(subscriber_id=sub.id))
     _history(conn, select(c.subscriber_id, at, literal(_IMPORT), literal("status"), null(),
                           func.coalesce(r.status, Status.ACTIVE.value))
-             .select_from(import_chunk.join(import_rows, staged)).where(c.new)
+             .select_from(import_chunk.join(import_rows, _staged(lines))).where(c.new)
              .order_by(c.line))
-    # Tags the people lack: the audit rows first, while "lacking" still means what it says.
-    t = import_tags.c
+
+
+def _add_tags(conn: Connection, lines: Lines, at: Any) -> None:
+    """Tags the people lack: the audit rows first, while "lacking" still means what it says."""
+    t, c, has = import_tags.c, import_chunk.c, subscriber_tags.c
     tags = (select(c.subscriber_id, t.tag)
             .select_from(import_tags.join(import_chunk, c.line == t.line)
-                         .outerjoin(subscriber_tags, and_(
-                             subscriber_tags.c.subscriber_id == c.subscriber_id,
-                             subscriber_tags.c.tag == t.tag)))
-            .where(_within(lines, t.line), subscriber_tags.c.subscriber_id.is_(None)))
+                         .outerjoin(subscriber_tags, and_(has.subscriber_id == c.subscriber_id,
+                                                          has.tag == t.tag)))
+            .where(_within(lines, t.line), has.subscriber_id.is_(None)))
     _history(conn, tags.with_only_columns(c.subscriber_id, at, literal(_IMPORT), literal("tag"),
                                           null(), t.tag).order_by(t.line, t.tag))
     conn.execute(insert(subscriber_tags).from_select(["subscriber_id", "tag"], tags))
-    added, updated, total = conn.execute(select(
-        func.coalesce(func.sum(case((c.new, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((c.changed, 1), else_=0)), 0),
-        func.count()).select_from(import_chunk)).one()
-    report.added += added
-    report.updated += updated
-    report.unchanged += total - added - updated
 
 
 def _empty(conn: Connection) -> ColumnElement[Any]:

@@ -1,10 +1,12 @@
 """The import's staging tables: every good row of the file, checked in the database.
 
-`import_rows` and `import_tags` are TEMPORARY tables of the import's own connection: filling
-them writes nothing the rest of the world sees (on SQLite a temporary table lives outside the
-database file, so no write lock is taken). PostgreSQL is filled with COPY (psycopg 3), SQLite
-with executemany. Checks that need the whole file are set-based statements over them:
-duplicates within the file (the first row wins) and the erasure list.
+`import_rows` (one row per good CSV row, by its row number) and `import_tags` (its tags, the
+`--tag` ones included) are TEMPORARY tables of the import's own connection, as are the two
+that applying them uses (`import_chunk`, `import_lacking`: newsletter.audience.merge).
+Filling them writes nothing the rest of the world sees (on SQLite a temporary table lives
+outside the database file, so no write lock is taken). PostgreSQL is filled with COPY
+(psycopg 3), SQLite with executemany. Checks that need the whole file are set-based
+statements over them: duplicates within the file (the first row wins) and the erasure list.
 """
 
 from __future__ import annotations
