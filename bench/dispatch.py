@@ -217,13 +217,14 @@ def request_shape(pub: Path, db_path: str) -> tuple[dict, list[tuple[str, str, s
     from newsletter.compose import build_issue
     from newsletter.compose.publication import Publication
     from newsletter.core.personalise import Recipient
-    from newsletter.dispatch.service import make_mailing
+    from newsletter.dispatch.artifact import Artifact
     from newsletter.providers.mailing import Item
     from newsletter.providers.sendgrid.payload import PayloadBuilder
 
     publication = Publication.load(pub)
     build = build_issue(publication, SLUG)
-    mailing = make_mailing(publication, build, "1", secret=SECRET)
+    mailing = Artifact.freeze(publication, build, (SLUG,)).mailing(publication.config, "1",
+                                                                   secret=SECRET)
     builder = PayloadBuilder(mailing)
     keys = []
     for k in builder.keys:

@@ -112,10 +112,10 @@ def test_every_package_has_a_layer() -> None:
         ("newsletter.compose.render", "from newsletter import audience\n",
          ["newsletter.compose.render -> newsletter.audience"]),
         # relative imports resolve to their package
-        ("newsletter.providers.smtp", "from ..dispatch import engine\n",
-         ["newsletter.providers.smtp -> newsletter.dispatch.engine"]),
+        ("newsletter.providers.smtp", "from ..dispatch import run\n",
+         ["newsletter.providers.smtp -> newsletter.dispatch.run"]),
         # down and within the package are fine
-        ("newsletter.dispatch.engine",
+        ("newsletter.dispatch.run",
          "from newsletter.providers.base import Transport\nfrom . import ledger\n"
          "from newsletter.core.errors import FailedError\n", []),
     ],

@@ -1,7 +1,7 @@
 """Engagement in segments and sunsetting: conditions over the event store, counted for people.
 
-Segment conditions (each compiles to one EXISTS over `webhook_events`; machine-made opens and
-clicks never count, see newsletter.events.classify):
+Segment conditions (each is a set of people from `webhook_events`, computed once per segment
+query; machine-made opens and clicks never count, see newsletter.events.classify):
 
 - `opened: ISSUE`: a human open of any send of that issue;
 - `clicked: ISSUE`, or `clicked: {issue: ISSUE, piece: 2}`: a human click (on a link of that
@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     String,
     and_,
     column,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     not_,
     select,
     table,
+    tuple_,
     update,
 )
 
@@ -79,30 +81,38 @@ def problem(key: str, arg: Any) -> str | None:
     return None if issue_of(arg) else f"'{key}' needs an issue slug like 2026-11-24"
 
 
-def _human(*where: ColumnElement[bool]) -> ColumnElement[bool]:
-    return exists().where(webhook_events.c.email_key == subscribers.c.email_key,
-                          webhook_events.c.machine.is_(False), *where)
+def _events(key: str, arg: Any, now: dt.datetime | None) -> list[ColumnElement[bool]]:
+    """What the human events of one (validated) engagement condition satisfy."""
+    e = webhook_events.c
+    human = e.machine.is_(False)
+    if key == "engaged_within":
+        since = (now or utcnow()) - parse_period(arg)  # type: ignore[operator]
+        return [human, e.event.in_(["open", "click"]), e.occurred_at >= since]
+    if key == "opened":
+        return [human, e.event == "open", _of_issue(issue_of(arg) or "")]
+    spec = arg if isinstance(arg, dict) else {"issue": arg}
+    where = [human, e.event == "click", _of_issue(issue_of(spec["issue"]) or "")]
+    if spec.get("piece") is not None:
+        links = select(send_links.c.send_id, send_links.c.position).where(
+            send_links.c.piece == spec["piece"])
+        where.append(tuple_(e.send_id, e.position).in_(links))
+    return where
 
 
 def _of_issue(slug: str) -> ColumnElement[bool]:
     return webhook_events.c.send_id.in_(select(_sends.c.id).where(_sends.c.issue == slug))
 
 
+def people(key: str, arg: Any, now: dt.datetime | None = None) -> Select:
+    """The `email_key`s of the people one (validated) engagement condition selects: a set,
+    for segments to compute once per query (newsletter.audience.segments)."""
+    return select(webhook_events.c.email_key).where(*_events(key, arg, now))
+
+
 def condition(key: str, arg: Any, now: dt.datetime | None = None) -> ColumnElement[bool]:
-    """The SQL condition over `subscribers` for one (validated) engagement condition."""
-    if key == "engaged_within":
-        since = (now or utcnow()) - parse_period(arg)  # type: ignore[operator]
-        return _human(webhook_events.c.event.in_(["open", "click"]),
-                      webhook_events.c.occurred_at >= since)
-    if key == "opened":
-        return _human(webhook_events.c.event == "open", _of_issue(issue_of(arg) or ""))
-    spec = arg if isinstance(arg, dict) else {"issue": arg}
-    where = [webhook_events.c.event == "click", _of_issue(issue_of(spec["issue"]) or "")]
-    if spec.get("piece") is not None:
-        where.append(exists().where(send_links.c.send_id == webhook_events.c.send_id,
-                                    send_links.c.position == webhook_events.c.position,
-                                    send_links.c.piece == spec["piece"]))
-    return _human(*where)
+    """The same condition as a test of each subscriber (an EXISTS over `subscribers`)."""
+    return exists().where(webhook_events.c.email_key == subscribers.c.email_key,
+                          *_events(key, arg, now))
 
 
 @dataclass(frozen=True)

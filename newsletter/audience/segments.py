@@ -6,21 +6,27 @@ Rule language (DESIGN.md): a segment is a mapping whose keys are all ANDed toget
 `subscribed_after: DATE`, and the engagement conditions `opened`, `clicked`, `engaged_within`
 (newsletter.audience.engagement). `{}` matches everyone. Only active subscribers are ever
 members, and a paused subscriber is in no segment until the pause ends (`not_paused`, applied
-at the top level of every segment).
+at the top level of every segment). The conditions themselves, with their SQL and their
+plain-Python reference, are in newsletter.audience.conditions; checking the YAML is
+newsletter.audience.rules.
 
-Two-valued logic, always: a subscriber who lacks an attribute or a tag does not match a
-positive condition on it, and so does match its `none`. Every leaf compiles to an SQL
-expression that is never NULL, so `NOT` and `OR` in SQL mean what they mean in Python.
-
-Each condition type is one `ConditionType` in `CONDITION_TYPES`: how to check its YAML, how to
-compile it to SQL, and how to evaluate it in plain Python (`Segments.evaluate`, the reference
-the SQL is tested against). A new condition is one more entry there.
+Conditions over a set of people (tags, engagement) are computed once per query, never probed
+per subscriber. At the top level of a rule a set is `key IN (SELECT ...)` (a semi-join) and
+in a top-level `none` its negation (an anti-join: `NOT EXISTS` on PostgreSQL); `any` of plain
+tags is one set. Deeper inside `any` or `none`: on SQLite the same `IN (SELECT ...)`, which
+SQLite evaluates once into a temporary index (a LIST SUBQUERY); on PostgreSQL, whose planner
+hashes such a subquery only while it fits in `hash_mem` (and otherwise rescans it for every
+subscriber), each set becomes a derived table (`SELECT DISTINCT ...`) joined to the
+subscribers once, the whole rule being `id IN (SELECT id FROM subscribers LEFT JOIN ... WHERE
+rule)`: hash joins, which spill to disk rather than degrade. tests/audience/
+test_segment_plans.py asserts the plans on both databases.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +37,6 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
-    exists,
     false,
     func,
     not_,
@@ -39,16 +44,19 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import Grouping
+from sqlalchemy.sql.sqltypes import NullType
 
-from newsletter.audience import engagement
+from newsletter.audience.conditions import CONDITION_TYPES, People, tagged
 from newsletter.audience.model import Status, Subscriber, normalize_tag, utcnow
+from newsletter.audience.rules import COMBINATORS, RuleChecker
 from newsletter.audience.subscribers import iter_batches
 from newsletter.core.errors import InputError, Problem
-from newsletter.core.yamlsrc import Loc, SourceError, YamlDoc, load_yaml_file
-from newsletter.db.tables import subscriber_tags, subscribers
+from newsletter.core.yamlsrc import SourceError, YamlDoc, load_yaml_file
+from newsletter.db.tables import subscribers
 
 SEGMENTS_FILE = Path("subscribers") / "segments.yaml"
-COMBINATORS = ("all", "any", "none")
 
 
 @dataclass(frozen=True)
@@ -56,135 +64,6 @@ class Segment:
     name: str
     rule: Any  # the raw, validated YAML mapping
     line: int
-
-
-class _Checker:
-    """Validates rule mappings, collecting every problem with its line."""
-
-    def __init__(self, doc: YamlDoc, names: set[str]):
-        self.doc, self.names = doc, names
-        self.problems: list[Problem] = []
-        self.refs: dict[str, list[tuple[str, int]]] = {}
-
-    def fail(self, loc: Loc, message: str) -> None:
-        self.problems.append(Problem(self.doc.path, self.doc.line_of(loc), message))
-
-    def rule(self, segment: str, value: Any, loc: Loc) -> None:
-        if value is None and len(loc) == 2:
-            return  # `name:` with nothing: everyone
-        if not isinstance(value, dict):
-            self.fail(loc, f"a rule must be a mapping like {{tag: cyber}}, not {_kind(value)}")
-            return
-        for key, arg in value.items():
-            here = (*loc, key)
-            if key in COMBINATORS:
-                if not isinstance(arg, list) or not arg:
-                    self.fail(here, f"'{key}' needs a non-empty list of rules")
-                    continue
-                for i, item in enumerate(arg):
-                    self.rule(segment, item, (*here, i))
-            elif key in CONDITION_TYPES:
-                CONDITION_TYPES[key].check(self, segment, arg, here)
-            else:
-                self.fail(here, f"unknown condition '{key}'; use one of "
-                                f"{', '.join(COMBINATORS + tuple(CONDITION_TYPES))}")
-
-    def tag(self, segment: str, arg: Any, loc: Loc) -> None:
-        if not isinstance(arg, str) or not arg.strip():
-            self.fail(loc, f"'tag' needs a tag name, not {_kind(arg)}")
-
-    def segment(self, segment: str, arg: Any, loc: Loc) -> None:
-        if not isinstance(arg, str):
-            self.fail(loc, f"'segment' needs a segment name, not {_kind(arg)}")
-        elif arg not in self.names:
-            known = ", ".join(sorted(self.names))
-            self.fail(loc, f"unknown segment '{arg}' (defined: {known})")
-        else:
-            self.refs.setdefault(segment, []).append((arg, self.doc.line_of(loc)))
-
-    def subscribed_after(self, segment: str, arg: Any, loc: Loc) -> None:
-        if _when(arg) is None:
-            self.fail(loc, f"'subscribed_after' needs a date like 2026-01-31, not {_kind(arg)}")
-
-    def attr(self, segment: str, arg: Any, loc: Loc) -> None:
-        if not isinstance(arg, dict) or not arg:
-            self.fail(loc, "'attr' needs a mapping like {role: press} or {role: {in: [a, b]}}")
-            return
-        for key, want in arg.items():
-            here = (*loc, key)
-            if isinstance(want, dict) and set(want) == {"exists"}:
-                if not isinstance(want["exists"], bool):
-                    self.fail(here, f"attribute '{key}': 'exists' takes true or false")
-            elif isinstance(want, dict):
-                values = want.get("in")
-                if set(want) != {"in"} or not isinstance(values, list) or not values:
-                    self.fail(here, f"attribute '{key}' takes a value, {{in: [values]}} or "
-                                    "{exists: true|false}")
-                elif any(_scalar(v) is None for v in values):
-                    self.fail(here, f"attribute '{key}': every 'in' value must be text or a "
-                                    "number")
-            elif not isinstance(key, str):
-                self.fail(here, f"attribute name {key!r} must be text")
-            elif _scalar(want) is None:
-                self.fail(here, f"attribute '{key}' must equal text or a number, "
-                                f"not {_kind(want)}")
-
-    def cycles(self) -> None:
-        """Report every segment that reaches itself through `segment:` references."""
-        for start in sorted(self.refs):
-            path = self._path_back(start, start, [start], set())
-            if path:
-                line = self.refs[start][0][1]
-                for target, ref_line in self.refs[start]:
-                    if target == path[1]:
-                        line = ref_line
-                        break
-                self.problems.append(Problem(
-                    self.doc.path, line,
-                    f"segment '{start}' refers to itself ({' -> '.join(path)})",
-                ))
-
-    def _path_back(self, start: str, at: str, path: list[str], seen: set[str]) -> list[str]:
-        for target, _ in self.refs.get(at, []):
-            if target == start:
-                return [*path, target]
-            if target not in seen:
-                seen.add(target)
-                found = self._path_back(start, target, [*path, target], seen)
-                if found:
-                    return found
-        return []
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {str: "text", dict: "a mapping", list: "a list", bool: "true/false",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def _scalar(value: Any) -> str | None:
-    """An attribute value as stored (text), or None for a wrong type."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str | int | float):
-        return str(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return None
-
-
-def _when(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
-    if isinstance(value, str):
-        try:
-            return _when(dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
 
 
 class Segments:
@@ -229,7 +108,7 @@ class Segments:
         ]
         raw = data["segments"]
         names = {n for n in raw if isinstance(n, str)}
-        checker = _Checker(doc, names)
+        checker = RuleChecker(doc, names)
         for name, rule in raw.items():
             if not isinstance(name, str):
                 checker.fail(("segments", name), f"segment name {name!r} must be text")
@@ -257,15 +136,29 @@ class Segments:
             raise InputError(Problem(self.path, None,
                                      f"unknown segment '{name}' (defined: {known})")) from None
 
-    def rule_condition(self, name: str) -> ColumnElement[bool]:
-        """The segment's rule alone, over `subscribers` (status not included)."""
-        return self._compile(self.get(name).rule)
+    def rule(self, name: str) -> Any:
+        """The segment's rule as written (validated)."""
+        return self.get(name).rule
 
-    def condition(self, name: str, now: dt.datetime | None = None) -> ColumnElement[bool]:
+    def rule_condition(self, name: str | Sequence[str],
+                       now: dt.datetime | None = None) -> ColumnElement[bool]:
+        """The segment's rule alone (several segments: any of them), over `subscribers`
+        (status not included)."""
+        names = [name] if isinstance(name, str) else list(name)
+        rule = self.rule(names[0]) if len(names) == 1 else \
+            {"any": [{"segment": n} for n in names]}
+        for n in names:
+            self.get(n)  # an unknown name is an InputError
+        return _ByDialect(sqlite=_Compiler(self, now, join_sets=False).where(rule),
+                          other=_Compiler(self, now, join_sets=True).where(rule))
+
+    def condition(self, name: str | Sequence[str],
+                  now: dt.datetime | None = None) -> ColumnElement[bool]:
         """WHERE clause over `subscribers` for the segment's members (active ones only, and
-        none whose pause lasts beyond `now`)."""
+        none whose pause lasts beyond `now`). Several names: the members of any of them, as
+        one condition (better than an OR of several: the sets are joined once)."""
         return and_(subscribers.c.status == Status.ACTIVE.value, not_paused(now),
-                    self.rule_condition(name))
+                    self.rule_condition(name, now))
 
     def topic_of(self, name: str, topics: dict[str, str]) -> str | None:
         """The topic tag a segment is defined by (its rule is `{tag: TOPIC}` alone), or None."""
@@ -318,21 +211,6 @@ class Segments:
                 return False
         return True
 
-    def _compile(self, rule: Any) -> ColumnElement[bool]:
-        if not rule:
-            return true()
-        parts: list[ColumnElement[bool]] = []
-        for key, arg in rule.items():
-            if key == "all":
-                parts.append(and_(true(), *(self._compile(r) for r in arg)))
-            elif key == "any":
-                parts.append(or_(false(), *(self._compile(r) for r in arg)))
-            elif key == "none":
-                parts.append(not_(or_(false(), *(self._compile(r) for r in arg))))
-            else:
-                parts.append(CONDITION_TYPES[key].compile(self, arg))
-        return and_(true(), *parts)
-
 
 def not_paused(now: dt.datetime | None = None) -> ColumnElement[bool]:
     """Subscribers without a pause, or whose pause has ended by `now`."""
@@ -340,92 +218,115 @@ def not_paused(now: dt.datetime | None = None) -> ColumnElement[bool]:
     return or_(paused.is_(None), paused <= (now or utcnow()))
 
 
-# --- the condition types: one entry each (check, SQL, plain Python) --------------------------
+class _Compiler:
+    """Compiles one rule to SQL over `subscribers` (see the module's docstring); `join_sets`:
+    sets deep in `any`/`none` become derived tables joined once (PostgreSQL)."""
+
+    def __init__(self, segments: Segments, now: dt.datetime | None, join_sets: bool):
+        self.segments, self.now, self.join_sets = segments, now, join_sets
+        self.nested = 0  # how many `any` or `none` enclose the condition being compiled
+        self.sets: list[tuple[Any, Any]] = []  # (derived table, subscribers' column) to join
+
+    def where(self, rule: Any) -> ColumnElement[bool]:
+        condition = self.rule(rule)
+        if not self.sets:
+            return condition
+        joined = subscribers
+        for people, column in self.sets:
+            joined = joined.outerjoin(people, people.c[0] == column)
+        members = select(subscribers.c.id).select_from(joined).where(condition)
+        return subscribers.c.id.in_(members.correlate(None))
+
+    def rule_of(self, segment: str) -> ColumnElement[bool]:
+        return self.rule(self.segments.rule(segment))
+
+    def rule(self, rule: Any) -> ColumnElement[bool]:
+        if not rule:
+            return true()
+        parts: list[ColumnElement[bool]] = []
+        for key, arg in rule.items():
+            found = self.set_of({key: arg})
+            if found is not None:
+                parts.append(self.member(found))
+            elif key in ("all", "any") and len(arg) == 1:  # `any` of one is that one
+                parts.append(self.rule(arg[0]))
+            elif key == "all":
+                parts.append(and_(true(), *(self.rule(r) for r in arg)))
+            elif key == "none" and not self.nested:  # not this and not that: anti-joins
+                parts.extend(self.outside(r) for r in arg)
+            elif key in COMBINATORS:
+                with self.inside():
+                    either = or_(false(), *(self.rule(r) for r in arg))
+                parts.append(either if key == "any" else not_(either))
+            else:
+                kind = CONDITION_TYPES[key]
+                assert kind.compile is not None
+                parts.append(kind.compile(self, arg))
+        return and_(true(), *parts)
+
+    def set_of(self, rule: Any) -> People | None:
+        """The rule as one set of people, when it is one: a set condition, `any` of plain
+        tags, or a segment that is one of these."""
+        if not isinstance(rule, dict) or len(rule) != 1:
+            return None
+        ((key, arg),) = rule.items()
+        if key == "segment":
+            return self.set_of(self.segments.rule(arg))
+        if key in ("any", "all") and len(arg) == 1:
+            return self.set_of(arg[0])
+        if key == "any" and all(isinstance(r, dict) and set(r) == {"tag"} for r in arg):
+            return tagged(*(r["tag"] for r in arg))
+        kind = CONDITION_TYPES.get(key)
+        return None if kind is None or kind.people is None else kind.people(arg, self.now)
+
+    def member(self, people: People) -> ColumnElement[bool]:
+        """Subscribers in the set, the set computed once per query."""
+        column = subscribers.c[people.key]
+        if not self.nested or not self.join_sets:
+            return column.in_(people.members)
+        found = people.members.distinct().subquery(f"people_{len(self.sets) + 1}")
+        self.sets.append((found, column))
+        return found.c[0].is_not(None)
+
+    def outside(self, rule: Any) -> ColumnElement[bool]:
+        """Subscribers that `rule` does not select, at the top level of the rule."""
+        people = self.set_of(rule)
+        if people is None:
+            with self.inside():
+                return not_(self.rule(rule))
+        column = subscribers.c[people.key]
+        if not self.join_sets:
+            return not_(column.in_(people.members))
+        return ~people.members.where(people.members.selected_columns[0] == column).exists()
+
+    @contextmanager
+    def inside(self) -> Iterator[None]:
+        self.nested += 1
+        try:
+            yield
+        finally:
+            self.nested -= 1
 
 
-@dataclass(frozen=True)
-class ConditionType:
-    """One kind of condition. `compile` must give an SQL expression that is never NULL, and
-    `evaluate` the same answer in plain Python."""
+class _ByDialect(ColumnElement[bool]):
+    """One condition written two ways: `sqlite` on SQLite, `other` on other databases."""
 
-    name: str
-    check: Callable[[_Checker, str, Any, Loc], None]
-    compile: Callable[[Segments, Any], ColumnElement[bool]]
-    evaluate: Callable[[Segments, Any, Subscriber], bool]
+    inherit_cache = False
+    type = NullType()  # as a Boolean, SQLite would get `(...) = 1` (no native booleans)
 
+    def __init__(self, sqlite: ColumnElement[bool], other: ColumnElement[bool]):
+        self.sqlite, self.other = sqlite, other
 
-def _has_tag(tag: str) -> ColumnElement[bool]:
-    return exists().where(
-        subscriber_tags.c.tag == tag, subscriber_tags.c.subscriber_id == subscribers.c.id
-    )
+    @property
+    def _from_objects(self) -> list[Any]:
+        return [subscribers]
 
 
-def _attr_value(key: str) -> ColumnElement[Any]:
-    return subscribers.c.attributes[key].as_string()
+@compiles(_ByDialect)
+def _other(element: _ByDialect, compiler: Any, **kw: Any) -> str:
+    return compiler.process(Grouping(element.other), **kw)
 
 
-def _attr_sql(key: str, want: Any) -> ColumnElement[bool]:
-    """One attribute test; a missing attribute gives FALSE (never NULL)."""
-    value = _attr_value(key)
-    if isinstance(want, dict) and "exists" in want:
-        return value.is_not(None) if want["exists"] else value.is_(None)
-    wanted = [_scalar(v) for v in want["in"]] if isinstance(want, dict) else [_scalar(want)]
-    return and_(value.is_not(None), value.in_(wanted) if len(wanted) > 1 else value == wanted[0])
-
-
-def _attr_python(key: str, want: Any, attributes: dict[str, Any]) -> bool:
-    present = key in attributes and attributes[key] is not None
-    if isinstance(want, dict) and "exists" in want:
-        return present is want["exists"]
-    if not present:
-        return False
-    wanted = [_scalar(v) for v in want["in"]] if isinstance(want, dict) else [_scalar(want)]
-    return str(attributes[key]) in wanted
-
-
-CONDITION_TYPES: dict[str, ConditionType] = {
-    c.name: c
-    for c in (
-        ConditionType(
-            "tag", _Checker.tag,
-            lambda segs, arg: _has_tag(normalize_tag(arg)),
-            lambda segs, arg, sub: normalize_tag(arg) in sub.tags,
-        ),
-        ConditionType(
-            "attr", _Checker.attr,
-            lambda segs, arg: and_(true(), *(_attr_sql(k, v) for k, v in arg.items())),
-            lambda segs, arg, sub: all(_attr_python(k, v, sub.attributes)
-                                       for k, v in arg.items()),
-        ),
-        ConditionType(
-            "segment", _Checker.segment,
-            lambda segs, arg: segs.rule_condition(arg),
-            lambda segs, arg, sub: segs.evaluate(segs.get(arg).rule, sub),
-        ),
-        ConditionType(
-            "subscribed_after", _Checker.subscribed_after,
-            lambda segs, arg: subscribers.c.created_at >= _when(arg),
-            lambda segs, arg, sub: sub.created_at >= _when(arg),  # type: ignore[operator]
-        ),
-    )
-}
-
-
-def _engagement_type(key: str) -> ConditionType:
-    """An engagement condition (opened, clicked, engaged_within): SQL over the event store.
-
-    Its plain-Python reference needs the events, so it lives with its property test
-    (tests/audience/test_engagement_segments.py) rather than in `Segments.evaluate`."""
-
-    def check(checker: _Checker, segment: str, arg: Any, here: Loc) -> None:
-        problem = engagement.problem(key, arg)
-        if problem:
-            checker.fail(here, problem)
-
-    def evaluate(segs: Segments, arg: Any, sub: Subscriber) -> bool:
-        raise NotImplementedError(f"'{key}' is evaluated in SQL only (it reads the events)")
-
-    return ConditionType(key, check, lambda segs, arg: engagement.condition(key, arg), evaluate)
-
-
-CONDITION_TYPES.update({key: _engagement_type(key) for key in engagement.CONDITIONS})
+@compiles(_ByDialect, "sqlite")
+def _sqlite(element: _ByDialect, compiler: Any, **kw: Any) -> str:
+    return compiler.process(Grouping(element.sqlite), **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
@@ -189,13 +190,37 @@ def iter_batches(
     where: ColumnElement[bool] | None = None,
     batch_size: int = 1000,
 ) -> Iterator[list[Subscriber]]:
-    """Subscribers matching `where`, in id order, `batch_size` at a time (keyset pagination:
-    memory stays flat whatever the list size, and no cursor is held open between batches)."""
+    """Subscribers matching `where`, in id order, `batch_size` at a time; memory stays flat
+    whatever the list size, and no cursor is held open between batches.
+
+    Without `where`: keyset pagination over the primary key. With it: one query finds the
+    matching ids (kept as 8-byte integers), then each batch reads its rows by id. A segment's
+    condition is set-based (newsletter.audience.segments): evaluating it once, rather than
+    once per page, keeps a long listing linear. Membership is therefore decided when the
+    iteration starts; the rows themselves are read as each batch is reached."""
+    if where is None:
+        yield from _keyset(engine, batch_size)
+        return
+    ids = array("q")
+    with nullcontext(engine) if isinstance(engine, Connection) else engine.connect() as conn:
+        found = conn.execution_options(stream_results=True).execute(
+            select(subscribers.c.id).where(where).order_by(subscribers.c.id))
+        for part in found.scalars().partitions(10_000):
+            ids.extend(part)
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size].tolist()
+        query = select(subscribers).where(subscribers.c.id.in_(chunk)).order_by(subscribers.c.id)
+        with nullcontext(engine) if isinstance(engine, Connection) else engine.connect() as conn:
+            rows = conn.execute(query).all()
+            tags = tags_of(conn, [r.id for r in rows])
+        if rows:
+            yield [_record(r, tags.get(r.id, set())) for r in rows]
+
+
+def _keyset(engine: Engine | Connection, batch_size: int) -> Iterator[list[Subscriber]]:
     last = 0
     while True:
         query = select(subscribers).where(subscribers.c.id > last)
-        if where is not None:
-            query = query.where(where)
         query = query.order_by(subscribers.c.id).limit(batch_size)
         with nullcontext(engine) if isinstance(engine, Connection) else engine.connect() as conn:
             rows = conn.execute(query).all()

@@ -83,6 +83,20 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+@contextlib.contextmanager
+def write_transaction(conn: Connection) -> Iterator[Connection]:
+    """One write transaction on an open connection (one that holds TEMP tables, say), taking
+    the locks `write_connection` takes for this transaction only: other transactions on the
+    connection begin as plain (deferred) ones and do not hold SQLite's write lock."""
+    with _writer_lock(conn.engine):
+        conn.execution_options(sqlite_immediate=True)
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.execution_options(sqlite_immediate=False)
+
+
 def connect(url: str | URL) -> Engine:
     """An Engine for `url`: SQLite gets WAL, foreign keys and its parent folder created."""
     parsed = _url(url)

@@ -1,10 +1,15 @@
-"""The send ledger's tables (current schema; migration 2 created them).
+"""The send ledger's tables (current schema; migrations 2, 6 and 9 made them).
 
-`sends`: one row per send of an issue to a segment, with its state and counts.
+`sends`: one row per send of an issue to a segment, with its state, counts and how it treats
+people another send of the issue family reached (`reach`).
 `send_recipients`: the recipient list snapshotted when the send started, one row each, with
-its delivery state (pending, accepted, failed, unknown), attempts, provider id and last error.
+its delivery state (see RECIPIENT_STATES), attempts, provider id and last error (for `skipped`
+and `cancelled` rows: why).
 `send_batches`: the SendGrid batch ids of a scheduled (undo-window) send, one per run, with
 their send_at and the first ledger batch number each covers.
+`send_artifacts`: what a send sends, frozen when it starts (subject, the two parts with their
+placeholders, the sender and link settings, the issue family), so every resume sends exactly
+that.
 The tables join the database's one MetaData (newsletter.db.tables.metadata).
 """
 
@@ -26,12 +31,19 @@ from sqlalchemy import (
 from newsletter.db.tables import Id, JsonDoc, UtcDateTime, metadata
 
 SEND_STATES = ("sending", "stopped", "completed", "cancelled")
-RECIPIENT_STATES = ("pending", "accepted", "failed", "unknown")
+#: pending: not handed over yet; accepted: the provider took it; failed: refused for good;
+#: unknown: handed over, answer lost; skipped: dropped right before the hand-over (consent
+#: withdrawn, or reached meanwhile by another send of the issue family); cancelled: handed
+#: over, then cancelled at the provider before delivery (SendGrid's undo window)
+RECIPIENT_STATES = ("pending", "accepted", "failed", "unknown", "skipped", "cancelled")
+#: how a send treats people another send of the issue family reached (see dispatch.ledger.reached)
+REACH_POLICIES = ("once", "unknown", "again")
 #: the states in which a send holds its issue (the unique partial index's condition)
 ACTIVE = "state IN ('sending', 'stopped')"
+RECIPIENT_CHECK = "state IN ('pending', 'accepted', 'failed', 'unknown', 'skipped', 'cancelled')"
 
 
-def _define(md: MetaData) -> tuple[Table, Table, Table]:
+def _define(md: MetaData) -> tuple[Table, Table, Table, Table]:
     sends = Table(
         "sends",
         md,
@@ -58,6 +70,11 @@ def _define(md: MetaData) -> tuple[Table, Table, Table]:
         Column("created_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
         Column("finished_at", UtcDateTime, nullable=True),
+        # migration 9: counts of the two new recipient states, and the send's reach policy
+        Column("skipped", Integer, nullable=False, default=0, server_default=text("0")),
+        Column("cancelled", Integer, nullable=False, default=0, server_default=text("0")),
+        Column("reach", String(8), nullable=False, default="once",
+               server_default=text("'once'")),
         CheckConstraint("state IN ('sending', 'stopped', 'completed', 'cancelled')",
                         name="ck_sends_state"),
         Index("ix_sends_issue_segment", "issue", "segment"),
@@ -80,10 +97,12 @@ def _define(md: MetaData) -> tuple[Table, Table, Table]:
         Column("provider_id", String(255), nullable=True),
         Column("last_error", Text, nullable=True),
         Column("updated_at", UtcDateTime, nullable=True),
-        CheckConstraint("state IN ('pending', 'accepted', 'failed', 'unknown')",
-                        name="ck_send_recipients_state"),
+        CheckConstraint(RECIPIENT_CHECK, name="ck_send_recipients_state"),
         # On send_id alone: state changes (two per recipient) then leave the index alone.
         Index("ix_send_recipients_send", "send_id"),
+        # "Has this person been reached by the issue family?" for the people of one batch
+        # (migration 9); subscriber ids never change, so neither does this index.
+        Index("ix_send_recipients_subscriber", "subscriber_id"),
     )
     batches = Table(
         "send_batches",
@@ -98,7 +117,23 @@ def _define(md: MetaData) -> tuple[Table, Table, Table]:
         CheckConstraint("state IN ('open', 'cancelled')", name="ck_send_batches_state"),
         Index("ix_send_batches_send", "send_id"),
     )
-    return sends, recipients, batches
+    artifacts = Table(
+        "send_artifacts",
+        md,
+        Column("send_id", Id, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True,
+               autoincrement=False),
+        Column("format", Integer, nullable=False),  # the artifact layout's version
+        Column("subject", Text, nullable=False),
+        Column("html", Text, nullable=False),  # with %%placeholders%% (and %%link|N%%)
+        Column("text", Text, nullable=False),
+        # sender, reply-to, list name, public URL, SendGrid categories and group, the issue
+        # family's slugs and the tracked links (position -> URL)
+        Column("settings", JsonDoc, nullable=False),
+        Column("content_hash", String(64), nullable=False),  # of subject, html and text
+        Column("source_hash", String(64), nullable=True),  # of the sources it was built from
+        Column("created_at", UtcDateTime, nullable=False),
+    )
+    return sends, recipients, batches, artifacts
 
 
-sends, send_recipients, send_batches = _define(metadata)
+sends, send_recipients, send_batches, send_artifacts = _define(metadata)

@@ -382,3 +382,80 @@ def _send_contents(conn: Connection) -> None:
         Column("click_tracking", Boolean, nullable=False),
     )
     md.create_all(conn)
+
+
+@migration(9, "issue family ledger: frozen send artifacts, skipped and cancelled recipients")
+def _issue_family_ledger(conn: Connection) -> None:
+    """sends gain `skipped` and `cancelled` counts and a `reach` policy; send_recipients gain
+    the states `skipped` and `cancelled` (the check constraint is rebuilt: on SQLite by copying
+    the table) and an index on subscriber_id; recipients of batches cancelled at SendGrid,
+    recorded `failed` so far, become `cancelled`; send_artifacts holds each send's frozen
+    message."""
+    for column in ("skipped", "cancelled"):
+        conn.execute(text(f"ALTER TABLE sends ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(text("ALTER TABLE sends ADD COLUMN reach VARCHAR(8) NOT NULL DEFAULT 'once'"))
+    states = "'pending', 'accepted', 'failed', 'unknown', 'skipped', 'cancelled'"
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE send_recipients DROP CONSTRAINT ck_send_recipients_state"))
+        conn.execute(text("ALTER TABLE send_recipients ADD CONSTRAINT ck_send_recipients_state "
+                          f"CHECK (state IN ({states}))"))
+    else:  # SQLite cannot alter a constraint: copy the table into one that has the new one
+        md = MetaData()
+        Table("sends", md, Column("id", _Id, primary_key=True))
+        columns = ("id", "send_id", "subscriber_id", "email", "name", "attributes", "state",
+                   "batch", "attempts", "provider_id", "last_error", "updated_at")
+        Table(
+            "send_recipients_new",
+            md,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column("send_id", _Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+            Column("subscriber_id", _Id, nullable=True),
+            Column("email", String(320), nullable=False),
+            Column("name", Text, nullable=False),
+            Column("attributes", JSON(), nullable=False),
+            Column("state", String(10), nullable=False),
+            Column("batch", Integer, nullable=True),
+            Column("attempts", Integer, nullable=False, default=0),
+            Column("provider_id", String(255), nullable=True),
+            Column("last_error", Text, nullable=True),
+            Column("updated_at", DateTime, nullable=True),
+            CheckConstraint(f"state IN ({states})", name="ck_send_recipients_state"),
+        )
+        md.tables["send_recipients_new"].create(conn)
+        listed = ", ".join(columns)
+        conn.execute(text(f"INSERT INTO send_recipients_new ({listed}) "
+                          f"SELECT {listed} FROM send_recipients"))
+        conn.execute(text("DROP TABLE send_recipients"))
+        conn.execute(text("ALTER TABLE send_recipients_new RENAME TO send_recipients"))
+        conn.execute(text("CREATE INDEX ix_send_recipients_send ON send_recipients (send_id)"))
+    conn.execute(text("CREATE INDEX ix_send_recipients_subscriber "
+                      "ON send_recipients (subscriber_id)"))
+    # `send cancel` recorded the recipients of batches it cancelled at SendGrid as failed
+    conn.execute(text(
+        "UPDATE send_recipients SET state = 'cancelled' WHERE state = 'failed' "
+        "AND last_error LIKE 'cancelled%before delivery' "
+        "AND send_id IN (SELECT id FROM sends WHERE state = 'cancelled')"))
+    conn.execute(text(
+        "UPDATE sends SET "
+        "cancelled = (SELECT count(*) FROM send_recipients r "
+        "             WHERE r.send_id = sends.id AND r.state = 'cancelled'), "
+        "failed = (SELECT count(*) FROM send_recipients r "
+        "          WHERE r.send_id = sends.id AND r.state = 'failed') "
+        "WHERE state = 'cancelled'"))
+    md = MetaData()
+    Table("sends", md, Column("id", _Id, primary_key=True))
+    Table(
+        "send_artifacts",
+        md,
+        Column("send_id", _Id, ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True,
+               autoincrement=False),
+        Column("format", Integer, nullable=False),
+        Column("subject", Text, nullable=False),
+        Column("html", Text, nullable=False),
+        Column("text", Text, nullable=False),
+        Column("settings", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("content_hash", String(64), nullable=False),
+        Column("source_hash", String(64), nullable=True),
+        Column("created_at", DateTime, nullable=False),
+    )
+    md.tables["send_artifacts"].create(conn)

@@ -3,8 +3,8 @@
 The subscriber's `language` attribute (`ar`, `ar-EG`, `EN` ...) picks the edition; readers
 without one, or whose language has no edition, get the edition in the publication's default
 language (or the original when none is in it). The choice is made in SQL: every edition's send
-narrows the segment to its readers, and leaves out anyone a send of another edition of the same
-issue already reached, so an issue in several languages still reaches each person once.
+narrows the segment to its readers, and like any send leaves out whoever the issue family
+reached (dispatch.ledger.reached), so an issue in several languages reaches each person once.
 """
 
 from __future__ import annotations
@@ -14,15 +14,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, not_, or_, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import ColumnElement, false, func, not_, or_, select
 
 from newsletter.compose.editions import Edition, edition_group
 from newsletter.compose.i18n import base_language
 from newsletter.compose.publication import Publication
 from newsletter.core.errors import NewsletterError
-from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import subscribers
+from newsletter.dispatch.ledger.reached import recipients_of
+from newsletter.dispatch.plan import (
+    SendPlan,
+    family_of,
+    open_ledger,
+    plan_send,
+    segment_condition,
+)
 
 LANGUAGE_ATTRIBUTE = "language"
 
@@ -52,66 +58,71 @@ def reader_condition(edition: Edition, editions: list[Edition], fallback: Editio
     return or_(mine, _language().is_(None), not_(or_(false(), *others)))
 
 
-def not_reached(slugs: list[str], since: dt.datetime | None = None) -> Any:
-    """WHERE clause: no send of these slugs (since `since`, if given) reached the subscriber."""
-    reached = (
-        select(send_recipients.c.id)
-        .join(sends, sends.c.id == send_recipients.c.send_id)
-        .where(
-            sends.c.issue.in_(slugs),
-            send_recipients.c.subscriber_id == subscribers.c.id,
-            send_recipients.c.state != "failed",
-            sends.c.state != "cancelled",
-        )
-    )
-    if since is not None:
-        reached = reached.where(sends.c.created_at >= since)
-    return not_(exists(reached))
+def _readable(pub: Publication, slugs: list[str]) -> None:
+    """Editions the ledger knows (an earlier send named them) that the files no longer list:
+    one whose manifest cannot be read is an error (InputError, naming the file and line),
+    rather than an edition silently left out; one whose folder is gone is no edition now."""
+    from newsletter.compose.source import load_issue
+    from newsletter.core.errors import InputError
+
+    for slug in slugs:
+        try:
+            folder = pub.issue_dir(slug)
+        except InputError:
+            continue
+        load_issue(pub, folder)
 
 
 @dataclass
 class EditionsPlan:
     """The per-edition send plans of one `send --editions`, and what was left out and why."""
 
-    plans: list[Any]  # SendPlan, one per edition that has readers
+    plans: list[SendPlan]  # one per edition that has readers
     skipped: list[str]
 
 
 def plan_editions(pub: Publication, issue: str, segment: str | Sequence[str],
                   **options: Any) -> EditionsPlan:
-    """Plan one send per edition of ISSUE to the segment(s) (options as for `plan_send`)."""
-    from newsletter.dispatch.service import _database, _segment_condition, plan_send
+    """Plan one send per edition of ISSUE to the segment(s) (options as for `plan_send`).
 
+    With --retry-failed, each edition whose last completed send to the segments has failed
+    recipients is reopened; with --again every reader gets their edition once more (one
+    edition each: those an edition reached in this run are left out of the others)."""
     segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
     label = " + ".join(segments)
-
     slug = pub.issue_dir(issue).name
     editions = edition_group(pub, slug)
+    ledger = open_ledger(pub)
+    family = family_of(pub, slug, ledger)
+    _readable(pub, [s for s in family if s not in {e.slug for e in editions}])
     fallback = default_edition(pub, editions)
-    slugs = [e.slug for e in editions]
-    since = dt.datetime.now(dt.UTC) if options.get("again") else None
-    ledger = _database(pub)
-    base = _segment_condition(pub, segments)
+    again, retry_failed = options.get("again", False), options.get("retry_failed", False)
+    started = dt.datetime.now(dt.UTC)
+    base = segment_condition(pub, segments)
     plans, skipped = [], []
     for edition in editions:
-        narrow = and_(reader_condition(edition, editions, fallback), not_reached(
-            [s for s in slugs if s != edition.slug], since))
-        history = ledger.sends_for(edition.slug, label)
+        narrow = reader_condition(edition, editions, fallback)
+        history = ledger.sends.of_issue(edition.slug, label)
         resuming = any(s.state in ("sending", "stopped") for s in history)
-        done = [s for s in history if s.state == "completed"]
-        if done and not resuming and not options.get("again"):
-            skipped.append(f"{edition.slug} ({edition.language}) was already sent to "
-                           f"'{label}' (send #{done[-1].id}); pass --again to send it again")
+        if retry_failed and not resuming and not any(
+                s.state == "completed" and s.failed for s in history):
+            skipped.append(f"{edition.slug} ({edition.language}): no failed recipients to "
+                           f"retry in '{label}'")
             continue
-        if not resuming:
+        if not resuming and not retry_failed:
+            chosen = recipients_of(family, base & narrow, "again" if again else "once",
+                                   started if again else None)
             with ledger.engine.connect() as conn:
                 count = conn.execute(select(func.count()).select_from(subscribers)
-                                     .where(and_(base, narrow))).scalar_one()
+                                     .where(chosen)).scalar_one()
             if count == 0:
-                skipped.append(f"{edition.slug} ({edition.language}): no readers in "
-                               f"'{label}' left for this edition")
+                done = [s for s in history if s.state == "completed"]
+                skipped.append(f"{edition.slug} ({edition.language}) " + (
+                    f"was already sent to '{label}' (send #{done[-1].id}); pass --again to "
+                    "send it again" if done else f"has no readers left in '{label}'"))
                 continue
-        plans.append(plan_send(pub, edition.slug, segments, narrow=narrow, **options))
+        plans.append(plan_send(pub, edition.slug, segments, narrow=narrow, run_started=started,
+                               **options))
     if not plans:
         raise NewsletterError(f"no edition of {slug} has readers left in '{label}'; "
                               + "; ".join(skipped))

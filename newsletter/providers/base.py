@@ -6,19 +6,25 @@ per item, in order. Outcome states form a closed set:
 - `accepted`: the provider took the message (HTTP 202, SMTP 250, file renamed into place);
 - `failed`: the provider refused this recipient for good (e.g. SMTP 550), or the address or
   name cannot be encoded for it; the reason is in words;
-- `deferred`: the provider refused this recipient for now (SMTP 450/452): the engine tries it
-  again later in the same run, with back-off, and records it `failed` if it still refuses;
+- `deferred`: the provider refused this recipient for now (SMTP 450/452): the send's run tries
+  it again later, with back-off, and records it `failed` if it still refuses;
 - `retry`: not handed over, try again later (429, 5xx, connection refused...);
 - `unknown`: the request left but its answer was lost; it may or may not have been taken.
 
 A provider error that must stop the whole send (bad API key, a 400 naming a problem) is
 reported with `BatchResult.stop`; `BatchResult.wait` carries a provider's "retry after".
+
+A transport that hands messages over one at a time (SMTP) says so with `reports_each_outcome`
+and calls `on_outcome(index, outcome)` for each message as soon as the provider answered it,
+before it hands over the next: the send run records that outcome at once (and commits the next
+message as in flight), so a crash leaves at most the one message in flight unknown. Any
+provider may do the same.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,6 +57,11 @@ class BatchResult:
         return cls([outcome] * len(items), **kwargs)
 
 
+#: `on_outcome(index, outcome)`: told each message's outcome as it happens; returns False when
+#: the transport must hand over nothing more (the rest of the batch then comes back `retry`)
+OutcomeSink = Callable[[int, "Outcome"], bool]
+
+
 class Transport(ABC):
     """A way to hand messages over. Subclasses live in their own modules."""
 
@@ -63,6 +74,9 @@ class Transport(ABC):
     pacer: Pacer | None = None
     #: where messages end up, for the user (outbox folder, SMTP host, API URL)
     where: str = ""
+    #: whether `send()` hands items over one at a time, in order, calling `on_outcome` for
+    #: each before it starts the next (see the module's docstring)
+    reports_each_outcome: bool = False
 
     def open(self, mailing: Mailing) -> None:
         """Prepare for one mailing (render skeletons, size batches)."""
@@ -72,9 +86,12 @@ class Transport(ABC):
         """Check credentials and reachability before anything is sent (raise NewsletterError)."""
 
     @abstractmethod
-    def send(self, items: Sequence[Item]) -> BatchResult:
+    def send(self, items: Sequence[Item], on_outcome: OutcomeSink | None = None
+             ) -> BatchResult:
         """Hand `items` over; never raises (a per-recipient problem is that recipient's
-        outcome; only trouble every message would meet sets `stop`)."""
+        outcome; only trouble every message would meet sets `stop`). A transport with
+        `reports_each_outcome` calls `on_outcome` for every item it handed over (or tried
+        to), in order; the returned result still carries one outcome per item."""
 
     def resolve_unknown(self, items: Sequence[Item]) -> dict[int, bool]:
         """For items left `unknown` by a crash: key -> True (was accepted) / False (was not).

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 
 from newsletter.core.errors import FailedError, NewsletterError
-from newsletter.providers.base import BatchResult, Outcome, Transport
+from newsletter.providers.base import BatchResult, Outcome, OutcomeSink, Transport
 from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
 from newsletter.providers.mime import MimeRenderer
 
@@ -43,6 +43,7 @@ def _reply(code: int, text: bytes | str) -> str:
 class SmtpTransport(Transport):
     name = "smtp"
     batch_size = 10
+    reports_each_outcome = True  # each message's 250 (or refusal) is recorded as it comes
 
     def __init__(self, url: str | None, *, timeout: float = 30.0):
         if not url:
@@ -186,12 +187,14 @@ class SmtpTransport(Transport):
             raise _Stop(f"SMTP server {self.where} refused {reason}")
         return Outcome("failed", error=reason)
 
-    def send(self, items: Sequence[Item]) -> BatchResult:
-        """Each recipient's outcome; a connection that cannot be (re)opened hands the rest
-        back (`retry`), a refused login or sender stops the send."""
+    def send(self, items: Sequence[Item], on_outcome: OutcomeSink | None = None
+             ) -> BatchResult:
+        """Each recipient's outcome, told to `on_outcome` as soon as the server answered; a
+        connection that cannot be (re)opened hands the rest back (`retry`), a refused login
+        or sender stops the send."""
         sender = self.mailing.config.sender.email
         outcomes: list[Outcome] = []
-        for item in items:
+        for index, item in enumerate(items):
             outcome = None
             for _ in range(2):  # a dropped connection is reopened once, right away
                 try:
@@ -220,11 +223,15 @@ class SmtpTransport(Transport):
                                                       f"{type(exc).__name__}: {exc}")
                     break
             assert outcome is not None
+            go_on = on_outcome is None or on_outcome(index, outcome)
             if outcome.state == "retry":
-                # The connection is gone: hand the rest back and let the engine back off.
+                # The connection is gone: hand the rest back and let the send run back off.
                 rest = [outcome] * (len(items) - len(outcomes))
                 return BatchResult(outcomes + rest)
             outcomes.append(outcome)
+            if not go_on:
+                rest = [Outcome("retry", error="not sent: the send stopped")]
+                return BatchResult(outcomes + rest * (len(items) - len(outcomes)))
         return BatchResult(outcomes)
 
     def _reset(self) -> None:

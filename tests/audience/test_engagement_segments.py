@@ -1,6 +1,8 @@
 """Engagement conditions in segments (`opened`, `clicked`, `engaged_within`) compiled to SQL
-agree with a plain Python evaluation over the same events, on SQLite and PostgreSQL; and
-`subscribers sunset` tags or unsubscribes exactly the people without human engagement."""
+agree with a plain Python evaluation over the same events, on SQLite and PostgreSQL, alone and
+nested in `all`/`any`/`none` with tag and attribute conditions and `segment:` references, and
+for several segments at once (a send to two segments); and `subscribers sunset` tags or
+unsubscribes exactly the people without human engagement."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from newsletter.db.tables import send_links, subscriber_tags, subscribers, webho
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 PEOPLE = ["ann", "bob", "cat", "dan", "eve"]
+TAGS = {"ann": ["cyber"], "bob": ["cyber", "staff"], "cat": [], "dan": ["staff"], "eve": []}
+ROLE = {"ann": "press", "bob": "press", "cat": "academic", "dan": None, "eve": "press"}
 ISSUES = {1: "2026-11-24", 2: "2026-12-01"}  # send id -> issue
 PIECE_OF = {1: 0, 2: 1, 3: 1, 4: 2, 5: 0}  # link position -> piece (same in both sends)
 
@@ -44,6 +48,16 @@ def world(engine: Engine) -> Engine:
     return engine
 
 
+@pytest.fixture()
+def tagged(world: Engine) -> Engine:
+    """The world's people with tags (TAGS) and a role (ROLE)."""
+    with world.begin() as conn:
+        for name in PEOPLE:
+            add_subscriber(conn, f"{name}@example.org", tags=TAGS[name],
+                           attributes={"role": ROLE[name]} if ROLE[name] else None)
+    return world
+
+
 event_st = st.tuples(st.sampled_from(PEOPLE), st.sampled_from(sorted(ISSUES)),
                      st.sampled_from(["open", "click", "delivered"]), st.booleans(),
                      st.sampled_from(sorted(PIECE_OF)), st.integers(0, 400))
@@ -55,7 +69,11 @@ leaf_st = st.one_of(
     st.builds(lambda d: {"engaged_within": f"{d}d"}, st.integers(1, 400)),
     st.builds(lambda w: {"engaged_within": f"{w}w"}, st.integers(1, 50)),
 )
-rule_st = st.recursive(leaf_st, lambda inner: st.builds(
+row_st = st.one_of(  # conditions on the subscriber's own row, mixed in
+    st.builds(lambda t: {"tag": t}, st.sampled_from(["cyber", "staff"])),
+    st.builds(lambda r: {"attr": {"role": r}}, st.sampled_from(["press", "academic"])),
+)
+rule_st = st.recursive(st.one_of(leaf_st, leaf_st, row_st), lambda inner: st.builds(
     lambda k, items: {k: items}, st.sampled_from(["all", "any", "none"]),
     st.lists(inner, min_size=1, max_size=3)), max_leaves=6)
 
@@ -65,7 +83,13 @@ def reference(rule: dict[str, Any], person: str, events: list[tuple]) -> bool:
     human = [e for e in events if e[0] == person and not e[3]]
     results = []
     for key, arg in rule.items():
-        if key in ("all", "any", "none"):
+        if key == "segment":
+            results.append(reference(OTHER, person, events))
+        elif key == "tag":
+            results.append(arg in TAGS[person])
+        elif key == "attr":
+            results.append(ROLE[person] == arg["role"])
+        elif key in ("all", "any", "none"):
             found = [reference(r, person, events) for r in arg]
             results.append(all(found) if key == "all" else any(found) if key == "any"
                            else not any(found))
@@ -82,12 +106,18 @@ def reference(rule: dict[str, Any], person: str, events: list[tuple]) -> bool:
     return all(results)
 
 
+#: A segment the rules may refer to: engagement inside `none`, beside a tag.
+OTHER = {"any": [{"tag": "staff"}, {"none": [{"engaged_within": "30d"}]}]}
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(events=st.lists(event_st, max_size=14), rule=rule_st)
-def test_engagement_conditions_match_a_plain_evaluation(world: Engine, tmp_path: Path,
-                                                         events: list[tuple], rule: dict) -> None:
-    with world.begin() as conn:
+@given(events=st.lists(event_st, max_size=14), rule=rule_st, also=rule_st,
+       refer=st.booleans())
+def test_engagement_conditions_match_a_plain_evaluation(tagged: Engine, tmp_path: Path,
+                                                         events: list[tuple], rule: dict,
+                                                         also: dict, refer: bool) -> None:
+    with tagged.begin() as conn:
         conn.execute(delete(webhook_events))
         if events:
             conn.execute(insert(webhook_events), [
@@ -99,12 +129,21 @@ def test_engagement_conditions_match_a_plain_evaluation(world: Engine, tmp_path:
                 for n, (who, send_id, kind, machine, position, age) in enumerate(events)])
     path = tmp_path / "subscribers" / "segments.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"segments": {"picked": rule}}), encoding="utf-8")
+    if refer:  # nested one level down, through a reference
+        also = {"any": [also, {"segment": "other"}]}
+    path.write_text(yaml.safe_dump({"segments": {"picked": rule, "also": also, "other": OTHER}}),
+                    encoding="utf-8")
     segments = Segments.load(tmp_path)
-    with world.connect() as conn:
-        found = {key.split("@")[0] for key in conn.execute(
-            select(subscribers.c.email_key).where(segments.condition("picked"))).scalars()}
-    assert found == {p for p in PEOPLE if reference(rule, p, events)}, rule
+
+    def members(names: str | list[str]) -> set[str]:
+        with tagged.connect() as conn:
+            return {key.split("@")[0] for key in conn.execute(
+                select(subscribers.c.email_key).where(segments.condition(names))).scalars()}
+
+    picked = {p for p in PEOPLE if reference(rule, p, events)}
+    assert members("picked") == picked, rule
+    both = picked | {p for p in PEOPLE if reference(also, p, events)}
+    assert members(["picked", "also"]) == both, (rule, also)
 
 
 @pytest.mark.parametrize("rule, message", [

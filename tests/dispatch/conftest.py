@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email
 import ipaddress
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email import policy
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SLUG = "2026-11-24"
 SECRET = "dispatch-test-secret-at-least-32-characters"
 CHILD_APP = "newsletter-test-child"  # application_name of spawned processes' PostgreSQL sessions
+
+
+def artifact(slug: str = SLUG, subject: str = "s") -> Any:
+    """A small frozen message, for tests that drive the ledger directly."""
+    from newsletter.dispatch.artifact import Artifact
+
+    return Artifact(slug=slug, subject=subject, html="<p>Hello %%name%%</p>",
+                    text="Hello %%name%%", content_hash="x" * 64, publication="P",
+                    sender_name="P", sender_email="newsletter@example.org", reply_to=None,
+                    public_url="https://news.example.org/", categories=(), asm_group_id=None,
+                    family=(slug,), links=None, source_hash=None)
 
 
 def add_people(engine: Engine, count: int, *, start: int = 0, tags: tuple[str, ...] = (),
@@ -100,12 +116,11 @@ class Pub:
             time.sleep(0.01)
 
 
-@pytest.fixture()
-def pub(warm_publication: Path, migrated_db_url: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[Pub]:
-    publication = warm_publication  # the sample, its build caches filled
+def pub_env(db_url: str, tmp_path: Path,  # noqa: F811
+            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of a test publication (also set in this process)."""
     env = {
-        "NEWSLETTER_DATABASE_URL": migrated_db_url,
+        "NEWSLETTER_DATABASE_URL": db_url,
         "NEWSLETTER_SECRET": SECRET,
         "NEWSLETTER_OUTBOX": str(tmp_path / "outbox"),
         "NEWSLETTER_TRANSPORT": "outbox",
@@ -117,10 +132,17 @@ def pub(warm_publication: Path, migrated_db_url: str, tmp_path: Path,
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     for key in ("SENDGRID_API_KEY", "SENDGRID_API_URL", "SMTP_URL", "NEWSLETTER_RETRY_ATTEMPTS",
-                "NEWSLETTER_SENDGRID_BATCH"):
+                "NEWSLETTER_SENDGRID_BATCH", "NEWSLETTER_LEDGER_PATIENCE"):
         monkeypatch.delenv(key, raising=False)
+    return env
+
+
+@pytest.fixture()
+def pub(warm_publication: Path, migrated_db_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Pub]:
+    env = pub_env(migrated_db_url, tmp_path, monkeypatch)
     engine = open_database(migrated_db_url)
-    yield Pub(publication, migrated_db_url, env, engine)
+    yield Pub(warm_publication, migrated_db_url, env, engine)
     engine.dispose()
 
 
@@ -145,6 +167,10 @@ class Mailbox:
     data_replies: dict[str, str] = field(default_factory=dict)  # end-of-DATA reply per rcpt
     hang_up_every: int = 0  # close the connection after every n-th accepted message
     lose_reply_once: bool = False  # take the next message, then hang up without replying
+    gate_at: int = 0  # hold the n-th message's DATA (not yet taken) until `gate` is set
+    gate: threading.Event = field(default_factory=threading.Event)
+    at_gate: threading.Event = field(default_factory=threading.Event)
+    datas: int = 0
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
         if address in self.refuse_rcpt:
@@ -161,6 +187,10 @@ class Mailbox:
                         if r in self.data_replies), None)
         if refused:
             return refused
+        self.datas += 1
+        if self.gate_at and self.datas == self.gate_at:
+            self.at_gate.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         if self.lose_reply_once:
             self.lose_reply_once = False
@@ -267,3 +297,118 @@ def smtp_server(pub: Pub, tls_files: tuple[Path, Path], monkeypatch: pytest.Monk
     yield start
     for server in started:
         server.__exit__()
+
+
+# -- what people received ----------------------------------------------------------------------
+TO = re.compile(rb"^To: .*?<?([^<>\s]+@[^<>\s]+)>?\r$", re.M)
+
+
+def _lang(data: bytes) -> str:
+    from lxml import html as lxml_html
+
+    msg = email.message_from_bytes(data, policy=policy.default)
+    return lxml_html.document_fromstring(msg.get_body(("html",)).get_content()).get("lang")
+
+
+def family_mail(pub: Pub, server: SmtpServer | None = None) -> dict[str, list[str]]:
+    """address -> the language (`<html lang>`) of each message of the issue family it holds,
+    in the outbox (every edition, every send) and on `server`."""
+    found: dict[str, list[str]] = {}
+    if pub.outbox.exists():
+        for path in sorted(pub.outbox.glob(f"{SLUG}*/*/*.eml")):
+            data = path.read_bytes()
+            found.setdefault(TO.search(data).group(1).decode(), []).append(_lang(data))
+    for _, rcpts, data in (server.mailbox.messages if server else []):
+        found.setdefault(rcpts[0], []).append(_lang(data))
+    return found
+
+
+def ledger_states(pub: Pub) -> dict[str, list[str]]:
+    """address -> the state of each of its ledger rows, oldest first."""
+    from sqlalchemy import select
+
+    from newsletter.db.ledger_tables import send_recipients
+
+    found: dict[str, list[str]] = {}
+    with pub.engine.connect() as conn:
+        for address, state in conn.execute(select(send_recipients.c.email,
+                                                  send_recipients.c.state)
+                                           .order_by(send_recipients.c.id)):
+            found.setdefault(address, []).append(state)
+    return found
+
+
+def kill_when(pub: Pub, proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
+    """SIGKILL `proc` (spawned by `pub`) once `ready()`; False if it ended first."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    pub.settle()  # PostgreSQL may still be finishing a COMMIT the dead process had sent
+    return True
+
+
+# -- the public side, as a subscriber uses it ----------------------------------------------------
+class Serve:
+    """`newsletter serve` as a real process, and a subscriber's clicks on it."""
+
+    def __init__(self, pub: Pub):
+        self.pub = pub
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = pub.spawn("serve", "--port", str(self.port))
+
+    def __enter__(self) -> Serve:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.communicate()
+            try:
+                httpx.get(f"{self.base}/healthz", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError("serve did not start")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.communicate(timeout=30)
+
+    def _path(self, url: str) -> str:
+        from newsletter.compose.publication import Publication
+
+        public = Publication.load(self.pub.root).config.public_url
+        return self.base + "/" + url.removeprefix(public)
+
+    def one_click(self, address: str) -> None:
+        """What a mail client does with List-Unsubscribe-Post (RFC 8058)."""
+        import httpx
+
+        from newsletter.compose.publication import Publication
+        from newsletter.core.tokens import unsubscribe_url
+
+        link = unsubscribe_url(Publication.load(self.pub.root).config.public_url, SECRET,
+                               address)
+        answer = httpx.post(self._path(link), content=b"List-Unsubscribe=One-Click",
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 200, answer.text
+
+    def pause(self, address: str, weeks: int = 4) -> None:
+        """Open the preference page from the email's link and pause for `weeks`."""
+        import httpx
+
+        from newsletter.compose.publication import Publication
+        from newsletter.core.tokens import preferences_url
+
+        link = self._path(preferences_url(Publication.load(self.pub.root).config.public_url,
+                                          SECRET, address))
+        with httpx.Client() as client:
+            page = client.get(link)
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            answer = client.post(link, data={"csrf": csrf, "action": "save",
+                                             "pause": str(weeks)})
+        assert answer.status_code == 200 and "paused until" in answer.text, answer.text

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, true, update
 from newsletter.db import open_database
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.dispatch.ledger import LeaseLost, Ledger, SendBusy
-from tests.dispatch.conftest import SLUG, Pub, add_people
+from tests.dispatch.conftest import SLUG, Pub, add_people, artifact
 from tests.fake_sendgrid import FakeSendGrid
 
 ROUNDS = 2  # per database; each round starts PROCESSES sends of the same issue at once
@@ -113,8 +113,8 @@ def test_threads_creating_the_same_send_at_once_leave_exactly_one(pub: Pub) -> N
         ledger = Ledger(open_database(pub.db_url))
         barrier.wait()
         try:
-            made.append(ledger.create(issue=SLUG, segment="everyone", transport="outbox",
-                                      content_hash="x" * 64, subject="s", members=true()))
+            made.append(ledger.sends.create(issue=SLUG, segment="everyone", transport="outbox",
+                                            artifact=artifact(), members=true()))
         except SendBusy as exc:
             refused.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - reported below
@@ -137,9 +137,9 @@ def test_threads_creating_the_same_send_at_once_leave_exactly_one(pub: Pub) -> N
 def test_a_send_to_another_segment_is_refused_while_one_is_stopped(pub: Pub) -> None:
     add_people(pub.engine, 5, tags=("energy",))
     ledger = Ledger(pub.engine)
-    send = ledger.create(issue=SLUG, segment="energy", transport="outbox",
-                         content_hash="x" * 64, subject="s", members=true())
-    ledger.release(send.id, "interrupted")  # stopped, pending rows left
+    send = ledger.sends.create(issue=SLUG, segment="energy", transport="outbox",
+                               artifact=artifact(), members=true())
+    ledger.sends.release(send.id, "interrupted")  # stopped, pending rows left
     result = pub.cli("send", SLUG, "--segment", "cyber", "--yes")
     assert result.exit_code == 1
     assert (f"send #{send.id} of {SLUG} to 'energy' is stopped and not yet resumed"
@@ -147,30 +147,32 @@ def test_a_send_to_another_segment_is_refused_while_one_is_stopped(pub: Pub) -> 
     assert f"newsletter send cancel {SLUG}" in result.output
     given_up = pub.cli("send", "cancel", SLUG, "--yes")
     assert given_up.exit_code == 0, given_up.output
-    assert ledger.get(send.id).state == "cancelled"
+    assert ledger.sends.get(send.id).state == "cancelled"
 
 
 def test_every_ledger_write_is_fenced_by_the_lease(pub: Pub) -> None:
     add_people(pub.engine, 10)
     first = Ledger(pub.engine)
-    send = first.create(issue=SLUG, segment="everyone", transport="outbox",
-                        content_hash="x" * 64, subject="s", members=true())
-    batch = first.mark_in_flight(send.id, [1, 2], 0)
+    send = first.sends.create(issue=SLUG, segment="everyone", transport="outbox",
+                              artifact=artifact(), members=true())
+    items = list(first.recipients.stream(send.id, ["pending"], 3))[0]
+    batch = first.recipients.hand_over(send.id, items[:2], check=None).batch
     # a takeover (here: the same process name, as after a restart with a recycled pid)
     second = Ledger(pub.engine)
-    token = second.acquire(send.id)
-    assert token == first.leases.get(send.id, 0) + 1 or token == 2
+    token = second.sends.acquire(send.id)
+    assert token == 2
     with pytest.raises(LeaseLost):
-        first.record(send.id, [(1, "accepted", None, None)], batch)
+        first.recipients.record(send.id, [(1, "accepted", None, None)], batch)
     with pytest.raises(LeaseLost):
-        first.mark_in_flight(send.id, [3], 0)
+        first.recipients.hand_over(send.id, items[2:], check=None)
     with pytest.raises(LeaseLost):
-        first.release(send.id)
+        first.sends.release(send.id)
     with pub.engine.connect() as conn:
         rows = dict(conn.execute(select(send_recipients.c.id, send_recipients.c.state)).all())
     assert rows[1] == rows[2] == "unknown" and rows[3] == "pending"  # nothing the loser wrote
-    second.record(send.id, [(1, "accepted", None, None), (2, "accepted", None, None)], batch)
-    assert second.get(send.id).accepted == 2
+    second.recipients.record(send.id, [(1, "accepted", None, None),
+                                       (2, "accepted", None, None)], batch)
+    assert second.sends.get(send.id).accepted == 2
 
 
 @pytest.mark.slow

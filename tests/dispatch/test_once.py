@@ -35,7 +35,7 @@ def test_a_later_send_to_another_segment_leaves_out_who_received_it(pub: Pub) ->
     second = pub.cli("send", SLUG, "--segment", "energy", "--yes")
     assert second.exit_code == 0, second.output
     assert re.search(r"Recipients:\s+3\b", second.output)
-    assert re.search(r"Left out:\s+3 already received this issue", second.output)
+    assert re.search(r"Left out:\s+3 already reached by this issue", second.output)
     assert _mailed(pub.outbox) == Counter(cyber + energy + both)  # each once
     again = pub.cli("send", SLUG, "--segment", "energy", "--again", "--yes")
     assert again.exit_code == 0, again.output

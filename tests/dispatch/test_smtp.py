@@ -8,7 +8,7 @@ from email import policy
 from sqlalchemy import func, select
 
 from newsletter.db.ledger_tables import sends
-from tests.dispatch.conftest import SLUG, Pub, add_people
+from tests.dispatch.conftest import SLUG, Pub, add_people, kill_when, ledger_states
 
 
 def _send(pub: Pub, *extra: str):
@@ -114,3 +114,42 @@ def test_missing_or_bad_smtp_url(pub: Pub) -> None:
     assert result.exit_code == 2 and "Error: SMTP_URL is not set" in result.output
     pub.env["SMTP_URL"] = "http://example.org"
     assert "SMTP_URL must look like" in _send(pub).output
+
+
+def test_kill_9_leaves_only_the_message_in_flight_unknown(pub: Pub, smtp_server) -> None:
+    """SMTP hands over one message at a time and each 250 is recorded as it comes: a kill -9
+    in the middle of a batch (of 10) leaves exactly the message in flight unknown; `status`
+    names it, and settling that one recipient finishes the send, each person once."""
+    server = smtp_server("plain")
+    people = add_people(pub.engine, 25)
+    server.mailbox.gate_at = 15  # the 15th message (in the second batch) is in flight
+    proc = pub.spawn("send", SLUG, "--segment", "everyone", "--transport", "smtp", "--yes")
+    assert kill_when(pub, proc, server.mailbox.at_gate.is_set)
+    server.mailbox.gate.set()  # the server never took it: the client was gone first
+    delivered = _recipients(server)
+    assert sorted(delivered) == people[:14]
+    states = ledger_states(pub)
+    assert [states[p] for p in people[:14]] == [["accepted"]] * 14
+    assert states[people[14]] == ["unknown"]
+    assert {s[0] for p, s in states.items() if p in people[15:]} == {"pending"}
+    status = pub.cli("status", SLUG).output
+    assert "1 unknown" in status
+    assert (f"unknown: {people[14]} (batch 2, attempts 1; in flight when the send stopped"
+            in status)
+    settled = _send(pub, "--resend-recipient", people[14])
+    assert settled.exit_code == 0, settled.output
+    assert sorted(_recipients(server)) == sorted(people)  # each exactly once
+    assert all(s == ["accepted"] for s in ledger_states(pub).values())
+
+
+def test_unknown_recipients_can_be_settled_one_by_one(pub: Pub, smtp_server) -> None:
+    server = smtp_server("plain")
+    people = add_people(pub.engine, 4)
+    server.mailbox.lose_reply_once = True  # the server takes the first, the reply is lost
+    first = _send(pub)
+    assert first.exit_code == 1 and f"unknown: {people[0]}" in first.output
+    accepted = _send(pub, "--accept-recipient", people[0].upper())
+    assert accepted.exit_code == 0, accepted.output
+    assert f"{people[0].upper()} recorded as accepted" in accepted.output
+    assert sorted(_recipients(server)) == sorted(people)
+    assert all(s == ["accepted"] for s in ledger_states(pub).values())

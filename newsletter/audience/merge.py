@@ -1,0 +1,215 @@
+"""Applying staged import rows to the subscribers: set-based statements, a chunk at a time.
+
+What a row does to a known subscriber: a non-empty name replaces theirs, its attributes are
+merged over theirs, its tags are added (never removed), and its `status` may retire them
+(through the status ladder, newsletter.audience.statuses: an import never makes a retired
+address active). A row that would change none of that is *unchanged*: `prune_unchanged` drops
+such rows before anything is written, so re-importing a file writes nothing for them (no
+UPDATE, no audit row). New people are inserted with their tags and an audit row each.
+
+Every statement works on a range of staging lines; `apply_chunk` runs inside one write
+transaction of the caller's, and compares with the subscribers as they are then, so a change
+made by someone else since the file was checked (an unsubscribe, an erasure) is respected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    literal_column,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from newsletter.audience.csvrows import ImportReport
+from newsletter.audience.history import Source
+from newsletter.audience.model import RETIRED, Status
+from newsletter.audience.staging import (
+    analyze,
+    empty,
+    import_chunk,
+    import_lacking,
+    import_rows,
+    import_tags,
+    reject_erased,
+)
+from newsletter.audience.statuses import RANK, Change, apply_changes
+from newsletter.db.tables import UtcDateTime, subscriber_history, subscriber_tags, subscribers
+
+Lines = tuple[int, int]  # an inclusive range of staging lines
+_IMPORT = Source.IMPORT.value
+
+
+def _rank(status: ColumnElement[Any]) -> ColumnElement[int]:
+    return case({s.value: n for s, n in RANK.items()}, value=status, else_=-1)
+
+
+def _holds(conn: Connection, old: Any, new: Any) -> ColumnElement[bool]:
+    """Every key of the JSON object `new` has that value in `old`."""
+    if conn.dialect.name == "postgresql":
+        return old.op("@>", return_type=Boolean)(new)
+    return func.json_patch(old, new) == func.json(old)
+
+
+def _merged(conn: Connection, old: Any, new: Any) -> ColumnElement[Any]:
+    """The JSON object `old` with `new`'s keys written over it (`new` may be NULL)."""
+    if conn.dialect.name == "postgresql":
+        return old.op("||", return_type=JSONB)(func.coalesce(new, _empty(conn)))
+    return func.json_patch(old, func.coalesce(new, _empty(conn)))
+
+
+def _within(lines: Lines | None, column: Any = import_rows.c.line) -> ColumnElement[bool]:
+    return true() if lines is None else column.between(*lines)
+
+
+def _differs(conn: Connection) -> ColumnElement[bool]:
+    """A staged row (`import_rows`) would change the known subscriber it names (`subscribers`)
+    in name, attributes or status (never NULL; tags are `_lacking`'s)."""
+    r, sub = import_rows.c, subscribers.c
+    return or_(and_(r.name.is_not(None), r.name != sub.name),
+               and_(r.attributes.is_not(None), not_(_holds(conn, sub.attributes, r.attributes))),
+               _rank(r.status) > _rank(sub.status))
+
+
+def _lacking(lines: Lines | None) -> Any:
+    """The staged lines (in `lines`) of known people who lack a tag the row gives them."""
+    t, row = import_tags.c, import_rows.alias("lacking_row")
+    person, has = subscribers.alias("lacking_person"), subscriber_tags.alias("lacking_tag")
+    return (select(t.line)
+            .select_from(import_tags.join(row, row.c.line == t.line)
+                         .join(person, person.c.email_key == row.c.email_key)
+                         .outerjoin(has, and_(has.c.subscriber_id == person.c.id,
+                                              has.c.tag == t.tag)))
+            .where(_within(lines, t.line), _within(lines, row.c.line),
+                   has.c.subscriber_id.is_(None)))
+
+
+def prune_unchanged(conn: Connection) -> int:
+    """Drop the staged rows that would change nothing; return how many."""
+    r, sub = import_rows.c, subscribers.c
+    conn.execute(insert(import_lacking).from_select(["line"], _lacking(None).distinct()))
+    analyze(conn, import_lacking)
+    unchanged = and_(
+        exists().where(sub.email_key == r.email_key, not_(_differs(conn))),
+        ~exists().where(import_lacking.c.line == r.line),
+    )
+    return max(conn.execute(delete(import_rows).where(unchanged)).rowcount, 0)
+
+
+def apply_chunk(conn: Connection, lines: Lines, report: ImportReport, *, now: dt.datetime,
+                source: str, secret: str | None) -> None:
+    """Apply the staged rows in `lines` inside the caller's write transaction; count them in
+    the report."""
+    at = bindparam("now", now, type_=UtcDateTime)
+    reject_erased(conn, secret, report, lines)  # erased since the file was checked
+    _classify(conn, lines)
+    _update_known(conn, lines, at, now)
+    _insert_new(conn, lines, at, source)
+    _add_tags(conn, lines, at)
+    added, updated, total = conn.execute(select(
+        func.coalesce(func.sum(case((import_chunk.c.new, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((import_chunk.c.changed, 1), else_=0)), 0),
+        func.count()).select_from(import_chunk)).one()
+    report.added += added
+    report.updated += updated
+    report.unchanged += total - added - updated
+
+
+def _classify(conn: Connection, lines: Lines) -> None:
+    """Fill `import_chunk`: each row's subscriber (None: new), and whether it changes them."""
+    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
+    empty(conn, import_chunk)
+    conn.execute(insert(import_chunk).from_select(
+        ["line", "subscriber_id", "new", "changed"],
+        select(r.line, sub.id, sub.id.is_(None),
+               case((sub.id.is_not(None), _differs(conn)), else_=false()))
+        .select_from(import_rows.outerjoin(subscribers, sub.email_key == r.email_key))
+        .where(_within(lines))))
+    conn.execute(update(import_chunk).where(c.line.in_(_lacking(lines))).values(changed=True))
+
+
+def _staged(lines: Lines) -> ColumnElement[bool]:
+    """`import_chunk` rows with their `import_rows` row."""
+    return and_(import_chunk.c.line == import_rows.c.line, _within(lines))
+
+
+def _update_known(conn: Connection, lines: Lines, at: Any, now: dt.datetime) -> None:
+    """Known people: name and attributes, then status changes through the ladder."""
+    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
+    conn.execute(update(subscribers).where(sub.id == c.subscriber_id, c.changed, _staged(lines))
+                 .values(name=func.coalesce(r.name, sub.name),
+                         attributes=_merged(conn, sub.attributes, r.attributes),
+                         updated_at=at))
+    retiring = conn.execute(
+        select(r.email_key, r.status)
+        .select_from(import_chunk.join(import_rows, _staged(lines))
+                     .join(subscribers, sub.id == c.subscriber_id))
+        .where(c.changed, r.status.in_([s.value for s in RETIRED]),
+               _rank(r.status) > _rank(sub.status))).all()
+    apply_changes(conn, [Change(key, Status(status)) for key, status in retiring], now,
+                  via=Source.IMPORT)
+
+
+def _insert_new(conn: Connection, lines: Lines, at: Any, source: str) -> None:
+    """New people, in file order (so their ids follow it), with an audit row each."""
+    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
+    joined = func.coalesce(r.subscribed_at, at)
+    retired = [s.value for s in RETIRED]
+    conn.execute(insert(subscribers).from_select(
+        ["email", "email_key", "name", "status", "attributes", "source", "created_at",
+         "updated_at", "status_changed_at"],
+        select(r.email, r.email_key, func.coalesce(r.name, ""),
+               func.coalesce(r.status, Status.ACTIVE.value),
+               func.coalesce(r.attributes, _empty(conn)), literal(source), joined, at,
+               case((r.status.in_(retired), at), else_=joined))
+        .select_from(import_chunk.join(import_rows, _staged(lines))).where(c.new)
+        .order_by(c.line)))
+    conn.execute(update(import_chunk).where(c.new, _staged(lines), sub.email_key == r.email_key)
+                 .values(subscriber_id=sub.id))
+    _history(conn, select(c.subscriber_id, at, literal(_IMPORT), literal("status"), null(),
+                          func.coalesce(r.status, Status.ACTIVE.value))
+             .select_from(import_chunk.join(import_rows, _staged(lines))).where(c.new)
+             .order_by(c.line))
+
+
+def _add_tags(conn: Connection, lines: Lines, at: Any) -> None:
+    """Tags the people lack: the audit rows first, while "lacking" still means what it says."""
+    t, c, has = import_tags.c, import_chunk.c, subscriber_tags.c
+    tags = (select(c.subscriber_id, t.tag)
+            .select_from(import_tags.join(import_chunk, c.line == t.line)
+                         .outerjoin(subscriber_tags, and_(has.subscriber_id == c.subscriber_id,
+                                                          has.tag == t.tag)))
+            .where(_within(lines, t.line), has.subscriber_id.is_(None)))
+    _history(conn, tags.with_only_columns(c.subscriber_id, at, literal(_IMPORT), literal("tag"),
+                                          null(), t.tag).order_by(t.line, t.tag))
+    conn.execute(insert(subscriber_tags).from_select(["subscriber_id", "tag"], tags))
+
+
+def _empty(conn: Connection) -> ColumnElement[Any]:
+    if conn.dialect.name == "postgresql":
+        return literal_column("'{}'::jsonb", JSONB)
+    return literal_column("'{}'")
+
+
+def _history(conn: Connection, rows: Any) -> None:
+    conn.execute(insert(subscriber_history).from_select(
+        ["subscriber_id", "at", "source", "field", "before", "after"], rows))

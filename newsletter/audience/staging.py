@@ -1,0 +1,202 @@
+"""The import's staging tables: every good row of the file, checked in the database.
+
+`import_rows` (one row per good CSV row, by its row number) and `import_tags` (its tags, the
+`--tag` ones included) are TEMPORARY tables of the import's own connection, as are the two
+that applying them uses (`import_chunk`, `import_lacking`: newsletter.audience.merge).
+Filling them writes nothing the rest of the world sees (on SQLite a temporary table lives
+outside the database file, so no write lock is taken). PostgreSQL is filled with COPY
+(psycopg 3), SQLite with executemany. Checks that need the whole file are set-based
+statements over them: duplicates within the file (the first row wins) and the erasure list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from newsletter.audience.csvrows import MAX_PROBLEMS, ImportReport, Row
+from newsletter.audience.erasure import any_erased, erased_at, refusal
+from newsletter.db.tables import Id, UtcDateTime, subscribers
+
+LOAD_BATCH = 5000
+_Json = Text().with_variant(JSONB(), "postgresql")
+
+_md = MetaData()
+import_rows = Table(
+    "newsletter_import_rows",
+    _md,
+    Column("line", Integer, primary_key=True, autoincrement=False),  # the CSV row number
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("name", Text),  # NULL: keep the name a known subscriber has
+    Column("attributes", _Json),  # NULL: none given
+    Column("tags", _Json),  # a JSON list, expanded into import_tags
+    Column("status", String(16)),
+    Column("subscribed_at", UtcDateTime),
+    prefixes=["TEMPORARY"],
+)
+import_tags = Table(
+    "newsletter_import_tags",
+    _md,
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("tag", String(100), primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+#: The rows of the chunk being applied: who they are and what they change (merge.py).
+import_chunk = Table(
+    "newsletter_import_chunk",
+    _md,
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("subscriber_id", Id),  # NULL until a new person is inserted
+    Column("new", Boolean, nullable=False),
+    Column("changed", Boolean, nullable=False),  # a known person whom the row changes
+    prefixes=["TEMPORARY"],
+)
+#: Lines of known people who lack a tag their row gives them (the whole file; merge.py).
+import_lacking = Table(
+    "newsletter_import_lacking",
+    _md,
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    prefixes=["TEMPORARY"],
+)
+_TABLES = [import_rows, import_tags, import_chunk, import_lacking]
+_LOADED = ("line", "email", "email_key", "name", "attributes", "tags", "status", "subscribed_at")
+
+
+def create(conn: Connection) -> None:
+    """Empty staging tables on this connection (any left from an earlier import dropped)."""
+    drop(conn)
+    _md.create_all(conn, tables=_TABLES)  # the key index: after the load
+
+
+def drop(conn: Connection) -> None:
+    _md.drop_all(conn, tables=_TABLES, checkfirst=True)
+
+
+def load(conn: Connection, rows: Iterable[Row], batch: int = LOAD_BATCH) -> None:
+    """Fill `import_rows` from the file's good rows, then index and expand their tags."""
+    when = UtcDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    assert when is not None
+
+    def prepared(row: Row) -> tuple[Any, ...]:
+        at = row.subscribed_at
+        return (*row[:7], None if at is None else when(at))
+
+    if conn.dialect.name == "postgresql":
+        _copy(conn, (prepared(r) for r in rows))
+    else:
+        sql = (f"INSERT INTO {import_rows.name} ({', '.join(_LOADED)}) "
+               f"VALUES ({', '.join('?' * len(_LOADED))})")
+        it = iter(rows)
+        while chunk := [prepared(r) for r in islice(it, batch)]:
+            conn.exec_driver_sql(sql, chunk)
+    conn.execute(text(f"CREATE INDEX ix_{import_rows.name}_key ON {import_rows.name} "
+                      "(email_key, line)"))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"INSERT INTO {import_tags.name} (line, tag) SELECT line, "
+                          f"jsonb_array_elements_text(tags) FROM {import_rows.name} "
+                          "WHERE tags IS NOT NULL"))
+    else:
+        conn.execute(text(f"INSERT INTO {import_tags.name} (line, tag) SELECT r.line, j.value "
+                          f"FROM {import_rows.name} r, json_each(r.tags) j "
+                          "WHERE r.tags IS NOT NULL"))
+    analyze(conn, import_rows, import_tags)
+
+
+def _copy(conn: Connection, rows: Iterator[tuple[Any, ...]]) -> None:
+    """COPY the rows in through psycopg 3, inside the connection's transaction."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    columns = ", ".join(_LOADED)
+    with raw.cursor() as cursor, cursor.copy(
+        f"COPY {import_rows.name} ({columns}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def reject_duplicates(conn: Connection, report: ImportReport) -> None:
+    """Reject every row whose address (compared without case) an earlier row already has."""
+    r = import_rows.c
+    first = (select(r.email_key, func.min(r.line).label("first")).group_by(r.email_key)
+             .having(func.count() > 1).subquery())
+    later = and_(r.email_key == first.c.email_key, r.line > first.c.first)
+    count = conn.execute(select(func.count()).select_from(import_rows.join(first, later)))
+    total = count.scalar_one()
+    if not total:
+        return
+    shown = conn.execute(select(r.line, r.email, first.c.first).select_from(
+        import_rows.join(first, later)).order_by(r.line).limit(MAX_PROBLEMS))
+    for line, email, original in shown:
+        report.reject(line, f"duplicate of row {original} ({email})")
+    report.rejected += total - min(total, MAX_PROBLEMS)
+    dups = select(r.line).select_from(import_rows.join(first, later)).scalar_subquery()
+    conn.execute(delete(import_rows).where(r.line.in_(dups)))
+
+
+def reject_erased(conn: Connection, secret: str | None, report: ImportReport,
+                  lines: tuple[int, int] | None = None) -> int:
+    """Reject rows of people not in the database whose address is on the erasure list (all
+    rows, or those with `line` in the inclusive range `lines`); return how many."""
+    if not any_erased(conn):
+        return 0
+    r = import_rows.c
+    unknown = ~exists().where(subscribers.c.email_key == r.email_key)
+    if lines is not None:
+        unknown = and_(unknown, r.line.between(*lines))
+    last, found = 0, 0
+    while True:
+        page = conn.execute(select(r.line, r.email).where(unknown, r.line > last)
+                            .order_by(r.line).limit(LOAD_BATCH)).all()
+        if not page:
+            return found
+        erased = erased_at(conn, secret, [email for _, email in page])
+        gone = [(line, email) for line, email in page if email in erased]
+        for line, email in gone:
+            report.reject(line, refusal(email, erased[email]))
+        if gone:
+            conn.execute(delete(import_rows).where(r.line.in_([line for line, _ in gone])))
+        found += len(gone)
+        last = page[-1][0]
+
+
+def empty(conn: Connection, table: Table) -> None:
+    """Empty a staging table (PostgreSQL: TRUNCATE, which leaves no dead rows behind)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"TRUNCATE {table.name}"))
+    else:
+        conn.execute(delete(table))
+
+
+def analyze(conn: Connection, *tables: Table) -> None:
+    """PostgreSQL: statistics for freshly filled temporary tables, which autovacuum never
+    analyses (without them the planner guesses, and guesses badly at a million rows)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ANALYZE {', '.join(t.name for t in tables)}"))
+
+
+def next_range(conn: Connection, after: int, size: int) -> tuple[int, int] | None:
+    """The inclusive `line` range of the next `size` staged rows after line `after`."""
+    r = import_rows.c
+    lines = select(r.line).where(r.line > after).order_by(r.line).limit(size).subquery()
+    low, high = conn.execute(select(func.min(lines.c.line), func.max(lines.c.line))).one()
+    return None if low is None else (low, high)

@@ -1,0 +1,143 @@
+"""Consent at hand-over: who of a batch may no longer be sent the issue, and why.
+
+Right before a batch goes to the transport, one query per batch reads, for its people, the
+subscriber's status, their pause (audience.preferences) and the erasure list
+(audience.erasure), and whether another send of the issue family reached them meanwhile
+(dispatch.ledger.reached). Whoever unsubscribed, bounced, complained, paused or was erased
+since the send started, or was reached elsewhere, is recorded `skipped` with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Select,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
+
+from newsletter.audience.erasure import address_hash
+from newsletter.audience.model import Status
+from newsletter.audience.segments import not_paused
+from newsletter.db.ledger_tables import send_recipients
+from newsletter.db.tables import Id, erased_addresses, subscribers
+from newsletter.dispatch.ledger.reached import elsewhere
+from newsletter.providers.mailing import Item
+
+ERASED = "erased at the person's request"
+GONE = "no longer a subscriber (erased)"
+REACHED_ELSEWHERE = "reached by another send of this issue or one of its editions"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class ConsentCheck:
+    """What a send checks for each batch: its issue family, its reach policy and start (for
+    `elsewhere`), and the secret that keys the erasure list. One is made for each run; its
+    statement is built once and run for each batch.
+
+    `erasures`: whether the erasure list held anything when the run began. Only then are the
+    batch's addresses hashed to look them up: erasing a person deletes their subscriber row
+    in the transaction that lists their address, so whoever is erased later is found by the
+    missing row alone. `now`: when the run began; a pause that lasts past it is a pause."""
+
+    send_id: int
+    family: tuple[str, ...]
+    policy: str
+    started: dt.datetime
+    secret: str
+    erasures: bool = True
+    now: dt.datetime = field(default_factory=_utcnow)
+
+    @cached_property
+    def _people(self) -> Select:
+        """The batch's people who may no longer get it (the batch: the send's pending rows
+        between the ids `first` and `last`, bound at each run of the statement)."""
+        r, s = send_recipients.c, subscribers.c
+        first, last = bindparam("first"), bindparam("last")
+        mine = send_recipients.alias("batch")
+        among = select(mine.c.subscriber_id).where(
+            mine.c.send_id == self.send_id, mine.c.id.between(first, last),
+            mine.c.state == "pending")
+        return (
+            select(r.id.label("key"), s.id.label("subscriber"), s.status, s.paused_until,
+                   cast(null(), String(64)).label("digest"))
+            .select_from(send_recipients.outerjoin(subscribers, s.id == r.subscriber_id))
+            .where(r.send_id == self.send_id, r.id.between(first, last), r.state == "pending",
+                   or_(s.id.is_(None), s.status != Status.ACTIVE.value, ~not_paused(self.now),
+                       elsewhere(self.family, self.policy, self.send_id, self.started,
+                                 among))))
+
+    def withdrawn(self, conn: Connection, items: Sequence[Item]) -> dict[int, str]:
+        """key -> why, for the items that must not be handed over (one query).
+
+        `items` are rows of the send still `pending`, in id order: the batch is read as the
+        pending rows between the first and the last (a batch's rows are contiguous, and its
+        retries are its rows still pending), so no list of ids travels with the query."""
+        if not items:
+            return {}
+        query: Any = self._people
+        digests = {address_hash(self.secret, item.recipient.email): item.key
+                   for item in items} if self.erasures else {}
+        if digests:
+            query = union_all(query, select(
+                cast(null(), Id), cast(null(), Id), cast(null(), String(16)),
+                cast(null(), subscribers.c.paused_until.type),
+                erased_addresses.c.address_hash).where(
+                erased_addresses.c.address_hash.in_(list(digests))))
+        keys = {item.key for item in items}
+        rows = conn.execute(query, {"first": items[0].key, "last": items[-1].key})
+        found: dict[int, str] = {}
+        for key, subscriber, status, paused, digest in rows:
+            if digest is None and key not in keys:
+                continue  # a pending row between the batch's that is not in it (none, usually)
+            if digest is not None:
+                found[digests[digest]] = ERASED
+            elif subscriber is None:
+                found.setdefault(key, GONE)
+            elif status != Status.ACTIVE.value:
+                found.setdefault(key, f"{status} since the send started")
+            elif paused is not None and paused > self.now:
+                found.setdefault(key, f"paused until {paused:%Y-%m-%d}")
+            else:
+                found.setdefault(key, REACHED_ELSEWHERE)
+        return found
+
+
+def preview(conn: Connection, check: ConsentCheck, states: Sequence[str],
+            now: dt.datetime | None = None) -> list[tuple[str, int]]:
+    """(why, how many) of the send's rows in `states` the hand-over would drop now, for the
+    plan (the erasure list aside: an erased person's subscriber row is gone too)."""
+    now = now or dt.datetime.now(dt.UTC)
+    r, s = send_recipients.c, subscribers.c
+    among = select(r.subscriber_id).where(r.send_id == check.send_id, r.state.in_(states))
+    far = elsewhere(check.family, check.policy, check.send_id, check.started, among)
+    why = case((s.id.is_(None), literal("gone")),
+               (s.status != Status.ACTIVE.value, s.status),
+               (~not_paused(now), literal("paused")), else_=literal("elsewhere")).label("why")
+    rows = conn.execute(
+        select(why, func.count())
+        .select_from(send_recipients.outerjoin(subscribers, s.id == r.subscriber_id))
+        .where(r.send_id == check.send_id, r.state.in_(states),
+               or_(s.id.is_(None), s.status != Status.ACTIVE.value, ~not_paused(now), far))
+        .group_by(why)).all()
+    words = {"gone": GONE, "paused": "paused", "elsewhere": REACHED_ELSEWHERE}
+    return sorted(((words.get(key, f"{key} since the send started"), n) for key, n in rows),
+                  key=lambda x: (-x[1], x[0]))

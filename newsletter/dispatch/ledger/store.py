@@ -1,0 +1,170 @@
+"""The ledger's hold on its database: fenced writes that wait out other writers.
+
+Every ledger write is one transaction run by `LedgerStore.write()`. When the database is busy
+(SQLite: another process holds the write lock, e.g. a long import or `serve`'s webhooks;
+PostgreSQL: a lock that cannot be had, a deadlock or a serialisation failure) the transaction
+is tried again with back-off, for up to the write policy's patience (NEWSLETTER_LEDGER_PATIENCE
+seconds, default 300; each try also waits for the lock itself, up to 30 s: SQLite's busy
+timeout, PostgreSQL's lock_timeout). A database
+that stays locked longer, or a full disk, raises `LedgerUnavailable`: the send stops cleanly,
+with that reason. A failed try changed nothing (it never committed), so trying again is safe.
+
+A run's writes are fenced by its lease (`fence()`): the first statement checks that this
+process still holds the send's lease token, and a write whose token is no longer the send's
+changes nothing and raises `LeaseLost`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, update
+from sqlalchemy.exc import DBAPIError
+
+from newsletter.core.errors import FailedError
+from newsletter.db.engine import SQLITE_BUSY_TIMEOUT_S, write_connection
+from newsletter.db.ledger_tables import sends
+
+T = TypeVar("T")
+
+#: SQLite's primary result codes for a busy or locked database, a full disk, an I/O error
+_SQLITE_BUSY = {5: "database is locked by another writer", 6: "database table is locked"}
+_SQLITE_BROKEN = {13: "the disk is full", 10: "disk I/O error"}
+#: PostgreSQL SQLSTATEs worth another try, and those that mean the disk or server is full
+_PG_BUSY = {"40001": "serialisation failure", "40P01": "deadlock", "55P03": "lock not available"}
+_PG_BROKEN = {"53100": "the disk is full", "53200": "the server is out of memory",
+              "58030": "disk I/O error"}
+
+
+class LeaseLost(FailedError):
+    """Another process took this send's lease over: this process must not write to it."""
+
+
+class SendBusy(FailedError):
+    """Another send of the same issue is under way or stopped and not yet resumed."""
+
+
+class SendFinished(SendBusy):
+    """The send to resume completed meanwhile (another process finished it)."""
+
+
+class LedgerUnavailable(FailedError):
+    """The database refused a ledger write for longer than the write policy allows (a lock
+    held elsewhere) or cannot store it (a full disk): the send stops, with this reason."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    """How long a ledger write waits for a busy database, and how it backs off."""
+
+    patience: float = 300.0  # seconds, over every try of one write
+    first_wait: float = 0.05
+    longest_wait: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> WritePolicy:
+        env = dict(os.environ if env is None else env)
+        patience = env.get("NEWSLETTER_LEDGER_PATIENCE")
+        return cls(patience=float(patience)) if patience else cls()
+
+
+def trouble(exc: DBAPIError) -> tuple[bool, str] | None:
+    """(worth another try, why) when `exc` is the database being busy, full or failing;
+    None for any other error (a bug, a broken schema: not retried)."""
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code is not None:
+            code &= 0xFF
+            if code in _SQLITE_BUSY:
+                return True, _SQLITE_BUSY[code]
+            if code in _SQLITE_BROKEN:
+                return True, _SQLITE_BROKEN[code]
+        text = str(orig).lower()
+        if "locked" in text or "busy" in text:
+            return True, "database is locked by another writer"
+        if "disk" in text and ("full" in text or "i/o" in text):
+            return True, str(orig)
+        return None
+    state = getattr(orig, "sqlstate", None)
+    if state in _PG_BUSY:
+        return True, _PG_BUSY[state]
+    if state in _PG_BROKEN:
+        return True, _PG_BROKEN[state]
+    return None
+
+
+class LedgerStore:
+    """One database engine, the lease tokens this process holds (per send id) and the write
+    policy; the ledger's parts share it."""
+
+    def __init__(self, engine: Engine, policy: WritePolicy | None = None):
+        self.engine = engine
+        self.policy = policy or WritePolicy.from_env()
+        self.leases: dict[int, int] = {}
+        self.sqlite = engine.dialect.name == "sqlite"
+
+    def write(self, work: Callable[[Connection], T], *, patience: float | None = None) -> T:
+        """Run `work(conn)` in one write transaction, trying again with back-off while the
+        database is busy; LedgerUnavailable once the patience is used up."""
+        budget = self.policy.patience if patience is None else patience
+        deadline = time.monotonic() + budget
+        wait = self.policy.first_wait
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return self._once(work, max(0.05, deadline - time.monotonic()))
+            except DBAPIError as exc:
+                found = trouble(exc)
+                if found is None:
+                    raise
+                again, why = found
+                left = deadline - time.monotonic()
+                if not again or left <= 0:
+                    raise LedgerUnavailable(
+                        f"the send ledger could not be written for {budget:g} s ({why}; "
+                        f"{tries} {'try' if tries == 1 else 'tries'})") from None
+                time.sleep(min(left, wait * random.uniform(0.5, 1.0)))
+                wait = min(self.policy.longest_wait, wait * 2)
+
+    def _once(self, work: Callable[[Connection], T], seconds: float) -> T:
+        wait_ms = int(min(seconds, SQLITE_BUSY_TIMEOUT_S) * 1000)
+        with write_connection(self.engine) as conn:
+            raw = conn.connection.driver_connection if self.sqlite else None
+            if raw is not None:  # SQLite's own wait for the lock: no longer than we have
+                raw.execute(f"PRAGMA busy_timeout = {wait_ms}")
+            try:
+                with conn.begin():
+                    if not self.sqlite:  # PostgreSQL waits for a lock no longer than we have
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{wait_ms}ms'")
+                    return work(conn)
+            finally:
+                if raw is not None:
+                    try:
+                        raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+                    except sqlite3.Error:
+                        pass
+
+    def fence(self, conn: Connection, send_id: int, **values: Any) -> None:
+        """First statement of every write of a run: renew the heartbeat, provided this
+        process still holds the lease (on PostgreSQL this also locks the send's row)."""
+        token = self.leases.get(send_id)
+        changed = conn.execute(update(sends).where(
+            sends.c.id == send_id, sends.c.lease == token, sends.c.owner.is_not(None)
+        ).values(heartbeat_at=utcnow(), **values)).rowcount if token is not None else 0
+        if changed != 1:
+            self.leases.pop(send_id, None)
+            raise LeaseLost(f"send #{send_id}: another process took the send over; this one "
+                            "stops without writing")

@@ -1,0 +1,396 @@
+"""Planning a send: everything that can be checked before anything is sent, and whether this
+is a new send or the resumption of an earlier one.
+
+A new send builds the issue, passes the quality gate and freezes its message (an Artifact);
+its recipients are the segments' members less whoever the issue family reached
+(dispatch.ledger.reached), and the plan says how many were left out and why. A resume (or a
+--retry-failed reopen) sends the artifact its send started with: nothing is built, and a change
+of the issue's sources is only a note.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, func, select
+
+from newsletter.core.errors import InputError, NewsletterError
+from newsletter.core.tokens import signing_secrets
+from newsletter.db.tables import subscribers
+from newsletter.dispatch.artifact import Artifact, source_hash
+from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
+from newsletter.dispatch.ledger.consent import preview
+from newsletter.dispatch.ledger.reached import reached, recipients_of
+from newsletter.dispatch.options import CANCEL_DEADLINE, listed, minutes, parse_window, utc_minute
+from newsletter.providers import Transport, make_transport
+
+if TYPE_CHECKING:
+    from newsletter.compose import Build
+    from newsletter.compose.publication import Publication
+
+
+def open_ledger(pub: Publication) -> Ledger:
+    from newsletter.db import open_database
+
+    return Ledger(open_database(pub.settings))
+
+
+def segment_condition(pub: Publication, segments: Sequence[str]) -> Any:
+    """The WHERE clause of the union of `segments` (each subscriber once)."""
+    from sqlalchemy import or_
+
+    from newsletter.audience.segments import Segments
+
+    loaded = Segments.load(pub)
+    conditions = [loaded.condition(name) for name in segments]
+    return conditions[0] if len(conditions) == 1 else or_(*conditions)
+
+
+def _segment_topic(pub: Publication, segment: str) -> str | None:
+    """The topic tag `segment` is defined by, if any (its footer then offers to stop it)."""
+    from newsletter.audience.segments import Segments
+
+    if " + " in segment:
+        return None
+    return Segments.load(pub).topic_of(segment, pub.config.topics)
+
+
+def slug_of(pub: Publication, issue: str) -> str:
+    """The slug of ISSUE; a slug whose folder is gone still has a history in the ledger."""
+    try:
+        return pub.issue_dir(issue).name
+    except InputError:
+        return issue
+
+
+def family_of(pub: Publication, slug: str, ledger: Ledger) -> tuple[str, ...]:
+    """The slugs of the issue family of `slug`: the issue and its editions as their files say
+    (`translation_of`), and as the ledger remembers them (each send's artifact names its
+    family), so an edition whose manifest cannot be read now still counts."""
+    from newsletter.compose.editions import edition_group
+
+    return ledger.artifacts.families((slug, *(e.slug for e in edition_group(pub, slug))))
+
+
+@dataclass
+class SendPlan:
+    """A send about to start or resume, with everything checked that can be checked."""
+
+    pub: Publication
+    slug: str
+    artifact: Artifact  # what the send sends
+    build: Build | None  # the issue as built now (new sends; resumes of sends without artifact)
+    segment: str  # the segment's name, or several joined with " + "
+    transport: Transport
+    ledger: Ledger
+    members: Any  # the segments' WHERE clause over subscribers
+    send: SendRow | None  # the send to resume, or None for a new one
+    count: int  # recipients this run will hand over
+    family: tuple[str, ...] = ()
+    reach: str = "once"  # see dispatch.ledger.reached
+    frozen: bool = True  # False: the artifact is to be stored (a send an earlier version began)
+    at: dt.datetime | None = None
+    undo_window: dt.timedelta | None = None
+    again: bool = False
+    retry_failed: bool = False
+    left_out: list[tuple[int, str]] = field(default_factory=list)  # (how many, why)
+    resend_unknown: bool = False
+    accept_unknown: bool = False
+    resend_batches: tuple[int, ...] = ()
+    accept_batches: tuple[int, ...] = ()
+    resend_recipients: tuple[str, ...] = ()
+    accept_recipients: tuple[str, ...] = ()
+    run_started: dt.datetime | None = None  # `send --editions --again`: this run's start
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def action(self) -> str:
+        if self.send and self.retry_failed:
+            return f"retry the failed recipients of send #{self.send.id}"
+        return f"resume send #{self.send.id}" if self.send else "new send"
+
+    def recipients(self) -> Any:
+        """Who a new send goes to: a WHERE clause over subscribers."""
+        return recipients_of(self.family, self.members, self.reach, self.run_started)
+
+    def consent_check(self, send: SendRow) -> ConsentCheck:
+        """What each batch of `send` is checked against right before its hand-over."""
+        from newsletter.audience.erasure import any_erased
+
+        with self.ledger.engine.connect() as conn:
+            erasures = any_erased(conn)
+        return ConsentCheck(send.id, self.family, send.reach, send.created_at,
+                            self.pub.settings.secret or "", erasures)
+
+    def summary(self) -> list[tuple[str, str]]:
+        """What will happen, as label/value pairs."""
+        rows = [
+            ("Issue", self.slug),
+            ("Subject", self.artifact.subject),
+            ("Segment", self.segment),
+            ("Recipients", f"{self.count:,}"),
+            ("Transport", f"{self.transport.name} ({self.transport.where})"),
+            ("Action", self.action),
+        ]
+        for n, (count, why) in enumerate(self.left_out):
+            rows.insert(4 + n, ("Left out" if n == 0 else "", f"{count:,} {why}"))
+        when = self.at or (self.send.send_at if self.send and not self.undo_window else None)
+        if when:
+            rows.append(("Scheduled", utc_minute(when)))
+        if self.undo_window:
+            rows.append(("Undo window", f"{minutes(self.undo_window)}: `newsletter send cancel "
+                                        f"{self.slug}` stops it until then"))
+        return rows
+
+
+def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
+              transport: str | None = None, again: bool = False, at: dt.datetime | None = None,
+              undo_window: dt.timedelta | None = None, retry_failed: bool = False,
+              resend_unknown: bool = False, accept_unknown: bool = False,
+              resend_batches: tuple[int, ...] = (), accept_batches: tuple[int, ...] = (),
+              resend_recipients: tuple[str, ...] = (), accept_recipients: tuple[str, ...] = (),
+              dry_run: bool = False,
+              before_send: Callable[[Publication, Any], str] | None = None,
+              narrow: Any = None, run_started: dt.datetime | None = None) -> SendPlan:
+    """Resolve the segments and the ledger's history, build the issue for a new send (or
+    take the artifact of the send to resume), and refuse what must be refused.
+
+    One send of an issue is active at a time: while another is under way, or stopped and not
+    yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever the issue
+    family reached, unless `again`. Unknown outcomes of sends without an undo window are
+    settled by the operator: all (`resend_unknown`, `accept_unknown`), batch by batch or
+    recipient by recipient. `before_send(pub, engine)` runs before a new SendGrid send is
+    counted (the CLI passes the suppression sync, which lives on the public side); the note it
+    returns joins the plan's. `narrow`, a further WHERE clause over subscribers, keeps part of
+    the segments (one edition's readers); `run_started` (with `again`): people reached since
+    then are left out (one edition each in one `send --editions --again`).
+    """
+    _check_options(resend_unknown, accept_unknown, resend_batches, accept_batches,
+                   resend_recipients, accept_recipients, at, undo_window)
+    segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
+    if not segments:
+        raise NewsletterError("name at least one --segment")
+    label = " + ".join(segments)
+    if not dry_run:
+        signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
+    ledger = open_ledger(pub)
+    slug = slug_of(pub, issue)
+    active = ledger.sends.active(slug)
+    reopen: SendRow | None = None
+    if active is not None:
+        if not dry_run:
+            ledger.sends.check_free(active.id)  # a live process: refuse, naming it
+        if active.segment != label:
+            raise SendBusy(active.busy_message())
+        if transport is not None and transport != active.transport:
+            raise NewsletterError(f"send #{active.id} of {slug} to '{label}' was started "
+                                  f"with the {active.transport} transport; resume it with "
+                                  f"--transport {active.transport}")
+        if at is not None:
+            raise NewsletterError(f"send #{active.id} is already under way; --at only schedules "
+                                  "a new send")
+    elif retry_failed:
+        failed = [s for s in ledger.sends.of_issue(slug, label)
+                  if s.state == "completed" and s.failed]
+        if not failed:
+            raise NewsletterError(f"no completed send of {slug} to '{label}' has failed "
+                                  "recipients to retry")
+        reopen = failed[-1]
+    resumed = active or reopen
+    family = family_of(pub, slug, ledger)
+    notes: list[str] = []
+    if resumed is not None:
+        artifact, build, frozen = _artifact_of(pub, ledger, resumed, family, notes)
+    else:
+        from newsletter.checks import require_passing
+        from newsletter.compose import build_issue
+
+        # a one-topic segment's footer offers to stop that topic
+        build = build_issue(pub, issue, _segment_topic(pub, label))
+        require_passing(pub, build)  # the pre-send quality gate: refuse on any check error
+        slug, frozen = build.slug, True
+        family = family_of(pub, slug, ledger)
+        artifact = Artifact.freeze(pub, build, family)
+    members = segment_condition(pub, segments)
+    if narrow is not None:
+        members = members & narrow
+    chosen = resumed.transport if resumed else (transport or pub.settings.transport)
+    undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
+    sender = make_transport(chosen, pub.settings, pub.config)
+    if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
+        note = before_send(pub, ledger.engine)  # retire suppressed addresses first
+        if note:
+            notes.append(note)
+    plan = SendPlan(
+        pub=pub, slug=slug, artifact=artifact, build=build, segment=label, transport=sender,
+        ledger=ledger, members=members, send=resumed, count=0,
+        family=tuple(dict.fromkeys(family + artifact.family)),
+        reach=resumed.reach if resumed else
+        ("again" if again else "unknown" if resend_unknown else "once"),
+        frozen=frozen, at=at, undo_window=undo_window, again=again,
+        retry_failed=reopen is not None, resend_unknown=resend_unknown,
+        accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
+        accept_batches=tuple(accept_batches), resend_recipients=tuple(resend_recipients),
+        accept_recipients=tuple(accept_recipients),
+        run_started=run_started if again else None, notes=notes)
+    if reopen is not None:
+        _plan_reopen(plan, reopen)
+    elif active is not None:
+        _plan_resume(plan, active, chosen, dry_run)
+    else:
+        _count_new(plan)
+        if plan.count == 0 and not plan.left_out:
+            raise NewsletterError(f"segment '{label}' has no active subscribers; nothing to send")
+    return plan
+
+
+def _check_options(resend_unknown: bool, accept_unknown: bool, resend_batches: tuple[int, ...],
+                   accept_batches: tuple[int, ...], resend_recipients: tuple[str, ...],
+                   accept_recipients: tuple[str, ...], at: dt.datetime | None,
+                   undo_window: dt.timedelta | None) -> None:
+    if resend_unknown and accept_unknown:
+        raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
+    if set(resend_batches) & set(accept_batches):
+        raise NewsletterError("a batch cannot be both resent and accepted")
+    both = {a.lower() for a in resend_recipients} & {a.lower() for a in accept_recipients}
+    if both:
+        raise NewsletterError(f"{sorted(both)[0]} cannot be both resent and accepted")
+    if at is not None and undo_window is not None:
+        raise NewsletterError("--at and --undo-window exclude each other")
+
+
+def _artifact_of(pub: Publication, ledger: Ledger, send: SendRow, family: tuple[str, ...],
+                 notes: list[str]) -> tuple[Artifact, Build | None, bool]:
+    """(artifact, build, frozen) of a send to resume: its frozen artifact, or for a send an
+    earlier version started (it kept none) one made now from the issue as it is."""
+    artifact = ledger.artifacts.load(send.id)
+    if artifact is not None:
+        now = source_hash(pub, send.issue)
+        if artifact.source_hash and now and now != artifact.source_hash:
+            notes.append(f"{send.issue} changed since send #{send.id} started (its files, "
+                         "the template or newsletter.yaml); the send goes on with the message "
+                         f"it started with (subject \"{artifact.subject}\"), so all its "
+                         "recipients get the same")
+        return artifact, None, True
+    from newsletter.compose import build_issue
+
+    build = build_issue(pub, send.issue, _segment_topic(pub, send.segment))
+    notes.append(f"send #{send.id} was started by an earlier version of newsletter, which kept "
+                 f"no copy of its message; it goes on with {send.issue} as built now, and that "
+                 "copy is kept for the rest of the send")
+    if build.content_hash != send.content_hash:
+        notes.append("the message as built now differs from the one its first recipients got "
+                     "(an edit of the issue, or this version's renderer)")
+    return Artifact.freeze(pub, build, family), build, False
+
+
+def _undo_window(pub: Publication, ledger: Ledger, resumed: SendRow | None, chosen: str,
+                 at: dt.datetime | None, undo_window: dt.timedelta | None
+                 ) -> dt.timedelta | None:
+    """The undo window of the send: given, from newsletter.yaml (new SendGrid sends), or the
+    one a scheduled send was started with; refused outside SendGrid and its limits."""
+    if resumed is None and undo_window is None and chosen == "sendgrid" and at is None:
+        configured = pub.config.sendgrid.undo_window
+        undo_window = parse_window(configured) if configured else None
+    if resumed is not None and undo_window is None:
+        runs = ledger.scheduled.runs(resumed.id)
+        if runs:
+            last = runs[-1]
+            undo_window = max(dt.timedelta(minutes=1),
+                              last.send_at - last.created_at - CANCEL_DEADLINE)
+    if (at is not None or undo_window is not None) and chosen != "sendgrid":
+        what = "--at" if at is not None else "--undo-window"
+        raise NewsletterError(f"{what} needs the sendgrid transport (SendGrid's send_at "
+                              f"schedules the send); the {chosen} transport sends at once")
+    if at is not None:
+        from newsletter.providers.sendgrid.payload import check_send_at
+
+        check_send_at(at)
+    if undo_window is not None:
+        from newsletter.providers.sendgrid.payload import MAX_SCHEDULE_AHEAD
+
+        if not dt.timedelta(minutes=1) <= undo_window <= MAX_SCHEDULE_AHEAD - CANCEL_DEADLINE:
+            raise NewsletterError("the undo window must be between 1 minute and 71 hours 50 "
+                                  "minutes (SendGrid schedules at most 72 hours ahead)")
+    return undo_window
+
+
+def _count_new(plan: SendPlan) -> None:
+    """Recipients of a new send, and who of the segments was left out and why (one query)."""
+    chosen = plan.recipients()
+    if plan.reach == "again":
+        gone = (subscribers.c.id.in_(reached(plan.family, since=plan.run_started))
+                if plan.run_started else None)
+    else:
+        gone = subscribers.c.id.in_(reached(plan.family, unknown=plan.reach == "once"))
+    counts = [func.count(), func.sum(case((chosen, 1), else_=0))]
+    if gone is not None:
+        counts.append(func.sum(case((gone, 1), else_=0)))
+    with plan.ledger.engine.connect() as conn:
+        row = conn.execute(select(*counts).select_from(subscribers)
+                           .where(plan.members)).one()
+    total, plan.count = row[0], int(row[1] or 0)
+    reached_n = int(row[2] or 0) if gone is not None else 0
+    if reached_n:
+        why = ("reached by another edition in this run" if plan.reach == "again" else
+               "already reached by this issue or one of its editions" +
+               (" (accepted; --resend-unknown sends to the unknown ones)"
+                if plan.reach == "unknown" else
+                " (accepted, or an unknown outcome: possibly delivered; --again sends to "
+                "them too)"))
+        plan.left_out.append((reached_n, why))
+    failed_n = total - plan.count - reached_n
+    if failed_n:
+        plan.left_out.append((failed_n, "failed for good in an earlier send of the issue "
+                                        "(--retry-failed tries them again)"))
+
+
+def _plan_reopen(plan: SendPlan, send: SendRow) -> None:
+    plan.count = send.failed
+    _note_withdrawn(plan, send, ["failed"])
+
+
+def _note_withdrawn(plan: SendPlan, send: SendRow, states: list[str]) -> None:
+    """Left out: rows in `states` the hand-over will skip (consent withdrawn, reached
+    elsewhere), counted now."""
+    with plan.ledger.engine.connect() as conn:
+        dropped = preview(conn, plan.consent_check(send), states)
+    for why, count in dropped:
+        plan.left_out.append((count, f"will be skipped: {why}"))
+        plan.count -= count
+
+
+def _plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> None:
+    recipients = plan.ledger.recipients
+    settles = chosen == "outbox" or plan.undo_window is not None
+    states = ["pending"] + (["unknown"] if plan.resend_unknown or settles else [])
+    plan.count = recipients.count(active.id, states)
+    picked = recipients.count_unknown(active.id, batches=plan.resend_batches,
+                                      emails=plan.resend_recipients)
+    if not plan.resend_unknown:
+        plan.count += picked
+    _note_withdrawn(plan, active, ["pending"])
+    if settles and active.unknown:
+        plan.notes.append(f"{active.unknown:,} recipients with an unknown fate: " + (
+            "their batches are cancelled at SendGrid and sent again under new batch ids"
+            if plan.undo_window else "the outbox shows whether each message was written"))
+        return
+    settled = "; ".join(filter(None, [
+        "all recorded as accepted" if plan.accept_unknown else "",
+        f"batches {listed(plan.accept_batches)} recorded as accepted"
+        if plan.accept_batches else "",
+        f"batches {listed(plan.resend_batches)} sent again" if plan.resend_batches else "",
+        f"{', '.join(plan.accept_recipients)} recorded as accepted"
+        if plan.accept_recipients else "",
+        f"{', '.join(plan.resend_recipients)} sent again" if plan.resend_recipients else ""]))
+    if active.unknown and settled:
+        plan.notes.append(f"recipients with an unknown fate: {settled}")
+    elif active.unknown and not plan.resend_unknown:
+        plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
+                          "unknown fate and are left alone; see `newsletter status`, and "
+                          "pass --resend-unknown to send to them again")
+    if plan.count == 0 and not active.unknown and not dry_run:
+        plan.notes.append("nothing left to send")

@@ -1,0 +1,111 @@
+"""`newsletter status` and `newsletter send cancel`: what became of each send of an issue, and
+giving a send up (SendGrid's scheduled batches cancelled before delivery)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from newsletter.core.errors import NewsletterError
+from newsletter.dispatch.ledger import Ledger, RecipientRow, RunBatch, SendBusy, SendRow, is_alive
+from newsletter.dispatch.options import CANCEL_DEADLINE, MAX_CANCELLED_BATCHES, utc_minute
+from newsletter.dispatch.plan import open_ledger, slug_of
+from newsletter.providers import make_transport
+
+if TYPE_CHECKING:
+    from newsletter.compose.publication import Publication
+
+
+@dataclass
+class SendStatus:
+    send: SendRow
+    unknown: list[RecipientRow]
+    failed: list[RecipientRow]
+    skipped: list[tuple[str, int]] = field(default_factory=list)  # (why, how many)
+
+
+def sends_for(pub: Publication, issue: str, limit: int = 50) -> list[SendStatus]:
+    """Every send of `issue` with its unknown and failed recipients (up to `limit` each) and
+    why recipients were skipped."""
+    ledger = open_ledger(pub)
+    recipients = ledger.recipients
+    return [SendStatus(s, recipients.listing(s.id, "unknown", limit),
+                       recipients.listing(s.id, "failed", limit),
+                       recipients.reasons(s.id) if s.skipped else [])
+            for s in ledger.sends.of_issue(slug_of(pub, issue))]
+
+
+def last_completed_send(pub: Publication) -> SendRow | None:
+    """The latest completed send of any issue (`new --from-feed` drafts the entries since)."""
+    return open_ledger(pub).sends.last_completed()
+
+
+def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -> SendRow:
+    """`newsletter send cancel`: stop the latest scheduled send of `issue` (to `segment`) at
+    SendGrid while its batches can still be cancelled, or give up a stopped send.
+
+    Every open batch id of the send is cancelled (SendGrid takes at most 10 cancelled or paused
+    batches at a time: a send uses one per run). The send becomes `cancelled` and its lease is
+    taken, so a process still running it stops at its next ledger write; its recipients in
+    cancelled batches are recorded `cancelled` (not delivered), so a later send reaches them.
+    A stopped outbox send first settles what a crash left unknown (its files tell).
+    """
+    slug = slug_of(pub, issue)
+    ledger = open_ledger(pub)
+    now = dt.datetime.now(dt.UTC)
+    found = [s for s in ledger.sends.of_issue(slug, segment)
+             if s.state != "cancelled" and (s.state in ("sending", "stopped") or
+                                            (s.batch_id and s.send_at and s.send_at > now))]
+    if not found:
+        where = f" to '{segment}'" if segment else ""
+        raise NewsletterError(f"no scheduled or stopped send of {slug}{where} to cancel")
+    send = found[-1]
+    runs = [r for r in ledger.scheduled.runs(send.id) if r.state == "open"]
+    if not runs and send.batch_id and send.send_at:  # scheduled with --at by an older version
+        runs = [RunBatch(0, send.batch_id, send.send_at, 1, "open", send.created_at)]
+    if not runs:
+        if send.owner and is_alive(send.owner, send.heartbeat_at):
+            raise SendBusy(f"{send.busy_message().split(';')[0]}; stop it (Ctrl-C) before "
+                           "giving it up")
+        if send.transport == "outbox" and send.unknown:
+            _settle_outbox(pub, ledger, send)
+        ledger.sends.cancel(send.id, "given up with `newsletter send cancel`")
+        return ledger.sends.get(send.id)
+    late = [r for r in runs if now > r.send_at - CANCEL_DEADLINE]
+    if late:
+        raise NewsletterError(f"send #{send.id} goes out at {utc_minute(late[0].send_at)}; "
+                              "SendGrid cancels only until 10 minutes before")
+    if len(runs) > MAX_CANCELLED_BATCHES:
+        raise NewsletterError(f"send #{send.id} has {len(runs)} open batches; SendGrid cancels "
+                              f"at most {MAX_CANCELLED_BATCHES} at a time")
+    sender = make_transport("sendgrid", pub.settings)
+    for run in runs:
+        sender.cancel(run.batch_id)  # type: ignore[attr-defined]
+    # Take the lease first: a process still running the send writes nothing more.
+    ledger.sends.cancel(send.id, "cancelled by `newsletter send cancel`")
+    for run in runs:
+        if run.id:
+            ledger.scheduled.cancelled(send.id, run, requeue=False,
+                                       reason="cancelled with `newsletter send cancel` before "
+                                              "delivery")
+    return ledger.sends.get(send.id)
+
+
+def _settle_outbox(pub: Publication, ledger: Ledger, send: SendRow) -> None:
+    """Before a stopped outbox send is given up: a written file was accepted, a missing one
+    was not (so the reached rule counts exactly who got it)."""
+    from newsletter.dispatch.run import SendRun
+
+    artifact = ledger.artifacts.load(send.id)
+    if artifact is None:
+        return
+    transport = make_transport("outbox", pub.settings)
+    ledger.sends.acquire(send.id)
+    try:
+        transport.open(artifact.mailing(pub.config, str(send.id),
+                                        secret=pub.settings.secret or ""))
+        SendRun(ledger, send.id, transport).settle_unknown()
+    finally:
+        ledger.sends.release(send.id, send.last_error)
+        transport.close()

@@ -1,0 +1,110 @@
+"""Engagement and tag conditions are sets computed once per query, not probes per subscriber:
+EXPLAIN on both databases, for the condition alone, inside `any`, inside `none`, nested, and
+for two segments sent to at once. PostgreSQL: every SubPlan is hashed (or there is none: a hash or
+merge join); SQLite: the set is a LIST SUBQUERY or a materialised table searched by index,
+never a CORRELATED subquery."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import Engine, func, insert, select, text
+
+from newsletter.audience import Segments
+from newsletter.core.yamlsrc import parse_yaml
+from newsletter.db.ledger_tables import sends
+from newsletter.db.tables import send_links, subscriber_tags, subscribers
+
+PEOPLE = 3000
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+RULES = {
+    "alone": {"engaged_within": "90d"},
+    "in-any": {"any": [{"engaged_within": "30d"}, {"attr": {"role": "press"}}]},
+    "in-none": {"all": [{"attr": {"role": "press"}}],
+                "none": [{"opened": "2026-11-24"}, {"clicked": "2026-11-24"}]},
+    "nested": {"any": [{"all": [{"attr": {"role": "press"}}, {"engaged_within": "14d"}]},
+                       {"none": [{"clicked": {"issue": "2026-11-24", "piece": 1}}]}]},
+    "tags": {"any": [{"tag": "cyber"}, {"tag": "tech"}]},
+    "tags-none": {"all": [{"segment": "tags"}], "none": [{"tag": "staff"}]},
+    "tag-in-any": {"any": [{"tag": "staff"}, {"attr": {"role": "staff"}}],
+                   "none": [{"any": [{"tag": "cyber"}, {"opened": "2026-11-24"}]}]},
+}
+
+
+@pytest.fixture()
+def crowd(engine: Engine) -> Engine:
+    """PEOPLE subscribers, one send, opens and clicks of a third of them; analysed."""
+    with engine.begin() as conn:
+        conn.execute(insert(subscribers), [
+            {"email": f"p{i}@example.org", "email_key": f"p{i}@example.org", "name": "",
+             "status": "active", "attributes": {"role": "press" if i % 4 else "staff"},
+             "source": "test", "created_at": NOW, "updated_at": NOW,
+             "status_changed_at": NOW} for i in range(PEOPLE)])
+        conn.execute(insert(sends).values(
+            id=1, issue="2026-11-24", segment="everyone", transport="outbox",
+            content_hash="0" * 64, subject="S", state="completed", total=PEOPLE,
+            accepted=PEOPLE, failed=0, unknown=0, batches=1, created_at=NOW, updated_at=NOW))
+        conn.execute(insert(send_links), [
+            {"send_id": 1, "position": p, "piece": p % 3, "link": p, "title": "", "expert": "",
+             "url": f"https://example.org/{p}"} for p in range(1, 6)])
+        ids = conn.execute(select(subscribers.c.id, subscribers.c.email_key)).all()
+        conn.execute(insert(subscriber_tags), [
+            {"subscriber_id": sid, "tag": tag} for sid, _ in ids
+            for n, tag in enumerate(("cyber", "tech", "staff")) if sid % (n + 2) == 0])
+        conn.execute(text(
+            "INSERT INTO webhook_events (sg_event_id, event, email_key, send_id, occurred_at, "
+            "received_at, machine, position) VALUES (:sg, :event, :key, 1, :at, :at, :m, :pos)"),
+            [{"sg": f"{kind}{sid}", "event": kind, "key": key, "m": sid % 7 == 0,
+              "at": (NOW - dt.timedelta(days=sid % 60)).replace(tzinfo=None),
+              "pos": 1 + sid % 5 if kind == "click" else None}
+             for sid, key in ids for kind in ("open", "click") if sid % 3 == 0])
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    return engine
+
+
+def plan(engine: Engine, query) -> list[str]:
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    explain = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    with engine.connect() as conn:
+        return [" ".join(str(c) for c in row) for row in conn.exec_driver_sql(explain + sql)]
+
+
+def segments_of(tmp_path: Path) -> Segments:
+    text_ = yaml.safe_dump({"segments": RULES})
+    return Segments.from_doc(parse_yaml(text_, tmp_path / "segments.yaml"))
+
+
+@pytest.mark.parametrize("names", [*[[n] for n in RULES], ["in-any", "in-none"]],
+                         ids=[*RULES, "two-segments"])
+def test_engagement_sets_are_computed_once(crowd: Engine, tmp_path: Path,
+                                           names: list[str]) -> None:
+    segments = segments_of(tmp_path)
+    condition = segments.condition(names)
+    found: list[str] = []
+    for query in (select(func.count()).select_from(subscribers).where(condition),
+                  select(subscribers.c.id).where(condition)):
+        found = plan(crowd, query)
+        text_ = "\n".join(found)
+        if crowd.dialect.name == "postgresql":
+            probes = [line for line in found if "SubPlan" in line and "hashed" not in line]
+            assert not probes, text_
+            assert "Hash" in text_ or "Merge" in text_, text_
+        else:
+            assert "CORRELATED" not in text_, text_
+            assert "LIST SUBQUERY" in text_ or "INDEX" in text_, text_
+    with crowd.connect() as conn:  # and it selects what it should
+        expected = set()
+        for name in names:
+            expected |= set(conn.execute(select(subscribers.c.id).where(
+                segments.condition(name))).scalars())
+        assert set(conn.execute(select(subscribers.c.id).where(condition)).scalars()) == \
+            expected
+        assert 0 < len(expected) < PEOPLE
