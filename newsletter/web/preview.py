@@ -14,8 +14,6 @@ served locally by rewriting that URL prefix to `/web/`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -43,7 +41,9 @@ from newsletter.compose.schema import check_address
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
 from newsletter.core.settings import TRANSPORTS
+from newsletter.core.tokens import Keys
 from newsletter.web import ASSETS, adapters, add_first, asset_templates, edit_page
+from newsletter.web.csrf import Csrf
 from newsletter.web.live import LiveBuild, Snapshot
 
 SESSION_COOKIE = "newsletter_preview"
@@ -61,25 +61,6 @@ NO_BUILD_PAGE = (
     "padding:32px;text-align:center'><p>No successful build yet.</p>"
     "<p>Fix the problems listed above; this frame updates by itself.</p>"
 )
-
-
-class Sessions:
-    """Per-session CSRF tokens: the token is an HMAC of the session cookie under a process key."""
-
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-
-    @staticmethod
-    def new_id() -> str:
-        return secrets.token_urlsafe(24)
-
-    def token(self, session_id: str) -> str:
-        return hmac.new(self._key, session_id.encode(), hashlib.sha256).hexdigest()
-
-    def valid(self, session_id: str | None, token: str | None) -> bool:
-        if not session_id or not token:
-            return False
-        return hmac.compare_digest(self.token(session_id), token)
 
 
 def same_origin(request: Request) -> bool:
@@ -149,7 +130,9 @@ class PreviewApp:
 
     def __init__(self, live: LiveBuild) -> None:
         self.live = live
-        self.sessions = Sessions()
+        # the one CSRF scheme (newsletter.web.csrf), keyed per process: the preview needs no
+        # NEWSLETTER_SECRET
+        self.csrf = Csrf(Keys((secrets.token_urlsafe(32),)), cookie=SESSION_COOKIE)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -199,11 +182,11 @@ class PreviewApp:
     # -- pages (plain `def` routes run in a worker thread: they may query the database) --------
 
     async def page(self, request: Request) -> Response:
-        session_id = request.cookies.get(SESSION_COOKIE) or self.sessions.new_id()
+        session_id, csrf = self.csrf.issue(request)
         snapshot = self.snapshot()
         settings = snapshot.pub.settings if snapshot else None
         context = self.context(SAMPLE_RECIPIENT) | {
-            "csrf": self.sessions.token(session_id),
+            "csrf": csrf,
             "transports": TRANSPORTS,
             "transport": settings.transport if settings else "outbox",
             "sample": SAMPLE_RECIPIENT,
@@ -211,8 +194,7 @@ class PreviewApp:
         }
         html = asset_templates().get_template("preview.html").render(context)
         response = HTMLResponse(html, headers={"Cache-Control": "no-store"})
-        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict")
-        return response
+        return self.csrf.remember(response, request, session_id)
 
     def email_html(self, request: Request) -> Response:
         snapshot = self.snapshot()
@@ -317,14 +299,13 @@ class PreviewApp:
         return JSONResponse({"recipients": rows, "error": error})
 
     async def send_test(self, request: Request) -> Response:
-        session_id = request.cookies.get(SESSION_COOKIE)
         if not same_origin(request):
             return self._fail("cross-site request refused", 403)
         body = await request.body()
         if len(body) > MAX_FORM_BYTES:
             return self._fail("form too large", 413)
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        if not self.sessions.valid(session_id, form.get("csrf")):
+        if not self.csrf.valid(request, form.get("csrf")):
             return self._fail("session expired or invalid form token; reload the page", 403)
         snapshot = self.snapshot()
         if snapshot is None or not self.live.ok:

@@ -59,7 +59,8 @@ def archive_routes(folder: Path, mount: str) -> list[Route]:
             return _not_found()
         if real.is_dir():
             if rel and not rel.endswith("/"):
-                return RedirectResponse(f"{mount}{rel}/", 301, headers=ARCHIVE_HEADERS)
+                return RedirectResponse(f"{_root(request)}{mount}{rel}/", 301,
+                                        headers=ARCHIVE_HEADERS)
             real = real / "index.html"
             rel = rel + "index.html"
             if not real.is_file():
@@ -72,8 +73,14 @@ def archive_routes(folder: Path, mount: str) -> list[Route]:
     routes = [Route(mount + "{path:path}", serve_file, methods=["GET", "HEAD"])]
     if mount != "/":
         routes.insert(0, Route(mount.rstrip("/"), lambda request: RedirectResponse(
-            mount, 301, headers=ARCHIVE_HEADERS), methods=["GET", "HEAD"]))
+            _root(request) + mount, 301, headers=ARCHIVE_HEADERS), methods=["GET", "HEAD"]))
     return routes
+
+
+def _root(request: Request) -> str:
+    """The path prefix a proxy or newsletter.web.public.PathPrefix took off (public_url's
+    path), for redirects that must keep it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def redact_path(path: str, keep_whole: str | None = None) -> str:
