@@ -29,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 
+from newsletter.audience.cells import unescape_row
 from newsletter.audience.erasure import erased_at, refusal
 from newsletter.audience.history import Change, Source
 from newsletter.audience.history import rows as history_rows
@@ -173,6 +174,7 @@ def _rows(lines: Iterable[str], report: ImportReport, extra_tags: set[str]) -> I
             number += 1
             if not record:
                 continue
+            record = unescape_row(record)  # what `export` protected from spreadsheets
             if header is None:
                 header = _Header(record)
                 continue
