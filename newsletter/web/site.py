@@ -6,12 +6,15 @@ a listing), no dot-files, nothing outside the folder (symlinks are resolved and 
 the Content-Type and Cache-Control that publish.py gives every published file.
 
 `AccessLog` writes one line per request without personal data: no client address, no query
-string, and any path segment that could carry a token or an email address cut short.
+string, and any path segment that could carry a token or an email address cut short. No code
+of ours logs an address; `RedactAddresses`, on every handler `serve` sets up, also takes
+addresses out of what others log (a library's exception text, a traceback).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -124,6 +127,24 @@ class AccessLog:
                             (time.perf_counter() - started) * 1000)
 
 
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+
+
+class RedactAddresses(logging.Filter):
+    """Replaces anything that looks like an email address in a record's message and traceback
+    with `[address]`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _ADDRESS.search(message):
+            record.msg, record.args = _ADDRESS.sub("[address]", message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _ADDRESS.sub("[address]", record.exc_text)
+        return True
+
+
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging set-up plus the access logger above (uvicorn's own access log is off:
     it prints client addresses and whole URLs)."""
@@ -134,6 +155,9 @@ def log_config(level: str) -> dict[str, Any]:
         "format": "%(asctime)s %(levelname)s %(name)s %(message)s"}}
     config["handlers"] = {**LOGGING_CONFIG["handlers"], "newsletter": {
         "formatter": "plain", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}}
+    config["filters"] = {"redact": {"()": RedactAddresses}}
+    config["handlers"] = {name: {**handler, "filters": ["redact"]}
+                          for name, handler in config["handlers"].items()}
     config["loggers"]["newsletter"] = {"handlers": ["newsletter"], "level": level.upper(),
                                        "propagate": False}
     return config
