@@ -23,8 +23,12 @@ from newsletter.core.yamlsrc import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-MEASURED = ("import atexit, resource, sys; atexit.register(lambda: sys.stderr.write("
-            "'PEAK-KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
+MEASURED = ("import atexit, sys\n"
+            "def peak():\n"
+            "    for line in open('/proc/self/status'):\n"
+            "        if line.startswith('VmHWM:'):\n"
+            "            sys.stderr.write('PEAK-KB %s\\n' % line.split()[1])\n"
+            "atexit.register(peak)\n"
             "from newsletter.cli import main; main()")
 
 
