@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from newsletter.audience import add_subscriber, export_csv, import_csv, iter_subscribers
-from newsletter.audience.cells import TRIGGERS, escape_cell, unescape_cell
 from newsletter.db import open_database
 from newsletter.db.engine import write_connection
 
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what a spreadsheet takes for a formula
 HOSTILE = {
     "=cmd|'calc'!A0@example.org": ("=HYPERLINK(\"http://evil.example\",\"Click\")",
                                        ["=cmd", "+tag"], {"org": "@SUM(1+1)", "phone": "+1 202"}),
@@ -61,6 +61,10 @@ def test_export_is_spreadsheet_safe_and_imports_back_to_the_same_values(
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from("=+-@\t\r'a 1é"), max_size=8) | st.text(max_size=8))
 def test_escaping_round_trips_and_never_starts_a_formula(value: str) -> None:
+    from newsletter.audience.cells import TRIGGERS as OURS
+    from newsletter.audience.cells import escape_cell, unescape_cell
+
+    assert set(OURS) == set(TRIGGERS)
     written = escape_cell(value)
     assert not written.startswith(TRIGGERS)
     assert unescape_cell(written) == value

@@ -16,12 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.audience import get_subscriber
-from newsletter.providers.sendgrid.webhook import (
-    MAX_EVENTS,
-    TooManyEvents,
-    decode_events,
-    parse_event,
-)
+from newsletter.providers.sendgrid import webhook
 from tests.public.conftest import Site, event, post_events, signed
 from tests.public.test_hardening import _peak_rss_mb
 from tests.public.test_preferences import csrf_of, path_of, subscribe
@@ -49,11 +44,11 @@ def test_an_event_with_an_out_of_range_time_is_ignored_on_its_own(site: Site, cl
 
 
 def test_the_event_cap_holds_at_its_edge() -> None:
-    body = json.dumps([{}] * MAX_EVENTS).encode()
-    assert len(decode_events(body)) == MAX_EVENTS
-    with pytest.raises(TooManyEvents):
-        decode_events(json.dumps([{}] * (MAX_EVENTS + 1)).encode())
-    assert parse_event({"sg_event_id": "x", "email": "a@example.org", "event": "open",
+    limit = webhook.MAX_EVENTS
+    assert len(webhook.decode_events(json.dumps([{}] * limit).encode())) == limit
+    with pytest.raises(webhook.TooManyEvents):
+        webhook.decode_events(json.dumps([{}] * (limit + 1)).encode())
+    assert webhook.parse_event({"sg_event_id": "x", "email": "a@example.org", "event": "open",
                         "timestamp": 2**40}) is None
 
 
@@ -71,6 +66,7 @@ json_values = st.recursive(
 def test_the_decoder_reads_what_json_reads(items: list, indent: int | None, junk: str) -> None:
     """Against json.loads as the reference: the same items for every JSON array, and an error
     for every text json refuses or that is not an array."""
+    decode_events = webhook.decode_events
     text = json.dumps(items, indent=indent)
     assert decode_events(text.encode()) == items
     for candidate in (text + junk, junk + text, text[:-1] + junk):
