@@ -30,7 +30,7 @@ from newsletter.providers.sendgrid.signature import (
     verify_digest,
 )
 from newsletter.providers.sendgrid.webhook import TooManyEvents, decode_events, parse_events
-from newsletter.web.side import HEADERS, TooLarge, side_of
+from newsletter.web.side import HEADERS, TooLarge, capped_chunks, side_of
 
 log = logging.getLogger("newsletter.public")
 
@@ -42,16 +42,9 @@ async def read_signed_body(request: Request, timestamp: str, limit: int) -> tupl
     """(body, SHA-256 of timestamp + body) of a webhook request. The body streams into a
     spooled file (in memory up to SPOOL_BYTES, then on disk) while it is hashed, so an
     unverified body never occupies more than that in memory; TooLarge past `limit`."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge()
     hasher = hashlib.sha256(timestamp.encode("ascii", "replace"))
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge()
+        async for chunk in capped_chunks(request, limit):
             hasher.update(chunk)
             spool.write(chunk)
         spool.seek(0)

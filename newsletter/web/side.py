@@ -6,6 +6,7 @@ find the `PublicSide` of their app with `side_of(request)`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -108,21 +109,24 @@ class TooLarge(Exception):
     """The request body passed its cap."""
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    """The body, read as it streams in (chunked or not); TooLarge as soon as it passes
+async def capped_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks as they stream in (chunked or not); TooLarge as soon as they pass
     `limit` bytes, without reading the rest. A Content-Length over the cap is refused before
     reading anything."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge()
-    parts: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise TooLarge()
-        parts.append(chunk)
-    return b"".join(parts)
+        yield chunk
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The whole body, at most `limit` bytes (TooLarge otherwise; see capped_chunks)."""
+    return b"".join([chunk async for chunk in capped_chunks(request, limit)])
 
 
 async def read_form(request: Request) -> dict[str, list[str]] | None:

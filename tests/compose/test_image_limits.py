@@ -4,31 +4,13 @@ the terminal and the process's memory bounded; an image under the limit still bu
 
 from __future__ import annotations
 
-import resource
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 from newsletter.compose import images
 from tests.compose.helpers import SAMPLE, issue_dir, line_of
-
-ROOT = Path(__file__).resolve().parents[2]
-#: runs the CLI and reports the process's peak memory (VmHWM: this process's own, unlike
-#: ru_maxrss, which keeps the forking parent's) on stderr when it exits
-MEASURED = ("import atexit, sys\n"
-            "def peak():\n"
-            "    for line in open('/proc/self/status'):\n"
-            "        if line.startswith('VmHWM:'):\n"
-            "            sys.stderr.write('PEAK-KB %s\\n' % line.split()[1])\n"
-            "atexit.register(peak)\n"
-            "from newsletter.cli import main; main()")
-
-
-def _two_gigabytes() -> None:
-    """A regression must not take the machine down: the child may map at most 2 GB."""
-    resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+from tests.measured import measured_cli
 
 
 def blank_png(path: Path, width: int, height: int) -> Path:
@@ -57,9 +39,7 @@ def test_images_over_the_pixel_limit_are_refused_with_file_and_line(publication:
     piece = folder / "pieces" / "energy.md"
     piece.write_text(piece.read_text(encoding="utf-8") + "".join(
         f"\n![A blank test image]({name})\n" for name in sizes), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", MEASURED, "-C", str(publication), "build",
-                           SAMPLE], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          preexec_fn=_two_gigabytes)
+    done, peak_mb = measured_cli(publication, "build", SAMPLE)
     assert done.returncode == 2, done.stdout + done.stderr
     for name, (width, height) in sizes.items():
         line = line_of(piece, f"({name})")
@@ -71,8 +51,6 @@ def test_images_over_the_pixel_limit_are_refused_with_file_and_line(publication:
         assert "more than the 50 megapixels allowed" in found[0]
     assert "Warning" not in done.stderr and "Traceback" not in done.stderr
     assert "unexpected error" not in done.stderr
-    found = done.stderr.rsplit("PEAK-KB ", 1)
-    peak_mb = int(found[1].split()[0]) / 1024 if len(found) == 2 else float("inf")
     print(f"\nbuild refusing three bombs: peak {peak_mb:.0f} MB")
     assert peak_mb < 200  # decoding the 144-megapixel one alone takes about 1 GB
 

@@ -4,9 +4,7 @@ alias are refused with file and line and exit 2, in bounded memory and time; ord
 
 from __future__ import annotations
 
-import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,18 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.core.yamlsrc import SourceError, load_plain, parse_yaml
+from tests.measured import measured_cli
 
 MAX_ALIAS_NODES = 10_000  # newsletter.core.yamlsrc's limits (checked below)
 MAX_DEPTH = 64
-
-ROOT = Path(__file__).resolve().parents[2]
-MEASURED = ("import atexit, sys\n"
-            "def peak():\n"
-            "    for line in open('/proc/self/status'):\n"
-            "        if line.startswith('VmHWM:'):\n"
-            "            sys.stderr.write('PEAK-KB %s\\n' % line.split()[1])\n"
-            "atexit.register(peak)\n"
-            "from newsletter.cli import main; main()")
 
 
 def bomb(levels: int = 9, under: str = "") -> str:
@@ -44,21 +34,11 @@ def deep(depth: int) -> str:
     return "x: " + "[" * depth + "]" * depth + "\n"
 
 
-def _two_gigabytes() -> None:
-    """A regression must not take the machine down: the child may map at most 2 GB."""
-    resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
-
-
 def cli(root: Path, *args: str) -> tuple[subprocess.CompletedProcess, float, float]:
     """Run the CLI in a process of its own: (result, seconds, peak MB)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, "-C", str(root), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          preexec_fn=_two_gigabytes)
-    seconds = time.perf_counter() - started
-    found = done.stderr.rsplit("PEAK-KB ", 1)
-    peak = int(found[1].split()[0]) / 1024 if len(found) == 2 else float("inf")
-    return done, seconds, peak
+    done, peak = measured_cli(root, *args)
+    return done, time.perf_counter() - started, peak
 
 
 @pytest.mark.parametrize("where", ["segments", "issue", "publication"])
