@@ -4,10 +4,11 @@ Messages land in `outbox/<slug>/<send-id>/`. Each is written to a hidden tempora
 own (unique per writer, so processes writing into one folder at once, such as `serve` workers
 sending confirmations, never touch each other's), flushed to disk (fsync) and renamed into
 place, so a file either is complete or does not exist; the name depends only on the ledger row,
-so writing it again after a crash replaces, never doubles. Temporary files left by a killed
-writer are removed once they are older than STALE_TEMP_S. Messages are rendered in order and
-written by a few threads (file system calls release the GIL), which roughly doubles the rate on
-a journaling file system.
+so writing it again after a crash replaces, never doubles. A temporary file's name carries its
+writer's process id; files left by a writer that was killed are removed by the next writer of
+the folder (the process is gone), and any older than STALE_TEMP_S (a process id taken again).
+Messages are rendered in order and written by a few threads (file system calls release the
+GIL), which roughly doubles the rate on a journaling file system.
 
 `delete_messages` removes every message to one address (erasure: newsletter.events.forget).
 """
@@ -88,7 +89,8 @@ class OutboxTransport(Transport):
         text (naming the file by its send folder only: file names hold addresses), or None."""
         temp = None
         try:
-            fd, temp = tempfile.mkstemp(prefix=".", suffix=TEMP_SUFFIX, dir=target.parent)
+            fd, temp = tempfile.mkstemp(prefix=f".{os.getpid()}-", suffix=TEMP_SUFFIX,
+                                        dir=target.parent)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 if self.fsync:
@@ -153,13 +155,24 @@ class OutboxTransport(Transport):
         return data.decode("utf-8", "replace")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _remove_stale(folder: Path, now: float | None = None) -> None:
-    """Delete temporary files older than STALE_TEMP_S (left by a writer that was killed);
-    younger ones belong to writers at work."""
+    """Delete the temporary files of writers that are gone (killed mid-write), and any older
+    than STALE_TEMP_S; a live writer's files are left alone."""
     cutoff = (now or time.time()) - STALE_TEMP_S
     for temp in folder.glob(f".*{TEMP_SUFFIX}"):
+        pid = temp.name[1:].partition("-")[0]
         try:
-            if temp.stat().st_mtime < cutoff:
+            if (pid.isdigit() and not _alive(int(pid))) or temp.stat().st_mtime < cutoff:
                 temp.unlink(missing_ok=True)
         except OSError:
             continue

@@ -145,3 +145,25 @@ def test_serve_redacts_addresses_from_every_handler() -> None:
     text = stream.getvalue()
     assert "rejected [address] and [address]" in text and "insert failed" in text
     assert "Key (email_key)=([address])" in text and "example" not in text.lower()
+
+
+def test_only_a_gone_writers_temporary_files_are_cleaned_up(tmp_path) -> None:
+    """A live writer's temporary file is never deleted by another writer; a killed writer's
+    is, at the next writer's start (and anything over an hour old)."""
+    import os
+    import subprocess
+    import sys
+
+    from newsletter.providers import outbox
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    live = tmp_path / f".{os.getpid()}-abc{outbox.TEMP_SUFFIX}"
+    dead = tmp_path / f".{gone}-def{outbox.TEMP_SUFFIX}"
+    old = tmp_path / f".{os.getpid()}-old{outbox.TEMP_SUFFIX}"
+    for path in (live, dead, old):
+        path.write_bytes(b"partial")
+    stamp = time.time() - outbox.STALE_TEMP_S - 60
+    os.utime(old, (stamp, stamp))
+    outbox._remove_stale(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
