@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Connection,
@@ -370,7 +371,20 @@ def _event_detail(conn: Connection) -> None:
     md.create_all(conn)
 
 
-@migration(8, "erasure list: its own key wrapped under each secret, restored addresses")
+@migration(8, "what each send carried: its pieces and click tracking, for reports")
+def _send_contents(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "send_contents",
+        md,
+        Column("send_id", _Id, primary_key=True, autoincrement=False),
+        Column("pieces", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("click_tracking", Boolean, nullable=False),
+    )
+    md.create_all(conn)
+
+
+@migration(9, "erasure list: its own key wrapped under each secret, restored addresses")
 def _erasure_key(conn: Connection) -> None:
     """erased_addresses gains `restored_at` (the person's own confirmed sign-up) and `legacy`
     (entries keyed with a signing secret itself, as every entry made before this version);

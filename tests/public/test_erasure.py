@@ -91,6 +91,7 @@ def count(site: Site, table, *where) -> int:
         return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
 
 
+@pytest.mark.slow
 def test_forget_erases_everywhere_keeps_counts_and_refuses_reimport(site: Site, client,
                                                                     tmp_path) -> None:
     link = sent_to_her(site, client, tmp_path)
