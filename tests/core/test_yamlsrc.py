@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.core.yamlsrc import SourceError, load_plain, parse_yaml
+from tests.conftest import examples
 from tests.measured import measured_cli
 
 MAX_ALIAS_NODES = 10_000  # newsletter.core.yamlsrc's limits (checked below)
@@ -124,7 +125,7 @@ values = st.recursive(scalars, lambda inner: st.one_of(
                                                  inner, max_size=4)), max_leaves=20)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(data=values, share=st.booleans(), flow=st.booleans())
 def test_ordinary_yaml_reads_as_pyyaml_reads_it(data, share: bool, flow: bool) -> None:
     """Against PyYAML's own loader as the reference; shared objects make anchors and

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from newsletter.audience import get_subscriber
 from newsletter.providers.sendgrid import webhook
+from tests.conftest import examples
 from tests.public.conftest import Site, event, post_events, signed
 from tests.public.test_hardening import _peak_rss_mb
 from tests.public.test_preferences import csrf_of, path_of, subscribe
@@ -60,7 +61,7 @@ json_values = st.recursive(
     max_leaves=10)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(items=st.lists(json_values, max_size=6), indent=st.sampled_from([None, 0, 2]),
        junk=st.sampled_from(["", " ", "\n", ",", "]", "x", "[", "{}"]))
 def test_the_decoder_reads_what_json_reads(items: list, indent: int | None, junk: str) -> None:

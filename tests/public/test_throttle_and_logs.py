@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.core import privacy
+from tests.conftest import examples
 from tests.public.conftest import Site, csrf_token
 from tests.public.test_serve import _free_port, _spawn, _wait
 
@@ -49,7 +50,7 @@ def test_an_ipv6_network_is_throttled_by_its_64(site: Site) -> None:
     app.state.public.engine.dispose()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.ip_addresses())
 def test_the_throttle_key_is_the_64_or_the_ipv4_address(address) -> None:
     """Against the `ipaddress` module as the reference."""
