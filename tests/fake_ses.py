@@ -143,7 +143,10 @@ class FakeSes:
 
     def reset(self, **account: Any) -> None:
         """A fresh account (production access, 1000 messages/s unless told), no messages, no
-        suppressions, a verified sender domain; the proxy forwards everything again."""
+        suppressions, none of moto's own resources (configuration sets, identities), a verified
+        sender domain; the proxy forwards everything again."""
+        urllib.request.urlopen(urllib.request.Request(f"{self.moto_url}/moto-api/reset",
+                                                      data=b"", method="POST"), timeout=30).close()
         defaults = {"MaxSendRate": 1000.0, "Max24HourSend": 1_000_000.0, "SentLast24Hours": 0,
                     "ProductionAccessEnabled": True, "SendingEnabled": True,
                     "EnforcementStatus": "HEALTHY", "enforce_rate": True}

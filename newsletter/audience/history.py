@@ -29,6 +29,7 @@ class Source(StrEnum):
     WEBHOOK = "webhook"
     SYNC = "sync"  # provider suppression lists
     CONFIRMATION = "confirmation"  # a confirmed sign-up
+    SUNSET = "sunset"  # `subscribers sunset`: inactive subscribers tagged or unsubscribed
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,14 +91,16 @@ def events() -> None:
 @pass_app
 def prune(app: App, keep_days: int | None) -> None:
     """Delete webhook events older than the keep period, in batches (engagement totals per
-    send are kept; `serve` also does this hourly)."""
+    send are kept), and sign-up requests left unconfirmed for NEWSLETTER_SIGNUPS_KEEP_DAYS
+    (default 7); `serve` also does this hourly."""
     from newsletter.db import open_database
     from newsletter.events.prune import prune_events
 
     pub = app.publication
     engine = open_database(pub.settings)
     try:
-        report = prune_events(engine, keep_days or pub.settings.events_keep_days)
+        report = prune_events(engine, keep_days or pub.settings.events_keep_days,
+                              signups_keep_days=pub.settings.signups_keep_days)
     finally:
         engine.dispose()
     console.print(report.summary(), markup=False)

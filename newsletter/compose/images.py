@@ -7,6 +7,11 @@ display width (never up) and re-encoded: JPEG at quality 82, progressive; PNG op
 images kept as palettes. The file name carries a hash of the output, so a changed image gets a
 new URL at `<archive_url><slug>/<file>`.
 
+An image over MAX_PIXELS (50 megapixels, all frames together) is refused before it is decoded:
+a small file can declare a huge canvas (a "decompression bomb") that would take gigabytes to
+decode. Pillow's warnings (its own bomb warning, corrupt EXIF notes) never reach the terminal;
+problems are reported with the file and line that names the image.
+
 Processing a 4000 px photo takes a noticeable fraction of a second, so results are cached twice:
 in memory (keyed by path, size and modification time) and on disk under `.newsletter/cache/images/`
 (keyed by the SHA-256 of the source bytes), so a preview rebuild or a second `newsletter build`
@@ -21,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +44,7 @@ PLATE = (255, 255, 255)  # transparent pixels are flattened onto this light plat
 CACHE_VERSION = 3  # bump when processing changes, so old cache entries are ignored
 CACHE_DIR = Path(".newsletter") / "cache" / "images"
 PHOTO_FORMATS = {"JPEG", "MPO", "WEBP", "HEIF", "TIFF"}
+MAX_PIXELS = 50_000_000  # width x height x frames; a 12-megapixel photo is far below
 
 
 class ImageError(Exception):
@@ -124,11 +131,36 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _too_large(pixels: int, size: tuple[int, int]) -> ImageError:
+    return ImageError(f"{size[0]:,} x {size[1]:,} pixels ({pixels / 1e6:,.0f} megapixels) is "
+                      f"more than the {MAX_PIXELS // 1_000_000} megapixels allowed; export a "
+                      "smaller image")
+
+
 def _process_bytes(data: bytes, stem: str, display_width: int, cache: Path) -> Processed:
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's notes never reach the terminal...
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # ...its bomb alarm stops
+        try:
+            return _decode(data, stem, display_width, cache)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            found = re.search(r"(\d+) pixels", str(exc))  # Pillow names the size, not the sides
+            pixels = int(found.group(1)) if found else 0
+            raise ImageError(f"an image of {pixels / 1e6:,.0f} megapixels is more than the "
+                             f"{MAX_PIXELS // 1_000_000} megapixels allowed; export a smaller "
+                             "image") from None
+
+
+def _decode(data: bytes, stem: str, display_width: int, cache: Path) -> Processed:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            pixels = image.width * image.height * max(1, getattr(image, "n_frames", 1))
+            if pixels > MAX_PIXELS:
+                raise _too_large(pixels, image.size)
             image.load()
             source_format = image.format or ""
             animated = bool(getattr(image, "is_animated", False))

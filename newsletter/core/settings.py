@@ -8,6 +8,7 @@ from pathlib import Path
 
 TRANSPORTS = ("outbox", "smtp", "sendgrid", "ses")
 EVENTS_KEEP_DAYS = 400
+SIGNUPS_KEEP_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,10 @@ class Settings:
     webhook_public_key: str | None
     previous_secrets: tuple[str, ...] = ()  # NEWSLETTER_SECRET_PREVIOUS, comma-separated
     events_keep_days: int = EVENTS_KEEP_DAYS  # NEWSLETTER_EVENTS_KEEP_DAYS
+    signups_keep_days: int = SIGNUPS_KEEP_DAYS  # NEWSLETTER_SIGNUPS_KEEP_DAYS (unconfirmed)
     #: SES: the most SendEmail requests in flight (NEWSLETTER_SES_IN_FLIGHT; overrides
     #: `ses.max_in_flight`). AWS credentials, region and endpoint are boto3's own variables.
     ses_in_flight: int | None = None
-    #: SNS: "HOST:PORT" to connect to instead of the SNS host when fetching a signing
-    #: certificate or confirming a subscription (NEWSLETTER_SNS_CONNECT_TO, like curl's
-    #: --connect-to: for tests; the URL, its host check and TLS verification stay the same)
-    sns_connect_to: str | None = None
 
     @classmethod
     def from_env(cls, root: Path, env: dict[str, str] | None = None) -> Settings:
@@ -55,10 +53,10 @@ class Settings:
             previous_secrets=tuple(p.strip() for p in
                                    (env.get("NEWSLETTER_SECRET_PREVIOUS") or "").split(",")
                                    if p.strip()),
-            events_keep_days=_days(env.get("NEWSLETTER_EVENTS_KEEP_DAYS")),
+            events_keep_days=_days(env, "NEWSLETTER_EVENTS_KEEP_DAYS", EVENTS_KEEP_DAYS),
+            signups_keep_days=_days(env, "NEWSLETTER_SIGNUPS_KEEP_DAYS", SIGNUPS_KEEP_DAYS),
             ses_in_flight=_positive("NEWSLETTER_SES_IN_FLIGHT",
                                     env.get("NEWSLETTER_SES_IN_FLIGHT")),
-            sns_connect_to=env.get("NEWSLETTER_SNS_CONNECT_TO") or None,
         )
 
     @property
@@ -68,19 +66,17 @@ class Settings:
         return [s for s in (self.secret, *self.previous_secrets) if s]
 
 
-def _days(value: str | None) -> int:
-    """NEWSLETTER_EVENTS_KEEP_DAYS: a positive whole number of days (400 when unset)."""
+def _days(env: dict[str, str], name: str, default: int) -> int:
+    """A keep period from the environment: a positive whole number of days (ASCII digits)."""
+    value = env.get(name)
     if not value or not value.strip():
-        return EVENTS_KEEP_DAYS
-    try:
-        days = int(value.strip())
-    except ValueError:
-        days = 0
+        return default
+    text = value.strip()
+    days = int(text) if text.isascii() and text.isdigit() else 0
     if days < 1:
         from newsletter.core.errors import InputError, Problem
 
-        raise InputError(Problem("NEWSLETTER_EVENTS_KEEP_DAYS", None,
-                                 f"{value!r} is not a positive number of days"))
+        raise InputError(Problem(name, None, f"{value!r} is not a positive number of days"))
     return days
 
 

@@ -1,5 +1,5 @@
 """HMAC-signed tokens bound to a purpose and a subject (unsubscribe links, opt-in confirmations,
-the sign-up form's CSRF token, tracked links).
+preference pages, CSRF tokens, tracked links).
 
 A token is `2.<base64url(payload)>.<base64url(mac)>`. The payload is a JSON array
 `[purpose, subject, expiry, issued_ms]` (expiry 0 = never; issued 0 = not stamped), so no
@@ -10,8 +10,11 @@ constant time (`hmac.compare_digest`).
 
 Secrets rotate: tokens are made with NEWSLETTER_SECRET and accepted when signed by it or by one
 of NEWSLETTER_SECRET_PREVIOUS (comma-separated), so links in mail already delivered keep
-working. A secret shorter than MIN_SECRET_LENGTH characters is refused for sending and serving
-(`signing_secrets`). Tokens of the first format (`<b64(purpose|email|expiry)>.<b64(mac)>`,
+working. `Keys` holds that rotation list and is the one verifier the application uses: every
+link and every CSRF check reads its token through it, so none can check with the current
+secret alone (tests/public/test_tokens.py keeps the lower-level readers out of other
+modules). A secret shorter than MIN_SECRET_LENGTH characters is refused for sending and
+serving (`signing_secrets`). Tokens of the first format (`<b64(purpose|email|expiry)>.<b64(mac)>`,
 before this one) are still read, with the address taken as everything between the first and the
 last `|`.
 """
@@ -147,6 +150,46 @@ def read_token(secrets: str | Sequence[str], purpose: str, token: str,
     """Return the email a valid token was made for; raise BadToken otherwise. `secrets`: the
     current secret, or it followed by earlier ones still accepted."""
     return read_token_info(secrets, purpose, token, now).subject
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The secrets tokens are signed and checked with: the current one first, then earlier ones
+    still accepted. New tokens are signed with the current secret; every check accepts any."""
+
+    secrets: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.secrets, str) or not self.secrets or not all(self.secrets):
+            raise ValueError("Keys needs a non-empty sequence of secrets")
+
+    @classmethod
+    def of(cls, secrets: Sequence[str]) -> Keys:
+        return cls(tuple(secrets))
+
+    @property
+    def current(self) -> str:
+        return self.secrets[0]
+
+    def sign(self, purpose: str, subject: str, ttl: int | None = None, *,
+             stamped: bool = False, now: float | None = None) -> str:
+        """A token for `subject` (see make_token), signed with the current secret."""
+        return make_token(self.current, purpose, subject, ttl, stamped=stamped, now=now)
+
+    def read(self, purpose: str, token: str, now: float | None = None) -> TokenInfo:
+        """The TokenInfo of a token signed by any of the secrets; BadToken otherwise."""
+        return read_token_info(self.secrets, purpose, token, now)
+
+    def subject(self, purpose: str, token: str, now: float | None = None) -> str | None:
+        """The subject of a valid token for `purpose`, or None."""
+        try:
+            return self.read(purpose, token, now).subject
+        except BadToken:
+            return None
+
+    def read_link(self, token: str) -> tuple[int, int, str]:
+        """(send_id, position, email) of a valid tracked-link token; BadToken otherwise."""
+        return read_link_token(list(self.secrets), token)
 
 
 def signing_secrets(current: str | None, previous: Sequence[str] = ()) -> list[str]:

@@ -459,3 +459,25 @@ def _issue_family_ledger(conn: Connection) -> None:
         Column("created_at", DateTime, nullable=False),
     )
     md.tables["send_artifacts"].create(conn)
+
+
+@migration(10, "erasure list: its own key wrapped under each secret, restored addresses")
+def _erasure_key(conn: Connection) -> None:
+    """erased_addresses gains `restored_at` (the person's own confirmed sign-up) and `legacy`
+    (entries keyed with a signing secret itself, as every entry made before this version);
+    erasure_keys holds the list's key wrapped under each signing secret."""
+    true, false = ("true", "false") if conn.dialect.name == "postgresql" else ("1", "0")
+    timestamp = "TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE erased_addresses ADD COLUMN restored_at {timestamp}"))
+    conn.execute(text("ALTER TABLE erased_addresses ADD COLUMN legacy BOOLEAN NOT NULL "
+                      f"DEFAULT {false}"))
+    conn.execute(text(f"UPDATE erased_addresses SET legacy = {true}"))
+    md = MetaData()
+    Table(
+        "erasure_keys",
+        md,
+        Column("fingerprint", String(64), primary_key=True),
+        Column("wrapped", String(64), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+    )
+    md.create_all(conn)

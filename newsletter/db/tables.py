@@ -206,13 +206,26 @@ subscriber_history = Table(
     Index("ix_subscriber_history_subscriber", "subscriber_id", "id"),
 )
 
-#: Keyed hashes (HMAC with NEWSLETTER_SECRET) of erased addresses: imports and sign-ups of
-#: these are refused until the person confirms a new sign-up.
+#: Keyed hashes of erased addresses (newsletter.audience.erasure): imports, `add` and events of
+#: these are refused until the person confirms a new sign-up (`restored_at`, migration 9).
 erased_addresses = Table(
     "erased_addresses",
     metadata,
     Column("address_hash", String(64), primary_key=True),
     Column("erased_at", UtcDateTime, nullable=False),
+    Column("restored_at", UtcDateTime, nullable=True),  # the person's own confirmed sign-up
+    # keyed with a signing secret itself, as before migration 8 (matched under every secret)
+    Column("legacy", Boolean, nullable=False, server_default=false()),
+)
+
+#: Migration 9: the erasure list's own key, stored only wrapped under each signing secret
+#: (`fingerprint` names the secret), so the list survives a rotation of NEWSLETTER_SECRET.
+erasure_keys = Table(
+    "erasure_keys",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("wrapped", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 # --- migration 5: consent, a shared sign-up throttle ------------------------------------------

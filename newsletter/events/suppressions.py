@@ -125,7 +125,8 @@ def release_quietly(pub: Publication, email: str) -> list[str]:
     try:
         return release_address(pub, email)
     except NewsletterError as exc:
-        log.warning("could not remove %s from SendGrid's suppressions: %s", email, exc)
+        log.warning("could not remove a confirmed address from SendGrid's suppressions (%s)",
+                    type(exc).__name__)
         return []
 
 

@@ -40,7 +40,7 @@ from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.settings import TRANSPORTS
 from newsletter.web import ASSETS, adapters, asset_templates
 from newsletter.web.live import LiveBuild, Snapshot
-from newsletter.web.preview_forms import SESSION_COOKIE, Sessions, send_test
+from newsletter.web.preview_forms import preview_csrf, send_test
 from newsletter.web.preview_pages import frame_html, personalised
 
 NO_REPORT_PAGE = (
@@ -62,7 +62,7 @@ class PreviewApp:
 
     def __init__(self, live: LiveBuild) -> None:
         self.live = live
-        self.sessions = Sessions()
+        self.csrf = preview_csrf()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -112,11 +112,11 @@ class PreviewApp:
     # -- pages (plain `def` routes run in a worker thread: they may query the database) --------
 
     async def page(self, request: Request) -> Response:
-        session_id = request.cookies.get(SESSION_COOKIE) or self.sessions.new_id()
+        session_id, csrf = self.csrf.issue(request)
         snapshot = self.snapshot()
         settings = snapshot.pub.settings if snapshot else None
         context = self.context(SAMPLE_RECIPIENT) | {
-            "csrf": self.sessions.token(session_id),
+            "csrf": csrf,
             "transports": TRANSPORTS,
             "transport": settings.transport if settings else "outbox",
             "sample": SAMPLE_RECIPIENT,
@@ -124,7 +124,7 @@ class PreviewApp:
         }
         html = asset_templates().get_template("preview.html").render(context)
         response = HTMLResponse(html, headers=NO_STORE)
-        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict")
+        self.csrf.remember(response, request, session_id)
         return response
 
     def email_html(self, request: Request) -> Response:
@@ -230,7 +230,7 @@ class PreviewApp:
         return JSONResponse({"recipients": rows, "error": error})
 
     async def send_test(self, request: Request) -> Response:
-        return await send_test(request, self.live, self.sessions)
+        return await send_test(request, self.live, self.csrf)
 
 
 def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
