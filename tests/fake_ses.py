@@ -167,6 +167,10 @@ class FakeSes:
         """Put entries (EmailAddress, Reason, LastUpdateTime) on the suppression list."""
         self._control("/suppressed", entries)
 
+    def suppressed(self) -> list[str]:
+        """The addresses on the suppression list (lower case)."""
+        return self._control("/suppressed")
+
     def messages(self) -> list[dict[str, Any]]:
         """moto's log of accepted messages: MessageId, To, From, Tags, Raw (base64), at."""
         return self._control("/messages")

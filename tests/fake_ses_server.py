@@ -2,7 +2,8 @@
 for Amazon SES: `python -m tests.fake_ses_server --port N --control-port M`.
 
 moto's SESv2 backend implements SendEmail (raw content goes to its SES store) but not
-GetAccount, PutSuppressedDestination or ListSuppressedDestinations. This test-side plugin adds
+GetAccount, PutSuppressedDestination, ListSuppressedDestinations or
+DeleteSuppressedDestination. This test-side plugin adds
 them to moto's own SESV2Response before the server starts, with the request and answer shapes
 AWS publishes (the botocore service model routes them; ServiceException codes take their HTTP
 status from that model), and makes SendEmail behave as SES does where our transport relies
@@ -19,9 +20,9 @@ on it:
 
 Every accepted SendEmail is logged (message id, destination, tags, configuration set, the
 raw message unless `--light`). A small HTTP server on `--control-port` (not AWS's API: the
-test's own handle) answers `GET /messages`, `GET /count`, `POST /account` (JSON: fields of
-the account to change), `POST /suppressed` (entries with the test's own LastUpdateTime) and
-`POST /reset`. The server prints `READY` once both ports listen.
+test's own handle) answers `GET /messages`, `GET /count`, `GET /suppressed` (the listed
+addresses), `POST /account` (JSON: fields of the account to change), `POST /suppressed`
+(entries with the test's own LastUpdateTime) and `POST /reset`. The server prints `READY` once both ports listen.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 from moto.core.exceptions import ServiceException
 from moto.sesv2.responses import SESV2Response
@@ -150,6 +152,14 @@ def list_suppressed_destinations(self: SESV2Response) -> str:
     return json.dumps(answer)
 
 
+def delete_suppressed_destination(self: SESV2Response) -> str:
+    address = unquote(self._get_param("EmailAddress") or "")
+    with STATE.lock:
+        if STATE.suppressed.pop(address.lower(), None) is None:
+            raise NotFound(f"Email address {address} does not exist on your suppression list.")
+    return "{}"
+
+
 _moto_send_email = SESV2Response.send_email
 
 
@@ -198,11 +208,13 @@ def install() -> None:
     (before the server serves anything)."""
     from moto.sesv2 import urls
 
-    for path in ("{0}/v2/email/account$", "{0}/v2/email/suppression/addresses$"):
+    for path in ("{0}/v2/email/account$", "{0}/v2/email/suppression/addresses$",
+                 "{0}/v2/email/suppression/addresses/(?P<EmailAddress>[^/]+)$"):
         urls.url_paths[path] = SESV2Response.dispatch
     SESV2Response.get_account = get_account  # type: ignore[attr-defined]
     SESV2Response.put_suppressed_destination = put_suppressed_destination  # type: ignore
     SESV2Response.list_suppressed_destinations = list_suppressed_destinations  # type: ignore
+    SESV2Response.delete_suppressed_destination = delete_suppressed_destination  # type: ignore
     SESV2Response.send_email = send_email  # type: ignore[method-assign]
 
 
@@ -227,7 +239,9 @@ class Control(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         with STATE.lock:
-            if self.path == "/count":
+            if self.path == "/suppressed":
+                self._json(sorted(STATE.suppressed))
+            elif self.path == "/count":
                 self._json({"messages": len(STATE.messages)})
             else:
                 self._json(list(STATE.messages))

@@ -481,3 +481,17 @@ def _erasure_key(conn: Connection) -> None:
         Column("created_at", DateTime, nullable=False),
     )
     md.create_all(conn)
+
+
+@migration(11, "signature tokens of provider webhooks, so a replayed one is refused")
+def _webhook_tokens(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "webhook_tokens",
+        md,
+        Column("provider", String(16), primary_key=True),
+        Column("token", String(100), primary_key=True),
+        Column("seen_at", DateTime, nullable=False),
+        Index("ix_webhook_tokens_seen_at", "seen_at"),
+    )
+    md.create_all(conn)

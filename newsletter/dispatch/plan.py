@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from newsletter.compose import Build
     from newsletter.compose.publication import Publication
 
+#: transports whose suppression list a new send reads first (through `before_send`)
+SYNCED = ("sendgrid", "ses")
+
 
 def open_ledger(pub: Publication) -> Ledger:
     from newsletter.db import open_database
@@ -153,7 +156,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
               resend_batches: tuple[int, ...] = (), accept_batches: tuple[int, ...] = (),
               resend_recipients: tuple[str, ...] = (), accept_recipients: tuple[str, ...] = (),
               dry_run: bool = False,
-              before_send: Callable[[Publication, Any], str] | None = None,
+              before_send: Callable[[Publication, Any, str], str] | None = None,
               narrow: Any = None, run_started: dt.datetime | None = None) -> SendPlan:
     """Resolve the segments and the ledger's history, build the issue for a new send (or
     take the artifact of the send to resume), and refuse what must be refused.
@@ -162,8 +165,9 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever the issue
     family reached, unless `again`. Unknown outcomes of sends without an undo window are
     settled by the operator: all (`resend_unknown`, `accept_unknown`), batch by batch or
-    recipient by recipient. `before_send(pub, engine)` runs before a new SendGrid send is
-    counted (the CLI passes the suppression sync, which lives on the public side); the note it
+    recipient by recipient. `before_send(pub, engine, transport)` runs before a new send
+    through a provider with a suppression list (SYNCED) is counted (the CLI passes the
+    suppression sync, which lives on the public side); the note it
     returns joins the plan's. `narrow`, a further WHERE clause over subscribers, keeps part of
     the segments (one edition's readers); `run_started` (with `again`): people reached since
     then are left out (one edition each in one `send --editions --again`).
@@ -220,8 +224,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
-    if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
-        note = before_send(pub, ledger.engine)  # retire suppressed addresses first
+    if chosen in SYNCED and resumed is None and not dry_run and before_send is not None:
+        note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses first
         if note:
             notes.append(note)
     plan = SendPlan(

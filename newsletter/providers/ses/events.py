@@ -21,9 +21,10 @@ come back from `nl_send` and `nl_recipient` (else from our Message-ID,
 | Subscription     | unsubscribed (unsubscribeAll), resubscribed (unsubscribeAll undone) |
 | Send             | nothing (the send run already recorded the hand-over)               |
 
-Each event's id is derived from what identifies it (SES's message id, the event type, the
-recipient, the event's time, the link), so a record SNS delivers twice, even under a new SNS
-message id, is one event.
+Each event's id ("ses:" and a digest) is derived from what identifies it (SES's message id, the
+event type, the recipient, the event's time, the link), so a record SNS delivers twice, even
+under a new SNS message id, is one event. SNS's own notice that a topic now feeds an identity's
+notifications (`AmazonSnsSubscriptionSucceeded`) holds no event and is passed over.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ PROVIDER = "ses"
 #: event times accepted: from 2000-01-01 to a day ahead of our clock
 MIN_TIMESTAMP = 946_684_800
 FUTURE_SLACK_S = 86_400
+SUBSCRIBED = "AmazonSnsSubscriptionSucceeded"
 SUPPRESSED = frozenset({"Suppressed", "OnAccountSuppressionList"})
 _MESSAGE_ID = re.compile(r"<[^<>@]*\.(\d{1,18})\.(\d{1,18})@[^<>]+>")
 
@@ -92,8 +94,9 @@ def _address(value: Any) -> str | None:
     return None
 
 
-def _addresses(items: Any) -> list[str]:
-    return [a for a in (_address(i) for i in items) if a] if isinstance(items, list) else []
+def _addresses(items: Any) -> list[str | None]:
+    """Each entry's address (None for an entry without a usable one)."""
+    return [_address(i) for i in items] if isinstance(items, list) else []
 
 
 def parse_record(text: str, *, now: float | None = None) -> tuple[list[ProviderEvent], int]:
@@ -103,6 +106,8 @@ def parse_record(text: str, *, now: float | None = None) -> tuple[list[ProviderE
         record = json.loads(text)
     except (ValueError, RecursionError):
         return [], 1
+    if isinstance(record, dict) and record.get("notificationType") == SUBSCRIBED:
+        return [], 0
     if not isinstance(record, dict) or not isinstance(record.get("mail"), dict):
         return [], 1
     kind = record.get("eventType") or record.get("notificationType")
@@ -110,21 +115,21 @@ def parse_record(text: str, *, now: float | None = None) -> tuple[list[ProviderE
     if parse is None:
         return [], 0 if kind == "Send" else 1
     mail = record["mail"]
-    found: list[tuple[str, dict[str, Any]]] = parse(record, mail)
+    found: list[tuple[str | None, dict[str, Any]]] = parse(record, mail)
     send, row = ids_of(mail)
     message_id = str(mail.get("messageId") or "")
     latest = (time.time() if now is None else now) + FUTURE_SLACK_S
     events, ignored = [], 0
     for address, fields in found:
         stamp = fields.pop("timestamp", None)
-        if stamp is None or not MIN_TIMESTAMP <= stamp <= latest:
+        if address is None or stamp is None or not MIN_TIMESTAMP <= stamp <= latest:
             ignored += 1
             continue
         digest = hashlib.sha256("\x00".join(
             [message_id, kind, address.lower(), str(stamp), str(fields.get("url") or ""),
              str(fields.pop("at", ""))]).encode()).hexdigest()[:40]
-        events.append(ProviderEvent(PROVIDER, digest, email=address, timestamp=stamp,
-                                    send_id=send, recipient_id=row, **fields))
+        events.append(ProviderEvent(PROVIDER, f"{PROVIDER}:{digest}", email=address,
+                                    timestamp=stamp, send_id=send, recipient_id=row, **fields))
     return events, ignored
 
 
@@ -137,15 +142,13 @@ def _section(record: dict[str, Any], name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _bounce(record: dict, mail: dict) -> list[tuple[str, dict]]:
+def _bounce(record: dict, mail: dict) -> list[tuple[str | None, dict]]:
     bounce = _section(record, "bounce")
     kind, sub = str(bounce.get("bounceType") or ""), str(bounce.get("bounceSubType") or "")
     when = _when(bounce, mail)
-    found = []
-    for entry in bounce.get("bouncedRecipients") or []:
-        address = _address(entry)
-        if not address:
-            continue
+    found: list[tuple[str | None, dict]] = []
+    entries = bounce.get("bouncedRecipients")
+    for entry, address in zip(entries or [], _addresses(entries), strict=False):
         detail = _text(entry.get("diagnosticCode") if isinstance(entry, dict) else None) \
             or _text(f"{kind}/{sub}")
         if kind == "Permanent" and sub in SUPPRESSED:
@@ -157,9 +160,9 @@ def _bounce(record: dict, mail: dict) -> list[tuple[str, dict]]:
     return found
 
 
-def _complaint(record: dict, mail: dict) -> list[tuple[str, dict]]:
+def _complaint(record: dict, mail: dict) -> list[tuple[str | None, dict]]:
     complaint = _section(record, "complaint")
-    suppressed = complaint.get("complaintSubType") in SUPPRESSED
+    suppressed = str(complaint.get("complaintSubType")) in SUPPRESSED
     fields: dict[str, Any] = ({"kind": Kind.DROPPED, "reason": DropReason.COMPLAINED}
                               if suppressed else {"kind": Kind.COMPLAINED})
     detail = _text(complaint.get("complaintFeedbackType") or complaint.get("complaintSubType"))
@@ -168,28 +171,27 @@ def _complaint(record: dict, mail: dict) -> list[tuple[str, dict]]:
             for a in _addresses(complaint.get("complainedRecipients"))]
 
 
-def _delivery(record: dict, mail: dict) -> list[tuple[str, dict]]:
+def _delivery(record: dict, mail: dict) -> list[tuple[str | None, dict]]:
     delivery = _section(record, "delivery")
     detail, when = _text(delivery.get("smtpResponse")), _when(delivery, mail)
     return [(a, {"kind": Kind.DELIVERED, "detail": detail, "timestamp": when})
             for a in _addresses(delivery.get("recipients"))]
 
 
-def _delay(record: dict, mail: dict) -> list[tuple[str, dict]]:
+def _delay(record: dict, mail: dict) -> list[tuple[str | None, dict]]:
     delay = _section(record, "deliveryDelay")
     when = _when(delay, mail)
-    found = []
-    for entry in delay.get("delayedRecipients") or []:
-        address = _address(entry)
-        if address:
-            detail = _text(entry.get("diagnosticCode") if isinstance(entry, dict) else None) \
-                or _text(delay.get("delayType"))
-            found.append((address, {"kind": Kind.DEFERRED, "detail": detail, "timestamp": when}))
+    found: list[tuple[str | None, dict]] = []
+    entries = delay.get("delayedRecipients")
+    for entry, address in zip(entries or [], _addresses(entries), strict=False):
+        detail = _text(entry.get("diagnosticCode") if isinstance(entry, dict) else None) \
+            or _text(delay.get("delayType"))
+        found.append((address, {"kind": Kind.DEFERRED, "detail": detail, "timestamp": when}))
     return found
 
 
 def _dropped(section_name: str, reason_key: str):
-    def parse(record: dict, mail: dict) -> list[tuple[str, dict]]:
+    def parse(record: dict, mail: dict) -> list[tuple[str | None, dict]]:
         section = _section(record, section_name)
         fields = {"kind": Kind.DROPPED, "reason": DropReason.OTHER,
                   "detail": _text(section.get(reason_key)),
@@ -200,7 +202,7 @@ def _dropped(section_name: str, reason_key: str):
 
 
 def _engagement(kind: Kind, section_name: str):
-    def parse(record: dict, mail: dict) -> list[tuple[str, dict]]:
+    def parse(record: dict, mail: dict) -> list[tuple[str | None, dict]]:
         section = _section(record, section_name)
         agent, ip = section.get("userAgent"), section.get("ipAddress")
         fields: dict[str, Any] = {
@@ -211,14 +213,14 @@ def _engagement(kind: Kind, section_name: str):
         if kind == Kind.CLICKED:
             link = section.get("link")
             if not isinstance(link, str) or not link:
-                return []
+                return [(None, {}) for _ in _addresses(mail.get("destination"))]
             fields["url"] = link[:4000]
         return [(a, dict(fields)) for a in _addresses(mail.get("destination"))]
 
     return parse
 
 
-def _subscription(record: dict, mail: dict) -> list[tuple[str, dict]]:
+def _subscription(record: dict, mail: dict) -> list[tuple[str | None, dict]]:
     subscription = _section(record, "subscription")
     new = subscription.get("newTopicPreferences")
     old = subscription.get("oldTopicPreferences")

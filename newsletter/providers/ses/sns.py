@@ -17,15 +17,20 @@ in this order (AWS, "Verifying the signatures of Amazon SNS messages"):
    type's fields present, in byte order, the field's name, a newline, its value, a newline
    (Notification: Message, MessageId, Subject when present, Timestamp, TopicArn, Type;
    the two confirmations: Message, MessageId, SubscribeURL, Timestamp, Token, TopicArn,
-   Type).
+   Type);
+5. `Timestamp` is at most MAX_AGE old (SNS retries an HTTP(S) delivery for at most an hour, with
+   the message's first time and id): an older message, however genuine, is refused, so a
+   message id only has to be remembered that long to refuse a replay (the caller does that).
 
 `confirm` then visits a verified SubscriptionConfirmation's `SubscribeURL`, itself checked to
 be https on the topic's SNS host with `Action=ConfirmSubscription` for that topic.
 
-Connections go to the URL's host, except when `connect_to` ("HOST:PORT",
-NEWSLETTER_SNS_CONNECT_TO) names another address to connect to, as curl's --connect-to does:
-the URL, its host checks, the TLS server name and the certificate verification stay the same
-(tests run a local stand-in with a certificate for the SNS host from a test CA they trust).
+The certificate and the confirmation are fetched over TLS verified against the system's trust
+store, from the URL's host. Tests hand `SnsVerifier` a fetcher of their own
+(`https_fetcher(connect_to=..., context=...)`: connect to a local stand-in whose certificate
+for the SNS host is issued by a test CA that context trusts; the URL, its host check, the TLS
+server name and the verification stay the same). Nothing in the settings or the environment
+changes where a certificate comes from.
 """
 
 from __future__ import annotations
@@ -53,7 +58,12 @@ SIGNED_FIELDS = {
                                 "TopicArn", "Type"),
 }
 OPTIONAL_FIELDS = frozenset({"Subject"})
+MAX_ID = 100  # webhook_tokens.token
 MAX_CERTIFICATE_BYTES = 64 * 1024
+#: a message older than this is refused (SNS stops retrying after an hour; clocks drift)
+MAX_AGE = dt.timedelta(hours=1, minutes=15)
+#: a message from further ahead than this is refused too
+MAX_AHEAD = dt.timedelta(minutes=15)
 MAX_CONFIRM_BYTES = 256 * 1024
 CACHE_SIZE = 32
 TIMEOUT_S = 10.0
@@ -87,7 +97,20 @@ def parse_message(body: bytes) -> dict[str, Any]:
     for name in ("Signature", "SignatureVersion", "SigningCertURL"):
         if not isinstance(message.get(name), str):
             raise BadMessage(f"the SNS message has no {name}")
+    if not 0 < len(message["MessageId"]) <= MAX_ID:
+        raise BadMessage("the SNS message's MessageId is empty or too long")
     return message
+
+
+def sent_at(message: dict[str, Any]) -> dt.datetime:
+    """The message's `Timestamp` (ISO 8601, UTC); BadMessage when it is not one."""
+    try:
+        when = dt.datetime.fromisoformat(message["Timestamp"].replace("Z", "+00:00"))
+    except ValueError:
+        raise BadMessage("the SNS message's Timestamp is not a time") from None
+    if when.tzinfo is None:
+        raise BadMessage("the SNS message's Timestamp has no time zone")
+    return when
 
 
 def string_to_sign(message: dict[str, Any]) -> bytes:
@@ -188,6 +211,11 @@ class SnsVerifier:
         if topic not in self.topics:
             raise BadMessage("the message is for a topic this publication does not name "
                              "(ses.topic_arns)")
+        now = self.clock()
+        when = sent_at(message)
+        if not now - MAX_AGE <= when <= now + MAX_AHEAD:
+            raise BadMessage("the message's Timestamp is outside the accepted window "
+                             "(a replay, or a clock far off)")
         version = message["SignatureVersion"]
         if version not in ("1", "2"):
             raise BadMessage(f"unknown SignatureVersion {version[:10]!r}")
