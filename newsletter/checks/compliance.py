@@ -68,7 +68,7 @@ def _flat(text: str) -> str:
 
 
 def check_postal_address(ctx: Context) -> list[Finding]:
-    address = ctx.pub.config.address.strip()
+    address = ctx.build.config.address.strip()  # the edition's, when translated
     config = str(ctx.pub.root / "newsletter.yaml")
     if not address:
         return [

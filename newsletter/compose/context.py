@@ -23,6 +23,8 @@ from newsletter.compose.schema import PublicationConfig
 from newsletter.compose.source import LoadedIssue, Piece, is_remote
 
 TWITTER = "https://twitter.com/"
+DESCRIPTION_MAX = 200  # characters of the web copy's description (search results show ~160)
+SUBSCRIBE_PATH = "subscribe"  # the sign-up form under public_url (newsletter.web.public)
 
 
 @dataclass(frozen=True)
@@ -115,13 +117,17 @@ class IssueView:
     editions: list[EditionLink]
     slug: str
     subject: str
-    preheader: str
+    preheader: str  # hidden preview text (the inbox line after the subject)
     preheader_text: str
+    intro_html: Markup  # the optional visible opening paragraph
+    intro_text: str
+    description: str  # one line for the web copy's description and sharing tags
     date: dt.date
     date_text: str
     hero: Hero | None
     pieces: list[PieceView]
     view_url: str
+    subscribe_url: str  # the public sign-up form (`newsletter serve`)
 
     @property
     def dir(self) -> str:
@@ -264,16 +270,31 @@ def with_marks(pieces: list[PieceView], editions: list[EditionLink]
     return marked_pieces, [replace(e, mark=bidi.MARKS[e.dir]) for e in editions]
 
 
+def description_of(issue: LoadedIssue, limit: int = DESCRIPTION_MAX) -> str:
+    """One line saying what the issue holds: the preheader, else the intro, else the opening of
+    the first piece; cut at a word to at most `limit` characters."""
+    manifest = issue.manifest
+    source = manifest.preheader or manifest.intro
+    if not source and issue.pieces:
+        first = markdown.paragraphs(issue.pieces[0].body)
+        source = first[0] if first else ""
+    line = " ".join(markdown.to_text(source).split()) if source else ""
+    if len(line) <= limit:
+        return line
+    return line[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def template_context(pub: Publication, issue: LoadedIssue, topic: str | None = None,
                      images: IssueImages | None = None) -> TemplateContext:
     """The context shared by the HTML and text templates of both copies.
 
     `topic`: the topic tag a send's segment is defined by; the footer then offers to stop it.
     """
-    config, manifest = pub.config, issue.manifest
+    manifest = issue.manifest
+    lang = manifest.language or pub.config.language
+    config = pub.config.edition_config(lang)  # the publication's words in this language
     images = images or IssueImages({})
     view_url = f"{config.archive_url}{issue.slug}/"
-    lang = manifest.language or config.language
     side = Side.of(i18n.direction(lang, manifest.dir))
     words = i18n.strings(lang, config.strings)
     pieces = [
@@ -293,11 +314,15 @@ def template_context(pub: Publication, issue: LoadedIssue, topic: str | None = N
         subject=manifest.subject,
         preheader=manifest.preheader,
         preheader_text=markdown.to_text(manifest.preheader) if manifest.preheader else "",
+        intro_html=Markup(markdown.to_html(manifest.intro)) if manifest.intro else Markup(""),
+        intro_text=markdown.to_text(manifest.intro) if manifest.intro else "",
+        description=description_of(issue),
         date=manifest.date,
         date_text=i18n.format_day(manifest.date, lang, words["date_format"], config.digits),
         hero=hero_of(issue, images, view_url),
         pieces=pieces,
         view_url=view_url,
+        subscribe_url=f"{config.public_url}{SUBSCRIBE_PATH}",
     )
     return TemplateContext(
         pub=config,

@@ -6,6 +6,7 @@ parts carry the same content.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -114,17 +115,37 @@ def render(
     return (_render_copy(env, folder, ctx, web=False), _render_copy(env, folder, ctx, web=True))
 
 
+class _CharacterReferences(dict):
+    """str.translate table: combining marks, format characters (bidi marks, joiners) and
+    non-ASCII spaces become numeric character references; everything else stays.
+
+    mjml-python (MRML) writes attribute values with Rust's string escaping, which turns such
+    characters into `\\u{651}` (an Arabic shadda in an alt text or a meta description, say);
+    as references they pass through, and the page's parser reads them back as characters.
+    """
+
+    def __missing__(self, code: int) -> str | int:
+        value: str | int = code
+        if code > 127 and unicodedata.category(chr(code))[0] in "MCZ":
+            value = f"&#x{code:x};"
+        self[code] = value
+        return value
+
+
+_MJML_SAFE = _CharacterReferences()
+
+
 def _render_copy(env: jinja2.Environment, folder: Path, ctx: TemplateContext, *, web: bool
                  ) -> Rendered:
     names = ctx.for_copy(web=web)
     mjml_source = _render_template(env, folder, HTML_TEMPLATE, names)
     text = _render_template(env, folder, TEXT_TEMPLATE, names).strip() + "\n"
     try:
-        html = mjml2html(mjml_source, disable_comments=True)
+        html = mjml2html(mjml_source.translate(_MJML_SAFE), disable_comments=True)
     except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
         raise InputError(Problem(folder / HTML_TEMPLATE, None, f"invalid MJML: {exc}")) from exc
-    if ctx.issue.marks:
-        text = bidi.mark_lines(text, ctx.issue.dir)  # lines the pieces did not mark already
+    if ctx.issue.marks:  # lines the pieces did not mark already; a block in the other
+        text = bidi.mark_blocks(text, ctx.issue.dir)  # direction (a footer) gets its own mark
     return Rendered(html=html, text=text, mjml=mjml_source, isolate=ctx.issue.isolate)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lxml import html as lxml_html
 
 from newsletter.cli import main
 from newsletter.compose.publication import Publication
@@ -56,7 +57,11 @@ def test_archive_pages_index_and_feed(publication: Path) -> None:
         page = (out / slug / "index.html").read_text()
         [hero] = (out / slug).glob("hero-*.jpg")  # processed, named by its content hash
         assert f'src="{hero.name}"' in page
-        assert "https://news.example.org/archive/" not in page
+        links = lxml_html.document_fromstring(page).xpath("//@href | //@src")
+        assert not [url for url in links if url.startswith("https://news.example.org/archive/")]
+        # only the sharing tags keep absolute URLs (Open Graph requires them)
+        assert f'<meta property="og:url" content="https://news.example.org/archive/{slug}/">' \
+            in page
         assert 'href="../"' in page and 'href="../feed.xml"' in page
         assert "%%" not in page
 
