@@ -7,6 +7,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
+from newsletter.checks.sender import check_reserved_sender
 
 UNSUBSCRIBE = "%%unsubscribe_url"
 
@@ -178,4 +179,5 @@ def check_sender(ctx: Context) -> list[Finding]:
 
 
 def check_compliance(ctx: Context) -> list[Finding]:
-    return check_unsubscribe(ctx) + check_postal_address(ctx) + check_sender(ctx)
+    return (check_unsubscribe(ctx) + check_postal_address(ctx) + check_sender(ctx)
+            + check_reserved_sender(ctx))

@@ -9,6 +9,7 @@ from newsletter.checks.clients import load_support
 from newsletter.checks.model import WARNING, Context, Finding
 from newsletter.compose import i18n, markdown
 from newsletter.compose.bidi import strong_counts
+from newsletter.core.words import plural
 
 #: share of strong letters in the "wrong" direction above which a text is reported
 THRESHOLD = 0.6
@@ -71,7 +72,7 @@ def check_direction(ctx: Context) -> list[Finding]:
             shown = ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
             findings.append(Finding(
                 WARNING, "direction.strings",
-                f"no '{code}' words for {len(missing)} chrome string(s) ({shown}); "
+                f"no '{code}' words for {plural(len(missing), 'chrome string')} ({shown}); "
                 "they appear in English",
                 f"add them under strings: {{{code}: {{...}}}} in newsletter.yaml "
                 f"(shipped languages: {', '.join(i18n.shipped_languages())})",

@@ -204,8 +204,12 @@ def direct_paragraphs(root: etree._Element) -> int:
     for element in body.iter(*PARAGRAPHS):
         if element.get("dir") or any(a.tag in SKIP for a in element.iterancestors()):
             continue
-        found = own_direction(element.text_content())
-        if found is not None and found != _inherited(element, page):
+        text = element.text_content()
+        inherited = _inherited(element, page)
+        if first_strong(text) in (None, inherited):
+            continue  # the common case, decided by a few characters
+        found = own_direction(text)
+        if found is not None and found != inherited:
             element.set("dir", found)
             style = (element.get("style") or "").strip().rstrip(";")
             side = "left" if found == "ltr" else "right"  # `start` is unknown to Outlook
