@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli.common import pass_app
+from newsletter.cli.common import TRANSPORT_NAMES, pass_app
 from newsletter.core.errors import EXIT_BAD_INPUT, EXIT_FAILED
-from newsletter.core.settings import TRANSPORTS
 
 
 @click.command()
@@ -29,7 +28,7 @@ from newsletter.core.settings import TRANSPORTS
     help="Seconds to wait for each link with --online.",
 )
 @click.option("--no-spam", is_flag=True, help="Skip the SpamAssassin score.")
-@click.option("--transport", type=click.Choice(TRANSPORTS),
+@click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
               help="Judge the issue for sending through this transport (default: "
                    "NEWSLETTER_TRANSPORT, else outbox).")
 @pass_app

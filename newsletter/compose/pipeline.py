@@ -49,6 +49,7 @@ class Build:
     images: IssueImages = field(default_factory=lambda: IssueImages({}))
     links: list[Link] = field(default_factory=list)  # every link of the email, with its piece
     tracked_html: str | None = None  # html with %%link|N%% hrefs, when click tracking is on
+    topic: str | None = None  # the topic a send's footer offers to stop (build_issue's `topic`)
 
     @property
     def slug(self) -> str:
@@ -141,6 +142,7 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
         images=images,
         links=[link for _, link in found],
         tracked_html=tracked,
+        topic=topic,
     )
 
 

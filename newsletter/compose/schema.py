@@ -33,6 +33,11 @@ def check_address(value: str) -> str:
         raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
 
 
+def split_addresses(raw: str) -> list[str]:
+    """Addresses typed in one field: separated by commas, semicolons or spaces."""
+    return [part for part in re.split(r"[\s,;]+", raw) if part]
+
+
 def _check_url(value: str) -> str:
     if not value.startswith(("https://", "http://")):
         raise ValueError(f"{value!r} must be an absolute http(s) URL")

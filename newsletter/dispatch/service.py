@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from newsletter.core.errors import FailedError, InputError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.tokens import SAMPLE_SECRET, signing_secrets
+from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.engine import Engine, Progress, RunReport
 from newsletter.dispatch.ledger import (
     LeaseLost,
@@ -236,6 +237,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
                                   "--retry-failed sends the version its recipients got")
     resumed = active or reopen
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
+    require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
     if resumed is None and undo_window is None and chosen == "sendgrid" and at is None:
         configured = pub.config.sendgrid.undo_window
         undo_window = parse_window(configured) if configured else None

@@ -5,8 +5,8 @@ Routes: `/` the page; `/email.html` and `/email.txt` the email personalised for 
 `/web/` the web copy and its images; `/report.html` the engagement report `newsletter report`
 wrote (the Report tab); `/editions/SLUG/email.html` another edition of the
 issue (other languages, shown side by side in the Editions tab); `/api/state` (polled for
-live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=` and
-`POST /send-test`.
+live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=`,
+`POST /send-test` and `POST /approve` (sign-off of the build on show).
 The email is served from memory; the hero image, which the email links at its archive URL, is
 served locally by rewriting that URL prefix to `/web/`.
 """
@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from newsletter.compose import build_issue, i18n, preview_preferences_url, preview_unsubscribe_url
 from newsletter.compose.editions import edition_group
-from newsletter.compose.schema import check_address
+from newsletter.compose.schema import check_address, split_addresses
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
 from newsletter.core.settings import TRANSPORTS
@@ -124,7 +124,7 @@ def personalised(snapshot: Snapshot, recipient: Recipient) -> tuple[str, str]:
 
 def parse_addresses(raw: str) -> list[str]:
     """Addresses typed into the form (commas, semicolons or spaces); ValueError if one is bad."""
-    found = [part for part in re.split(r"[\s,;]+", raw) if part]
+    found = split_addresses(raw)
     if len(found) > MAX_TEST_ADDRESSES:
         raise ValueError(f"at most {MAX_TEST_ADDRESSES} addresses per test send")
     return [check_address(address) for address in found]
@@ -185,6 +185,18 @@ class PreviewApp:
             "editions": self.editions(),
         }
 
+    def approval(self) -> str:
+        """The approvals of the build on show, in one line (the Sign-off card)."""
+        from newsletter.dispatch.approval import sign_off
+
+        snapshot = self.snapshot()
+        if snapshot is None:
+            return ""
+        try:
+            return sign_off(snapshot.pub, snapshot.build).describe()
+        except Exception as exc:  # the database may be unreachable: the page still shows
+            return f"approvals unavailable: {exc}"
+
     def editions(self) -> list[dict[str, str]]:
         """The issue's language editions (itself included) when it has more than one."""
         snapshot = self.snapshot()
@@ -199,10 +211,14 @@ class PreviewApp:
     # -- pages (plain `def` routes run in a worker thread: they may query the database) --------
 
     async def page(self, request: Request) -> Response:
+        from newsletter.dispatch.approval import default_approver
+
         session_id = request.cookies.get(SESSION_COOKIE) or self.sessions.new_id()
         snapshot = self.snapshot()
         settings = snapshot.pub.settings if snapshot else None
         context = self.context(SAMPLE_RECIPIENT) | {
+            "approval": await anyio.to_thread.run_sync(self.approval),
+            "approver": default_approver(snapshot.pub.root) if snapshot else "",
             "csrf": self.sessions.token(session_id),
             "transports": TRANSPORTS,
             "transport": settings.transport if settings else "outbox",
@@ -298,7 +314,8 @@ class PreviewApp:
 
     def api_parts(self, request: Request) -> Response:
         recipient = self.recipient(request)
-        body = self.parts(recipient) | {"version": self.live.version}
+        body = self.parts(recipient) | {"version": self.live.version,
+                                        "approval": self.approval()}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def recipients(self, request: Request) -> Response:
@@ -351,6 +368,28 @@ class PreviewApp:
         recipients = to or snapshot.pub.config.test_recipients
         return JSONResponse({"ok": True, "message": describe_send(result, recipients, transport)})
 
+    async def approve(self, request: Request) -> Response:
+        """The Approve button: record the approval of the build on show (sign-off)."""
+        if not same_origin(request):
+            return self._fail("cross-site request refused", 403)
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            return self._fail("form too large", 413)
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if not self.sessions.valid(request.cookies.get(SESSION_COOKIE), form.get("csrf")):
+            return self._fail("session expired or invalid form token; reload the page", 403)
+        snapshot = self.snapshot()
+        if snapshot is None or not self.live.ok:
+            return self._fail("the issue does not build; fix the problems shown first", 409)
+        from newsletter.dispatch.approval import approve
+
+        try:
+            state = await anyio.to_thread.run_sync(
+                approve, snapshot.pub, snapshot.build, form.get("name", ""))
+        except NewsletterError as exc:  # failing checks, no name
+            return self._fail(exc.format_message(), 409)
+        return JSONResponse({"ok": True, "message": state.describe()})
+
     @staticmethod
     def _fail(message: str, status: int) -> Response:
         return JSONResponse({"ok": False, "message": message}, status_code=status)
@@ -385,6 +424,7 @@ def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
         Route("/api/parts", view.api_parts),
         Route("/api/recipients", view.recipients),
         Route("/send-test", view.send_test, methods=["POST"]),
+        Route("/approve", view.approve, methods=["POST"]),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -40,6 +40,9 @@
     for (const key of ["status", "problems", "inbox", "checks"]) {
       $(key).innerHTML = parts[key];
     }
+    const approval = $("approve-result");
+    approval.className = "";
+    approval.textContent = parts.approval;  // an edit leaves earlier approvals behind
   }
 
   async function poll() {
@@ -132,6 +135,32 @@
       const response = await fetch(form.action, {
         method: "POST",
         body: new URLSearchParams(new FormData(form)),
+        credentials: "same-origin",
+      });
+      const data = await response.json();
+      result.className = data.ok ? "ok" : "bad";
+      result.textContent = data.message;
+    } catch (e) {
+      result.className = "bad";
+      result.textContent = "The preview server did not answer.";
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  // Sign-off: approve the version on show
+  const approveForm = $("approve");
+  approveForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const result = $("approve-result");
+    const button = approveForm.querySelector("button");
+    button.disabled = true;
+    result.className = "";
+    result.textContent = "Checking and approving…";
+    try {
+      const response = await fetch(approveForm.action, {
+        method: "POST",
+        body: new URLSearchParams(new FormData(approveForm)),
         credentials: "same-origin",
       });
       const data = await response.json();
