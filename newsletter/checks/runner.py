@@ -14,6 +14,7 @@ from newsletter.checks.content import check_content
 from newsletter.checks.direction import check_direction
 from newsletter.checks.draft import check_draft
 from newsletter.checks.images import check_images
+from newsletter.checks.leftovers import check_leftovers
 from newsletter.checks.links import check_links
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
 from newsletter.checks.size import check_size
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 Check = Callable[[Context], list[Finding]]
 OFFLINE: list[tuple[str, Check]] = [
     ("content", check_content),
+    ("leftovers", check_leftovers),
     ("draft", check_draft),
     ("size", check_size),
     ("images", check_images),

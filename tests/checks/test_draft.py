@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.checks import ERROR, WARNING, check_issue
-from newsletter.checks.content import LEFTOVERS, LEFTOVERS_SHOWN, _source_leftovers
+from newsletter.checks.leftovers import LEFTOVERS, LEFTOVERS_SHOWN, source_leftovers
 from newsletter.checks.sender import delivers, reserved_domain
 from newsletter.compose import scaffold
 from newsletter.compose.publication import Publication
@@ -155,10 +155,11 @@ WORD = {"TK": r"\bTK\b", "TODO": r"\bTODO\b", "FIXME": r"\bFIXME\b"}
 @given(st.lists(st.sampled_from(["TK", "TODO", "FIXME", "x", "_", " ", ".", "é", "1"]),
                 max_size=30).map("".join))
 def test_fast_word_patterns_match_exactly_what_word_boundaries_do(text: str) -> None:
-    for pattern, label in LEFTOVERS:
-        if label in WORD:
-            plain = [m.start() for m in re.finditer(WORD[label], text)]
-            assert [m.start() for m in pattern.finditer(text)] == plain
+    for kind in LEFTOVERS:
+        if kind.label in WORD:
+            plain = [m.start() for m in re.finditer(WORD[kind.label], text)]
+            assert [m.start() for m in kind.pattern.finditer(text)] == plain
+            assert kind.count(text, text.lower()) == len(plain)
 
 
 def _reference(path: Path, lines: list[str]) -> list[tuple[int, str, bool]]:
@@ -184,7 +185,7 @@ def _reference(path: Path, lines: list[str]) -> list[tuple[int, str, bool]]:
 def test_leftovers_agree_with_the_plain_reading(lines: list[str], name: str) -> None:
     path = Path(name)
     want = _reference(path, lines)
-    got = _source_leftovers(path, lines, set())
+    got = source_leftovers(path, lines, set())
     for label in {label for _, label, _ in want}:
         for hidden in (False, True):
             hits = [n for n, lab, h in want if lab == label and h == hidden]
