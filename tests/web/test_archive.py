@@ -142,7 +142,7 @@ def test_cli_archive(publication: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     result = CliRunner().invoke(main, ["-C", str(publication), "archive", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "archived 2 issue(s)" in result.output  # the sample issue and its Arabic edition
+    assert "archived 2 issues" in result.output  # the sample issue and its Arabic edition
     assert (out / SLUG / "index.html").is_file() and (out / "feed.xml").is_file()
     bad = CliRunner().invoke(main, ["-C", str(publication), "archive", "--skip", "nope"])
     assert bad.exit_code == 2 and "no issue to skip: nope" in bad.output
