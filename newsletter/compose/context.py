@@ -42,6 +42,24 @@ class Side:
         return cls("ltr", "left", "right")
 
 
+class _Sided:
+    """`dir`, `start` and `end` from a `side`, as the templates read them."""
+
+    side: Side
+
+    @property
+    def dir(self) -> str:
+        return self.side.dir
+
+    @property
+    def start(self) -> str:
+        return self.side.start
+
+    @property
+    def end(self) -> str:
+        return self.side.end
+
+
 @dataclass(frozen=True)
 class Hero:
     """The issue's lead image, at its published URL and display size."""
@@ -67,7 +85,7 @@ class ExpertView:
 
 
 @dataclass(frozen=True)
-class PieceView:
+class PieceView(_Sided):
     """One piece: its words (`t`), direction and both renderings of its body."""
 
     side: Side
@@ -81,18 +99,6 @@ class PieceView:
     html: Markup
     text: str
     mark: str = ""  # the direction mark for lines the text template adds
-
-    @property
-    def dir(self) -> str:
-        return self.side.dir
-
-    @property
-    def start(self) -> str:
-        return self.side.start
-
-    @property
-    def end(self) -> str:
-        return self.side.end
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class EditionLink:
 
 
 @dataclass(frozen=True)
-class IssueView:
+class IssueView(_Sided):
     """The issue as the templates see it."""
 
     side: Side
@@ -128,18 +134,6 @@ class IssueView:
     pieces: list[PieceView]
     view_url: str
     subscribe_url: str  # the public sign-up form (`newsletter serve`)
-
-    @property
-    def dir(self) -> str:
-        return self.side.dir
-
-    @property
-    def start(self) -> str:
-        return self.side.start
-
-    @property
-    def end(self) -> str:
-        return self.side.end
 
     @property
     def mixed(self) -> bool:
