@@ -237,7 +237,6 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
                                   "--retry-failed sends the version its recipients got")
     resumed = active or reopen
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
-    require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
     if resumed is None and undo_window is None and chosen == "sendgrid" and at is None:
         configured = pub.config.sendgrid.undo_window
         undo_window = parse_window(configured) if configured else None
@@ -258,6 +257,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
             raise NewsletterError("the undo window must be between 1 minute and 71 hours 50 "
                                   "minutes (SendGrid schedules at most 72 hours ahead)")
     sender = make_transport(chosen, pub.settings)
+    require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
     sync_note = None
     if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
         sync_note = before_send(pub, ledger.engine)  # retire suppressed addresses first
