@@ -194,6 +194,21 @@ class ApprovalConfig(Strict):
     approvers: int = Field(1, ge=1, le=20)  # distinct people who must approve the same content
 
 
+class FeedConfig(Strict):
+    """`feed:` in newsletter.yaml: the defaults of `newsletter new SLUG --from-feed`."""
+
+    url: str | None = None  # the site's RSS or Atom feed
+    words: int = Field(150, ge=20, le=2000)  # each piece's opening, at most this many words
+    pick: int | None = Field(None, ge=1)  # at most this many entries
+    language: str | None = None  # the issue's language when the feed does not say
+    days: int = Field(7, ge=1)  # how far back to look when no send has completed yet
+    timeout: float = Field(10.0, gt=0, le=120)  # seconds for each request
+    link_text: str | None = None  # default: "Read the full commentary" in the issue's language
+
+    _url = field_validator("url")(classmethod(lambda cls, v: v and _check_url(v)))
+    _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
+
+
 class PublicationConfig(Strict):
     """newsletter.yaml."""
 
@@ -218,6 +233,7 @@ class PublicationConfig(Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     translations: dict[str, ChromeWords] = Field(default_factory=dict)  # lang -> chrome words
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    feed: FeedConfig = Field(default_factory=FeedConfig)  # `new --from-feed` (docs/drafting.md)
     _own: PublicationConfig | None = PrivateAttr(default=None)  # set on an edition's copy
 
     _reply = field_validator("reply_to")(

@@ -3,7 +3,8 @@
 Use `open_database(settings)` to get an Engine whose schema is up to date.
 """
 
-from newsletter.db.engine import connect, display_url, open_database, write_connection
+from newsletter.db.database import open_database
+from newsletter.db.engine import connect, display_url, write_connection
 from newsletter.db.migrations import current_version, latest_version, upgrade
 
 __all__ = [

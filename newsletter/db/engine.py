@@ -11,10 +11,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError
 
 from newsletter.core.errors import InputError, Problem
-from newsletter.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -96,21 +95,3 @@ def connect(url: str | URL) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
-
-
-def open_database(settings: Settings | str) -> Engine:
-    """Connect to the publication's database and upgrade its schema in place."""
-    from newsletter.db.migrations import upgrade
-
-    url = settings if isinstance(settings, str) else settings.database_url
-    engine = connect(url)
-    try:
-        upgrade(engine)
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise InputError(
-            Problem("NEWSLETTER_DATABASE_URL", None,
-                    f"cannot open database {display_url(url)}: {reason}")
-        ) from None
-    return engine

@@ -4,7 +4,8 @@ Public API (imported lazily, so `import newsletter.dispatch` stays cheap):
 
 - `send_issue(pub, issue, segment, ...)`: a ledgered send (see service.py);
 - `send_test(pub, build, to=None, transport=None)`: a test send outside the ledger;
-- `sends_for(pub, issue)`: the ledger's sends of an issue, for `newsletter status`.
+- `sends_for(pub, issue)`: the ledger's sends of an issue, for `newsletter status`;
+- `last_completed_send(pub)`: the latest completed send of any issue (for `new --from-feed`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from newsletter.compose.publication import Publication
     from newsletter.dispatch.service import TestResult
 
-__all__ = ["send_issue", "send_test", "sends_for"]
+__all__ = ["last_completed_send", "send_issue", "send_test", "sends_for"]
 
 
 def send_test(pub: Publication, build: Build, to: list[str] | None = None,
@@ -28,7 +29,7 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("send_issue", "sends_for"):
+    if name in ("send_issue", "sends_for", "last_completed_send"):
         from newsletter.dispatch import service
 
         return getattr(service, name)

@@ -173,6 +173,13 @@ class Ledger:
         with self.engine.connect() as conn:
             return [SendRow.of(r) for r in conn.execute(query.order_by(sends.c.id))]
 
+    def last_completed(self) -> SendRow | None:
+        """The latest send, of any issue, that completed."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sends).where(sends.c.state == "completed")
+                               .order_by(sends.c.id.desc()).limit(1)).first()
+        return SendRow.of(row) if row else None
+
     def active(self, issue: str) -> SendRow | None:
         """The send of `issue` that is under way or stopped (at most one: unique index)."""
         with self.engine.connect() as conn:

@@ -579,6 +579,11 @@ def sends_for(pub: Publication, issue: str, limit: int = 50) -> list[SendStatus]
             for s in ledger.sends_for(slug)]
 
 
+def last_completed_send(pub: Publication) -> SendRow | None:
+    """The latest completed send of any issue (`new --from-feed` drafts the entries since)."""
+    return _database(pub).last_completed()
+
+
 def _slug(pub: Publication, issue: str) -> str:
     """The slug of ISSUE; a slug whose folder is gone still has a history in the ledger."""
     try:
