@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Connection,
@@ -370,7 +371,20 @@ def _event_detail(conn: Connection) -> None:
     md.create_all(conn)
 
 
-@migration(8, "sign-off: approvals of an issue's exact content")
+@migration(8, "what each send carried: its pieces and click tracking, for reports")
+def _send_contents(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "send_contents",
+        md,
+        Column("send_id", _Id, primary_key=True, autoincrement=False),
+        Column("pieces", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("click_tracking", Boolean, nullable=False),
+    )
+    md.create_all(conn)
+
+
+@migration(9, "sign-off: approvals of an issue's exact content")
 def _approvals(conn: Connection) -> None:
     """approvals: who approved which content (hash) of which issue, and when."""
     md = MetaData()

@@ -7,7 +7,7 @@ ISSUE`, or the preview's Approve button). Dry runs and test sends are not held b
 The content is a hash of the issue's sources (issue.yaml, its pieces and local images) and of
 what it renders to (subject, HTML and text parts, web copy). Any edit, to a word of a piece or
 to the template, gives new content: earlier approvals stay on record but no longer count.
-Approvals live in the database (`approvals`, migration 8): one per person (names compared
+Approvals live in the database (`approvals`, migration 9): one per person (names compared
 without case) and content, so two people approving at once both count, and one person
 approving twice counts once.
 """
