@@ -57,9 +57,12 @@ def test_archive_pages_index_and_feed(publication: Path) -> None:
         page = (out / slug / "index.html").read_text()
         [hero] = (out / slug).glob("hero-*.jpg")  # processed, named by its content hash
         assert f'src="{hero.name}"' in page
-        links = lxml_html.document_fromstring(page).xpath("//@href | //@src")
+        doc = lxml_html.document_fromstring(page)
+        links = doc.xpath("//*[not(self::link[@rel='canonical'])]/@href | //@src")
         assert not [url for url in links if url.startswith("https://news.example.org/archive/")]
-        # only the sharing tags keep absolute URLs (Open Graph requires them)
+        # only the canonical link and the sharing tags keep absolute URLs
+        assert doc.xpath("//link[@rel='canonical']/@href") == [
+            f"https://news.example.org/archive/{slug}/"]
         assert f'<meta property="og:url" content="https://news.example.org/archive/{slug}/">' \
             in page
         assert 'href="../"' in page and 'href="../feed.xml"' in page
