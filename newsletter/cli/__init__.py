@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from newsletter import __version__
-from newsletter.cli.common import App, Shown, report_unexpected
+from newsletter.cli.common import App, Shown, find_root, report_unexpected
 from newsletter.core.errors import NewsletterError
 
 #: command name -> (module under newsletter.cli that defines it in its COMMANDS list, the first
@@ -36,8 +36,12 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                          "interrupted send."),
     "send-test": ("dispatch", "Send a [TEST] copy of ISSUE to test_recipients (or --to), "
                               "outside the ledger."),
-    "status": ("dispatch", "Show each send of ISSUE with its counts and any unknown or failed "
-                           "recipients."),
+    "status": ("dispatch", "Show ISSUE's approvals and each send with its counts and any unknown "
+                           "or failed recipients."),
+    "issues": ("editorial", "List every issue with its date, language, editions and state, "
+                            "newest first."),
+    "approve": ("editorial", "Approve ISSUE's current content for sending (sign-off; see "
+                             "`approval:`)."),
     "report": ("report", "What people (and, beside them, machines) did with ISSUE: per piece, "
                          "per link."),
     "preview": ("web", "Preview ISSUE in the browser, rebuilding whenever a file changes."),
@@ -92,16 +96,27 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, command.get_short_help_str(limit))
                                 for name, command in rows])
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, but a mistyped command is offered the nearest names from the whole
+        table (click only knows the commands loaded so far)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
     def invoke(self, ctx: click.Context) -> object:
         """Run the command; a domain error leaves as click's exception (message, exit code);
         an unexpected exception becomes one line and exit code 1, its traceback goes to
-        .newsletter/last-error.log (and the terminal with --debug)."""
+        .newsletter/last-error.log (and the terminal with --debug). A closed pipe (`newsletter
+        build X | head`) ends the command quietly, as click does for its own output."""
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
             raise Shown(exc) from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt,
-                SystemExit):
+                SystemExit, BrokenPipeError):
             raise
         except Exception as exc:  # noqa: BLE001 - the one place that catches everything
             app = ctx.obj if isinstance(ctx.obj, App) else None
@@ -114,15 +129,17 @@ class LazyGroup(click.Group):
     "-C",
     "root",
     type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    help="Publication folder (default: the current folder).",
+    default=None,
+    help="Publication folder (default: the current folder or the nearest one above it that "
+         "holds newsletter.yaml).",
 )
 @click.option("--debug", is_flag=True,
               help="Show the traceback of an unexpected error (also NEWSLETTER_DEBUG=1).")
 @click.version_option(__version__, prog_name="newsletter")
 @click.pass_context
-def main(ctx: click.Context, root: Path, debug: bool) -> None:
+def main(ctx: click.Context, root: Path | None, debug: bool) -> None:
     """Assemble, check, preview and dispatch an expert-commentary newsletter."""
     debug = debug or os.environ.get("NEWSLETTER_DEBUG", "").strip().lower() in (
         "1", "true", "yes", "on")
-    ctx.obj = App(root=root, debug=debug)
+    here = Path.cwd() if root is None else root
+    ctx.obj = App(root=find_root(here) if root is None else root, debug=debug, here=here)

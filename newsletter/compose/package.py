@@ -23,10 +23,12 @@ POLICY = SMTP.clone(max_line_length=998)
 
 
 def list_id(config: PublicationConfig) -> str:
-    """A stable List-Id (RFC 2919) made from the publication's sender domain and name."""
-    domain = config.sender.email.rsplit("@", 1)[1]
-    label = "".join(c if c.isalnum() else "-" for c in config.name.lower()).strip("-")
-    return f"{config.name} <{label}.{domain}>"
+    """A stable List-Id (RFC 2919) made from the publication's sender domain and name (as
+    written, for every language edition)."""
+    own = config.own  # every edition is the same list
+    domain = own.sender.email.rsplit("@", 1)[1]
+    label = "".join(c if c.isalnum() else "-" for c in own.name.lower()).strip("-")
+    return f"{own.name} <{label}.{domain}>"
 
 
 def compose(

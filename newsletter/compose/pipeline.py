@@ -22,6 +22,7 @@ from newsletter.compose.links import Link, tag_page, track
 from newsletter.compose.package import compose, message_id_for, write_dist
 from newsletter.compose.publication import Publication
 from newsletter.compose.render import Rendered, render
+from newsletter.compose.schema import PublicationConfig
 from newsletter.compose.source import LoadedIssue, load_issue
 from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.core.html import parse_page, serialise_page
@@ -36,6 +37,7 @@ class Build:
     """A built issue: the parts dispatch personalises, plus the web copy and sample message."""
 
     issue: LoadedIssue
+    config: PublicationConfig  # the publication's settings as this issue's language shows them
     subject: str
     html: str  # email.html: inlined, with %%placeholders%% for per-recipient values
     text: str  # email.txt: with the same placeholders
@@ -47,6 +49,7 @@ class Build:
     images: IssueImages = field(default_factory=lambda: IssueImages({}))
     links: list[Link] = field(default_factory=list)  # every link of the email, with its piece
     tracked_html: str | None = None  # html with %%link|N%% hrefs, when click tracking is on
+    topic: str | None = None  # the topic a send's footer offers to stop (build_issue's `topic`)
 
     @property
     def slug(self) -> str:
@@ -123,9 +126,11 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     web_html = serialise_page(_page(web, css_cache), doctype=web.isolate)
     subject = issue.manifest.subject
     digest = content_hash(subject, html, email.text)
-    message = sample_message(pub, issue, subject, html, email.text, digest)
+    config = pub.config.edition_config(issue.manifest.language or pub.config.language)
+    message = sample_message(pub, issue, subject, html, email.text, digest, config)
     return Build(
         issue=issue,
+        config=config,
         subject=subject,
         html=html,
         text=email.text,
@@ -137,12 +142,14 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
         images=images,
         links=[link for _, link in found],
         tracked_html=tracked,
+        topic=topic,
     )
 
 
 def _page(rendered: Rendered, css_cache: Path | None = None) -> HtmlElement:
-    """A copy's compiled HTML parsed once, its left-to-right runs isolated when it has
-    right-to-left parts, and its CSS inlined: one lxml tree for every page pass.
+    """A copy's compiled HTML parsed once, each paragraph written in the other direction than
+    the page given its own `dir`, its left-to-right runs isolated when it has right-to-left
+    parts, and its CSS inlined: one lxml tree for every page pass.
 
     Serialised with a doctype only where the build always had one, on pages with right-to-left
     parts: premailer dropped MJML's lowercase `<!doctype html>`, but kept the uppercase one the
@@ -150,7 +157,8 @@ def _page(rendered: Rendered, css_cache: Path | None = None) -> HtmlElement:
     of its own, left as it was.)
     """
     page = parse_page(rendered.html)
-    if rendered.isolate:
+    flipped = bidi.direct_paragraphs(page)  # a paragraph in the other direction gets its own
+    if rendered.isolate or flipped:
         bidi.isolate_tree(page)
     inline_tree(page, css_cache)
     return page
@@ -184,16 +192,19 @@ def preview_preferences_url(pub: Publication, email: str) -> str:
 
 
 def sample_message(
-    pub: Publication, issue: LoadedIssue, subject: str, html: str, text: str, digest: str
+    pub: Publication, issue: LoadedIssue, subject: str, html: str, text: str, digest: str,
+    config: PublicationConfig | None = None,
 ) -> bytes:
-    """The complete message a sample subscriber would receive; pinned Date and Message-ID."""
+    """The complete message a sample subscriber would receive; pinned Date and Message-ID.
+
+    `config`: the settings as the issue's language shows them (its From name)."""
     recipient = SAMPLE_RECIPIENT
     unsubscribe = preview_unsubscribe_url(pub, recipient.email)
     html_p, text_p = personalise(html, text, recipient, unsubscribe,
                                  preview_preferences_url(pub, recipient.email))
     day = issue.manifest.date
     msg = compose(
-        pub.config,
+        config or pub.config,
         subject=subject,
         html=html_p,
         text=text_p,

@@ -12,7 +12,14 @@ import unicodedata
 from typing import Any, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from newsletter.core.errors import Problem
 from newsletter.core.yamlsrc import YamlDoc
@@ -24,6 +31,11 @@ def check_address(value: str) -> str:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
+
+
+def split_addresses(raw: str) -> list[str]:
+    """Addresses typed in one field: separated by commas, semicolons or spaces."""
+    return [part for part in re.split(r"[\s,;]+", raw) if part]
 
 
 def _check_url(value: str) -> str:
@@ -158,6 +170,30 @@ class TrackingConfig(Strict):
     burst_links: int = Field(default=3, ge=2)  # ... this window: a scanner
 
 
+class ChromeWords(Strict):
+    """`translations: {LANG: {...}}`: the publication's own words in an edition's language."""
+
+    name: str | None = None
+    publisher: str | None = None
+    footer: str | None = None
+    address: str | None = None
+    from_name: str | None = None
+
+    _from_name = field_validator("from_name")(
+        classmethod(lambda cls, v: None if v is None else check_one_line(v)))
+
+
+#: the chrome `translations:` can give per language, as newsletter.yaml names each
+CHROME_KEYS = ("name", "publisher", "footer", "address", "from_name")
+
+
+class ApprovalConfig(Strict):
+    """`approval:` in newsletter.yaml: sign-off before `send`."""
+
+    required: bool = False
+    approvers: int = Field(1, ge=1, le=20)  # distinct people who must approve the same content
+
+
 class FeedConfig(Strict):
     """`feed:` in newsletter.yaml: the defaults of `newsletter new SLUG --from-feed`."""
 
@@ -195,7 +231,10 @@ class PublicationConfig(Strict):
     strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
     digits: Literal["latin", "native"] = "latin"  # dates in the language's own digits?
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    translations: dict[str, ChromeWords] = Field(default_factory=dict)  # lang -> chrome words
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)  # `new --from-feed` (docs/drafting.md)
+    _own: PublicationConfig | None = PrivateAttr(default=None)  # set on an edition's copy
 
     _reply = field_validator("reply_to")(
         classmethod(lambda cls, v: None if v is None else check_address(v))
@@ -221,6 +260,47 @@ class PublicationConfig(Strict):
     def _url(cls, value: str) -> str:
         return _check_url(value).rstrip("/") + "/"
 
+    def chrome_words(self, lang: str) -> ChromeWords | None:
+        """`translations:` for `lang` (or its base language: ar for ar-EG), if given."""
+        from newsletter.compose.i18n import base_language  # Babel: loaded when needed
+
+        return self.translations.get(lang) or self.translations.get(base_language(lang))
+
+    def edition_config(self, lang: str) -> PublicationConfig:
+        """These settings as an edition in `lang` shows them: name, publisher, footer, address
+        and the From name from `translations:` where given (the rest as written)."""
+        words = self.chrome_words(lang)
+        if words is None:
+            return self
+        given = {key: getattr(words, key) for key in CHROME_KEYS if getattr(words, key)}
+        if not given:
+            return self
+        sender = self.sender
+        if "from_name" in given:
+            sender = sender.model_copy(update={"name": given.pop("from_name")})
+        edition = self.model_copy(update={**given, "sender": sender})
+        edition._own = self.own
+        return edition
+
+    @property
+    def own(self) -> PublicationConfig:
+        """The settings as written (not an edition's translated copy): what names the list."""
+        return self._own or self
+
+    def untranslated_chrome(self, lang: str) -> list[str]:
+        """The chrome keys shown in English (the publication's language) in a `lang` edition:
+        those set here but missing from `translations:` for `lang`. Empty for the publication's
+        own language."""
+        from newsletter.compose.i18n import base_language
+
+        if base_language(lang) == base_language(self.language):
+            return []
+        words = self.chrome_words(lang)
+        own = {"name": self.name, "publisher": self.publisher, "footer": self.footer,
+               "address": self.address, "from_name": self.sender.name}
+        return [key for key in CHROME_KEYS
+                if own[key].strip() and not (words and getattr(words, key))]
+
 
 class Hero(Strict):
     image: str
@@ -232,7 +312,8 @@ class IssueManifest(Strict):
     """issues/<slug>/issue.yaml."""
 
     subject: str
-    preheader: str = ""
+    preheader: str = ""  # hidden preview text: inboxes show it after the subject
+    intro: str = ""  # an optional visible opening paragraph (Markdown)
     date: dt.date
 
     _one_line = field_validator("subject", "preheader")(

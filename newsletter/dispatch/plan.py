@@ -20,6 +20,7 @@ from sqlalchemy import case, func, select
 from newsletter.core.errors import InputError, NewsletterError
 from newsletter.core.tokens import signing_secrets
 from newsletter.db.tables import subscribers
+from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
 from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
 from newsletter.dispatch.ledger.consent import preview
@@ -220,6 +221,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
     sender = make_transport(chosen, pub.settings)
+    require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
     if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
         note = before_send(pub, ledger.engine)  # retire suppressed addresses first
         if note:
