@@ -16,17 +16,15 @@ did (tests/golden; tests/compose/test_inline_reference.py compares with premaile
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
-import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from newsletter.compose import cache as stored
 
 FORMAT = 1  # part of every entry's key: bump when what is stored changes
 FILTER_PSEUDO = (":last-child", ":first-child", ":nth-child")  # inlined like plain selectors
@@ -127,23 +125,11 @@ def forget() -> None:
 @cache
 def fingerprint() -> str:
     """The code an entry was derived with: this module, cssutils and cssselect as installed."""
-    stamps = [f"format {FORMAT}"]
-    for origin in (__file__, *(_origin(name) for name in ("cssutils", "cssselect"))):
-        try:
-            stat = os.stat(origin) if origin else None
-        except OSError:
-            stat = None
-        stamps.append(f"{origin}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{origin}:?")
-    return "\0".join(stamps)
-
-
-def _origin(module: str) -> str | None:
-    spec = importlib.util.find_spec(module)
-    return spec.origin if spec else None
+    return f"format {FORMAT}\0" + stored.code_stamp((__file__,), ("cssutils", "cssselect"))
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(f"{fingerprint()}\0{text}".encode()).hexdigest()[:32]
+    return stored.key(fingerprint(), text)
 
 
 def _declarations_name() -> str:
@@ -263,24 +249,12 @@ def _stored_pairs(data: dict) -> dict[str, Pairs]:
 
 
 def _read_json(path: Path) -> Any:
+    data = stored.read(path)
     try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        return None if data is None else json.loads(data)
+    except ValueError:
         return None
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Write atomically (a reader sees the old file or the new one); a cache that cannot be
-    written is no error."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError:
-        pass
+    stored.write(path, json.dumps(data, ensure_ascii=False).encode())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lxml.html import HtmlElement
 
-from newsletter.compose import bidi, markdown
+from newsletter.compose import bidi, cache, i18n, markdown
 from newsletter.compose.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
 from newsletter.compose.inline import inline_tree
 from newsletter.compose.links import Link, tag_page, track
@@ -28,7 +28,8 @@ from newsletter.core.html import parse_page, serialise_page
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
 
-CSS_CACHE = Path(".newsletter") / "cache" / "css"  # the template's parsed style blocks
+CSS_CACHE = cache.CACHE / "css"  # the pages' parsed CSS (compose.css)
+DAYS_CACHE = cache.CACHE / "babel"  # the dates Babel formatted (compose.i18n)
 
 
 @dataclass
@@ -111,7 +112,8 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     """
     issue = load_issue(pub, pub.issue_dir(issue_ref))
     images = process_images(pub, issue)
-    email, web = render(pub, issue, topic, images=images)
+    with i18n.days_kept_in(pub.root / DAYS_CACHE):  # Babel is loaded only for a new date
+        email, web = render(pub, issue, topic, images=images)
     css_cache = pub.root / CSS_CACHE
     page = _page(email, css_cache)
     found = tag_page(page)

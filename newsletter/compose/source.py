@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from newsletter.compose import markdown
 from newsletter.compose.publication import Publication
-from newsletter.compose.schema import Expert, IssueManifest, PieceMeta, validate
+from newsletter.compose.schema import Expert, IssueManifest, PieceMeta
+from newsletter.compose.validated import validated
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.yamlsrc import (
     SourceError,
@@ -99,7 +100,7 @@ def load_issue(pub: Publication, folder: Path) -> LoadedIssue:
         doc = load_yaml_file(manifest_path)
     except SourceError as exc:
         raise InputError(exc.problem) from exc
-    manifest, problems = validate(IssueManifest, doc)
+    manifest, problems = validated(IssueManifest, doc, pub.root)
     pieces: list[Piece] = []
     hero_file = None
     if isinstance(doc.data, dict):
@@ -168,7 +169,7 @@ def _load_piece(
         front, body, body_line = split_front_matter(text, path)
     except SourceError as exc:
         return None, [exc.problem]
-    meta, problems = validate(PieceMeta, front)
+    meta, problems = validated(PieceMeta, front, pub.root)
     if meta is None:
         return None, problems
     expert = pub.config.experts.get(meta.expert)
