@@ -5,21 +5,18 @@ overrides single strings in newsletter.yaml (`strings: {ar: {follow: ...}}`). En
 reference catalogue: every other shipped catalogue has exactly its keys (a test enforces it).
 
 Babel is imported when it is needed. A build writes one date, and loading Babel with its locale
-data for it is about a tenth of a cold build, so the dates a build formats are kept
-(`days_kept_in`: in memory, and in a file under `.newsletter/cache/` keyed by Babel's install).
+data for it is about a tenth of a cold build, so the dates a build formats are kept (`DAYS`: in
+memory, and inside `DAYS.kept_in(folder)` in files under `.newsletter/cache/`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.compose import cache as stored
+from newsletter.compose.memo import Memo
 from newsletter.core.yamlsrc import load_plain
 
 if TYPE_CHECKING:
@@ -127,20 +124,13 @@ def native_digits(text: str, lang: str) -> str:
     return text.translate({ord("0") + i: zero + i for i in range(10)})
 
 
-_days: dict[str, str] = {}  # format_day's answers in this process, by its arguments
-_DAYS_KEPT = 4096
+DAYS = Memo("days", (__file__,), ("babel",))  # format_day's answers, kept per arguments
 
 
 def format_day(day: dt.date, lang: str, pattern: str = "long", digits: str = "latin") -> str:
     """A date as the language writes it (Babel pattern from the catalogue), digits as asked."""
-    key = "\0".join((day.isoformat(), lang, pattern, digits))
-    text = _days.get(key)
-    if text is None:
-        text = _format_day(day, lang, pattern, digits)
-        if len(_days) >= _DAYS_KEPT:
-            _days.clear()
-        _days[key] = text
-    return text
+    arguments = "\0".join((day.isoformat(), lang, pattern, digits))
+    return DAYS.get(arguments, "text", lambda: _format_day(day, lang, pattern, digits))
 
 
 def _format_day(day: dt.date, lang: str, pattern: str, digits: str) -> str:
@@ -152,32 +142,6 @@ def _format_day(day: dt.date, lang: str, pattern: str, digits: str) -> str:
     except (UnknownLocaleError, ValueError):
         text = format_date(day, "long", locale="en")
     return native_digits(text, lang) if digits == "native" else text
-
-
-@contextmanager
-def days_kept_in(folder: Path) -> Iterator[None]:
-    """Dates formatted by earlier processes are read from `folder` first; the ones formatted
-    inside the block are added to it after."""
-    path = folder / f"days-{stored.key(_babel_stamp())}.json"
-    data = stored.read(path)
-    try:
-        found = json.loads(data) if data else {}
-    except ValueError:
-        found = {}
-    if not isinstance(found, dict) or len(found) > _DAYS_KEPT:
-        found = {}
-    found = {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
-    _days.update(found)
-    known = dict(_days)
-    yield
-    if any(known.get(k) != v for k, v in _days.items()):
-        stored.write(path, json.dumps({**found, **_days}, ensure_ascii=False).encode())
-
-
-@cache
-def _babel_stamp() -> str:
-    """The code behind a formatted date: this module and Babel (with its locale data)."""
-    return stored.code_stamp((__file__,), ("babel",))
 
 
 def language_name(lang: str) -> str:

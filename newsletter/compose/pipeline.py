@@ -29,7 +29,7 @@ from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
 
 CSS_CACHE = cache.CACHE / "css"  # the pages' parsed CSS (compose.css)
-DAYS_CACHE = cache.CACHE / "babel"  # the dates Babel formatted (compose.i18n)
+TEXTS_CACHE = cache.CACHE / "texts"  # what pieces and dates gave (compose.memo)
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Build:
     images: IssueImages = field(default_factory=lambda: IssueImages({}))
     links: list[Link] = field(default_factory=list)  # every link of the email, with its piece
     tracked_html: str | None = None  # html with %%link|N%% hrefs, when click tracking is on
+    words: int = 0  # in the pieces' paragraphs
 
     @property
     def slug(self) -> str:
@@ -55,15 +56,12 @@ class Build:
 
     @cached_property
     def report(self) -> dict:
-        words = sum(
-            len(p.split()) for piece in self.issue.pieces for p in markdown.paragraphs(piece.body)
-        )
         return {
             "slug": self.slug,
             "subject": self.subject,
             "content_hash": self.content_hash,
             "pieces": len(self.issue.pieces),
-            "words": words,
+            "words": self.words,
             "sizes": {name: len(data) for name, data in self.files_without_report().items()},
             "images": {
                 p.name: {
@@ -110,10 +108,13 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
 
     `topic`: for a send to a segment defined by one topic (its footer offers to stop it).
     """
-    issue = load_issue(pub, pub.issue_dir(issue_ref))
-    images = process_images(pub, issue)
-    with i18n.days_kept_in(pub.root / DAYS_CACHE):  # Babel is loaded only for a new date
+    kept = pub.root / TEXTS_CACHE  # Markdown and dates derived before: no markdown-it, Babel
+    with markdown.KEPT.kept_in(kept), i18n.DAYS.kept_in(kept):
+        issue = load_issue(pub, pub.issue_dir(issue_ref))
+        images = process_images(pub, issue)
         email, web = render(pub, issue, topic, images=images)
+        words = sum(len(p.split()) for piece in issue.pieces
+                    for p in markdown.paragraphs(piece.body))
     css_cache = pub.root / CSS_CACHE
     page = _page(email, css_cache)
     found = tag_page(page)
@@ -139,6 +140,7 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
         images=images,
         links=[link for _, link in found],
         tracked_html=tracked,
+        words=words,
     )
 
 

@@ -83,14 +83,9 @@ def _outside(folder: Path, ref: str, what: str) -> str:
 
 def _image_refs(body: str) -> list[tuple[str, int]]:
     """(src, line offset in the body) of each local image in a piece's Markdown."""
-    found = []
-    for tok in markdown.parse_tokens(body):
-        for child in tok.children or []:
-            src = child.attrs.get("src") if child.type == "image" else None
-            if isinstance(src, str) and src and not is_remote(src) \
-                    and not src.startswith(("data:", "cid:", "mailto:")):
-                found.append((src, tok.map[0] if tok.map else 0))
-    return found
+    return [(ref.src, ref.line) for ref in markdown.images(body)
+            if ref.src and not is_remote(ref.src)
+            and not ref.src.startswith(("data:", "cid:", "mailto:"))]
 
 
 def load_issue(pub: Publication, folder: Path) -> LoadedIssue:
