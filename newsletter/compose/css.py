@@ -35,7 +35,7 @@ _DECLARATIONS_KEPT = 8192  # distinct style attributes kept in memory and in the
 Pairs = tuple[tuple[str, str], ...]  # (property, value) in order, `!important` in the value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: a key of merged styles
 class Rule:
     """One selector of a style rule with the declarations it inlines (important or not)."""
 

@@ -40,6 +40,7 @@ IGNORE_ATTRIBUTE = "data-premailer"  # `data-premailer="ignore"`: a block kept a
 _STYLE_BLOCKS = etree.XPath("descendant-or-self::style")
 _HEAD = etree.XPath("descendant-or-self::head")
 _BODY = etree.XPath("descendant-or-self::body")
+Attributes = tuple[tuple[str, str], ...]
 _SHORT_COLOR = re.compile(r"^#([0-9a-f])([0-9a-f])([0-9a-f])$", re.IGNORECASE)  # premailer's
 
 
@@ -65,20 +66,37 @@ def inline_tree(doc: HtmlElement, cache: Path | None = None) -> None:
         for element in _xpath(rule.xpath)(tree):
             matched.setdefault(id(element), (element, []))[1].append(rule)
     for element, applied in matched.values():
+        style, attributes = _merged(css, tuple(applied), element.get("style", ""))
+        if style:
+            element.set("style", style)
+        for key, value in attributes:
+            element.set(key, value)
+    css.save()
+    image_widths(doc)
+
+
+_MERGED_KEPT = 4096
+_merged_styles: dict[tuple[tuple[Rule, ...], str], tuple[str, Attributes]] = {}
+
+
+def _merged(css: CssCache, applied: tuple[Rule, ...], own: str) -> tuple[str, Attributes]:
+    """An element's style from the rules that match it, in order, then its own style (which
+    wins), `unset` values dropped; and the HTML attributes that style gives it (not `height`).
+    Elements of a page share a few combinations: each is worked out once."""
+    declared = css.declarations(own) if own else ()  # (also noted for the cache folder)
+    key = (applied, own)
+    found = _merged_styles.get(key)
+    if found is None:
         merged: dict[str, str] = {}
         for rule in applied:
             merged.update(rule.declarations)
-        own = element.get("style", "")
-        if own:
-            merged.update(css.declarations(own))
+        merged.update(declared)
         style = "; ".join(f"{k}:{v}" for k, v in merged.items() if v.lower() != "unset").strip()
-        if style:
-            element.set("style", style)
-        for key, value in _basic_attributes(style):
-            if key != "height":
-                element.set(key, value)
-    css.save()
-    image_widths(doc)
+        found = style, tuple((k, v) for k, v in _basic_attributes(style) if k != "height")
+        if len(_merged_styles) >= _MERGED_KEPT:
+            _merged_styles.clear()
+        _merged_styles[key] = found
+    return found
 
 
 def _head(tree: etree._ElementTree) -> None:
@@ -115,8 +133,7 @@ def _xpath(expression: str) -> etree.XPath:
     return etree.XPath(expression)
 
 
-@lru_cache(maxsize=4096)
-def _basic_attributes(style: str) -> tuple[tuple[str, str], ...]:
+def _basic_attributes(style: str) -> Attributes:
     """The HTML attributes a style gives an element (premailer 3.10's
     `_style_to_basic_html_attributes`, step by step)."""
     if style.count("}") and style.count("{") == style.count("}"):
