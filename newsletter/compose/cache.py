@@ -4,7 +4,8 @@ Every entry is keyed by its input and a stamp of the code that derived it (`code
 tool's version and the files of the modules and libraries involved, by size and modification
 time), so an edit or an upgrade finds no stale entry. Files are written whole (a temporary file
 renamed over the old one: a reader sees one or the other); a cache that cannot be read is
-treated as empty and one that cannot be written is no error.
+treated as empty and one that cannot be written is no error. Folders whose entries follow
+edits (one per version of a piece) keep the most recent few hundred (`prune`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,19 @@ def read(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
+
+
+def prune(folder: Path, pattern: str, keep: int) -> None:
+    """Delete all but the `keep` most recently written files matching `pattern` (entries of
+    texts since edited are never read again)."""
+    try:
+        found = [(entry.stat().st_mtime_ns, entry) for entry in folder.glob(pattern)]
+    except OSError:
+        return
+    if len(found) <= keep:
+        return
+    for _, old in sorted(found, key=lambda pair: pair[0])[:len(found) - keep]:
+        old.unlink(missing_ok=True)
 
 
 def write(path: Path, data: bytes) -> None:

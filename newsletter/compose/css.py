@@ -20,9 +20,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
+
+from lxml import etree
 
 from newsletter.compose import cache as stored
 
@@ -57,7 +59,7 @@ class StyleSheet:
 _lock = threading.Lock()  # cssutils keeps parser state in module globals
 _sheets: dict[str, StyleSheet] = {}
 _declarations: dict[str, Pairs] = {}
-_read_folders: set[Path] = set()  # declaration files already merged into memory
+_in_folder: dict[Path, tuple[set[str], set[str]]] = {}  # the sheets, styles each folder holds
 
 
 class CssCache:
@@ -65,26 +67,29 @@ class CssCache:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self._new = False  # declarations parsed that the folder's file lacks
-        if folder is not None and folder not in _read_folders:
-            _read_folders.add(folder)
-            stored = _read_json(folder / _declarations_name())
-            if isinstance(stored, dict):
-                _declarations.update(_stored_pairs(stored))
+        self._new = False  # declarations the folder's file lacks
+        if folder is not None and folder not in _in_folder:
+            found = _read_json(folder / _declarations_name())
+            kept = _stored_pairs(found) if isinstance(found, dict) else {}
+            _declarations.update(kept)
+            _in_folder[folder] = (set(), set(kept))
 
     def sheet(self, css: str) -> StyleSheet:
         """The rules and leftover CSS of a <style> block's text."""
         found = _sheets.get(css)
-        if found is None:
-            path = self.folder / f"sheet-{_digest(css)}.json" if self.folder else None
-            found = _stored_sheet(_read_json(path)) if path else None
-            if found is None:
-                found = _parse_sheet(css)
-                if path:
-                    _write_json(path, _sheet_json(found))
-            if len(_sheets) >= _SHEETS_KEPT:
-                _sheets.clear()
-            _sheets[css] = found
+        if self.folder is not None and css not in _in_folder[self.folder][0]:
+            path = self.folder / f"sheet-{_digest(css)}.json"
+            kept = _stored_sheet(_read_json(path))
+            if kept is None:  # missing or unreadable: (parsed and) written
+                found = found or _parse_sheet(css)
+                _write_json(path, _sheet_json(found))
+            found = found or kept
+            _in_folder[self.folder][0].add(css)
+        elif found is None:
+            found = _parse_sheet(css)
+        if len(_sheets) >= _SHEETS_KEPT:
+            _sheets.clear()
+        _sheets[css] = found
         return found
 
     def declarations(self, style: str) -> Pairs:
@@ -96,6 +101,7 @@ class CssCache:
             if len(_declarations) >= _DECLARATIONS_KEPT:
                 _declarations.clear()
             _declarations[style] = found
+        if self.folder is not None and style not in _in_folder[self.folder][1]:
             self._new = True
         return found
 
@@ -104,13 +110,14 @@ class CssCache:
         if self.folder is None or not self._new:
             return
         path = self.folder / _declarations_name()
-        stored = _read_json(path)
-        merged = _stored_pairs(stored) if isinstance(stored, dict) else {}
+        found = _read_json(path)
+        merged = _stored_pairs(found) if isinstance(found, dict) else {}
         if len(merged) + len(_declarations) > _DECLARATIONS_KEPT:
             merged = {}
         merged.update(_declarations)
         _write_json(path, {style: [list(pair) for pair in pairs]
                            for style, pairs in merged.items()})
+        _in_folder[self.folder][1].update(merged)
         self._new = False
 
 
@@ -119,7 +126,7 @@ def forget() -> None:
     cache folder, as a new process would."""
     _sheets.clear()
     _declarations.clear()
-    _read_folders.clear()
+    _in_folder.clear()
 
 
 @cache
@@ -226,26 +233,47 @@ def _sheet_json(sheet: StyleSheet) -> dict:
 
 
 def _stored_sheet(data: Any) -> StyleSheet | None:
-    """A sheet read back from its file, or None when the file is missing or not one."""
-    try:
-        rules = tuple(Rule(tuple(int(n) for n in order), str(selector), str(xpath),
-                           tuple((str(k), str(v)) for k, v in pairs))
-                      for order, selector, xpath, pairs in data["rules"])
-        leftover = data["leftover"]
-    except (TypeError, ValueError, KeyError):
+    """A sheet read back from its file, or None when the file is missing or not one (each
+    XPath compiles)."""
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         return None
-    if leftover is not None and not isinstance(leftover, str) or any(
-            len(rule.order) != 5 for rule in rules):
+    leftover = data.get("leftover")
+    rules = []
+    for item in data["rules"]:
+        if not (isinstance(item, list) and len(item) == 4):
+            return None
+        order, selector, xpath, declarations = item
+        if not (isinstance(order, list) and len(order) == 5
+                and all(type(n) is int for n in order) and isinstance(selector, str)
+                and isinstance(xpath, str) and _is_pairs(declarations)):
+            return None
+        try:
+            compiled(xpath)
+        except etree.XPathError:
+            return None
+        rules.append(Rule(tuple(order), selector, xpath, tuple(map(tuple, declarations))))
+    if leftover is not None and not isinstance(leftover, str):
         return None
-    return StyleSheet(rules, leftover)  # type: ignore[arg-type]
+    return StyleSheet(tuple(rules), leftover)
+
+
+def _is_pairs(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+        for p in value)
 
 
 def _stored_pairs(data: dict) -> dict[str, Pairs]:
-    try:
-        return {str(style): tuple((str(k), str(v)) for k, v in pairs)
-                for style, pairs in data.items()}
-    except (TypeError, ValueError):
-        return {}
+    return {style: tuple(map(tuple, pairs)) for style, pairs in data.items()
+            if isinstance(style, str) and _is_pairs(pairs)}
+
+
+@lru_cache(maxsize=512)
+def compiled(expression: str) -> etree.XPath:
+    """A selector's XPath, compiled; `:contains()` needs lxml's CSS function namespace."""
+    if "__lxml_internal_css:" in expression:
+        import lxml.cssselect  # noqa: F401  (registers the namespace)
+    return etree.XPath(expression)
 
 
 def _read_json(path: Path) -> Any:

@@ -130,7 +130,8 @@ DAYS = Memo("days", (__file__,), ("babel",))  # format_day's answers, kept per a
 def format_day(day: dt.date, lang: str, pattern: str = "long", digits: str = "latin") -> str:
     """A date as the language writes it (Babel pattern from the catalogue), digits as asked."""
     arguments = "\0".join((day.isoformat(), lang, pattern, digits))
-    return DAYS.get(arguments, "text", lambda: _format_day(day, lang, pattern, digits))
+    return DAYS.get(arguments, "text", lambda: _format_day(day, lang, pattern, digits),
+                    lambda text: isinstance(text, str))
 
 
 def _format_day(day: dt.date, lang: str, pattern: str, digits: str) -> str:

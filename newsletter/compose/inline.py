@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import re
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
 from lxml.html import HtmlElement
 
-from newsletter.compose.css import CssCache, Rule
+from newsletter.compose.css import CssCache, Rule, compiled
 from newsletter.core.html import edit_page
 
 IGNORE_ATTRIBUTE = "data-premailer"  # `data-premailer="ignore"`: a block kept as it is
@@ -63,7 +62,7 @@ def inline_tree(doc: HtmlElement, cache: Path | None = None) -> None:
     rules.sort(key=lambda pair: pair[0])
     matched: dict[int, tuple[HtmlElement, list[Rule]]] = {}
     for _, rule in rules:
-        for element in _xpath(rule.xpath)(tree):
+        for element in compiled(rule.xpath)(tree):
             matched.setdefault(id(element), (element, []))[1].append(rule)
     for element, applied in matched.values():
         style, attributes = _merged(css, tuple(applied), element.get("style", ""))
@@ -123,14 +122,6 @@ def _blocks(tree: etree._ElementTree) -> list[HtmlElement]:
                           stacklevel=2)
         found.append(block)
     return found
-
-
-@lru_cache(maxsize=512)
-def _xpath(expression: str) -> etree.XPath:
-    """A selector's compiled XPath; `:contains()` needs lxml's CSS function namespace."""
-    if "__lxml_internal_css:" in expression:
-        import lxml.cssselect  # noqa: F401  (registers the namespace)
-    return etree.XPath(expression)
 
 
 def _basic_attributes(style: str) -> Attributes:

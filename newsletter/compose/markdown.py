@@ -74,8 +74,22 @@ Figures = Callable[[str], Figure]
 def images(source: str) -> list[ImageRef]:
     """Every image in `source`, in order, with the line it is on."""
     found = KEPT.get(source, "images", lambda: [[ref.src, ref.alt, ref.title, ref.line]
-                                                for ref in _images(source)])
+                                                for ref in _images(source)], _image_fields)
     return [ImageRef(*fields) for fields in found]
+
+
+def _image_fields(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(f, list) and len(f) == 4 and all(isinstance(x, str) for x in f[:3])
+        and type(f[3]) is int for f in value)
+
+
+def _texts(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
 
 
 def _images(source: str) -> list[ImageRef]:
@@ -163,7 +177,7 @@ def to_html(source: str, figures: Figures | None = None) -> str:
     URL and size.
     """
     looked = _look_up(source, figures)
-    return KEPT.get(source, f"html {looked!r}", lambda: _to_html(source, looked))
+    return KEPT.get(source, f"html {looked!r}", lambda: _to_html(source, looked), _text)
 
 
 @lru_cache(maxsize=64)
@@ -204,7 +218,7 @@ def _to_html(source: str, looked: Looked) -> str:
 
 def paragraphs(source: str) -> list[str]:
     """The plain text of every paragraph (and list item) in `source`, whitespace collapsed."""
-    return list(KEPT.get(source, "paragraphs", lambda: _paragraphs(source)))
+    return list(KEPT.get(source, "paragraphs", lambda: _paragraphs(source), _texts))
 
 
 def _paragraphs(source: str) -> list[str]:
@@ -239,7 +253,8 @@ def to_text(source: str, width: int = WIDTH, figures: Figures | None = None) -> 
     a chart from a photo).
     """
     looked = _look_up(source, figures)
-    return KEPT.get(source, f"text {width} {looked!r}", lambda: _to_text(source, width, looked))
+    return KEPT.get(source, f"text {width} {looked!r}", lambda: _to_text(source, width, looked),
+                    _text)
 
 
 @lru_cache(maxsize=64)

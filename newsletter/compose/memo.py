@@ -31,13 +31,15 @@ class Memo:
                  kept: int = 256) -> None:
         self.name = name
         self._code = (files, libraries)
-        self._kept = kept  # texts kept in memory
+        self._kept = kept  # texts kept in memory, and files in a folder
         self._entries: dict[str, dict[str, Json]] = {}
         self._folder: ContextVar[Path | None] = ContextVar(f"{name}_folder", default=None)
         self._new: ContextVar[set[str] | None] = ContextVar(f"{name}_new", default=None)
 
-    def get(self, text: str, key: str, derive: Callable[[], Json]) -> Json:
-        """The result `key` of `text`: from memory, from the folder, or `derive()`d now."""
+    def get(self, text: str, key: str, derive: Callable[[], Json],
+            valid: Callable[[Json], bool]) -> Json:
+        """The result `key` of `text`: from memory, from the folder (when `valid` says it has
+        the shape `derive` gives), or `derive()`d now."""
         entry = self._entries.get(text)
         folder = self._folder.get()
         if entry is None or folder is not None and key not in entry:
@@ -45,6 +47,8 @@ class Memo:
             if len(self._entries) >= self._kept:
                 self._entries.clear()
             self._entries[text] = entry
+        if key in entry and not valid(entry[key]):
+            del entry[key]
         if key not in entry:
             entry[key] = derive()
             new = self._new.get()
@@ -67,6 +71,8 @@ class Memo:
             if entry is not None:
                 stored.write(self._path(folder, text),
                              json.dumps(entry, ensure_ascii=False).encode())
+        if new:
+            stored.prune(folder, f"{self.name}-*.json", self._kept)
 
     def forget(self) -> None:
         """Drop what this process keeps in memory (as a new process starts)."""

@@ -25,6 +25,7 @@ from newsletter.core.errors import Problem
 from newsletter.core.yamlsrc import YamlDoc
 
 VALID_CACHE = stored.CACHE / "valid"
+_KEPT = 512  # entries in the folder: one per version of each document
 M = TypeVar("M", bound=BaseModel)
 Result = tuple[M | None, list[Problem]]
 _HERE = Path(__file__).resolve().parent
@@ -52,6 +53,7 @@ def remembered(model: type[M], root: Path | None, parts: tuple[str, ...],
     instance, problems = result
     if instance is not None and not any(p.severity == "error" for p in problems):
         stored.write(path, pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
+        stored.prune(path.parent, "*.pickle", _KEPT)
     return result
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from newsletter.compose import build_issue, i18n, markdown, validated
 from newsletter.compose import publication as publication_module
+from newsletter.compose.memo import Memo
 from newsletter.compose.pipeline import TEXTS_CACHE
 from newsletter.compose.publication import Publication, load_config
 from newsletter.compose.schema import PieceMeta
@@ -156,6 +157,33 @@ def test_a_piece_is_rendered_once_and_kept(tmp_path: Path,
         derived()
     monkeypatch.undo()
     markdown.KEPT.forget()
+
+
+def test_a_kept_result_of_the_wrong_shape_is_derived_again(tmp_path: Path) -> None:
+    body = '![A chart](chart.png "Caption")\n\nText.\n'
+    markdown.KEPT.forget()
+    with markdown.KEPT.kept_in(tmp_path):
+        first = markdown.images(body), markdown.paragraphs(body), markdown.to_text(body)
+    [kept] = tmp_path.glob("markdown-*.json")
+    stored = json.loads(kept.read_text())
+    kept.write_text(json.dumps({key: [[1, 2]] if key == "images" else 5 for key in stored}))
+    markdown.KEPT.forget()
+    with markdown.KEPT.kept_in(tmp_path):
+        assert (markdown.images(body), markdown.paragraphs(body), markdown.to_text(body)) == first
+    assert json.loads(kept.read_text()) == stored  # and written right again
+    markdown.KEPT.forget()
+
+
+def test_a_folder_keeps_the_latest_entries(tmp_path: Path) -> None:
+    """One file per version of a text: the oldest go once there are more than the memo keeps."""
+    kept = Memo("t", (), (), kept=3)
+    for n in range(5):
+        with kept.kept_in(tmp_path):
+            assert kept.get(f"version {n}", "n", lambda n=n: n, lambda v: type(v) is int) == n
+    assert len(list(tmp_path.glob("t-*.json"))) == 3
+    kept.forget()
+    with kept.kept_in(tmp_path):  # the newest is still read back
+        assert kept.get("version 4", "n", lambda: pytest.fail("derived again"), lambda v: True) == 4
 
 
 def test_a_warm_cold_build_loads_no_validator_parser_or_locale_data(publication: Path) -> None:
