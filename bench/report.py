@@ -1,7 +1,8 @@
 """Report benchmark: `newsletter report` figures over 1,000,000 stored events.
 
 Sets up a fresh SQLite database (or --database-url) with one send of an issue to 100,000
-recipients, its 15 links across 4 pieces and the chrome, and --events events (delivered, human
+recipients (their ledger rows too: the report counts people), its 15 links across 4 pieces and
+the chrome, and --events events (delivered, human
 and machine opens, human and scanner clicks, bounces, ...) spread over three days, plus
 --other events of other sends that the report must skip. Then it times `issue_report` (every
 figure of the report: totals, per piece, per link, the 72-hour timeline) and the expert rollup,
@@ -29,9 +30,10 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 
 from newsletter.db import open_database  # noqa: E402
-from newsletter.db.ledger_tables import sends  # noqa: E402
+from newsletter.db.ledger_tables import send_recipients, sends  # noqa: E402
 from newsletter.db.tables import send_links  # noqa: E402
-from newsletter.events.report import expert_report, issue_report  # noqa: E402
+from newsletter.events.report import issue_report  # noqa: E402
+from newsletter.events.report_experts import expert_report  # noqa: E402
 
 TARGET_S = 2.0
 RECIPIENTS = 100_000
@@ -67,6 +69,9 @@ def setup(url: str, count: int, other: int, seed: int = 11) -> tuple[dict, float
                 accepted=RECIPIENTS, failed=0, unknown=0, batches=100, created_at=began,
                 updated_at=began))
             conn.execute(insert(send_links), [{"send_id": send_id, **row} for row in links])
+            conn.execute(insert(send_recipients), [
+                {"send_id": send_id, "email": f"reader{who}@example.org", "name": "",
+                 "attributes": {}, "state": "accepted"} for who in range(RECIPIENTS)])
     kinds = [k for k, share in MIX for _ in range(share)]
     expected = {"human_clicks": 0, "machine_clicks": 0, "human_opens": 0, "machine_opens": 0}
     rows_sql = []
@@ -131,6 +136,8 @@ def main() -> None:
     got = {"human_clicks": report.clicks, "machine_clicks": report.machine_clicks,
            "human_opens": report.opens, "machine_opens": report.machine_opens}
     problems = [] if got == expected else [f"totals {got} != expected {expected}"]
+    if report.recipients != RECIPIENTS:
+        problems.append(f"{report.recipients:,} people reached, not {RECIPIENTS:,}")
     if sum(p.clicks + p.machine_clicks for p in report.pieces) != sum(got[k] for k in (
             "human_clicks", "machine_clicks")):
         problems.append("per-piece clicks do not add up to the total")

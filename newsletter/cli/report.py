@@ -9,6 +9,9 @@ import click
 from newsletter.cli.common import App, console, pass_app
 from newsletter.core.errors import InputError, NewsletterError, Problem
 
+NOT_MEASURED = "not measured"
+NO_LINKS = "no links"
+
 
 def _slug(app: App, issue: str) -> str:
     try:
@@ -21,24 +24,49 @@ def _pct(value: float) -> str:
     return f"{value:.1%}"
 
 
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
 def _text(report) -> None:
     r = report
     out = console.print
-    out(f"Issue {r.issue}: {r.recipients:,} recipients in {len(r.sends)} send(s)")
-    out(f"  opens: {r.human_openers:,} people ({r.opens:,} opens); machine opens "
-        f"{r.machine_opens:,}")
-    out(f"  clicks: {r.human_clickers:,} people ({r.clicks:,} clicks); machine clicks "
-        f"{r.machine_clicks:,}")
-    out(f"  bounces {r.bounces:,}, complaints {r.complaints:,}, unsubscribes {r.unsubscribes:,}")
+    out(f"Issue {r.issue}: {r.subject}" if r.subject else f"Issue {r.issue}", markup=False)
+    reached = f"  {_plural(r.recipients, 'person', 'people')} reached"
+    if r.messages != r.recipients:
+        reached += f" ({_plural(r.messages, 'message')} accepted)"
+    out(f"{reached} in {_plural(len(r.sends), 'send')}")
+    if r.knows("opens"):
+        out(f"  opens: {r.human_openers:,} people ({r.opens:,} opens); machine opens "
+            f"{r.machine_opens:,}")
+    else:
+        out(f"  opens: {NOT_MEASURED}")
+    if r.knows("clicks"):
+        out(f"  clicks: {r.human_clickers:,} people ({r.clicks:,} clicks); machine clicks "
+            f"{r.machine_clicks:,}")
+    else:
+        out(f"  clicks: {NOT_MEASURED}")
+    counters = [f"{name} {getattr(r, name):,}" if r.knows(name) else f"{name} {NOT_MEASURED}"
+                for name in ("bounces", "complaints", "unsubscribes")]
+    out(f"  people: {', '.join(counters)}")
+    for note in r.notes:
+        out(f"  note: {note}", markup=False)
     out("Per piece (people who clicked, clicks, click rate | machine clicks):")
     for p in r.pieces:
-        name = f"{p.piece}. {p.title} ({p.expert})" if p.piece else "masthead and footer"
-        out(f"  {name}: {p.human_clickers:,}, {p.clicks:,}, {_pct(p.click_rate)} | "
-            f"{p.machine_clicks:,}", markup=False)
+        name = f"{p.piece}. {p.title} ({p.name})" if p.piece else "masthead and footer"
+        if not p.links:
+            figures = NO_LINKS
+        elif not p.measured:
+            figures = NOT_MEASURED
+        else:
+            figures = (f"{p.human_clickers:,}, {p.clicks:,}, {_pct(p.click_rate)} | "
+                       f"{p.machine_clicks:,}")
+        out(f"  {name}: {figures}", markup=False)
     out("Per link (people, clicks | machine):")
     for link in r.links:
-        out(f"  {link.label}: {link.url}: {link.human_clickers:,}, {link.clicks:,} | "
-            f"{link.machine_clicks:,}", markup=False)
+        figures = (f"{link.human_clickers:,}, {link.clicks:,} | {link.machine_clicks:,}"
+                   if link.measured else NOT_MEASURED)
+        out(f"  {link.label}: {link.shown_url}: {figures}", markup=False)
 
 
 def _csv(rows: list[dict]) -> str:
@@ -53,20 +81,48 @@ def _csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def _cell(value: object, why: str = NOT_MEASURED) -> object:
+    """A CSV cell: a figure, or in words why there is none."""
+    return why if value is None else value
+
+
 def _issue_rows(report) -> list[dict]:
-    """One CSV row per piece then per link, with the issue totals on each."""
+    """One CSV row per piece then per link; a figure that is missing says why in words.
+    The columns of earlier versions come first, in their order; newer ones follow."""
+    data = report.as_dict()
     rows = []
-    for p in report.pieces:
+    for p, row in zip(report.pieces, data["pieces"], strict=True):
+        why = NO_LINKS if not p.links else NOT_MEASURED
         rows.append({"kind": "piece", "piece": p.piece, "link": "", "title": p.title,
-                     "expert": p.expert, "url": "", "human_clickers": p.human_clickers,
-                     "clicks": p.clicks, "click_rate": round(p.click_rate, 4),
-                     "machine_clicks": p.machine_clicks})
-    for link in report.links:
+                     "expert": p.expert, "url": "",
+                     "human_clickers": _cell(row["human_clickers"], why),
+                     "clicks": _cell(row["clicks"], why),
+                     "click_rate": _cell(None if row["click_rate"] is None
+                                         else round(row["click_rate"], 4), why),
+                     "machine_clicks": _cell(row["machine_clicks"], why),
+                     "expert_name": p.name if p.piece else "", "personal": ""})
+    for link, row in zip(report.links, data["links"], strict=True):
         rows.append({"kind": "link", "piece": link.piece, "link": link.link, "title": "",
-                     "expert": "", "url": link.url, "human_clickers": link.human_clickers,
-                     "clicks": link.clicks, "click_rate": "",
-                     "machine_clicks": link.machine_clicks})
+                     "expert": "", "url": row["url"],
+                     "human_clickers": _cell(row["human_clickers"]),
+                     "clicks": _cell(row["clicks"]), "click_rate": "",
+                     "machine_clicks": _cell(row["machine_clicks"]),
+                     "expert_name": "", "personal": link.personal or ""})
     return rows
+
+
+def _experts_text(rows: list[dict]) -> None:
+    for row in rows:
+        pieces = f"{_plural(row['pieces'], 'piece')} in {_plural(row['issues'], 'issue')}"
+        if not row["pieces_with_links"]:
+            figures = NO_LINKS
+        elif row["clicks"] is None:
+            figures = f"clicks {NOT_MEASURED}"
+        else:
+            figures = (f"{row['human_clickers']:,} people clicked ({row['clicks']:,} clicks, "
+                       f"{_pct(row['click_rate'])} of {row['recipients']:,} people reached) "
+                       f"| machine clicks {row['machine_clicks']:,}")
+        console.print(f"{row['name']}: {pieces}; {figures}", markup=False)
 
 
 @click.command()
@@ -84,35 +140,29 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
     import json
 
     from newsletter.db import open_database
-    from newsletter.events.report import expert_report, issue_report
+    from newsletter.events.report import issue_report
+    from newsletter.events.report_experts import expert_report
 
     if by is None and not issue:
         raise InputError(Problem("report", None, "name an ISSUE, or use --by expert"))
     pub = app.publication
+    names = {key: expert.name for key, expert in pub.config.experts.items()}
     engine = open_database(pub.settings)
     try:
         with engine.connect() as conn:
             if by == "expert":
-                experts = expert_report(conn)
-                rows = [{"expert": f.expert, "name": _expert_name(pub, f.expert),
-                         "issues": f.issues, "pieces": f.pieces, "recipients": f.recipients,
-                         "human_clickers": f.human_clickers, "clicks": f.clicks,
-                         "click_rate": round(f.click_rate, 4),
-                         "machine_clicks": f.machine_clicks} for f in experts]
+                rows = [f.as_row() for f in expert_report(conn, names)]
                 if fmt == "json":
                     click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
                 elif fmt == "csv":
-                    click.echo(_csv(rows), nl=False)
+                    click.echo(_csv([{k: _cell(v, NO_LINKS if not row["pieces_with_links"]
+                                                 else NOT_MEASURED) for k, v in row.items()}
+                                     for row in rows]), nl=False)
                 else:
-                    for row in rows:
-                        console.print(f"{row['name']}: {row['pieces']} piece(s) in "
-                                      f"{row['issues']} issue(s); {row['human_clickers']:,} "
-                                      f"people clicked ({row['clicks']:,} clicks, "
-                                      f"{_pct(row['click_rate'])}) | machine clicks "
-                                      f"{row['machine_clicks']:,}", markup=False)
+                    _experts_text(rows)
                 return
             slug = _slug(app, issue or "")
-            found = issue_report(conn, slug)
+            found = issue_report(conn, slug, names)
     finally:
         engine.dispose()
     if found is None:
@@ -125,11 +175,6 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
     else:
         _text(found)
         console.print(f"  {page}", markup=False)
-
-
-def _expert_name(pub, expert_id: str) -> str:
-    expert = pub.config.experts.get(expert_id)
-    return expert.name if expert else expert_id
 
 
 def _write_page(pub, found) -> Path:

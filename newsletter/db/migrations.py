@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Connection,
@@ -366,5 +367,18 @@ def _event_detail(conn: Connection) -> None:
         Column("url", Text, nullable=False),
         Column("title", Text, nullable=False),
         Column("expert", String(200), nullable=False),
+    )
+    md.create_all(conn)
+
+
+@migration(8, "what each send carried: its pieces and click tracking, for reports")
+def _send_contents(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "send_contents",
+        md,
+        Column("send_id", _Id, primary_key=True, autoincrement=False),
+        Column("pieces", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("click_tracking", Boolean, nullable=False),
     )
     md.create_all(conn)

@@ -140,6 +140,17 @@ send_links = Table(
     Column("expert", String(200), nullable=False),  # the piece's expert id ("" for the chrome)
 )
 
+#: Migration 8: what each send carried, for its report, written when the send starts: every
+#: piece (those without links too) with its expert's id and name as sent, and whether our
+#: click tracking rewrote its links (newsletter.events.report_sends).
+send_contents = Table(
+    "send_contents",
+    metadata,
+    Column("send_id", Id, primary_key=True, autoincrement=False),
+    Column("pieces", JsonDoc, nullable=False),  # [{piece, title, expert, expert_name}, ...]
+    Column("click_tracking", Boolean, nullable=False),
+)
+
 #: Engagement counters per send and recipient (send_id is the ledger's sends.id).
 ENGAGEMENT_COUNTERS = (
     "delivered", "opens", "clicks", "deferred", "bounces", "blocked", "dropped", "complaints",

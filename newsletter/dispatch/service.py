@@ -505,11 +505,12 @@ class TestResult:
 
 
 def send_test(pub: Publication, build: Build, to: list[str] | None = None,
-              transport: str | None = None, *, policy: RetryPolicy | None = None) -> TestResult:
+              transport: str | None = None, *, policy: RetryPolicy | None = None,
+              recipient: Recipient | None = None) -> TestResult:
     """Send `build` with a [TEST] subject to `to` (or `test_recipients`), outside the ledger.
 
-    Each copy is personalised with the sample recipient's name and attributes and the test
-    address. Raises FailedError when any copy was not accepted.
+    Each copy is personalised with the name and attributes of `recipient` (default: the
+    sample recipient) and the test address. Raises FailedError when any copy was not accepted.
     """
     from newsletter.checks import require_passing
     from newsletter.compose.schema import check_address
@@ -530,7 +531,8 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
                            secret=pub.settings.secret or SAMPLE_SECRET)
     sender.open(mailing)
     policy = policy or RetryPolicy.from_env()
-    items = [Item(n, Recipient(a, SAMPLE_RECIPIENT.name, SAMPLE_RECIPIENT.attributes))
+    person = recipient or SAMPLE_RECIPIENT
+    items = [Item(n, Recipient(a, person.name, person.attributes))
              for n, a in enumerate(addresses, start=1)]
     accepted, failed = [], {}
     try:

@@ -2,23 +2,32 @@
 
 Every figure is computed in the database from `webhook_events` (opens and clicks with their
 human-or-machine verdict, newsletter.events.classify), `send_links` (which piece each link
-position belongs to) and `engagement` (per-send totals of bounces, complaints, unsubscribes,
-kept when old events are pruned). Human figures come first; machine figures sit beside them.
+position belongs to), `send_recipients` (the people reached) and `engagement` (per-send
+bounces, complaints, unsubscribes, kept when old events are pruned). Human figures come first;
+machine figures sit beside them.
+
+A report says what it knows: every piece the sends carried is listed (one without links says
+so), people are counted once however often they were mailed, and a figure the transport or the
+settings could not measure (opens after an outbox or SMTP send, clicks with tracking off) is
+"not measured", not 0; `notes` say why.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import Connection, and_, bindparam, case, column, distinct, func, select, table
+from sqlalchemy import Connection, and_, bindparam, case, distinct, func, select
 
-from newsletter.db.tables import ENGAGEMENT_COUNTERS, engagement, send_links, webhook_events
+from newsletter.core.personalise import PLACEHOLDER
+from newsletter.db.tables import engagement, send_links, webhook_events
+from newsletter.events.report_sends import SendFacts, people_reached, personal_link, sends_of
 
 HOURS = 72
-_sends = table("sends", column("id"), column("issue"), column("accepted"),
-               column("created_at"), column("send_at"))
+#: the per-send counters shown, each counted in people, and the provider event behind it
+COUNTERS = {"bounces": "bounce", "complaints": "complaint", "unsubscribes": "unsubscribe"}
 
 
 @dataclass
@@ -29,75 +38,126 @@ class LinkFigures:
     human_clickers: int = 0
     clicks: int = 0
     machine_clicks: int = 0
+    measured: bool = True
 
     @property
     def label(self) -> str:
         return f"{'piece ' + str(self.piece) if self.piece else 'chrome'}, link {self.link}"
+
+    @property
+    def personal(self) -> str | None:
+        """What the link is when its URL differs per recipient (e.g. "unsubscribe link")."""
+        return personal_link(self.url)
+
+    @property
+    def shown_url(self) -> str:
+        """The URL, or for a personal link what it is (never its placeholder)."""
+        return f"personal {self.personal} (one per recipient)" if self.personal else self.url
 
 
 @dataclass
 class PieceFigures:
     piece: int  # 0: the chrome
     title: str
-    expert: str
+    expert: str  # the expert's id ("" for the chrome)
+    expert_name: str = ""
+    links: int = 0
     human_clickers: int = 0
     clicks: int = 0
     machine_clicks: int = 0
-    click_rate: float = 0.0  # human clickers / recipients
+    click_rate: float = 0.0  # human clickers / people reached
+    measured: bool = True  # False: clicks on its links could not be counted
+
+    @property
+    def name(self) -> str:
+        """The expert's name (their id when no name is known)."""
+        return self.expert_name or self.expert
 
 
 @dataclass
 class IssueReport:
     issue: str
     sends: list[int]
-    recipients: int
+    recipients: int  # people reached: distinct addresses a transport accepted
+    subject: str = ""
+    messages: int = 0  # messages accepted (more than `recipients` after `send --again`)
     opens: int = 0
     human_openers: int = 0
     machine_opens: int = 0
     clicks: int = 0
     human_clickers: int = 0
     machine_clicks: int = 0
-    bounces: int = 0
+    bounces: int = 0  # people, as the provider reported them
     complaints: int = 0
     unsubscribes: int = 0
     pieces: list[PieceFigures] = field(default_factory=list)
     links: list[LinkFigures] = field(default_factory=list)
     hourly: dict[str, list[int]] = field(default_factory=dict)  # people's opens, clicks per hour
     started_at: dt.datetime | None = None
+    measured: dict[str, bool] = field(default_factory=dict)  # opens, clicks, bounces, ...
+    notes: list[str] = field(default_factory=list)  # why a figure is not measured
+
+    def knows(self, what: str) -> bool:
+        """Whether `what` (opens, clicks, bounces, complaints, unsubscribes) was measured."""
+        return self.measured.get(what, True)
 
     def as_dict(self) -> dict:
+        """Everything, as JSON: a figure that was not measured is null, never 0."""
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat() if self.started_at else None
+        if not self.knows("opens"):
+            data.update(opens=None, human_openers=None, machine_opens=None)
+            data["hourly"]["opens"] = None
+        if not self.knows("clicks"):
+            data.update(clicks=None, human_clickers=None, machine_clicks=None)
+            data["hourly"]["clicks"] = None
+        for name in COUNTERS:
+            if not self.knows(name):
+                data[name] = None
+        for row, piece in zip(data["pieces"], self.pieces, strict=True):
+            row["expert_name"] = piece.name
+            if not piece.measured or not piece.links:
+                row.update(human_clickers=None, clicks=None, machine_clicks=None,
+                           click_rate=None)
         for row, link in zip(data["links"], self.links, strict=True):
-            row["label"] = link.label
+            row.update(label=link.label, personal=link.personal)
+            if link.personal:
+                row["url"] = ""
+            if not link.measured:
+                row.update(human_clickers=None, clicks=None, machine_clicks=None)
         return data
 
 
-def issue_report(conn: Connection, issue: str) -> IssueReport | None:
-    """The report of every send of `issue`, or None when it was never sent."""
-    sends = conn.execute(select(_sends.c.id, _sends.c.accepted, _sends.c.created_at,
-                                _sends.c.send_at).where(_sends.c.issue == issue)).all()
+def issue_report(conn: Connection, issue: str,
+                 expert_names: Mapping[str, str] | None = None) -> IssueReport | None:
+    """The report of every send of `issue`, or None when it was never sent.
+
+    `expert_names` (id -> name) names the experts of sends that did not record their names.
+    """
+    sends = sends_of(conn, issue)
     if not sends:
         return None
-    ids = sorted(row.id for row in sends)
-    starts = [_aware(row.send_at or row.created_at) for row in sends]
-    report = IssueReport(issue, ids, sum(int(row.accepted or 0) for row in sends),
-                         started_at=min(starts).replace(microsecond=0))  # events: whole s
+    ids = [s.id for s in sends]
+    report = IssueReport(issue, ids, people_reached(conn, ids), subject=subject_of(sends),
+                         messages=sum(s.accepted for s in sends),
+                         started_at=min(s.started for s in sends).replace(microsecond=0))
     _totals(conn, report)
-    _per_link(conn, report)
+    _per_link(conn, report, sends, expert_names or {})
+    _measured(report, sends)
     return report
 
 
-def _aware(value) -> dt.datetime:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+def subject_of(sends: list[SendFacts]) -> str:
+    """The latest send's subject, a personal placeholder shown by its fallback or its name."""
+    subject = sends[-1].subject if sends else ""
+    return PLACEHOLDER.sub(lambda m: m.group(2) or f"[{m.group(1)}]", subject)
 
 
 def _totals(conn: Connection, report: IssueReport) -> None:
-    """Opens and clicks (people, machines), the 72-hour timeline, and the per-send totals.
+    """Opens and clicks (people, machines), the 72-hour timeline, and the per-send counters.
 
-    Every query here reads only ix_webhook_events_report (send, event, machine, address, ...).
+    Every event query here reads only ix_webhook_events_report (send, event, machine, address,
+    ...) or ix_webhook_events_timeline.
     """
     e = webhook_events.c
     of_sends = (e.send_id.in_(report.sends), e.event.in_(["open", "click"]))
@@ -127,25 +187,32 @@ def _totals(conn: Connection, report: IssueReport) -> None:
         people = select(func.count(distinct(e.email_key))).where(
             e.send_id.in_(report.sends), e.event == event, e.machine.is_(False))
         setattr(report, target, int(conn.execute(people).scalar_one() or 0))
-    totals = select(*(func.coalesce(func.sum(engagement.c[n]), 0) for n in ENGAGEMENT_COUNTERS)
-                    ).where(engagement.c.send_id.in_(report.sends))
-    counts = dict(zip(ENGAGEMENT_COUNTERS, conn.execute(totals).one(), strict=True))
-    report.bounces, report.complaints, report.unsubscribes = (
-        int(counts["bounces"]), int(counts["complaints"]), int(counts["unsubscribes"]))
+    g = engagement.c
+    people = [func.count(distinct(case((g[name] > 0, g.email_key)))) for name in COUNTERS]
+    counts = conn.execute(select(*people).where(g.send_id.in_(report.sends))).one()
+    for name, value in zip(COUNTERS, counts, strict=True):
+        setattr(report, name, int(value or 0))
 
 
-def _per_link(conn: Connection, report: IssueReport) -> None:
-    """Per link and per piece: clicks (people, machines) and the people who clicked."""
+def _per_link(conn: Connection, report: IssueReport, sends: list[SendFacts],
+              names: Mapping[str, str]) -> None:
+    """Every piece the sends carried; per link and piece: clicks (people, machines) and the
+    people who clicked."""
     e, lk = webhook_events.c, send_links.c
     links: dict[tuple[int, int], LinkFigures] = {}
-    pieces: dict[int, PieceFigures] = {}
+    pieces: dict[int, PieceFigures] = {0: PieceFigures(0, "", "")}
+    for send in reversed(sends):  # the latest send's title wins after an edit
+        for info in send.pieces:
+            pieces.setdefault(info.piece, PieceFigures(
+                info.piece, info.title, info.expert,
+                info.expert_name or names.get(info.expert, "")))
     where: dict[tuple[int, int], tuple[int, int]] = {}  # (send, position) -> (piece, link)
     rows = conn.execute(select(lk.send_id, lk.position, lk.piece, lk.link, lk.url, lk.title,
                                lk.expert).where(lk.send_id.in_(report.sends))
                         .order_by(lk.send_id, lk.position))
     for send_id, position, piece, link, url, title, expert in rows:
         links.setdefault((piece, link), LinkFigures(piece, link, url))
-        pieces.setdefault(piece, PieceFigures(piece, title, expert))
+        pieces.setdefault(piece, PieceFigures(piece, title, expert, names.get(expert, "")))
         where[(send_id, position)] = (piece, link)
     clicks = (select(e.send_id, e.position, e.machine, func.count())
               .where(e.send_id.in_(report.sends), e.event == "click")
@@ -177,61 +244,63 @@ def _per_link(conn: Connection, report: IssueReport) -> None:
     for place, figures in links.items():
         figures.human_clickers = per_link.get(place, 0)
         piece = pieces[figures.piece]
+        piece.links += 1
         piece.clicks += figures.clicks
         piece.machine_clicks += figures.machine_clicks
     for number, figures in pieces.items():
         figures.human_clickers = per_piece.get(number, 0)
         figures.click_rate = (figures.human_clickers / report.recipients
                               if report.recipients else 0.0)
+    if not pieces[0].links:
+        del pieces[0]  # no chrome links at all: nothing to say about the chrome
     report.pieces = sorted(pieces.values(), key=lambda p: (p.piece == 0, p.piece))
     report.links = sorted(links.values(), key=lambda f: (f.piece == 0, f.piece, f.link))
 
 
-@dataclass
-class ExpertFigures:
-    expert: str
-    issues: int = 0
-    pieces: int = 0
-    recipients: int = 0  # summed over the sends that carried a piece of theirs
-    human_clickers: int = 0  # summed per issue
-    clicks: int = 0
-    machine_clicks: int = 0
+def _measured(report: IssueReport, sends: list[SendFacts]) -> None:
+    """What the sends could measure, each figure's verdict and the notes that explain it.
 
-    @property
-    def click_rate(self) -> float:
-        return self.human_clickers / self.recipients if self.recipients else 0.0
+    A figure counts as measured when one of the sends could measure it, or when events of it
+    were recorded all the same (e.g. SMTP through a provider's relay that reports by webhook).
+    """
+    def which(found: list[SendFacts]) -> str:
+        names = sorted({"SMTP" if s.transport == "smtp" else s.transport for s in found})
+        return " and ".join(names) + (" sends" if len(found) != 1 else " send")
 
+    def numbers(found: list[SendFacts]) -> str:
+        return ", ".join(f"#{s.id}" for s in found)
 
-def expert_report(conn: Connection) -> list[ExpertFigures]:
-    """Clicks on each expert's pieces, rolled up over every issue sent."""
-    e, lk, s = webhook_events.c, send_links.c, _sends.c
-    experts: dict[str, ExpertFigures] = {}
-    carried = (select(lk.expert, s.issue, lk.piece, s.id, s.accepted)
-               .select_from(send_links.join(_sends, s.id == lk.send_id))
-               .where(lk.piece > 0).distinct())
-    seen_pieces: dict[str, set] = defaultdict(set)
-    seen_sends: dict[str, set] = defaultdict(set)
-    for expert, issue, piece, send_id, accepted in conn.execute(carried):
-        figures = experts.setdefault(expert, ExpertFigures(expert))
-        seen_pieces[expert].add((issue, piece))
-        if send_id not in seen_sends[expert]:
-            seen_sends[expert].add(send_id)
-            figures.recipients += int(accepted or 0)
-    for expert, figures in experts.items():
-        figures.pieces = len(seen_pieces[expert])
-        figures.issues = len({issue for issue, _ in seen_pieces[expert]})
-    joined = webhook_events.join(send_links, and_(lk.send_id == e.send_id,
-                                                  lk.position == e.position)).join(
-        _sends, s.id == e.send_id)
-    human = e.machine.is_(False)
-    per_issue = (select(lk.expert, s.issue,
-                        func.sum(case((human, 1), else_=0)), func.sum(case((human, 0), else_=1)),
-                        func.count(distinct(case((human, e.email_key)))))
-                 .select_from(joined).where(e.event == "click", lk.piece > 0)
-                 .group_by(lk.expert, s.issue))
-    for expert, _issue, clicks, machine, clickers in conn.execute(per_issue):
-        figures = experts.setdefault(expert, ExpertFigures(expert))
-        figures.clicks += int(clicks or 0)
-        figures.machine_clicks += int(machine or 0)
-        figures.human_clickers += int(clickers or 0)
-    return sorted(experts.values(), key=lambda f: (-f.human_clickers, f.expert))
+    blind = [s for s in sends if not s.reports("open")]
+    report.measured["opens"] = len(blind) < len(sends) or bool(report.opens
+                                                               + report.machine_opens)
+    if not report.knows("opens"):
+        report.notes.append(f"Opens are not measured: {which(blind)} report no opens (the "
+                            "email carries no tracking pixel).")
+    elif blind:
+        report.notes.append(f"Opens of the {which(blind)} ({numbers(blind)}) are not measured.")
+    untracked = [s for s in sends if not s.measures_clicks]
+    report.measured["clicks"] = (len(untracked) < len(sends)
+                                 or bool(report.clicks + report.machine_clicks))
+    if not report.knows("clicks"):
+        report.notes.append(f"Clicks are not measured: click tracking was off and "
+                            f"{which(untracked)} report no clicks (turn it on with "
+                            "`tracking: {clicks: true}` in newsletter.yaml).")
+    elif untracked:
+        report.notes.append(f"Clicks of the {which(untracked)} ({numbers(untracked)}) are not "
+                            "measured: click tracking was off.")
+    own_only = not any(s.reports("click") for s in sends)  # only our redirects count clicks
+    for link in report.links:
+        untrackable = own_only and (link.personal is not None
+                                    or not link.url.startswith(("https://", "http://")))
+        link.measured = ((report.knows("clicks") and not untrackable)
+                         or bool(link.clicks + link.machine_clicks))
+    for piece in report.pieces:
+        piece.measured = any(link.measured for link in report.links if link.piece == piece.piece)
+    silent = [name for name, event in COUNTERS.items()
+              if not any(s.reports(event) for s in sends) and not getattr(report, name)]
+    for name in COUNTERS:
+        report.measured[name] = name not in silent
+    if silent:
+        report.notes.append(f"{', '.join(silent).capitalize()} are not counted: {which(sends)} "
+                            "report none back (messages refused at hand-over are in "
+                            "`newsletter status`).")

@@ -2,7 +2,8 @@
 URLs, and recording a click when `newsletter serve` answers one.
 
 - When a send starts, `store_links` records every link of its email with its piece in
-  `send_links` (for every send: provider clicks are matched to their link by URL too).
+  `send_links` (for every send: provider clicks are matched to their link by URL too), and
+  `record_contents` its pieces and whether its clicks are tracked (for reports).
 - With `tracking: {clicks: true}`, `LinkUrls` fills each `%%link|N%%` placeholder of the build's
   tracked HTML with `<public_url>c/<token>`: the token signs (send, link position, recipient).
   A subscriber whose attribute `tracking` is `off` gets the plain URL.
@@ -30,6 +31,7 @@ from newsletter.db.engine import write_connection
 from newsletter.db.tables import send_links
 from newsletter.events.apply import apply_batch, dialect_insert
 from newsletter.events.classify import Thresholds
+from newsletter.events.report_sends import PieceInfo, record_contents
 from newsletter.providers.sendgrid.webhook import Event
 
 if TYPE_CHECKING:
@@ -119,11 +121,16 @@ def record_click(engine: Engine, click: Click, user_agent: str | None, ip: str |
 
 
 def track_links(pub: Publication, build: Build, engine: Engine, send_id: int, mailing: M) -> M:
-    """Dispatch's hook when a send starts: record the send's links and, with click tracking
-    on, return the mailing with tracked HTML and its per-recipient link URLs."""
+    """Dispatch's hook when a send starts: record the send's links and pieces (for reports)
+    and, with click tracking on, return the mailing with tracked HTML and its per-recipient
+    link URLs."""
     pieces = [(p.meta.title, p.meta.expert) for p in build.issue.pieces]
     store_links(engine, send_id, link_rows(build.links, pieces))
-    if not pub.config.tracking.clicks or build.tracked_html is None:
+    tracked = bool(pub.config.tracking.clicks and build.tracked_html is not None)
+    record_contents(engine, send_id, [
+        PieceInfo(number, p.meta.title, p.meta.expert, p.expert.name)
+        for number, p in enumerate(build.issue.pieces, start=1)], click_tracking=tracked)
+    if not tracked:
         return mailing
     urls = LinkUrls(pub.config.public_url, pub.settings.secret or "", send_id,
                     {link.position: link.url for link in build.links if link.trackable})

@@ -1,9 +1,10 @@
-"""Web parts of the tool: the staff preview server (`newsletter preview`).
+"""Web parts of the tool: the staff preview (`newsletter preview`), the public server
+(`newsletter serve`: unsubscribe, sign-up, preferences, webhooks, click redirects), the static
+archive and its publishing, and the report page.
 
-Each server lives in its own module and imports Starlette, uvicorn and watchfiles itself, so the
-rest of the tool starts without them. This package itself holds only what the preview shares
-with the archive (newsletter.web.archive): the templates in assets/, and whole-page HTML edits
-through lxml.
+Each server lives in its own modules and imports Starlette, uvicorn and watchfiles itself, so
+the rest of the tool starts without them. This package itself holds only what its modules
+share: the templates in assets/, and whole-page HTML edits through lxml.
 """
 
 from __future__ import annotations

@@ -120,8 +120,10 @@ def find_recipient(pub: Publication, email: str) -> Recipient:
     return _recipient(found) if found else SAMPLE_RECIPIENT
 
 
-def send_test(pub: Publication, build: Build, to: list[str] | None, transport: str | None) -> Any:
-    """Send `build` to `to` (or the publication's test recipients) through `transport`."""
+def send_test(pub: Publication, build: Build, to: list[str] | None, transport: str | None,
+              recipient: Recipient | None = None) -> Any:
+    """Send `build` to `to` (or the publication's test recipients) through `transport`,
+    personalised as `recipient` (default: the sample recipient)."""
     from newsletter.dispatch import send_test as send
 
-    return send(pub, build, to=to, transport=transport)
+    return send(pub, build, to=to, transport=transport, recipient=recipient)

@@ -26,6 +26,16 @@ ATOM = "http://www.w3.org/2005/Atom"
 
 
 @dataclass(frozen=True)
+class Image:
+    """An image as sharing metadata names it: absolute URL, size when known, alt text."""
+
+    url: str
+    alt: str
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
 class Entry:
     """One archived issue as the index and the feed list it."""
 
@@ -36,14 +46,29 @@ class Entry:
     experts: list[str]
     pieces: list[tuple[str, str]]  # (title, expert name)
     language: str = "en"
+    hero: Image | None = None  # where the archive publishes the issue's hero image
 
     @classmethod
-    def of(cls, build: Build, default_language: str = "en") -> Entry:
+    def of(cls, build: Build, default_language: str = "en", archive_url: str = "") -> Entry:
         manifest = build.issue.manifest
         pieces = [(p.meta.title, p.expert.name) for p in build.issue.pieces]
         experts = list(dict.fromkeys(name for _, name in pieces))
         return cls(build.slug, build.subject, manifest.preheader, manifest.date, experts, pieces,
-                   manifest.language or default_language)
+                   manifest.language or default_language, hero_image(build, archive_url))
+
+
+def hero_image(build: Build, archive_url: str) -> Image | None:
+    """The issue's hero as published under `archive_url` (a remote hero: its own URL)."""
+    hero = build.issue.manifest.hero
+    if hero is None:
+        return None
+    processed = build.images.get(build.issue.hero_file)
+    if processed is not None:
+        return Image(f"{archive_url}{build.slug}/{processed.name}", hero.alt,
+                     processed.width, processed.height)
+    if hero.image.startswith(("https://", "http://")):
+        return Image(hero.image, hero.alt)
+    return None
 
 
 @dataclass(frozen=True)
@@ -85,7 +110,7 @@ def build_archive(
     if problems:
         raise InputError(problems)
     builds.sort(key=lambda b: (b.issue.manifest.date, b.slug), reverse=True)
-    entries = [Entry.of(b, pub.config.language) for b in builds]
+    entries = [Entry.of(b, pub.config.language, pub.config.archive_url) for b in builds]
     by_language: dict[str, list[Entry]] = {pub.config.language: []}
     for entry in entries:
         by_language.setdefault(entry.language, []).append(entry)
@@ -106,8 +131,11 @@ def build_archive(
 
 
 def relink(root: HtmlElement, archive_url: str, slug: str) -> None:
-    """Make href/src values under `archive_url` relative to the page at <slug>/index.html."""
+    """Make href/src values under `archive_url` relative to the page at <slug>/index.html
+    (a <link rel="canonical"> stays absolute: a canonical address is one by definition)."""
     for element in root.iter():
+        if element.tag == "link" and "canonical" in (element.get("rel") or "").split():
+            continue
         for attr in ("href", "src"):
             url = element.get(attr)
             if url is None or not url.startswith(archive_url):
@@ -167,7 +195,8 @@ def index_page(pub: Publication, entries: list[Entry], language: str | None = No
     prefix = language_prefix(pub, language)
     others = [
         {"lang": code, "dir": i18n.direction(code), "name": i18n.language_name(code),
-         "href": ("../" if prefix else "") + language_prefix(pub, code)}
+         "href": ("../" if prefix else "") + language_prefix(pub, code),
+         "url": config.archive_url + language_prefix(pub, code)}
         for code in (languages or []) if code != language
     ]
 
@@ -177,7 +206,32 @@ def index_page(pub: Publication, entries: list[Entry], language: str | None = No
     template = asset_templates().get_template("archive.html")
     return template.render(config=config, entries=entries, date_text=date_text, t=words,
                            lang=language, dir=i18n.direction(language), others=others,
-                           up="../" if prefix else "")
+                           up="../" if prefix else "", share=index_sharing(pub, entries, words,
+                                                                         prefix))
+
+
+def index_sharing(pub: Publication, entries: list[Entry], words: dict[str, str],
+                  prefix: str) -> dict:
+    """What a language's index tells search engines and link previews: its title, a
+    description (the newest issues' subjects), its canonical URL and an image (the newest
+    issue's hero)."""
+    config = pub.config
+    title = f"{config.name} · {words['archive_title']}"
+    newest = " · ".join(e.subject for e in entries[:3])
+    description = f"{config.name} ({config.publisher}). {words['archive_intro']}"
+    if newest:
+        description += f": {newest}"
+    image = next((e.hero for e in entries if e.hero is not None), None)
+    return {"title": title, "description": shorten(description, 200),
+            "url": config.archive_url + prefix, "image": image,
+            "default_url": config.archive_url}
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text`, cut at a word boundary to at most `limit` characters (with an ellipsis)."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ·:,") + "…"
 
 
 def _stamp(day: dt.date) -> str:

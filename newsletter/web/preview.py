@@ -7,21 +7,17 @@ wrote (the Report tab); `/editions/SLUG/email.html` another edition of the
 issue (other languages, shown side by side in the Editions tab); `/api/state` (polled for
 live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=` and
 `POST /send-test`.
-The email is served from memory; the hero image, which the email links at its archive URL, is
-served locally by rewriting that URL prefix to `/web/`.
+The email is served from memory; the images it links at its archive URL are served locally
+(newsletter.web.preview_pages). The build and its live reload are newsletter.web.live; the
+form posts and their CSRF defence newsletter.web.preview_forms.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
-import re
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import anyio
 from starlette.applications import Starlette
@@ -37,19 +33,16 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from newsletter.compose import build_issue, i18n, preview_preferences_url, preview_unsubscribe_url
+from newsletter.compose import build_issue, i18n
 from newsletter.compose.editions import edition_group
-from newsletter.compose.schema import check_address
-from newsletter.core.errors import FailedError, NewsletterError
-from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient, personalise
+from newsletter.core.errors import NewsletterError
+from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.settings import TRANSPORTS
-from newsletter.web import ASSETS, adapters, add_first, asset_templates, edit_page
+from newsletter.web import ASSETS, adapters, asset_templates
 from newsletter.web.live import LiveBuild, Snapshot
+from newsletter.web.preview_forms import SESSION_COOKIE, Sessions, send_test
+from newsletter.web.preview_pages import frame_html, personalised
 
-SESSION_COOKIE = "newsletter_preview"
-MAX_FORM_BYTES = 16 * 1024
-MAX_TEST_ADDRESSES = 10
-DARK_QUERY = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
 NO_REPORT_PAGE = (
     "<!doctype html><meta charset='utf-8'><body style='font:15px system-ui;color:#52606d;"
     "padding:32px;text-align:center'><p>No report yet.</p>"
@@ -61,87 +54,7 @@ NO_BUILD_PAGE = (
     "padding:32px;text-align:center'><p>No successful build yet.</p>"
     "<p>Fix the problems listed above; this frame updates by itself.</p>"
 )
-
-
-class Sessions:
-    """Per-session CSRF tokens: the token is an HMAC of the session cookie under a process key."""
-
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-
-    @staticmethod
-    def new_id() -> str:
-        return secrets.token_urlsafe(24)
-
-    def token(self, session_id: str) -> str:
-        return hmac.new(self._key, session_id.encode(), hashlib.sha256).hexdigest()
-
-    def valid(self, session_id: str | None, token: str | None) -> bool:
-        if not session_id or not token:
-            return False
-        return hmac.compare_digest(self.token(session_id), token)
-
-
-def same_origin(request: Request) -> bool:
-    """True when the request's Origin (or, lacking it, Referer) is this server itself."""
-    host = request.headers.get("host", "")
-    expected = f"{request.url.scheme}://{host}"
-    origin = request.headers.get("origin")
-    if origin is not None:
-        return origin == expected
-    referer = request.headers.get("referer", "")
-    return referer == expected or referer.startswith(expected + "/")
-
-
-def local_html(snapshot: Snapshot, html: str) -> str:
-    """Point the issue's archive URL at the local web copy, and open links in a new tab."""
-    prefix = f"{snapshot.pub.config.archive_url}{snapshot.build.slug}/"
-    return edit_page(html.replace(prefix, "/web/"),
-                     lambda doc: add_first(doc.find("head"), '<base target="_blank">'))
-
-
-def dark_html(html: str) -> str:
-    """The email as a client in dark mode shows it: its prefers-color-scheme: dark rules apply.
-
-    Only the CSS inside <style> elements changes (the dark condition becomes always true).
-    """
-
-    def always_dark(doc) -> None:
-        for style in doc.iter("style"):
-            if style.text and DARK_QUERY.search(style.text):
-                style.text = DARK_QUERY.sub("(min-width: 0px)", style.text)
-
-    return edit_page(html, always_dark)
-
-
-def personalised(snapshot: Snapshot, recipient: Recipient) -> tuple[str, str]:
-    """The build's HTML and text parts as `recipient` would receive them."""
-    pub = snapshot.pub
-    unsubscribe = preview_unsubscribe_url(pub, recipient.email)
-    return personalise(snapshot.build.html, snapshot.build.text, recipient, unsubscribe,
-                       preview_preferences_url(pub, recipient.email))
-
-
-def parse_addresses(raw: str) -> list[str]:
-    """Addresses typed into the form (commas, semicolons or spaces); ValueError if one is bad."""
-    found = [part for part in re.split(r"[\s,;]+", raw) if part]
-    if len(found) > MAX_TEST_ADDRESSES:
-        raise ValueError(f"at most {MAX_TEST_ADDRESSES} addresses per test send")
-    return [check_address(address) for address in found]
-
-
-def describe_send(result: Any, to: list[str] | None, transport: str) -> str:
-    """One line for the page about a finished test send."""
-    summary = getattr(result, "summary", None)
-    if callable(summary):
-        summary = summary()
-    if isinstance(summary, str) and summary:
-        return summary
-    if isinstance(result, str) and result:
-        return result
-    recipients = getattr(result, "recipients", None) or getattr(result, "to", None) or to
-    who = ", ".join(recipients) if recipients else "the test recipients"
-    return f"Sent a test to {who} via {transport}."
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 class PreviewApp:
@@ -210,7 +123,7 @@ class PreviewApp:
             "test_recipients": snapshot.pub.config.test_recipients if snapshot else [],
         }
         html = asset_templates().get_template("preview.html").render(context)
-        response = HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        response = HTMLResponse(html, headers=NO_STORE)
         response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict")
         return response
 
@@ -218,17 +131,16 @@ class PreviewApp:
         snapshot = self.snapshot()
         if snapshot is None:
             return HTMLResponse(NO_BUILD_PAGE)
-        html, _ = personalised(snapshot, self.recipient(request))
-        if request.query_params.get("scheme") == "dark":
-            html = dark_html(html)
-        return HTMLResponse(local_html(snapshot, html), headers={"Cache-Control": "no-store"})
+        html = frame_html(snapshot.pub, snapshot.build, self.recipient(request), "/web/",
+                          dark=request.query_params.get("scheme") == "dark")
+        return HTMLResponse(html, headers=NO_STORE)
 
     def email_text(self, request: Request) -> Response:
         snapshot = self.snapshot()
         if snapshot is None:
             return PlainTextResponse("No successful build yet.")
-        _, text = personalised(snapshot, self.recipient(request))
-        return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
+        _, text = personalised(snapshot.pub, snapshot.build, self.recipient(request))
+        return PlainTextResponse(text, headers=NO_STORE)
 
     async def web_copy(self, request: Request) -> Response:
         snapshot = self.snapshot()
@@ -236,14 +148,17 @@ class PreviewApp:
             return HTMLResponse(NO_BUILD_PAGE)
         name = request.path_params.get("name", "")
         if not name:
-            return HTMLResponse(local_html(snapshot, snapshot.build.web_html))
+            build = snapshot.build
+            return HTMLResponse(frame_html(snapshot.pub, build, SAMPLE_RECIPIENT, "/web/",
+                                           html=build.web_html))
         asset = snapshot.build.assets.get(name)
         if asset is None or not asset.is_file():
             return PlainTextResponse("not found", status_code=404)
         return FileResponse(asset)
 
     def edition(self, request: Request) -> Response:
-        """Another edition of the issue, built on request, as the sample reader gets it."""
+        """Another edition of the issue, built on request, personalised as `?as=` (the
+        sample reader by default), dark with `?scheme=dark`."""
         snapshot = self.snapshot()
         slug, name = request.path_params["slug"], request.path_params["name"]
         if snapshot is None or slug not in {e["slug"] for e in self.editions()}:
@@ -260,11 +175,9 @@ class PreviewApp:
             if asset is None or not asset.is_file():
                 return PlainTextResponse("not found", status_code=404)
             return FileResponse(asset)
-        html, _ = personalise(build.html, build.text, SAMPLE_RECIPIENT,
-                              preview_unsubscribe_url(snapshot.pub, SAMPLE_RECIPIENT.email))
-        html = html.replace(f"{snapshot.pub.config.archive_url}{slug}/", f"/editions/{slug}/")
-        html = re.sub(r"<head([^>]*)>", r'<head\1><base target="_blank">', html, count=1)
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        html = frame_html(snapshot.pub, build, self.recipient(request), f"/editions/{slug}/",
+                          dark=request.query_params.get("scheme") == "dark")
+        return HTMLResponse(html, headers=NO_STORE)
 
     async def report(self, request: Request) -> Response:
         """dist/<slug>/report.html, written by `newsletter report` (the Report tab)."""
@@ -272,14 +185,14 @@ class PreviewApp:
         page = snapshot.pub.dist_dir(slug) / "report.html" if snapshot else None
         if page is None or not page.is_file():
             return HTMLResponse(NO_REPORT_PAGE.format(slug=slug),
-                                headers={"Cache-Control": "no-store"})
-        return FileResponse(page, headers={"Cache-Control": "no-store"})
+                                headers=NO_STORE)
+        return FileResponse(page, headers=NO_STORE)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ("preview.css", "preview.js"):
             return PlainTextResponse("not found", status_code=404)
-        return FileResponse(ASSETS / name, headers={"Cache-Control": "no-store"})
+        return FileResponse(ASSETS / name, headers=NO_STORE)
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -293,13 +206,13 @@ class PreviewApp:
                 "ok": live.ok,
                 "problems": len(live.problems),
             },
-            headers={"Cache-Control": "no-store"},
+            headers=NO_STORE,
         )
 
     def api_parts(self, request: Request) -> Response:
         recipient = self.recipient(request)
         body = self.parts(recipient) | {"version": self.live.version}
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+        return JSONResponse(body, headers=NO_STORE)
 
     async def recipients(self, request: Request) -> Response:
         snapshot = self.snapshot()
@@ -317,43 +230,7 @@ class PreviewApp:
         return JSONResponse({"recipients": rows, "error": error})
 
     async def send_test(self, request: Request) -> Response:
-        session_id = request.cookies.get(SESSION_COOKIE)
-        if not same_origin(request):
-            return self._fail("cross-site request refused", 403)
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return self._fail("form too large", 413)
-        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        if not self.sessions.valid(session_id, form.get("csrf")):
-            return self._fail("session expired or invalid form token; reload the page", 403)
-        snapshot = self.snapshot()
-        if snapshot is None or not self.live.ok:
-            return self._fail("the issue does not build; fix the problems shown first", 409)
-        try:
-            to = parse_addresses(form.get("to", "")) or None
-        except ValueError as exc:
-            return self._fail(str(exc), 400)
-        transport = form.get("transport") or snapshot.pub.settings.transport
-        if transport not in TRANSPORTS:
-            return self._fail(f"unknown transport '{transport}'", 400)
-        if to is None and not snapshot.pub.config.test_recipients:
-            return self._fail("no addresses given and no test_recipients in newsletter.yaml", 400)
-        try:
-            result = await anyio.to_thread.run_sync(
-                adapters.send_test, snapshot.pub, snapshot.build, to, transport
-            )
-        except FailedError as exc:  # some copies were not accepted
-            return self._fail(exc.format_message(), 502)
-        except NewsletterError as exc:  # bad settings or addresses
-            return self._fail(exc.format_message(), 400)
-        except Exception as exc:  # a transport failure: report it on the page
-            return self._fail(f"{type(exc).__name__}: {exc}", 502)
-        recipients = to or snapshot.pub.config.test_recipients
-        return JSONResponse({"ok": True, "message": describe_send(result, recipients, transport)})
-
-    @staticmethod
-    def _fail(message: str, status: int) -> Response:
-        return JSONResponse({"ok": False, "message": message}, status_code=status)
+        return await send_test(request, self.live, self.sessions)
 
 
 def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:

@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 from newsletter.events.report import HOURS, IssueReport
 
 HUMAN, MACHINE, OPENS = "#0b5394", "#b8c2cc", "#2f855a"
+MACHINE_TEXT = "#7b8794"
 
 
 def _env() -> jinja2.Environment:
@@ -20,7 +21,8 @@ def _env() -> jinja2.Environment:
 
 
 def piece_bars(report: IssueReport, width: int = 640) -> Markup:
-    """Horizontal bars: human clicks and machine clicks per piece."""
+    """Horizontal bars: human clicks and machine clicks per piece ("no links" or "not
+    measured" in words where a piece has no figures)."""
     rows = report.pieces
     top = max([max(p.clicks, p.machine_clicks) for p in rows] + [1])
     label_w, bar_h, gap = 220, 14, 14
@@ -34,6 +36,11 @@ def piece_bars(report: IssueReport, width: int = 640) -> Markup:
         if len(name) > 32:
             name = name[:31] + "…"
         parts.append(f'<text x="0" y="{y + bar_h + 4}" font-size="12">{escape(name)}</text>')
+        if not piece.links or not piece.measured:
+            why = "no links" if not piece.links else "not measured"
+            parts.append(f'<text x="{label_w}" y="{y + bar_h + 4}" font-size="11" '
+                         f'fill="{MACHINE_TEXT}">{why}</text>')
+            continue
         for j, (value, colour) in enumerate(((piece.clicks, HUMAN),
                                              (piece.machine_clicks, MACHINE))):
             yy = y + j * bar_h
@@ -52,8 +59,9 @@ def piece_bars(report: IssueReport, width: int = 640) -> Markup:
 
 
 def timeline(report: IssueReport, width: int = 640, height: int = 220) -> Markup:
-    """Human opens and clicks per hour over the first 72 hours, as lines."""
-    series = [("opens", OPENS, "opens"), ("clicks", HUMAN, "clicks")]
+    """Human opens and clicks per hour over the first 72 hours, as lines (measured ones)."""
+    series = [(key, colour, key) for key, colour in (("opens", OPENS), ("clicks", HUMAN))
+              if report.knows(key)]  # a series that was not measured is not drawn as zeros
     top = max([max(report.hourly.get(k, [0]) or [0]) for k, _, _ in series] + [1])
     left, bottom, plot_h = 40, height - 30, height - 50
     step = (width - left - 10) / (HOURS - 1)
@@ -78,7 +86,16 @@ def timeline(report: IssueReport, width: int = 640, height: int = 220) -> Markup
     return Markup("".join(parts))
 
 
-def report_html(report: IssueReport, subject: str = "") -> str:
-    """The whole page."""
+def note_html(note: str) -> Markup:
+    """A report note with its `backticked` commands and settings as <code>."""
+    parts = note.split("`")
+    return Markup("").join(Markup("<code>{}</code>").format(part) if i % 2 else escape(part)
+                           for i, part in enumerate(parts))
+
+
+def report_html(report: IssueReport) -> str:
+    """The whole page, titled with the issue's subject."""
     return _env().get_template("report.html").render(
-        r=report, subject=subject, bars=piece_bars(report), lines=timeline(report))
+        r=report, bars=piece_bars(report), lines=timeline(report),
+        notes=[note_html(note) for note in report.notes],
+        measured_series=any(report.knows(k) for k in ("opens", "clicks")))

@@ -1,7 +1,7 @@
 """Regenerate docs/img/report.png: `python -m tests.engagement.report_screenshot`.
 
-Builds the sample issue, records a send of it to 5,000 readers in a temporary SQLite database
-with seeded, made-up events (people's opens and clicks spread over three days, Apple proxy
+Builds the sample issue, records a SendGrid send of it to 5,000 readers in a temporary SQLite
+database with seeded, made-up events (people's opens and clicks spread over three days, Apple proxy
 opens, scanner bursts), writes report.html exactly as `newsletter report` does and photographs
 it in headless Chromium. Nothing in the repository changes but the picture.
 """
@@ -28,9 +28,10 @@ def make_report(root: Path) -> Path:
     from newsletter.compose import build_issue
     from newsletter.compose.publication import Publication
     from newsletter.db import open_database
-    from newsletter.db.ledger_tables import sends
+    from newsletter.db.ledger_tables import send_recipients, sends
     from newsletter.db.tables import webhook_events
     from newsletter.events.report import issue_report
+    from newsletter.events.report_sends import PieceInfo, record_contents
     from newsletter.events.tracking import link_rows, store_links
     from newsletter.web.report_page import report_html
 
@@ -40,11 +41,17 @@ def make_report(root: Path) -> Path:
     began = dt.datetime(2026, 11, 24, 14, 0, tzinfo=dt.UTC)
     with engine.begin() as conn:
         conn.execute(insert(sends).values(
-            id=1, issue=SLUG, segment="everyone", transport="smtp", content_hash="0" * 64,
+            id=1, issue=SLUG, segment="everyone", transport="sendgrid", content_hash="0" * 64,
             subject=build.subject, state="completed", total=READERS, accepted=READERS,
             failed=0, unknown=0, batches=5, created_at=began, updated_at=began))
+        conn.execute(insert(send_recipients), [
+            {"send_id": 1, "email": f"r{who}@example.org", "name": "", "attributes": {},
+             "state": "accepted"} for who in range(READERS)])
     pieces = [(p.meta.title, p.meta.expert) for p in build.issue.pieces]
     store_links(engine, 1, link_rows(build.links, pieces))
+    record_contents(engine, 1, [PieceInfo(n, p.meta.title, p.meta.expert, p.expert.name)
+                                for n, p in enumerate(build.issue.pieces, start=1)],
+                    click_tracking=False)
     rng = random.Random(3)
     tracked = [link for link in build.links if link.trackable]
     weight = {1: 5, 2: 3, 3: 2, 4: 4, 0: 1}
@@ -78,7 +85,7 @@ def make_report(root: Path) -> Path:
     assert report is not None
     page = root / "dist" / SLUG / "report.html"
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(report_html(report, build.subject), encoding="utf-8")
+    page.write_text(report_html(report), encoding="utf-8")
     return page
 
 

@@ -141,3 +141,64 @@ def test_cli_archive(publication: Path, tmp_path: Path) -> None:
     assert (out / SLUG / "index.html").is_file() and (out / "feed.xml").is_file()
     bad = CliRunner().invoke(main, ["-C", str(publication), "archive", "--skip", "nope"])
     assert bad.exit_code == 2 and "no issue to skip: nope" in bad.output
+
+
+def _head(page: Path) -> dict[str, object]:
+    """The sharing metadata of a page's <head>, parsed with lxml."""
+    import lxml.html
+
+    doc = lxml.html.parse(str(page)).getroot()
+    head = doc.find("head")
+    return {
+        "title": head.findtext("title"),
+        "description": head.xpath('string(meta[@name="description"]/@content)'),
+        "canonical": head.xpath('link[@rel="canonical"]/@href'),
+        "og": {m.get("property"): m.get("content") for m in head.xpath("meta[@property]")},
+        "card": head.xpath('string(meta[@name="twitter:card"]/@content)'),
+        "hreflang": {link.get("hreflang"): link.get("href")
+                     for link in head.xpath("link[@rel='alternate'][@hreflang]")},
+    }
+
+
+def test_archive_indexes_carry_title_description_canonical_and_open_graph(
+        publication: Path) -> None:
+    from PIL import Image
+
+    add_older_issue(publication)
+    pub = Publication.load(publication)
+    out = build_archive(pub).folder
+    base = pub.config.archive_url
+    indexes = {"en": (out / "index.html", base), "ar": (out / "ar" / "index.html", base + "ar/")}
+    subjects = {"en": "Grid queues, ransomware, Egypt's squeeze & the tariff trap",
+                "ar": "طوابير الشبكات، وبرامج الفدية، وضائقة مصر، وفخ الرسوم الجمركية"}
+    newest = {"en": SLUG, "ar": ARABIC}
+    for lang, (page, url) in indexes.items():
+        head = _head(page)
+        og = head["og"]
+        assert head["canonical"] == [url] and og["og:url"] == url  # absolute, one each
+        assert head["title"] == og["og:title"] and head["title"].startswith(pub.config.name)
+        assert subjects[lang] in head["description"] and len(head["description"]) <= 200
+        assert og["og:description"] == head["description"] and og["og:type"] == "website"
+        assert og["og:site_name"] == pub.config.name
+        assert head["hreflang"] == {"en": base, "ar": base + "ar/", "x-default": base}
+        # the image is the newest issue's hero, at the address the archive publishes it at
+        assert og["og:image"].startswith(f"{base}{newest[lang]}/hero-")
+        published = out / og["og:image"].removeprefix(base)
+        with Image.open(published) as image:
+            assert (og["og:image:width"], og["og:image:height"]) == tuple(map(str, image.size))
+        assert og["og:image:alt"] and head["card"] == "summary_large_image"
+
+
+def test_relink_keeps_a_canonical_address_absolute() -> None:
+    from lxml import html as lxml_html
+
+    from newsletter.web.archive import relink
+
+    base = "https://x.org/archive/"
+    doc = lxml_html.document_fromstring(
+        f'<html><head><link rel="canonical" href="{base}a/"><link rel="alternate" hreflang="ar" '
+        f'href="{base}a-ar/"></head><body><a href="{base}a/">self</a></body></html>')
+    relink(doc, base, "a")
+    assert doc.xpath("//link[@rel='canonical']/@href") == [f"{base}a/"]
+    assert doc.xpath("//link[@rel='alternate']/@href") == ["../a-ar/"]
+    assert doc.xpath("//a/@href") == ["./"]

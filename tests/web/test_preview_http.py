@@ -302,3 +302,56 @@ def test_settings_and_template_changes_rebuild(publication: Path, database: str)
             assert "Read it online" in client.get("/email.html").text
     finally:
         stop(server, thread)
+
+
+def _links(html: str) -> dict[str, list[str]]:
+    """href and src values of a page, parsed with lxml."""
+    import lxml.html
+
+    doc = lxml.html.document_fromstring(html)
+    return {"href": doc.xpath("//a/@href"), "src": doc.xpath("//img/@src"),
+            "base": doc.xpath("//head/base/@target")}
+
+
+def test_every_frame_is_personalised_and_relinked_in_one_pass(preview: RunningServer,
+                                                               database: str) -> None:
+    """The email, the web copy and another edition: personal links filled in (the preference
+    page too), the issue's archive URLs served locally, links open in a new tab, once."""
+    add_people(database)
+    archive = preview.live.good.pub.config.archive_url
+    with preview.client() as client:
+        pages = {"email": client.get("/email.html", params={"as": "alice@example.com"}).text,
+                 "dark": client.get("/email.html", params={"scheme": "dark"}).text,
+                 "web": client.get("/web/").text,
+                 "edition": client.get(f"/editions/{SLUG}-ar/email.html",
+                                       params={"as": "alice@example.com"}).text}
+    for name, html in pages.items():
+        found = _links(html)
+        assert "%%" not in html, name
+        assert found["base"] == ["_blank"], name
+        assert found["src"] and not any(s.startswith(archive) for s in found["src"]), name
+    for name in ("email", "edition"):  # the personal links, the preference page's included
+        hrefs = _links(pages[name])["href"]
+        assert any("/preferences/" in h for h in hrefs), name
+        assert any("/unsubscribe/" in h for h in hrefs), name
+        assert "" not in hrefs, name
+    assert all(s.startswith(f"/editions/{SLUG}-ar/") for s in _links(pages["edition"])["src"]
+               if not s.startswith("http"))
+    assert "Alice" in pages["edition"] and "Alice" in pages["email"]  # personalised as asked
+
+
+def test_send_test_personalises_as_the_previewed_subscriber(preview: RunningServer,
+                                                            database: str,
+                                                            tmp_path: Path) -> None:
+    add_people(database)
+    with preview.client() as client:
+        token = page_and_token(client)
+        response = client.post("/send-test", headers={"Origin": preview.url}, data={
+            "csrf": token, "to": "me@example.org", "transport": "outbox",
+            "as": "alice@example.com"})
+    assert response.status_code == 200, response.text
+    assert "Personalised as Alice Liddell" in response.json()["message"]
+    [sent] = list((tmp_path / "outbox").rglob("*.eml"))
+    raw = sent.read_bytes()
+    assert b"<me@example.org>" in raw and b"alice@example.com" not in raw  # to the tester only
+    assert b"Hello Alice," in raw and b"Sample" not in raw

@@ -12,19 +12,60 @@
     return params.toString();
   }
 
+  function reload(frame, url) {
+    let scroll = 0;
+    try { scroll = frame.contentWindow.scrollY; } catch (e) { /* not loaded yet */ }
+    frame.addEventListener("load", () => {
+      try { frame.contentWindow.scrollTo(0, scroll); } catch (e) { /* ignore */ }
+    }, { once: true });
+    frame.src = url;
+  }
+
   function reloadFrames() {
     const extra = { v: state.build };
     if (state.scheme === "dark") extra.scheme = "dark";
-    for (const frame of frames) {
-      let scroll = 0;
-      try { scroll = frame.contentWindow.scrollY; } catch (e) { /* not loaded yet */ }
-      frame.addEventListener("load", () => {
-        try { frame.contentWindow.scrollTo(0, scroll); } catch (e) { /* ignore */ }
-      }, { once: true });
-      frame.src = "/email.html?" + query(extra);
+    for (const frame of frames) reload(frame, "/email.html?" + query(extra));
+    for (const frame of document.querySelectorAll(".edition-frame")) {
+      reload(frame, frame.dataset.src + "?" + query(extra));
     }
     if (!$("panel-text").hidden) loadText();
   }
+
+  // Fit the frames to the column: each iframe keeps its real width (the email lays out as on
+  // a phone or a desktop), wide ones are scaled down to fit beside the others, and below
+  // MIN_SCALE they are stacked instead, each at the largest scale that fits (at most 100%).
+  const MIN_SCALE = 0.6, GAP = 24, PHONE_MARGIN = 20;
+  function fit(container) {
+    const available = container.clientWidth;
+    if (!available) return; // hidden: fitted when shown
+    const figures = [...container.children].filter((f) => f.tagName === "FIGURE");
+    const width = (f) => +f.dataset.width + (f.classList.contains("phone") ? PHONE_MARGIN : 0);
+    const scalable = figures.filter((f) => "scalable" in f.dataset);
+    const fixed = figures.filter((f) => !("scalable" in f.dataset));
+    const room = available - GAP * (figures.length - 1) - fixed.reduce((a, f) => a + width(f), 0);
+    const wanted = scalable.reduce((a, f) => a + width(f), 0);
+    const scale = wanted ? Math.min(1, room / wanted) : 1;
+    const stacked = scale < MIN_SCALE;
+    container.classList.toggle("stacked", stacked);
+    const visible = Math.max(560, window.innerHeight - 330);
+    for (const figure of figures) {
+      let k = 1;
+      if (stacked) k = Math.min(1, available / width(figure));
+      else if (scalable.includes(figure)) k = scale;
+      const frame = figure.querySelector("iframe");
+      const screen = figure.querySelector(".screen");
+      frame.style.transform = k < 1 ? `scale(${k})` : "";
+      frame.style.height = `${visible / k}px`;
+      screen.style.width = `${width(figure) * k}px`;
+      screen.style.height = `${visible + (figure.classList.contains("phone") ? PHONE_MARGIN : 0)}px`;
+      figure.querySelector(".scale").textContent = k < 1 ? `shown at ${Math.round(k * 100)}%` : "";
+    }
+  }
+  const fitAll = () => document.querySelectorAll(".frames").forEach(fit);
+  const observer = new ResizeObserver(fitAll);
+  document.querySelectorAll(".frames").forEach((c) => observer.observe(c));
+  window.addEventListener("resize", fitAll);
+  fitAll();
 
   async function loadText() {
     const response = await fetch("/email.txt?" + query());
@@ -86,6 +127,7 @@
   // Recipient selector
   const select = $("recipient");
   const sampleOption = select.options[0];
+  const sampleName = $("send-as-name").textContent;
   let searches = 0;
   async function search(q) {
     const mine = ++searches;
@@ -115,6 +157,10 @@
   }
   select.addEventListener("change", async () => {
     state.as = select.value;
+    $("send-as").value = select.value; // Send test personalises as the previewed subscriber
+    const chosen = select.selectedOptions[0];
+    $("send-as-name").firstElementChild.textContent =
+      select.value ? chosen.textContent.replace(/ <[^>]*>$/, "") : sampleName;
     reloadFrames();
     await refreshParts();
   });
