@@ -70,17 +70,22 @@ def prune(folder: Path, pattern: str, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` whole; on any error leave things as they were."""
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` whole: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write(path: Path, data: bytes) -> None:
+    """`write_atomic`, where a cache that cannot be written is no error."""
+    try:
+        write_atomic(path, data)
     except OSError:
         pass
