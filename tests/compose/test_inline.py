@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import shutil
 import subprocess
@@ -162,9 +163,10 @@ def test_cached_css_is_read_back_and_never_stale(tmp_path: Path,
         css.forget()
 
 
-def test_two_processes_filling_the_css_cache_at_once(publication: Path) -> None:
+@pytest.mark.slow
+def test_two_processes_filling_the_caches_at_once(publication: Path) -> None:
     """Two builds at once with nothing cached, three times: both write the same pages and
-    leave only whole entries behind."""
+    leave only whole entries behind (parsed CSS, validated sources, Markdown and dates)."""
     script = (
         "import sys; from pathlib import Path\n"
         "from newsletter.compose import build_issue\n"
@@ -172,16 +174,20 @@ def test_two_processes_filling_the_css_cache_at_once(publication: Path) -> None:
         f"build = build_issue(Publication.load(Path({str(publication)!r})), {SAMPLE!r})\n"
         "sys.stdout.write(build.html + build.web_html)\n"
     )
-    folder = publication / ".newsletter" / "cache" / "css"
+    folder = publication / ".newsletter" / "cache"
     for _ in range(3):
         shutil.rmtree(folder, ignore_errors=True)
         runs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, text=True,
                                  stdout=subprocess.PIPE) for _ in range(2)]
         pages = [run.communicate()[0] for run in runs]
         assert [run.returncode for run in runs] == [0, 0] and pages[0] == pages[1]
-        for path in folder.glob("*.json"):  # whole files: each parses as JSON
+        kept = {name: list((folder / name).iterdir()) for name in ("css", "texts", "valid")}
+        assert all(kept.values()) and not [p for ps in kept.values() for p in ps
+                                            if p.name.startswith(".tmp-")]
+        for path in kept["css"] + kept["texts"]:
             json.loads(path.read_text())
-        assert not list(folder.glob(".tmp-*"))
+        for path in kept["valid"]:
+            pickle.loads(path.read_bytes())
 
 
 def test_broken_css_is_dropped_quietly_by_the_command_only(publication: Path) -> None:
