@@ -91,6 +91,7 @@ def test_a_floated_image_gets_the_align_attribute_outlook_reads() -> None:
     assert plain.get("align") is None
 
 
+@pytest.mark.slow
 def test_a_new_process_reuses_processed_images_and_parsed_css(publication: Path) -> None:
     """Pillow loads when an image has to be processed, not when every image is cached; the
     CSS parser and the selector translator load only when a style is new: the parsed CSS read
