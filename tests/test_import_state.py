@@ -83,7 +83,7 @@ def probe(modules: list[str], preload: list[str], path: Path | None = None) -> d
     env = {**os.environ, "PYTHONPATH": str(path)} if path else None
     done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(modules),
                            json.dumps(preload)], capture_output=True, text=True, check=True,
-                          env=env, cwd=ROOT)
+                          env=env, cwd=ROOT, timeout=300)
     return json.loads(done.stdout)
 
 

@@ -207,7 +207,7 @@ def test_a_warm_cold_build_loads_no_validator_parser_or_locale_data(publication:
 
     def run() -> tuple[str, dict[str, bytes]]:
         done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, timeout=120)
         dist = publication / "dist" / SAMPLE
         return done.stdout.splitlines()[-1], {p.name: p.read_bytes() for p in dist.iterdir()}
 

@@ -112,7 +112,7 @@ def test_a_new_process_reuses_processed_images_and_parsed_css(publication: Path)
 
     def run() -> list[str]:
         return subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout.split()
+                              capture_output=True, text=True, timeout=120).stdout.split()
 
     css = publication / ".newsletter" / "cache" / "css"
     first = run()  # images processed, style blocks and style attributes parsed
@@ -180,7 +180,13 @@ def test_two_processes_filling_the_caches_at_once(publication: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
         runs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, text=True,
                                  stdout=subprocess.PIPE) for _ in range(2)]
-        pages = [run.communicate()[0] for run in runs]
+        try:
+            pages = [run.communicate(timeout=120)[0] for run in runs]
+        finally:
+            for run in runs:
+                if run.poll() is None:
+                    run.kill()
+                    run.wait()
         assert [run.returncode for run in runs] == [0, 0] and pages[0] == pages[1]
         kept = {name: list((folder / name).iterdir()) for name in ("css", "texts", "valid")}
         assert all(kept.values()) and not [p for ps in kept.values() for p in ps
@@ -199,7 +205,7 @@ def test_broken_css_is_dropped_quietly_by_the_command_only(publication: Path) ->
                "<mj-style>h2 { color: ; letter-spacing: 1px }")
     command = subprocess.run(
         [sys.executable, "-m", "newsletter", "-C", str(publication), "build", SAMPLE],
-        cwd=ROOT, capture_output=True, text=True)
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert command.returncode == 0, command.stderr
     assert "letter-spacing:1px" in (publication / "dist" / SAMPLE / "email.html").read_text()
     assert "Syntax Error" not in command.stderr
@@ -209,7 +215,7 @@ def test_broken_css_is_dropped_quietly_by_the_command_only(publication: Path) ->
          "from newsletter.compose import build_issue\n"
          "from newsletter.compose.publication import Publication\n"
          f"build_issue(Publication.load(Path({str(publication)!r})), {SAMPLE!r})\n"],
-        cwd=ROOT, capture_output=True, text=True, check=True)
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120)
     assert "Syntax Error in Property: color:" in library.stderr
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from newsletter.compose.inline import image_widths, inline_tree
 from newsletter.core.html import parse_page, serialise_page
+from tests.conftest import examples
 from tests.golden import SAMPLES
 
 
@@ -131,7 +132,7 @@ def pages(draw: st.DrawFn) -> str:
     return f"<html><body>{blocks}{body}</body></html>"  # no <head>: one is added
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pages())
 @example(  # an !important declaration of a less specific rule wins over a more specific one
     "<html><head><style>p { color:blue !important } p.a { color:red; width:3px }</style>"
