@@ -124,6 +124,24 @@ class LazyGroup(click.Group):
                                           debug=bool(app and app.debug))) from None
 
 
+def _drop(record: object) -> bool:
+    return False
+
+
+def configure_process() -> None:
+    """What the `newsletter` process sets up for itself, once, at its start (never on import:
+    a program or test that imports newsletter keeps its own settings).
+
+    cssutils, the inline stage's CSS parser, writes every declaration it cannot parse to stderr
+    through a handler of its own ("CSSUTILS" logger, whose level it resets on import): a
+    template's broken CSS is dropped, as email clients drop it, and the lines would only
+    interleave with the command's output.
+    """
+    import logging
+
+    logging.getLogger("CSSUTILS").addFilter(_drop)  # the same filter once, however often called
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-C",
@@ -139,6 +157,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, root: Path | None, debug: bool) -> None:
     """Assemble, check, preview and dispatch an expert-commentary newsletter."""
+    configure_process()
     debug = debug or os.environ.get("NEWSLETTER_DEBUG", "").strip().lower() in (
         "1", "true", "yes", "on")
     here = Path.cwd() if root is None else root

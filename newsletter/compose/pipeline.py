@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lxml.html import HtmlElement
 
-from newsletter.compose import bidi, markdown
+from newsletter.compose import bidi, cache, i18n, markdown
 from newsletter.compose.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
 from newsletter.compose.inline import inline_tree
 from newsletter.compose.links import Link, tag_page, track
@@ -29,7 +29,8 @@ from newsletter.core.html import parse_page, serialise_page
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
 
-CSS_CACHE = Path(".newsletter") / "cache" / "css"  # the template's parsed style blocks
+CSS_CACHE = cache.CACHE / "css"  # the pages' parsed CSS (compose.css)
+TEXTS_CACHE = cache.CACHE / "texts"  # what pieces and dates gave (compose.memo)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Build:
     links: list[Link] = field(default_factory=list)  # every link of the email, with its piece
     tracked_html: str | None = None  # html with %%link|N%% hrefs, when click tracking is on
     topic: str | None = None  # the topic a send's footer offers to stop (build_issue's `topic`)
+    words: int = 0  # in the pieces' paragraphs
 
     @property
     def slug(self) -> str:
@@ -57,15 +59,12 @@ class Build:
 
     @cached_property
     def report(self) -> dict:
-        words = sum(
-            len(p.split()) for piece in self.issue.pieces for p in markdown.paragraphs(piece.body)
-        )
         return {
             "slug": self.slug,
             "subject": self.subject,
             "content_hash": self.content_hash,
             "pieces": len(self.issue.pieces),
-            "words": words,
+            "words": self.words,
             "sizes": {name: len(data) for name, data in self.files_without_report().items()},
             "images": {
                 p.name: {
@@ -112,9 +111,13 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
 
     `topic`: for a send to a segment defined by one topic (its footer offers to stop it).
     """
-    issue = load_issue(pub, pub.issue_dir(issue_ref))
-    images = process_images(pub, issue)
-    email, web = render(pub, issue, topic, images=images)
+    kept = pub.root / TEXTS_CACHE  # Markdown and dates derived before: no markdown-it, Babel
+    with markdown.KEPT.kept_in(kept), i18n.DAYS.kept_in(kept):
+        issue = load_issue(pub, pub.issue_dir(issue_ref))
+        images = process_images(pub, issue)
+        email, web = render(pub, issue, topic, images=images)
+        words = sum(len(p.split()) for piece in issue.pieces
+                    for p in markdown.paragraphs(piece.body))
     css_cache = pub.root / CSS_CACHE
     page = _page(email, css_cache)
     found = tag_page(page)
@@ -143,6 +146,7 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
         links=[link for _, link in found],
         tracked_html=tracked,
         topic=topic,
+        words=words,
     )
 
 

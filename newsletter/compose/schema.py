@@ -11,7 +11,6 @@ import re
 import unicodedata
 from typing import Any, Literal, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,6 +26,8 @@ from newsletter.core.yamlsrc import YamlDoc
 
 def check_address(value: str) -> str:
     """Normalise an email address (syntax only, no DNS)."""
+    from email_validator import EmailNotValidError, validate_email  # only when validating
+
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -69,7 +70,8 @@ def parse_duration(text: str) -> dt.timedelta:
 class Strict(BaseModel):
     """Base: extra keys are kept so they can be reported as warnings, not errors."""
 
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, populate_by_name=True,
+                              defer_build=True)  # built on first use (cached settings: never)
 
 
 class Sender(Strict):
