@@ -25,6 +25,10 @@ class Settings:
     webhook_public_key: str | None
     previous_secrets: tuple[str, ...] = ()  # NEWSLETTER_SECRET_PREVIOUS, comma-separated
     events_keep_days: int = EVENTS_KEEP_DAYS  # NEWSLETTER_EVENTS_KEEP_DAYS
+    bounces_password: str | None = None  # NEWSLETTER_BOUNCES_PASSWORD: the bounce mailbox's
+    #: NEWSLETTER_DNS_SERVER: `host[:port]` of the resolver DNS checks ask (default: the
+    #: system's), or `off` to skip them (a machine without DNS; the test suite)
+    dns_server: str | None = None
 
     @classmethod
     def from_env(cls, root: Path, env: dict[str, str] | None = None) -> Settings:
@@ -49,6 +53,8 @@ class Settings:
                                    (env.get("NEWSLETTER_SECRET_PREVIOUS") or "").split(",")
                                    if p.strip()),
             events_keep_days=_days(env.get("NEWSLETTER_EVENTS_KEEP_DAYS")),
+            bounces_password=env.get("NEWSLETTER_BOUNCES_PASSWORD") or None,
+            dns_server=(env.get("NEWSLETTER_DNS_SERVER") or "").strip() or None,
         )
 
     @property
