@@ -29,6 +29,7 @@ class Source(StrEnum):
     WEBHOOK = "webhook"
     SYNC = "sync"  # provider suppression lists
     CONFIRMATION = "confirmation"  # a confirmed sign-up
+    MAILBOX = "mailbox"  # the bounce mailbox (bounces and complaints that came back by mail)
 
 
 @dataclass(frozen=True, slots=True)
