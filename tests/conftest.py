@@ -11,6 +11,11 @@ import pytest
 
 from tests.db_fixtures import *  # noqa: F403  (db_url, postgres_url, postgres_server)
 
+# Tests reach only 127.0.0.1: `newsletter check`'s DNS look-ups are off unless a test points
+# them at its own DNS server (tests/checks/test_dmarc.py). Set here, so processes the tests
+# start inherit it.
+os.environ["NEWSLETTER_DNS_SERVER"] = "off"
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SLUG = "2026-11-24"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
