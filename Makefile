@@ -31,8 +31,12 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Two pytest-xdist workers (the reference machine has two cores; the tests mostly wait on
+# processes, servers and databases). TEST_WORKERS=0 runs the suite in one process. No
+# .pytest_cache: the suite writes nothing into the repository but tests/artifacts/.
+TEST_WORKERS ?= 2
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 bench: install
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

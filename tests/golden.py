@@ -25,9 +25,13 @@ def build_sample(workdir: Path, slug: str = SAMPLE_SLUG) -> dict[str, bytes]:
     from newsletter.compose.publication import Publication
     from tests.conftest import copy_sample
 
-    os.environ.pop("NEWSLETTER_SECRET", None)  # the sample message uses the sample secret
-    pub = Publication.load(copy_sample(workdir / "pub"))
-    target = write_build(pub, build_issue(pub, slug))
+    secret = os.environ.pop("NEWSLETTER_SECRET", None)  # the sample message uses the sample
+    try:                                                 # secret; restored for later tests
+        pub = Publication.load(copy_sample(workdir / "pub"))
+        target = write_build(pub, build_issue(pub, slug))
+    finally:
+        if secret is not None:
+            os.environ["NEWSLETTER_SECRET"] = secret
     return {p.name: p.read_bytes() for p in sorted(target.iterdir())}
 
 

@@ -12,8 +12,8 @@ from newsletter.db import open_database
 
 
 @pytest.fixture()
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = open_database(db_url)
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    engine = open_database(migrated_db_url)
     yield engine
     engine.dispose()
 

@@ -137,6 +137,7 @@ def test_export_round_trips_through_import(run, publication: Path, tmp_path: Pat
     assert out.read_text(encoding="utf-8") == first.stdout
 
 
+@pytest.mark.slow
 def test_killed_import_leaves_the_database_as_it_was(publication: Path, tmp_path: Path) -> None:
     """kill -9 in the middle of a real import (SQLite): the open transaction is simply lost."""
     db = tmp_path / "kill.db"

@@ -89,6 +89,7 @@ def _load(engine: Engine, rows: list[tuple]) -> None:
             conn.execute(insert(subscriber_tags), tag_rows)
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rows=people, rule_list=rule_sets)

@@ -139,6 +139,7 @@ def test_build_imports_no_database_web_or_provider_library(publication: Path) ->
                                  "newsletter.providers")) for m in modules)
 
 
+@pytest.mark.slow
 def test_subscribers_list_imports_no_build_or_web_library(publication: Path) -> None:
     env = {**os.environ,
            "NEWSLETTER_DATABASE_URL": f"sqlite:///{publication / 'subscribers.db'}"}
@@ -154,6 +155,7 @@ def test_subscribers_list_imports_no_build_or_web_library(publication: Path) -> 
     assert sorted(m for m in modules if m.split(".")[0] in unused) == []
 
 
+@pytest.mark.slow
 def test_status_and_send_cancel_import_no_build_library(publication: Path) -> None:
     """Reading the ledger needs the database, not the build stack (templates, CSS, HTML)."""
     env = {**os.environ,

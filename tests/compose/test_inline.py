@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import lxml.html
+import pytest
 
 from newsletter.compose import build_issue
 from newsletter.compose.inline import inline_css
@@ -86,6 +87,7 @@ def test_a_floated_image_gets_the_align_attribute_outlook_reads() -> None:
     assert plain.get("align") is None
 
 
+@pytest.mark.slow
 def test_a_new_process_reuses_processed_images_and_parsed_css(publication: Path) -> None:
     """Pillow loads when an image has to be processed, not when every image is cached (and
     requests never); the template's parsed style blocks read back from disk give the same

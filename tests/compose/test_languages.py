@@ -14,7 +14,7 @@ from lxml import html as lxml_html
 from newsletter.compose import build_issue, i18n
 from newsletter.compose.bidi import LRM, RLM, ltr_runs, mark_lines
 from newsletter.compose.publication import Publication
-from tests.conftest import SAMPLE_SLUG
+from tests.conftest import SAMPLE_SLUG, sample_build
 
 ARABIC = f"{SAMPLE_SLUG}-ar"
 FIELD = re.compile(r"\{(\w+)\}")
@@ -49,8 +49,7 @@ def _doc(html: str):
 
 
 def test_arabic_edition_html_language_and_direction() -> None:
-    pub = Publication.load(Path(__file__).resolve().parents[2])
-    build = build_issue(pub, ARABIC)
+    pub, build = sample_build(ARABIC)
     doc = _doc(build.html)
     assert (doc.get("lang"), doc.get("dir")) == ("ar", "rtl")
     english = doc.xpath("//div[@lang='en']")
@@ -68,14 +67,13 @@ def test_arabic_edition_html_language_and_direction() -> None:
     assert "Karim Mansour" in isolated
     # the English edition links to the Arabic one and back
     assert doc.xpath(f"//a[@hreflang='en'][@href='{pub.config.archive_url}{SAMPLE_SLUG}/']")
-    english_doc = _doc(build_issue(pub, SAMPLE_SLUG).html)
+    english_doc = _doc(sample_build(SAMPLE_SLUG)[1].html)
     assert english_doc.xpath(f"//a[@hreflang='ar'][@lang='ar'][@dir='rtl']"
                              f"[@href='{pub.config.archive_url}{ARABIC}/']")
 
 
 def test_text_part_lines_begin_with_their_direction_mark() -> None:
-    pub = Publication.load(Path(__file__).resolve().parents[2])
-    text = build_issue(pub, ARABIC).text
+    text = sample_build(ARABIC)[1].text
     lines = [line for line in text.split("\n") if line.strip()]
     assert all(line[0] in (RLM, LRM) for line in lines)
     english_start = next(i for i, line in enumerate(lines) if "Small utilities" in line)
@@ -86,7 +84,7 @@ def test_text_part_lines_begin_with_their_direction_mark() -> None:
         unicodedata.bidirectional(c) == "AL" for c in line[:12])]
     assert arabic and all(line[0] == RLM for line in arabic)
     # an all-English issue carries no marks at all
-    english = build_issue(pub, SAMPLE_SLUG).text
+    english = sample_build(SAMPLE_SLUG)[1].text
     assert RLM not in english and LRM not in english
 
 
@@ -131,8 +129,7 @@ def test_mark_lines_marks_each_nonempty_line_once(text: str) -> None:
 
 
 def test_expert_words_follow_the_piece_language() -> None:
-    pub = Publication.load(Path(__file__).resolve().parents[2])
-    doc = _doc(build_issue(pub, ARABIC).html)
+    doc = _doc(sample_build(ARABIC)[1].html)
     bylines = [p.text_content() for p in doc.find_class("byline")]
     assert bylines[0] == "بقلم سميرة حداد، زميلة أولى، برنامج الشرق الأوسط"
     assert bylines[1].startswith("بقلم Elena Marsh، ")  # no Arabic name given: as written

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 
 from newsletter.cli import main
 from newsletter.db import open_database
@@ -28,6 +29,7 @@ from tests.fake_sendgrid import API_KEY, FakeSendGrid
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "2026-11-24"
 SECRET = "dispatch-test-secret-at-least-32-characters"
+CHILD_APP = "newsletter-test-child"  # application_name of spawned processes' PostgreSQL sessions
 
 
 def add_people(engine: Engine, count: int, *, start: int = 0, tags: tuple[str, ...] = (),
@@ -72,18 +74,38 @@ class Pub:
                                   env=self.env, catch_exceptions=False)
 
     def spawn(self, *args: str, **kwargs: Any) -> subprocess.Popen:
-        """Start `python -m newsletter -C ROOT ARGS` as a real process."""
+        """Start `python -m newsletter -C ROOT ARGS` as a real process (its PostgreSQL
+        sessions carry the application_name CHILD_APP, for `settle()`)."""
         return subprocess.Popen([sys.executable, "-m", "newsletter", "-C", str(self.root), *args],
-                                env={**os.environ, **self.env}, cwd=ROOT,
+                                env={**os.environ, **self.env, "PGAPPNAME": CHILD_APP}, cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 **kwargs)
 
+    def settle(self, timeout: float = 30) -> None:
+        """After a spawned process was killed: wait until the database has finished with it.
+
+        PostgreSQL may still be running a COMMIT the dead process had sent; its server process
+        ends once it reads the closed connection, so wait until no session of a spawned process
+        is left on this database. On SQLite the dead process's transaction died with it."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        deadline = time.monotonic() + timeout
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND application_name = :app")
+        while True:
+            with self.engine.connect() as conn:
+                if not conn.execute(query, {"app": CHILD_APP}).scalar_one():
+                    return
+            assert time.monotonic() < deadline, "a killed process's session never ended"
+            time.sleep(0.01)
+
 
 @pytest.fixture()
-def pub(publication: Path, db_url: str, tmp_path: Path,  # noqa: F811
+def pub(warm_publication: Path, migrated_db_url: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Pub]:
+    publication = warm_publication  # the sample, its build caches filled
     env = {
-        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_DATABASE_URL": migrated_db_url,
         "NEWSLETTER_SECRET": SECRET,
         "NEWSLETTER_OUTBOX": str(tmp_path / "outbox"),
         "NEWSLETTER_TRANSPORT": "outbox",
@@ -97,8 +119,8 @@ def pub(publication: Path, db_url: str, tmp_path: Path,  # noqa: F811
     for key in ("SENDGRID_API_KEY", "SENDGRID_API_URL", "SMTP_URL", "NEWSLETTER_RETRY_ATTEMPTS",
                 "NEWSLETTER_SENDGRID_BATCH"):
         monkeypatch.delenv(key, raising=False)
-    engine = open_database(db_url)
-    yield Pub(publication, db_url, env, engine)
+    engine = open_database(migrated_db_url)
+    yield Pub(publication, migrated_db_url, env, engine)
     engine.dispose()
 
 

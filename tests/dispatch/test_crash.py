@@ -26,6 +26,8 @@ from newsletter.db.ledger_tables import send_recipients, sends
 from tests.dispatch.conftest import SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 
+# every test here kills or interrupts real `newsletter send` processes, round after round
+pytestmark = pytest.mark.slow
 KILLS = 3
 TO = re.compile(rb"^To: .*?<?([^<>\s]+@[^<>\s]+)>?\r$", re.M)
 
@@ -41,8 +43,7 @@ def _kill_when(pub: Pub, args: list[str], ready: Callable[[], bool], rng: random
         return False
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    # PostgreSQL may still be finishing a COMMIT the dead process had sent: let it land.
-    time.sleep(0.1)
+    pub.settle()  # PostgreSQL may still be finishing a COMMIT the dead process had sent
     return True
 
 

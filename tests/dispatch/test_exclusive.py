@@ -92,7 +92,7 @@ def test_a_killed_send_and_two_racing_resumes_mail_each_person_once(pub: Pub) ->
             time.sleep(0.01)
         first.send_signal(signal.SIGKILL)
         first.communicate()
-        time.sleep(0.1)  # PostgreSQL may still be finishing the dead process's COMMIT
+        pub.settle()  # PostgreSQL may still be finishing the dead process's COMMIT
         resumes = [pub.spawn(*args) for _ in range(2)]
         results = [(p.wait(timeout=120), *p.communicate()) for p in resumes]
         for code, out, err in results:
@@ -173,6 +173,7 @@ def test_every_ledger_write_is_fenced_by_the_lease(pub: Pub) -> None:
     assert second.get(send.id).accepted == 2
 
 
+@pytest.mark.slow
 def test_the_heartbeat_keeps_beating_while_the_engine_backs_off(
         pub: Pub, sendgrid: FakeSendGrid) -> None:
     add_people(pub.engine, 5)
@@ -201,6 +202,7 @@ def test_the_heartbeat_keeps_beating_while_the_engine_backs_off(
     assert len(seen) >= 5, f"the lease was renewed only {len(seen)} times during the back-off"
 
 
+@pytest.mark.slow
 def test_a_stale_takeover_stops_the_old_process_without_a_duplicate(pub: Pub) -> None:
     add_people(pub.engine, 2000)
     proc = pub.spawn("send", SLUG, "--segment", "everyone", "--yes")

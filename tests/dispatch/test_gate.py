@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from newsletter.db.ledger_tables import sends
@@ -18,6 +19,7 @@ def _sends(pub: Pub) -> int:
         return conn.execute(select(func.count()).select_from(sends)).scalar_one()
 
 
+@pytest.mark.slow
 def test_send_refuses_an_issue_that_fails_its_checks(pub: Pub) -> None:
     add_people(pub.engine, 3)
     _break_issue(pub)

@@ -7,6 +7,7 @@ import email
 from email import policy
 
 import idna
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,7 @@ def _reference_name(name: str) -> str:
     return " ".join(words)[:MAX_DISPLAY_NAME].rstrip()
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(NAMES, LOCALS, DOMAINS)
 def test_the_to_header_names_exactly_one_recipient(name: str, local: str, domain: str) -> None:

@@ -8,6 +8,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.dispatch.conftest import SLUG, Pub, add_people
 
 TO = re.compile(rb"^To: .*?<?([^<>\s]+@[^<>\s]+)>?\r$", re.M)
@@ -25,6 +27,7 @@ def _people(pub: Pub) -> tuple[list[str], list[str], list[str]]:
     return cyber, energy, both
 
 
+@pytest.mark.slow
 def test_a_later_send_to_another_segment_leaves_out_who_received_it(pub: Pub) -> None:
     cyber, energy, both = _people(pub)
     first = pub.cli("send", SLUG, "--segment", "cyber", "--yes")

@@ -146,6 +146,7 @@ def test_the_environment_overrides_the_setting(pub: Pub, sendgrid: FakeSendGrid)
     assert sendgrid.peak == 1
 
 
+@pytest.mark.slow
 def test_with_429s_no_request_is_sent_before_the_headers_allow(
         pub: Pub, sendgrid: FakeSendGrid) -> None:
     """The fake allows 8 requests per 2-second window and says so in X-RateLimit headers, and

@@ -6,6 +6,7 @@ import email
 from email import policy
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.audience import add_subscriber
@@ -100,6 +101,7 @@ def test_sending_again_leaves_out_who_received_it_unless_again(pub: Pub) -> None
     assert len(list((pub.outbox / SLUG / "2").glob("*.eml"))) == 3
 
 
+@pytest.mark.slow
 def test_editing_the_issue_after_a_send_started_is_refused(pub: Pub) -> None:
     add_people(pub.engine, 3)
     first = pub.cli("send", SLUG, "--segment", "everyone", "--yes")

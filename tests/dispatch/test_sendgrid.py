@@ -10,8 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.audience import add_subscriber
-from newsletter.compose import build_issue
-from newsletter.compose.publication import Publication
 from newsletter.core.errors import InputError
 from newsletter.core.personalise import Recipient
 from newsletter.core.tokens import read_token
@@ -22,16 +20,16 @@ from newsletter.providers.sendgrid.payload import (
     check_categories,
     clean_name,
 )
-from tests.dispatch.conftest import ROOT, SECRET, SLUG, Pub, add_people
+from tests.conftest import sample_build
+from tests.dispatch.conftest import SECRET, SLUG, Pub, add_people
 from tests.fake_sendgrid import FakeSendGrid
 
 TRICKY = 'Tom & "Jerry" <b>'
 
 
 def _mailing(**changes) -> Mailing:
-    """The sample issue's mailing (no database needed)."""
-    publication = Publication.load(ROOT)
-    build = build_issue(publication, SLUG)
+    """The sample issue's mailing (no database needed; the build is shared, built once)."""
+    publication, build = sample_build(SLUG)
     config = publication.config
     return Mailing(config, build.slug, build.subject, build.html, build.text,
                    build.content_hash, "7", SECRET, categories=["weekly"], **changes)
@@ -139,6 +137,7 @@ def test_publication_settings_sendgrid_cannot_take_are_refused() -> None:
 
 
 # -- newsletter send against the fake server --------------------------------------------------
+@pytest.mark.slow
 def test_send_delivers_once_each_with_substitutions_done_right(pub: Pub,
                                                                 sendgrid: FakeSendGrid) -> None:
     people = add_people(pub.engine, 2500)
@@ -267,6 +266,7 @@ def test_an_unknown_batch_the_provider_took_is_accepted_on_the_operators_word(
     assert set(sendgrid.recipients().values()) == {1} and len(sendgrid.sends()) == 2
 
 
+@pytest.mark.slow
 def test_random_429_and_500_still_deliver_exactly_once(pub: Pub, sendgrid: FakeSendGrid) -> None:
     people = add_people(pub.engine, 3000)
     pub.env["NEWSLETTER_SENDGRID_BATCH"] = "100"

@@ -7,13 +7,10 @@ import datetime as dt
 import email
 import random
 from email import policy
-from pathlib import Path
 
 import pytest
 
-from newsletter.compose import build_issue
 from newsletter.compose.package import compose
-from newsletter.compose.publication import Publication
 from newsletter.core.errors import NewsletterError
 from newsletter.core.personalise import Recipient, personalise
 from newsletter.core.tokens import preferences_url
@@ -21,8 +18,8 @@ from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.service import parse_at
 from newsletter.providers.mailing import Mailing
 from newsletter.providers.mime import MimeRenderer, QPTemplate
+from tests.conftest import sample_build
 
-ROOT = Path(__file__).resolve().parents[2]
 ALPHABET = "aé =\t.<>&\"'€漢\n" + "x" * 10  # no %: placeholders stay unambiguous
 
 
@@ -47,8 +44,7 @@ def test_qp_template_decodes_to_the_substituted_text_within_76_columns(seed: int
 
 
 def test_fast_messages_match_the_email_package() -> None:
-    pub = Publication.load(ROOT)
-    build = build_issue(pub, "2026-11-24")
+    pub, build = sample_build("2026-11-24")
     mailing = Mailing(pub.config, build.slug, build.subject, build.html, build.text,
                       build.content_hash, "1", "secret")
     when = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)

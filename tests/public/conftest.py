@@ -90,12 +90,14 @@ class Site:
 
 
 @pytest.fixture()
-def site(publication: Path, db_url: str, tmp_path: Path, signing_key: ec.EllipticCurvePrivateKey,
+def site(warm_publication: Path, migrated_db_url: str, tmp_path: Path,
+         signing_key: ec.EllipticCurvePrivateKey,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    publication = warm_publication  # the sample, its build caches filled
     with open(publication / "newsletter.yaml", "a", encoding="utf-8") as handle:
         handle.write(TOPICS)
     env = {
-        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_DATABASE_URL": migrated_db_url,
         "NEWSLETTER_SECRET": SECRET,
         "NEWSLETTER_OUTBOX": str(tmp_path / "outbox"),
         "NEWSLETTER_TRANSPORT": "outbox",
@@ -106,7 +108,7 @@ def site(publication: Path, db_url: str, tmp_path: Path, signing_key: ec.Ellipti
         monkeypatch.setenv(key, value)
     for key in ("SENDGRID_API_KEY", "SENDGRID_API_URL", "SMTP_URL"):
         monkeypatch.delenv(key, raising=False)
-    engine = open_database(db_url)
+    engine = open_database(migrated_db_url)
     yield Site(publication, env, engine, signing_key)
     engine.dispose()
 

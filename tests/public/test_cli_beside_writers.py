@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
@@ -28,6 +29,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_add_and_unsubscribe_succeed_beside_a_busy_writer(site: Site) -> None:
     site.add("busy@example.org")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, site.env["NEWSLETTER_DATABASE_URL"]],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
@@ -40,6 +41,7 @@ def imported(site: Site, tmp_path) -> Result:
     return cli(site, "subscribers", "import", str(csv))
 
 
+@pytest.mark.slow
 def test_forget_erases_everywhere_keeps_counts_and_refuses_reimport(site: Site, client,
                                                                     tmp_path) -> None:
     assert imported(site, tmp_path).exit_code == 0

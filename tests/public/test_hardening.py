@@ -127,6 +127,7 @@ def test_serve_prunes_by_itself(site: Site) -> None:
     assert _event_ids(site) == {"new0"}
 
 
+@pytest.mark.slow
 def test_two_serve_processes_share_one_throttle(site: Site) -> None:
     """20 sign-up requests per IP per hour, counted in the database: two real processes,
     requests sent to both at once, three rounds (one forwarded client IP each)."""

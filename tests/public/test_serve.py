@@ -32,7 +32,7 @@ def _spawn(site: Site, *args: str, env: dict[str, str] | None = None) -> subproc
 
 
 def _wait(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # start-up takes long only on a loaded machine
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         try:

@@ -20,6 +20,7 @@ import random
 import time
 from dataclasses import asdict
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
@@ -36,6 +37,7 @@ from newsletter.db.tables import (
 from newsletter.events.apply import apply_batch
 from newsletter.events.report import issue_report
 from newsletter.providers.sendgrid.webhook import parse_event
+from tests.conftest import examples
 from tests.public.conftest import Site, event, make_client, post_events
 
 PEOPLE = 14
@@ -194,7 +196,8 @@ def compare(site: Site, client, seed: int, size: int) -> dict:
     return batch
 
 
-@settings(max_examples=12, deadline=None,
+@pytest.mark.slow
+@settings(max_examples=examples(12), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 150))
 def test_one_request_stores_what_one_by_one_stores(site: Site, seed: int, size: int) -> None:
@@ -202,6 +205,7 @@ def test_one_request_stores_what_one_by_one_stores(site: Site, seed: int, size: 
         compare(site, client, seed, size)
 
 
+@pytest.mark.slow
 def test_a_large_mixed_request_stores_what_one_by_one_stores(site: Site) -> None:
     """1,500 events with every kind of event and every verdict (so the equality means
     something): human and machine opens, scanner agents and bursts, clicks too soon after

@@ -1,8 +1,10 @@
 """Publish fixtures: a sample publication whose public_url and archive_url point at a local port,
-and helpers to run `newsletter` and `newsletter serve` as real processes."""
+and helpers to run `newsletter` commands (in this process) and `newsletter serve` (as a real
+process)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -56,10 +58,20 @@ class Local:
         return self.root / "published"
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """`newsletter -C root ARGS` in a fresh process."""
-        return subprocess.run([sys.executable, "-m", "newsletter", "-C", str(self.root), *args],
-                              env={**os.environ, **self.env, **(env or {})}, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+        """`newsletter -C root ARGS` run in this process (click's CliRunner, from the
+        repository's folder, with the publication's environment): no test here needs the
+        command in a process of its own, and each process costs a second of imports."""
+        from click.testing import CliRunner
+
+        from newsletter.cli import main
+
+        with contextlib.chdir(ROOT):
+            result = CliRunner().invoke(main, ["-C", str(self.root), *args],
+                                        env={**self.env, **(env or {})})
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return subprocess.CompletedProcess(["newsletter", *args], result.exit_code,
+                                           result.stdout, result.stderr)
 
     def serve(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start `newsletter serve` on the publication's port and wait for /healthz."""
@@ -68,7 +80,7 @@ class Local:
              str(self.port), *args], env={**os.environ, **self.env, **(env or {})}, cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.servers.append(process)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()
             try:

@@ -79,7 +79,7 @@ def test_the_exec_start_line_serves_and_stops_cleanly(local: Local, tmp_path: Pa
         "PATH": "/usr/bin:/bin", **environment}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True)
     local.servers.append(process)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         assert process.poll() is None, process.communicate()
         try:

@@ -138,7 +138,7 @@ def s3_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     process = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             httpx.get(url, timeout=1)
@@ -155,6 +155,7 @@ def s3_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_s3_publish_uploads_with_types_and_caching_and_is_idempotent(
         publication: Path, s3_server: str) -> None:
     with open(publication / "newsletter.yaml", "a", encoding="utf-8") as handle:

@@ -96,6 +96,7 @@ def _raw_get(port: int, path: str) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
+@pytest.mark.slow
 def test_path_escape_attempts_are_refused_by_the_real_server(local: Local) -> None:
     assert local.run("publish", SLUG).returncode == 0
     local.serve()

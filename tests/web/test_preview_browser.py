@@ -107,6 +107,7 @@ def test_plain_text_tab(page, preview: RunningServer):
     expect(page.locator("#frame-desktop")).to_be_hidden()
 
 
+@pytest.mark.slow
 def test_preview_as_a_chosen_subscriber(page, preview: RunningServer, database: str):
     add_people(database)
     expect = open_preview(page, preview)
