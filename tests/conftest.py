@@ -21,11 +21,6 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from tests import spam_memo
 from tests.db_fixtures import *  # noqa: F403  (db_url, migrated_db_url, postgres_url, ...)
 
-# Tests reach only 127.0.0.1: `newsletter check`'s DNS look-ups are off unless a test points
-# them at its own DNS server (tests/checks/test_dmarc.py). Set here, so processes the tests
-# start inherit it.
-os.environ["NEWSLETTER_DNS_SERVER"] = "off"
-
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SLUG = "2026-11-24"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -98,6 +93,16 @@ def spamassassin_once_per_message(tmp_path_factory: pytest.TempPathFactory) -> I
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_dns_lookups() -> Iterator[None]:
+    """Tests reach only 127.0.0.1: `newsletter check`'s DNS look-ups are off (and processes
+    the tests start inherit that) unless a test points them at its own DNS server
+    (tests/checks/test_dmarc.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEWSLETTER_DNS_SERVER", "off")
+        yield
 
 
 @pytest.fixture()

@@ -20,7 +20,8 @@ GETs never change state. Tokens are HMAC-signed (newsletter.core.tokens) with NE
 checked against it and NEWSLETTER_SECRET_PREVIOUS. Pages look the same whether or not an address
 is subscribed; a bad token gets 400 and changes nothing. The sign-up throttles live in the
 database, shared by every `serve` process. While serving, events older than
-NEWSLETTER_EVENTS_KEEP_DAYS are pruned once an hour.
+NEWSLETTER_EVENTS_KEEP_DAYS are pruned once an hour, and with `bounces:` in newsletter.yaml the
+bounce mailbox is read every few minutes (newsletter.web.public_bounces).
 
 To add a route: write `async def handler(request)` inside `create_app` and list it in ROUTES'
 place at the end of `create_app` (one `Route` per method).
@@ -75,6 +76,7 @@ from newsletter.providers.sendgrid.signature import (
     verify_digest,
 )
 from newsletter.providers.sendgrid.webhook import parse_events
+from newsletter.web import public_bounces
 from newsletter.web.preferences import routes as preference_routes
 from newsletter.web.publish import local_folder
 from newsletter.web.site import AccessLog, archive_mount, archive_routes, log_config
@@ -246,10 +248,11 @@ async def _form(request: Request) -> dict[str, list[str]] | None:
 
 def create_app(pub: Publication, *, engine: Engine | None = None,
                limits: optin.Limits | None = None, archive: Path | None = None,
-               prune: bool = True) -> Starlette:
+               prune: bool = True, bounces: bool = True) -> Starlette:
     """The public app for `pub` (NEWSLETTER_SECRET of 32 characters or more is required);
     `archive` is the published folder to serve (default: the local publish folder of
-    newsletter.yaml). With `prune`, old webhook events are pruned at start-up and then hourly."""
+    newsletter.yaml). With `prune`, old webhook events are pruned at start-up and then hourly;
+    with `bounces`, the bounce mailbox is read (newsletter.web.public_bounces)."""
     settings = pub.settings
     keys = signing_secrets(settings.secret, settings.previous_secrets)
     key = None
@@ -430,11 +433,13 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(housekeeping()) if prune else None
+        tasks = [asyncio.create_task(housekeeping())] if prune else []
+        if bounces and public_bounces.wanted(pub):  # the bounce mailbox, every few minutes
+            tasks.append(asyncio.create_task(public_bounces.read_bounces(pub, side.engine)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

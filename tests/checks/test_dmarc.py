@@ -13,13 +13,12 @@ from newsletter.checks import dmarc
 from newsletter.checks.dmarc import check_dmarc
 from newsletter.checks.model import ERROR, Context
 from newsletter.cli import main
-from newsletter.compose import build_issue
 from newsletter.compose.publication import Publication
 from newsletter.compose.schema import BouncesConfig
 from newsletter.core.settings import Settings
 from tests.checks.dns_server import LocalDns
+from tests.conftest import sample_build
 
-ROOT = Path(__file__).resolve().parents[2]
 SENDGRID = "s1.domainkey.u1234.wl.sendgrid.net"
 BOUNCES = BouncesConfig(imap_url="imaps://bounces@imap.example.org/INBOX",
                         return_path="bounces@news.example.org")
@@ -41,8 +40,7 @@ def local_dns(dns_server: LocalDns) -> LocalDns:
 
 @pytest.fixture(scope="module")
 def built():
-    pub = Publication.load(ROOT)
-    return pub, build_issue(pub, "2026-11-24")
+    return sample_build()
 
 
 def run(built, dns: LocalDns | str, *, transport: str = "smtp", sender: str | None = None,
@@ -156,7 +154,8 @@ def test_offline_and_off_skip_with_a_note(built, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.slow
-def test_newsletter_check_fails_on_it(publication: Path, local_dns: LocalDns) -> None:
+def test_newsletter_check_fails_on_it(warm_publication: Path, local_dns: LocalDns) -> None:
+    publication = warm_publication
     config = publication / "newsletter.yaml"
     config.write_text(config.read_text() + "bounces: {imap_url: 'imaps://b@imap.example.org/"
                       "INBOX', return_path: bounces@news.example.org}\n")

@@ -94,8 +94,10 @@ def write_config(root: Path, mailbox: BounceMailbox, extra: str = "") -> None:
 
 
 @pytest.fixture()
-def mail_pub(publication: Path, db_url: str, bounce_mailbox: BounceMailbox,  # noqa: F811
+def mail_pub(warm_publication: Path, migrated_db_url: str,
+             bounce_mailbox: BounceMailbox,  # noqa: F811
              monkeypatch: pytest.MonkeyPatch) -> Iterator[MailPub]:
+    db_url, publication = migrated_db_url, warm_publication
     write_config(publication, bounce_mailbox)
     env = {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET": SECRET,
            "NEWSLETTER_BOUNCES_PASSWORD": bounce_mailbox.password, "PYTHONPATH": str(ROOT)}

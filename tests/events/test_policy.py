@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from newsletter.audience.model import Status
 from newsletter.events.policy import STORED, SoftBounceLimit, status_for, stored
 from newsletter.providers.events import Bounce, DropReason, Kind, ProviderEvent
+from tests.conftest import examples
 
 
 def reference(kind: Kind, bounce: Bounce | None, reason: DropReason | None, soft: int,
@@ -37,7 +38,7 @@ def events(draw) -> ProviderEvent:
     return ProviderEvent("test", "e1", kind, "a@example.org", bounce=bounce, reason=reason)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(event=events(), soft=st.integers(0, 10), limit=st.integers(1, 6))
 def test_policy_matches_the_rules(event: ProviderEvent, soft: int, limit: int) -> None:
     got = status_for(event, soft, SoftBounceLimit(count=limit, days=30))

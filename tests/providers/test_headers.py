@@ -8,22 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.compose import build_issue
 from newsletter.compose.package import list_id
-from newsletter.compose.publication import Publication
 from newsletter.compose.schema import PublicationConfig
 from newsletter.core.personalise import Recipient
 from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.mime import feedback_id, sender_id
+from tests.conftest import sample_build
 
-ROOT = Path(__file__).resolve().parents[2]
 LIST_ID = "Policy Experts Weekly <policy-experts-weekly.example.org>"
 
 
 @pytest.fixture(scope="module")
 def mailing() -> Mailing:
-    pub = Publication.load(ROOT)
-    build = build_issue(pub, "2026-11-24")
+    pub, build = sample_build()
     return Mailing(pub.config, build.slug, build.subject, build.html, build.text,
                    build.content_hash, "42", "secret-of-at-least-32-characters-0000")
 
@@ -51,7 +48,7 @@ def test_sendgrid_requests_carry_both(mailing: Mailing) -> None:
 
 
 def _config(name: str, sender: str) -> PublicationConfig:
-    base = Publication.load(ROOT).config
+    base = sample_build()[0].config
     return base.model_copy(update={"name": name,
                                    "sender": base.sender.model_copy(update={"email": sender})})
 
