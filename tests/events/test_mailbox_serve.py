@@ -14,7 +14,6 @@ from tests.events.conftest import MailPub, write_config
 from tests.mail_fixtures import sample
 from tests.providers.bounce_expectations import ROWS
 
-
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette: "install httpx2"
     from starlette.testclient import TestClient
