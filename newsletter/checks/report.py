@@ -40,6 +40,7 @@ def format_text(report: Report, strict: bool = False) -> str:
         if finding.fix:
             lines.append(f"    fix: {finding.fix}")
     lines += [f"note: {note}" for note in report.facts.get("direction", [])]
+    lines += [f"note: {note}" for note in report.facts.get("dns", [])]
     lines.append(summary(report, strict))
     return "\n".join(lines) + "\n"
 

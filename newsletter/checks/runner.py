@@ -81,8 +81,10 @@ def run(
     spam: bool = True,
     timeout: float = 10.0,
     transport: str | None = None,
+    dns: bool = False,
 ) -> Report:
-    """Run every check; SpamAssassin runs alongside the offline checks.
+    """Run every check; SpamAssassin runs alongside the offline checks; with `dns`, the From
+    domain's DMARC policy too (newsletter.checks.dmarc).
 
     `transport`: judge the issue for this transport (default: NEWSLETTER_TRANSPORT)."""
     spam_check = SpamCheck(build.message).start() if spam else None
@@ -96,6 +98,10 @@ def run(
             from newsletter.checks.online import check_online
 
             report.findings += check_online(ctx)
+        if dns:
+            from newsletter.checks.dmarc import check_dmarc
+
+            report.findings += check_dmarc(ctx)
     except BaseException:
         if spam_check is not None:
             spam_check.cancel()
@@ -103,6 +109,8 @@ def run(
     report.facts["sizes"] = ctx.extra.get("sizes", {})
     if ctx.extra.get("direction_notes"):
         report.facts["direction"] = ctx.extra["direction_notes"]
+    if ctx.extra.get("dns_notes"):
+        report.facts["dns"] = ctx.extra["dns_notes"]
     if spam_check is not None:
         report.findings += spam_check.finish()
         if spam_check.verdict is not None:
@@ -141,8 +149,10 @@ def check_issue(
     spam: bool = True,
     timeout: float = 10.0,
     transport: str | None = None,
+    dns: bool = True,
 ) -> Report:
-    """Build ISSUE and check it; a build that fails on bad input becomes error findings."""
+    """Build ISSUE and check it (`newsletter check`: the DMARC check included unless `dns` is
+    false); a build that fails on bad input becomes error findings."""
     from newsletter.compose import build_issue
 
     try:
@@ -153,7 +163,8 @@ def check_issue(
             findings=[_from_problem(p) for p in exc.problems],
             facts={"unbuilt": True},
         )
-    return run(pub, build, online=online, spam=spam, timeout=timeout, transport=transport)
+    return run(pub, build, online=online, spam=spam, timeout=timeout, transport=transport,
+               dns=dns)
 
 
 def require_passing(pub: Publication, build: Build) -> Report:

@@ -54,6 +54,8 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
     "suppressions": ("public", "SendGrid suppression lists (bounces, spam reports, "
                                "unsubscribes, invalid emails)."),
     "events": ("public", "SendGrid webhook events stored in the database."),
+    "bounces": ("bounces", "The bounce mailbox of SMTP sends: bounces and complaints that come "
+                           "back by mail."),
 }
 
 #: command name -> module under newsletter.cli that defines it

@@ -211,6 +211,49 @@ class FeedConfig(Strict):
     _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
 
 
+class BouncesConfig(Strict):
+    """`bounces:`: the mailbox SMTP bounces and complaints come back to (docs/deliverability.md);
+    its password is NEWSLETTER_BOUNCES_PASSWORD, never this file."""
+
+    imap_url: str  # imaps://user@host[:port]/INBOX (imap:// only to this machine)
+    return_path: str  # bounces@news.example.org: VERP makes bounces+<token>@news.example.org
+    processed_folder: str = "Processed"  # where handled messages go (created when missing)
+    soft_bounce_limit: int = Field(3, ge=1)  # this many soft bounces within ...
+    soft_bounce_days: int = Field(30, ge=1)  # ... this many days retire an address
+    every: str = "5m"  # how often `newsletter serve` reads the mailbox
+
+    _return_path = field_validator("return_path")(classmethod(lambda cls, v: check_address(v)))
+    _every = field_validator("every")(classmethod(lambda cls, v: parse_duration(v) and v))
+
+    @field_validator("imap_url")
+    @classmethod
+    def _imap_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        port = parts.netloc.rpartition(":")[2] if "]" not in parts.netloc else ""
+        if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username \
+                or (":" in parts.netloc.rpartition("@")[2] and not port.isdigit()):
+            raise ValueError(f"{value!r} is not a URL like imaps://user@host/INBOX")
+        if parts.password is not None:
+            raise ValueError("must not hold a password: put it in the environment variable "
+                             "NEWSLETTER_BOUNCES_PASSWORD, not in newsletter.yaml")
+        return value
+
+    @field_validator("processed_folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if not value.isascii() or not value.isprintable() or value.upper() == "INBOX" \
+                or any(c in value for c in '"\\*%'):
+            raise ValueError(f"{value!r} is not a plain ASCII folder name other than INBOX")
+        return value
+
+    @property
+    def domain(self) -> str:
+        """The return path's domain: the envelope (MAIL FROM) domain of SMTP sends."""
+        return self.return_path.rsplit("@", 1)[1].lower()
+
+
 class PublicationConfig(Strict):
     """newsletter.yaml."""
 
@@ -236,6 +279,7 @@ class PublicationConfig(Strict):
     translations: dict[str, ChromeWords] = Field(default_factory=dict)  # lang -> chrome words
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)  # `new --from-feed` (docs/drafting.md)
+    bounces: BouncesConfig | None = None  # the bounce mailbox (docs/deliverability.md)
     _own: PublicationConfig | None = PrivateAttr(default=None)  # set on an edition's copy
 
     _reply = field_validator("reply_to")(

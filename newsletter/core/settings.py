@@ -27,6 +27,10 @@ class Settings:
     previous_secrets: tuple[str, ...] = ()  # NEWSLETTER_SECRET_PREVIOUS, comma-separated
     events_keep_days: int = EVENTS_KEEP_DAYS  # NEWSLETTER_EVENTS_KEEP_DAYS
     signups_keep_days: int = SIGNUPS_KEEP_DAYS  # NEWSLETTER_SIGNUPS_KEEP_DAYS (unconfirmed)
+    bounces_password: str | None = None  # NEWSLETTER_BOUNCES_PASSWORD: the bounce mailbox's
+    #: NEWSLETTER_DNS_SERVER: `host[:port]` of the resolver DNS checks ask (default: the
+    #: system's), or `off` to skip them (a machine without DNS; the test suite)
+    dns_server: str | None = None
 
     @classmethod
     def from_env(cls, root: Path, env: dict[str, str] | None = None) -> Settings:
@@ -52,6 +56,8 @@ class Settings:
                                    if p.strip()),
             events_keep_days=_days(env, "NEWSLETTER_EVENTS_KEEP_DAYS", EVENTS_KEEP_DAYS),
             signups_keep_days=_days(env, "NEWSLETTER_SIGNUPS_KEEP_DAYS", SIGNUPS_KEEP_DAYS),
+            bounces_password=env.get("NEWSLETTER_BOUNCES_PASSWORD") or None,
+            dns_server=(env.get("NEWSLETTER_DNS_SERVER") or "").strip() or None,
         )
 
     @property

@@ -124,7 +124,7 @@ class SendPlan:
         with self.ledger.engine.connect() as conn:
             erasures = any_erased(conn)
         return ConsentCheck(send.id, self.family, send.reach, send.created_at,
-                            self.pub.settings.secret or "", erasures)
+                            tuple(self.pub.settings.secrets), erasures)
 
     def summary(self) -> list[tuple[str, str]]:
         """What will happen, as label/value pairs."""
