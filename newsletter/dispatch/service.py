@@ -28,7 +28,7 @@ from newsletter.dispatch.ledger import (
     is_alive,
 )
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.providers import Transport, make_transport
+from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
 from newsletter.providers.mailing import Item, Mailing
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
               resend_unknown: bool = False, accept_unknown: bool = False,
               resend_batches: tuple[int, ...] = (), accept_batches: tuple[int, ...] = (),
               dry_run: bool = False,
-              before_send: Callable[[Publication, Any], str] | None = None,
+              before_send: Callable[[Publication, Any, str], str] | None = None,
               narrow: Any = None) -> SendPlan:
     """Build the issue, resolve the segments and the ledger's history; refuse what must be.
 
@@ -177,8 +177,9 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever already
     received the issue, unless `again`. Unknown outcomes of sends without an undo window are
     settled by the operator: all (`resend_unknown`, `accept_unknown`) or batch by batch.
-    `before_send(pub, engine)` runs before a new SendGrid send is counted (the CLI passes the
-    suppression sync, which lives on the public side); the note it returns joins the plan's.
+    `before_send(pub, engine, provider)` runs before a new send through a provider with
+    suppression lists is counted (the CLI passes the suppression sync, which lives on the public
+    side); the note it returns joins the plan's.
     `narrow`, a further WHERE clause over subscribers, keeps part of the segments (one edition's
     readers).
     """
@@ -243,8 +244,10 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         undo_window = _window_of(ledger, resumed)
     if (at is not None or undo_window is not None) and chosen != "sendgrid":
         what = "--at" if at is not None else "--undo-window"
+        why = SCHEDULING.get(chosen)
         raise NewsletterError(f"{what} needs the sendgrid transport (SendGrid's send_at "
-                              f"schedules the send); the {chosen} transport sends at once")
+                              f"schedules the send); the {chosen} transport sends at once"
+                              + (f": {why}" if why else ""))
     if at is not None:
         from newsletter.providers.sendgrid.payload import check_send_at
 
@@ -255,10 +258,10 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         if not dt.timedelta(minutes=1) <= undo_window <= MAX_SCHEDULE_AHEAD - CANCEL_DEADLINE:
             raise NewsletterError("the undo window must be between 1 minute and 71 hours 50 "
                                   "minutes (SendGrid schedules at most 72 hours ahead)")
-    sender = make_transport(chosen, pub.settings)
+    sender = make_transport(chosen, pub.settings, pub.config)
     sync_note = None
-    if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
-        sync_note = before_send(pub, ledger.engine)  # retire suppressed addresses first
+    if chosen in SUPPRESSION_LISTS and resumed is None and not dry_run and before_send:
+        sync_note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses
     plan = SendPlan(pub=pub, build=build, segment=label, transport=sender, ledger=ledger,
                     members=members, send=resumed, count=0, at=at, undo_window=undo_window,
                     again=again, retry_failed=reopen is not None,
@@ -524,7 +527,7 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
         addresses = [check_address(a) for a in addresses]
     except ValueError as exc:
         raise NewsletterError(str(exc)) from None
-    sender = make_transport(transport, pub.settings)
+    sender = make_transport(transport, pub.settings, pub.config)
     sender.preflight()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     mailing = make_mailing(pub, build, f"test-{stamp}", subject=f"[TEST] {build.subject}",
