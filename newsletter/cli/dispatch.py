@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from newsletter.cli.common import App, console, err_console, pass_app
-
-TRANSPORT_NAMES = ("outbox", "smtp", "sendgrid")
+from newsletter.core.settings import TRANSPORTS as TRANSPORT_NAMES
 
 
 class _SendCommand(click.Command):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from newsletter.compose.schema import PublicationConfig
+from newsletter.compose.schema import MailgunConfig, PostmarkConfig, PublicationConfig
 from newsletter.core.errors import NewsletterError
 from newsletter.core.settings import TRANSPORTS, Settings
 from newsletter.providers.base import BatchResult, Outcome, Transport
@@ -56,13 +56,14 @@ def make_transport(name: str | None, settings: Settings,
 
         postmark = settings.postmark
         return PostmarkTransport(postmark.server_token, postmark.api_url,
+                                 config.postmark if config else PostmarkConfig(),
                                  max_batch=postmark.batch, max_in_flight=postmark.in_flight)
     if name == "mailgun":
         from newsletter.providers.mailgun.transport import MailgunTransport, api_url
 
         mailgun = settings.mailgun
+        chosen = config.mailgun if config else MailgunConfig()
         return MailgunTransport(mailgun.api_key, mailgun.domain,
-                                api_url(config.mailgun.region if config else "us",
-                                        mailgun.api_url),
+                                api_url(chosen.region, mailgun.api_url), chosen,
                                 max_batch=mailgun.batch, max_in_flight=mailgun.in_flight)
     raise NewsletterError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")

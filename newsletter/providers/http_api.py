@@ -168,22 +168,17 @@ class HttpBatchTransport(Transport):
     #: requests stay below this many bytes (split in two otherwise)
     target_bytes = 20 * 1024 * 1024
 
-    def __init__(self, api: ApiClient, *, max_batch: int, max_in_flight: int | None):
+    def __init__(self, api: ApiClient, *, max_batch: int, max_in_flight: int):
         self.api = api
         self.where = api.base_url
         self.max_batch = max_batch
-        self.max_in_flight = max_in_flight
-        self.pacer = Pacer(max_in_flight or 4)
+        self.parallel = max(1, max_in_flight)
+        self.pacer = Pacer(self.parallel)
         self.building = threading.Lock()
 
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
-        self.parallel = self.max_in_flight or self.configured_in_flight(mailing)
-        self.pacer = Pacer(self.parallel)
-
-    @abstractmethod
-    def configured_in_flight(self, mailing: Mailing) -> int:
-        """newsletter.yaml's `max_in_flight` for this provider."""
+        self.pacer = Pacer(self.parallel)  # a fresh limit for each mailing
 
     # -- hooks ----------------------------------------------------------------------------
     @abstractmethod

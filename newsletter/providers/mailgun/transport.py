@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from newsletter.compose.schema import MailgunConfig
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome
 from newsletter.providers.http_api import (
@@ -75,20 +76,19 @@ class MailgunTransport(HttpBatchTransport):
     key_hint = "MAILGUN_API_KEY"
     parallel = 4
 
-    def __init__(self, key: str | None, domain: str | None, url: str, *,
-                 max_batch: int | None = None, max_in_flight: int | None = None):
-        super().__init__(api(key, domain, url, connections=max(8, max_in_flight or 0)),
+    def __init__(self, key: str | None, domain: str | None, url: str, settings: MailgunConfig,
+                 *, max_batch: int | None = None, max_in_flight: int | None = None):
+        in_flight = max_in_flight or settings.max_in_flight
+        super().__init__(api(key, domain, url, connections=max(8, in_flight)),
                          max_batch=min(MAX_RECIPIENTS, max_batch or MAX_RECIPIENTS),
-                         max_in_flight=max_in_flight)
+                         max_in_flight=in_flight)
+        self.settings = settings
         self.domain = check_domain(domain)
         self.path = f"/v3/{quote(self.domain)}/messages"
 
-    def configured_in_flight(self, mailing: Mailing) -> int:
-        return mailing.config.mailgun.max_in_flight
-
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
-        self.payload = MailgunPayload(mailing, tracking=mailing.config.mailgun.tracking)
+        self.payload = MailgunPayload(mailing, tracking=self.settings.tracking)
         self.batch_size = min(self.max_batch, self.payload.batch_size)
 
     def preflight(self) -> None:
@@ -108,7 +108,7 @@ class MailgunTransport(HttpBatchTransport):
     # -- hooks ----------------------------------------------------------------------------
     def build(self, items: Sequence[Item]) -> tuple[dict[str, Any], dict[int, str]]:
         body, refused = self.payload.body(items)
-        return ({"method": "POST", "url": self.path, "content": body,
+        return ({"method": "POST", "path": self.path, "content": body,
                  "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, refused)
 
     def read_accepted(self, items: Sequence[Item], reply: Reply) -> BatchResult:

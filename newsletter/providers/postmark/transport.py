@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from newsletter.compose.schema import PostmarkConfig
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome
 from newsletter.providers.http_api import (
@@ -63,20 +64,19 @@ class PostmarkTransport(HttpBatchTransport):
     key_hint = "POSTMARK_SERVER_TOKEN"
     parallel = 4
 
-    def __init__(self, token: str | None, api_url: str, *, max_batch: int | None = None,
-                 max_in_flight: int | None = None):
-        super().__init__(api(token, api_url, connections=max(8, max_in_flight or 0)),
+    def __init__(self, token: str | None, api_url: str, settings: PostmarkConfig, *,
+                 max_batch: int | None = None, max_in_flight: int | None = None):
+        in_flight = max_in_flight or settings.max_in_flight
+        super().__init__(api(token, api_url, connections=max(8, in_flight)),
                          max_batch=min(MAX_MESSAGES, max_batch or MAX_MESSAGES),
-                         max_in_flight=max_in_flight)
-
-    def configured_in_flight(self, mailing: Mailing) -> int:
-        return mailing.config.postmark.max_in_flight
+                         max_in_flight=in_flight)
+        self.settings = settings
 
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
-        settings = mailing.config.postmark
-        self.stream = settings.message_stream
-        self.payload = PostmarkPayload(mailing, self.stream, track_opens=settings.track_opens,
+        settings = self.settings
+        self.payload = PostmarkPayload(mailing, settings.message_stream,
+                                       track_opens=settings.track_opens,
                                        track_links=settings.track_links)
         self.batch_size = min(self.max_batch, self.payload.batch_size)
 
@@ -85,7 +85,7 @@ class PostmarkTransport(HttpBatchTransport):
         stream (Postmark's rule for newsletters)."""
         self.api.call("checking the server token", "GET", "/server", key_hint=self.key_hint,
                       message=error_text)
-        stream = getattr(self, "stream", None) or self.mailing.config.postmark.message_stream
+        stream = self.settings.message_stream
         reply = self.api.call(f"checking the message stream {stream!r}", "GET",
                               f"/message-streams/{stream}", key_hint=self.key_hint,
                               message=error_text)
@@ -101,7 +101,7 @@ class PostmarkTransport(HttpBatchTransport):
     # -- hooks ----------------------------------------------------------------------------
     def build(self, items: Sequence[Item]) -> tuple[dict[str, Any], dict[int, str]]:
         body, refused = self.payload.body(items)
-        return ({"method": "POST", "url": "/email/batch", "content": body,
+        return ({"method": "POST", "path": "/email/batch", "content": body,
                  "headers": {"Content-Type": "application/json"}}, refused)
 
     def read_accepted(self, items: Sequence[Item], reply: Reply) -> BatchResult:
