@@ -9,10 +9,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.dispatch.conftest import Pub, pub  # noqa: F401  (the publication fixture)
+from tests.dispatch import conftest as dispatch_fixtures
+from tests.dispatch.conftest import Pub
 from tests.fake_http import FakeApi
 from tests.fake_mailgun import API_KEY, DOMAIN, FakeMailgun
 from tests.fake_postmark import TOKEN, FakePostmark
+
+pub = dispatch_fixtures.pub  # the publication fixture
 
 
 @dataclass
