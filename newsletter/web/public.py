@@ -76,6 +76,7 @@ from newsletter.providers.sendgrid.signature import (
 )
 from newsletter.providers.sendgrid.webhook import parse_events
 from newsletter.web.preferences import routes as preference_routes
+from newsletter.web.public_webhooks import webhook_routes
 from newsletter.web.publish import local_folder
 from newsletter.web.site import AccessLog, archive_mount, archive_routes, log_config
 
@@ -454,6 +455,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             Route("/confirm/{token}", confirm_page, methods=["GET"]),
             Route("/confirm/{token}", confirm, methods=["POST"]),
             Route("/webhooks/sendgrid", webhook, methods=["POST"]),
+            *webhook_routes(lambda request: side),
             *preference_routes(side, _form),
             *archive_routes(archive_folder, archive_path),
             Route("/c/{token}", click, methods=["GET"]),

@@ -14,8 +14,10 @@ from tests.dispatch.conftest import Pub
 from tests.fake_http import FakeApi
 from tests.fake_mailgun import API_KEY, DOMAIN, FakeMailgun
 from tests.fake_postmark import TOKEN, FakePostmark
+from tests.public import conftest as public_fixtures
 
 pub = dispatch_fixtures.pub  # the publication fixture
+site, signing_key = public_fixtures.site, public_fixtures.signing_key  # the public side's
 
 
 @dataclass
