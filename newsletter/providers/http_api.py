@@ -99,14 +99,15 @@ class ApiClient:
         return Reply(response.status_code, response.content, response.headers)
 
     def call(self, what: str, method: str, path: str, *, key_hint: str,
-             message: Any = None, **kwargs: Any) -> Reply:
+             message: Any = None, expected: tuple[int, ...] = (404,), **kwargs: Any) -> Reply:
         """A request outside a send (checks, lists): any trouble is one FailedError.
-        `message(body)` gives the provider's error text; 404 comes back to the caller."""
+        `message(body)` gives the provider's error text; 2xx and the `expected` statuses
+        come back to the caller."""
         try:
             reply = self.request(method, path, **kwargs)
         except (NotSent, Lost) as exc:
             raise FailedError(f"{exc} while {what}") from None
-        if reply.status < 300 or reply.status == 404:
+        if reply.status < 300 or reply.status in expected:
             return reply
         text = (message(reply.body) if message else "") or f"HTTP {reply.status}"
         if reply.status in (401, 403):

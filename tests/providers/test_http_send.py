@@ -190,7 +190,8 @@ def test_scheduling_is_refused_clearly(pub: Pub, rig: Rig, flag: list[str]) -> N
     assert rig.fake.sends() == []
 
 
-def test_network_errors_before_the_request_arrives_are_retried_not_unknown(rig: Rig) -> None:
+@pytest.mark.parametrize("name", ["postmark", "mailgun"])
+def test_network_errors_before_the_request_arrives_are_retried_not_unknown(name: str) -> None:
     import socket
 
     from newsletter.core.settings import Settings
@@ -202,7 +203,7 @@ def test_network_errors_before_the_request_arrives_are_retried_not_unknown(rig: 
     env = {"POSTMARK_SERVER_TOKEN": "t", "POSTMARK_API_URL": f"http://127.0.0.1:{port}",
            "MAILGUN_API_KEY": "k", "MAILGUN_DOMAIN": "mg.example.org",
            "MAILGUN_API_URL": f"http://127.0.0.1:{port}"}
-    transport = make_transport(rig.name, Settings.from_env(ROOT, env))
+    transport = make_transport(name, Settings.from_env(ROOT, env))
     transport.open(_mailing())
     result = transport.send([Item(1, Recipient("a@example.org"))])
     assert result.stop is None

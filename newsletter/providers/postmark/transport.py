@@ -88,7 +88,7 @@ class PostmarkTransport(HttpBatchTransport):
         stream = self.settings.message_stream
         reply = self.api.call(f"checking the message stream {stream!r}", "GET",
                               f"/message-streams/{stream}", key_hint=self.key_hint,
-                              message=error_text)
+                              message=error_text, expected=(404, 422))
         found = reply.json() if reply.status == 200 else None
         if not isinstance(found, dict):
             raise FailedError(f"Postmark has no message stream {stream!r} on this server; set "
