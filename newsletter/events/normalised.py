@@ -59,7 +59,8 @@ def remember_token(conn: Connection, provider: str, token: str, window: dt.timed
     conn.execute(delete(webhook_tokens).where(webhook_tokens.c.seen_at < now - 2 * window))
     statement = dialect_insert(conn, webhook_tokens).values(provider=provider, token=token,
                                                             seen_at=now)
-    return conn.execute(statement.on_conflict_do_nothing()).rowcount == 1
+    inserted = statement.on_conflict_do_nothing().returning(webhook_tokens.c.token)
+    return conn.execute(inserted).first() is not None
 
 
 def apply_provider_events(engine: Engine, events: Sequence[ProviderEvent], *,
