@@ -59,22 +59,30 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str, log_level: s
 
 @click.group()
 def suppressions() -> None:
-    """SendGrid suppression lists (bounces, spam reports, unsubscribes, invalid emails)."""
+    """Provider suppression lists (SendGrid, Postmark, Mailgun)."""
 
 
 @suppressions.command("sync")
+@click.option("--provider", type=click.Choice(["sendgrid", "postmark", "mailgun"]),
+              default=None, help="Whose lists to read (default: NEWSLETTER_TRANSPORT when it "
+                                 "is one of them, else sendgrid).")
 @click.option("--full", is_flag=True, help="Fetch whole lists, not only entries since the last "
                                            "sync.")
 @pass_app
-def sync(app: App, full: bool) -> None:
-    """Pull SendGrid's suppression lists and retire the addresses they name."""
+def sync(app: App, provider: str | None, full: bool) -> None:
+    """Pull a provider's suppression lists and retire the addresses they name: SendGrid's
+    bounces, spam reports, unsubscribes and invalid emails; Postmark's suppressions of the
+    message stream; Mailgun's bounces, complaints and unsubscribes."""
     from newsletter.db import open_database
-    from newsletter.events.suppressions import sync_suppressions
+    from newsletter.events.suppressions import sync_provider, sync_suppressions
 
     pub = app.publication
+    chosen = provider or (pub.settings.transport if pub.settings.transport in
+                          ("postmark", "mailgun") else "sendgrid")
     engine = open_database(pub.settings)
     try:
-        report = sync_suppressions(pub, engine, full=full)
+        report = (sync_suppressions(pub, engine, full=full) if chosen == "sendgrid"
+                  else sync_provider(pub, engine, chosen, full=full))
     finally:
         engine.dispose()
     console.print(report.summary())

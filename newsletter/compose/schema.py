@@ -140,6 +140,36 @@ class SendGridConfig(Strict):
         return value
 
 
+class PostmarkConfig(Strict):
+    """`postmark:` in newsletter.yaml (the server token comes from the environment)."""
+
+    message_stream: str = "broadcast"  # a Broadcasts stream: Postmark's rule for newsletters
+    max_in_flight: int = Field(4, ge=1, le=64)  # batch requests at once (the adaptive ceiling)
+    track_opens: bool | None = None  # None: the message stream's own setting
+    track_links: Literal["None", "HtmlAndText", "HtmlOnly", "TextOnly"] | None = None
+
+    @field_validator("message_stream")
+    @classmethod
+    def _stream(cls, value: str) -> str:
+        if not value or len(value) > 100 or not all(c.isalnum() or c in "-_" for c in value):
+            raise ValueError(f"{value!r} is not a message stream ID (letters, digits, - and _)")
+        return value
+
+
+class MailgunConfig(Strict):
+    """`mailgun:` in newsletter.yaml (the API key and sending domain come from the
+    environment)."""
+
+    region: Literal["us", "eu"] = "us"  # api.mailgun.net or api.eu.mailgun.net
+    max_in_flight: int = Field(4, ge=1, le=64)  # batch requests at once (the adaptive ceiling)
+    tracking: bool | None = None  # o:tracking; None: the domain's own setting
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _region(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
 class S3Target(Strict):
     """An S3-compatible bucket the archive is published to (credentials from the environment)."""
 
@@ -271,6 +301,8 @@ class PublicationConfig(Strict):
     template: str = "default"
     _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
+    postmark: PostmarkConfig = Field(default_factory=PostmarkConfig)
+    mailgun: MailgunConfig = Field(default_factory=MailgunConfig)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
     publish: PublishConfig = Field(default_factory=PublishConfig)
     strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words

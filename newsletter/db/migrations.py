@@ -500,3 +500,17 @@ def _approvals(conn: Connection) -> None:
               unique=True),
     )
     md.create_all(conn)
+
+
+@migration(12, "signature tokens of provider webhooks, so a replayed one is refused")
+def _webhook_tokens(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "webhook_tokens",
+        md,
+        Column("provider", String(16), primary_key=True),
+        Column("token", String(100), primary_key=True),
+        Column("seen_at", DateTime, nullable=False),
+        Index("ix_webhook_tokens_seen_at", "seen_at"),
+    )
+    md.create_all(conn)

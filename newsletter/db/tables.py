@@ -180,6 +180,16 @@ signups = Table(
     Column("confirmed_at", UtcDateTime, nullable=True),
 )
 
+# --- provider webhooks: signature tokens seen (Mailgun), refused when replayed --------------
+webhook_tokens = Table(
+    "webhook_tokens",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("token", String(100), primary_key=True),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_tokens_seen_at", "seen_at"),
+)
+
 suppression_sync = Table(
     "suppression_sync",
     metadata,

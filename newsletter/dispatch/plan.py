@@ -26,7 +26,7 @@ from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
 from newsletter.dispatch.ledger.consent import preview
 from newsletter.dispatch.ledger.reached import reached, recipients_of
 from newsletter.dispatch.options import CANCEL_DEADLINE, listed, minutes, parse_window, utc_minute
-from newsletter.providers import Transport, make_transport
+from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -154,7 +154,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
               resend_batches: tuple[int, ...] = (), accept_batches: tuple[int, ...] = (),
               resend_recipients: tuple[str, ...] = (), accept_recipients: tuple[str, ...] = (),
               dry_run: bool = False,
-              before_send: Callable[[Publication, Any], str] | None = None,
+              before_send: Callable[[Publication, Any, str], str] | None = None,
               narrow: Any = None, run_started: dt.datetime | None = None) -> SendPlan:
     """Resolve the segments and the ledger's history, build the issue for a new send (or
     take the artifact of the send to resume), and refuse what must be refused.
@@ -163,11 +163,12 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever the issue
     family reached, unless `again`. Unknown outcomes of sends without an undo window are
     settled by the operator: all (`resend_unknown`, `accept_unknown`), batch by batch or
-    recipient by recipient. `before_send(pub, engine)` runs before a new SendGrid send is
-    counted (the CLI passes the suppression sync, which lives on the public side); the note it
-    returns joins the plan's. `narrow`, a further WHERE clause over subscribers, keeps part of
-    the segments (one edition's readers); `run_started` (with `again`): people reached since
-    then are left out (one edition each in one `send --editions --again`).
+    recipient by recipient. `before_send(pub, engine, provider)` runs before a new send through
+    a provider with suppression lists is counted (the CLI passes the suppression sync, which
+    lives on the public side); the note it returns joins the plan's. `narrow`, a further WHERE
+    clause over subscribers, keeps part of the segments (one edition's readers); `run_started`
+    (with `again`): people reached since then are left out (one edition each in one
+    `send --editions --again`).
     """
     _check_options(resend_unknown, accept_unknown, resend_batches, accept_batches,
                    resend_recipients, accept_recipients, at, undo_window)
@@ -220,10 +221,10 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         members = members & narrow
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
-    sender = make_transport(chosen, pub.settings)
+    sender = make_transport(chosen, pub.settings, pub.config)
     require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
-    if chosen == "sendgrid" and resumed is None and not dry_run and before_send is not None:
-        note = before_send(pub, ledger.engine)  # retire suppressed addresses first
+    if chosen in SUPPRESSION_LISTS and resumed is None and not dry_run and before_send:
+        note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses first
         if note:
             notes.append(note)
     plan = SendPlan(
@@ -305,8 +306,10 @@ def _undo_window(pub: Publication, ledger: Ledger, resumed: SendRow | None, chos
                               last.send_at - last.created_at - CANCEL_DEADLINE)
     if (at is not None or undo_window is not None) and chosen != "sendgrid":
         what = "--at" if at is not None else "--undo-window"
+        why = SCHEDULING.get(chosen)
         raise NewsletterError(f"{what} needs the sendgrid transport (SendGrid's send_at "
-                              f"schedules the send); the {chosen} transport sends at once")
+                              f"schedules the send); the {chosen} transport sends at once"
+                              + (f": {why}" if why else ""))
     if at is not None:
         from newsletter.providers.sendgrid.payload import check_send_at
 

@@ -40,7 +40,7 @@ def send_confirmation(pub: Publication, env: Environment, email: str, name: str,
     """Hand the confirmation to the transport; True when it was accepted (failures are logged
     without the address, never shown to the visitor)."""
     try:
-        transport = make_transport(None, pub.settings)
+        transport = make_transport(None, pub.settings, pub.config)
         transport.open(confirmation_mailing(pub, env, link, days))
         key = int(utcnow().timestamp() * 1000) % 10**12
         try:

@@ -52,7 +52,7 @@ from newsletter.events import optin
 from newsletter.events.classify import Thresholds
 from newsletter.events.prune import prune_events
 from newsletter.providers.sendgrid.signature import load_public_key
-from newsletter.web import consent, engagement, preferences, public_bounces
+from newsletter.web import consent, engagement, preferences, public_bounces, public_webhooks
 from newsletter.web.publish import local_folder
 from newsletter.web.side import PublicSide, side_of, templates
 from newsletter.web.site import AccessLog, archive_mount, archive_routes, log_config
@@ -194,6 +194,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             Route("/healthz", healthz, methods=["GET"]),
             *consent.ROUTES,
             *engagement.ROUTES,
+            *public_webhooks.ROUTES,
             *preferences.ROUTES,
             *archive_routes(folder, archive_path),
         ],
