@@ -96,6 +96,16 @@ def spamassassin_once_per_message(tmp_path_factory: pytest.TempPathFactory) -> I
             os.environ[key] = value
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_dns_lookups() -> Iterator[None]:
+    """Tests reach only 127.0.0.1: `newsletter check`'s DNS look-ups are off (and processes
+    the tests start inherit that) unless a test points them at its own DNS server
+    (tests/checks/test_dmarc.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEWSLETTER_DNS_SERVER", "off")
+        yield
+
+
 @pytest.fixture()
 def publication(tmp_path: Path) -> Path:
     """A private copy of the sample publication."""

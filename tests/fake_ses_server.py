@@ -22,7 +22,8 @@ Every accepted SendEmail is logged (message id, destination, tags, configuration
 raw message unless `--light`). A small HTTP server on `--control-port` (not AWS's API: the
 test's own handle) answers `GET /messages`, `GET /count`, `GET /suppressed` (the listed
 addresses), `POST /account` (JSON: fields of the account to change), `POST /suppressed`
-(entries with the test's own LastUpdateTime) and `POST /reset`. The server prints `READY` once both ports listen.
+(entries with the test's own LastUpdateTime) and `POST /reset`. The server prints `READY` once
+both ports listen.
 """
 
 from __future__ import annotations

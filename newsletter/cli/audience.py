@@ -345,8 +345,11 @@ def segments_command(app: App) -> None:
     if not segments.names:
         console.print(f"no segments defined in {segments.path}", markup=False)
         return
+    from newsletter.audience.attributes import unheld_attributes
+
     table = Table("segment", "members", "defined at")
     with _database(app) as engine, engine.connect() as conn:
+        warn(unheld_attributes(conn, segments))
         for name in segments.names:
             seg = segments.get(name)
             table.add_row(name, f"{segments.count(conn, name):,}", f"{segments.path.name}:"

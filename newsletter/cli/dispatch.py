@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli.common import App, console, err_console, pass_app
-from newsletter.core.settings import TRANSPORTS as TRANSPORT_NAMES
+from newsletter.cli.common import TRANSPORT_NAMES, App, console, err_console, pass_app
 
 
 class _SendCommand(click.Command):
@@ -86,6 +85,7 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
                    accept_batches=accept_batch, resend_recipients=resend_recipient,
                    accept_recipients=accept_recipient, dry_run=dry_run,
                    before_send=sync_before_send)
+    _attribute_hints(app, segments)
     if editions:
         _send_editions(app, issue, segments, yes, options, skip_url_check)
         return
@@ -112,6 +112,26 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     if not yes and not click.confirm("Send it?", default=False, err=True):
         raise click.exceptions.Exit(1)
     run(plan)
+
+
+def _attribute_hints(app: App, names: tuple[str, ...]) -> None:
+    """Warn about attributes the segments test that no subscriber has (a CSV header `Role`
+    and a rule `attr: {role: ...}`)."""
+    from newsletter.audience import Segments
+    from newsletter.audience.attributes import unheld_attributes
+    from newsletter.cli.common import warn
+    from newsletter.db import open_database
+
+    segments = Segments.load(app.publication)
+    known = [name for name in dict.fromkeys(names) if name in segments.names]
+    if not known:
+        return  # plan_send names the unknown segment
+    engine = open_database(app.publication.settings)
+    try:
+        with engine.connect() as conn:
+            warn(unheld_attributes(conn, segments, known))
+    finally:
+        engine.dispose()
 
 
 def _send_editions(app: App, issue: str, segments: tuple[str, ...], yes: bool, options: dict,
@@ -170,29 +190,65 @@ def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
 @click.command("send-test")
 @click.argument("issue")
 @click.option("--to", "to", multiple=True, metavar="ADDRESS",
-              help="Send to this address instead of test_recipients (repeatable).")
+              help="Send to this address instead of test_recipients (repeatable; several "
+                   "separated by commas also work).")
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
               help=f"{', '.join(TRANSPORT_NAMES)} (default: NEWSLETTER_TRANSPORT, else outbox).")
 @pass_app
 def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) -> None:
     """Send a [TEST] copy of ISSUE to test_recipients (or --to), outside the ledger."""
     from newsletter.compose import build_issue
+    from newsletter.compose.schema import split_addresses
     from newsletter.dispatch.service import send_test as run
 
     build = build_issue(app.publication, issue)
-    result = run(app.publication, build, to=list(to) or None, transport=transport)
+    addresses = [address for given in to for address in split_addresses(given)]
+    result = run(app.publication, build, to=addresses or None, transport=transport)
     console.print(result.summary())
+
+
+def _show_approvals(app: App, issue: str) -> None:
+    """One line on the issue's approvals of its current content (when it still builds)."""
+    from newsletter.core.errors import InputError
+    from newsletter.core.words import plural
+    from newsletter.db import open_database
+    from newsletter.dispatch.approval import approvals_of, sign_off
+
+    pub = app.publication
+    try:
+        slug = pub.issue_dir(issue).name
+    except InputError:
+        return  # a slug whose folder is gone: its sends only
+    engine = open_database(pub.settings)
+    try:
+        if not pub.config.approval.required and not approvals_of(engine, slug):
+            return  # nothing to say, and no need to build the issue
+        from newsletter.compose import build_issue
+
+        try:
+            build = build_issue(pub, issue)
+        except InputError:
+            console.print("approval: the issue does not build (`newsletter check` says why)")
+            return
+        state = sign_off(pub, build, engine)
+    finally:
+        engine.dispose()
+    required = (f"{plural(state.needed, 'approver')} required" if state.required
+                else "not required")
+    console.print(f"approval ({required}): {state.describe()}", markup=False, highlight=False)
 
 
 @click.command()
 @click.argument("issue")
 @pass_app
 def status(app: App, issue: str) -> None:
-    """Show each send of ISSUE with its counts and any unknown or failed recipients."""
+    """Show ISSUE's approvals and each send with its counts and any unknown or failed
+    recipients."""
     from newsletter.cli.sending import counts
     from newsletter.dispatch.ledger import is_alive
     from newsletter.dispatch.service import sends_for, utc_minute
 
+    _show_approvals(app, issue)
     found = sends_for(app.publication, issue)
     if not found:
         console.print(f"no sends of {issue} yet")

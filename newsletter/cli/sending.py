@@ -40,14 +40,41 @@ def show_plan(plan) -> None:
 
 
 def show_dry_run(plan) -> None:
+    from newsletter.core.words import plural
     from newsletter.dispatch.service import dry_run
 
     result = dry_run(plan)
-    console.print(result.first, markup=False, highlight=False, soft_wrap=True)
     for email, why in result.rejected.items():
         err_console.print(f"[yellow]would be refused:[/yellow] {email}: {why}", markup=True)
-    err_console.print(f"dry run: {result.count:,} messages personalised for {plan.transport.name}"
-                      "; nothing was handed over (the first one is shown above)")
+    where = _save_sample(plan, result.first) if result.first else None
+    console.print(f"dry run: {plural(result.count, 'message')} personalised for "
+                  f"{plan.transport.name}; nothing was handed over"
+                  + (f". The first one, as {_sample_kind(plan)}: {where}" if where else ""),
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+def _sample_kind(plan) -> str:
+    return "the API request" if plan.transport.name == "sendgrid" else "the message"
+
+
+def _save_sample(plan, first: str):
+    """Write the dry run's first message (or API request) to dist/<slug>/, atomically."""
+    import os
+    import tempfile
+
+    suffix = ".json" if plan.transport.name == "sendgrid" else ".eml"
+    folder = plan.pub.dist_dir(plan.build.slug)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"dry-run{suffix}"
+    handle, temp = tempfile.mkstemp(dir=folder, prefix=".dry-run-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(first)
+        os.replace(temp, target)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return target
 
 
 def finish_without_sending(plan) -> None:

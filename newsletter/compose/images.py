@@ -23,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from newsletter.compose.cache import write_atomic
 from newsletter.core.errors import Problem
 
 if TYPE_CHECKING:  # Pillow is imported only when an image is processed, not for a cached one
@@ -98,7 +97,7 @@ def process(source: Path, display_width: int, cache_root: Path) -> Processed:
     result = _from_index(index, cache)
     if result is None:
         result = _process_bytes(data, source.stem, display_width, cache)
-        _write_atomic(index, json.dumps(_to_json(result)).encode())
+        write_atomic(index, json.dumps(_to_json(result)).encode())
     _memory[key] = result
     return result
 
@@ -117,18 +116,6 @@ def _from_index(index: Path, cache: Path) -> Processed | None:
     except (OSError, ValueError, TypeError, KeyError):
         return None
     return result if result.path.is_file() else None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _too_large(pixels: int, size: tuple[int, int]) -> ImageError:
@@ -177,7 +164,7 @@ def _decode(data: bytes, stem: str, display_width: int, cache: Path) -> Processe
     name = f"{_safe_stem(stem)}-{hashlib.sha256(out).hexdigest()[:12]}.{ext}"
     path = cache / name
     if not path.is_file():
-        _write_atomic(path, out)
+        write_atomic(path, out)
     shown = min(display_width, size[0])
     return Processed(
         name=name,

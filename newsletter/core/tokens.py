@@ -247,3 +247,44 @@ def read_link_token(secrets: list[str], token: str) -> tuple[int, int, str]:
 def click_url(public_url: str, token: str) -> str:
     """The redirect URL `newsletter serve` answers for a link token."""
     return f"{public_url.rstrip('/')}/c/{token}"
+
+
+#: hex digits of a send or recipient id in a VERP token (ids below 2**64)
+_VERP_ID_DIGITS = 16
+_VERP_MAC_BYTES = 10  # 80 bits: 16 base32 characters
+
+
+def _verp_mac(secret: str, payload: str) -> str:
+    mac = _mac(secret, "verp", payload.encode("ascii"))[:_VERP_MAC_BYTES]
+    return base64.b32encode(mac).decode("ascii").lower()
+
+
+def verp_token(secret: str, send_id: int, recipient_id: int) -> str:
+    """A short signed token naming one recipient row of one send, for a VERP envelope sender
+    (`bounces+<token>@...`). Lower-case letters, digits and `-` only: mail systems may change
+    the case of a local part, so the token reads the same in any case."""
+    if send_id < 0 or recipient_id < 0:
+        raise ValueError("ids are not negative")
+    payload = f"{send_id:x}-{recipient_id:x}"
+    return f"{payload}-{_verp_mac(secret, payload)}"
+
+
+def read_verp_token(secrets: str | Sequence[str], token: str) -> tuple[int, int]:
+    """(send_id, recipient_id) of a VERP token signed by one of `secrets` (any case);
+    BadToken otherwise."""
+    keys = _as_list(secrets)
+    if not keys:
+        raise BadToken("no secret to check the token with")
+    parts = token.strip().lower().split("-")
+    hexdigits = set("0123456789abcdef")
+    if len(parts) != 3 or not all(0 < len(p) <= _VERP_ID_DIGITS and set(p) <= hexdigits
+                                  for p in parts[:2]):
+        raise BadToken("malformed token")
+    payload = f"{parts[0]}-{parts[1]}"
+    ok = False
+    for secret in keys:  # every secret is tried: the time does not tell which matched
+        ok |= hmac.compare_digest(parts[2].encode("ascii", "replace"),
+                                  _verp_mac(secret, payload).encode("ascii"))
+    if not ok:
+        raise BadToken("bad signature")
+    return int(parts[0], 16), int(parts[1], 16)

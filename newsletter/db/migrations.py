@@ -483,7 +483,26 @@ def _erasure_key(conn: Connection) -> None:
     md.create_all(conn)
 
 
-@migration(11, "signature tokens of provider webhooks, so a replayed one is refused")
+@migration(11, "sign-off: approvals of an issue's exact content")
+def _approvals(conn: Connection) -> None:
+    """approvals: who approved which content (hash) of which issue, and when."""
+    md = MetaData()
+    Table(
+        "approvals",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("issue", String(200), nullable=False),
+        Column("content", String(64), nullable=False),
+        Column("approver", String(200), nullable=False),
+        Column("approver_key", String(200), nullable=False),
+        Column("approved_at", DateTime, nullable=False),
+        Index("uq_approvals_issue_content_approver", "issue", "content", "approver_key",
+              unique=True),
+    )
+    md.create_all(conn)
+
+
+@migration(12, "signature tokens of provider webhooks, so a replayed one is refused")
 def _webhook_tokens(conn: Connection) -> None:
     md = MetaData()
     Table(

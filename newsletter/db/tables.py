@@ -248,3 +248,21 @@ signup_throttle = Table(
     Column("hits", Integer, nullable=False),
     Index("ix_signup_throttle_window_start", "window_start"),
 )
+
+# --- migration 9: sign-off ----------------------------------------------------------------------
+
+#: Who approved which exact content of an issue (newsletter.dispatch.approval): `content` is a
+#: hash of the issue's sources and rendered parts, so an edit leaves earlier approvals behind.
+#: `approver_key` is the name folded for comparison: one approval per person and content.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("issue", String(200), nullable=False),
+    Column("content", String(64), nullable=False),
+    Column("approver", String(200), nullable=False),
+    Column("approver_key", String(200), nullable=False),
+    Column("approved_at", UtcDateTime, nullable=False),
+    Index("uq_approvals_issue_content_approver", "issue", "content", "approver_key",
+          unique=True),
+)

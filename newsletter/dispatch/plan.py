@@ -20,19 +20,17 @@ from sqlalchemy import case, func, select
 from newsletter.core.errors import InputError, NewsletterError
 from newsletter.core.tokens import signing_secrets
 from newsletter.db.tables import subscribers
+from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
 from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
 from newsletter.dispatch.ledger.consent import preview
 from newsletter.dispatch.ledger.reached import reached, recipients_of
 from newsletter.dispatch.options import CANCEL_DEADLINE, listed, minutes, parse_window, utc_minute
-from newsletter.providers import Transport, make_transport
+from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
     from newsletter.compose.publication import Publication
-
-#: transports whose suppression list a new send reads first (through `before_send`)
-SYNCED = ("sendgrid", "ses")
 
 
 def open_ledger(pub: Publication) -> Ledger:
@@ -126,7 +124,7 @@ class SendPlan:
         with self.ledger.engine.connect() as conn:
             erasures = any_erased(conn)
         return ConsentCheck(send.id, self.family, send.reach, send.created_at,
-                            self.pub.settings.secret or "", erasures)
+                            tuple(self.pub.settings.secrets), erasures)
 
     def summary(self) -> list[tuple[str, str]]:
         """What will happen, as label/value pairs."""
@@ -165,12 +163,12 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever the issue
     family reached, unless `again`. Unknown outcomes of sends without an undo window are
     settled by the operator: all (`resend_unknown`, `accept_unknown`), batch by batch or
-    recipient by recipient. `before_send(pub, engine, transport)` runs before a new send
-    through a provider with a suppression list (SYNCED) is counted (the CLI passes the
-    suppression sync, which lives on the public side); the note it
-    returns joins the plan's. `narrow`, a further WHERE clause over subscribers, keeps part of
-    the segments (one edition's readers); `run_started` (with `again`): people reached since
-    then are left out (one edition each in one `send --editions --again`).
+    recipient by recipient. `before_send(pub, engine, provider)` runs before a new send through
+    a provider with suppression lists is counted (the CLI passes the suppression sync, which
+    lives on the public side); the note it returns joins the plan's. `narrow`, a further WHERE
+    clause over subscribers, keeps part of the segments (one edition's readers); `run_started`
+    (with `again`): people reached since then are left out (one edition each in one
+    `send --editions --again`).
     """
     _check_options(resend_unknown, accept_unknown, resend_batches, accept_batches,
                    resend_recipients, accept_recipients, at, undo_window)
@@ -224,7 +222,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
-    if chosen in SYNCED and resumed is None and not dry_run and before_send is not None:
+    require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
+    if chosen in SUPPRESSION_LISTS and resumed is None and not dry_run and before_send:
         note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses first
         if note:
             notes.append(note)
@@ -307,8 +306,10 @@ def _undo_window(pub: Publication, ledger: Ledger, resumed: SendRow | None, chos
                               last.send_at - last.created_at - CANCEL_DEADLINE)
     if (at is not None or undo_window is not None) and chosen != "sendgrid":
         what = "--at" if at is not None else "--undo-window"
+        why = SCHEDULING.get(chosen)
         raise NewsletterError(f"{what} needs the sendgrid transport (SendGrid's send_at "
-                              f"schedules the send); the {chosen} transport sends at once")
+                              f"schedules the send); the {chosen} transport sends at once"
+                              + (f": {why}" if why else ""))
     if at is not None:
         from newsletter.providers.sendgrid.payload import check_send_at
 

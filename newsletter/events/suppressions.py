@@ -1,5 +1,5 @@
-"""Pull SendGrid's suppression lists and apply them to subscribers (SES's account-level list
-through `sync_provider`, from its neutral records).
+"""Pull SendGrid's suppression lists and apply them to subscribers (SES's, Postmark's and
+Mailgun's through `sync_provider`, from their neutral records).
 
 Lists: bounces, spam reports, global unsubscribes and invalid emails (paged with limit/offset,
 and from `start_time` on: each list's newest `created` seen is kept in `suppression_sync`, so
@@ -168,7 +168,8 @@ def sync_before_send(pub: Publication, engine: Engine, provider: str = "sendgrid
     run)."""
     from newsletter.core.errors import NewsletterError
 
-    label = {"sendgrid": "SendGrid", "ses": "SES"}[provider]
+    label = {"sendgrid": "SendGrid", "ses": "SES", "postmark": "Postmark",
+             "mailgun": "Mailgun"}[provider]
     try:
         report = (sync_suppressions(pub, engine) if provider == "sendgrid"
                   else sync_provider(pub, engine, provider))
@@ -185,11 +186,23 @@ REASON_STATUS = {DropReason.BOUNCED: Status.BOUNCED, DropReason.INVALID: Status.
 
 
 def provider_lists(pub: Publication, provider: str) -> SuppressionSource:
-    """The suppression lists of a provider read through neutral records (SES's account-level
-    list)."""
-    from newsletter.providers.ses.suppressions import SesSuppressions
+    """The suppression lists of SES (the account's, in its region), Postmark (the message
+    stream's dump) or Mailgun (the domain's bounces, complaints and unsubscribes)."""
+    settings = pub.settings
+    if provider == "ses":
+        from newsletter.providers.ses.suppressions import SesSuppressions
 
-    return SesSuppressions(pub.config.ses)
+        return SesSuppressions(pub.config.ses)
+    if provider == "postmark":
+        from newsletter.providers.postmark.suppressions import PostmarkSuppressions
+
+        return PostmarkSuppressions(settings.postmark.server_token, settings.postmark.api_url,
+                                    pub.config.postmark.message_stream)
+    from newsletter.providers.mailgun.suppressions import MailgunSuppressions
+    from newsletter.providers.mailgun.transport import api_url
+
+    return MailgunSuppressions(settings.mailgun.api_key, settings.mailgun.domain,
+                               api_url(pub.config.mailgun.region, settings.mailgun.api_url))
 
 
 def sync_provider(pub: Publication, engine: Engine, provider: str, *, full: bool = False,
@@ -199,7 +212,10 @@ def sync_provider(pub: Publication, engine: Engine, provider: str, *, full: bool
     filter by time, unless `full`) and apply them, a page per transaction."""
     source = source or provider_lists(pub, provider)
     try:
-        mark = getattr(source, "mark", None) or provider
+        # where the list's mark is kept: SES's list is its region's, Postmark's its stream's
+        mark = getattr(source, "mark", None) or (
+            f"{provider}:{pub.config.postmark.message_stream}" if provider == "postmark"
+            else provider)
         with engine.connect() as conn:
             since = 0 if full else int(conn.execute(select(suppression_sync.c.last_created)
                                                     .where(suppression_sync.c.kind == mark))

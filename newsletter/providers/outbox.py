@@ -53,6 +53,7 @@ class OutboxTransport(Transport):
 
     def __init__(self, root: Path, *, fsync: bool = True, writers: int = 4):
         self.root = root
+        self.where = str(root)  # until open() names the send's own folder
         self.fsync = fsync
         self.writers = writers
         self._pool: ThreadPoolExecutor | None = None

@@ -5,8 +5,8 @@ Routes: `/` the page; `/email.html` and `/email.txt` the email personalised for 
 `/web/` the web copy and its images; `/report.html` the engagement report `newsletter report`
 wrote (the Report tab); `/editions/SLUG/email.html` another edition of the
 issue (other languages, shown side by side in the Editions tab); `/api/state` (polled for
-live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=` and
-`POST /send-test`.
+live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=`,
+`POST /send-test` and `POST /approve` (sign-off of the build on show).
 The email is served from memory; the images it links at its archive URL are served locally
 (newsletter.web.preview_pages). The build and its live reload are newsletter.web.live; the
 form posts and their CSRF defence newsletter.web.preview_forms.
@@ -40,7 +40,7 @@ from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.settings import TRANSPORTS
 from newsletter.web import ASSETS, adapters, asset_templates
 from newsletter.web.live import LiveBuild, Snapshot
-from newsletter.web.preview_forms import preview_csrf, send_test
+from newsletter.web.preview_forms import approve, preview_csrf, send_test
 from newsletter.web.preview_pages import frame_html, personalised
 
 NO_REPORT_PAGE = (
@@ -109,13 +109,29 @@ class PreviewApp:
         return [{"slug": e.slug, "lang": e.language, "dir": e.dir,
                  "name": i18n.language_name(e.language)} for e in group]
 
+    def approval(self) -> str:
+        """The approvals of the build on show, in one line (the Sign-off card)."""
+        from newsletter.dispatch.approval import sign_off
+
+        snapshot = self.snapshot()
+        if snapshot is None:
+            return ""
+        try:
+            return sign_off(snapshot.pub, snapshot.build).describe()
+        except Exception as exc:  # the database may be unreachable: the page still shows
+            return f"approvals unavailable: {exc}"
+
     # -- pages (plain `def` routes run in a worker thread: they may query the database) --------
 
     async def page(self, request: Request) -> Response:
+        from newsletter.dispatch.approval import default_approver
+
         session_id, csrf = self.csrf.issue(request)
         snapshot = self.snapshot()
         settings = snapshot.pub.settings if snapshot else None
         context = self.context(SAMPLE_RECIPIENT) | {
+            "approval": await anyio.to_thread.run_sync(self.approval),
+            "approver": default_approver(snapshot.pub.root) if snapshot else "",
             "csrf": csrf,
             "transports": TRANSPORTS,
             "transport": settings.transport if settings else "outbox",
@@ -211,7 +227,8 @@ class PreviewApp:
 
     def api_parts(self, request: Request) -> Response:
         recipient = self.recipient(request)
-        body = self.parts(recipient) | {"version": self.live.version}
+        body = self.parts(recipient) | {"version": self.live.version,
+                                        "approval": self.approval()}
         return JSONResponse(body, headers=NO_STORE)
 
     async def recipients(self, request: Request) -> Response:
@@ -231,6 +248,9 @@ class PreviewApp:
 
     async def send_test(self, request: Request) -> Response:
         return await send_test(request, self.live, self.csrf)
+
+    async def approve(self, request: Request) -> Response:
+        return await approve(request, self.live, self.csrf)
 
 
 def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
@@ -262,6 +282,7 @@ def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
         Route("/api/parts", view.api_parts),
         Route("/api/recipients", view.recipients),
         Route("/send-test", view.send_test, methods=["POST"]),
+        Route("/approve", view.approve, methods=["POST"]),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""The preview's form posts: their CSRF defence and the Send test form.
+"""The preview's form posts: their CSRF defence, the Send test form and the Approve button.
 
 Every POST must come from the preview page itself (its Origin, or lacking one its Referer, is
 this server) and carry the page's token in the one CSRF scheme of every form we serve
@@ -10,7 +10,6 @@ the subscriber the page previews ("Preview as"), through the chosen transport.
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,7 +18,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from newsletter.compose.schema import check_address
+from newsletter.compose.schema import check_address, split_addresses
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.settings import TRANSPORTS
@@ -69,7 +68,7 @@ async def checked_form(request: Request, csrf: Csrf) -> dict[str, str] | Respons
 
 def parse_addresses(raw: str) -> list[str]:
     """Addresses typed into the form (commas, semicolons or spaces); ValueError if one is bad."""
-    found = [part for part in re.split(r"[\s,;]+", raw) if part]
+    found = split_addresses(raw)
     if len(found) > MAX_TEST_ADDRESSES:
         raise ValueError(f"at most {MAX_TEST_ADDRESSES} addresses per test send")
     return [check_address(address) for address in found]
@@ -118,3 +117,22 @@ async def send_test(request: Request, live: LiveBuild, csrf: Csrf) -> Response:
     recipients = to or list(pub.config.test_recipients)
     return JSONResponse({"ok": True,
                          "message": describe_send(result, recipients, transport, recipient)})
+
+
+async def approve(request: Request, live: LiveBuild, csrf: Csrf) -> Response:
+    """POST /approve: fields `csrf` and `name`; records the approval of the build on show
+    (newsletter.dispatch.approval: after the checks, of this exact content)."""
+    form = await checked_form(request, csrf)
+    if isinstance(form, Response):
+        return form
+    snapshot = live.good
+    if snapshot is None or not live.ok:
+        return fail("the issue does not build; fix the problems shown first", 409)
+    from newsletter.dispatch.approval import approve as record
+
+    try:
+        state = await anyio.to_thread.run_sync(
+            record, snapshot.pub, snapshot.build, form.get("name", ""))
+    except NewsletterError as exc:  # failing checks, no name
+        return fail(exc.format_message(), 409)
+    return JSONResponse({"ok": True, "message": state.describe()})

@@ -16,7 +16,8 @@ forms carry the one CSRF token of newsletter.web.csrf. Pages look the same wheth
 address is subscribed; a bad token gets 400 and changes nothing. The sign-up throttles live in
 the database, shared by every `serve` process. While serving, webhook events older than
 NEWSLETTER_EVENTS_KEEP_DAYS and sign-up requests left unconfirmed for
-NEWSLETTER_SIGNUPS_KEEP_DAYS are pruned once an hour.
+NEWSLETTER_SIGNUPS_KEEP_DAYS are pruned once an hour; with `bounces:` in
+newsletter.yaml the bounce mailbox is read every few minutes (newsletter.web.public_bounces).
 
 A `public_url` with a path (https://example.org/monitor/) works whether the proxy passes that
 path on or strips it: `PathPrefix` serves every route under it too, and pages link under it.
@@ -52,7 +53,14 @@ from newsletter.events import optin
 from newsletter.events.classify import Thresholds
 from newsletter.events.prune import prune_events
 from newsletter.providers.sendgrid.signature import load_public_key
-from newsletter.web import consent, engagement, preferences, ses_webhook
+from newsletter.web import (
+    consent,
+    engagement,
+    preferences,
+    public_bounces,
+    public_webhooks,
+    ses_webhook,
+)
 from newsletter.web.publish import local_folder
 from newsletter.web.side import PublicSide, side_of, templates
 from newsletter.web.site import AccessLog, archive_mount, archive_routes, log_config
@@ -151,11 +159,12 @@ def _check_erasure_list(engine: Engine, keys: Keys) -> None:
 
 def create_app(pub: Publication, *, engine: Engine | None = None,
                limits: optin.Limits | None = None, archive: Path | None = None,
-               prune: bool = True) -> Starlette:
+               prune: bool = True, bounces: bool = True) -> Starlette:
     """The public app for `pub` (NEWSLETTER_SECRET of 32 characters or more is required);
     `archive` is the published folder to serve (default: the local publish folder of
     newsletter.yaml). With `prune`, old events and sign-up requests are pruned at start-up and
-    then hourly."""
+    then hourly;
+    with `bounces`, the bounce mailbox is read (newsletter.web.public_bounces)."""
     settings = pub.settings
     keys = Keys.of(signing_secrets(settings.secret, settings.previous_secrets))
     key = _webhook_key(settings.webhook_public_key)
@@ -172,11 +181,13 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(housekeeping(side)) if prune else None
+        tasks = [asyncio.create_task(housekeeping(side))] if prune else []
+        if bounces and public_bounces.wanted(pub):  # the bounce mailbox, every few minutes
+            tasks.append(asyncio.create_task(public_bounces.read_bounces(pub, side.engine)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -191,6 +202,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             Route("/healthz", healthz, methods=["GET"]),
             *consent.ROUTES,
             *engagement.ROUTES,
+            *public_webhooks.ROUTES,
             *ses_webhook.ROUTES,
             *preferences.ROUTES,
             *archive_routes(folder, archive_path),
