@@ -9,6 +9,7 @@ a local stand-in for an API), but an error for a transport that delivers to peop
 from __future__ import annotations
 
 import ipaddress
+import os
 from urllib.parse import urlsplit
 
 from newsletter.checks.model import ERROR, Context, Finding
@@ -41,14 +42,18 @@ def _loopback(url: str | None) -> bool:
 
 
 def delivers(transport: str, settings: Settings) -> bool:
-    """Whether `transport` hands mail to the world: the outbox never does, SMTP and SendGrid
-    do unless they point at this machine (a test server); any other provider does."""
+    """Whether `transport` hands mail to the world: the outbox never does, SMTP, SendGrid and
+    SES do unless they point at this machine (a test server; SES's endpoint is boto3's own
+    AWS_ENDPOINT_URL_SESV2 or AWS_ENDPOINT_URL); any other provider does."""
     if transport == "outbox":
         return False
     if transport == "smtp":
         return not _loopback(settings.smtp_url)
     if transport == "sendgrid":
         return not _loopback(settings.sendgrid_api_url)
+    if transport == "ses":
+        return not _loopback(os.environ.get("AWS_ENDPOINT_URL_SESV2")
+                             or os.environ.get("AWS_ENDPOINT_URL"))
     return True
 
 

@@ -270,10 +270,9 @@ class SesTransport(Transport):
             params = self.request(on_the_wire(item))
         except Unsendable as exc:
             return f"(rejected: {exc})"
-        raw = params["Content"]["Raw"].pop("Data")
-        params["Content"]["Raw"]["Data"] = f"<{len(raw):,} bytes, base64 on the wire>"
-        return (json.dumps(params, indent=2, ensure_ascii=False) + "\n\n"
-                + raw.decode("utf-8", "replace"))
+        raw = params["Content"]["Raw"]["Data"]  # bytes: base64 on the wire; shown as text
+        params["Content"]["Raw"]["Data"] = raw.decode("utf-8", "replace")
+        return json.dumps(params, indent=2, ensure_ascii=False)
 
 
 class _LazyPacer(RatePacer):

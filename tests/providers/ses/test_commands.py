@@ -3,6 +3,8 @@ is sent, dry runs, test sends, the configuration set, and what SES cannot do (sc
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -55,14 +57,28 @@ def test_sendgrids_undo_window_setting_does_not_hold_an_ses_send(ses_pub: Pub,
 def test_dry_run_needs_no_aws_and_shows_the_request(ses_pub: Pub, ses: FakeSes,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     add_people(ses_pub.engine, 3)
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
-                "AWS_ENDPOINT_URL_SESV2"):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
         ses_pub.env.pop(key)
         monkeypatch.delenv(key)
     result = ses_pub.cli(*SEND, "--dry-run")
     assert result.exit_code == 0, result.output
-    assert '"FromEmailAddress": "newsletter@example.org"' in result.output
-    assert '"ToAddresses": [' in result.output and "List-Unsubscribe-Post" in result.output
+    assert "3 messages personalised for ses" in result.output
+    request = json.loads((ses_pub.root / "dist" / SLUG / "dry-run.json").read_text("utf-8"))
+    assert request["FromEmailAddress"] == "newsletter@example.org"
+    assert request["Destination"]["ToAddresses"][0].endswith("@example.com")
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in request["Content"]["Raw"]["Data"]
+    assert ses.sends == [] and _sends(ses_pub) == 0
+
+
+def test_an_example_org_sender_is_refused_towards_the_real_ses(ses_pub: Pub, ses: FakeSes,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    add_people(ses_pub.engine, 3)
+    ses_pub.env.pop("AWS_ENDPOINT_URL_SESV2")  # boto3 would go to email.us-east-1.amazonaws.com
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SESV2")
+    result = ses_pub.cli(*SEND)
+    assert result.exit_code == 1
+    assert "a domain reserved for examples (RFC 2606): mail from it through ses" in result.output
     assert ses.sends == [] and _sends(ses_pub) == 0
 
 
