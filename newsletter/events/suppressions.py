@@ -143,7 +143,7 @@ def release_quietly(pub: Publication, email: str) -> list[str]:
         lists = SesSuppressions(pub.config.ses)
         try:
             if lists.release(email):
-                released.append(f"ses {LIST}")
+                released.append(LIST)
         except NewsletterError as exc:
             log.warning("could not remove a confirmed address from SES's suppression list "
                         "(%s)", type(exc).__name__)

@@ -25,7 +25,7 @@ from newsletter.providers.neutral import Suppression
 from newsletter.providers.ses.client import error_parts, make_client
 
 PAGE = 1000  # SES's largest PageSize
-LIST = "account suppression list"
+LIST = "ses_suppressions"  # the account-level list (the sync reports "N ses suppressions")
 REASONS = {"BOUNCE": DropReason.BOUNCED, "COMPLAINT": DropReason.COMPLAINED}
 
 
