@@ -202,6 +202,7 @@ class SnsVerifier:
         self.clock = clock
         self._keys: dict[str, Any] = {}  # certificate URL -> (public key, not after)
         self._lock = threading.Lock()
+        self._fetching = threading.Lock()  # one certificate fetch at a time
         self.fetched = 0  # certificates fetched (each URL once while it stays valid)
 
     def verify(self, message: dict[str, Any]) -> None:
@@ -238,12 +239,30 @@ class SnsVerifier:
         except InvalidSignature:
             raise BadMessage("the signature does not match") from None
 
-    def _key(self, url: str) -> Any:
-        now = self.clock()
+    def _cached(self, url: str, now: dt.datetime) -> Any:
         with self._lock:
             found = self._keys.get(url)
-        if found is not None and now <= found[1]:
-            return found[0]
+        return found[0] if found is not None and now <= found[1] else None
+
+    def _key(self, url: str) -> Any:
+        """The public key of the certificate at `url`: kept, or fetched once (requests that
+        find it missing at the same moment wait for the one fetch)."""
+        now = self.clock()
+        key = self._cached(url, now)
+        if key is not None:
+            return key
+        with self._fetching:
+            key = self._cached(url, now)
+            if key is None:
+                key, not_after = self._load(url, now)
+                with self._lock:
+                    if len(self._keys) >= CACHE_SIZE:
+                        self._keys.pop(next(iter(self._keys)))
+                    self._keys[url] = (key, not_after)
+                    self.fetched += 1
+        return key
+
+    def _load(self, url: str, now: dt.datetime) -> tuple[Any, dt.datetime]:
         from cryptography import x509
         from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -257,12 +276,7 @@ class SnsVerifier:
         key = certificate.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise BadMessage("the signing certificate does not hold an RSA key")
-        with self._lock:
-            if len(self._keys) >= CACHE_SIZE:
-                self._keys.pop(next(iter(self._keys)))
-            self._keys[url] = (key, certificate.not_valid_after_utc)
-            self.fetched += 1
-        return key
+        return key, certificate.not_valid_after_utc
 
     def confirm(self, message: dict[str, Any]) -> str:
         """Visit a verified SubscriptionConfirmation's SubscribeURL; returns the topic."""
