@@ -18,8 +18,12 @@ List-Unsubscribe and List-Unsubscribe-Post headers, and EmailTags naming the sen
 row and the issue, which SES copies into every event it publishes for the configuration set
 (`ses.configuration_set`).
 
-One recipient is one ledger batch (`batch_size = 1`): a crash leaves at most the requests in
-flight unknown, each settled on its own (`--accept-batch` / `--resend-batch`).
+Each worker hands its batch over one message at a time and reports each outcome as it comes
+(`reports_each_outcome`, as SMTP does): recording one message's outcome commits the next as in
+flight, in the same ledger transaction. A crash therefore leaves at most one message unknown
+per request in flight, alone in its batch's unknown rows (`--accept-batch` /
+`--resend-batch`), while the ledger is read and the consent check asked once per BATCH
+recipients rather than once per message.
 """
 
 from __future__ import annotations
@@ -85,7 +89,8 @@ class Account:
 
 class SesTransport(Transport):
     name = "ses"
-    batch_size = 1  # one SendEmail each: see the module's docstring
+    batch_size = 20  # recipients per hand-over; one SendEmail each (the module's docstring)
+    reports_each_outcome = True
     parallel = 2
 
     def __init__(self, config: SesConfig | None = None, *, in_flight: int | None = None,
