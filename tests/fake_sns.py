@@ -9,6 +9,9 @@
   verification are the production code's own.
 - `Signer`: SNS documents signed as AWS describes ("Verifying the signatures of Amazon SNS
   messages"), with a string to sign built here on its own, not with the code under test.
+
+Fixtures (import them into a test module): `sns_pki`, `sns_signer` and the stand-in (made once
+per module), `sns_host` (the stand-in, reset for each test).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import ssl
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -243,3 +247,26 @@ def headers(document: dict[str, Any]) -> dict[str, str]:
             "x-amz-sns-message-id": document["MessageId"],
             "x-amz-sns-topic-arn": document["TopicArn"],
             "User-Agent": "Amazon Simple Notification Service Agent"}
+
+
+@pytest.fixture(scope="module")
+def sns_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return TestPki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def sns_stand_in(sns_pki: TestPki) -> Iterator[FakeSnsHost]:
+    with FakeSnsHost(sns_pki) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture()
+def sns_host(sns_stand_in: FakeSnsHost) -> FakeSnsHost:
+    """The stand-in for the SNS hosts, as new."""
+    sns_stand_in.reset()
+    return sns_stand_in
+
+
+@pytest.fixture(scope="module")
+def sns_signer(sns_pki: TestPki) -> Signer:
+    return Signer(sns_pki)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,18 @@ from sqlalchemy import func, select
 from newsletter.db.tables import engagement, webhook_events, webhook_tokens
 from newsletter.providers.ses.sns import MAX_AGE, SnsVerifier
 from newsletter.web.ses_webhook import MAX_BODY_BYTES
-from tests.fake_sns import CERT_PATH, TOPIC, FakeSnsHost, Signer, TestPki, body, headers
+from tests.fake_sns import (  # noqa: F401  (fixtures)
+    CERT_PATH,
+    TOPIC,
+    FakeSnsHost,
+    Signer,
+    body,
+    headers,
+    sns_host,
+    sns_pki,
+    sns_signer,
+    sns_stand_in,
+)
 from tests.public.conftest import Site
 from tests.public.test_erasure import cli, everything
 from tests.ses_records import record
@@ -27,26 +37,14 @@ from tests.ses_records import record
 PATH = "/webhooks/ses"
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return TestPki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def sns_host(pki: TestPki) -> Iterator[FakeSnsHost]:
-    with FakeSnsHost(pki) as stand_in:
-        yield stand_in
-
-
 @pytest.fixture()
-def host(sns_host: FakeSnsHost) -> FakeSnsHost:
-    sns_host.reset()
+def host(sns_host: FakeSnsHost) -> FakeSnsHost:  # noqa: F811
     return sns_host
 
 
-@pytest.fixture(scope="module")
-def signer(pki: TestPki) -> Signer:
-    return Signer(pki)
+@pytest.fixture()
+def signer(sns_signer: Signer) -> Signer:  # noqa: F811
+    return sns_signer
 
 
 def ses_client(site: Site, host: FakeSnsHost, topics: str = f"[{TOPIC}]"):

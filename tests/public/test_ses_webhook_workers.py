@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,7 +15,17 @@ from sqlalchemy import func, select
 
 from newsletter.db.tables import engagement, webhook_events, webhook_tokens
 from tests.dispatch.conftest import ROOT
-from tests.fake_sns import TOPIC, FakeSnsHost, Signer, TestPki, body, headers
+from tests.fake_sns import (  # noqa: F401  (fixtures)
+    TOPIC,
+    FakeSnsHost,
+    Signer,
+    body,
+    headers,
+    sns_host,
+    sns_pki,
+    sns_signer,
+    sns_stand_in,
+)
 from tests.public.conftest import Site
 from tests.public.test_serve import _free_port
 from tests.public.test_ses_webhook import sent
@@ -24,13 +33,6 @@ from tests.ses_records import record
 
 MESSAGES, COPIES = 6, 4  # each message posted this many times at once, half to each server
 READERS = 4
-
-
-@pytest.fixture()
-def sns(tmp_path) -> Iterator[tuple[FakeSnsHost, Signer]]:
-    pki = TestPki(tmp_path / "pki")
-    with FakeSnsHost(pki) as host:
-        yield host, Signer(pki, version="2")
 
 
 def _serve(site: Site, port: int, host: FakeSnsHost) -> subprocess.Popen:
@@ -45,8 +47,9 @@ def _serve(site: Site, port: int, host: FakeSnsHost) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_two_processes_apply_each_sns_message_once(site: Site, sns) -> None:
-    host, signer = sns
+def test_two_processes_apply_each_sns_message_once(
+        site: Site, sns_host: FakeSnsHost, sns_signer: Signer) -> None:  # noqa: F811
+    host, signer = sns_host, sns_signer
     with open(site.root / "newsletter.yaml", "a", encoding="utf-8") as handle:
         handle.write(f"ses: {{topic_arns: [{TOPIC}]}}\n")
     readers = [f"reader{n}@example.com" for n in range(READERS)]

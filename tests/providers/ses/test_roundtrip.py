@@ -6,29 +6,30 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
-
-import pytest
 
 from newsletter.compose.publication import Publication
 from newsletter.providers.ses.sns import SnsVerifier
 from tests.dispatch.conftest import SLUG, Pub, add_people
 from tests.fake_ses import FakeSes
-from tests.fake_sns import TOPIC, FakeSnsHost, Signer, TestPki, body, headers
+from tests.fake_sns import (  # noqa: F401  (fixtures)
+    TOPIC,
+    FakeSnsHost,
+    Signer,
+    body,
+    headers,
+    sns_host,
+    sns_pki,
+    sns_signer,
+    sns_stand_in,
+)
 from tests.providers.ses.test_send import SEND
 from tests.ses_records import record
 
 
-@pytest.fixture()
-def sns(tmp_path) -> Iterator[tuple[FakeSnsHost, Signer]]:
-    pki = TestPki(tmp_path / "pki")
-    with FakeSnsHost(pki) as host:
-        yield host, Signer(pki, version="2")
-
-
 def test_events_of_an_ses_send_come_back_to_that_send(ses_pub: Pub, ses: FakeSes,
-                                                      sns) -> None:
-    host, signer = sns
+                                                      sns_host: FakeSnsHost,  # noqa: F811
+                                                      sns_signer: Signer) -> None:  # noqa: F811
+    host, signer = sns_host, sns_signer
     with open(ses_pub.root / "newsletter.yaml", "a", encoding="utf-8") as handle:
         handle.write(f"ses: {{topic_arns: [{TOPIC}]}}\n")
     people = add_people(ses_pub.engine, 3)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,28 +20,23 @@ from newsletter.providers.ses.sns import (
     parse_message,
 )
 from tests.conftest import examples
-from tests.fake_sns import CERT_PATH, TOPIC, FakeSnsHost, Signer, TestPki, _certificate, _pem
+from tests.fake_sns import (  # noqa: F401  (fixtures)
+    CERT_PATH,
+    TOPIC,
+    FakeSnsHost,
+    Signer,
+    TestPki,
+    _certificate,
+    _pem,
+    sns_host,
+    sns_pki,
+    sns_signer,
+    sns_stand_in,
+)
 from tests.ses_records import record
 
 OTHER_TOPIC = "arn:aws:sns:us-east-1:123456789012:someone-elses"
 EU_TOPIC = "arn:aws:sns:eu-west-1:123456789012:newsletter-events"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return TestPki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def sns_host(pki: TestPki) -> Iterator[FakeSnsHost]:
-    with FakeSnsHost(pki) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture()
-def host(sns_host: FakeSnsHost) -> FakeSnsHost:
-    sns_host.reset()
-    return sns_host
 
 
 @pytest.fixture()
@@ -50,9 +44,19 @@ def verifier(host: FakeSnsHost) -> SnsVerifier:
     return SnsVerifier([TOPIC, EU_TOPIC], host.fetcher())
 
 
-@pytest.fixture(scope="module")
-def signer(pki: TestPki) -> Signer:
-    return Signer(pki)
+@pytest.fixture()
+def host(sns_host: FakeSnsHost) -> FakeSnsHost:  # noqa: F811
+    return sns_host
+
+
+@pytest.fixture()
+def pki(sns_pki: TestPki) -> TestPki:  # noqa: F811
+    return sns_pki
+
+
+@pytest.fixture()
+def signer(sns_signer: Signer) -> Signer:  # noqa: F811
+    return sns_signer
 
 
 def _refused(verifier: SnsVerifier, document: dict, words: str) -> None:
