@@ -42,19 +42,15 @@ def _loopback(url: str | None) -> bool:
 
 
 def delivers(transport: str, settings: Settings) -> bool:
-    """Whether `transport` hands mail to the world: the outbox never does, SMTP, SendGrid and
-    SES do unless they point at this machine (a test server; SES's endpoint is boto3's own
-    AWS_ENDPOINT_URL_SESV2 or AWS_ENDPOINT_URL); any other provider does."""
+    """Whether `transport` hands mail to the world: the outbox never does, SMTP and the API
+    providers do unless they point at this machine (a test server; SES's endpoint is boto3's
+    own AWS_ENDPOINT_URL_SESV2 or AWS_ENDPOINT_URL)."""
     if transport == "outbox":
         return False
-    if transport == "smtp":
-        return not _loopback(settings.smtp_url)
-    if transport == "sendgrid":
-        return not _loopback(settings.sendgrid_api_url)
-    if transport == "ses":
-        return not _loopback(os.environ.get("AWS_ENDPOINT_URL_SESV2")
-                             or os.environ.get("AWS_ENDPOINT_URL"))
-    return True
+    where = {"smtp": settings.smtp_url, "sendgrid": settings.sendgrid_api_url,
+             "postmark": settings.postmark.api_url, "mailgun": settings.mailgun.api_url,
+             "ses": os.environ.get("AWS_ENDPOINT_URL_SESV2") or os.environ.get("AWS_ENDPOINT_URL")}
+    return transport not in where or not _loopback(where[transport])
 
 
 def sender_problem(config: PublicationConfig, settings: Settings, transport: str) -> str | None:
