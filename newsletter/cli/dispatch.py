@@ -32,7 +32,7 @@ class _SendCommand(click.Command):
               help="Segment (from subscribers/segments.yaml); repeat it to send once to the "
                    "union of several.")
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
-              help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
+              help=f"{', '.join(TRANSPORT_NAMES)} (default: NEWSLETTER_TRANSPORT, else outbox).")
 @click.option("--dry-run", is_flag=True, help="Do everything but hand messages over.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--again", is_flag=True,
@@ -193,7 +193,7 @@ def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
               help="Send to this address instead of test_recipients (repeatable; several "
                    "separated by commas also work).")
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
-              help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
+              help=f"{', '.join(TRANSPORT_NAMES)} (default: NEWSLETTER_TRANSPORT, else outbox).")
 @pass_app
 def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) -> None:
     """Send a [TEST] copy of ISSUE to test_recipients (or --to), outside the ledger."""

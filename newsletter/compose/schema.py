@@ -140,6 +140,51 @@ class SendGridConfig(Strict):
         return value
 
 
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+SNS_TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:([a-z]{2}(?:-[a-z]+)+-\d{1,2}):\d{12}:"
+                           r"[A-Za-z0-9_-]{1,256}(\.fifo)?")
+SES_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class SesConfig(Strict):
+    """`ses:` in newsletter.yaml: Amazon SES's non-secret settings (credentials, and the region
+    unless `region` is given, come from the standard AWS environment)."""
+
+    region: str | None = None  # overrides AWS_REGION for sending and the suppression list
+    configuration_set: str | None = None  # SES publishes this set's events (to SNS)
+    topic_arns: list[str] = Field(default_factory=list)  # SNS topics `serve` accepts
+    max_in_flight: int = Field(50, ge=1, le=500)  # SendEmail requests at once, at most
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not AWS_REGION.fullmatch(value):
+            raise ValueError(f"{value!r} is not an AWS region such as us-east-1 or eu-west-1")
+        return value
+
+    @field_validator("configuration_set")
+    @classmethod
+    def _set_name(cls, value: str | None) -> str | None:
+        if value is not None and not SES_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a configuration set name (up to 64 letters, "
+                             "digits, '-' and '_')")
+        return value
+
+    @field_validator("topic_arns", mode="before")
+    @classmethod
+    def _one_topic(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("topic_arns")
+    @classmethod
+    def _topics(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not SNS_TOPIC_ARN.fullmatch(arn):
+                raise ValueError(f"{arn!r} is not an SNS topic ARN such as "
+                                 "arn:aws:sns:us-east-1:123456789012:newsletter-events")
+        return value
+
+
 class PostmarkConfig(Strict):
     """`postmark:` in newsletter.yaml (the server token comes from the environment)."""
 
@@ -303,6 +348,7 @@ class PublicationConfig(Strict):
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
     postmark: PostmarkConfig = Field(default_factory=PostmarkConfig)
     mailgun: MailgunConfig = Field(default_factory=MailgunConfig)
+    ses: SesConfig = Field(default_factory=SesConfig)  # Amazon SES (docs/providers/ses.md)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
     publish: PublishConfig = Field(default_factory=PublishConfig)
     strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
