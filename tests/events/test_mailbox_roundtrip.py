@@ -1,10 +1,8 @@
 """The round trip: an SMTP send with VERP envelope senders to a relay that accepts every
 message and bounces some of them later, by a DSN to the VERP address, into the Dovecot mailbox;
-`bounces fetch` then retires exactly those addresses.
-
-The SMTP transport does not give MAIL FROM a VERP address yet (that comes with the reputation
-guard); `VerpSmtp` below does what it will do at the seam left for it:
-`newsletter.providers.bounces.verp.envelope_sender(mailing, key)` for each message.
+`bounces fetch` then retires exactly those addresses. The send is the real `newsletter send`
+with the SMTP transport: its MAIL FROM is each message's VERP address
+(`newsletter.providers.bounces.verp.envelope_sender`).
 """
 
 from __future__ import annotations
@@ -17,9 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.db.ledger_tables import send_recipients
-from newsletter.providers.bounces.verp import envelope_sender, parse
-from newsletter.providers.mailing import Item
-from newsletter.providers.smtp import SmtpTransport
+from newsletter.providers.bounces.verp import parse
 from tests.events.conftest import MailPub, add_subscribers
 from tests.mail_fixtures import BounceMailbox
 from tests.providers.bounce_expectations import RETURN_PATH, SECRET
@@ -94,13 +90,6 @@ class LateBouncingRelay:
         return bounced
 
 
-class VerpSmtp(SmtpTransport):
-    """The SMTP transport with the VERP envelope sender, as the seam intends."""
-
-    def _transaction(self, sender: str, item: Item):
-        return super()._transaction(envelope_sender(self.mailing, item.key), item)
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -126,7 +115,6 @@ def test_smtp_send_bounced_later_retires_exactly_those(mail_pub: MailPub,
             mail_pub.env[key] = value
         pub = Publication.load(mail_pub.root)
         plan = plan_send(pub, "2026-11-24", "everyone", transport="smtp")
-        plan.transport = VerpSmtp(url)
         plan.transport.preflight()
         result = execute(plan)
     finally:
