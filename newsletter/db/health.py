@@ -11,9 +11,10 @@ hard, how many drew a complaint", for the reputation guard, `status` and `report
   DATA, the run's own answers);
 - complaints: the people whose complaint is in the event store (`spamreport`).
 
-Events are counted per person with one range of ix_webhook_events_report (send, event, ...,
-email_key), which holds everything the count reads: the cost follows a send's bounces and
-complaints, never its opens, clicks or recipients. Refusals are read from the send's ledger
+Events are counted per person with one index range (send, event): SQLite reads it from
+ix_webhook_events_report alone, which holds the address too; PostgreSQL takes that range of
+either index that begins so. The cost follows a send's bounces and complaints, never its
+opens, clicks or recipients. Refusals are read from the send's ledger
 rows, so the guard reads them once per run and counts the rest as its outcomes come.
 """
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import select
 
+from newsletter.core.reputation import Figures
+from newsletter.db.health import figures_of
 from newsletter.db.ledger_tables import send_recipients
 from newsletter.providers.bounces.verp import parse
 from tests.events.conftest import MailPub, add_subscribers
@@ -142,3 +144,5 @@ def test_smtp_send_bounced_later_retires_exactly_those(mail_pub: MailPub,
     assert statuses["reader09@example.org"] == "active"  # one soft bounce of three
     counters = mail_pub.counters()
     assert {key for (sid, key), c in counters.items() if sid == send_id and "bounces" in c} == HARD
+    with mail_pub.engine.connect() as conn:  # what the reputation guard and status read
+        assert figures_of(conn, [send_id])[send_id] == Figures(len(rows), len(HARD), 0)
