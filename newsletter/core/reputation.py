@@ -141,14 +141,19 @@ LIMITS: tuple[Limit, ...] = (
 )
 
 
+def described(limits: list[Limit]) -> list[str]:
+    """Limits in words, one entry per provider: `Amazon SES: reviews an account at 5%,
+    pauses an account at 10%`."""
+    said: dict[str, list[str]] = {}
+    for limit in limits:
+        said.setdefault(limit.who, []).append(f"{limit.meaning} {setting(limit.rate)}")
+    return [f"{who}: {', '.join(words)}" for who, words in said.items()]
+
+
 def limits_of(kind: str) -> str:
     """The published limits for `kind` in words: `Gmail: aim under 0.1%; Gmail and Yahoo,
     bulk senders: stay under 0.3%; ...`."""
-    said: dict[str, list[str]] = {}
-    for limit in LIMITS:
-        if limit.kind == kind:
-            said.setdefault(limit.who, []).append(f"{limit.meaning} {setting(limit.rate)}")
-    return "; ".join(f"{who}: {', '.join(words)}" for who, words in said.items())
+    return "; ".join(described([limit for limit in LIMITS if limit.kind == kind]))
 
 
 def passed(kind: str, rate: float) -> list[Limit]:

@@ -150,3 +150,7 @@ def test_bounces_and_complaints_posted_to_serve_pause_a_sendgrid_send(
     status = pub.cli("status", SLUG).output
     assert "hard bounces: 2.50% of 600 handed over (15)" in status
     assert "complaints: 0.33% of 600 handed over (2)" in status
+    report = pub.cli("report", SLUG).output
+    assert ("#1 via sendgrid: 600 handed over; hard bounces 2.50% (15); complaints 0.33% (2): "
+            "over the guard's pause threshold; reached Gmail: aim under 0.1%; Gmail and Yahoo, "
+            "bulk senders: stay under 0.3%") in report

@@ -108,6 +108,38 @@ def test_a_burst_of_550s_pauses_the_send_and_resume_finishes_it(pub: Pub, burst)
     assert pause.resumed_at is not None and (pause.resumed_handed, pause.resumed_hard) == (50, 5)
     status = pub.cli("status", SLUG).output
     assert f"{REASON}; resumed" in status and "hard bounces: 4.17% of 120 handed over" in status
+    _reported(pub)
+
+
+def _reported(pub: Pub) -> None:
+    """`newsletter report` shows the send's health beside the limits: text, JSON, CSV and
+    report.html. Without a bounce mailbox an SMTP send knows only its own refusals."""
+    import csv
+    import io
+    import json
+
+    text = pub.cli("report", SLUG).output
+    assert ("#1 via smtp: 120 handed over; hard bounces 4.17% (5; 5 refused by the server); "
+            "complaints not measured: at half of a pause threshold or more") in text
+    assert "only the refusals of the hand-over are known" in text
+    assert ("limits: complaints: the guard pauses over 0.1%; Gmail: aim under 0.1%; Gmail and "
+            "Yahoo, bulk senders: stay under 0.3%") in text
+    [health] = json.loads(pub.cli("report", SLUG, "--format", "json").stdout)["health"]
+    assert health["handed"] == 120 and health["hard_bounces"] == 5 and health["refused"] == 5
+    assert health["complaints"] is None and health["verdict"] == "warning"
+    assert health["bounce_rate"] == pytest.approx(5 / 120)
+    rows = list(csv.DictReader(io.StringIO(pub.cli("report", SLUG, "--format", "csv").stdout)))
+    [send] = [row for row in rows if row["kind"] == "send"]
+    assert (send["handed_over"], send["hard_bounces"], send["complaints"], send["health"]) == (
+        "120", "5", "not measured", "warning")
+    assert all(row["handed_over"] == "" for row in rows if row["kind"] != "send")
+    page = (pub.root / "dist" / SLUG / "report.html").read_text(encoding="utf-8")
+    from lxml import html as lxml_html
+
+    table = lxml_html.fromstring(page).get_element_by_id("health")
+    cells = [" ".join(td.text_content().split()) for td in table.xpath(".//tr[2]/td")]
+    assert cells[:5] == ["#1", "smtp", "120", "5 (5 refused)", "4.17%"]
+    assert cells[5] == "not measured" and cells[-1] == "at half of a pause threshold or more"
 
 
 @pytest.mark.slow

@@ -12,8 +12,10 @@ import socket
 from dataclasses import dataclass, field
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from newsletter.cli import main
 from newsletter.core.reputation import Figures
 from newsletter.db.health import figures_of
 from newsletter.db.ledger_tables import send_recipients
@@ -146,3 +148,11 @@ def test_smtp_send_bounced_later_retires_exactly_those(mail_pub: MailPub,
     assert {key for (sid, key), c in counters.items() if sid == send_id and "bounces" in c} == HARD
     with mail_pub.engine.connect() as conn:  # what the reputation guard and status read
         assert figures_of(conn, [send_id])[send_id] == Figures(len(rows), len(HARD), 0)
+    report = CliRunner().invoke(main, ["-C", str(mail_pub.root), "report", "2026-11-24"],
+                                env=mail_pub.env, catch_exceptions=False).output
+    assert (f"#{send_id} via smtp: {len(rows)} handed over; hard bounces "
+            f"{len(HARD) / len(rows):.2%} (3); "
+            "complaints 0.00% (0): too few handed over to judge") in report
+    assert "reached Amazon SES: reviews an account at 5%, pauses an account at 10%" in report
+    assert "Unsubscribes are not counted" in report  # the mailbox reports SMTP's bounces and
+    assert "Bounces" not in report  # complaints (and the report does not call them unknown)
