@@ -135,6 +135,7 @@ class Limit:
 LIMITS: tuple[Limit, ...] = (
     Limit("Gmail", "complaints", 0.001, "aim under"),
     Limit("Gmail and Yahoo, bulk senders", "complaints", 0.003, "stay under"),
+    Limit("Amazon SES", "complaints", 0.001, "reviews an account at"),
     Limit("Amazon SES", "complaints", 0.005, "pauses an account at"),
     Limit("Amazon SES", "bounces", 0.05, "reviews an account at"),
     Limit("Amazon SES", "bounces", 0.10, "pauses an account at"),

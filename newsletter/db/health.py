@@ -4,18 +4,18 @@ hard, how many drew a complaint", for the reputation guard, `status` and `report
 
 - handed over: the ledger's counters of the send, `accepted + failed + unknown` (every message
   a provider was given, whatever became of it; `cancelled` ones never left SendGrid);
-- hard bounces: the people whose hard bounce is in the event store (`webhook_events.event =
-  'bounce'`: every provider's webhook and the bounce mailbox store it so, see
-  newsletter.events.policy.STORED), plus the recipients a server refused for good when they
-  were handed over (`refused`: `failed` rows whose error is an SMTP 5xx reply to RCPT TO or
-  DATA, the run's own answers);
-- complaints: the people whose complaint is in the event store (`spamreport`).
+- hard bounces: the people with a hard bounce of the send in the event store (every provider's
+  webhook and the bounce mailbox store one as `bounce`, see newsletter.events.policy.STORED,
+  and count it in the send's `engagement` row of that person, `bounces`), plus the recipients
+  a server refused for good when they were handed over (`refused`: `failed` rows whose error
+  is an SMTP 5xx reply to RCPT TO or DATA, the run's own answers);
+- complaints: the people with a complaint (`spamreport`, counted in `complaints`).
 
-Events are counted per person with one index range (send, event): SQLite reads it from
-ix_webhook_events_report alone, which holds the address too; PostgreSQL takes that range of
-either index that begins so. The cost follows a send's bounces and complaints, never its
-opens, clicks or recipients. Refusals are read from the send's ledger
-rows, so the guard reads them once per run and counts the rest as its outcomes come.
+People are counted from `engagement`, one row per send and person, with its two partial
+indexes (the send's rows with bounces, with complaints): the cost follows a send's bounced and
+complaining people, never its opens, clicks or recipients, and the counts outlive the pruning
+of old events. Refusals are read from the send's ledger rows, so the guard reads them once per
+run and counts the rest as its outcomes come.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, distinct, func, or_, select
+from sqlalchemy import Connection, bindparam, func, or_, select, text
 
 from newsletter.core.reputation import Figures
 from newsletter.db.ledger_tables import send_recipients, sends
-from newsletter.db.tables import webhook_events
+from newsletter.db.tables import engagement
 
-#: the stored names of a hard bounce and a complaint (newsletter.events.policy.STORED)
-HARD_BOUNCE, COMPLAINT = "bounce", "spamreport"
+#: the engagement counters of hard bounces and complaints (newsletter.events.policy.STORED)
+BOUNCES, COMPLAINTS = "bounces", "complaints"
 #: how the SMTP transport words a refusal: "<stage>: <code> <text>" (providers.smtp._refused)
 REFUSAL_STAGES = ("RCPT TO", "DATA", "end of DATA")
 _REFUSAL = re.compile(rf"^(?:{'|'.join(map(re.escape, REFUSAL_STAGES))}): 5\d\d\b")
@@ -51,19 +51,19 @@ def handed_over(conn: Connection, send_ids: Iterable[int]) -> dict[int, int]:
 
 
 def event_counts(conn: Connection, send_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
-    """send id -> (people who bounced hard, people who complained), from the event store."""
-    e = webhook_events.c
-    ids = sorted(set(send_ids))
-    found = dict.fromkeys(ids, (0, 0))
-    if not ids:
-        return found
-    rows = conn.execute(select(e.send_id, e.event, func.count(distinct(e.email_key)))
-                        .where(e.send_id.in_(ids), e.event.in_([HARD_BOUNCE, COMPLAINT]))
-                        .group_by(e.send_id, e.event))
-    for send_id, event, count in rows:
-        bounces, complaints = found[send_id]
-        found[send_id] = ((int(count), complaints) if event == HARD_BOUNCE
-                          else (bounces, int(count)))
+    """send id -> (people who bounced hard, people who complained), from the per-send
+    counters the event store keeps (`engagement`): one statement per send, each count read
+    from its partial index."""
+    g = engagement.c
+    send = bindparam("send", type_=g.send_id.type)
+    # each condition is spelled as its partial index's, literally, so that SQLite uses it
+    counts = [select(func.count()).where(g.send_id == send, text(f"engagement.{name} > 0"))
+              .scalar_subquery() for name in (BOUNCES, COMPLAINTS)]
+    query = select(*counts)
+    found = {}
+    for send_id in sorted(set(send_ids)):
+        bounces, complaints = conn.execute(query, {"send": send_id}).one()
+        found[send_id] = (int(bounces), int(complaints))
     return found
 
 
@@ -95,11 +95,15 @@ def figures_of(conn: Connection, send_ids: Iterable[int]) -> dict[int, Figures]:
 
 
 def reported(conn: Connection, send_id: int, limit: int = 10) -> list[tuple[str, str]]:
-    """Up to `limit` (address, event) of the send's hard bounces and complaints (addresses of
-    erased people are not kept, so not listed)."""
-    e = webhook_events.c
-    rows = conn.execute(select(e.email_key, e.event).distinct()
-                        .where(e.send_id == send_id, e.event.in_([HARD_BOUNCE, COMPLAINT]),
-                               e.email_key.contains("@"))
-                        .order_by(e.event, e.email_key).limit(limit))
-    return [(key, "complained" if event == COMPLAINT else "bounced") for key, event in rows]
+    """Up to `limit` (address, what) of the send's people who bounced hard or complained
+    (erased people are kept under an anonymous key, not listed)."""
+    g = engagement.c
+    found: list[tuple[str, str]] = []
+    for name, what in ((BOUNCES, "bounced"), (COMPLAINTS, "complained")):
+        rows = conn.execute(select(g.email_key).where(
+            g.send_id == send_id, text(f"engagement.{name} > 0"), g.email_key.contains("@"))
+            .order_by(g.email_key).limit(limit - len(found)))
+        found += [(key, what) for key in rows.scalars()]
+        if len(found) >= limit:
+            break
+    return found
