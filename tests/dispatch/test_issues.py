@@ -23,9 +23,10 @@ ARABIC = f"{SLUG}-ar"
 def _row(**values) -> SendRow:
     base = dict(id=1, issue=SLUG, segment="everyone", transport="outbox", content_hash="x",
                 subject="s", state="completed", total=10, accepted=10, failed=0, unknown=0,
-                skipped=0, cancelled=0, reach="once", batches=1, send_at=None, batch_id=None,
-                owner=None, heartbeat_at=None, lease=1, leased_at=None, last_error=None,
-                created_at=NOW, updated_at=NOW, finished_at=NOW)
+                skipped=0, cancelled=0, reach="once",
+                batches=1, send_at=None, batch_id=None, owner=None, heartbeat_at=None, lease=1,
+                leased_at=None, last_error=None, created_at=NOW, updated_at=NOW,
+                finished_at=NOW)
     return SendRow(**{**base, **values})
 
 
