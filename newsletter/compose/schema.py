@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from newsletter.core.errors import Problem
+from newsletter.core.reputation import Thresholds, parse_percent
 from newsletter.core.yamlsrc import YamlDoc
 
 
@@ -329,6 +330,22 @@ class BouncesConfig(Strict):
         return self.return_path.rsplit("@", 1)[1].lower()
 
 
+class ReputationConfig(Strict):
+    """`reputation:`: the guard that pauses a send whose own hard bounces or complaints pass
+    these rates (docs/sending.md#the-reputation-guard). Rates are written as percentages."""
+
+    min_sample: int = Field(Thresholds.min_sample, ge=1)  # messages handed over first
+    bounce_pause: float = Thresholds.bounce_pause  # `5%`: hard bounces per message
+    complaint_pause: float = Thresholds.complaint_pause  # `0.1%`: complaints per message
+
+    _rates = field_validator("bounce_pause", "complaint_pause", mode="before")(
+        classmethod(lambda cls, v: parse_percent(v)))
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.min_sample, self.bounce_pause, self.complaint_pause)
+
+
 class PublicationConfig(Strict):
     """newsletter.yaml."""
 
@@ -358,6 +375,7 @@ class PublicationConfig(Strict):
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)  # `new --from-feed` (docs/drafting.md)
     bounces: BouncesConfig | None = None  # the bounce mailbox (docs/deliverability.md)
+    reputation: ReputationConfig = Field(default_factory=ReputationConfig)  # the send guard
     _own: PublicationConfig | None = PrivateAttr(default=None)  # set on an edition's copy
 
     _reply = field_validator("reply_to")(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import case, func, select
 
@@ -22,9 +22,11 @@ from newsletter.core.tokens import signing_secrets
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
-from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
+from newsletter.dispatch.guard import ReputationGuard
+from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendPaused, SendRow
 from newsletter.dispatch.ledger.consent import preview
 from newsletter.dispatch.ledger.reached import reached, recipients_of
+from newsletter.dispatch.ledger.store import SendFinished
 from newsletter.dispatch.options import CANCEL_DEADLINE, listed, minutes, parse_window, utc_minute
 from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
 
@@ -105,10 +107,13 @@ class SendPlan:
     resend_recipients: tuple[str, ...] = ()
     accept_recipients: tuple[str, ...] = ()
     run_started: dt.datetime | None = None  # `send --editions --again`: this run's start
+    resume: bool = False  # `send --resume`: take up a send the reputation guard paused
     notes: list[str] = field(default_factory=list)
 
     @property
     def action(self) -> str:
+        if self.send and self.send.paused:
+            return f"resume send #{self.send.id}, paused by the reputation guard"
         if self.send and self.retry_failed:
             return f"retry the failed recipients of send #{self.send.id}"
         return f"resume send #{self.send.id}" if self.send else "new send"
@@ -126,6 +131,13 @@ class SendPlan:
         return ConsentCheck(send.id, self.family, send.reach, send.created_at,
                             tuple(self.pub.settings.secrets), erasures)
 
+    def reputation_guard(self, send: SendRow) -> ReputationGuard:
+        """What judges `send`'s own bounces and complaints before each batch: newsletter.yaml's
+        thresholds now, from the totals of its last resume."""
+        return ReputationGuard(self.ledger.engine, send.id,
+                               self.pub.config.reputation.thresholds,
+                               self.ledger.pauses.baseline(send.id))
+
     def summary(self) -> list[tuple[str, str]]:
         """What will happen, as label/value pairs."""
         rows = [
@@ -135,6 +147,7 @@ class SendPlan:
             ("Recipients", f"{self.count:,}"),
             ("Transport", f"{self.transport.name} ({self.transport.where})"),
             ("Action", self.action),
+            ("Guard", self.pub.config.reputation.thresholds.describe()),
         ]
         for n, (count, why) in enumerate(self.left_out):
             rows.insert(4 + n, ("Left out" if n == 0 else "", f"{count:,} {why}"))
@@ -155,7 +168,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
               resend_recipients: tuple[str, ...] = (), accept_recipients: tuple[str, ...] = (),
               dry_run: bool = False,
               before_send: Callable[[Publication, Any, str], str] | None = None,
-              narrow: Any = None, run_started: dt.datetime | None = None) -> SendPlan:
+              narrow: Any = None, run_started: dt.datetime | None = None,
+              resume: bool = False) -> SendPlan:
     """Resolve the segments and the ledger's history, build the issue for a new send (or
     take the artifact of the send to resume), and refuse what must be refused.
 
@@ -168,23 +182,31 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     lives on the public side); the note it returns joins the plan's. `narrow`, a further WHERE
     clause over subscribers, keeps part of the segments (one edition's readers); `run_started`
     (with `again`): people reached since then are left out (one edition each in one
-    `send --editions --again`).
+    `send --editions --again`). A send the reputation guard paused is resumed only with
+    `resume` (SendPaused otherwise); `resume` takes up the issue's active send, to its own
+    segments when none are named.
     """
     _check_options(resend_unknown, accept_unknown, resend_batches, accept_batches,
                    resend_recipients, accept_recipients, at, undo_window)
     segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
-    if not segments:
-        raise NewsletterError("name at least one --segment")
-    label = " + ".join(segments)
     if not dry_run:
         signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
     ledger = open_ledger(pub)
     slug = slug_of(pub, issue)
     active = ledger.sends.active(slug)
+    if resume:
+        if active is None:
+            _nothing_to_resume(ledger, slug)
+        segments = segments or tuple(active.segment.split(" + "))
+    if not segments:
+        raise NewsletterError("name at least one --segment")
+    label = " + ".join(segments)
     reopen: SendRow | None = None
     if active is not None:
         if not dry_run:
             ledger.sends.check_free(active.id)  # a live process: refuse, naming it
+        if active.paused and not resume and not dry_run:
+            raise SendPaused(active.paused_message())
         if active.segment != label:
             raise SendBusy(active.busy_message())
         if transport is not None and transport != active.transport:
@@ -239,7 +261,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
         accept_batches=tuple(accept_batches), resend_recipients=tuple(resend_recipients),
         accept_recipients=tuple(accept_recipients),
-        run_started=run_started if again else None, notes=notes)
+        run_started=run_started if again else None, resume=resume, notes=notes)
     if reopen is not None:
         _plan_reopen(plan, reopen)
     elif active is not None:
@@ -249,6 +271,18 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         if plan.count == 0 and not plan.left_out:
             raise NewsletterError(f"segment '{label}' has no active subscribers; nothing to send")
     return plan
+
+
+def _nothing_to_resume(ledger: Ledger, slug: str) -> NoReturn:
+    """`send --resume` without a send to resume: SendFinished when the last send completed
+    (another resume finished it, say), else a plain error naming what there is."""
+    found = ledger.sends.of_issue(slug)
+    last = found[-1] if found else None
+    if last is not None and last.state == "completed":
+        raise SendFinished(f"nothing to resume: send #{last.id} of {slug} completed at "
+                           f"{utc_minute(last.finished_at or last.updated_at)}")
+    raise NewsletterError(f"no paused or stopped send of {slug} to resume"
+                          + (f" (send #{last.id} was {last.state})" if last else ""))
 
 
 def _check_options(resend_unknown: bool, accept_unknown: bool, resend_batches: tuple[int, ...],
