@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
@@ -24,10 +24,9 @@ from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
 from newsletter.dispatch.guard import ReputationGuard
 from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendPaused, SendRow
-from newsletter.dispatch.ledger.consent import preview
 from newsletter.dispatch.ledger.reached import reached, recipients_of
-from newsletter.dispatch.ledger.store import SendFinished
-from newsletter.dispatch.options import CANCEL_DEADLINE, listed, minutes, parse_window, utc_minute
+from newsletter.dispatch.options import CANCEL_DEADLINE, minutes, parse_window, utc_minute
+from newsletter.dispatch.resume import nothing_to_resume, plan_reopen, plan_resume
 from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
 
 if TYPE_CHECKING:
@@ -196,7 +195,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     active = ledger.sends.active(slug)
     if resume:
         if active is None:
-            _nothing_to_resume(ledger, slug)
+            nothing_to_resume(ledger, slug)
         segments = segments or tuple(active.segment.split(" + "))
     if not segments:
         raise NewsletterError("name at least one --segment")
@@ -263,26 +262,14 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         accept_recipients=tuple(accept_recipients),
         run_started=run_started if again else None, resume=resume, notes=notes)
     if reopen is not None:
-        _plan_reopen(plan, reopen)
+        plan_reopen(plan, reopen)
     elif active is not None:
-        _plan_resume(plan, active, chosen, dry_run)
+        plan_resume(plan, active, chosen, dry_run)
     else:
         _count_new(plan)
         if plan.count == 0 and not plan.left_out:
             raise NewsletterError(f"segment '{label}' has no active subscribers; nothing to send")
     return plan
-
-
-def _nothing_to_resume(ledger: Ledger, slug: str) -> NoReturn:
-    """`send --resume` without a send to resume: SendFinished when the last send completed
-    (another resume finished it, say), else a plain error naming what there is."""
-    found = ledger.sends.of_issue(slug)
-    last = found[-1] if found else None
-    if last is not None and last.state == "completed":
-        raise SendFinished(f"nothing to resume: send #{last.id} of {slug} completed at "
-                           f"{utc_minute(last.finished_at or last.updated_at)}")
-    raise NewsletterError(f"no paused or stopped send of {slug} to resume"
-                          + (f" (send #{last.id} was {last.state})" if last else ""))
 
 
 def _check_options(resend_unknown: bool, accept_unknown: bool, resend_batches: tuple[int, ...],
@@ -386,51 +373,3 @@ def _count_new(plan: SendPlan) -> None:
     if failed_n:
         plan.left_out.append((failed_n, "failed for good in an earlier send of the issue "
                                         "(--retry-failed tries them again)"))
-
-
-def _plan_reopen(plan: SendPlan, send: SendRow) -> None:
-    plan.count = send.failed
-    _note_withdrawn(plan, send, ["failed"])
-
-
-def _note_withdrawn(plan: SendPlan, send: SendRow, states: list[str]) -> None:
-    """Left out: rows in `states` the hand-over will skip (consent withdrawn, reached
-    elsewhere), counted now."""
-    with plan.ledger.engine.connect() as conn:
-        dropped = preview(conn, plan.consent_check(send), states)
-    for why, count in dropped:
-        plan.left_out.append((count, f"will be skipped: {why}"))
-        plan.count -= count
-
-
-def _plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> None:
-    recipients = plan.ledger.recipients
-    settles = chosen == "outbox" or plan.undo_window is not None
-    states = ["pending"] + (["unknown"] if plan.resend_unknown or settles else [])
-    plan.count = recipients.count(active.id, states)
-    picked = recipients.count_unknown(active.id, batches=plan.resend_batches,
-                                      emails=plan.resend_recipients)
-    if not plan.resend_unknown:
-        plan.count += picked
-    _note_withdrawn(plan, active, ["pending"])
-    if settles and active.unknown:
-        plan.notes.append(f"{active.unknown:,} recipients with an unknown fate: " + (
-            "their batches are cancelled at SendGrid and sent again under new batch ids"
-            if plan.undo_window else "the outbox shows whether each message was written"))
-        return
-    settled = "; ".join(filter(None, [
-        "all recorded as accepted" if plan.accept_unknown else "",
-        f"batches {listed(plan.accept_batches)} recorded as accepted"
-        if plan.accept_batches else "",
-        f"batches {listed(plan.resend_batches)} sent again" if plan.resend_batches else "",
-        f"{', '.join(plan.accept_recipients)} recorded as accepted"
-        if plan.accept_recipients else "",
-        f"{', '.join(plan.resend_recipients)} sent again" if plan.resend_recipients else ""]))
-    if active.unknown and settled:
-        plan.notes.append(f"recipients with an unknown fate: {settled}")
-    elif active.unknown and not plan.resend_unknown:
-        plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
-                          "unknown fate and are left alone; see `newsletter status`, and "
-                          "pass --resend-unknown to send to them again")
-    if plan.count == 0 and not active.unknown and not dry_run:
-        plan.notes.append("nothing left to send")
