@@ -33,8 +33,8 @@ OTHER = "someone.else@example.com"
 IMPERSONAL = {"schema_version", "sends", "send_links", "send_contents", "send_batches",
               "suppression_sync", "signup_throttle", "erased_addresses", "erasure_keys",
               # a send's frozen message (personalised only at hand-over), staff sign-offs,
-              # providers' signature tokens
-              "send_artifacts", "approvals", "webhook_tokens"}
+              # providers' signature tokens, the reputation guard's pauses (a send's rates)
+              "send_artifacts", "approvals", "webhook_tokens", "send_pauses"}
 #: surrogate keys: numbers that mean nothing outside the database
 SURROGATE = {"subscribers.id", "subscriber_history.id", "subscriber_history.subscriber_id",
              "subscriber_tags.subscriber_id", "send_recipients.id",
