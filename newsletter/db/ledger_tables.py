@@ -42,9 +42,12 @@ REACH_POLICIES = ("once", "unknown", "again")
 ACTIVE = "state IN ('sending', 'stopped')"
 RECIPIENT_CHECK = "state IN ('pending', 'accepted', 'failed', 'unknown', 'skipped', 'cancelled')"
 #: PostgreSQL: how full a page of send_recipients is filled (percent). Each row is updated
-#: twice (in flight, then its outcome), a batch's rows all at once; the room left lets both
-#: new versions stay on the row's page (HOT updates: no index entries, no table bloat).
-FILLFACTOR = 70
+#: twice in quick succession (in flight, then its outcome), every row of a page by one
+#: statement: half a page left free takes the first new versions, and the room pruning the
+#: old ones frees takes the second. Such updates stay on their page (HOT: no new index
+#: entries, no growth): at 100 almost none did, at 50 about 60 % with 8 workers (80 % with
+#: one), for a table about as large (docs/performance.md).
+FILLFACTOR = 50
 
 
 def _define(md: MetaData) -> tuple[Table, Table, Table, Table]:
