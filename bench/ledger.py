@@ -125,31 +125,71 @@ def fill(url: str, people: int) -> float:
     return time.perf_counter() - started
 
 
-class LockSampler(threading.Thread):
-    """PostgreSQL: every 25 ms, how many of the database's sessions wait for a lock."""
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of a process on this machine so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Watch(threading.Thread):
+    """PostgreSQL: every 25 ms, which of the database's sessions wait for a lock, and the CPU
+    each of its server processes used so far (the sum is the server's share of the work)."""
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.engine = create_engine(url)
         self.stop, self.samples, self.waiting, self.most = threading.Event(), 0, 0, 0
+        with self.engine.connect() as conn:  # the CPU its processes had used before
+            self.before = {pid: cpu_of(pid) for pid in conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()").scalars()}
+        self.cpu = dict(self.before)
+        self.start()
 
     def run(self) -> None:
-        query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                     " AND wait_event_type = 'Lock'")
+        query = text("SELECT pid, wait_event_type = 'Lock' FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         with self.engine.connect() as conn:
             while not self.stop.wait(0.025):
-                found = conn.execute(query).scalar_one()
+                rows = conn.execute(query).all()
                 conn.rollback()
+                for pid, _ in rows:
+                    self.cpu[pid] = max(self.cpu.get(pid, 0.0), cpu_of(pid))
+                waiting = sum(1 for _, locked in rows if locked)
                 self.samples += 1
-                self.waiting += bool(found)
-                self.most = max(self.most, found)
+                self.waiting += bool(waiting)
+                self.most = max(self.most, waiting)
 
-    def finish(self) -> str:
+    def finish(self) -> tuple[float, str]:
+        """(server CPU seconds, the lock waits seen)."""
         self.stop.set()
         self.join()
         self.engine.dispose()
-        return (f"a session waited for a lock in {self.waiting} of {self.samples} samples "
-                f"(at most {self.most} at once)")
+        return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.cpu.items()), (
+            f"a session waited for a lock in {self.waiting} of {self.samples} samples (at "
+            f"most {self.most} at once)")
+
+
+def finished(proc: subprocess.Popen) -> tuple[str, float]:
+    """Wait for `proc`; (its output, its CPU seconds and its children's)."""
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return out, usage.ru_utime + usage.ru_stime
+
+
+class QuietFake(Fake):
+    """The fake SendGrid, its complaints about a killed client's connection left unprinted."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_sendgrid", "--count-only", "--instant"], cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline().split()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
 
 
 def newsletter(pub: Path, env: dict, *args: str) -> subprocess.Popen:
@@ -184,26 +224,24 @@ def once(stats: dict, people: int) -> bool:
 
 
 def first_send(url: str, pub: Path, env: dict, people: int) -> dict:
-    sampler = LockSampler(url) if url.startswith("postgresql") else None
     with Fake() as fake:
-        if sampler:
-            sampler.start()
+        watch = Watch(url) if url.startswith("postgresql") else None
         started = time.perf_counter()
         proc = newsletter(pub, {**env, "SENDGRID_API_URL": fake.url}, *send_args(FIRST))
-        out, _ = proc.communicate()
+        out, cpu = finished(proc)
         wall = time.perf_counter() - started
-        locks = sampler.finish() if sampler else ""
+        server, locks = watch.finish() if watch else (0.0, "")
         stats = fake.stats()
     if proc.returncode != 0:
         sys.exit(f"the send failed:\n{out}")
     return {"wall_s": wall, "phase_s": phase(url, FIRST), "once": once(stats, people),
-            "locks": locks}
+            "cpu_s": cpu, "server_cpu_s": server, "locks": locks}
 
 
 def killed_and_resumed(url: str, pub: Path, env: dict, people: int) -> dict:
     """The second issue: killed at about 40 %, unknown batches settled, resumed."""
     engine = create_engine(url)
-    with Fake() as fake:
+    with QuietFake() as fake:
         env = {**env, "SENDGRID_API_URL": fake.url, "PGAPPNAME": "bench-ledger-send"}
         proc = newsletter(pub, env, *send_args(SECOND))
         while proc.poll() is None and fake.stats()["accepted"] < people * 0.4:
@@ -231,7 +269,7 @@ def killed_and_resumed(url: str, pub: Path, env: dict, people: int) -> dict:
             flags += ["--accept-batch" if got == {1} else "--resend-batch", str(batch)]
         started = time.perf_counter()
         resume = newsletter(pub, env, *send_args(SECOND, *flags))
-        out, _ = resume.communicate()
+        out, _ = finished(resume)
         wall = time.perf_counter() - started
         stats = fake.stats()
     engine.dispose()
@@ -292,17 +330,26 @@ def serve_phase(url: str, pub: Path, env: dict, people: int, events: int,
         generated = events_of(send_id, people, events, link)
         bodies = [json.dumps(generated[i : i + 1000]).encode()
                   for i in range(0, len(generated), 1000)]
+        watch = Watch(url) if url.startswith("postgresql") else None
+        cpu = cpu_of(server.pid)
         seconds, answers = post_all(f"{base}/webhooks/sendgrid", key, bodies, 4)
+        ingest_cpu = cpu_of(server.pid) - cpu
+        ingest_server = watch.finish()[0] if watch else 0.0
         tokens = [link_token(SECRET, send_id, position, f"reader{who:07d}@example.com")
                   for who in random.Random(7).sample(range(people), redirects + 20)]
         took = []
         with httpx.Client(base_url=base, headers={"User-Agent": BROWSER}) as client:
             for n, token in enumerate(tokens):
+                if n == 20:  # the first ones warm the server up
+                    watch = Watch(url) if url.startswith("postgresql") else None
+                    cpu = cpu_of(server.pid)
                 started = time.perf_counter()
                 answer = client.get(f"/c/{token}")
-                if n >= 20:  # the first ones warm the server up
+                if n >= 20:
                     took.append((time.perf_counter() - started) * 1000)
                 assert answer.status_code == 302 and answer.headers["location"] == link
+        redirect_cpu = cpu_of(server.pid) - cpu
+        redirect_server = watch.finish()[0] if watch else 0.0
     finally:
         server.terminate()
         server.wait(30)
@@ -312,6 +359,10 @@ def serve_phase(url: str, pub: Path, env: dict, people: int, events: int,
     engine.dispose()
     took.sort()
     return {"ledger_rows": ledger_rows, "events_per_s": events / seconds,
+            "ingest_cpu_ms": ingest_cpu * 1000 / events,
+            "ingest_server_ms": ingest_server * 1000 / events,
+            "redirect_cpu_ms": redirect_cpu * 1000 / len(took),
+            "redirect_server_ms": redirect_server * 1000 / len(took),
             "events_once": answers["applied"] == events and stored == events + len(tokens),
             "redirect_ms": statistics.median(took), "redirect_p95_ms": took[int(len(took) * .95)],
             "redirect_max_ms": took[-1]}
@@ -341,9 +392,11 @@ def run(label: str, url: str, work: Path, args: argparse.Namespace) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSLETTER_SECRET": SECRET,
            "NEWSLETTER_DATABASE_URL": url, "SENDGRID_API_KEY": API_KEY}
     first = first_send(url, pub, env, args.people)
+    server = f" + {first['server_cpu_s']:.1f} s server" if first["server_cpu_s"] else ""
     print(f"send: {first['wall_s']:.1f} s in all, {first['phase_s']:.1f} s from the snapshot "
-          f"to the end ({args.people / first['phase_s']:,.0f}/s); exactly once: "
-          f"{first['once']} {first['locks']}; load {os.getloadavg()[0]:.1f}", flush=True)
+          f"to the end ({args.people / first['phase_s']:,.0f}/s), CPU {first['cpu_s']:.1f} s"
+          f"{server}; exactly once: {first['once']}; {first['locks'] or 'SQLite'}; load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
     second = killed_and_resumed(url, pub, env, args.people)
     print(f"second send killed with {second['killed_with_pending']:,} pending, "
           f"{second['unknown_batches']} batches of unknown fate settled; resume "
@@ -351,9 +404,13 @@ def run(label: str, url: str, work: Path, args: argparse.Namespace) -> dict:
     print(table_figures(url), flush=True)
     served = serve_phase(url, pub, env, args.people, args.events, args.redirects)
     print(f"webhooks at {served['ledger_rows']:,} ledger rows: {served['events_per_s']:,.0f} "
-          f"events/s (4 clients), applied once: {served['events_once']}; redirect median "
-          f"{served['redirect_ms']:.1f} ms, p95 {served['redirect_p95_ms']:.1f} ms, max "
-          f"{served['redirect_max_ms']:.1f} ms; load {os.getloadavg()[0]:.1f}", flush=True)
+          f"events/s (4 clients), CPU per event {served['ingest_cpu_ms']:.3f} ms serve + "
+          f"{served['ingest_server_ms']:.3f} ms server; applied once: {served['events_once']}",
+          flush=True)
+    print(f"redirect: median {served['redirect_ms']:.1f} ms, p95 {served['redirect_p95_ms']:.1f}"
+          f" ms, max {served['redirect_max_ms']:.1f} ms; CPU each {served['redirect_cpu_ms']:.1f}"
+          f" ms serve + {served['redirect_server_ms']:.1f} ms server; load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
     return {**first, **second, **served}
 
 

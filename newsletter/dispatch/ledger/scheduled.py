@@ -45,6 +45,7 @@ class Scheduled:
                 send_id=send_id, batch_id=batch_id, send_at=send_at, first_batch=first,
                 state="open", created_at=now).returning(send_batches.c.id)).scalar_one()
             self.store.fence(conn, send_id, send_at=send_at, batch_id=batch_id)
+            self.store.skip_to(send_id, first - 1)
             return RunBatch(row_id, batch_id, send_at, first, "open", now)
 
         return self.store.write(work)

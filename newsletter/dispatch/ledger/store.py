@@ -137,6 +137,12 @@ class LedgerStore:
             self.leases.pop(send_id, None)
             self.batches.pop(send_id, None)
 
+    def skip_to(self, send_id: int, number: int) -> None:
+        """The send's next batch number is above `number`."""
+        with self._numbers:
+            if send_id in self.leases:
+                self.batches[send_id] = max(self.batches.get(send_id, 0), number)
+
     def next_batch(self, send_id: int) -> int:
         """The next batch number of a send whose lease this process holds (LeaseLost when it
         holds none): unique within the send and growing, however many workers ask at once."""
