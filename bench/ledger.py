@@ -59,6 +59,7 @@ from support.ledger_world import (  # noqa: E402
     finished,
     postgres_database,
     publication,
+    vacuumed,
 )
 from webhooks import free_port, post_all  # noqa: E402
 
@@ -207,6 +208,7 @@ def serve_phase(url: str, pub: Path, env: dict, people: int, events: int,
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        waited = vacuumed(url)
         generated = events_of(send_id, people, events, link)
         bodies = [json.dumps(generated[i : i + 1000]).encode()
                   for i in range(0, len(generated), 1000)]
@@ -217,6 +219,7 @@ def serve_phase(url: str, pub: Path, env: dict, people: int, events: int,
         ingest_server = watch.finish()[0] if watch else 0.0
         tokens = [link_token(SECRET, send_id, position, f"reader{who:07d}@example.com")
                   for who in random.Random(7).sample(range(people), redirects + 20)]
+        waited += vacuumed(url)
         took = []
         with httpx.Client(base_url=base, headers={"User-Agent": BROWSER}) as client:
             for n, token in enumerate(tokens):
@@ -238,7 +241,7 @@ def serve_phase(url: str, pub: Path, env: dict, people: int, events: int,
             webhook_events.c.send_id == send_id)).scalar_one()
     engine.dispose()
     took.sort()
-    return {"ledger_rows": ledger_rows, "events_per_s": events / seconds,
+    return {"ledger_rows": ledger_rows, "events_per_s": events / seconds, "vacuum_s": waited,
             "ingest_cpu_ms": ingest_cpu * 1000 / events,
             "ingest_server_ms": ingest_server * 1000 / events,
             "redirect_cpu_ms": redirect_cpu * 1000 / len(took),
@@ -283,6 +286,9 @@ def run(label: str, url: str, work: Path, args: argparse.Namespace) -> dict:
           f"{second['resume_s']:.1f} s; exactly once: {second['once']}", flush=True)
     print(table_figures(url), flush=True)
     served = serve_phase(url, pub, env, args.people, args.events, args.redirects)
+    if served["vacuum_s"] >= 1:
+        print(f"(waited {served['vacuum_s']:.0f} s in all for autovacuum to finish before the "
+              "ingest and before the redirects)")
     print(f"webhooks at {served['ledger_rows']:,} ledger rows: {served['events_per_s']:,.0f} "
           f"events/s (4 clients), CPU per event {served['ingest_cpu_ms']:.3f} ms serve + "
           f"{served['ingest_server_ms']:.3f} ms server; applied once: {served['events_once']}",

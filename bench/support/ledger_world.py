@@ -92,7 +92,8 @@ def cpu_of(pid: int) -> float:
 
 class Watch(threading.Thread):
     """PostgreSQL: every 25 ms, which of the database's sessions wait for a lock, and the CPU
-    each of its server processes used so far (the sum is the server's share of the work)."""
+    each of its sessions' server processes used so far (the sum is the server's share of the
+    work; autovacuum's workers are not counted)."""
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
@@ -106,7 +107,8 @@ class Watch(threading.Thread):
 
     def run(self) -> None:
         query = text("SELECT pid, wait_event_type = 'Lock' FROM pg_stat_activity "
-                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                     "AND backend_type = 'client backend'")
         with self.engine.connect() as conn:
             while not self.stop.wait(0.025):
                 rows = conn.execute(query).all()
@@ -126,6 +128,23 @@ class Watch(threading.Thread):
         return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.cpu.items()), (
             f"a session waited for a lock in {self.waiting} of {self.samples} samples (at "
             f"most {self.most} at once)")
+
+
+def vacuumed(url: str, limit: float = 900.0) -> float:
+    """PostgreSQL: wait until no autovacuum worker is busy in the database (the ledger's
+    updates and the events leave it work); the seconds waited."""
+    if not url.startswith("postgresql"):
+        return 0.0
+    engine = create_engine(url)
+    started = time.perf_counter()
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND backend_type = 'autovacuum worker'")
+    with engine.connect() as conn:
+        while conn.execute(query).scalar_one() and time.perf_counter() - started < limit:
+            conn.rollback()
+            time.sleep(0.5)
+    engine.dispose()
+    return time.perf_counter() - started
 
 
 def finished(proc: subprocess.Popen) -> tuple[str, float]:
