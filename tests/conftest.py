@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import atexit
 import functools
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,16 @@ def spamassassin_once_per_message(tmp_path_factory: pytest.TempPathFactory) -> I
             os.environ[key] = value
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_dns_lookups() -> Iterator[None]:
+    """Tests reach only 127.0.0.1: `newsletter check`'s DNS look-ups are off (and processes
+    the tests start inherit that) unless a test points them at its own DNS server
+    (tests/checks/test_dmarc.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEWSLETTER_DNS_SERVER", "off")
+        yield
+
+
 @pytest.fixture()
 def publication(tmp_path: Path) -> Path:
     """A private copy of the sample publication."""
@@ -172,3 +183,45 @@ def artifacts() -> Path:
     folder = ROOT / "tests" / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def addresses_in(records: Iterable[logging.LogRecord]) -> list[str]:
+    """The log lines (with any traceback) among `records` that hold a sample address."""
+    found = []
+    for record in records:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        if "@example." in text.lower() or "%40example." in text.lower():
+            found.append(text)
+    return found
+
+
+class LogGuard(logging.Handler):
+    """Keeps every log record of one test (the `newsletter` loggers at every level)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def log_guard() -> Iterator[LogGuard]:
+    """No log line holds an address (deploy.md promises logs without personal data): every
+    test's log records are checked, whatever it exercises."""
+    guard = LogGuard()
+    root, ours = logging.getLogger(), logging.getLogger("newsletter")
+    level = ours.level
+    root.addHandler(guard)
+    ours.setLevel(logging.DEBUG)
+    try:
+        yield guard
+    finally:
+        root.removeHandler(guard)
+        ours.setLevel(level)
+    leaks = addresses_in(guard.records)
+    if leaks:
+        pytest.fail("a log line holds an address: " + leaks[0][:500], pytrace=False)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from newsletter.audience.cells import unescape_row
 from newsletter.audience.model import (
     MAX_NAME_LENGTH,
     Status,
@@ -151,6 +152,7 @@ def rows(text: Iterable[str], report: ImportReport, extra_tags: set[str]) -> Ite
             number += 1
             if not record:
                 continue
+            record = unescape_row(record)  # what `export` protected from spreadsheets
             if header is None:
                 header = _Header(record)
                 continue

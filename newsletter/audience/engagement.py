@@ -10,7 +10,8 @@ query; machine-made opens and clicks never count, see newsletter.events.classify
   `w` weeks).
 
 `sunset()` finds active subscribers who joined before the period and have no human engagement
-within it, and tags them (or unsubscribes them).
+within it, and tags them (or unsubscribes them through the status ladder's one API,
+newsletter.audience.statuses); every change leaves an audit row with the source `sunset`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Select,
     String,
+    Text,
     and_,
     column,
     exists,
@@ -32,14 +34,23 @@ from sqlalchemy import (
     insert,
     literal,
     not_,
+    null,
     select,
     table,
     tuple_,
-    update,
 )
 
+from newsletter.audience.history import Source
 from newsletter.audience.model import Status, normalize_tag, utcnow
-from newsletter.db.tables import send_links, subscriber_tags, subscribers, webhook_events
+from newsletter.audience.statuses import Change, apply_changes
+from newsletter.db.tables import (
+    UtcDateTime,
+    send_links,
+    subscriber_history,
+    subscriber_tags,
+    subscribers,
+    webhook_events,
+)
 
 CONDITIONS = ("opened", "clicked", "engaged_within")
 _PERIOD = re.compile(r"^\s*(\d{1,5})\s*([dw])\s*$")
@@ -142,7 +153,8 @@ def inactive_condition(period: dt.timedelta, now: dt.datetime | None = None) -> 
 def sunset(conn: Connection, period: dt.timedelta, *, unsubscribe: bool = False,
            tag: str = "inactive", dry_run: bool = False,
            now: dt.datetime | None = None) -> SunsetResult:
-    """Tag (or unsubscribe) the inactive subscribers, inside the caller's transaction."""
+    """Tag (or unsubscribe) the inactive subscribers, inside the caller's transaction, with an
+    audit row for each change."""
     now = now or utcnow()
     tag = normalize_tag(tag)
     where = inactive_condition(period, now)
@@ -154,9 +166,15 @@ def sunset(conn: Connection, period: dt.timedelta, *, unsubscribe: bool = False,
     if dry_run or not matched:
         return result
     if unsubscribe:
-        conn.execute(update(subscribers).where(where).values(
-            status=Status.UNSUBSCRIBED.value, status_changed_at=now, updated_at=now))
-    else:
-        ids = select(subscribers.c.id, literal(tag, String(100))).where(where)
-        conn.execute(insert(subscriber_tags).from_select(["subscriber_id", "tag"], ids))
+        keys = conn.execute(select(subscribers.c.email_key).where(where)).scalars().all()
+        apply_changes(conn, [Change(key, Status.UNSUBSCRIBED, int(now.timestamp()))
+                             for key in keys], now, via=Source.SUNSET)
+        return result
+    trail = select(subscribers.c.id, literal(now, UtcDateTime()),
+                   literal(Source.SUNSET.value, String(32)), literal("tag", String(32)),
+                   null(), literal(tag, Text())).where(where)
+    conn.execute(insert(subscriber_history).from_select(
+        ["subscriber_id", "at", "source", "field", "before", "after"], trail))
+    conn.execute(insert(subscriber_tags).from_select(
+        ["subscriber_id", "tag"], select(subscribers.c.id, literal(tag, String(100))).where(where)))
     return result

@@ -1,4 +1,5 @@
-"""CSV export in the import format, so an export imports back to the same subscribers."""
+"""CSV export in the import format, so an export imports back to the same subscribers; no cell
+runs as a formula when staff open the file in a spreadsheet (newsletter.audience.cells)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TextIO
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, select, true
 
+from newsletter.audience.cells import escape_cell
 from newsletter.audience.subscribers import RESERVED_COLUMNS, iter_subscribers
 from newsletter.db.tables import subscribers
 
@@ -30,17 +32,17 @@ def export_csv(engine: Engine, out: TextIO, where: ColumnElement[bool] | None = 
     with engine.connect() as conn:
         keys = attribute_keys(conn, where)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*RESERVED_COLUMNS, *keys])
+    writer.writerow([escape_cell(k) for k in (*RESERVED_COLUMNS, *keys)])
     count = 0
     for sub in iter_subscribers(engine, where, batch_size=2000):
-        writer.writerow([
+        writer.writerow([escape_cell(cell) for cell in (
             sub.email,
             sub.name,
             ";".join(sub.tags),
             sub.status.value,
             sub.created_at.isoformat().replace("+00:00", "Z"),
             *(_cell(sub.attributes.get(k)) for k in keys),
-        ])
+        )])
         count += 1
     return count
 

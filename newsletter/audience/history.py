@@ -29,6 +29,8 @@ class Source(StrEnum):
     WEBHOOK = "webhook"
     SYNC = "sync"  # provider suppression lists
     CONFIRMATION = "confirmation"  # a confirmed sign-up
+    SUNSET = "sunset"  # `subscribers sunset`: inactive subscribers tagged or unsubscribed
+    MAILBOX = "mailbox"  # the bounce mailbox (bounces and complaints that came back by mail)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, insert, select, update
 
+from newsletter.audience.erasure import Secrets, refuse_erased
 from newsletter.audience.history import Change, Source, record, tag_changes
 from newsletter.audience.model import (
     Status,
@@ -92,14 +93,18 @@ def add_subscriber(
     source: str = "cli",
     resubscribe: bool = False,
     via: Source = Source.CLI,
+    secrets: Secrets = None,
 ) -> tuple[Subscriber, bool]:
     """Add a subscriber, or merge name, tags and attributes into a known one.
 
-    Returns (subscriber, created). The name is cleaned (`clean_name`) and attribute values are
-    stored as text. A retired address (unsubscribed, bounced, complained) stays retired unless
-    `resubscribe` is true: the person's own confirmed consent, applied through the status
-    ladder (newsletter.audience.statuses) like every other status change. Status and tag
-    changes go into the audit trail as made `via` the given source.
+    Returns (subscriber, created). A new address on the erasure list is refused (InputError
+    saying why; checking needs `secrets`, the rotation list, once the list holds anything):
+    only the person's confirmed sign-up, which takes it off the list first, adds it again.
+    The name is cleaned (`clean_name`) and attribute values are stored as text. A retired
+    address (unsubscribed, bounced, complained) stays retired unless `resubscribe` is true:
+    the person's own consent, applied through the status ladder
+    (newsletter.audience.statuses) like every other status change. Every change (status,
+    name, attributes, tags) goes into the audit trail as made `via` the given source.
     """
     try:
         address = normalize_email(email)
@@ -115,6 +120,7 @@ def add_subscriber(
     key = email_key(address)
     row = conn.execute(select(subscribers).where(subscribers.c.email_key == key)).first()
     if row is None:
+        refuse_erased(conn, secrets, address)
         sid = conn.execute(
             insert(subscribers)
             .values(
@@ -132,9 +138,13 @@ def add_subscriber(
         values: dict[str, Any] = {}
         if name and name != row.name:
             values["name"] = name
-        merged = {**(row.attributes or {}), **attrs}
-        if merged != (row.attributes or {}):
+            trail.append(Change(sid, "name", row.name, name))
+        before = row.attributes or {}
+        merged = {**before, **attrs}
+        if merged != before:
             values["attributes"] = merged
+            trail += [Change(sid, "attribute", _attribute(k, before.get(k)), _attribute(k, v))
+                      for k, v in sorted(attrs.items()) if before.get(k) != v]
         if values:
             conn.execute(
                 update(subscribers).where(subscribers.c.id == sid).values(updated_at=now, **values)
@@ -151,6 +161,11 @@ def add_subscriber(
     result = get_subscriber(conn, address)
     assert result is not None
     return result, created
+
+
+def _attribute(key: str, value: str | None) -> str | None:
+    """An attribute as the audit trail records it."""
+    return None if value is None else f"{key}={value}"
 
 
 def set_status(conn: Connection, email: str, status: Status | str,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from newsletter.checks import colour
 from newsletter.checks.css import declarations, scheme_styles
 from newsletter.checks.model import ERROR, WARNING, Context, Finding, excerpt
+from newsletter.core.words import plural
 
 MIN_CONTRAST = 4.5  # WCAG 2 AA for body text
 DEFAULT_TEXT: colour.RGB = (0.0, 0.0, 0.0)
@@ -224,8 +225,8 @@ def check_tables(ctx: Context) -> list[Finding]:
         Finding(
             ERROR,
             "accessibility.layout-table",
-            f'{count} layout table(s) lack role="presentation"; screen readers announce '
-            "their rows and columns",
+            f'{plural(count, "layout table")} without role="presentation": screen readers '
+            "announce their rows and columns",
             'add role="presentation" to layout tables in the template (MJML adds it itself)',
             part="html",
             excerpt=excerpt(

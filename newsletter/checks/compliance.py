@@ -7,6 +7,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
+from newsletter.checks.sender import check_reserved_sender
 
 UNSUBSCRIBE = "%%unsubscribe_url"
 
@@ -68,7 +69,7 @@ def _flat(text: str) -> str:
 
 
 def check_postal_address(ctx: Context) -> list[Finding]:
-    address = ctx.pub.config.address.strip()
+    address = ctx.build.config.address.strip()  # the edition's, when translated
     config = str(ctx.pub.root / "newsletter.yaml")
     if not address:
         return [
@@ -178,4 +179,5 @@ def check_sender(ctx: Context) -> list[Finding]:
 
 
 def check_compliance(ctx: Context) -> list[Finding]:
-    return check_unsubscribe(ctx) + check_postal_address(ctx) + check_sender(ctx)
+    return (check_unsubscribe(ctx) + check_postal_address(ctx) + check_sender(ctx)
+            + check_reserved_sender(ctx))

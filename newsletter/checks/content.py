@@ -1,24 +1,16 @@
-"""Content: subject, preheader, every piece complete, no leftover placeholders anywhere."""
+"""Content: subject, preheader, every piece complete, known personalisation placeholders (and,
+in newsletter.checks.leftovers, no leftover placeholders anywhere)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from newsletter.checks.model import ERROR, WARNING, Context, Finding, excerpt
 from newsletter.compose import markdown
 from newsletter.core.personalise import KEYS, PLACEHOLDER
 
 SUBJECT_MIN, SUBJECT_MAX = 10, 78
-LEFTOVERS = [
-    (re.compile(r"\bTK\b"), "TK"),
-    (re.compile(r"\bTODO\b"), "TODO"),
-    (re.compile(r"\bFIXME\b"), "FIXME"),
-    (re.compile(r"lorem ipsum", re.I), "lorem ipsum"),
-    (re.compile(r"\{\{.*?\}\}|\{\{"), "unrendered {{ }}"),
-    (re.compile(r"\{%.*?%\}|\{%"), "unrendered {% %}"),
-]
-LEFTOVER_FIX = "finish or remove it before sending"
+PREHEADER_MAX = 100  # characters inbox previews show after the subject, about
 
 
 def _normal(text: str) -> str:
@@ -85,6 +77,17 @@ def check_preheader(ctx: Context) -> list[Finding]:
             )
         ]
     line = ctx.build.issue.source.line_of(("preheader",))
+    findings = []
+    shown = " ".join(markdown.to_text(preheader).split())
+    if len(shown) > PREHEADER_MAX:
+        findings.append(Finding(
+            WARNING, "content.preheader-length",
+            f"the preheader is {len(shown)} characters; inbox previews show about "
+            f"{PREHEADER_MAX}, so the rest is cut off",
+            f"shorten it to {PREHEADER_MAX} characters or fewer (it is preview text only: "
+            "put a longer opening in `intro:`)",
+            file=str(manifest), line=line,
+        ))
     mine = _normal(markdown.to_text(preheader))
     candidates = [("the subject", ctx.build.subject), ("the first line", first_visible_line(ctx))]
     if ctx.build.issue.pieces:
@@ -93,7 +96,7 @@ def check_preheader(ctx: Context) -> list[Finding]:
     for what, text in candidates:
         other = _normal(text)
         if other and (mine == other or (len(mine) >= 20 and other.startswith(mine))):
-            return [
+            return findings + [
                 Finding(
                     WARNING,
                     "content.preheader-repeat",
@@ -104,7 +107,7 @@ def check_preheader(ctx: Context) -> list[Finding]:
                     line=line,
                 )
             ]
-    return []
+    return findings
 
 
 def check_pieces(ctx: Context) -> list[Finding]:
@@ -147,74 +150,6 @@ def check_pieces(ctx: Context) -> list[Finding]:
     return findings
 
 
-def _in_comment(path: Path, lines: list[str], number: int, column: int) -> bool:
-    """Whether the hit is in a YAML comment (issue.yaml) or an HTML comment (a piece)."""
-    line = lines[number - 1]
-    if path.suffix in (".yaml", ".yml"):
-        return "#" in line[:column] and line.lstrip().startswith("#")
-    before = "\n".join(lines[: number - 1] + [line[:column]])
-    return before.rfind("<!--") > before.rfind("-->")
-
-
-def check_leftovers(ctx: Context) -> list[Finding]:
-    """TK, TODO, lorem ipsum and unrendered template tags in the sources and the output."""
-    findings: list[Finding] = []
-    seen: set[str] = set()
-    for source in ctx.sources:
-        if source.path.name == "newsletter.yaml":
-            continue  # only its footer reaches readers: the output scan below covers it
-        for number, text in enumerate(source.lines, start=1):
-            for pattern, label in LEFTOVERS:
-                for match in pattern.finditer(text):
-                    seen.add(match.group(0))
-                    hidden = _in_comment(source.path, source.lines, number, match.start())
-                    shown = excerpt(text, match.start(), match.end())
-                    findings.append(
-                        Finding(
-                            WARNING if hidden else ERROR,
-                            "content.leftover",
-                            f"leftover placeholder {label}: {shown}"
-                            + (" (in a comment)" if hidden else ""),
-                            LEFTOVER_FIX,
-                            file=str(source.path),
-                            line=number,
-                        )
-                    )
-    for part, text in output_texts(ctx):
-        for pattern, label in LEFTOVERS:
-            for match in pattern.finditer(text):
-                if match.group(0) in seen:
-                    continue
-                seen.add(match.group(0))
-                findings.append(
-                    ctx.finding(
-                        ERROR,
-                        "content.leftover",
-                        f"leftover placeholder {label} in the {part} part",
-                        LEFTOVER_FIX,
-                        needle=match.group(0),
-                        part=part,
-                        excerpt_text=excerpt(text, match.start(), match.end()),
-                    )
-                )
-    return findings
-
-
-def output_texts(ctx: Context) -> list[tuple[str, str]]:
-    """What readers get: the subject, the HTML's text and attributes, the text part."""
-    chunks = []
-    for el in ctx.doc.iter():
-        if not isinstance(el.tag, str) or el.tag in ("style", "script"):
-            continue
-        chunks += [el.text or "", el.tail or ""]
-        chunks += [el.get(a, "") for a in ("alt", "title", "href", "src", "aria-label")]
-    return [
-        ("subject", ctx.build.subject),
-        ("html", "\n".join(c for c in chunks if c.strip())),
-        ("text", ctx.build.text),
-    ]
-
-
 def check_placeholders(ctx: Context) -> list[Finding]:
     """%%key%% placeholders the send step cannot fill (a typo leaves them blank)."""
     findings = []
@@ -239,10 +174,4 @@ def check_placeholders(ctx: Context) -> list[Finding]:
 
 
 def check_content(ctx: Context) -> list[Finding]:
-    return (
-        check_subject(ctx)
-        + check_preheader(ctx)
-        + check_pieces(ctx)
-        + check_leftovers(ctx)
-        + check_placeholders(ctx)
-    )
+    return check_subject(ctx) + check_preheader(ctx) + check_pieces(ctx) + check_placeholders(ctx)

@@ -1,5 +1,6 @@
 """Direction: text whose script disagrees with its declared language, missing chrome strings,
-and caniemail's support of `direction` / `dir` where a right-to-left issue relies on them.
+the publication's own words untranslated in another language's edition, and caniemail's support
+of `direction` / `dir` where a right-to-left issue relies on them.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from newsletter.checks.clients import load_support
 from newsletter.checks.model import WARNING, Context, Finding
 from newsletter.compose import i18n, markdown
 from newsletter.compose.bidi import strong_counts
+from newsletter.core.words import plural
 
 #: share of strong letters in the "wrong" direction above which a text is reported
 THRESHOLD = 0.6
@@ -70,7 +72,7 @@ def check_direction(ctx: Context) -> list[Finding]:
             shown = ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
             findings.append(Finding(
                 WARNING, "direction.strings",
-                f"no '{code}' words for {len(missing)} chrome string(s) ({shown}); "
+                f"no '{code}' words for {plural(len(missing), 'chrome string')} ({shown}); "
                 "they appear in English",
                 f"add them under strings: {{{code}: {{...}}}} in newsletter.yaml "
                 f"(shipped languages: {', '.join(i18n.shipped_languages())})",
@@ -78,11 +80,35 @@ def check_direction(ctx: Context) -> list[Finding]:
                 else str(ctx.pub.root / "newsletter.yaml"),
                 line=issue.source.line_of(("language",)) if issue.manifest.language else None,
             ))
+    findings += check_chrome(ctx, lang)
     if issue_dir == "rtl" or any(
         i18n.direction(p.meta.lang or lang, p.meta.dir) == "rtl" for p in issue.pieces
     ):
         ctx.extra["direction_notes"] = support_notes()
     return findings
+
+
+def check_chrome(ctx: Context, lang: str) -> list[Finding]:
+    """The publication's own words (name, publisher, footer, address, From name) that an
+    edition in another language than the publication's shows untranslated."""
+    config = ctx.pub.config
+    missing = config.untranslated_chrome(lang)
+    if not missing:
+        return []
+    settings = str(ctx.pub.root / "newsletter.yaml")
+    lines = next((source.lines for source in ctx.sources if str(source.path) == settings), [])
+    line = next((number for number, text in enumerate(lines, start=1)
+                 if text.startswith("translations:")), None)  # the top-level key
+    return [Finding(
+        WARNING, "direction.chrome",
+        f"this '{lang}' edition shows the publication's {', '.join(missing)} in "
+        f"'{config.language}': newsletter.yaml has no '{lang}' translation of "
+        + ("it" if len(missing) == 1 else "them"),
+        f"add translations: {{{lang}: {{{', '.join(k + ': ...' for k in missing)}}}}} to "
+        "newsletter.yaml (to keep one as written, repeat it there)",
+        file=settings,
+        line=line,
+    )]
 
 
 def support_notes() -> list[str]:

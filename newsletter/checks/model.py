@@ -97,6 +97,7 @@ class Context:
     online: bool = False
     timeout: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
+    transport: str | None = None  # the transport to judge for; default NEWSLETTER_TRANSPORT
 
     @cached_property
     def doc(self) -> HtmlElement:

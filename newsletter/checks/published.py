@@ -16,6 +16,7 @@ from lxml import html as lxml_html
 
 from newsletter.compose import Build
 from newsletter.compose.publication import Publication
+from newsletter.core.words import plural
 
 TIMEOUT_S = 5.0
 WORKERS = 16
@@ -65,8 +66,11 @@ class UrlCheck:
         """One line for the send plan."""
         total, bad = len(self.answers), len(self.failures)
         if bad:
-            return f"{bad} of {total} URLs of the issue do not answer ({self.seconds:.1f} s)"
-        return (f"web copy and {total - 1} image URL(s) answer 200 with the right type "
+            verb = "does" if bad == 1 else "do"
+            return (f"{bad} of {plural(total, 'URL')} of the issue {verb} not answer "
+                    f"({self.seconds:.1f} s)")
+        images = "no image URLs" if total == 1 else plural(total - 1, "image URL")
+        return (f"the web copy and {images} answer 200 with the right type "
                 f"({self.seconds:.1f} s)")
 
 

@@ -6,6 +6,7 @@ import json
 
 from newsletter.checks.model import ERROR
 from newsletter.checks.runner import Report
+from newsletter.core.words import plural
 
 KB = 1024
 
@@ -23,7 +24,7 @@ def summary(report: Report, strict: bool = False) -> str:
     if spam:
         facts.append(f"SpamAssassin {spam['score']:.1f}")
     verdict = "FAILED" if report.failed(strict) else "ok"
-    counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    counts = f"{plural(errors, 'error')}, {plural(warnings, 'warning')}"
     tail = f" ({', '.join(facts)})" if facts else ""
     return f"check {report.slug}: {verdict}: {counts}{tail}" + (" [strict]" if strict else "")
 
@@ -39,6 +40,7 @@ def format_text(report: Report, strict: bool = False) -> str:
         if finding.fix:
             lines.append(f"    fix: {finding.fix}")
     lines += [f"note: {note}" for note in report.facts.get("direction", [])]
+    lines += [f"note: {note}" for note in report.facts.get("dns", [])]
     lines.append(summary(report, strict))
     return "\n".join(lines) + "\n"
 

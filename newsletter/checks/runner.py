@@ -12,12 +12,15 @@ from newsletter.checks.clients import check_clients
 from newsletter.checks.compliance import check_compliance
 from newsletter.checks.content import check_content
 from newsletter.checks.direction import check_direction
+from newsletter.checks.draft import check_draft
 from newsletter.checks.images import check_images
+from newsletter.checks.leftovers import check_leftovers
 from newsletter.checks.links import check_links
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
 from newsletter.checks.size import check_size
 from newsletter.checks.spam import SpamCheck
 from newsletter.core.errors import FailedError, InputError, Problem
+from newsletter.core.words import plural
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 Check = Callable[[Context], list[Finding]]
 OFFLINE: list[tuple[str, Check]] = [
     ("content", check_content),
+    ("leftovers", check_leftovers),
+    ("draft", check_draft),
     ("size", check_size),
     ("images", check_images),
     ("links", check_links),
@@ -75,10 +80,15 @@ def run(
     online: bool = False,
     spam: bool = True,
     timeout: float = 10.0,
+    transport: str | None = None,
+    dns: bool = False,
 ) -> Report:
-    """Run every check; SpamAssassin runs alongside the offline checks."""
+    """Run every check; SpamAssassin runs alongside the offline checks; with `dns`, the From
+    domain's DMARC policy too (newsletter.checks.dmarc).
+
+    `transport`: judge the issue for this transport (default: NEWSLETTER_TRANSPORT)."""
     spam_check = SpamCheck(build.message).start() if spam else None
-    ctx = Context(pub, build, online=online, timeout=timeout)
+    ctx = Context(pub, build, online=online, timeout=timeout, transport=transport)
     report = Report(slug=build.slug)
     report.findings += [_from_problem(p) for p in build.warnings if p.severity == WARNING]
     try:
@@ -88,6 +98,10 @@ def run(
             from newsletter.checks.online import check_online
 
             report.findings += check_online(ctx)
+        if dns:
+            from newsletter.checks.dmarc import check_dmarc
+
+            report.findings += check_dmarc(ctx)
     except BaseException:
         if spam_check is not None:
             spam_check.cancel()
@@ -95,6 +109,8 @@ def run(
     report.facts["sizes"] = ctx.extra.get("sizes", {})
     if ctx.extra.get("direction_notes"):
         report.facts["direction"] = ctx.extra["direction_notes"]
+    if ctx.extra.get("dns_notes"):
+        report.facts["dns"] = ctx.extra["dns_notes"]
     if spam_check is not None:
         report.findings += spam_check.finish()
         if spam_check.verdict is not None:
@@ -132,8 +148,11 @@ def check_issue(
     online: bool = False,
     spam: bool = True,
     timeout: float = 10.0,
+    transport: str | None = None,
+    dns: bool = True,
 ) -> Report:
-    """Build ISSUE and check it; a build that fails on bad input becomes error findings."""
+    """Build ISSUE and check it (`newsletter check`: the DMARC check included unless `dns` is
+    false); a build that fails on bad input becomes error findings."""
     from newsletter.compose import build_issue
 
     try:
@@ -144,7 +163,8 @@ def check_issue(
             findings=[_from_problem(p) for p in exc.problems],
             facts={"unbuilt": True},
         )
-    return run(pub, build, online=online, spam=spam, timeout=timeout)
+    return run(pub, build, online=online, spam=spam, timeout=timeout, transport=transport,
+               dns=dns)
 
 
 def require_passing(pub: Publication, build: Build) -> Report:
@@ -161,7 +181,8 @@ def require_passing(pub: Publication, build: Build) -> Report:
             for f in report.errors
         ]
         raise FailedError(
-            f"newsletter check found {len(lines)} error(s) in {build.slug}; nothing was sent.\n"
+            f"newsletter check found {plural(len(lines), 'error')} in {build.slug}; nothing was "
+            "sent.\n"
             + "\n".join(lines)
             + f"\nRun `newsletter check {build.slug}` for how to fix each one."
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from newsletter import __version__
-from newsletter.cli.common import App, Shown, report_unexpected
+from newsletter.cli.common import App, Shown, find_root, report_unexpected
 from newsletter.core.errors import NewsletterError
 
 #: command name -> (module under newsletter.cli that defines it in its COMMANDS list, the first
@@ -36,8 +36,12 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                          "interrupted send."),
     "send-test": ("dispatch", "Send a [TEST] copy of ISSUE to test_recipients (or --to), "
                               "outside the ledger."),
-    "status": ("dispatch", "Show each send of ISSUE with its counts and any unknown or failed "
-                           "recipients."),
+    "status": ("dispatch", "Show ISSUE's approvals and each send with its counts and any unknown "
+                           "or failed recipients."),
+    "issues": ("editorial", "List every issue with its date, language, editions and state, "
+                            "newest first."),
+    "approve": ("editorial", "Approve ISSUE's current content for sending (sign-off; see "
+                             "`approval:`)."),
     "report": ("report", "What people (and, beside them, machines) did with ISSUE: per piece, "
                          "per link."),
     "preview": ("web", "Preview ISSUE in the browser, rebuilding whenever a file changes."),
@@ -47,9 +51,10 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                            "points."),
     "serve": ("public", "Serve unsubscribe links, sign-up with double opt-in, the SendGrid event "
                         "webhook and the published archive (see docs/deploy.md)."),
-    "suppressions": ("public", "SendGrid suppression lists (bounces, spam reports, "
-                               "unsubscribes, invalid emails)."),
+    "suppressions": ("public", "Provider suppression lists (SendGrid, SES, Postmark, Mailgun)."),
     "events": ("public", "SendGrid webhook events stored in the database."),
+    "bounces": ("bounces", "The bounce mailbox of SMTP sends: bounces and complaints that come "
+                           "back by mail."),
 }
 
 #: command name -> module under newsletter.cli that defines it
@@ -92,16 +97,27 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, command.get_short_help_str(limit))
                                 for name, command in rows])
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, but a mistyped command is offered the nearest names from the whole
+        table (click only knows the commands loaded so far)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
     def invoke(self, ctx: click.Context) -> object:
         """Run the command; a domain error leaves as click's exception (message, exit code);
         an unexpected exception becomes one line and exit code 1, its traceback goes to
-        .newsletter/last-error.log (and the terminal with --debug)."""
+        .newsletter/last-error.log (and the terminal with --debug). A closed pipe (`newsletter
+        build X | head`) ends the command quietly, as click does for its own output."""
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
             raise Shown(exc) from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt,
-                SystemExit):
+                SystemExit, BrokenPipeError):
             raise
         except Exception as exc:  # noqa: BLE001 - the one place that catches everything
             app = ctx.obj if isinstance(ctx.obj, App) else None
@@ -109,20 +125,41 @@ class LazyGroup(click.Group):
                                           debug=bool(app and app.debug))) from None
 
 
+def _drop(record: object) -> bool:
+    return False
+
+
+def configure_process() -> None:
+    """What the `newsletter` process sets up for itself, once, at its start (never on import:
+    a program or test that imports newsletter keeps its own settings).
+
+    cssutils, the inline stage's CSS parser, writes every declaration it cannot parse to stderr
+    through a handler of its own ("CSSUTILS" logger, whose level it resets on import): a
+    template's broken CSS is dropped, as email clients drop it, and the lines would only
+    interleave with the command's output.
+    """
+    import logging
+
+    logging.getLogger("CSSUTILS").addFilter(_drop)  # the same filter once, however often called
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-C",
     "root",
     type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    help="Publication folder (default: the current folder).",
+    default=None,
+    help="Publication folder (default: the current folder or the nearest one above it that "
+         "holds newsletter.yaml).",
 )
 @click.option("--debug", is_flag=True,
               help="Show the traceback of an unexpected error (also NEWSLETTER_DEBUG=1).")
 @click.version_option(__version__, prog_name="newsletter")
 @click.pass_context
-def main(ctx: click.Context, root: Path, debug: bool) -> None:
+def main(ctx: click.Context, root: Path | None, debug: bool) -> None:
     """Assemble, check, preview and dispatch an expert-commentary newsletter."""
+    configure_process()
     debug = debug or os.environ.get("NEWSLETTER_DEBUG", "").strip().lower() in (
         "1", "true", "yes", "on")
-    ctx.obj = App(root=root, debug=debug)
+    here = Path.cwd() if root is None else root
+    ctx.obj = App(root=find_root(here) if root is None else root, debug=debug, here=here)

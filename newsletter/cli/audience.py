@@ -59,7 +59,7 @@ def import_command(app: App, file: Path, tags: tuple[str, ...], strict: bool) ->
     from newsletter.audience import import_csv
 
     size = file.stat().st_size if file.is_file() else 0
-    secret = app.publication.settings.secret
+    secret = app.publication.settings.secrets  # the erasure list is read with every secret
     with _database(app) as engine:
         if size >= PROGRESS_MIN_BYTES:
             from rich.progress import (
@@ -106,8 +106,7 @@ def import_command(app: App, file: Path, tags: tuple[str, ...], strict: bool) ->
 def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
                 attrs: tuple[str, ...], resubscribe: bool) -> None:
     """Add a subscriber, or update a known one."""
-    from newsletter.audience import add_subscriber, get_subscriber
-    from newsletter.audience.erasure import refuse_erased
+    from newsletter.audience import add_subscriber
     from newsletter.audience.model import clean_name
 
     attributes: dict[str, str] = {}
@@ -124,10 +123,9 @@ def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
     # Read, then write: SQLite's write lock is taken up front, or a writer that commits in
     # between (serve's webhook, its pruning) would fail this at once with "database is locked".
     with _database(app) as engine, write_connection(engine) as conn, conn.begin():
-        if get_subscriber(conn, email) is None:
-            refuse_erased(conn, app.publication.settings.secret, email)
         sub, created = add_subscriber(conn, email, name=name, tags=tags, attributes=attributes,
-                                      resubscribe=resubscribe)
+                                      resubscribe=resubscribe,
+                                      secrets=app.publication.settings.secrets)
     console.print(f"{'added' if created else 'updated'} {sub.email} ({sub.status})", markup=False)
     if not sub.active:
         err_console.print(f"{sub.email} is {sub.status}: it stays out of every segment "
@@ -275,27 +273,37 @@ def export_command(app: App, segment: str | None, output: Path | None) -> None:
 def forget_command(app: App, email: str, yes: bool) -> None:
     """Erase a person at their request (right to be forgotten).
 
-    Deletes the subscriber with tags, attributes, history and sign-up request, anonymises their
-    engagement events and send-ledger rows (counts stay right), and lists a keyed hash of the
-    address so later imports refuse it until the person signs up again themselves.
+    Works whether or not EMAIL is still a subscriber. Deletes the subscriber with tags,
+    attributes, history and sign-up requests, anonymises their events and send-ledger rows
+    (counts stay right), deletes their outbox message files, and lists a keyed hash of the
+    address so imports, `add` and events refuse it until the person signs up again themselves.
     """
-    from newsletter.audience import require_subscriber
-    from newsletter.audience.privacy import forget
+    from newsletter.audience.erasure import canonical
+    from newsletter.events.forget import forget_everywhere
 
-    secret = app.publication.settings.secret
-    if not secret:
+    settings = app.publication.settings
+    if not settings.secret:
         raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
-                                 "keys the hash that keeps an erased address from coming back"))
+                                 "keys the list that keeps an erased address from coming back"))
+    address = canonical(email)
+    if "@" not in address:
+        raise InputError(Problem(email, None, "not an email address"))
+    if not yes:
+        click.confirm(f"Erase {address} and everything held about them? This cannot be undone",
+                      abort=True, err=True)
     with _database(app) as engine:
-        with engine.connect() as conn:
-            sub = require_subscriber(conn, email)
-        if not yes:
-            click.confirm(f"Erase {sub.email} and everything held about them? This cannot be "
-                          "undone", abort=True, err=True)
-        done = forget(engine, sub.email, secret)
-    console.print(f"erased {done.email}; {done.ledger_rows} send-ledger rows kept without the "
-                  "address; imports will refuse it until the person signs up again",
-                  markup=False)
+        done = forget_everywhere(app.publication, engine, email)
+    db = done.database
+    found = "a subscriber" if db.subscriber else "no longer a subscriber"
+    console.print(f"erased {address} ({found}); {db.ledger_rows} send-ledger rows and "
+                  f"{db.events} events kept without the address; {db.signups} sign-up "
+                  f"requests and {done.files} outbox files deleted; imports, `add` and events "
+                  "will refuse the address until the person signs up again", markup=False)
+    if not db.purged:
+        err_console.print("note: another process is reading the database, so SQLite's "
+                          "write-ahead log keeps the erased bytes until its next checkpoint "
+                          "(stop `serve` and run `subscribers forget` again to clear it now)",
+                          markup=False)
 
 
 @subscribers_group.command("sunset")
@@ -337,8 +345,11 @@ def segments_command(app: App) -> None:
     if not segments.names:
         console.print(f"no segments defined in {segments.path}", markup=False)
         return
+    from newsletter.audience.attributes import unheld_attributes
+
     table = Table("segment", "members", "defined at")
     with _database(app) as engine, engine.connect() as conn:
+        warn(unheld_attributes(conn, segments))
         for name in segments.names:
             seg = segments.get(name)
             table.add_row(name, f"{segments.count(conn, name):,}", f"{segments.path.name}:"

@@ -18,7 +18,8 @@ def init(ctx: click.Context, folder: Path | None, name: str) -> None:
     """Create a new publication (in FOLDER, or the -C folder)."""
     from newsletter.compose.scaffold import init_publication
 
-    root = folder or ctx.find_object(App).root
+    app = ctx.find_object(App)
+    root = folder or app.here or app.root  # here, not a publication found further up
     created = init_publication(root, name)
     for path in created:
         say(f"created {path}")
@@ -130,13 +131,14 @@ def _draft(app: App, slug: str, subject: str, feed_url: str, since_text: str | N
 def build(app: App, issue: str) -> None:
     """Build ISSUE (folder or slug) into dist/<slug>/."""
     from newsletter.compose import build_issue, write_build
+    from newsletter.core.words import plural
 
     result = build_issue(app.publication, issue)
     warn(result.issue.warnings)
     target = write_build(app.publication, result)
     sizes = result.report["sizes"]
     say(
-        f"built {result.slug}: {len(result.issue.pieces)} pieces, "
+        f"built {result.slug}: {plural(len(result.issue.pieces), 'piece')}, "
         f"email.html {sizes['email.html'] / 1024:.1f} KB"
     )
     for name in sorted(result.files()) + sorted(result.assets):

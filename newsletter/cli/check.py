@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli.common import pass_app
+from newsletter.cli.common import TRANSPORT_NAMES, pass_app
 from newsletter.core.errors import EXIT_BAD_INPUT, EXIT_FAILED
 
 
@@ -28,6 +28,9 @@ from newsletter.core.errors import EXIT_BAD_INPUT, EXIT_FAILED
     help="Seconds to wait for each link with --online.",
 )
 @click.option("--no-spam", is_flag=True, help="Skip the SpamAssassin score.")
+@click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
+              help="Judge the issue for sending through this transport (default: "
+                   "NEWSLETTER_TRANSPORT, else outbox).")
 @pass_app
 @click.pass_context
 def check(
@@ -39,6 +42,7 @@ def check(
     online: bool,
     timeout: float,
     no_spam: bool,
+    transport: str | None,
 ) -> None:
     """Check ISSUE (folder or slug) before sending: every finding, with where and how to fix.
 
@@ -46,7 +50,8 @@ def check(
     """
     from newsletter.checks import check_issue, format_json, format_text, summary
 
-    report = check_issue(app.publication, issue, online=online, spam=not no_spam, timeout=timeout)
+    report = check_issue(app.publication, issue, online=online, spam=not no_spam, timeout=timeout,
+                         transport=transport)
     if fmt == "json":
         click.echo(format_json(report, strict), nl=False)
         click.echo(summary(report, strict), err=True)

@@ -28,6 +28,7 @@ class App:
 
     root: Path
     debug: bool = False
+    here: Path | None = None  # the -C folder or the current one (`init` creates there)
     _publication: Publication | None = field(default=None, repr=False)
 
     @property
@@ -41,6 +42,21 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+#: the --transport choices (newsletter.core.settings.TRANSPORTS, not imported: help stays light)
+TRANSPORT_NAMES = ("outbox", "smtp", "sendgrid", "ses", "postmark", "mailgun")
+
+CONFIG_FILE = "newsletter.yaml"  # as newsletter.compose.publication names it (not imported: light)
+
+
+def find_root(start: Path) -> Path:
+    """The publication folder for a command run in `start`: the nearest folder, `start` or one
+    above it, that holds newsletter.yaml (as git finds .git); `start` itself when none does,
+    so the error names where the command ran."""
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return start
 
 
 class LazyConsole:

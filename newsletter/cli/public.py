@@ -57,24 +57,38 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str, log_level: s
                                     f"{pub.config.public_url}  (Ctrl-C to stop)"))
 
 
+#: the providers with suppression lists (newsletter.providers.SUPPRESSION_LISTS, not imported:
+#: help stays light)
+SUPPRESSION_LISTS = ("sendgrid", "ses", "postmark", "mailgun")
+
+
 @click.group()
 def suppressions() -> None:
-    """SendGrid suppression lists (bounces, spam reports, unsubscribes, invalid emails)."""
+    """Provider suppression lists (SendGrid, SES, Postmark, Mailgun)."""
 
 
 @suppressions.command("sync")
+@click.option("--provider", type=click.Choice(SUPPRESSION_LISTS), default=None,
+              help="Whose lists to read (default: NEWSLETTER_TRANSPORT when it is one of them, "
+                   "else sendgrid).")
 @click.option("--full", is_flag=True, help="Fetch whole lists, not only entries since the last "
                                            "sync.")
 @pass_app
-def sync(app: App, full: bool) -> None:
-    """Pull SendGrid's suppression lists and retire the addresses they name."""
+def sync(app: App, provider: str | None, full: bool) -> None:
+    """Pull a provider's suppression lists and retire the addresses they name: SendGrid's
+    bounces, spam reports, unsubscribes and invalid emails; SES's account-level suppression
+    list (bounces and complaints); Postmark's suppressions of the message stream; Mailgun's
+    bounces, complaints and unsubscribes."""
     from newsletter.db import open_database
-    from newsletter.events.suppressions import sync_suppressions
+    from newsletter.events.suppressions import sync_provider, sync_suppressions
 
     pub = app.publication
+    chosen = provider or (pub.settings.transport if pub.settings.transport in
+                          SUPPRESSION_LISTS else "sendgrid")
     engine = open_database(pub.settings)
     try:
-        report = sync_suppressions(pub, engine, full=full)
+        report = (sync_suppressions(pub, engine, full=full) if chosen == "sendgrid"
+                  else sync_provider(pub, engine, chosen, full=full))
     finally:
         engine.dispose()
     console.print(report.summary())
@@ -91,14 +105,16 @@ def events() -> None:
 @pass_app
 def prune(app: App, keep_days: int | None) -> None:
     """Delete webhook events older than the keep period, in batches (engagement totals per
-    send are kept; `serve` also does this hourly)."""
+    send are kept), and sign-up requests left unconfirmed for NEWSLETTER_SIGNUPS_KEEP_DAYS
+    (default 7); `serve` also does this hourly."""
     from newsletter.db import open_database
     from newsletter.events.prune import prune_events
 
     pub = app.publication
     engine = open_database(pub.settings)
     try:
-        report = prune_events(engine, keep_days or pub.settings.events_keep_days)
+        report = prune_events(engine, keep_days or pub.settings.events_keep_days,
+                              signups_keep_days=pub.settings.signups_keep_days)
     finally:
         engine.dispose()
     console.print(report.summary(), markup=False)

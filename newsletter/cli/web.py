@@ -65,10 +65,11 @@ def preview(app: App, issue: str, port: int) -> None:
 @pass_app
 def archive(app: App, out: Path | None, skip: tuple[str, ...], publish: bool) -> None:
     """Write the web archive: every issue's web copy, an index page and an Atom feed."""
+    from newsletter.core.words import plural
     from newsletter.web.archive import build_archive
 
     result = build_archive(app.publication, out, skip)
-    say(f"archived {len(result.entries)} issue(s) in {result.folder}")
+    say(f"archived {plural(len(result.entries), 'issue')} in {result.folder}")
     for entry in result.entries:
         say(f"  {entry.slug}/index.html  {entry.subject}")
     say("  index.html\n  feed.xml")

@@ -5,9 +5,15 @@ wrapped in `<span dir="ltr">` (an isolate: HTML gives every element with `dir` u
 isolate), so its punctuation stays with it. The HTML is walked with lxml; runs are found from
 each character's Unicode bidirectional class, not by pattern matching.
 
+A paragraph written in the other direction than its page (an English footer in an Arabic
+edition) gets its own `dir` (`direct_paragraphs`): its first strong character says which, and
+most of its letters must agree, so an Arabic paragraph that opens with a Latin name stays
+right to left.
+
 In the plain-text part, every line is a paragraph for the Unicode bidi algorithm, so each
 non-empty line begins with RLM (right-to-left) or LRM (left-to-right) and clients that pick a
-direction per paragraph align it correctly.
+direction per paragraph align it correctly; a block of lines in the other direction gets the
+other mark (`mark_blocks`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from lxml import html as lxml_html
 
 RLM, LRM = "\u200f", "\u200e"
 MARKS = {"rtl": RLM, "ltr": LRM}
+MARKS_SET = frozenset(MARKS.values())
 SKIP = frozenset({"head", "style", "script", "title", "code", "pre"})
 LEADING = "\"'«(“‘["
 TRAILING = ".,;:!?،؛؟)\"'»”’]"
@@ -45,6 +52,29 @@ def strong_counts(text: str) -> tuple[int, int]:
         elif kind == "L":
             ltr += 1
     return rtl, ltr
+
+
+def first_strong(text: str) -> str | None:
+    """'rtl' or 'ltr' by the first strongly directional character of `text` (the rule of
+    HTML's dir=auto), or None when it has none."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return None
+
+
+def own_direction(text: str) -> str | None:
+    """The direction a paragraph is written in: its first strong character's, when most of
+    its letters agree (else None: too mixed to say)."""
+    found = first_strong(text)
+    if found is None:
+        return None
+    rtl, ltr = strong_counts(text)
+    mine, other = (rtl, ltr) if found == "rtl" else (ltr, rtl)
+    return found if mine > other else None
 
 
 def ltr_runs(text: str) -> list[tuple[str, bool]]:
@@ -149,6 +179,45 @@ def _isolate_tail(element: etree._Element) -> None:
             anchor.tail = (anchor.tail or "") + piece
 
 
+#: block elements whose text is a paragraph of its own, for `direct_paragraphs`
+PARAGRAPHS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+                        "figcaption", "dd", "dt"})
+
+
+def _inherited(element: etree._Element, default: str) -> str:
+    for node in element.iterancestors():
+        value = node.get("dir")
+        if value:
+            return value.lower()
+    return default
+
+
+def direct_paragraphs(root: etree._Element) -> int:
+    """Give each paragraph written in the other direction than where it stands its own `dir`
+    (ltr or rtl) and alignment, in place; returns how many changed. Paragraphs inside one that
+    already changed, and those with a `dir` of their own, are left alone."""
+    body = root.find("body")
+    if body is None:
+        return 0
+    page = (root.get("dir") or "ltr").lower()
+    changed = 0
+    for element in body.iter(*PARAGRAPHS):
+        if element.get("dir") or any(a.tag in SKIP for a in element.iterancestors()):
+            continue
+        text = element.text_content()
+        inherited = _inherited(element, page)
+        if first_strong(text) in (None, inherited):
+            continue  # the common case, decided by a few characters
+        found = own_direction(text)
+        if found is not None and found != inherited:
+            element.set("dir", found)
+            style = (element.get("style") or "").strip().rstrip(";")
+            side = "left" if found == "ltr" else "right"  # `start` is unknown to Outlook
+            element.set("style", f"{style}; text-align:{side}" if style else f"text-align:{side}")
+            changed += 1
+    return changed
+
+
 def isolate_tree(root: etree._Element) -> None:
     """Isolate left-to-right runs in every right-to-left part of a parsed HTML page, in place."""
     body = root.find("body")
@@ -181,3 +250,14 @@ def mark_lines(text: str, direction: str) -> str:
         line if not line.strip() or line[0] in (RLM, LRM) else mark + line
         for line in text.split("\n")
     )
+
+
+def mark_blocks(text: str, direction: str) -> str:
+    """Like `mark_lines`, but a block of lines (between blank lines) written in the other
+    direction (`own_direction` of its unmarked lines) gets that direction's mark."""
+    out: list[str] = []
+    for block in text.split("\n\n"):
+        unmarked = [line for line in block.split("\n") if line.strip() and line[0] not in MARKS_SET]
+        found = own_direction(" ".join(unmarked)) if unmarked else None
+        out.append(mark_lines(block, found or direction))
+    return "\n\n".join(out)

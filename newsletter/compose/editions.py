@@ -65,6 +65,12 @@ def _manifest(path: Path) -> dict | None:
     return mapping
 
 
+def issue_manifests(pub: Publication) -> dict[str, dict]:
+    """slug -> raw issue.yaml mapping of every issue under issues/ (unreadable ones left out),
+    by slug; read once per process and change."""
+    return dict(_manifests(pub))
+
+
 def edition_group(pub: Publication, slug: str) -> list[Edition]:
     """Every edition of the issue `slug` (itself included), the original first.
 

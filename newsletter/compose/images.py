@@ -7,6 +7,11 @@ display width (never up) and re-encoded: JPEG at quality 82, progressive; PNG op
 images kept as palettes. The file name carries a hash of the output, so a changed image gets a
 new URL at `<archive_url><slug>/<file>`.
 
+An image over MAX_PIXELS (50 megapixels, all frames together) is refused before it is decoded:
+a small file can declare a huge canvas (a "decompression bomb") that would take gigabytes to
+decode. Pillow's warnings (its own bomb warning, corrupt EXIF notes) never reach the terminal;
+problems are reported with the file and line that names the image.
+
 Processing a 4000 px photo takes a noticeable fraction of a second, so results are cached twice:
 in memory (keyed by path, size and modification time) and on disk under `.newsletter/cache/images/`
 (keyed by the SHA-256 of the source bytes), so a preview rebuild or a second `newsletter build`
@@ -18,13 +23,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from newsletter.compose.cache import write_atomic
 from newsletter.core.errors import Problem
 
 if TYPE_CHECKING:  # Pillow is imported only when an image is processed, not for a cached one
@@ -38,6 +43,7 @@ PLATE = (255, 255, 255)  # transparent pixels are flattened onto this light plat
 CACHE_VERSION = 3  # bump when processing changes, so old cache entries are ignored
 CACHE_DIR = Path(".newsletter") / "cache" / "images"
 PHOTO_FORMATS = {"JPEG", "MPO", "WEBP", "HEIF", "TIFF"}
+MAX_PIXELS = 50_000_000  # width x height x frames; a 12-megapixel photo is far below
 
 
 class ImageError(Exception):
@@ -91,7 +97,7 @@ def process(source: Path, display_width: int, cache_root: Path) -> Processed:
     result = _from_index(index, cache)
     if result is None:
         result = _process_bytes(data, source.stem, display_width, cache)
-        _write_atomic(index, json.dumps(_to_json(result)).encode())
+        write_atomic(index, json.dumps(_to_json(result)).encode())
     _memory[key] = result
     return result
 
@@ -112,23 +118,36 @@ def _from_index(index: Path, cache: Path) -> Processed | None:
     return result if result.path.is_file() else None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _too_large(pixels: int, size: tuple[int, int]) -> ImageError:
+    return ImageError(f"{size[0]:,} x {size[1]:,} pixels ({pixels / 1e6:,.0f} megapixels) is "
+                      f"more than the {MAX_PIXELS // 1_000_000} megapixels allowed; export a "
+                      "smaller image")
 
 
 def _process_bytes(data: bytes, stem: str, display_width: int, cache: Path) -> Processed:
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's notes never reach the terminal...
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # ...its bomb alarm stops
+        try:
+            return _decode(data, stem, display_width, cache)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            found = re.search(r"(\d+) pixels", str(exc))  # Pillow names the size, not the sides
+            pixels = int(found.group(1)) if found else 0
+            raise ImageError(f"an image of {pixels / 1e6:,.0f} megapixels is more than the "
+                             f"{MAX_PIXELS // 1_000_000} megapixels allowed; export a smaller "
+                             "image") from None
+
+
+def _decode(data: bytes, stem: str, display_width: int, cache: Path) -> Processed:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            pixels = image.width * image.height * max(1, getattr(image, "n_frames", 1))
+            if pixels > MAX_PIXELS:
+                raise _too_large(pixels, image.size)
             image.load()
             source_format = image.format or ""
             animated = bool(getattr(image, "is_animated", False))
@@ -145,7 +164,7 @@ def _process_bytes(data: bytes, stem: str, display_width: int, cache: Path) -> P
     name = f"{_safe_stem(stem)}-{hashlib.sha256(out).hexdigest()[:12]}.{ext}"
     path = cache / name
     if not path.is_file():
-        _write_atomic(path, out)
+        write_atomic(path, out)
     shown = min(display_width, size[0])
     return Processed(
         name=name,

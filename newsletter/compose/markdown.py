@@ -3,6 +3,10 @@
 The text renderer walks markdown-it's token stream rather than scraping HTML, so nothing is lost:
 paragraphs are wrapped at 72 columns, list items get hanging indents, and links become numbered
 footnotes listed after the block of text they appear in.
+
+What a text gives (its images, paragraphs, HTML and plain text) is kept per text by `KEPT`, in
+memory and, inside `KEPT.kept_in(folder)` (the build), in files under `.newsletter/cache/`:
+a cold build of unchanged pieces reads them back and never imports markdown-it.
 """
 
 from __future__ import annotations
@@ -10,17 +14,26 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from html import escape
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+from newsletter.compose.memo import Memo
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 WIDTH = 72
+KEPT = Memo("markdown", (__file__,), ("markdown_it", "mdurl"))
 
-_md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
-    ["replacements", "smartquotes", "strikethrough"]
-)
+
+@cache
+def _parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
+        ["replacements", "smartquotes", "strikethrough"])
 
 
 @lru_cache(maxsize=64)
@@ -28,7 +41,7 @@ def parse_tokens(source: str) -> tuple[Token, ...]:
     """markdown-it's tokens for `source`, parsed once per text (a build reads each piece for
     its images, its HTML, its text and its word count; a rebuild in the preview finds the
     pieces that did not change here). Callers must not change them."""
-    return tuple(_md.parse(source))
+    return tuple(_parser().parse(source))
 
 
 
@@ -60,6 +73,26 @@ Figures = Callable[[str], Figure]
 
 def images(source: str) -> list[ImageRef]:
     """Every image in `source`, in order, with the line it is on."""
+    found = KEPT.get(source, "images", lambda: [[ref.src, ref.alt, ref.title, ref.line]
+                                                for ref in _images(source)], _image_fields)
+    return [ImageRef(*fields) for fields in found]
+
+
+def _image_fields(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(f, list) and len(f) == 4 and all(isinstance(x, str) for x in f[:3])
+        and type(f[3]) is int for f in value)
+
+
+def _texts(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _images(source: str) -> list[ImageRef]:
     found = []
     for token in parse_tokens(source):
         if token.type != "inline":
@@ -143,15 +176,19 @@ def to_html(source: str, figures: Figures | None = None) -> str:
     becomes a figure with caption and credit (from its title), other images get the published
     URL and size.
     """
-    return _to_html(source, _look_up(source, figures))
+    looked = _look_up(source, figures)
+    return KEPT.get(source, f"html {looked!r}", lambda: _to_html(source, looked), _text)
 
 
 @lru_cache(maxsize=64)
 def _to_html(source: str, looked: Looked) -> str:
+    from markdown_it.token import Token
+
     figures = None if looked is None else dict(looked).__getitem__
     tokens = parse_tokens(source)
+    md = _parser()
     if figures is None:
-        return _md.renderer.render(list(tokens), _md.options, {})
+        return md.renderer.render(list(tokens), md.options, {})
     out: list[Token] = []
     i = 0
     while i < len(tokens):
@@ -176,11 +213,15 @@ def _to_html(source: str, looked: Looked) -> str:
                         child.attrSet("height", str(figure.height))
         out.append(token)
         i += 1
-    return _md.renderer.render(out, _md.options, {})
+    return md.renderer.render(out, md.options, {})
 
 
 def paragraphs(source: str) -> list[str]:
     """The plain text of every paragraph (and list item) in `source`, whitespace collapsed."""
+    return list(KEPT.get(source, "paragraphs", lambda: _paragraphs(source), _texts))
+
+
+def _paragraphs(source: str) -> list[str]:
     found = []
     for token in parse_tokens(source):
         if token.type == "inline":
@@ -211,7 +252,9 @@ def to_text(source: str, width: int = WIDTH, figures: Figures | None = None) -> 
     An image alone in its paragraph reads "[Chart: alt] Caption. Source: ..." (`figures` tells
     a chart from a photo).
     """
-    return _to_text(source, width, _look_up(source, figures))
+    looked = _look_up(source, figures)
+    return KEPT.get(source, f"text {width} {looked!r}", lambda: _to_text(source, width, looked),
+                    _text)
 
 
 @lru_cache(maxsize=64)

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import unicodedata
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -22,11 +23,26 @@ BODY_POLICY = SMTP.clone(max_line_length=76)
 POLICY = SMTP.clone(max_line_length=998)
 
 
+def _ascii_label(text: str) -> str:
+    """Lower-case ASCII letters and digits with single `-` between words."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return "-".join("".join(c if c.isalnum() else " " for c in plain).split())
+
+
+def publication_slug(config: PublicationConfig) -> str:
+    """The publication's name as an ASCII label (`policy-experts-weekly`); the sender
+    address's local part when the name has no ASCII letters (an Arabic name, say)."""
+    return _ascii_label(config.name) or _ascii_label(config.sender.email.rsplit("@", 1)[0]) \
+        or "newsletter"
+
+
 def list_id(config: PublicationConfig) -> str:
-    """A stable List-Id (RFC 2919) made from the publication's sender domain and name."""
-    domain = config.sender.email.rsplit("@", 1)[1]
-    label = "".join(c if c.isalnum() else "-" for c in config.name.lower()).strip("-")
-    return f"{config.name} <{label}.{domain}>"
+    """A stable List-Id (RFC 2919): the name as its phrase, `<publication-slug.list-domain>`
+    with the sender's domain as the list's domain (the publication's own, for every language
+    edition: they are one list)."""
+    own = config.own
+    domain = own.sender.email.rsplit("@", 1)[1]
+    return f"{own.name} <{publication_slug(own)}.{domain}>"
 
 
 def compose(

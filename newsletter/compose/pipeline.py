@@ -15,20 +15,22 @@ from pathlib import Path
 
 from lxml.html import HtmlElement
 
-from newsletter.compose import bidi, markdown
+from newsletter.compose import bidi, cache, i18n, markdown
 from newsletter.compose.images import COLUMN_WIDTH, PIECE_WIDTH, IssueImages, process_issue
 from newsletter.compose.inline import inline_tree
 from newsletter.compose.links import Link, tag_page, track
 from newsletter.compose.package import compose, message_id_for, write_dist
 from newsletter.compose.publication import Publication
 from newsletter.compose.render import Rendered, render
+from newsletter.compose.schema import PublicationConfig
 from newsletter.compose.source import LoadedIssue, load_issue
 from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.core.html import parse_page, serialise_page
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
 from newsletter.core.tokens import SAMPLE_SECRET, preferences_url, unsubscribe_url
 
-CSS_CACHE = Path(".newsletter") / "cache" / "css"  # the template's parsed style blocks
+CSS_CACHE = cache.CACHE / "css"  # the pages' parsed CSS (compose.css)
+TEXTS_CACHE = cache.CACHE / "texts"  # what pieces and dates gave (compose.memo)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Build:
     """A built issue: the parts dispatch personalises, plus the web copy and sample message."""
 
     issue: LoadedIssue
+    config: PublicationConfig  # the publication's settings as this issue's language shows them
     subject: str
     html: str  # email.html: inlined, with %%placeholders%% for per-recipient values
     text: str  # email.txt: with the same placeholders
@@ -47,6 +50,8 @@ class Build:
     images: IssueImages = field(default_factory=lambda: IssueImages({}))
     links: list[Link] = field(default_factory=list)  # every link of the email, with its piece
     tracked_html: str | None = None  # html with %%link|N%% hrefs, when click tracking is on
+    topic: str | None = None  # the topic a send's footer offers to stop (build_issue's `topic`)
+    words: int = 0  # in the pieces' paragraphs
 
     @property
     def slug(self) -> str:
@@ -54,15 +59,12 @@ class Build:
 
     @cached_property
     def report(self) -> dict:
-        words = sum(
-            len(p.split()) for piece in self.issue.pieces for p in markdown.paragraphs(piece.body)
-        )
         return {
             "slug": self.slug,
             "subject": self.subject,
             "content_hash": self.content_hash,
             "pieces": len(self.issue.pieces),
-            "words": words,
+            "words": self.words,
             "sizes": {name: len(data) for name, data in self.files_without_report().items()},
             "images": {
                 p.name: {
@@ -109,9 +111,13 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
 
     `topic`: for a send to a segment defined by one topic (its footer offers to stop it).
     """
-    issue = load_issue(pub, pub.issue_dir(issue_ref))
-    images = process_images(pub, issue)
-    email, web = render(pub, issue, topic, images=images)
+    kept = pub.root / TEXTS_CACHE  # Markdown and dates derived before: no markdown-it, Babel
+    with markdown.KEPT.kept_in(kept), i18n.DAYS.kept_in(kept):
+        issue = load_issue(pub, pub.issue_dir(issue_ref))
+        images = process_images(pub, issue)
+        email, web = render(pub, issue, topic, images=images)
+        words = sum(len(p.split()) for piece in issue.pieces
+                    for p in markdown.paragraphs(piece.body))
     css_cache = pub.root / CSS_CACHE
     page = _page(email, css_cache)
     found = tag_page(page)
@@ -123,9 +129,11 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
     web_html = serialise_page(_page(web, css_cache), doctype=web.isolate)
     subject = issue.manifest.subject
     digest = content_hash(subject, html, email.text)
-    message = sample_message(pub, issue, subject, html, email.text, digest)
+    config = pub.config.edition_config(issue.manifest.language or pub.config.language)
+    message = sample_message(pub, issue, subject, html, email.text, digest, config)
     return Build(
         issue=issue,
+        config=config,
         subject=subject,
         html=html,
         text=email.text,
@@ -137,12 +145,15 @@ def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = Non
         images=images,
         links=[link for _, link in found],
         tracked_html=tracked,
+        topic=topic,
+        words=words,
     )
 
 
 def _page(rendered: Rendered, css_cache: Path | None = None) -> HtmlElement:
-    """A copy's compiled HTML parsed once, its left-to-right runs isolated when it has
-    right-to-left parts, and its CSS inlined: one lxml tree for every page pass.
+    """A copy's compiled HTML parsed once, each paragraph written in the other direction than
+    the page given its own `dir`, its left-to-right runs isolated when it has right-to-left
+    parts, and its CSS inlined: one lxml tree for every page pass.
 
     Serialised with a doctype only where the build always had one, on pages with right-to-left
     parts: premailer dropped MJML's lowercase `<!doctype html>`, but kept the uppercase one the
@@ -150,7 +161,8 @@ def _page(rendered: Rendered, css_cache: Path | None = None) -> HtmlElement:
     of its own, left as it was.)
     """
     page = parse_page(rendered.html)
-    if rendered.isolate:
+    flipped = bidi.direct_paragraphs(page)  # a paragraph in the other direction gets its own
+    if rendered.isolate or flipped:
         bidi.isolate_tree(page)
     inline_tree(page, css_cache)
     return page
@@ -184,16 +196,19 @@ def preview_preferences_url(pub: Publication, email: str) -> str:
 
 
 def sample_message(
-    pub: Publication, issue: LoadedIssue, subject: str, html: str, text: str, digest: str
+    pub: Publication, issue: LoadedIssue, subject: str, html: str, text: str, digest: str,
+    config: PublicationConfig | None = None,
 ) -> bytes:
-    """The complete message a sample subscriber would receive; pinned Date and Message-ID."""
+    """The complete message a sample subscriber would receive; pinned Date and Message-ID.
+
+    `config`: the settings as the issue's language shows them (its From name)."""
     recipient = SAMPLE_RECIPIENT
     unsubscribe = preview_unsubscribe_url(pub, recipient.email)
     html_p, text_p = personalise(html, text, recipient, unsubscribe,
                                  preview_preferences_url(pub, recipient.email))
     day = issue.manifest.date
     msg = compose(
-        pub.config,
+        config or pub.config,
         subject=subject,
         html=html_p,
         text=text_p,

@@ -1,4 +1,8 @@
-"""A publication: the folder holding newsletter.yaml, issues/, templates/ and subscribers/."""
+"""A publication: the folder holding newsletter.yaml, issues/, templates/ and subscribers/.
+
+The validated newsletter.yaml is kept under `.newsletter/cache/valid/`, keyed by the file's text
+and path (`compose.validated`): most commands read it back instead of parsing and validating it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from functools import cached_property
 from pathlib import Path
 
 from newsletter.compose.schema import PublicationConfig, validate
+from newsletter.compose.validated import remembered
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.settings import Settings
-from newsletter.core.yamlsrc import SourceError, load_yaml_file
+from newsletter.core.yamlsrc import SourceError, parse_yaml, read_text
 
 CONFIG_FILE = "newsletter.yaml"
 
@@ -62,7 +67,8 @@ def load_config(root: Path) -> tuple[PublicationConfig | None, list[Problem]]:
             Problem(path, None, "no newsletter.yaml here; run `newsletter init` or pass -C DIR")
         ]
     try:
-        doc = load_yaml_file(path)
+        text = read_text(path)
+        return remembered(PublicationConfig, root, (str(path), text),
+                          lambda: validate(PublicationConfig, parse_yaml(text, path)))
     except SourceError as exc:
         return None, [exc.problem]
-    return validate(PublicationConfig, doc)

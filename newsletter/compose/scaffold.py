@@ -15,20 +15,32 @@ from newsletter.core.errors import InputError, Problem
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
-CONFIG_TEMPLATE = """\
+#: The scaffold's own placeholder texts: `newsletter check` reports each one left in an issue
+#: or in newsletter.yaml as an error (newsletter.checks.draft), so a draft cannot be sent.
+DRAFT_ADDRESS = "1 Example Street, Example City 00000"
+DRAFT_EXPERT = "jane-doe"
+DRAFT_EXPERT_NAME = "Jane Doe"
+DRAFT_PREHEADER = "One line that appears after the subject in the inbox"
+DRAFT_TITLE = "Headline of the first piece"
+DRAFT_BODY = ("Write the piece here in Markdown: paragraphs separated by blank lines, "
+              "[links](https://example.org/) and *emphasis*.")
+
+CONFIG_TEMPLATE = f"""\
 # Publication settings. See docs/authoring.md for every key.
-name: {name}
+name: {{name}}
 publisher: Example Organisation
-from: {{name: {name}, email: newsletter@example.org}}
+from: {{{{name: {{name}}, email: newsletter@example.org}}}}
 reply_to: info@example.org
-address: 1 Example Street, Example City 00000   # postal address, required by anti-spam law
+address: {DRAFT_ADDRESS}   # postal address, required by anti-spam law
 archive_url: https://news.example.org/archive/
 public_url: https://news.example.org/
 footer: >-
   The views expressed are the authors' own. [About us](https://example.org/about).
 test_recipients: [editor@example.org]
+# approval: {{{{required: true, approvers: 1}}}}   # sign-off: `send` waits for `newsletter approve`
+# reputation: {{{{min_sample: 1000, bounce_pause: 5%, complaint_pause: 0.1%}}}}   # pauses a send
 experts:
-  jane-doe: {{name: Jane Doe, role: "Senior Fellow", twitter: janedoe}}
+  {DRAFT_EXPERT}: {{{{name: {DRAFT_EXPERT_NAME}, role: "Senior Fellow", twitter: janedoe}}}}
 """
 
 SEGMENTS_TEMPLATE = """\
@@ -86,15 +98,11 @@ def new_issue(pub: Publication, slug: str, subject: str = "") -> Path:
     expert = next(iter(pub.config.experts))
     manifest = {
         "subject": subject or f"{pub.config.name}: {date:%d %B %Y}",
-        "preheader": "One line that appears after the subject in the inbox",
+        "preheader": DRAFT_PREHEADER,
         "date": date,
         "pieces": ["pieces/first.md"],
     }
-    piece = (
-        f"---\ntitle: Headline of the first piece\nexpert: {expert}\n---\n\n"
-        "Write the piece here in Markdown: paragraphs separated by blank lines, "
-        "[links](https://example.org/) and *emphasis*.\n"
-    )
+    piece = f"---\ntitle: {DRAFT_TITLE}\nexpert: {expert}\n---\n\n{DRAFT_BODY}\n"
     (folder / "pieces").mkdir(parents=True)
     (folder / "issue.yaml").write_text(
         yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8"

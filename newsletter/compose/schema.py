@@ -11,19 +11,33 @@ import re
 import unicodedata
 from typing import Any, Literal, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from newsletter.core.errors import Problem
+from newsletter.core.reputation import Thresholds, parse_percent
 from newsletter.core.yamlsrc import YamlDoc
 
 
 def check_address(value: str) -> str:
     """Normalise an email address (syntax only, no DNS)."""
+    from email_validator import EmailNotValidError, validate_email  # only when validating
+
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
+
+
+def split_addresses(raw: str) -> list[str]:
+    """Addresses typed in one field: separated by commas, semicolons or spaces."""
+    return [part for part in re.split(r"[\s,;]+", raw) if part]
 
 
 def _check_url(value: str) -> str:
@@ -57,7 +71,8 @@ def parse_duration(text: str) -> dt.timedelta:
 class Strict(BaseModel):
     """Base: extra keys are kept so they can be reported as warnings, not errors."""
 
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, populate_by_name=True,
+                              defer_build=True)  # built on first use (cached settings: never)
 
 
 class Sender(Strict):
@@ -126,6 +141,81 @@ class SendGridConfig(Strict):
         return value
 
 
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+SNS_TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:([a-z]{2}(?:-[a-z]+)+-\d{1,2}):\d{12}:"
+                           r"[A-Za-z0-9_-]{1,256}(\.fifo)?")
+SES_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class SesConfig(Strict):
+    """`ses:` in newsletter.yaml: Amazon SES's non-secret settings (credentials, and the region
+    unless `region` is given, come from the standard AWS environment)."""
+
+    region: str | None = None  # overrides AWS_REGION for sending and the suppression list
+    configuration_set: str | None = None  # SES publishes this set's events (to SNS)
+    topic_arns: list[str] = Field(default_factory=list)  # SNS topics `serve` accepts
+    max_in_flight: int = Field(50, ge=1, le=500)  # SendEmail requests at once, at most
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not AWS_REGION.fullmatch(value):
+            raise ValueError(f"{value!r} is not an AWS region such as us-east-1 or eu-west-1")
+        return value
+
+    @field_validator("configuration_set")
+    @classmethod
+    def _set_name(cls, value: str | None) -> str | None:
+        if value is not None and not SES_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a configuration set name (up to 64 letters, "
+                             "digits, '-' and '_')")
+        return value
+
+    @field_validator("topic_arns", mode="before")
+    @classmethod
+    def _one_topic(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("topic_arns")
+    @classmethod
+    def _topics(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not SNS_TOPIC_ARN.fullmatch(arn):
+                raise ValueError(f"{arn!r} is not an SNS topic ARN such as "
+                                 "arn:aws:sns:us-east-1:123456789012:newsletter-events")
+        return value
+
+
+class PostmarkConfig(Strict):
+    """`postmark:` in newsletter.yaml (the server token comes from the environment)."""
+
+    message_stream: str = "broadcast"  # a Broadcasts stream: Postmark's rule for newsletters
+    max_in_flight: int = Field(4, ge=1, le=64)  # batch requests at once (the adaptive ceiling)
+    track_opens: bool | None = None  # None: the message stream's own setting
+    track_links: Literal["None", "HtmlAndText", "HtmlOnly", "TextOnly"] | None = None
+
+    @field_validator("message_stream")
+    @classmethod
+    def _stream(cls, value: str) -> str:
+        if not value or len(value) > 100 or not all(c.isalnum() or c in "-_" for c in value):
+            raise ValueError(f"{value!r} is not a message stream ID (letters, digits, - and _)")
+        return value
+
+
+class MailgunConfig(Strict):
+    """`mailgun:` in newsletter.yaml (the API key and sending domain come from the
+    environment)."""
+
+    region: Literal["us", "eu"] = "us"  # api.mailgun.net or api.eu.mailgun.net
+    max_in_flight: int = Field(4, ge=1, le=64)  # batch requests at once (the adaptive ceiling)
+    tracking: bool | None = None  # o:tracking; None: the domain's own setting
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _region(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
 class S3Target(Strict):
     """An S3-compatible bucket the archive is published to (credentials from the environment)."""
 
@@ -158,6 +248,30 @@ class TrackingConfig(Strict):
     burst_links: int = Field(default=3, ge=2)  # ... this window: a scanner
 
 
+class ChromeWords(Strict):
+    """`translations: {LANG: {...}}`: the publication's own words in an edition's language."""
+
+    name: str | None = None
+    publisher: str | None = None
+    footer: str | None = None
+    address: str | None = None
+    from_name: str | None = None
+
+    _from_name = field_validator("from_name")(
+        classmethod(lambda cls, v: None if v is None else check_one_line(v)))
+
+
+#: the chrome `translations:` can give per language, as newsletter.yaml names each
+CHROME_KEYS = ("name", "publisher", "footer", "address", "from_name")
+
+
+class ApprovalConfig(Strict):
+    """`approval:` in newsletter.yaml: sign-off before `send`."""
+
+    required: bool = False
+    approvers: int = Field(1, ge=1, le=20)  # distinct people who must approve the same content
+
+
 class FeedConfig(Strict):
     """`feed:` in newsletter.yaml: the defaults of `newsletter new SLUG --from-feed`."""
 
@@ -171,6 +285,65 @@ class FeedConfig(Strict):
 
     _url = field_validator("url")(classmethod(lambda cls, v: v and _check_url(v)))
     _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
+
+
+class BouncesConfig(Strict):
+    """`bounces:`: the mailbox SMTP bounces and complaints come back to (docs/deliverability.md);
+    its password is NEWSLETTER_BOUNCES_PASSWORD, never this file."""
+
+    imap_url: str  # imaps://user@host[:port]/INBOX (imap:// only to this machine)
+    return_path: str  # bounces@news.example.org: VERP makes bounces+<token>@news.example.org
+    processed_folder: str = "Processed"  # where handled messages go (created when missing)
+    soft_bounce_limit: int = Field(3, ge=1)  # this many soft bounces within ...
+    soft_bounce_days: int = Field(30, ge=1)  # ... this many days retire an address
+    every: str = "5m"  # how often `newsletter serve` reads the mailbox
+
+    _return_path = field_validator("return_path")(classmethod(lambda cls, v: check_address(v)))
+    _every = field_validator("every")(classmethod(lambda cls, v: parse_duration(v) and v))
+
+    @field_validator("imap_url")
+    @classmethod
+    def _imap_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        port = parts.netloc.rpartition(":")[2] if "]" not in parts.netloc else ""
+        if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username \
+                or (":" in parts.netloc.rpartition("@")[2] and not port.isdigit()):
+            raise ValueError(f"{value!r} is not a URL like imaps://user@host/INBOX")
+        if parts.password is not None:
+            raise ValueError("must not hold a password: put it in the environment variable "
+                             "NEWSLETTER_BOUNCES_PASSWORD, not in newsletter.yaml")
+        return value
+
+    @field_validator("processed_folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if not value.isascii() or not value.isprintable() or value.upper() == "INBOX" \
+                or any(c in value for c in '"\\*%'):
+            raise ValueError(f"{value!r} is not a plain ASCII folder name other than INBOX")
+        return value
+
+    @property
+    def domain(self) -> str:
+        """The return path's domain: the envelope (MAIL FROM) domain of SMTP sends."""
+        return self.return_path.rsplit("@", 1)[1].lower()
+
+
+class ReputationConfig(Strict):
+    """`reputation:`: the guard that pauses a send whose own hard bounces or complaints pass
+    these rates (docs/sending.md#the-reputation-guard). Rates are written as percentages."""
+
+    min_sample: int = Field(Thresholds.min_sample, ge=1)  # messages handed over first
+    bounce_pause: float = Thresholds.bounce_pause  # `5%`: hard bounces per message
+    complaint_pause: float = Thresholds.complaint_pause  # `0.1%`: complaints per message
+
+    _rates = field_validator("bounce_pause", "complaint_pause", mode="before")(
+        classmethod(lambda cls, v: parse_percent(v)))
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.min_sample, self.bounce_pause, self.complaint_pause)
 
 
 class PublicationConfig(Strict):
@@ -190,12 +363,20 @@ class PublicationConfig(Strict):
     template: str = "default"
     _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
+    postmark: PostmarkConfig = Field(default_factory=PostmarkConfig)
+    mailgun: MailgunConfig = Field(default_factory=MailgunConfig)
+    ses: SesConfig = Field(default_factory=SesConfig)  # Amazon SES (docs/providers/ses.md)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
     publish: PublishConfig = Field(default_factory=PublishConfig)
     strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
     digits: Literal["latin", "native"] = "latin"  # dates in the language's own digits?
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    translations: dict[str, ChromeWords] = Field(default_factory=dict)  # lang -> chrome words
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)  # `new --from-feed` (docs/drafting.md)
+    bounces: BouncesConfig | None = None  # the bounce mailbox (docs/deliverability.md)
+    reputation: ReputationConfig = Field(default_factory=ReputationConfig)  # the send guard
+    _own: PublicationConfig | None = PrivateAttr(default=None)  # set on an edition's copy
 
     _reply = field_validator("reply_to")(
         classmethod(lambda cls, v: None if v is None else check_address(v))
@@ -221,6 +402,47 @@ class PublicationConfig(Strict):
     def _url(cls, value: str) -> str:
         return _check_url(value).rstrip("/") + "/"
 
+    def chrome_words(self, lang: str) -> ChromeWords | None:
+        """`translations:` for `lang` (or its base language: ar for ar-EG), if given."""
+        from newsletter.compose.i18n import base_language  # Babel: loaded when needed
+
+        return self.translations.get(lang) or self.translations.get(base_language(lang))
+
+    def edition_config(self, lang: str) -> PublicationConfig:
+        """These settings as an edition in `lang` shows them: name, publisher, footer, address
+        and the From name from `translations:` where given (the rest as written)."""
+        words = self.chrome_words(lang)
+        if words is None:
+            return self
+        given = {key: getattr(words, key) for key in CHROME_KEYS if getattr(words, key)}
+        if not given:
+            return self
+        sender = self.sender
+        if "from_name" in given:
+            sender = sender.model_copy(update={"name": given.pop("from_name")})
+        edition = self.model_copy(update={**given, "sender": sender})
+        edition._own = self.own
+        return edition
+
+    @property
+    def own(self) -> PublicationConfig:
+        """The settings as written (not an edition's translated copy): what names the list."""
+        return self._own or self
+
+    def untranslated_chrome(self, lang: str) -> list[str]:
+        """The chrome keys shown in English (the publication's language) in a `lang` edition:
+        those set here but missing from `translations:` for `lang`. Empty for the publication's
+        own language."""
+        from newsletter.compose.i18n import base_language
+
+        if base_language(lang) == base_language(self.language):
+            return []
+        words = self.chrome_words(lang)
+        own = {"name": self.name, "publisher": self.publisher, "footer": self.footer,
+               "address": self.address, "from_name": self.sender.name}
+        return [key for key in CHROME_KEYS
+                if own[key].strip() and not (words and getattr(words, key))]
+
 
 class Hero(Strict):
     image: str
@@ -232,7 +454,8 @@ class IssueManifest(Strict):
     """issues/<slug>/issue.yaml."""
 
     subject: str
-    preheader: str = ""
+    preheader: str = ""  # hidden preview text: inboxes show it after the subject
+    intro: str = ""  # an optional visible opening paragraph (Markdown)
     date: dt.date
 
     _one_line = field_validator("subject", "preheader")(

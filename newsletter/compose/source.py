@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from newsletter.compose import markdown
 from newsletter.compose.publication import Publication
-from newsletter.compose.schema import Expert, IssueManifest, PieceMeta, validate
+from newsletter.compose.schema import Expert, IssueManifest, PieceMeta
+from newsletter.compose.validated import validated
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.yamlsrc import (
     SourceError,
@@ -82,14 +83,9 @@ def _outside(folder: Path, ref: str, what: str) -> str:
 
 def _image_refs(body: str) -> list[tuple[str, int]]:
     """(src, line offset in the body) of each local image in a piece's Markdown."""
-    found = []
-    for tok in markdown.parse_tokens(body):
-        for child in tok.children or []:
-            src = child.attrs.get("src") if child.type == "image" else None
-            if isinstance(src, str) and src and not is_remote(src) \
-                    and not src.startswith(("data:", "cid:", "mailto:")):
-                found.append((src, tok.map[0] if tok.map else 0))
-    return found
+    return [(ref.src, ref.line) for ref in markdown.images(body)
+            if ref.src and not is_remote(ref.src)
+            and not ref.src.startswith(("data:", "cid:", "mailto:"))]
 
 
 def load_issue(pub: Publication, folder: Path) -> LoadedIssue:
@@ -99,7 +95,7 @@ def load_issue(pub: Publication, folder: Path) -> LoadedIssue:
         doc = load_yaml_file(manifest_path)
     except SourceError as exc:
         raise InputError(exc.problem) from exc
-    manifest, problems = validate(IssueManifest, doc)
+    manifest, problems = validated(IssueManifest, doc, pub.root)
     pieces: list[Piece] = []
     hero_file = None
     if isinstance(doc.data, dict):
@@ -168,7 +164,7 @@ def _load_piece(
         front, body, body_line = split_front_matter(text, path)
     except SourceError as exc:
         return None, [exc.problem]
-    meta, problems = validate(PieceMeta, front)
+    meta, problems = validated(PieceMeta, front, pub.root)
     if meta is None:
         return None, problems
     expert = pub.config.experts.get(meta.expert)

@@ -33,3 +33,21 @@ def truncate_ip(ip: str | None) -> str | None:
         return None
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def throttle_key(ip: str | None) -> str:
+    """Whom a per-client limit counts: an IPv4 address as it is, an IPv6 address by its /64
+    (one subscriber line or server usually holds a whole /64, so counting single addresses
+    would set no limit at all); an IPv4-mapped IPv6 address as its IPv4 address. Anything
+    that is not an address is counted as the text it is."""
+    text = (ip or "").strip()
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text[:100] or "unknown"
+    if address.version == 6:
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

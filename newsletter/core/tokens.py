@@ -1,5 +1,5 @@
 """HMAC-signed tokens bound to a purpose and a subject (unsubscribe links, opt-in confirmations,
-the sign-up form's CSRF token, tracked links).
+preference pages, CSRF tokens, tracked links).
 
 A token is `2.<base64url(payload)>.<base64url(mac)>`. The payload is a JSON array
 `[purpose, subject, expiry, issued_ms]` (expiry 0 = never; issued 0 = not stamped), so no
@@ -10,8 +10,11 @@ constant time (`hmac.compare_digest`).
 
 Secrets rotate: tokens are made with NEWSLETTER_SECRET and accepted when signed by it or by one
 of NEWSLETTER_SECRET_PREVIOUS (comma-separated), so links in mail already delivered keep
-working. A secret shorter than MIN_SECRET_LENGTH characters is refused for sending and serving
-(`signing_secrets`). Tokens of the first format (`<b64(purpose|email|expiry)>.<b64(mac)>`,
+working. `Keys` holds that rotation list and is the one verifier the application uses: every
+link and every CSRF check reads its token through it, so none can check with the current
+secret alone (tests/public/test_tokens.py keeps the lower-level readers out of other
+modules). A secret shorter than MIN_SECRET_LENGTH characters is refused for sending and
+serving (`signing_secrets`). Tokens of the first format (`<b64(purpose|email|expiry)>.<b64(mac)>`,
 before this one) are still read, with the address taken as everything between the first and the
 last `|`.
 """
@@ -149,6 +152,46 @@ def read_token(secrets: str | Sequence[str], purpose: str, token: str,
     return read_token_info(secrets, purpose, token, now).subject
 
 
+@dataclass(frozen=True)
+class Keys:
+    """The secrets tokens are signed and checked with: the current one first, then earlier ones
+    still accepted. New tokens are signed with the current secret; every check accepts any."""
+
+    secrets: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.secrets, str) or not self.secrets or not all(self.secrets):
+            raise ValueError("Keys needs a non-empty sequence of secrets")
+
+    @classmethod
+    def of(cls, secrets: Sequence[str]) -> Keys:
+        return cls(tuple(secrets))
+
+    @property
+    def current(self) -> str:
+        return self.secrets[0]
+
+    def sign(self, purpose: str, subject: str, ttl: int | None = None, *,
+             stamped: bool = False, now: float | None = None) -> str:
+        """A token for `subject` (see make_token), signed with the current secret."""
+        return make_token(self.current, purpose, subject, ttl, stamped=stamped, now=now)
+
+    def read(self, purpose: str, token: str, now: float | None = None) -> TokenInfo:
+        """The TokenInfo of a token signed by any of the secrets; BadToken otherwise."""
+        return read_token_info(self.secrets, purpose, token, now)
+
+    def subject(self, purpose: str, token: str, now: float | None = None) -> str | None:
+        """The subject of a valid token for `purpose`, or None."""
+        try:
+            return self.read(purpose, token, now).subject
+        except BadToken:
+            return None
+
+    def read_link(self, token: str) -> tuple[int, int, str]:
+        """(send_id, position, email) of a valid tracked-link token; BadToken otherwise."""
+        return read_link_token(list(self.secrets), token)
+
+
 def signing_secrets(current: str | None, previous: Sequence[str] = ()) -> list[str]:
     """[current, *previous] for sending and serving; InputError when the current secret is
     missing or any secret is shorter than MIN_SECRET_LENGTH characters."""
@@ -204,3 +247,44 @@ def read_link_token(secrets: list[str], token: str) -> tuple[int, int, str]:
 def click_url(public_url: str, token: str) -> str:
     """The redirect URL `newsletter serve` answers for a link token."""
     return f"{public_url.rstrip('/')}/c/{token}"
+
+
+#: hex digits of a send or recipient id in a VERP token (ids below 2**64)
+_VERP_ID_DIGITS = 16
+_VERP_MAC_BYTES = 10  # 80 bits: 16 base32 characters
+
+
+def _verp_mac(secret: str, payload: str) -> str:
+    mac = _mac(secret, "verp", payload.encode("ascii"))[:_VERP_MAC_BYTES]
+    return base64.b32encode(mac).decode("ascii").lower()
+
+
+def verp_token(secret: str, send_id: int, recipient_id: int) -> str:
+    """A short signed token naming one recipient row of one send, for a VERP envelope sender
+    (`bounces+<token>@...`). Lower-case letters, digits and `-` only: mail systems may change
+    the case of a local part, so the token reads the same in any case."""
+    if send_id < 0 or recipient_id < 0:
+        raise ValueError("ids are not negative")
+    payload = f"{send_id:x}-{recipient_id:x}"
+    return f"{payload}-{_verp_mac(secret, payload)}"
+
+
+def read_verp_token(secrets: str | Sequence[str], token: str) -> tuple[int, int]:
+    """(send_id, recipient_id) of a VERP token signed by one of `secrets` (any case);
+    BadToken otherwise."""
+    keys = _as_list(secrets)
+    if not keys:
+        raise BadToken("no secret to check the token with")
+    parts = token.strip().lower().split("-")
+    hexdigits = set("0123456789abcdef")
+    if len(parts) != 3 or not all(0 < len(p) <= _VERP_ID_DIGITS and set(p) <= hexdigits
+                                  for p in parts[:2]):
+        raise BadToken("malformed token")
+    payload = f"{parts[0]}-{parts[1]}"
+    ok = False
+    for secret in keys:  # every secret is tried: the time does not tell which matched
+        ok |= hmac.compare_digest(parts[2].encode("ascii", "replace"),
+                                  _verp_mac(secret, payload).encode("ascii"))
+    if not ok:
+        raise BadToken("bad signature")
+    return int(parts[0], 16), int(parts[1], 16)

@@ -1,4 +1,11 @@
-"""YAML loading that remembers the line of every key, so problems can name file and line."""
+"""YAML loading that remembers the line of every key, so problems can name file and line.
+
+Every YAML the tool reads goes through here (`parse_yaml` with lines, `load_plain` without), and
+is composed by `_compose` with two limits, so a hostile file costs bounded time and memory:
+aliases may add at most MAX_ALIAS_NODES nodes in all (a "billion laughs" file is refused the
+moment its expansion passes the budget, before anything is built) and collections may nest at
+most MAX_DEPTH deep; a recursive alias is refused. Each refusal names the file and line.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 
 from newsletter.core.errors import Problem
 
 Loc = tuple[str | int, ...]
+#: nodes that aliases may add to a document, all aliases together (the document's own nodes
+#: are bounded by its length)
+MAX_ALIAS_NODES = 10_000
+#: how deep sequences and mappings may nest
+MAX_DEPTH = 64
 
 
 @dataclass
@@ -75,20 +88,134 @@ _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser
 
 
 def load_plain(text: str) -> Any:
-    """The data of a YAML text, parsed by libyaml when available, without line tracking (for
-    files read often whose errors are reported elsewhere). Raises yaml.YAMLError."""
-    return yaml.load(text, Loader=_FAST_LOADER)
+    """The data of a YAML text, parsed by libyaml when available and within the limits,
+    without line tracking (for files read often whose errors are reported elsewhere). Raises
+    yaml.YAMLError (LimitError over a limit)."""
+    node = _compose(text)
+    if node is None:
+        return None
+    return yaml.SafeLoader("").construct_document(node)
+
+
+class LimitError(yaml.MarkedYAMLError):
+    """A document over one of the limits (MAX_ALIAS_NODES, MAX_DEPTH) or with a recursive
+    alias."""
+
+
+@dataclass
+class _Open:
+    """A sequence or mapping being composed."""
+
+    node: yaml.CollectionNode
+    anchor: str | None
+    size: int = 1  # nodes in it so far, aliases expanded
+    key: yaml.Node | None = None  # a mapping's key waiting for its value
+
+
+def _compose_events(loader: Any) -> yaml.Node | None:
+    """The node tree of the one document `loader` parses, built from its events without
+    recursion, within the limits (LimitError) and with PyYAML's composer's own errors."""
+    loader.get_event()  # stream start
+    if loader.check_event(yaml.StreamEndEvent):
+        loader.get_event()
+        return None
+    document = loader.get_event()
+    anchors: dict[str, tuple[yaml.Node, int | None]] = {}
+    stack: list[_Open] = []
+    expanded = 0
+    root: yaml.Node | None = None
+    while root is None:
+        event = loader.get_event()
+        if isinstance(event, yaml.AliasEvent):
+            found = anchors.get(event.anchor)
+            if found is None:
+                raise ComposerError(None, None, f"found undefined alias {event.anchor!r}",
+                                    event.start_mark)
+            item, size = found
+            if size is None:
+                raise LimitError(problem=f"alias {event.anchor!r} refers to a collection that "
+                                         "contains it (a recursive alias)",
+                                 problem_mark=event.start_mark)
+            expanded += size
+            if expanded > MAX_ALIAS_NODES:
+                raise LimitError(problem=f"aliases expand this document by more than "
+                                         f"{MAX_ALIAS_NODES:,} nodes (refused: a file built "
+                                         "to exhaust memory?); write the values out",
+                                 problem_mark=event.start_mark)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            done = stack.pop()
+            done.node.end_mark = event.end_mark
+            item, size = done.node, done.size
+            if done.anchor is not None:
+                anchors[done.anchor] = (item, size)
+        else:
+            anchor = event.anchor
+            if anchor is not None and anchor in anchors:
+                raise ComposerError(f"found duplicate anchor {anchor!r}; first occurrence",
+                                    anchors[anchor][0].start_mark, "second occurrence",
+                                    event.start_mark)
+            tag = event.tag
+            if isinstance(event, yaml.ScalarEvent):
+                if tag is None or tag == "!":
+                    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+                item = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark,
+                                       style=event.style)
+                size = 1
+                if anchor is not None:
+                    anchors[anchor] = (item, 1)
+            else:
+                sequence = isinstance(event, yaml.SequenceStartEvent)
+                kind = yaml.SequenceNode if sequence else yaml.MappingNode
+                if tag is None or tag == "!":
+                    tag = loader.resolve(kind, None, event.implicit)
+                if len(stack) >= MAX_DEPTH:
+                    raise LimitError(problem=f"nested more than {MAX_DEPTH} levels deep",
+                                     problem_mark=event.start_mark)
+                collection = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+                if anchor is not None:
+                    anchors[anchor] = (collection, None)  # open: an alias to it is recursive
+                stack.append(_Open(collection, anchor))
+                continue
+        if not stack:
+            root = item
+            break
+        parent = stack[-1]
+        parent.size += size
+        if isinstance(parent.node, yaml.SequenceNode):
+            parent.node.value.append(item)
+        elif parent.key is None:
+            parent.key = item
+        else:
+            parent.node.value.append((parent.key, item))
+            parent.key = None
+    loader.get_event()  # document end
+    if not loader.check_event(yaml.StreamEndEvent):
+        extra = loader.get_event()
+        raise ComposerError("expected a single document in the stream", document.start_mark,
+                            "but found another document", extra.start_mark)
+    return root
+
+
+def _compose_with(text: str, loader_class: Any) -> yaml.Node | None:
+    loader = loader_class(text)
+    try:
+        return _compose_events(loader)
+    finally:
+        loader.dispose()
 
 
 def _compose(text: str) -> yaml.Node | None:
-    """The node tree of `text`, parsed by libyaml when available; on a syntax error, parsed
-    again by PyYAML's own parser so the message (and its line) is the same everywhere."""
+    """The node tree of `text`, parsed by libyaml when available, within the limits; on a
+    syntax error, parsed again by PyYAML's own parser so the message (and its line) is the
+    same everywhere."""
     try:
-        return yaml.compose(text, Loader=_FAST_LOADER)
+        return _compose_with(text, _FAST_LOADER)
+    except LimitError:
+        raise
     except yaml.YAMLError:
         if _FAST_LOADER is yaml.SafeLoader:
             raise
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+    return _compose_with(text, yaml.SafeLoader)
 
 
 def parse_yaml(text: str, path: Path, line_offset: int = 0) -> YamlDoc:
@@ -104,7 +231,7 @@ def parse_yaml(text: str, path: Path, line_offset: int = 0) -> YamlDoc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + 1 + line_offset) if mark else None
         reason = exc.problem or str(exc)
-        if reason.startswith("cannot read value"):
+        if isinstance(exc, LimitError) or reason.startswith("cannot read value"):
             raise SourceError(Problem(path, line, reason)) from exc
         raise SourceError(
             Problem(path, line, f"YAML syntax error: {reason}; check indentation and quoting")

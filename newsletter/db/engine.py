@@ -47,6 +47,9 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten content is zeroed, not left in free space: an erased person's
+    # address leaves the file (newsletter.audience.privacy; the WAL is checkpointed after).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -95,6 +98,23 @@ def write_transaction(conn: Connection) -> Iterator[Connection]:
                 yield conn
         finally:
             conn.execution_options(sqlite_immediate=False)
+
+
+def purge_freed(engine: Engine, tables: list[str]) -> bool:
+    """After deleting personal data: SQLite checkpoints its write-ahead log into the database
+    file and truncates it (deleted content is already zeroed by secure_delete); PostgreSQL
+    vacuums `tables` so no dead row version stays readable. Returns False when SQLite could not
+    finish (another process is reading an older snapshot; its next checkpoint will)."""
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()  # outside any transaction (the driver autocommits)
+        try:
+            busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.close()
+        return not busy
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM " + ", ".join(tables))
+    return True
 
 
 def connect(url: str | URL) -> Engine:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -461,7 +462,98 @@ def _issue_family_ledger(conn: Connection) -> None:
     md.tables["send_artifacts"].create(conn)
 
 
-@migration(10, "ledger at scale: a send's rows by (send_id, id), a person's by "
+@migration(10, "erasure list: its own key wrapped under each secret, restored addresses")
+def _erasure_key(conn: Connection) -> None:
+    """erased_addresses gains `restored_at` (the person's own confirmed sign-up) and `legacy`
+    (entries keyed with a signing secret itself, as every entry made before this version);
+    erasure_keys holds the list's key wrapped under each signing secret."""
+    true, false = ("true", "false") if conn.dialect.name == "postgresql" else ("1", "0")
+    timestamp = "TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE erased_addresses ADD COLUMN restored_at {timestamp}"))
+    conn.execute(text("ALTER TABLE erased_addresses ADD COLUMN legacy BOOLEAN NOT NULL "
+                      f"DEFAULT {false}"))
+    conn.execute(text(f"UPDATE erased_addresses SET legacy = {true}"))
+    md = MetaData()
+    Table(
+        "erasure_keys",
+        md,
+        Column("fingerprint", String(64), primary_key=True),
+        Column("wrapped", String(64), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
+@migration(11, "sign-off: approvals of an issue's exact content")
+def _approvals(conn: Connection) -> None:
+    """approvals: who approved which content (hash) of which issue, and when."""
+    md = MetaData()
+    Table(
+        "approvals",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("issue", String(200), nullable=False),
+        Column("content", String(64), nullable=False),
+        Column("approver", String(200), nullable=False),
+        Column("approver_key", String(200), nullable=False),
+        Column("approved_at", DateTime, nullable=False),
+        Index("uq_approvals_issue_content_approver", "issue", "content", "approver_key",
+              unique=True),
+    )
+    md.create_all(conn)
+
+
+@migration(12, "signature tokens of provider webhooks, so a replayed one is refused")
+def _webhook_tokens(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "webhook_tokens",
+        md,
+        Column("provider", String(16), primary_key=True),
+        Column("token", String(100), primary_key=True),
+        Column("seen_at", DateTime, nullable=False),
+        Index("ix_webhook_tokens_seen_at", "seen_at"),
+    )
+    md.create_all(conn)
+
+
+@migration(13, "reputation guard: paused sends and each pause with its figures")
+def _send_pauses(conn: Connection) -> None:
+    """sends gain `paused_at` (set while the reputation guard holds the send); send_pauses
+    keeps each pause: when, why, the figures and thresholds judged, and the resume with the
+    figures it started from; engagement gains two partial indexes, each send's people who
+    bounced hard and who complained (what the guard counts before every batch)."""
+    for name in ("bounces", "complaints"):
+        conn.execute(text(f"CREATE INDEX ix_engagement_{name} ON engagement (send_id) "
+                          f"WHERE {name} > 0"))
+    timestamp = "TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE sends ADD COLUMN paused_at {timestamp}"))
+    md = MetaData()
+    Table("sends", md, Column("id", _Id, primary_key=True))
+    Table(
+        "send_pauses",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("send_id", _Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        Column("paused_at", DateTime, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("handed", Integer, nullable=False),
+        Column("hard", Integer, nullable=False),
+        Column("complaints", Integer, nullable=False),
+        Column("min_sample", Integer, nullable=False),
+        Column("bounce_pause", Float, nullable=False),
+        Column("complaint_pause", Float, nullable=False),
+        Column("resumed_at", DateTime, nullable=True),
+        Column("resumed_by", String(200), nullable=True),
+        Column("resumed_handed", Integer, nullable=True),
+        Column("resumed_hard", Integer, nullable=True),
+        Column("resumed_complaints", Integer, nullable=True),
+        Index("ix_send_pauses_send", "send_id"),
+    )
+    md.tables["send_pauses"].create(conn)
+
+
+@migration(14, "ledger at scale: a send's rows by (send_id, id), a person's by "
                "(subscriber_id, send_id), room for in-place updates")
 def _ledger_at_scale(conn: Connection) -> None:
     """send_recipients' two indexes gain a second column, so reading a batch, updating its

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -164,6 +165,10 @@ engagement = Table(
     Column("email_key", String(320), primary_key=True),
     *(Column(name, Integer, nullable=False, default=0) for name in ENGAGEMENT_COUNTERS),
     Column("last_event_at", UtcDateTime, nullable=True),
+    # migration 13: each send's people who bounced hard or complained, counted by the
+    # reputation guard before every batch (newsletter.db.health) from these alone
+    *(Index(f"ix_engagement_{name}", "send_id", sqlite_where=text(f"{name} > 0"),
+            postgresql_where=text(f"{name} > 0")) for name in ("bounces", "complaints")),
 )
 
 signups = Table(
@@ -178,6 +183,16 @@ signups = Table(
     Column("sent_in_window", Integer, nullable=False),
     Column("last_sent_at", UtcDateTime, nullable=True),
     Column("confirmed_at", UtcDateTime, nullable=True),
+)
+
+# --- provider webhooks: signature tokens seen (Mailgun), refused when replayed --------------
+webhook_tokens = Table(
+    "webhook_tokens",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("token", String(100), primary_key=True),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_tokens_seen_at", "seen_at"),
 )
 
 suppression_sync = Table(
@@ -206,13 +221,26 @@ subscriber_history = Table(
     Index("ix_subscriber_history_subscriber", "subscriber_id", "id"),
 )
 
-#: Keyed hashes (HMAC with NEWSLETTER_SECRET) of erased addresses: imports and sign-ups of
-#: these are refused until the person confirms a new sign-up.
+#: Keyed hashes of erased addresses (newsletter.audience.erasure): imports, `add` and events of
+#: these are refused until the person confirms a new sign-up (`restored_at`, migration 9).
 erased_addresses = Table(
     "erased_addresses",
     metadata,
     Column("address_hash", String(64), primary_key=True),
     Column("erased_at", UtcDateTime, nullable=False),
+    Column("restored_at", UtcDateTime, nullable=True),  # the person's own confirmed sign-up
+    # keyed with a signing secret itself, as before migration 8 (matched under every secret)
+    Column("legacy", Boolean, nullable=False, server_default=false()),
+)
+
+#: Migration 9: the erasure list's own key, stored only wrapped under each signing secret
+#: (`fingerprint` names the secret), so the list survives a rotation of NEWSLETTER_SECRET.
+erasure_keys = Table(
+    "erasure_keys",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("wrapped", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 # --- migration 5: consent, a shared sign-up throttle ------------------------------------------
@@ -224,4 +252,22 @@ signup_throttle = Table(
     Column("window_start", UtcDateTime, nullable=False),
     Column("hits", Integer, nullable=False),
     Index("ix_signup_throttle_window_start", "window_start"),
+)
+
+# --- migration 9: sign-off ----------------------------------------------------------------------
+
+#: Who approved which exact content of an issue (newsletter.dispatch.approval): `content` is a
+#: hash of the issue's sources and rendered parts, so an edit leaves earlier approvals behind.
+#: `approver_key` is the name folded for comparison: one approval per person and content.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("issue", String(200), nullable=False),
+    Column("content", String(64), nullable=False),
+    Column("approver", String(200), nullable=False),
+    Column("approver_key", String(200), nullable=False),
+    Column("approved_at", UtcDateTime, nullable=False),
+    Index("uq_approvals_issue_content_approver", "issue", "content", "approver_key",
+          unique=True),
 )

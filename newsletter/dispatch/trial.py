@@ -60,7 +60,7 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
         addresses = [check_address(a) for a in addresses]
     except ValueError as exc:
         raise NewsletterError(str(exc)) from None
-    sender = make_transport(transport, pub.settings)
+    sender = make_transport(transport, pub.settings, pub.config)
     sender.preflight()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     mailing = Artifact.freeze(pub, build, (build.slug,)).mailing(

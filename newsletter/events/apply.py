@@ -1,5 +1,8 @@
 """Apply a batch of webhook events in one transaction, each event exactly once.
 
+0. ask the erasure list (newsletter.audience.erasure.screen): an event of an erased address
+   (or one that predates its owner's return) is kept only under an anonymous key, without user
+   agent, IP or a URL that names the address, so it counts for its send and for nobody;
 1. judge every open and click human or machine (newsletter.events.verdicts: a few look-ups per
    batch, never one per event);
 2. record every event in `webhook_events` with its detail and verdict; only the events not
@@ -20,6 +23,7 @@ distinct second.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
+from newsletter.audience.erasure import Secrets, anonymous_key, mentions, screen, spellings
 from newsletter.audience.model import utcnow
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, webhook_events
@@ -175,11 +180,30 @@ def _count(conn: Connection, events: Sequence[Event], stamp: Callable[[int], Any
                                for (send_id, key), counts in sorted(totals.items())])
 
 
+def anonymise_erased(conn: Connection, events: Sequence[Event],
+                     secrets: Secrets) -> list[Event]:
+    """`events`, with those the erasure list says are no longer anyone's moved to an
+    anonymous key (one per address in the batch) without user agent and IP."""
+    gone = screen(conn, secrets, [(e.email, e.send_id, e.timestamp) for e in events])
+    if not gone:
+        return list(events)
+    keys: dict[str, str] = {}
+    out = list(events)
+    for n in gone:
+        e = out[n]
+        key = keys.setdefault(e.email_key, anonymous_key())
+        url = None if mentions(e.url, spellings(e.email)) else e.url
+        out[n] = dataclasses.replace(e, email=key, email_key=key, user_agent=None, ip=None,
+                                     url=url)
+    return out
+
+
 def apply_events(conn: Connection, events: Sequence[Event], now: dt.datetime | None = None,
-                 limits: Thresholds | None = None) -> ApplyReport:
+                 limits: Thresholds | None = None, secrets: Secrets = None) -> ApplyReport:
     """Apply `events` inside the caller's transaction (on SQLite, one that holds the write
-    lock: `write_connection`)."""
+    lock: `write_connection`). `secrets` (the rotation list) read the erasure list."""
     now = now or utcnow()
+    events = anonymise_erased(conn, events, secrets)
     unique = list({e.event_id: e for e in reversed(events)}.values())[::-1]
     report = ApplyReport(received=len(events), duplicates=len(events))
     if not unique:
@@ -198,14 +222,14 @@ def apply_events(conn: Connection, events: Sequence[Event], now: dt.datetime | N
 
 
 def apply_batch(engine: Engine, events: Sequence[Event], attempts: int = 3,
-                limits: Thresholds | None = None) -> ApplyReport:
+                limits: Thresholds | None = None, secrets: Secrets = None) -> ApplyReport:
     """Apply `events` in one write transaction (taken up front on SQLite). Rows are locked in
     one order (event id, address), and a PostgreSQL deadlock or serialization failure between
     concurrent batches is retried."""
     for attempt in range(1, attempts + 1):
         try:
             with write_connection(engine) as conn, conn.begin():
-                return apply_events(conn, events, limits=limits)
+                return apply_events(conn, events, limits=limits, secrets=secrets)
         except DBAPIError as exc:
             code = getattr(exc.orig, "sqlstate", None)
             if attempt == attempts or code not in ("40P01", "40001"):

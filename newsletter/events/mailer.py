@@ -37,22 +37,21 @@ def confirmation_mailing(pub: Publication, env: Environment, link: str, days: in
 
 def send_confirmation(pub: Publication, env: Environment, email: str, name: str, link: str,
                       days: int) -> bool:
-    """Hand the confirmation to the transport; True when it was accepted (failures are logged,
-    never shown to the visitor)."""
+    """Hand the confirmation to the transport; True when it was accepted (failures are logged
+    without the address, never shown to the visitor)."""
     try:
-        transport = make_transport(None, pub.settings)
+        transport = make_transport(None, pub.settings, pub.config)
         transport.open(confirmation_mailing(pub, env, link, days))
         key = int(utcnow().timestamp() * 1000) % 10**12
         try:
             result = transport.send([Item(key, Recipient(email=email, name=name))])
         finally:
             transport.close()
-    except Exception:  # a broken transport must not break the web page
-        log.exception("could not send the confirmation to %s", email)
+    except Exception as exc:  # a broken transport must not break the web page
+        log.error("could not send a sign-up confirmation (%s)", type(exc).__name__)
         return False
     outcome = result.outcomes[0]
-    if outcome.state != "accepted":
-        log.warning("confirmation to %s not accepted (%s): %s", email, outcome.state,
-                    result.stop or outcome.error)
+    if outcome.state != "accepted":  # the reason may quote the address: logs never do
+        log.warning("a sign-up confirmation was not accepted (%s)", outcome.state)
         return False
     return True

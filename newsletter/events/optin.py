@@ -22,7 +22,7 @@ from enum import StrEnum
 from sqlalchemy import Engine, case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.audience.erasure import clear_erased
+from newsletter.audience.erasure import Secrets, restore
 from newsletter.audience.history import Source
 from newsletter.audience.model import (
     Status,
@@ -142,11 +142,12 @@ def _request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
 
 
 def confirm_signup(engine: Engine, email: str, issued_ms: int = 0,
-                   now: dt.datetime | None = None, secret: str | None = None) -> Confirmation:
+                   now: dt.datetime | None = None, secrets: Secrets = None) -> Confirmation:
     """Follow a confirmation link issued at `issued_ms` (unix ms; 0 for old links): make the
     address an active subscriber with the name and topics of its latest request, recording
     the consent, unless the request was confirmed after the link was issued. The person's own
-    confirmation takes an erased address off the erasure list (checked with `secret`)."""
+    confirmation takes an erased address off the erasure list (checked with `secrets`, the
+    rotation list), but not with a link issued before the erasure (UNKNOWN)."""
     now = now or utcnow()
     key = email_key(email)
     with write_connection(engine) as conn, conn.begin():
@@ -158,9 +159,11 @@ def confirm_signup(engine: Engine, email: str, issued_ms: int = 0,
             return Confirmation.UNKNOWN
         if row.confirmed_at is not None and row.confirmed_at.timestamp() * 1000 >= issued_ms:
             return Confirmation.ALREADY
-        clear_erased(conn, secret, row.email)
+        issued = dt.datetime.fromtimestamp(issued_ms / 1000, dt.UTC)
+        if not restore(conn, secrets, row.email, issued, now):
+            return Confirmation.UNKNOWN
         add_subscriber(conn, row.email, name=row.name or None, tags=list(row.tags or []),
-                       source="web", via=Source.CONFIRMATION)
+                       source="web", via=Source.CONFIRMATION, secrets=secrets)
         apply_changes(conn, [Change(key, Status.ACTIVE, int(now.timestamp()), confirmed=True)],
                       now, via=Source.CONFIRMATION)
         conn.execute(update(signups).where(signups.c.email_key == key)

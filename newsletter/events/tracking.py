@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, select
 
+from newsletter.audience.erasure import Secrets
 from newsletter.audience.model import email_key, utcnow
 from newsletter.compose.links import Link
 from newsletter.core.personalise import Recipient
 from newsletter.core.privacy import truncate_ip
-from newsletter.core.tokens import BadToken, click_url, link_token, read_link_token
+from newsletter.core.tokens import BadToken, Keys, click_url, link_token
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import send_links
 from newsletter.events.apply import apply_batch, dialect_insert
@@ -96,11 +97,11 @@ class Click:
     url: str
 
 
-def resolve_click(conn: Connection, secrets: list[str], token: str) -> Click | None:
+def resolve_click(conn: Connection, keys: Keys, token: str) -> Click | None:
     """The click a token stands for, or None when the token is altered or names no link of
     its send."""
     try:
-        send_id, position, email = read_link_token(secrets, token)
+        send_id, position, email = keys.read_link(token)
     except BadToken:
         return None
     url = conn.execute(select(send_links.c.url).where(
@@ -111,13 +112,14 @@ def resolve_click(conn: Connection, secrets: list[str], token: str) -> Click | N
 
 
 def record_click(engine: Engine, click: Click, user_agent: str | None, ip: str | None,
-                 limits: Thresholds | None = None) -> None:
-    """Store one redirect click (classified like a webhook's)."""
+                 limits: Thresholds | None = None, secrets: Secrets = None) -> None:
+    """Store one redirect click (classified like a webhook's, and like a webhook's kept only
+    anonymously when the erasure list says so)."""
     event = Event(event_id=f"nl-{uuid.uuid4().hex}", kind="click", email=click.email,
                   email_key=email_key(click.email), timestamp=int(utcnow().timestamp()),
                   send_id=click.send_id, url=click.url, position=click.position,
                   user_agent=(user_agent or "")[:300] or None, ip=truncate_ip(ip))
-    apply_batch(engine, [event], limits=limits)
+    apply_batch(engine, [event], limits=limits, secrets=secrets)
 
 
 def track_links(pub: Publication, build: Build, engine: Engine, send_id: int, mailing: M) -> M:

@@ -17,7 +17,8 @@ import unicodedata
 from email.headerregistry import Address
 from email.utils import format_datetime
 
-from newsletter.compose.package import POLICY, compose
+from newsletter.compose.package import POLICY, compose, publication_slug
+from newsletter.compose.schema import PublicationConfig
 from newsletter.core.personalise import PLACEHOLDER, Recipient, value_for
 from newsletter.providers.mailing import Mailing
 
@@ -179,6 +180,26 @@ class QPTemplate:
         return b"".join(out)
 
 
+def sender_id(config: PublicationConfig) -> str:
+    """Gmail's SenderId (5 to 15 characters, the same on all our mail): the From domain as
+    a label, `example-org`."""
+    domain = config.sender.email.rsplit("@", 1)[1].lower()
+    label = "".join(c if c.isascii() and c.isalnum() else "-" for c in domain).strip("-")
+    label = label[:15].rstrip("-")
+    return label if len(label) >= 5 else f"{label}-mail"[:15]
+
+
+def feedback_id(config: PublicationConfig, issue: str, send_ref: str) -> str:
+    """The Feedback-ID header Gmail's feedback loop reads, `a:b:c:SenderId` (its bulk-sender
+    docs): `<issue slug>:<send id>:<publication slug>:<sender id>`, so Postmaster Tools
+    reports complaint rates per send, per publication and for the sender as a whole."""
+    def field(value: str) -> str:
+        return "".join(c for c in value if c.isascii() and c.isprintable() and c not in ": ")
+
+    return ":".join([field(issue), field(send_ref), publication_slug(config),
+                     sender_id(config)])
+
+
 class MimeRenderer:
     """Renders complete RFC 5322 messages for one mailing."""
 
@@ -194,6 +215,8 @@ class MimeRenderer:
             message_id=_SKELETON_MID,
             date=_SKELETON_DATE,
             boundary=f"=_{mailing.content_hash[:32]}",
+            extra_headers={"Feedback-ID": feedback_id(mailing.config, mailing.slug,
+                                                      mailing.send_ref)},
         ).as_bytes()
         self._parts = self._split(skeleton)
         self._text = QPTemplate(mailing.text, as_html=False)

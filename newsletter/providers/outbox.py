@@ -1,17 +1,27 @@
 """The outbox transport (the embedded default): one .eml file per recipient.
 
-Messages land in `outbox/<slug>/<send-id>/`. Each is written to a hidden temporary file,
-flushed to disk (fsync) and renamed into place, so a file either is complete or does not
-exist; the name depends only on the ledger row, so writing it again after a crash replaces,
-never doubles. Messages are rendered in order and written by a few threads (file system
-calls release the GIL), which roughly doubles the rate on a journaling file system.
+Messages land in `outbox/<slug>/<send-id>/`. Each is written to a hidden temporary file of its
+own (unique per writer, so processes writing into one folder at once, such as `serve` workers
+sending confirmations, never touch each other's), flushed to disk (fsync) and renamed into
+place, so a file either is complete or does not exist; the name depends only on the ledger row,
+so writing it again after a crash replaces, never doubles. A temporary file's name carries its
+writer's process id; files left by a writer that was killed are removed by the next writer of
+the folder (the process is gone), and any older than STALE_TEMP_S (a process id taken again).
+Messages are rendered in order and written by a few threads (file system calls release the
+GIL), which roughly doubles the rate on a journaling file system.
+
+`delete_messages` removes every message to one address (erasure: newsletter.events.forget).
 """
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import os
 import re
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +31,13 @@ from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
 from newsletter.providers.mime import MimeRenderer
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+TEMP_SUFFIX = ".eml.tmp"
+STALE_TEMP_S = 3600  # a write takes milliseconds; an hour-old temporary file is a dead writer's
+
+
+def file_label(address: str) -> str:
+    """The part of a message's file name that comes from its recipient's address."""
+    return _UNSAFE.sub("_", address)[:80]
 
 
 def _unsendable(exc: Exception) -> str:
@@ -36,6 +53,7 @@ class OutboxTransport(Transport):
 
     def __init__(self, root: Path, *, fsync: bool = True, writers: int = 4):
         self.root = root
+        self.where = str(root)  # until open() names the send's own folder
         self.fsync = fsync
         self.writers = writers
         self._pool: ThreadPoolExecutor | None = None
@@ -50,8 +68,7 @@ class OutboxTransport(Transport):
     def _ensure_folder(self) -> None:
         if not self._made:
             self.folder.mkdir(parents=True, exist_ok=True)
-            for stale in self.folder.glob(".*.eml.tmp"):  # half-written when a run was killed
-                stale.unlink(missing_ok=True)
+            _remove_stale(self.folder)
             self._made = True
 
     def preflight(self) -> None:
@@ -66,22 +83,25 @@ class OutboxTransport(Transport):
             raise FailedError(f"cannot write to outbox folder {self.root}")
 
     def path_for(self, item: Item) -> Path:
-        local = _UNSAFE.sub("_", item.recipient.email)[:80]
-        return self.folder / f"{item.key:08d}-{local}.eml"
+        return self.folder / f"{item.key:08d}-{file_label(item.recipient.email)}.eml"
 
     def _write(self, target: Path, data: bytes) -> str | None:
-        """Write one file atomically; the error text, or None."""
-        temp = target.with_name(f".{target.name}.tmp")
+        """Write one file atomically through a temporary file of this writer's own; the error
+        text (naming the file by its send folder only: file names hold addresses), or None."""
+        temp = None
         try:
-            with open(temp, "wb") as handle:
+            fd, temp = tempfile.mkstemp(prefix=f".{os.getpid()}-", suffix=TEMP_SUFFIX,
+                                        dir=target.parent)
+            with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 if self.fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
             os.replace(temp, target)
         except OSError as exc:
-            temp.unlink(missing_ok=True)
-            return f"cannot write {target}: {exc.strerror or exc}"
+            if temp is not None:
+                Path(temp).unlink(missing_ok=True)
+            return f"cannot write a message into {target.parent}: {exc.strerror or exc}"
         return None
 
     def send(self, items: Sequence[Item]) -> BatchResult:
@@ -134,3 +154,58 @@ class OutboxTransport(Transport):
     def preview(self, item: Item) -> str:
         data = self.renderer.render(item.recipient, self.mailing.message_id(item.key))
         return data.decode("utf-8", "replace")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale(folder: Path, now: float | None = None) -> None:
+    """Delete the temporary files of writers that are gone (killed mid-write), and any older
+    than STALE_TEMP_S; a live writer's files are left alone."""
+    cutoff = (now or time.time()) - STALE_TEMP_S
+    for temp in folder.glob(f".*{TEMP_SUFFIX}"):
+        pid = temp.name[1:].partition("-")[0]
+        try:
+            if (pid.isdigit() and not _alive(int(pid))) or temp.stat().st_mtime < cutoff:
+                temp.unlink(missing_ok=True)
+        except OSError:
+            continue
+
+
+def _recipients(path: Path) -> set[str]:
+    """The lower-cased addresses a message file is sent to (its To header)."""
+    with path.open("rb") as handle:
+        headers = email.parser.BytesHeaderParser(policy=email.policy.default).parse(handle)
+    found: set[str] = set()
+    for header in headers.get_all("To", []):
+        found.update(a.addr_spec.lower() for a in getattr(header, "addresses", ()))
+    return found
+
+
+def delete_messages(root: Path, spellings: Iterable[str]) -> int:
+    """Delete every message file under the outbox `root` sent to the address written in any
+    of `spellings` (lower-case): files are picked by name, then confirmed by their To header.
+    Returns how many were deleted."""
+    keys = {s.lower() for s in spellings}
+    labels = {file_label(k) for k in keys}
+    if not root.is_dir():
+        return 0
+    deleted = 0
+    for path in root.rglob("*.eml"):
+        label = path.stem.partition("-")[2].lower()
+        if label not in labels:
+            continue
+        try:
+            if _recipients(path) & keys:
+                path.unlink()
+                deleted += 1
+        except (OSError, ValueError):
+            continue
+    return deleted

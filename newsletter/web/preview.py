@@ -5,8 +5,8 @@ Routes: `/` the page; `/email.html` and `/email.txt` the email personalised for 
 `/web/` the web copy and its images; `/report.html` the engagement report `newsletter report`
 wrote (the Report tab); `/editions/SLUG/email.html` another edition of the
 issue (other languages, shown side by side in the Editions tab); `/api/state` (polled for
-live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=` and
-`POST /send-test`.
+live reload), `/api/parts` (the page's server-rendered panels), `/api/recipients?q=`,
+`POST /send-test` and `POST /approve` (sign-off of the build on show).
 The email is served from memory; the images it links at its archive URL are served locally
 (newsletter.web.preview_pages). The build and its live reload are newsletter.web.live; the
 form posts and their CSRF defence newsletter.web.preview_forms.
@@ -40,7 +40,7 @@ from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.settings import TRANSPORTS
 from newsletter.web import ASSETS, adapters, asset_templates
 from newsletter.web.live import LiveBuild, Snapshot
-from newsletter.web.preview_forms import SESSION_COOKIE, Sessions, send_test
+from newsletter.web.preview_forms import approve, preview_csrf, send_test
 from newsletter.web.preview_pages import frame_html, personalised
 
 NO_REPORT_PAGE = (
@@ -62,7 +62,7 @@ class PreviewApp:
 
     def __init__(self, live: LiveBuild) -> None:
         self.live = live
-        self.sessions = Sessions()
+        self.csrf = preview_csrf()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -109,14 +109,30 @@ class PreviewApp:
         return [{"slug": e.slug, "lang": e.language, "dir": e.dir,
                  "name": i18n.language_name(e.language)} for e in group]
 
+    def approval(self) -> str:
+        """The approvals of the build on show, in one line (the Sign-off card)."""
+        from newsletter.dispatch.approval import sign_off
+
+        snapshot = self.snapshot()
+        if snapshot is None:
+            return ""
+        try:
+            return sign_off(snapshot.pub, snapshot.build).describe()
+        except Exception as exc:  # the database may be unreachable: the page still shows
+            return f"approvals unavailable: {exc}"
+
     # -- pages (plain `def` routes run in a worker thread: they may query the database) --------
 
     async def page(self, request: Request) -> Response:
-        session_id = request.cookies.get(SESSION_COOKIE) or self.sessions.new_id()
+        from newsletter.dispatch.approval import default_approver
+
+        session_id, csrf = self.csrf.issue(request)
         snapshot = self.snapshot()
         settings = snapshot.pub.settings if snapshot else None
         context = self.context(SAMPLE_RECIPIENT) | {
-            "csrf": self.sessions.token(session_id),
+            "approval": await anyio.to_thread.run_sync(self.approval),
+            "approver": default_approver(snapshot.pub.root) if snapshot else "",
+            "csrf": csrf,
             "transports": TRANSPORTS,
             "transport": settings.transport if settings else "outbox",
             "sample": SAMPLE_RECIPIENT,
@@ -124,7 +140,7 @@ class PreviewApp:
         }
         html = asset_templates().get_template("preview.html").render(context)
         response = HTMLResponse(html, headers=NO_STORE)
-        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict")
+        self.csrf.remember(response, request, session_id)
         return response
 
     def email_html(self, request: Request) -> Response:
@@ -211,7 +227,8 @@ class PreviewApp:
 
     def api_parts(self, request: Request) -> Response:
         recipient = self.recipient(request)
-        body = self.parts(recipient) | {"version": self.live.version}
+        body = self.parts(recipient) | {"version": self.live.version,
+                                        "approval": self.approval()}
         return JSONResponse(body, headers=NO_STORE)
 
     async def recipients(self, request: Request) -> Response:
@@ -230,7 +247,10 @@ class PreviewApp:
         return JSONResponse({"recipients": rows, "error": error})
 
     async def send_test(self, request: Request) -> Response:
-        return await send_test(request, self.live, self.sessions)
+        return await send_test(request, self.live, self.csrf)
+
+    async def approve(self, request: Request) -> Response:
+        return await approve(request, self.live, self.csrf)
 
 
 def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
@@ -262,6 +282,7 @@ def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
         Route("/api/parts", view.api_parts),
         Route("/api/recipients", view.recipients),
         Route("/send-test", view.send_test, methods=["POST"]),
+        Route("/approve", view.approve, methods=["POST"]),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,17 +1,15 @@
-"""The preview's form posts: their CSRF defence and the Send test form.
+"""The preview's form posts: their CSRF defence, the Send test form and the Approve button.
 
 Every POST must come from the preview page itself (its Origin, or lacking one its Referer, is
-this server) and carry the page's per-session token (an HMAC of the session cookie under a
-key made when the server started). `send_test` then mails a [TEST] copy of the last good build
-to the typed addresses (or the publication's test recipients), personalised as the subscriber
-the page previews ("Preview as"), through the chosen transport.
+this server) and carry the page's token in the one CSRF scheme of every form we serve
+(newsletter.web.csrf), bound to the session cookie and signed with a key made when the server
+started (the preview needs no NEWSLETTER_SECRET). `send_test` then mails a [TEST] copy of the
+last good build to the typed addresses (or the publication's test recipients), personalised as
+the subscriber the page previews ("Preview as"), through the chosen transport.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,11 +18,13 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from newsletter.compose.schema import check_address
+from newsletter.compose.schema import check_address, split_addresses
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.settings import TRANSPORTS
+from newsletter.core.tokens import Keys
 from newsletter.web import adapters
+from newsletter.web.csrf import Csrf
 from newsletter.web.live import LiveBuild
 
 SESSION_COOKIE = "newsletter_preview"
@@ -32,23 +32,9 @@ MAX_FORM_BYTES = 16 * 1024
 MAX_TEST_ADDRESSES = 10
 
 
-class Sessions:
-    """Per-session CSRF tokens: the token is an HMAC of the session cookie under a process key."""
-
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-
-    @staticmethod
-    def new_id() -> str:
-        return secrets.token_urlsafe(24)
-
-    def token(self, session_id: str) -> str:
-        return hmac.new(self._key, session_id.encode(), hashlib.sha256).hexdigest()
-
-    def valid(self, session_id: str | None, token: str | None) -> bool:
-        if not session_id or not token:
-            return False
-        return hmac.compare_digest(self.token(session_id), token)
+def preview_csrf() -> Csrf:
+    """The preview's CSRF tokens: the shared scheme, keyed per process."""
+    return Csrf(Keys((secrets.token_urlsafe(32),)), cookie=SESSION_COOKIE)
 
 
 def same_origin(request: Request) -> bool:
@@ -66,24 +52,23 @@ def fail(message: str, status: int) -> Response:
     return JSONResponse({"ok": False, "message": message}, status_code=status)
 
 
-async def checked_form(request: Request, sessions: Sessions) -> dict[str, str] | Response:
+async def checked_form(request: Request, csrf: Csrf) -> dict[str, str] | Response:
     """The posted form's fields, or the refusal to answer with (cross-site, too large, no
     valid token)."""
-    session_id = request.cookies.get(SESSION_COOKIE)
     if not same_origin(request):
         return fail("cross-site request refused", 403)
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         return fail("form too large", 413)
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-    if not sessions.valid(session_id, form.get("csrf")):
+    if not csrf.valid(request, form.get("csrf")):
         return fail("session expired or invalid form token; reload the page", 403)
     return form
 
 
 def parse_addresses(raw: str) -> list[str]:
     """Addresses typed into the form (commas, semicolons or spaces); ValueError if one is bad."""
-    found = [part for part in re.split(r"[\s,;]+", raw) if part]
+    found = split_addresses(raw)
     if len(found) > MAX_TEST_ADDRESSES:
         raise ValueError(f"at most {MAX_TEST_ADDRESSES} addresses per test send")
     return [check_address(address) for address in found]
@@ -100,9 +85,9 @@ def describe_send(result: Any, to: list[str], transport: str, recipient: Recipie
     return line
 
 
-async def send_test(request: Request, live: LiveBuild, sessions: Sessions) -> Response:
+async def send_test(request: Request, live: LiveBuild, csrf: Csrf) -> Response:
     """POST /send-test: fields `csrf`, `to`, `transport` and `as` (the previewed subscriber)."""
-    form = await checked_form(request, sessions)
+    form = await checked_form(request, csrf)
     if isinstance(form, Response):
         return form
     snapshot = live.good
@@ -132,3 +117,22 @@ async def send_test(request: Request, live: LiveBuild, sessions: Sessions) -> Re
     recipients = to or list(pub.config.test_recipients)
     return JSONResponse({"ok": True,
                          "message": describe_send(result, recipients, transport, recipient)})
+
+
+async def approve(request: Request, live: LiveBuild, csrf: Csrf) -> Response:
+    """POST /approve: fields `csrf` and `name`; records the approval of the build on show
+    (newsletter.dispatch.approval: after the checks, of this exact content)."""
+    form = await checked_form(request, csrf)
+    if isinstance(form, Response):
+        return form
+    snapshot = live.good
+    if snapshot is None or not live.ok:
+        return fail("the issue does not build; fix the problems shown first", 409)
+    from newsletter.dispatch.approval import approve as record
+
+    try:
+        state = await anyio.to_thread.run_sync(
+            record, snapshot.pub, snapshot.build, form.get("name", ""))
+    except NewsletterError as exc:  # failing checks, no name
+        return fail(exc.format_message(), 409)
+    return JSONResponse({"ok": True, "message": state.describe()})

@@ -6,12 +6,15 @@ a listing), no dot-files, nothing outside the folder (symlinks are resolved and 
 the Content-Type and Cache-Control that publish.py gives every published file.
 
 `AccessLog` writes one line per request without personal data: no client address, no query
-string, and any path segment that could carry a token or an email address cut short.
+string, and any path segment that could carry a token or an email address cut short. No code
+of ours logs an address; `RedactAddresses`, on every handler `serve` sets up, also takes
+addresses out of what others log (a library's exception text, a traceback).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +62,8 @@ def archive_routes(folder: Path, mount: str) -> list[Route]:
             return _not_found()
         if real.is_dir():
             if rel and not rel.endswith("/"):
-                return RedirectResponse(f"{mount}{rel}/", 301, headers=ARCHIVE_HEADERS)
+                return RedirectResponse(f"{_root(request)}{mount}{rel}/", 301,
+                                        headers=ARCHIVE_HEADERS)
             real = real / "index.html"
             rel = rel + "index.html"
             if not real.is_file():
@@ -72,8 +76,14 @@ def archive_routes(folder: Path, mount: str) -> list[Route]:
     routes = [Route(mount + "{path:path}", serve_file, methods=["GET", "HEAD"])]
     if mount != "/":
         routes.insert(0, Route(mount.rstrip("/"), lambda request: RedirectResponse(
-            mount, 301, headers=ARCHIVE_HEADERS), methods=["GET", "HEAD"]))
+            _root(request) + mount, 301, headers=ARCHIVE_HEADERS), methods=["GET", "HEAD"]))
     return routes
+
+
+def _root(request: Request) -> str:
+    """The path prefix a proxy or newsletter.web.public.PathPrefix took off (public_url's
+    path), for redirects that must keep it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def redact_path(path: str, keep_whole: str | None = None) -> str:
@@ -117,6 +127,24 @@ class AccessLog:
                             (time.perf_counter() - started) * 1000)
 
 
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+
+
+class RedactAddresses(logging.Filter):
+    """Replaces anything that looks like an email address in a record's message and traceback
+    with `[address]`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _ADDRESS.search(message):
+            record.msg, record.args = _ADDRESS.sub("[address]", message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _ADDRESS.sub("[address]", record.exc_text)
+        return True
+
+
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging set-up plus the access logger above (uvicorn's own access log is off:
     it prints client addresses and whole URLs)."""
@@ -127,6 +155,9 @@ def log_config(level: str) -> dict[str, Any]:
         "format": "%(asctime)s %(levelname)s %(name)s %(message)s"}}
     config["handlers"] = {**LOGGING_CONFIG["handlers"], "newsletter": {
         "formatter": "plain", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}}
+    config["filters"] = {"redact": {"()": RedactAddresses}}
+    config["handlers"] = {name: {**handler, "filters": ["redact"]}
+                          for name, handler in config["handlers"].items()}
     config["loggers"]["newsletter"] = {"handlers": ["newsletter"], "level": level.upper(),
                                        "propagate": False}
     return config

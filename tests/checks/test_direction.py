@@ -69,3 +69,23 @@ def test_missing_chrome_strings_are_reported(publication: Path) -> None:
     words = ", ".join(f"{k}: x" for k in i18n.reference_keys())
     config.write_text(config.read_text() + f"strings: {{ur: {{{words}}}}}\n", encoding="utf-8")
     assert of(check_arabic(publication), "direction.strings") == []
+
+
+def test_an_edition_without_translated_chrome_is_warned_about(publication: Path) -> None:
+    config = publication / "newsletter.yaml"
+    assert of(check_arabic(publication), "direction.chrome") == []  # the sample translates it
+    edit(config, "    name: خبراء السياسات أسبوعيًا\n", "")
+    edit(config, "    footer: >-", "    unused_footer: >-")
+    [finding] = of(check_arabic(publication), "direction.chrome")
+    assert finding.severity == "warning" and finding.file == str(config)
+    assert config.read_text().splitlines()[finding.line - 1].startswith("translations:")
+    assert "name, footer" in finding.message and "'ar'" in finding.message
+    assert "translations: {ar: {name: ..., footer: ...}}" in finding.fix
+    # the English edition, in the publication's own language, needs none
+    assert of(check(publication), "direction.chrome") == []
+    # without any translations, all five are named
+    text = config.read_text()
+    config.write_text(text[:text.index("translations:")] + text[text.index("approval:"):])
+    [finding] = of(check_arabic(publication), "direction.chrome")
+    assert "name, publisher, footer, address, from_name" in finding.message
+    assert finding.line is None

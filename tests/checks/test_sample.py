@@ -26,3 +26,14 @@ def test_sample_passes_each_family(sample_report) -> None:
     assert all(f.severity in (ERROR, WARNING) for f in sample_report.findings)
     assert of(sample_report, "clients.style-block") == []
     assert of(sample_report, "clients.unsupported") == []
+
+
+def test_the_arabic_edition_passes_strict_too(publication: Path) -> None:
+    """The edition with translated chrome and an English piece: no error, no warning."""
+    from newsletter.checks import run
+    from newsletter.compose import build_issue
+    from newsletter.compose.publication import Publication
+
+    pub = Publication.load(publication)
+    report = run(pub, build_issue(pub, "2026-11-24-ar"), spam=False)
+    assert report.errors == [] and report.warnings == []

@@ -68,7 +68,7 @@ def test_commands_outside_a_publication_explain_what_to_do(tmp_path: Path) -> No
     assert "no newsletter.yaml here; run `newsletter init` or pass -C DIR" in result.stderr
 
 
-def test_init_writes_a_clean_config_and_a_new_issue_passes_check_strict(tmp_path: Path) -> None:
+def test_init_writes_a_clean_config_and_a_new_issue_is_a_draft(tmp_path: Path) -> None:
     root = tmp_path / "pub"
     assert run(root, "init").exit_code == 0
     lines = (root / "newsletter.yaml").read_text().splitlines()
@@ -79,8 +79,10 @@ def test_init_writes_a_clean_config_and_a_new_issue_passes_check_strict(tmp_path
     assert "" not in lines and not any(line.rstrip() != line for line in lines)
     assert run(root, "new", "2026-12-01").exit_code == 0
     result = run(root, "check", "2026-12-01", "--strict", "--no-spam")
-    assert result.exit_code == 0, result.output
-    assert "0 errors, 0 warnings" in result.output
+    # the placeholders are the only findings (tests/checks/test_draft.py fills them in)
+    assert result.exit_code == 1, result.output
+    assert "5 errors, 0 warnings" in result.output
+    assert result.output.count("[draft.") == 5
 
 
 def test_names_that_need_quoting_stay_on_one_line(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_send_refuses_an_issue_that_fails_its_checks(pub: Pub) -> None:
     for extra in ((), ("--dry-run",)):
         result = pub.cli("send", SLUG, "--segment", "everyone", "--yes", *extra)
         assert result.exit_code == 1, result.output
-        assert "newsletter check found 1 error(s)" in result.output
+        assert "newsletter check found 1 error in" in result.output
         assert "trade.md:" in result.output and "leftover placeholder TODO" in result.output
     assert _sends(pub) == 0
     assert not pub.outbox.exists() or not any(pub.outbox.rglob("*.eml"))

@@ -164,15 +164,21 @@ def test_a_crash_mid_batch_is_settled_by_the_files(pub: Pub) -> None:
     assert states == ["accepted"] * 6
 
 
-def test_dry_run_prints_the_first_message_and_writes_nothing(pub: Pub) -> None:
+def test_dry_run_prints_the_plan_and_where_the_first_message_is(pub: Pub) -> None:
     with pub.engine.begin() as conn:
         add_subscriber(conn, "tom@example.org", name=TRICKY)
     add_people(pub.engine, 3)
     result = pub.cli("send", SLUG, "--segment", "everyone", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "To: \"Tom & \\\"Jerry\\\" <b>\" <tom@example.org>" in result.output
-    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in result.output
-    assert "dry run: 4 messages personalised" in result.output
+    assert "Recipients:  4" in result.output
+    assert f"Transport:   outbox ({pub.outbox})" in result.output  # was "outbox ()"
+    sample = pub.root / "dist" / SLUG / "dry-run.eml"
+    assert f"dry run: 4 messages personalised for outbox; nothing was handed over. The " \
+           f"first one, as the message: {sample}" in result.output
+    assert "List-Unsubscribe-Post" not in result.output  # the message is in the file, not here
+    message = sample.read_text()
+    assert "To: \"Tom & \\\"Jerry\\\" <b>\" <tom@example.org>" in message
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in message
     assert not pub.outbox.exists() or not list(pub.outbox.rglob("*.eml"))
     with pub.engine.connect() as conn:
         assert conn.execute(select(sends.c.id)).first() is None

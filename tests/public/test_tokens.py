@@ -111,3 +111,87 @@ def test_links_made_before_a_rotation_work_after_it(site: Site, monkeypatch) -> 
         stale = unsubscribe_url(public, OLD, "third@example.com").removeprefix(public)
         assert client.post("/" + stale).status_code == 400
     assert site.status("third@example.com") == "active"
+
+
+def _preference_path(site: Site, secret: str, address: str) -> str:
+    from newsletter.core.tokens import preferences_url
+
+    public = site.pub.config.public_url
+    return "/" + preferences_url(public, secret, address).removeprefix(public)
+
+
+def _csrf(page_html: str) -> str:
+    import lxml.html
+
+    return lxml.html.fromstring(page_html).xpath('//input[@name="csrf"]/@value')[0]
+
+
+def test_preference_links_made_before_a_rotation_work_after_it(site: Site, monkeypatch) -> None:
+    site.add("reader@example.com")
+    old_link = _preference_path(site, OLD, "reader@example.com")
+    monkeypatch.setenv("NEWSLETTER_SECRET", NEW)
+    monkeypatch.setenv("NEWSLETTER_SECRET_PREVIOUS", OLD)
+    with make_client(site) as client:
+        page = client.get(old_link)
+        assert page.status_code == 200 and "reader@example.com" in page.text
+        saved = client.post(old_link, data={"csrf": _csrf(page.text), "action": "save",
+                                            "topics": "cyber", "pause": "keep"})
+        assert saved.status_code == 200 and "Your choices are saved" in saved.text
+    with site.engine.connect() as conn:
+        from newsletter.audience import get_subscriber
+
+        assert get_subscriber(conn, "reader@example.com").tags == ("cyber",)
+    monkeypatch.delenv("NEWSLETTER_SECRET_PREVIOUS")  # the old secret dropped: link retired
+    with make_client(site) as client:
+        assert client.get(old_link).status_code == 400
+
+
+def test_a_form_token_made_under_the_old_secret_passes_after_a_rotation(site: Site,
+                                                                        monkeypatch) -> None:
+    """One CSRF scheme, checked with the rotation list: a form loaded just before a restart
+    with a new secret still posts."""
+    monkeypatch.setenv("NEWSLETTER_SECRET", OLD)
+    with make_client(site) as client:
+        token = _csrf(client.get("/subscribe").text)
+        cookie = client.cookies.get("nl_csrf")
+    monkeypatch.setenv("NEWSLETTER_SECRET", NEW)
+    monkeypatch.setenv("NEWSLETTER_SECRET_PREVIOUS", OLD)
+    with make_client(site) as client:
+        client.cookies.set("nl_csrf", cookie)
+        assert client.post("/subscribe", data={"email": "a@example.com", "csrf": token}
+                           ).status_code == 200
+    monkeypatch.delenv("NEWSLETTER_SECRET_PREVIOUS")
+    with make_client(site) as client:
+        client.cookies.set("nl_csrf", cookie)
+        assert client.post("/subscribe", data={"email": "b@example.com", "csrf": token}
+                           ).status_code == 403
+
+
+def test_every_token_is_read_through_the_one_verifier_and_csrf_has_one_home() -> None:
+    """Only core/tokens.py reads tokens (its `Keys` always holds the rotation list), and only
+    web/csrf.py makes or checks form tokens: no module can check with the current secret
+    alone or invent a CSRF scheme of its own."""
+    import ast
+    from pathlib import Path
+
+    import newsletter
+
+    package = Path(newsletter.__file__).parent
+    readers = {"read_token", "read_token_info", "read_link_token", "_parse", "_mac"}
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                  for a in n.names}
+        if rel != "core/tokens.py" and names & readers:
+            offenders.append(f"{rel} reads tokens itself: {sorted(names & readers)}")
+        # providers' webhooks check the provider's own signature or password, not our tokens
+        theirs = ("providers/mailgun/webhook.py", "providers/postmark/webhook.py")
+        if rel not in ("core/tokens.py", "audience/erasure.py", *theirs) and "hmac" in names:
+            offenders.append(f"{rel} signs with hmac itself")
+        if rel != "web/csrf.py" and {"CSRF_PURPOSE", "Sessions"} & names:
+            offenders.append(f"{rel} has a CSRF scheme of its own")
+    assert offenders == []

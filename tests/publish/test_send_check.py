@@ -39,7 +39,7 @@ def test_publish_then_send_verifies_every_url_against_serve(local: Local) -> Non
     local.serve()
     result = _send(local)
     assert result.returncode == 0, result.stderr
-    assert "Online:" in result.stderr and "web copy and 2 image URL(s) answer 200" in \
+    assert "Online:" in result.stderr and "the web copy and 2 image URLs answer 200" in \
         result.stderr  # the hero and the energy piece's chart
     outbox = Path(local.env["NEWSLETTER_OUTBOX"])
     messages = list(outbox.rglob("*.eml"))

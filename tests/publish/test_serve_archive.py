@@ -117,7 +117,7 @@ def test_root_page_links_to_archive_and_sign_up(served: Publication) -> None:
     with _client(served) as client:
         home = client.get("/")
         assert home.status_code == 200
-        assert 'href="archive/"' in home.text and 'href="subscribe"' in home.text
+        assert 'href="/archive/"' in home.text and 'href="/subscribe"' in home.text
         assert client.get("/archive/").status_code == 200
         assert client.get("/subscribe").status_code == 200
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lxml import html as lxml_html
 
 from newsletter.cli import main
 from newsletter.compose.publication import Publication
@@ -56,7 +57,14 @@ def test_archive_pages_index_and_feed(publication: Path) -> None:
         page = (out / slug / "index.html").read_text()
         [hero] = (out / slug).glob("hero-*.jpg")  # processed, named by its content hash
         assert f'src="{hero.name}"' in page
-        assert "https://news.example.org/archive/" not in page
+        doc = lxml_html.document_fromstring(page)
+        links = doc.xpath("//*[not(self::link[@rel='canonical'])]/@href | //@src")
+        assert not [url for url in links if url.startswith("https://news.example.org/archive/")]
+        # only the canonical link and the sharing tags keep absolute URLs
+        assert doc.xpath("//link[@rel='canonical']/@href") == [
+            f"https://news.example.org/archive/{slug}/"]
+        assert f'<meta property="og:url" content="https://news.example.org/archive/{slug}/">' \
+            in page
         assert 'href="../"' in page and 'href="../feed.xml"' in page
         assert "%%" not in page
 
@@ -137,7 +145,7 @@ def test_cli_archive(publication: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     result = CliRunner().invoke(main, ["-C", str(publication), "archive", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "archived 2 issue(s)" in result.output  # the sample issue and its Arabic edition
+    assert "archived 2 issues" in result.output  # the sample issue and its Arabic edition
     assert (out / SLUG / "index.html").is_file() and (out / "feed.xml").is_file()
     bad = CliRunner().invoke(main, ["-C", str(publication), "archive", "--skip", "nope"])
     assert bad.exit_code == 2 and "no issue to skip: nope" in bad.output

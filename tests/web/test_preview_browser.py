@@ -144,7 +144,7 @@ def test_send_test_form_sends_through_the_outbox(page, preview: RunningServer, t
 
 def test_a_cross_site_form_post_is_refused(page, preview: RunningServer):
     open_preview(page, preview)
-    token = page.locator("input[name=csrf]").get_attribute("value")
+    token = page.locator("#send-test input[name=csrf]").get_attribute("value")
     evil = page.context.new_page()
     evil.set_content(
         f'<form method="post" action="{preview.url}/send-test">'

@@ -128,9 +128,14 @@ def test_editions_tab_shows_both_editions_whole(browser, preview: RunningServer,
 
 @pytest.fixture()
 def arabic_preview(publication: Path, database: str) -> Iterator[RunningServer]:
-    """The preview of the sample's Arabic edition."""
+    """The preview of the sample's Arabic edition, its preheader made long enough that the
+    inbox line is cut even at 1920 px (the sample's own keeps within 100 characters)."""
     from newsletter.web.preview import create_app
 
+    manifest = publication / "issues" / ARABIC / "issue.yaml"
+    longer = "عدد هذا الأسبوع عن الطاقة والأمن السيبراني والاقتصاد المصري والتجارة الدولية، "
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(
+        'preheader: "', 'preheader: "' + longer * 2, 1), encoding="utf-8")
     app = create_app(publication, publication / "issues" / ARABIC, watch=False)
     url, server, thread = run_in_thread(app)
     yield RunningServer(url, app, publication)

@@ -13,28 +13,23 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 from sqlalchemy import (
     Connection,
     Select,
-    String,
     bindparam,
     case,
-    cast,
     func,
     literal,
-    null,
     or_,
     select,
-    union_all,
 )
 
-from newsletter.audience.erasure import address_hash
+from newsletter.audience.erasure import erased_at
 from newsletter.audience.model import Status
 from newsletter.audience.segments import not_paused
 from newsletter.db.ledger_tables import send_recipients
-from newsletter.db.tables import Id, erased_addresses, subscribers
+from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger.reached import elsewhere
 from newsletter.providers.mailing import Item
 
@@ -50,8 +45,8 @@ def _utcnow() -> dt.datetime:
 @dataclass(frozen=True)
 class ConsentCheck:
     """What a send checks for each batch: its issue family, its reach policy and start (for
-    `elsewhere`), and the secret that keys the erasure list. One is made for each run; its
-    statement is built once and run for each batch.
+    `elsewhere`), and the secrets (the rotation list) the erasure list is read with. One is
+    made for each run; its statement is built once and run for each batch.
 
     `erasures`: whether the erasure list held anything when the run began. Only then are the
     batch's addresses hashed to look them up: erasing a person deletes their subscriber row
@@ -62,7 +57,7 @@ class ConsentCheck:
     family: tuple[str, ...]
     policy: str
     started: dt.datetime
-    secret: str
+    secrets: tuple[str, ...]
     erasures: bool = True
     now: dt.datetime = field(default_factory=_utcnow)
 
@@ -77,8 +72,7 @@ class ConsentCheck:
             mine.c.send_id == self.send_id, mine.c.id.between(first, last),
             mine.c.state == "pending")
         return (
-            select(r.id.label("key"), s.id.label("subscriber"), s.status, s.paused_until,
-                   cast(null(), String(64)).label("digest"))
+            select(r.id.label("key"), s.id.label("subscriber"), s.status, s.paused_until)
             .select_from(send_recipients.outerjoin(subscribers, s.id == r.subscriber_id))
             .where(r.send_id == self.send_id, r.id.between(first, last), r.state == "pending",
                    or_(s.id.is_(None), s.status != Status.ACTIVE.value, ~not_paused(self.now),
@@ -93,24 +87,17 @@ class ConsentCheck:
         retries are its rows still pending), so no list of ids travels with the query."""
         if not items:
             return {}
-        query: Any = self._people
-        digests = {address_hash(self.secret, item.recipient.email): item.key
-                   for item in items} if self.erasures else {}
-        if digests:
-            query = union_all(query, select(
-                cast(null(), Id), cast(null(), Id), cast(null(), String(16)),
-                cast(null(), subscribers.c.paused_until.type),
-                erased_addresses.c.address_hash).where(
-                erased_addresses.c.address_hash.in_(list(digests))))
         keys = {item.key for item in items}
-        rows = conn.execute(query, {"first": items[0].key, "last": items[-1].key})
+        rows = conn.execute(self._people, {"first": items[0].key, "last": items[-1].key})
         found: dict[int, str] = {}
-        for key, subscriber, status, paused, digest in rows:
-            if digest is None and key not in keys:
+        if self.erasures:  # the erasure list, under every secret of the rotation list
+            by_email = {item.recipient.email: item.key for item in items}
+            found.update({by_email[email]: ERASED
+                          for email in erased_at(conn, self.secrets, by_email)})
+        for key, subscriber, status, paused in rows:
+            if key not in keys:
                 continue  # a pending row between the batch's that is not in it (none, usually)
-            if digest is not None:
-                found[digests[digest]] = ERASED
-            elif subscriber is None:
+            if subscriber is None:
                 found.setdefault(key, GONE)
             elif status != Status.ACTIVE.value:
                 found.setdefault(key, f"{status} since the send started")

@@ -34,6 +34,7 @@ from newsletter.compose.package import list_id
 from newsletter.core.errors import InputError, NewsletterError, Problem
 from newsletter.core.personalise import PLACEHOLDER
 from newsletter.providers.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
+from newsletter.providers.mime import feedback_id
 
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
@@ -158,7 +159,8 @@ class PayloadBuilder:
                 {"type": "text/plain", "value": self.text},
                 {"type": "text/html", "value": self.html},
             ],
-            "headers": {"List-Id": list_id(config)},
+            "headers": {"List-Id": list_id(config),
+                        "Feedback-ID": feedback_id(config, m.slug, m.send_ref)},
             "custom_args": {"nl_issue": m.slug, "nl_send": m.send_ref},
         }
         if config.reply_to:

@@ -2,11 +2,18 @@
 
 Each event becomes an `Event` with a status it asks for (or none) and the engagement counter
 it bumps (or none). Events that cannot be used (not an object, no id or address, an unknown
-type) are counted as ignored and never touch the database.
+type, a timestamp outside [MIN_TIMESTAMP, now + FUTURE_SLACK_S]) are counted as ignored, each
+on its own, and never touch the database; the rest of their batch is applied.
+
+`decode_events` reads a verified body one event at a time and stops past MAX_EVENTS, so a body
+of millions of tiny items never becomes millions of Python objects.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +22,12 @@ from newsletter.core.privacy import truncate_ip
 
 #: custom_args keys the dispatch engine sets (SendGrid copies them into every event).
 SEND_ARG = "nl_send"
+
+#: Events in one request. SendGrid posts batches of at most 768 KB (a few thousand events).
+MAX_EVENTS = 10_000
+#: Event times accepted: from 2000-01-01 to a day ahead of our clock.
+MIN_TIMESTAMP = 946_684_800
+FUTURE_SLACK_S = 86_400
 
 #: Dropped reasons that say the address itself is bad.
 INVALID_DROP_REASONS = ("invalid", "bounced address")
@@ -89,7 +102,7 @@ def _send_id(raw: dict[str, Any]) -> int | None:
     return None
 
 
-def parse_event(raw: Any) -> Event | None:
+def parse_event(raw: Any, now: float | None = None) -> Event | None:
     """An Event from one decoded JSON item, or None when it cannot be used."""
     if not isinstance(raw, dict):
         return None
@@ -102,26 +115,71 @@ def parse_event(raw: Any) -> Event | None:
     if kind is None:
         return None
     timestamp = raw.get("timestamp")
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:
-        timestamp = 0
+    if timestamp is None:
+        timestamp = 0  # unknown time
+    elif not isinstance(timestamp, int) or isinstance(timestamp, bool) or not \
+            MIN_TIMESTAMP <= timestamp <= (time.time() if now is None else now) + FUTURE_SLACK_S:
+        return None
     email = email.strip()
     url = raw.get("url") if kind == "click" and isinstance(raw.get("url"), str) else None
     agent = raw.get("useragent")
     machine = raw.get("sg_machine_open")
-    return Event(event_id, kind, email, email_key(email), min(timestamp, 2**40), _send_id(raw),
+    return Event(event_id, kind, email, email_key(email), timestamp, _send_id(raw),
                  url=url[:4000] if url else None,
                  user_agent=agent[:300] if isinstance(agent, str) and agent else None,
                  ip=truncate_ip(raw.get("ip")) if isinstance(raw.get("ip"), str) else None,
                  provider_machine=machine if isinstance(machine, bool) else None)
 
 
-def parse_events(payload: Any) -> tuple[list[Event], int]:
+class TooManyEvents(ValueError):
+    """A webhook body holds more than MAX_EVENTS items."""
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def decode_events(body: bytes, limit: int = MAX_EVENTS) -> list[Any]:
+    """The items of a JSON array, decoded one at a time (each by the json module's C scanner);
+    TooManyEvents as soon as there are more than `limit`, ValueError when the body is not a
+    JSON array (RecursionError for absurdly nested items)."""
+    text = body.decode("utf-8")
+    scan, space = json.JSONDecoder().scan_once, _SPACE.match
+    at = space(text, 0).end()
+    if text[at:at + 1] != "[":
+        raise ValueError("not a JSON array")
+    at = space(text, at + 1).end()
+    items: list[Any] = []
+    if text[at:at + 1] == "]":
+        at += 1
+    else:
+        while True:
+            try:
+                item, at = scan(text, at)
+            except StopIteration as exc:
+                raise ValueError(f"not JSON at character {exc.value}") from None
+            items.append(item)
+            if len(items) > limit:
+                raise TooManyEvents(f"more than {limit:,} events in one request")
+            at = space(text, at).end()
+            separator = text[at:at + 1]
+            at = space(text, at + 1).end()
+            if separator == "]":
+                break
+            if separator != ",":
+                raise ValueError("not a JSON array")
+    if space(text, at).end() != len(text):
+        raise ValueError("text after the JSON array")
+    return items
+
+
+def parse_events(payload: Any, now: float | None = None) -> tuple[list[Event], int]:
     """Usable events of a decoded webhook body, and how many items were ignored."""
     if not isinstance(payload, list):
         raise ValueError("the body is not a JSON array of events")
+    now = time.time() if now is None else now
     events = []
     for raw in payload:
-        event = parse_event(raw)
+        event = parse_event(raw, now)
         if event is not None:
             events.append(event)
     return events, len(payload) - len(events)

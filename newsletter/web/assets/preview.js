@@ -81,6 +81,9 @@
     for (const key of ["status", "problems", "inbox", "checks"]) {
       $(key).innerHTML = parts[key];
     }
+    const approval = $("approve-result");
+    approval.className = "";
+    approval.textContent = parts.approval;  // an edit leaves earlier approvals behind
   }
 
   async function poll() {
@@ -165,31 +168,34 @@
     await refreshParts();
   });
 
-  // Send test
-  const form = $("send-test");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const result = $("send-result");
-    const button = form.querySelector("button");
-    button.disabled = true;
-    result.className = "";
-    result.textContent = "Sending…";
-    try {
-      const response = await fetch(form.action, {
-        method: "POST",
-        body: new URLSearchParams(new FormData(form)),
-        credentials: "same-origin",
-      });
-      const data = await response.json();
-      result.className = data.ok ? "ok" : "bad";
-      result.textContent = data.message;
-    } catch (e) {
-      result.className = "bad";
-      result.textContent = "The preview server did not answer.";
-    } finally {
-      button.disabled = false;
-    }
-  });
+  // The page's forms (Send test, Approve): posted in the background, the answer shown below
+  function postInBackground(form, result, busy) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button");
+      button.disabled = true;
+      result.className = "";
+      result.textContent = busy;
+      try {
+        const response = await fetch(form.action, {
+          method: "POST",
+          body: new URLSearchParams(new FormData(form)),
+          credentials: "same-origin",
+        });
+        const data = await response.json();
+        result.className = data.ok ? "ok" : "bad";
+        result.textContent = data.message;
+      } catch (e) {
+        result.className = "bad";
+        result.textContent = "The preview server did not answer.";
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+  postInBackground($("send-test"), $("send-result"), "Sending…");
+  // Sign-off: approve the version on show (an edit since shows as no longer counting)
+  postInBackground($("approve"), $("approve-result"), "Checking and approving…");
 
   setTimeout(poll, 600);
 })();

@@ -1,0 +1,71 @@
+"""Postmark's suppressions of one message stream, read from its dump:
+`GET /message-streams/{stream}/suppressions/dump` (optionally `fromdate`, a day), answering
+`{"Suppressions": [{"EmailAddress", "SuppressionReason", "Origin", "CreatedAt"}]}`.
+
+Reasons: HardBounce (the address bounced hard), SpamComplaint, ManualSuppression (the recipient
+unsubscribed through Postmark's link, or someone suppressed the address by hand).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from newsletter.core.errors import FailedError
+from newsletter.providers.events import DropReason
+from newsletter.providers.neutral import Suppression
+from newsletter.providers.postmark.transport import api, error_text
+
+REASONS = {"HardBounce": DropReason.BOUNCED, "SpamComplaint": DropReason.COMPLAINED,
+           "ManualSuppression": DropReason.UNSUBSCRIBED}
+
+
+def unix(text: object) -> int | None:
+    """Unix seconds from one of Postmark's ISO 8601 times (7 decimals, an offset or none)."""
+    if not isinstance(text, str) or not text:
+        return None
+    head, _, fraction = text.partition(".")
+    zone = ""
+    for mark in ("Z", "+", "-"):
+        at = fraction.find(mark) if fraction else -1
+        if at >= 0:
+            zone = fraction[at:]
+            break
+    try:
+        when = dt.datetime.fromisoformat(head + (zone.replace("Z", "+00:00") if zone else ""))
+    except ValueError:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp())
+
+
+class PostmarkSuppressions:
+    """The suppression dump of the publication's message stream."""
+
+    provider = "postmark"
+
+    def __init__(self, token: str | None, api_url: str, stream: str):
+        self.api = api(token, api_url)
+        self.stream = stream
+
+    def pages(self, since: int) -> Iterator[tuple[str, list[Suppression]]]:
+        query = {}
+        if since:
+            query["fromdate"] = dt.datetime.fromtimestamp(since, dt.UTC).strftime("%Y-%m-%d")
+        reply = self.api.call(f"reading the suppressions of {self.stream!r}", "GET",
+                              f"/message-streams/{self.stream}/suppressions/dump",
+                              key_hint="POSTMARK_SERVER_TOKEN", message=error_text,
+                              params=query)
+        found = reply.json()
+        rows = found.get("Suppressions") if isinstance(found, dict) else None
+        if reply.status != 200 or not isinstance(rows, list):
+            raise FailedError(f"unexpected answer from Postmark's suppression dump of "
+                              f"{self.stream!r}: {error_text(reply.body) or reply.status}")
+        entries = [Suppression(row["EmailAddress"].strip(), REASONS[row["SuppressionReason"]],
+                               unix(row.get("CreatedAt")))
+                   for row in rows if isinstance(row, dict)
+                   and isinstance(row.get("EmailAddress"), str)
+                   and row.get("SuppressionReason") in REASONS]
+        yield f"stream {self.stream}", entries
+
+    def close(self) -> None:
+        self.api.close()
