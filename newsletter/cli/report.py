@@ -51,6 +51,8 @@ def _text(report) -> None:
     out(f"  people: {', '.join(counters)}")
     for note in r.notes:
         out(f"  note: {note}", markup=False)
+    for test in r.subject_tests:
+        _subject_test(test)
     out("Per piece (people who clicked, clicks, click rate | machine clicks):")
     for p in r.pieces:
         name = f"{p.piece}. {p.title} ({p.name})" if p.piece else "masthead and footer"
@@ -67,6 +69,22 @@ def _text(report) -> None:
         figures = (f"{link.human_clickers:,}, {link.clicks:,} | {link.machine_clicks:,}"
                    if link.measured else NOT_MEASURED)
         out(f"  {link.label}: {link.shown_url}: {figures}", markup=False)
+
+
+def _subject_test(test: dict) -> None:
+    """One subject test: each subject's people and rate (machines beside), the decision."""
+    verb = "clicked" if test["measure"] == "clicks" else "opened"
+    state = ("decided" if test["decided"] else
+             f"decision due at {test['decide_at']}" if test["decide_at"] else "sending")
+    console.print(f"Subject test {test['id']} ({test['segment']}, {test['sample']}% sample; "
+                  f"{test['state']}, {state}):", markup=False)
+    for row in test["subjects"]:
+        console.print(f"  {row['label']}{' (winner)' if row['winner'] else ''}: "
+                      f"{row['subject']}: {row['people']:,} of {row['reached']:,} people "
+                      f"{verb} ({_pct(row['rate'])}) | machines only {row['machine']:,}",
+                      markup=False)
+    if test["note"]:
+        console.print(f"  decision: {test['note']}", markup=False, soft_wrap=True)
 
 
 def _csv(rows: list[dict]) -> str:

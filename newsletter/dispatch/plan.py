@@ -26,6 +26,7 @@ from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
 from newsletter.dispatch.ledger.consent import preview
 from newsletter.dispatch.ledger.reached import reached, recipients_of
 from newsletter.dispatch.options import CANCEL_DEADLINE, listed, minutes, parse_window, utc_minute
+from newsletter.dispatch.subjects.store import refuse_beside_test
 from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
     ledger = open_ledger(pub)
     slug = slug_of(pub, issue)
+    refuse_beside_test(ledger.engine, slug, label)  # a subject test's sends only, while open
     active = ledger.sends.active(slug)
     reopen: SendRow | None = None
     if active is not None:
@@ -216,13 +218,15 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         slug, frozen = build.slug, True
         family = family_of(pub, slug, ledger)
         artifact = Artifact.freeze(pub, build, family)
-    members = segment_condition(pub, segments)
-    if narrow is not None:
-        members = members & narrow
+    members = None  # a resume sends to its snapshot: its label need not name segments now
+    if resumed is None:
+        members = segment_condition(pub, segments)
+        members = members & narrow if narrow is not None else members
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
-    require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
+    if build is not None:  # a resume sends the frozen message its send was started with
+        require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, real From
     if chosen in SUPPRESSION_LISTS and resumed is None and not dry_run and before_send:
         note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses first
         if note:

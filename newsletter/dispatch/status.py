@@ -25,20 +25,34 @@ class SendStatus:
     skipped: list[tuple[str, int]] = field(default_factory=list)  # (why, how many)
 
 
-def sends_for(pub: Publication, issue: str, limit: int = 50) -> list[SendStatus]:
+def sends_for(pub: Publication, issue: str, limit: int = 50,
+              recent: int | None = None) -> list[SendStatus]:
     """Every send of `issue` with its unknown and failed recipients (up to `limit` each) and
-    why recipients were skipped."""
+    why recipients were skipped; with `recent`, only the last `recent` sends have those
+    listed (a welcome makes a send each time someone confirms)."""
     ledger = open_ledger(pub)
     recipients = ledger.recipients
+    found = ledger.sends.of_issue(slug_of(pub, issue))
+    listed = found[-recent:] if recent else found
     return [SendStatus(s, recipients.listing(s.id, "unknown", limit),
                        recipients.listing(s.id, "failed", limit),
                        recipients.reasons(s.id) if s.skipped else [])
-            for s in ledger.sends.of_issue(slug_of(pub, issue))]
+            if s in listed else SendStatus(s, [], []) for s in found]
 
 
 def last_completed_send(pub: Publication) -> SendRow | None:
-    """The latest completed send of any issue (`new --from-feed` drafts the entries since)."""
-    return open_ledger(pub).sends.last_completed()
+    """The latest completed send of any issue (`new --from-feed` drafts the entries since);
+    a message's (the welcome's) is no issue's."""
+    from sqlalchemy import select
+
+    from newsletter.db.ledger_tables import sends
+
+    ledger = open_ledger(pub)
+    with ledger.engine.connect() as conn:
+        row = conn.execute(select(sends).where(
+            sends.c.state == "completed", ~sends.c.issue.startswith("_", autoescape=True))
+            .order_by(sends.c.id.desc()).limit(1)).first()
+    return SendRow.of(row) if row else None
 
 
 def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -> SendRow:

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, and_, bindparam, case, distinct, func, select
 from newsletter.core.personalise import PLACEHOLDER
 from newsletter.db.tables import engagement, send_links, webhook_events
 from newsletter.events.report_sends import SendFacts, people_reached, personal_link, sends_of
+from newsletter.events.subject_figures import tests_of
 
 HOURS = 72
 #: the per-send counters shown, each counted in people, and the provider event behind it
@@ -96,6 +97,9 @@ class IssueReport:
     started_at: dt.datetime | None = None
     measured: dict[str, bool] = field(default_factory=dict)  # opens, clicks, bounces, ...
     notes: list[str] = field(default_factory=list)  # why a figure is not measured
+    #: each subject test of the issue: its subjects' figures, winner and note
+    #: (newsletter.events.subject_figures.tests_of)
+    subject_tests: list[dict] = field(default_factory=list)
 
     def knows(self, what: str) -> bool:
         """Whether `what` (opens, clicks, bounces, complaints, unsubscribes) was measured."""
@@ -144,6 +148,7 @@ def issue_report(conn: Connection, issue: str,
     _totals(conn, report)
     _per_link(conn, report, sends, expert_names or {})
     _measured(report, sends)
+    report.subject_tests = tests_of(conn, issue)
     return report
 
 
