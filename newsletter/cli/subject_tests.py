@@ -66,7 +66,18 @@ def _start(app: App, issue: str, segments: tuple[str, ...], subjects: tuple[str,
         return None
     if not yes and not click.confirm("Start the subject test?", default=False, err=True):
         raise click.exceptions.Exit(1)
-    return proposal.start(), plan
+    from newsletter.dispatch.ledger import SendBusy
+
+    try:
+        return proposal.start(), plan
+    except SendBusy:  # another process started a test of the issue just now: the same one?
+        other = open_test(pub, issue)
+        if other is None or other.segment != plan.segment or other.subjects != \
+                proposal.subjects:
+            raise
+        console.print(f"another process started subject test {other.id} of {other.issue} "
+                      "with these subjects just now; carrying it on")
+        return other, None
 
 
 def send_subject_test(app: App, issue: str, segments: tuple[str, ...],

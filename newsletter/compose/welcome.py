@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from newsletter.compose import i18n
-from newsletter.compose.publication import Publication
+from newsletter.compose.publication import Publication, is_message
 from newsletter.compose.source import LoadedIssue, load_issue
 from newsletter.core.errors import InputError
 
@@ -40,12 +40,6 @@ class Welcome:
     latest: Latest | None = None
 
 
-def is_message(slug: str) -> bool:
-    """A folder whose name starts with `_` holds a message (the welcome), not an issue: the
-    archive, the feed and "the latest issue" leave it out."""
-    return slug.startswith("_")
-
-
 def linked(subject: str, url: str) -> str:
     """A Markdown link to `url` whose text is `subject`, word for word."""
     text = _MARKUP.sub(r"\\\1", subject)
@@ -58,6 +52,7 @@ def with_welcome(pub: Publication, issue: LoadedIssue, welcome: Welcome) -> Load
     be read now is only linked."""
     manifest = issue.manifest
     lang = manifest.language or pub.config.language
+    assert is_message(issue.slug), issue.slug
     pieces = list(issue.pieces)
     intro = manifest.intro
     latest = welcome.latest

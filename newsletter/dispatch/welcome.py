@@ -34,7 +34,8 @@ from newsletter.audience.segments import not_paused
 from newsletter.audience.welcome import waiting
 from newsletter.compose.editions import Edition, edition_group
 from newsletter.compose.i18n import base_language
-from newsletter.compose.welcome import Latest, Welcome, is_message
+from newsletter.compose.publication import is_message
+from newsletter.compose.welcome import Latest, Welcome
 from newsletter.core.errors import InputError, NewsletterError, Problem
 from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import subscribers
@@ -105,11 +106,11 @@ def latest_issue(pub: Publication, ledger: Ledger, language: str) -> Latest | No
     config = pub.config.welcome
     if config is None or config.latest == "none":
         return None
-    query = (select(sends.c.issue, sends.c.subject).where(sends.c.accepted > 0)
-             .order_by(sends.c.id.desc()))
+    query = (select(sends.c.issue, sends.c.subject).where(
+        sends.c.accepted > 0, ~sends.c.issue.startswith("_", autoescape=True))  # is_message
+        .order_by(sends.c.id.desc()))
     with ledger.engine.connect() as conn:
-        newest = next((row for row in conn.execute(query.limit(200))
-                       if not is_message(row.issue)), None)
+        newest = conn.execute(query.limit(1)).first()
         if newest is None:
             return None
         chosen = newest

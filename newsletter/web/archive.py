@@ -18,8 +18,7 @@ from lxml.html import HtmlElement
 
 from newsletter.compose import Build, build_issue, i18n
 from newsletter.compose.package import write_dist
-from newsletter.compose.publication import Publication
-from newsletter.compose.welcome import is_message
+from newsletter.compose.publication import Publication, is_message
 from newsletter.core.errors import InputError, Problem
 from newsletter.web import add_first, asset_templates, edit_page
 
@@ -86,7 +85,7 @@ def language_prefix(pub: Publication, language: str) -> str:
 
 def issue_folders(pub: Publication) -> list[Path]:
     """Every issue folder (one holding issue.yaml) under issues/, by name; a message's folder
-    (`_welcome`: newsletter.compose.welcome.is_message) is no issue of the archive."""
+    (`_welcome`: newsletter.compose.publication.is_message) is no issue of the archive."""
     base = pub.root / "issues"
     if not base.is_dir():
         return []

@@ -49,11 +49,11 @@ def test_the_winner_beats_every_other_subject_at_the_corrected_level(arms, level
     rates = [f.rate for f in figures]
     if decision.clear:
         assert rates[decision.winner] == max(rates)
+        won = figures[decision.winner]
         for other, figure in enumerate(figures):
             if other != decision.winner:
-                p = _chi_square_p(figures[decision.winner].people,
-                                  figures[decision.winner].reached - figures[decision.winner].people,
-                                  figure.people, figure.reached - figure.people)
+                p = _chi_square_p(won.people, won.reached - won.people, figure.people,
+                                  figure.reached - figure.people)
                 assert p < level / (len(arms) - 1)
         assert decision.note.startswith(f"{chr(65 + decision.winner)} won")
     else:

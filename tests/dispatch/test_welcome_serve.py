@@ -143,7 +143,7 @@ def test_two_servers_confirming_the_same_sign_ups_welcome_each_once(pub: Pub) ->
             start = threading.Barrier(2)
             answers: list[int] = []
 
-            def click(serve: Serve, link: str = link, start=start) -> None:
+            def click(serve: Serve, link: str = link, start=start, answers=answers) -> None:
                 start.wait()
                 answers.append(httpx.post(f"{serve.base}/{link}", timeout=60).status_code)
 

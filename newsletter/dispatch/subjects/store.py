@@ -184,15 +184,6 @@ def create(store: LedgerStore, *, issue: str, segment: str, transport: str,
     return get(store.engine, test_id)
 
 
-def shares(engine: Engine, test_id: int) -> list[int]:
-    """How many people each subject's share holds now (erased people have left it)."""
-    people = subject_test_people.c
-    with engine.connect() as conn:
-        found = dict(conn.execute(select(people.arm, func.count()).where(
-            people.test_id == test_id).group_by(people.arm)).all())
-    return [found.get(arm, 0) for arm in range(max(found, default=-1) + 1)]
-
-
 def _move(store: LedgerStore, test_id: int, before: str, **values: Any) -> bool:
     """One step of the test: True when this call took it (the test was in `before`)."""
     return bool(store.write(lambda conn: conn.execute(update(subject_tests).where(
