@@ -8,6 +8,7 @@ import json
 import warnings
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from newsletter.checks.spam import SpamCheck
@@ -45,6 +46,7 @@ def test_each_subject_is_checked_and_a_bad_one_fails_the_check(publication: Path
     assert code == 1 and found[-1]["message"] == "a subject test needs at least two subjects"
 
 
+@pytest.mark.slow  # SpamAssassin scores several new messages
 def test_each_subject_gets_its_own_spam_score(publication: Path) -> None:
     need("SpamAssassin", SpamCheck.available())
     code, found = _check(publication, "Grid queues and ransomware: four experts", SPAMMY,

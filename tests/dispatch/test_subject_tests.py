@@ -125,6 +125,7 @@ def clicks(sendgrid: FakeSendGrid, webhook: Webhook, people: dict[str, int],
     webhook.post(events)
 
 
+@pytest.mark.slow  # several sends through the fake SendGrid
 def test_a_subject_test_judged_by_people_not_scanners(pub: Pub, sendgrid: FakeSendGrid,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     people = add_people(pub.engine, 400)
@@ -210,6 +211,7 @@ def test_send_cancel_stops_the_rest_and_a_plain_send_waits(pub: Pub,
     assert all(len(s) == 1 for s in got.values())
 
 
+@pytest.mark.slow  # four plans refused, each after the checks
 def test_refused_before_anything_is_sent(pub: Pub, sendgrid: FakeSendGrid) -> None:
     add_people(pub.engine, 10)
     opens = pub.cli(*TEST[:3], "--yes", "--test-subjects", A, "--test-subjects", B, "--by",

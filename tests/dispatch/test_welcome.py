@@ -147,6 +147,7 @@ def test_unsubscribed_or_erased_before_or_during_the_welcome_send(pub: Pub) -> N
         assert len(conn.execute(select(welcome_requests)).all()) == 3  # hal, ivy, fay
 
 
+@pytest.mark.slow  # SpamAssassin scores several new messages
 def test_the_latest_issue_linked_or_whole_in_the_reader_s_language(pub: Pub) -> None:
     add_people(pub.engine, 2)
     assert pub.cli("send", SLUG, "--segment", "everyone", "--yes").exit_code == 0
