@@ -13,7 +13,7 @@ from newsletter.core.errors import NewsletterError
 
 #: plan_send's options that settle unknown outcomes: passed to a resumed send of a test
 SETTLE = ("resend_unknown", "accept_unknown", "resend_batches", "accept_batches",
-          "resend_recipients", "accept_recipients")
+          "resend_recipients", "accept_recipients", "resume")
 
 
 def open_test(pub: Any, issue: str) -> Any:
@@ -94,7 +94,12 @@ def send_subject_test(app: App, issue: str, segments: tuple[str, ...],
 
     pub = app.publication
     test, first = open_test(pub, issue), None
+    if test is not None and not segments and options.get("resume"):
+        segments = tuple(test.segment.split(" + "))  # `send ISSUE --resume`: the test's own
     if test is None:
+        if options.get("resume"):
+            raise NewsletterError("--resume takes up a send under way; a subject test is "
+                                  "started with --segment and --test-subjects")
         started = _start(app, issue, segments, subjects, sample_text, decide_text, measure,
                          yes=yes, skip_url_check=skip_url_check, options=options)
         if started is None:

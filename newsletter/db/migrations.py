@@ -517,7 +517,43 @@ def _webhook_tokens(conn: Connection) -> None:
     md.create_all(conn)
 
 
-@migration(13, "welcome requests of confirmed sign-ups, subject tests and their samples")
+@migration(13, "reputation guard: paused sends and each pause with its figures")
+def _send_pauses(conn: Connection) -> None:
+    """sends gain `paused_at` (set while the reputation guard holds the send); send_pauses
+    keeps each pause: when, why, the figures and thresholds judged, and the resume with the
+    figures it started from; engagement gains two partial indexes, each send's people who
+    bounced hard and who complained (what the guard counts before every batch)."""
+    for name in ("bounces", "complaints"):
+        conn.execute(text(f"CREATE INDEX ix_engagement_{name} ON engagement (send_id) "
+                          f"WHERE {name} > 0"))
+    timestamp = "TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE sends ADD COLUMN paused_at {timestamp}"))
+    md = MetaData()
+    Table("sends", md, Column("id", _Id, primary_key=True))
+    Table(
+        "send_pauses",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("send_id", _Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        Column("paused_at", DateTime, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("handed", Integer, nullable=False),
+        Column("hard", Integer, nullable=False),
+        Column("complaints", Integer, nullable=False),
+        Column("min_sample", Integer, nullable=False),
+        Column("bounce_pause", Float, nullable=False),
+        Column("complaint_pause", Float, nullable=False),
+        Column("resumed_at", DateTime, nullable=True),
+        Column("resumed_by", String(200), nullable=True),
+        Column("resumed_handed", Integer, nullable=True),
+        Column("resumed_hard", Integer, nullable=True),
+        Column("resumed_complaints", Integer, nullable=True),
+        Index("ix_send_pauses_send", "send_id"),
+    )
+    md.tables["send_pauses"].create(conn)
+
+
+@migration(14, "welcome requests of confirmed sign-ups, subject tests and their samples")
 def _welcome_and_subject_tests(conn: Connection) -> None:
     """welcome_requests: confirmed sign-ups waiting for the welcome; subject_tests and
     subject_test_people: a send's subject test, its sample and each person's subject."""

@@ -166,6 +166,10 @@ engagement = Table(
     Column("email_key", String(320), primary_key=True),
     *(Column(name, Integer, nullable=False, default=0) for name in ENGAGEMENT_COUNTERS),
     Column("last_event_at", UtcDateTime, nullable=True),
+    # migration 13: each send's people who bounced hard or complained, counted by the
+    # reputation guard before every batch (newsletter.db.health) from these alone
+    *(Index(f"ix_engagement_{name}", "send_id", sqlite_where=text(f"{name} > 0"),
+            postgresql_where=text(f"{name} > 0")) for name in ("bounces", "complaints")),
 )
 
 signups = Table(
@@ -269,7 +273,7 @@ approvals = Table(
           unique=True),
 )
 
-# --- migration 13: the welcome message and subject tests -----------------------------------------
+# --- migration 14: the welcome message and subject tests -----------------------------------------
 
 #: A confirmed sign-up waiting for the welcome message (newsletter.audience.welcome): written in
 #: the transaction that confirms it (the sign-up page, `subscribers add --welcome`), never by an

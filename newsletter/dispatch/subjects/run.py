@@ -133,8 +133,8 @@ def propose(pub: Publication, issue: str, segments: Sequence[str], subjects: Seq
         raise NewsletterError(f"--by must be one of {', '.join(MEASURES)}")
     if decide_after <= dt.timedelta(0):
         raise NewsletterError("--decide-after must be a duration like 4h or 90m")
-    plain = [name for name in ("again", "retry_failed", "resend_unknown", "accept_unknown")
-             if options.get(name)]
+    plain = [name for name in ("again", "retry_failed", "resend_unknown", "accept_unknown",
+                               "resume") if options.get(name)]
     if plain:
         raise NewsletterError(f"--{plain[0].replace('_', '-')} belongs to a plain send, not to "
                               "a subject test")
