@@ -36,8 +36,9 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                          "interrupted send."),
     "send-test": ("dispatch", "Send a [TEST] copy of ISSUE to test_recipients (or --to), "
                               "outside the ledger."),
-    "status": ("dispatch", "Show ISSUE's approvals and each send with its counts and any unknown "
-                           "or failed recipients."),
+    "status": ("dispatch", "Show ISSUE's approvals and each send with its counts, its bounce and "
+                           "complaint rates beside the providers' limits, and any unknown or "
+                           "failed recipients."),
     "issues": ("editorial", "List every issue with its date, language, editions and state, "
                             "newest first."),
     "approve": ("editorial", "Approve ISSUE's current content for sending (sign-off; see "

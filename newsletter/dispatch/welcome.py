@@ -42,7 +42,7 @@ from newsletter.db.tables import subscribers
 from newsletter.dispatch.artifact import Artifact
 from newsletter.dispatch.editions import default_edition, reader_condition
 from newsletter.dispatch.execute import SendResult, execute
-from newsletter.dispatch.ledger import Ledger, SendBusy, SendRow, is_alive
+from newsletter.dispatch.ledger import Ledger, SendBusy, SendPaused, SendRow, is_alive
 from newsletter.dispatch.ledger.reached import recipients_of
 from newsletter.dispatch.plan import SendPlan, family_of, open_ledger, plan_send
 from newsletter.providers import make_transport
@@ -207,7 +207,11 @@ def _resume(pub: Publication, ledger: Ledger, active: SendRow, done: WelcomeRoun
     if active.owner and is_alive(active.owner, active.heartbeat_at):
         done.busy.append(f"{active.issue}: send #{active.id} is under way in {active.owner}")
         return False
-    plan = plan_send(pub, active.issue, active.segment)
+    try:
+        plan = plan_send(pub, active.issue, active.segment)
+    except SendPaused as exc:  # the reputation guard holds it: for a person to look at
+        done.notes.append(f"{active.issue}: {exc} (`newsletter send {active.issue} --resume`)")
+        return False
     plan.transport.preflight()
     try:
         result = run(plan)

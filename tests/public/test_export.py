@@ -36,7 +36,8 @@ IMPERSONAL = {"schema_version", "sends", "send_links", "send_contents", "send_ba
               "suppression_sync", "signup_throttle", "erased_addresses", "erasure_keys",
               # a send's frozen message (personalised only at hand-over), staff sign-offs,
               # providers' signature tokens, subject tests (their samples are personal)
-              "send_artifacts", "approvals", "webhook_tokens", "subject_tests"}
+              "send_artifacts", "approvals", "webhook_tokens", "subject_tests",
+              "send_pauses"}  # the reputation guard's pauses: a send's figures
 #: surrogate keys: numbers that mean nothing outside the database
 SURROGATE = {"subscribers.id", "subscriber_history.id", "subscriber_history.subscriber_id",
              "subscriber_tags.subscriber_id", "send_recipients.id",
