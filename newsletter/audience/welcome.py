@@ -11,7 +11,6 @@ however often they confirm. Erasing a person deletes their request with their su
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, select
 
@@ -43,9 +42,3 @@ def waiting(since: dt.datetime) -> ColumnElement[bool]:
     (whether it reached them already is for the ledger to say)."""
     return subscribers.c.id.in_(select(welcome_requests.c.subscriber_id).where(
         welcome_requests.c.requested_at >= since))
-
-
-def requested_at(conn: Connection, subscriber_id: int) -> Any:
-    """When the subscriber's request was made (None: there is none)."""
-    return conn.execute(select(welcome_requests.c.requested_at).where(
-        welcome_requests.c.subscriber_id == subscriber_id)).scalar_one_or_none()

@@ -18,15 +18,11 @@ from newsletter.checks.leftovers import LEFTOVER_FIX, LEFTOVERS
 from newsletter.checks.model import ERROR, WARNING, Finding
 from newsletter.checks.spam import SpamCheck
 from newsletter.core.personalise import KEYS, PLACEHOLDER
+from newsletter.core.words import letter as label
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
     from newsletter.compose.publication import Publication
-
-
-def label(index: int) -> str:
-    """Subject 0 is A, 1 is B ..."""
-    return chr(ord("A") + index)
 
 
 def _text_problems(subject: str) -> list[tuple[str, str, str, str]]:

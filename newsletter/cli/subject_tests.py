@@ -155,9 +155,10 @@ def cancel_subject_test(pub: Any, issue: str) -> bool:
 def show_tests(pub: Any, issue: str) -> None:
     """`status ISSUE`: each subject test of the issue, its state and (once decided) each
     subject's figures and the decision."""
+    from newsletter.core.words import letter as label
     from newsletter.dispatch.options import utc_minute
     from newsletter.dispatch.plan import open_ledger, slug_of
-    from newsletter.dispatch.subjects.store import label, of_issue
+    from newsletter.dispatch.subjects.store import of_issue
 
     for test in of_issue(open_ledger(pub).engine, [slug_of(pub, issue)]):
         state = {"testing": "sending its subjects",

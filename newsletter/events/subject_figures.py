@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, distinct, false, func, or_, select
 
+from newsletter.core.words import letter
 from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import subject_test_label, subject_tests, webhook_events
 
@@ -44,10 +45,6 @@ def people_who_acted(engine: Engine, counted: Sequence[tuple[int, dt.datetime]],
         return [acted(conn, send_id, until, measure) for send_id, until in counted]
 
 
-def _letter(index: int) -> str:
-    return chr(ord("A") + index)
-
-
 def tests_of(conn: Connection, issue: str) -> list[dict[str, Any]]:
     """Every subject test of `issue`, for its report: state, each subject's figures (stored
     with the decision, or so far), the winner and the note."""
@@ -59,7 +56,7 @@ def tests_of(conn: Connection, issue: str) -> list[dict[str, Any]]:
         rows = []
         for index, subject in enumerate(test.subjects):
             row = stored[index] if index < len(stored) else _so_far(conn, test, index)
-            rows.append({"label": _letter(index), "subject": subject,
+            rows.append({"label": letter(index), "subject": subject,
                          "reached": row["reached"], "people": row["people"],
                          "rate": row["rate"], "machine": row["machine"],
                          "winner": test.decided_at is not None and test.winner == index})
@@ -73,7 +70,7 @@ def tests_of(conn: Connection, issue: str) -> list[dict[str, Any]]:
 
 def _so_far(conn: Connection, test: Any, index: int) -> dict[str, Any]:
     """A subject's figures before the decision: its send's people so far."""
-    label = subject_test_label(test.segment, test.id, _letter(index))
+    label = subject_test_label(test.segment, test.id, letter(index))
     send = conn.execute(select(sends.c.id, sends.c.accepted).where(
         sends.c.issue == test.issue, sends.c.segment == label).order_by(sends.c.id.desc())
     ).first()

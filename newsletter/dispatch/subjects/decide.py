@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from newsletter.dispatch.subjects.store import label
+from newsletter.core.words import letter as label
 
 #: a share with fewer of its people counted than this gives a rough p-value (a note says so)
 FEW = 5

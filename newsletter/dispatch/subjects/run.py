@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, func, select
 
 from newsletter.core.errors import FailedError, NewsletterError
+from newsletter.core.words import letter as label
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.artifact import Artifact
 from newsletter.dispatch.ledger import Ledger, SendRow
@@ -34,7 +35,7 @@ from newsletter.dispatch.ledger.store import utcnow
 from newsletter.dispatch.plan import SendPlan, family_of, open_ledger, plan_send, segment_condition
 from newsletter.dispatch.subjects import store
 from newsletter.dispatch.subjects.decide import ArmFigures, decide
-from newsletter.dispatch.subjects.store import MAX_SUBJECTS, SubjectTest, label
+from newsletter.dispatch.subjects.store import MAX_SUBJECTS, SubjectTest
 from newsletter.providers import SUPPRESSION_LISTS, make_transport
 
 if TYPE_CHECKING:

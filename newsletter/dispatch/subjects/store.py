@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.core.words import letter as label
 from newsletter.db.tables import (
     subject_test_label,
     subject_test_people,
@@ -29,11 +30,6 @@ from newsletter.dispatch.ledger.store import LedgerStore, SendBusy, utcnow
 
 OPEN = ("testing", "waiting", "finishing")
 MAX_SUBJECTS = 26  # labelled A to Z
-
-
-def label(index: int) -> str:
-    """Subject 0 is A, 1 is B ..."""
-    return chr(ord("A") + index)
 
 
 @dataclass(frozen=True)
