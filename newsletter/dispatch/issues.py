@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from newsletter.compose.editions import edition_group, issue_manifests
+from newsletter.compose.publication import is_message
 from newsletter.core.errors import InputError
 from newsletter.core.words import plural
 from newsletter.dispatch.approval import sign_off
@@ -119,8 +120,8 @@ def _unsent(pub: Publication, slug: str, engine: Engine, line: IssueLine) -> Non
 
 
 def issue_lines(pub: Publication, *, now: dt.datetime | None = None) -> list[IssueLine]:
-    """Every issue under issues/ (those whose issue.yaml cannot be read too), newest date
-    first, then by slug."""
+    """Every issue under issues/ (those whose issue.yaml cannot be read too; a message such as
+    the welcome is no issue), newest date first, then by slug."""
     from newsletter.db import open_database
 
     now = now or dt.datetime.now(dt.UTC)
@@ -130,8 +131,8 @@ def issue_lines(pub: Publication, *, now: dt.datetime | None = None) -> list[Iss
     try:
         manifests = issue_manifests(pub)
         folders = pub.root / "issues"
-        slugs = sorted(f.name for f in folders.iterdir() if (f / "issue.yaml").is_file()) \
-            if folders.is_dir() else []
+        slugs = sorted(f.name for f in folders.iterdir() if (f / "issue.yaml").is_file()
+                       and not is_message(f.name)) if folders.is_dir() else []
         for slug in slugs:
             manifest = manifests.get(slug, {})  # {} when issue.yaml cannot be read
             language = str(manifest.get("language") or pub.config.language)
