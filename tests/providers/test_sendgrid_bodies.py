@@ -1,0 +1,156 @@
+"""SendGrid request bodies built in a child process: the same bytes as in the sending process,
+the builder's errors raised as if built there, and a child that dies, is interrupted or
+outlives a killed sender (real processes, no database)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from newsletter.core.personalise import Recipient
+from newsletter.events.tracking import LinkUrls
+from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.sendgrid.bodies import START_AT_BATCH, Bodies
+from newsletter.providers.sendgrid.payload import PayloadBuilder
+from tests.conftest import ROOT, sample_build
+from tests.dispatch.conftest import SECRET, SLUG
+
+READY_WITHIN = 60.0  # seconds a spawned child may take to import, on a loaded machine
+
+
+#: the send's click tracking, which crosses to the child with the mailing
+TRACKED = LinkUrls("https://news.example.org/", SECRET, 7, {1: "https://example.org/report"})
+
+
+def _mailing(**changes) -> Mailing:
+    publication, build = sample_build(SLUG)
+    return Mailing(publication.config, build.slug, build.subject,
+                   build.html + "<p>%%attr.city|nowhere%% %%link|1%%</p>", build.text,
+                   build.content_hash, "7", SECRET, categories=["weekly"], **changes)
+
+
+def _batch(number: int, size: int = 40) -> list[Item]:
+    return [Item(number * 1000 + n, Recipient(f"r{number}-{n}@example.org", f"Reader {n}",
+                                              {"city": "Zürich & <Bern>"} if n % 3 else {}))
+            for n in range(size)]
+
+
+def started(mailing: Mailing) -> Bodies:
+    """Bodies whose child is running and ready (its first batches built)."""
+    bodies = Bodies(mailing)
+    for number in range(START_AT_BATCH):
+        bodies.request(_batch(number))
+    assert bodies.child is not None, "the child starts with the second batch"
+    assert bodies.child.is_ready(READY_WITHIN)
+    return bodies
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """One child for the tests that leave it running (a spawn takes a while)."""
+    bodies = started(_mailing(link_url=TRACKED))
+    yield bodies
+    bodies.close()
+
+
+@pytest.fixture
+def bodies():
+    bodies = started(_mailing(link_url=TRACKED))
+    yield bodies
+    bodies.close()
+
+
+def test_one_batch_starts_no_child() -> None:
+    bodies = Bodies(_mailing())
+    bodies.request(_batch(0))
+    assert bodies.child is None
+    bodies.close()
+
+
+def test_the_child_builds_the_same_bytes(shared: Bodies) -> None:
+    reference = PayloadBuilder(shared.mailing)
+    for number in range(3, 6):
+        batch = _batch(number)
+        assert shared.request(batch) == reference.request(batch)
+    assert shared.child is not None and not shared.given_up
+    assert shared.child.process.is_alive()
+
+
+def test_a_builder_error_is_raised_here_and_the_child_goes_on(shared: Bodies) -> None:
+    twice = [Item(1, Recipient("a@example.org")), Item(2, Recipient("A@example.org"))]
+    with pytest.raises(ValueError, match="twice in one request"):
+        shared.request(twice)
+    batch = _batch(7)
+    assert shared.request(batch) == PayloadBuilder(shared.mailing).request(batch)
+    assert not shared.given_up
+
+
+def test_a_child_that_dies_is_replaced_by_building_here(bodies: Bodies) -> None:
+    assert bodies.child is not None
+    process = bodies.child.process
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    batch = _batch(8)
+    assert bodies.request(batch) == PayloadBuilder(bodies.mailing).request(batch)
+    assert bodies.given_up and bodies.child is None
+    assert bodies.request(_batch(9))[1] == {}  # and so on, here
+
+
+def test_ctrl_c_does_not_stop_the_child(shared: Bodies) -> None:
+    """The terminal's Ctrl-C reaches the whole process group; the send ends its run after
+    the batches in flight, so the child must still build them."""
+    assert shared.child is not None
+    os.kill(shared.child.process.pid, signal.SIGINT)
+    batch = _batch(10)
+    assert shared.request(batch) == PayloadBuilder(shared.mailing).request(batch)
+    assert not shared.given_up and shared.child.process.is_alive()
+
+
+def test_a_mailing_that_does_not_pickle_is_built_here() -> None:
+    bodies = Bodies(_mailing(link_url=lambda recipient, position: "https://example.org/x"))
+    batches = [_batch(n) for n in range(START_AT_BATCH + 1)]
+    reference = PayloadBuilder(bodies.mailing)
+    assert [bodies.request(b) for b in batches] == [reference.request(b) for b in batches]
+    assert bodies.given_up and bodies.child is None
+    bodies.close()
+
+
+def test_close_ends_the_child(bodies: Bodies) -> None:
+    assert bodies.child is not None
+    process = bodies.child.process
+    bodies.close()
+    assert process.exitcode == 0
+
+
+SENDER = textwrap.dedent("""
+    import sys
+    from tests.providers.test_sendgrid_bodies import TRACKED, _mailing, started
+    bodies = started(_mailing(link_url=TRACKED))
+    print(bodies.child.process.pid, flush=True)
+    sys.stdin.read()  # until killed
+""")
+
+
+@pytest.mark.slow
+def test_the_child_exits_when_the_sender_is_killed() -> None:
+    """kill -9 of the sending process leaves no child behind: its pipe closes."""
+    sender = subprocess.Popen([sys.executable, "-c", SENDER], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert sender.stdout is not None
+        child = int(sender.stdout.readline())
+        exited = os.pidfd_open(child)
+    finally:
+        sender.kill()
+        sender.wait()
+    try:
+        readable, _, _ = select.select([exited], [], [], READY_WITHIN)
+        assert readable, f"the child {child} outlived the killed sender"
+    finally:
+        os.close(exited)
