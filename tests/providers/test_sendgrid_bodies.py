@@ -79,7 +79,7 @@ def test_the_child_builds_the_same_bytes(shared: Bodies) -> None:
         batch = _batch(number)
         assert shared.request(batch) == reference.request(batch)
     assert shared.child is not None and not shared.given_up
-    assert shared.child.process.is_alive()
+    assert shared.child.process.poll() is None
 
 
 def test_a_builder_error_is_raised_here_and_the_child_goes_on(shared: Bodies) -> None:
@@ -95,7 +95,7 @@ def test_a_child_that_dies_is_replaced_by_building_here(bodies: Bodies) -> None:
     assert bodies.child is not None
     process = bodies.child.process
     os.kill(process.pid, signal.SIGKILL)
-    process.join()
+    process.wait()
     batch = _batch(8)
     assert bodies.request(batch) == PayloadBuilder(bodies.mailing).request(batch)
     assert bodies.given_up and bodies.child is None
@@ -109,7 +109,7 @@ def test_ctrl_c_does_not_stop_the_child(shared: Bodies) -> None:
     os.kill(shared.child.process.pid, signal.SIGINT)
     batch = _batch(10)
     assert shared.request(batch) == PayloadBuilder(shared.mailing).request(batch)
-    assert not shared.given_up and shared.child.process.is_alive()
+    assert not shared.given_up and shared.child.process.poll() is None
 
 
 def test_a_mailing_that_does_not_pickle_is_built_here() -> None:
@@ -125,7 +125,19 @@ def test_close_ends_the_child(bodies: Bodies) -> None:
     assert bodies.child is not None
     process = bodies.child.process
     bodies.close()
-    assert process.exitcode == 0
+    assert process.returncode == 0
+
+
+def test_a_send_that_ends_while_the_child_starts_ends_it() -> None:
+    """Two batches, and the send is over before the child has read the mailing, or just
+    after: closing ends it either way, and waits for no one."""
+    bodies = Bodies(_mailing(link_url=TRACKED))
+    for number in range(START_AT_BATCH):
+        bodies.request(_batch(number))
+    assert bodies.child is not None
+    process = bodies.child.process
+    bodies.close()
+    assert process.returncode is not None and bodies.child is None
 
 
 SENDER = textwrap.dedent("""

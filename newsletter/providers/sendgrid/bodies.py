@@ -24,9 +24,12 @@ is raised in the sending process as if the body had been built there.
 
 from __future__ import annotations
 
-import multiprocessing
+import os
 import pickle
 import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -46,17 +49,19 @@ class ChildGone(RuntimeError):
     """The child process cannot build (it died, or never started)."""
 
 
-def _serve(conn: Connection, mailing: Mailing) -> None:
-    """The child: build request bodies for `mailing` until told to stop or the pipe closes."""
+def serve(requests: Connection, answers: Connection) -> None:
+    """The child: read the mailing, then build request bodies for it until the pipe from the
+    sending process closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    builder = PayloadBuilder(mailing)
-    conn.send("ready")
+    try:
+        builder = PayloadBuilder(pickle.loads(requests.recv_bytes()))
+    except EOFError:
+        return
+    answers.send("ready")
     while True:
         try:
-            rows: list[Row] | None = conn.recv()
-        except EOFError:  # the sending process is gone
-            return
-        if rows is None:
+            rows: list[Row] = requests.recv()
+        except EOFError:  # the send is over, or the sending process is gone
             return
         try:
             data, rejected = builder.request(
@@ -64,62 +69,82 @@ def _serve(conn: Connection, mailing: Mailing) -> None:
                  for key, email, name, attributes in rows])
         except Exception as exc:  # noqa: BLE001 - handed back, raised in the sending process
             try:
-                conn.send(("error", pickle.loads(pickle.dumps(exc))))
+                answers.send(("error", pickle.loads(pickle.dumps(exc))))
             except Exception:  # noqa: BLE001 - an exception that does not pickle
-                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+                answers.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
             continue
-        conn.send(("ok", rejected))
-        conn.send_bytes(data)
+        answers.send(("ok", rejected))
+        answers.send_bytes(data)
 
 
 class _Child:
-    """One child process building bodies, and the sending process's end of its pipe."""
+    """One child process building bodies (a fresh interpreter running this module: it
+    inherits no threads, locks or database connections), and the two pipes to it."""
 
     def __init__(self, mailing: Mailing):
-        context = multiprocessing.get_context("spawn")
-        self.conn, theirs = context.Pipe()
-        self.process = context.Process(target=_serve, args=(theirs, mailing), daemon=True,
-                                       name="sendgrid-bodies")
+        pickled = pickle.dumps(mailing)  # first: a mailing that does not pickle starts nothing
+        theirs_in, ours_out = os.pipe()
+        ours_in, theirs_out = os.pipe()
         try:
-            self.process.start()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs_in), str(theirs_out)],
+                pass_fds=(theirs_in, theirs_out), stdin=subprocess.DEVNULL)
         except BaseException:
-            self.conn.close()
+            for fd in (ours_in, ours_out):
+                os.close(fd)
             raise
         finally:
-            theirs.close()
+            os.close(theirs_in)
+            os.close(theirs_out)
+        self.requests = Connection(ours_out, readable=False)
+        self.answers = Connection(ours_in, writable=False)
         self.ready = False
+        # Written by a thread: the pipe holds less than a mailing until the child, still
+        # starting, reads it; meanwhile the send builds its bodies here.
+        self.handing = threading.Thread(target=self._hand, args=(pickled,), daemon=True,
+                                        name="sendgrid-bodies-mailing")
+        self.handing.start()
+
+    def _hand(self, pickled: bytes) -> None:
+        try:
+            self.requests.send_bytes(pickled)
+        except OSError:  # the child died first: is_ready() tells
+            pass
 
     def is_ready(self, wait: float = 0.0) -> bool:
         """Whether the child has said it is ready, waiting up to `wait` seconds for it;
         ChildGone if it died."""
         if not self.ready:
             try:
-                if self.conn.poll(wait):
-                    self.ready = self.conn.recv() == "ready"
+                if self.answers.poll(wait):
+                    self.ready = self.answers.recv() == "ready"
             except (EOFError, OSError) as exc:
                 raise ChildGone(str(exc) or type(exc).__name__) from None
         return self.ready
 
     def request(self, rows: list[Row]) -> tuple[bytes, dict[int, str]]:
         try:
-            self.conn.send(rows)
-            status, value = self.conn.recv()
+            self.requests.send(rows)
+            status, value = self.answers.recv()
             if status == "error":
                 raise value
-            return self.conn.recv_bytes(), value
+            return self.answers.recv_bytes(), value
         except (EOFError, OSError) as exc:
             raise ChildGone(str(exc) or type(exc).__name__) from None
 
     def close(self) -> None:
-        try:
-            self.conn.send(None)
-        except OSError:
-            pass
-        self.conn.close()
-        self.process.join(5)
-        if self.process.is_alive():
+        """End the child: the end of its pipe tells it (or, before it has read the mailing,
+        a kill: no other thread may write to the pipe when it closes)."""
+        if self.handing.is_alive():
             self.process.kill()
-            self.process.join()
+            self.handing.join()
+        self.requests.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.answers.close()
 
 
 class Bodies:
@@ -157,7 +182,7 @@ class Bodies:
                 self.child = _Child(self.mailing)
             return self.child if self.child.is_ready() else None
         except (ChildGone, OSError, pickle.PicklingError, AttributeError, TypeError):
-            self._give_up()  # e.g. a link filler that does not pickle
+            self._give_up()  # e.g. a link filler that does not pickle, or no interpreter
             return None
 
     def _give_up(self) -> None:
@@ -171,3 +196,8 @@ class Bodies:
         if self.child is not None:
             self.child.close()
             self.child = None
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]),
+                                                                   readable=False))
