@@ -83,7 +83,7 @@ def _keyed(secret: str, purpose: str) -> tuple[Any, Any]:
     """HMAC-SHA256's inner and outer hashes keyed with `secret` (RFC 2104:
     H(K ^ opad || H(K ^ ipad || message))), the inner one already fed the domain prefix of
     `purpose`. A send signs two tokens per recipient: copying these spares the key schedule
-    (and OpenSSL's per-call set-up) that `hmac.digest` repeats on every call, 2.5 -> 1 µs.
+    (and OpenSSL's per-call set-up) that `hmac.digest` repeats on every call: 3.3 -> 0.8 µs.
     """
     key = secret.encode("utf-8")
     if len(key) > 64:  # SHA-256's block size: longer keys are hashed first
