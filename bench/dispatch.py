@@ -388,9 +388,9 @@ def verdict(name: str, value: float, target: float, *, at_least: bool, unit: str
     """One line: the figure, the target, met or missed by how much (and why, if missed)."""
     met = value >= target if at_least else value <= target
     off = abs(value - target) / target * 100
-    line = (f"{'PASS' if met else 'FAIL'}  {name}: {value:,.1f} {unit} "
-            f"({'>=' if at_least else '<='} {target:,.0f}): "
-            f"{'met' if met else 'missed'} by {off:.0f} %")
+    line = (f"{'PASS' if met else 'FAIL'}  {name}: {value:,.{2 if unit == 'x' else 1}f} {unit} "
+            f"({'>=' if at_least else '<='} {target:,g}): "
+            + (f"met, {off:.0f} % to spare" if met else f"missed by {off:.0f} %"))
     return line + (f"; {why}" if why and not met else ""), met
 
 
