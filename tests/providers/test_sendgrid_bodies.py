@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 
 import pytest
 
@@ -18,8 +19,10 @@ from newsletter.events.tracking import LinkUrls
 from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.sendgrid.bodies import START_AT_BATCH, Bodies
 from newsletter.providers.sendgrid.payload import PayloadBuilder
+from newsletter.providers.sendgrid.transport import SendGridTransport
 from tests.conftest import ROOT, sample_build
 from tests.dispatch.conftest import SECRET, SLUG
+from tests.fake_sendgrid import API_KEY, FakeSendGrid
 
 READY_WITHIN = 60.0  # seconds a spawned child may take to import, on a loaded machine
 
@@ -80,6 +83,34 @@ def test_the_child_builds_the_same_bytes(shared: Bodies) -> None:
         assert shared.request(batch) == reference.request(batch)
     assert shared.child is not None and not shared.given_up
     assert shared.child.process.poll() is None
+
+
+def test_a_send_through_the_child_reaches_sendgrid_once_each() -> None:
+    """The real transport and client against the fake SendGrid (which checks each request by
+    SendGrid's rules and renders every personalization): batches built in the child arrive
+    whole, each address once, personalised as if built here."""
+    fake = FakeSendGrid().start()
+    transport = SendGridTransport(API_KEY, fake.url)
+    try:
+        transport.open(_mailing(link_url=TRACKED))
+        batches = [_batch(n, 25) for n in range(6)]
+        for batch in batches[:START_AT_BATCH]:
+            assert {o.state for o in transport.send(batch).outcomes} == {"accepted"}
+        assert transport.bodies.child is not None
+        assert transport.bodies.child.is_ready(READY_WITHIN)
+        for batch in batches[START_AT_BATCH:]:
+            assert {o.state for o in transport.send(batch).outcomes} == {"accepted"}
+        assert not transport.bodies.given_up
+        process = transport.bodies.child.process
+    finally:
+        transport.close()
+        fake.stop()
+    everyone = [item.recipient.email for batch in batches for item in batch]
+    assert fake.recipients() == Counter(everyone)
+    assert process.returncode == 0  # ended with the transport
+    late = next(d for d in fake.deliveries if d.email == "r5-1@example.org")  # by the child
+    assert "Zürich &amp; &lt;Bern&gt; https://news.example.org/c/" in late.html  # escaped
+    assert late.name == "Reader 1"
 
 
 def test_a_builder_error_is_raised_here_and_the_child_goes_on(shared: Bodies) -> None:
