@@ -51,7 +51,7 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                            "points."),
     "serve": ("public", "Serve unsubscribe links, sign-up with double opt-in, the SendGrid event "
                         "webhook and the published archive (see docs/deploy.md)."),
-    "suppressions": ("public", "Provider suppression lists (SendGrid, Postmark, Mailgun)."),
+    "suppressions": ("public", "Provider suppression lists (SendGrid, SES, Postmark, Mailgun)."),
     "events": ("public", "SendGrid webhook events stored in the database."),
     "bounces": ("bounces", "The bounce mailbox of SMTP sends: bounces and complaints that come "
                            "back by mail."),

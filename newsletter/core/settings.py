@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TRANSPORTS = ("outbox", "smtp", "sendgrid", "postmark", "mailgun")
+TRANSPORTS = ("outbox", "smtp", "sendgrid", "ses", "postmark", "mailgun")
 EVENTS_KEEP_DAYS = 400
 SIGNUPS_KEEP_DAYS = 7
 
@@ -76,6 +76,9 @@ class Settings:
     dns_server: str | None = None
     postmark: PostmarkEnv = field(default_factory=PostmarkEnv)
     mailgun: MailgunEnv = field(default_factory=MailgunEnv)
+    #: SES: the most SendEmail requests in flight (NEWSLETTER_SES_IN_FLIGHT; overrides
+    #: `ses.max_in_flight`). AWS credentials, region and endpoint are boto3's own variables.
+    ses_in_flight: int | None = None
 
     @classmethod
     def from_env(cls, root: Path, env: dict[str, str] | None = None) -> Settings:
@@ -105,6 +108,7 @@ class Settings:
             dns_server=(env.get("NEWSLETTER_DNS_SERVER") or "").strip() or None,
             postmark=PostmarkEnv.from_env(env),
             mailgun=MailgunEnv.from_env(env),
+            ses_in_flight=_count(env, "NEWSLETTER_SES_IN_FLIGHT"),
         )
 
     @property
