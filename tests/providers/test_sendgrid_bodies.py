@@ -17,6 +17,7 @@ import pytest
 from newsletter.core.personalise import Recipient
 from newsletter.events.tracking import LinkUrls
 from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.sendgrid import bodies as bodies_module
 from newsletter.providers.sendgrid.bodies import START_AT_BATCH, Bodies
 from newsletter.providers.sendgrid.payload import PayloadBuilder
 from newsletter.providers.sendgrid.transport import SendGridTransport
@@ -131,6 +132,18 @@ def test_a_child_that_dies_is_replaced_by_building_here(bodies: Bodies) -> None:
     assert bodies.request(batch) == PayloadBuilder(bodies.mailing).request(batch)
     assert bodies.given_up and bodies.child is None
     assert bodies.request(_batch(9))[1] == {}  # and so on, here
+
+
+def test_a_stuck_child_is_given_up_on(bodies: Bodies, monkeypatch) -> None:
+    """A child that does not answer (stopped here; swapping, in life) holds up no send."""
+    assert bodies.child is not None
+    process = bodies.child.process
+    monkeypatch.setattr(bodies_module, "ANSWER_WITHIN", 0.5)
+    os.kill(process.pid, signal.SIGSTOP)
+    batch = _batch(11)
+    assert bodies.request(batch) == PayloadBuilder(bodies.mailing).request(batch)
+    assert bodies.given_up and bodies.child is None
+    assert process.returncode == -signal.SIGKILL
 
 
 def test_ctrl_c_does_not_stop_the_child(shared: Bodies) -> None:

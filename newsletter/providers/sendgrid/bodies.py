@@ -17,9 +17,10 @@ its pipe to the sending process closes (the send ended, or was killed).
 
 The first batch is built in the sending process: a send of one batch (a test send, a small
 list) never starts a child. The child is started with the second batch and used once it has
-said it is ready; until then, and for good if it dies or cannot be started, bodies are built
-in the sending process as before. An error of the builder itself (an address twice in a batch)
-is raised in the sending process as if the body had been built there.
+said it is ready; until then, and for good if it dies, cannot be started or takes over
+ANSWER_WITHIN over a body, bodies are built in the sending process as before. An error of the
+builder itself (an address twice in a batch) is raised in the sending process as if the body
+had been built there.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ from newsletter.providers.sendgrid.payload import PayloadBuilder
 
 #: the batch from which bodies are built in the child (1-based): the first one is built here
 START_AT_BATCH = 2
+
+#: seconds the child may take over one body (about 10 ms on a quiet machine) before the send
+#: builds it here instead and stops the child: a stuck child never holds up a send
+ANSWER_WITHIN = 60.0
 
 #: (key, address, name, attributes): a recipient as it crosses to the child
 Row = tuple[int, str, str, dict[str, Any]]
@@ -88,7 +93,8 @@ class _Child:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(theirs_in), str(theirs_out)],
-                pass_fds=(theirs_in, theirs_out), stdin=subprocess.DEVNULL)
+                pass_fds=(theirs_in, theirs_out), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL)  # it says nothing; a crash still shows on stderr
         except BaseException:
             for fd in (ours_in, ours_out):
                 os.close(fd)
@@ -125,6 +131,8 @@ class _Child:
     def request(self, rows: list[Row]) -> tuple[bytes, dict[int, str]]:
         try:
             self.requests.send(rows)
+            if not self.answers.poll(ANSWER_WITHIN):
+                raise ChildGone(f"no answer within {ANSWER_WITHIN:.0f} s")
             status, value = self.answers.recv()
             if status == "error":
                 raise value
@@ -132,10 +140,11 @@ class _Child:
         except (EOFError, OSError) as exc:
             raise ChildGone(str(exc) or type(exc).__name__) from None
 
-    def close(self) -> None:
-        """End the child: the end of its pipe tells it (or, before it has read the mailing,
-        a kill: no other thread may write to the pipe when it closes)."""
-        if self.handing.is_alive():
+    def close(self, *, kill: bool = False) -> None:
+        """End the child: the end of its pipe tells it; `kill` (a child given up on), or
+        before it has read the mailing (no other thread may write to the pipe when it
+        closes), a kill."""
+        if kill or self.handing.is_alive():
             self.process.kill()
             self.handing.join()
         self.requests.close()
@@ -188,7 +197,7 @@ class Bodies:
     def _give_up(self) -> None:
         self.given_up = True
         if self.child is not None:
-            self.child.close()
+            self.child.close(kill=True)
             self.child = None
 
     def close(self) -> None:
