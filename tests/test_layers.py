@@ -162,3 +162,46 @@ def test_no_package_folder_is_named_like_an_ignored_output_folder() -> None:
                for pattern in PYTHON_GITIGNORE_FOLDERS
                if "/" not in pattern and fnmatch.fnmatch(p.name, pattern)]
     assert clashes == []
+
+
+#: the one module that reads or writes the process environment
+SETTINGS_MODULE = "newsletter.core.settings"
+_ENVIRONMENT_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def environment_uses(source: str) -> list[int]:
+    """Lines of `source` that touch the process environment through `os` (under any alias,
+    imported names included)."""
+    tree = ast.parse(source)
+    aliases = {alias.asname or alias.name for node in ast.walk(tree)
+               if isinstance(node, ast.Import) for alias in node.names if alias.name == "os"}
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+                alias.name in _ENVIRONMENT_NAMES for alias in node.names):
+            lines.append(node.lineno)
+        elif (isinstance(node, ast.Attribute) and node.attr in _ENVIRONMENT_NAMES
+              and isinstance(node.value, ast.Name) and node.value.id in aliases):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_settings_module_touches_the_environment() -> None:
+    """Every setting is declared once, in core/settings.py: no other module reads or writes
+    os.environ (not even to hand a value to a child process)."""
+    found = [f"{name}:{line}" for name, path in all_modules().items() if name != SETTINGS_MODULE
+             for line in environment_uses(path.read_text(encoding="utf-8"))]
+    assert found == []
+    settings = all_modules()[SETTINGS_MODULE].read_text(encoding="utf-8")
+    assert environment_uses(settings), "the settings module reads the environment"
+
+
+@pytest.mark.parametrize(("source", "hits"), [
+    ("import os\nx = os.environ.get('A')\n", [2]),
+    ("import os as o\no.environ['A'] = '1'\n", [2]),
+    ("from os import getenv\n", [1]),
+    ("import os\nos.putenv('A', '1')\n", [2]),
+    ("import os\nos.getpid()\nenviron = {}\n", []),
+])
+def test_the_environment_check_sees_each_form(source: str, hits: list[int]) -> None:
+    assert environment_uses(source) == hits

@@ -10,7 +10,6 @@ importing any of them, so start-up pays for click and little else (docs/performa
 from __future__ import annotations
 
 import importlib
-import os
 from gettext import gettext as _
 from pathlib import Path
 
@@ -159,7 +158,9 @@ def configure_process() -> None:
 def main(ctx: click.Context, root: Path | None, debug: bool) -> None:
     """Assemble, check, preview and dispatch an expert-commentary newsletter."""
     configure_process()
-    debug = debug or os.environ.get("NEWSLETTER_DEBUG", "").strip().lower() in (
-        "1", "true", "yes", "on")
+    if not debug:
+        from newsletter.core.settings import process
+
+        debug = process().debug
     here = Path.cwd() if root is None else root
     ctx.obj = App(root=find_root(here) if root is None else root, debug=debug, here=here)

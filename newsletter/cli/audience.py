@@ -281,10 +281,8 @@ def forget_command(app: App, email: str, yes: bool) -> None:
     from newsletter.audience.erasure import canonical
     from newsletter.events.forget import forget_everywhere
 
-    settings = app.publication.settings
-    if not settings.secret:
-        raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
-                                 "keys the list that keeps an erased address from coming back"))
+    app.publication.settings.require_secret("keys the list that keeps an erased address from "
+                                            "coming back")
     address = canonical(email)
     if "@" not in address:
         raise InputError(Problem(email, None, "not an email address"))

@@ -56,8 +56,9 @@ class _SendCommand(click.Command):
               help="Like --accept-unknown, for this recipient only (repeatable).")
 @click.option("--at", "at_text", metavar="TIME",
               help="Schedule (SendGrid only, at most 72 h ahead), e.g. 2026-11-24T14:00Z.")
-@click.option("--skip-url-check", is_flag=True, envvar="NEWSLETTER_SKIP_URL_CHECK",
-              help="Send even if the web copy or an image URL does not answer.")
+@click.option("--skip-url-check", is_flag=True,
+              help="Send even if the web copy or an image URL does not answer (also "
+                   "NEWSLETTER_SKIP_URL_CHECK=1).")
 @click.option("--editions", is_flag=True,
               help="Send each reader the edition in their `language` attribute (one each).")
 @pass_app
@@ -74,9 +75,11 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
         show_dry_run,
         show_plan,
     )
+    from newsletter.core.settings import process
     from newsletter.dispatch.service import parse_at, parse_window, plan_send
     from newsletter.events.suppressions import sync_before_send
 
+    skip_url_check = skip_url_check or process().skip_url_check
     at = parse_at(at_text) if at_text else None
     window = parse_window(undo_text) if undo_text else None
     options = dict(transport=transport, again=again, at=at, undo_window=window,

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select
 
 from newsletter.core.errors import InputError, NewsletterError
-from newsletter.core.tokens import signing_secrets
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
@@ -177,7 +176,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         raise NewsletterError("name at least one --segment")
     label = " + ".join(segments)
     if not dry_run:
-        signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
+        pub.settings.require_secret()
     ledger = open_ledger(pub)
     slug = slug_of(pub, issue)
     active = ledger.sends.active(slug)

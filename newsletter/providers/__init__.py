@@ -5,8 +5,6 @@ and know nothing of campaigns or the send ledger."""
 
 from __future__ import annotations
 
-import os
-
 from newsletter.compose.schema import MailgunConfig, PostmarkConfig, PublicationConfig
 from newsletter.core.errors import NewsletterError
 from newsletter.core.settings import TRANSPORTS, Settings
@@ -46,11 +44,9 @@ def make_transport(name: str | None, settings: Settings,
     if name == "sendgrid":
         from newsletter.providers.sendgrid.transport import SendGridTransport
 
-        cap = os.environ.get("NEWSLETTER_SENDGRID_BATCH")
-        in_flight = os.environ.get("NEWSLETTER_SENDGRID_IN_FLIGHT")
         return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url,
-                                 max_batch=int(cap) if cap else None,
-                                 max_in_flight=max(1, int(in_flight)) if in_flight else None)
+                                 max_batch=settings.sendgrid_batch,
+                                 max_in_flight=settings.sendgrid_in_flight)
     if name == "postmark":
         from newsletter.providers.postmark.transport import PostmarkTransport
 

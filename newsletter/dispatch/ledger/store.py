@@ -17,11 +17,10 @@ changes nothing and raises `LeaseLost`.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import DBAPIError
 
 from newsletter.core.errors import FailedError
+from newsletter.core.settings import ProcessSettings, process
 from newsletter.db.engine import SQLITE_BUSY_TIMEOUT_S, write_connection
 from newsletter.db.ledger_tables import sends
 
@@ -68,15 +68,14 @@ def utcnow() -> dt.datetime:
 class WritePolicy:
     """How long a ledger write waits for a busy database, and how it backs off."""
 
-    patience: float = 300.0  # seconds, over every try of one write
+    patience: float = ProcessSettings.ledger_patience  # seconds, over every try of one write
     first_wait: float = 0.05
     longest_wait: float = 2.0
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> WritePolicy:
-        env = dict(os.environ if env is None else env)
-        patience = env.get("NEWSLETTER_LEDGER_PATIENCE")
-        return cls(patience=float(patience)) if patience else cls()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WritePolicy:
+        """The policy with NEWSLETTER_LEDGER_PATIENCE (newsletter.core.settings)."""
+        return cls(patience=process(env).ledger_patience)
 
 
 def trouble(exc: DBAPIError) -> tuple[bool, str] | None:
