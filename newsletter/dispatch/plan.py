@@ -221,7 +221,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
-    require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
+    if resumed is None and build is not None:  # a resume sends what was approved at its start
+        require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
     if chosen in SUPPRESSION_LISTS and resumed is None and not dry_run and before_send:
         note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses first
         if note:
