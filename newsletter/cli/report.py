@@ -139,7 +139,7 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
     """
     import json
 
-    from newsletter.db import open_database
+    from newsletter.db import database
     from newsletter.events.report import issue_report
     from newsletter.events.report_experts import expert_report
 
@@ -147,8 +147,7 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
         raise InputError(Problem("report", None, "name an ISSUE, or use --by expert"))
     pub = app.publication
     names = {key: expert.name for key, expert in pub.config.experts.items()}
-    engine = open_database(pub.settings)
-    try:
+    with database(pub.settings) as engine:
         with engine.connect() as conn:
             if by == "expert":
                 rows = [f.as_row() for f in expert_report(conn, names)]
@@ -163,8 +162,6 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
                 return
             slug = _slug(app, issue or "")
             found = issue_report(conn, slug, names)
-    finally:
-        engine.dispose()
     if found is None:
         raise NewsletterError(f"{slug} has not been sent yet; nothing to report")
     page = _write_page(pub, found)

@@ -103,7 +103,8 @@ def run(plan) -> None:
         return track_links(plan.pub, plan.build, plan.ledger.engine, send_id, mailing)
 
     def link_urls(public_url: str, send_id: int, links):  # a resume's tracked links
-        return LinkUrls(public_url, plan.pub.settings.secret or "", send_id, dict(links))
+        return LinkUrls(urls=dict(links), public_url=public_url,
+                        secret=plan.pub.settings.secret or "", send_id=send_id)
 
     def on_signal(signum: int, frame: object) -> None:
         if stop.is_set():

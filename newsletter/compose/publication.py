@@ -55,6 +55,14 @@ class Publication:
             )
         )
 
+    def issue_folders(self) -> list[Path]:
+        """Every issue folder under issues/ (one holding issue.yaml), by name: the one scan
+        of the issues every listing starts from."""
+        base = self.root / "issues"
+        if not base.is_dir():
+            return []
+        return sorted(p for p in base.iterdir() if (p / "issue.yaml").is_file())
+
     def dist_dir(self, slug: str) -> Path:
         return self.root / "dist" / slug
 

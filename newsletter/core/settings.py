@@ -152,7 +152,7 @@ class ProcessSettings:
 
 @dataclass(frozen=True)
 class PostmarkEnv:
-    """Postmark's secrets and test knobs (docs/sending.md)."""
+    """Postmark's secrets and test knobs."""
 
     server_token: str | None = var("POSTMARK_SERVER_TOKEN")
     #: tests point it at a local fake
@@ -165,7 +165,7 @@ class PostmarkEnv:
 
 @dataclass(frozen=True)
 class MailgunEnv:
-    """Mailgun's secrets and test knobs (docs/sending.md)."""
+    """Mailgun's secrets and test knobs."""
 
     api_key: str | None = var("MAILGUN_API_KEY")
     domain: str | None = var("MAILGUN_DOMAIN", None, _stripped)  # the sending domain

@@ -24,7 +24,15 @@ from newsletter.dispatch.artifact import Artifact, source_hash
 from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
 from newsletter.dispatch.ledger.consent import preview
 from newsletter.dispatch.ledger.reached import reached, recipients_of
-from newsletter.dispatch.options import CANCEL_DEADLINE, listed, minutes, parse_window, utc_minute
+from newsletter.dispatch.options import (
+    CANCEL_DEADLINE,
+    DEFAULTS,
+    SendOptions,
+    listed,
+    minutes,
+    parse_window,
+    utc_minute,
+)
 from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
 
 if TYPE_CHECKING:
@@ -92,19 +100,17 @@ class SendPlan:
     family: tuple[str, ...] = ()
     reach: str = "once"  # see dispatch.ledger.reached
     frozen: bool = True  # False: the artifact is to be stored (a send an earlier version began)
-    at: dt.datetime | None = None
-    undo_window: dt.timedelta | None = None
-    again: bool = False
-    retry_failed: bool = False
+    options: SendOptions = DEFAULTS  # as given
+    undo_window: dt.timedelta | None = None  # as given, configured, or the resumed send's
+    retry_failed: bool = False  # this run reopens a completed send's failed recipients
     left_out: list[tuple[int, str]] = field(default_factory=list)  # (how many, why)
-    resend_unknown: bool = False
-    accept_unknown: bool = False
-    resend_batches: tuple[int, ...] = ()
-    accept_batches: tuple[int, ...] = ()
-    resend_recipients: tuple[str, ...] = ()
-    accept_recipients: tuple[str, ...] = ()
     run_started: dt.datetime | None = None  # `send --editions --again`: this run's start
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def at(self) -> dt.datetime | None:
+        """When a new send is scheduled for (`--at`)."""
+        return self.options.at
 
     @property
     def action(self) -> str:
@@ -146,13 +152,8 @@ class SendPlan:
         return rows
 
 
-def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
-              transport: str | None = None, again: bool = False, at: dt.datetime | None = None,
-              undo_window: dt.timedelta | None = None, retry_failed: bool = False,
-              resend_unknown: bool = False, accept_unknown: bool = False,
-              resend_batches: tuple[int, ...] = (), accept_batches: tuple[int, ...] = (),
-              resend_recipients: tuple[str, ...] = (), accept_recipients: tuple[str, ...] = (),
-              dry_run: bool = False,
+def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
+              options: SendOptions = DEFAULTS, *,
               before_send: Callable[[Publication, Any, str], str] | None = None,
               narrow: Any = None, run_started: dt.datetime | None = None) -> SendPlan:
     """Resolve the segments and the ledger's history, build the issue for a new send (or
@@ -160,8 +161,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
 
     One send of an issue is active at a time: while another is under way, or stopped and not
     yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever the issue
-    family reached, unless `again`. Unknown outcomes of sends without an undo window are
-    settled by the operator: all (`resend_unknown`, `accept_unknown`), batch by batch or
+    family reached, unless `options.again`. Unknown outcomes of sends without an undo window
+    are settled by the operator: all (`resend_unknown`, `accept_unknown`), batch by batch or
     recipient by recipient. `before_send(pub, engine, provider)` runs before a new send through
     a provider with suppression lists is counted (the CLI passes the suppression sync, which
     lives on the public side); the note it returns joins the plan's. `narrow`, a further WHERE
@@ -169,8 +170,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     (with `again`): people reached since then are left out (one edition each in one
     `send --editions --again`).
     """
-    _check_options(resend_unknown, accept_unknown, resend_batches, accept_batches,
-                   resend_recipients, accept_recipients, at, undo_window)
+    transport, dry_run, at = options.transport, options.dry_run, options.at
     segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
     if not segments:
         raise NewsletterError("name at least one --segment")
@@ -193,7 +193,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         if at is not None:
             raise NewsletterError(f"send #{active.id} is already under way; --at only schedules "
                                   "a new send")
-    elif retry_failed:
+    elif options.retry_failed:
         failed = [s for s in ledger.sends.of_issue(slug, label)
                   if s.state == "completed" and s.failed]
         if not failed:
@@ -219,7 +219,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     if narrow is not None:
         members = members & narrow
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
-    undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
+    undo_window = _undo_window(pub, ledger, resumed, chosen, at, options.undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
     if resumed is None and build is not None:  # a resume sends what was approved at its start
         require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
@@ -232,13 +232,10 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         ledger=ledger, members=members, send=resumed, count=0,
         family=tuple(dict.fromkeys(family + artifact.family)),
         reach=resumed.reach if resumed else
-        ("again" if again else "unknown" if resend_unknown else "once"),
-        frozen=frozen, at=at, undo_window=undo_window, again=again,
-        retry_failed=reopen is not None, resend_unknown=resend_unknown,
-        accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
-        accept_batches=tuple(accept_batches), resend_recipients=tuple(resend_recipients),
-        accept_recipients=tuple(accept_recipients),
-        run_started=run_started if again else None, notes=notes)
+        ("again" if options.again else "unknown" if options.resend_unknown else "once"),
+        frozen=frozen, options=options, undo_window=undo_window,
+        retry_failed=reopen is not None,
+        run_started=run_started if options.again else None, notes=notes)
     if reopen is not None:
         _plan_reopen(plan, reopen)
     elif active is not None:
@@ -248,21 +245,6 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         if plan.count == 0 and not plan.left_out:
             raise NewsletterError(f"segment '{label}' has no active subscribers; nothing to send")
     return plan
-
-
-def _check_options(resend_unknown: bool, accept_unknown: bool, resend_batches: tuple[int, ...],
-                   accept_batches: tuple[int, ...], resend_recipients: tuple[str, ...],
-                   accept_recipients: tuple[str, ...], at: dt.datetime | None,
-                   undo_window: dt.timedelta | None) -> None:
-    if resend_unknown and accept_unknown:
-        raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
-    if set(resend_batches) & set(accept_batches):
-        raise NewsletterError("a batch cannot be both resent and accepted")
-    both = {a.lower() for a in resend_recipients} & {a.lower() for a in accept_recipients}
-    if both:
-        raise NewsletterError(f"{sorted(both)[0]} cannot be both resent and accepted")
-    if at is not None and undo_window is not None:
-        raise NewsletterError("--at and --undo-window exclude each other")
 
 
 def _artifact_of(pub: Publication, ledger: Ledger, send: SendRow, family: tuple[str, ...],
@@ -369,13 +351,13 @@ def _note_withdrawn(plan: SendPlan, send: SendRow, states: list[str]) -> None:
 
 
 def _plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> None:
-    recipients = plan.ledger.recipients
+    recipients, options = plan.ledger.recipients, plan.options
     settles = chosen == "outbox" or plan.undo_window is not None
-    states = ["pending"] + (["unknown"] if plan.resend_unknown or settles else [])
+    states = ["pending"] + (["unknown"] if options.resend_unknown or settles else [])
     plan.count = recipients.count(active.id, states)
-    picked = recipients.count_unknown(active.id, batches=plan.resend_batches,
-                                      emails=plan.resend_recipients)
-    if not plan.resend_unknown:
+    picked = recipients.count_unknown(active.id, batches=options.resend_batches,
+                                      emails=options.resend_recipients)
+    if not options.resend_unknown:
         plan.count += picked
     _note_withdrawn(plan, active, ["pending"])
     if settles and active.unknown:
@@ -384,16 +366,17 @@ def _plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) ->
             if plan.undo_window else "the outbox shows whether each message was written"))
         return
     settled = "; ".join(filter(None, [
-        "all recorded as accepted" if plan.accept_unknown else "",
-        f"batches {listed(plan.accept_batches)} recorded as accepted"
-        if plan.accept_batches else "",
-        f"batches {listed(plan.resend_batches)} sent again" if plan.resend_batches else "",
-        f"{', '.join(plan.accept_recipients)} recorded as accepted"
-        if plan.accept_recipients else "",
-        f"{', '.join(plan.resend_recipients)} sent again" if plan.resend_recipients else ""]))
+        "all recorded as accepted" if options.accept_unknown else "",
+        f"batches {listed(options.accept_batches)} recorded as accepted"
+        if options.accept_batches else "",
+        f"batches {listed(options.resend_batches)} sent again" if options.resend_batches else "",
+        f"{', '.join(options.accept_recipients)} recorded as accepted"
+        if options.accept_recipients else "",
+        f"{', '.join(options.resend_recipients)} sent again"
+        if options.resend_recipients else ""]))
     if active.unknown and settled:
         plan.notes.append(f"recipients with an unknown fate: {settled}")
-    elif active.unknown and not plan.resend_unknown:
+    elif active.unknown and not options.resend_unknown:
         plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
                           "unknown fate and are left alone; see `newsletter status`, and "
                           "pass --resend-unknown to send to them again")

@@ -18,7 +18,7 @@ from newsletter.providers.mailing import ASM_UNSUBSCRIBE_TAG, Item, Mailing
 from newsletter.providers.sendgrid.payload import (
     PayloadBuilder,
     check_categories,
-    clean_name,
+    sendgrid_name,
 )
 from tests.conftest import sample_build
 from tests.dispatch.conftest import SECRET, SLUG, Pub, add_people
@@ -126,7 +126,8 @@ def test_category_rules() -> None:
                                                             + ["c1", "é", "x" * 256]))
     for words in ("at most 10", "must not repeat", "must be ASCII", "longer than 255"):
         assert words in problems
-    assert clean_name("Doe, Jane; Dr") == "Doe Jane Dr"
+    assert sendgrid_name("Doe, Jane; Dr") == "Doe Jane Dr"
+    assert sendgrid_name("Doe,\r\nJane") == "Doe Jane"  # a clean name, too
 
 
 def test_publication_settings_sendgrid_cannot_take_are_refused() -> None:

@@ -16,7 +16,6 @@ changes nothing and raises `LeaseLost`.
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import sqlite3
 import time
@@ -27,6 +26,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import DBAPIError
 
+from newsletter.audience.model import utcnow
 from newsletter.core.errors import FailedError
 from newsletter.core.settings import ProcessSettings, process
 from newsletter.db.engine import SQLITE_BUSY_TIMEOUT_S, write_connection
@@ -58,10 +58,6 @@ class SendFinished(SendBusy):
 class LedgerUnavailable(FailedError):
     """The database refused a ledger write for longer than the write policy allows (a lock
     held elsewhere) or cannot store it (a full disk): the send stops, with this reason."""
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
