@@ -203,7 +203,7 @@ def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
 def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) -> None:
     """Send a [TEST] copy of ISSUE to test_recipients (or --to), outside the ledger."""
     from newsletter.compose import build_issue
-    from newsletter.compose.schema import split_addresses
+    from newsletter.compose.fields import split_addresses
     from newsletter.dispatch.service import send_test as run
 
     build = build_issue(app.publication, issue)

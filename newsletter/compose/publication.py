@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from newsletter.compose.schema import PublicationConfig, validate
+from newsletter.compose.schema import PublicationConfig
 from newsletter.compose.validated import remembered
+from newsletter.compose.validation import validate
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.settings import Settings
 from newsletter.core.yamlsrc import SourceError, parse_yaml, read_text

@@ -6,7 +6,8 @@ database(settings) as engine:` closes it after the block).
 
 from newsletter.db.database import database, open_database
 from newsletter.db.engine import connect, display_url, write_connection
-from newsletter.db.migrations import current_version, latest_version, upgrade
+from newsletter.db.migrate import current_version
+from newsletter.db.migrations import latest_version, upgrade
 
 __all__ = [
     "connect",

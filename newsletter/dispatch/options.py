@@ -73,7 +73,7 @@ def parse_at(text: str) -> dt.datetime:
 
 def parse_window(text: str) -> dt.timedelta:
     """An undo window like `15m`, `1h`, `90s` or `1h30m`."""
-    from newsletter.compose.schema import parse_duration
+    from newsletter.compose.fields import parse_duration
 
     try:
         return parse_duration(text)
