@@ -35,8 +35,9 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                          "interrupted send."),
     "send-test": ("dispatch", "Send a [TEST] copy of ISSUE to test_recipients (or --to), "
                               "outside the ledger."),
-    "status": ("dispatch", "Show ISSUE's approvals and each send with its counts and any unknown "
-                           "or failed recipients."),
+    "status": ("dispatch", "Show ISSUE's approvals and each send with its counts, its bounce "
+                           "and complaint rates beside the providers' limits, and any unknown or "
+                           "failed recipients."),
     "issues": ("editorial", "List every issue with its date, language, editions and state, "
                             "newest first."),
     "approve": ("editorial", "Approve ISSUE's current content for sending (sign-off; see "
@@ -50,7 +51,7 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                            "points."),
     "serve": ("public", "Serve unsubscribe links, sign-up with double opt-in, the SendGrid event "
                         "webhook and the published archive (see docs/deploy.md)."),
-    "suppressions": ("public", "Provider suppression lists (SendGrid, Postmark, Mailgun)."),
+    "suppressions": ("public", "Provider suppression lists (SendGrid, SES, Postmark, Mailgun)."),
     "events": ("public", "SendGrid webhook events stored in the database."),
     "bounces": ("bounces", "The bounce mailbox of SMTP sends: bounces and complaints that come "
                            "back by mail."),

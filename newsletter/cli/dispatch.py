@@ -33,11 +33,11 @@ class _SendCommand(click.Command):
 @click.command(cls=_SendCommand, epilog="To cancel a scheduled send: newsletter send cancel "
                "ISSUE [--segment NAME].")
 @click.argument("issue")
-@click.option("--segment", "segments", required=True, multiple=True,
+@click.option("--segment", "segments", multiple=True,
               help="Segment (from subscribers/segments.yaml); repeat it to send once to the "
-                   "union of several.")
+                   "union of several. Required, except with --resume.")
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
-              help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
+              help=f"{', '.join(TRANSPORT_NAMES)} (default: NEWSLETTER_TRANSPORT, else outbox).")
 @click.option("--dry-run", is_flag=True, help="Do everything but hand messages over.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--again", is_flag=True,
@@ -66,12 +66,15 @@ class _SendCommand(click.Command):
                    "NEWSLETTER_SKIP_URL_CHECK=1).")
 @click.option("--editions", is_flag=True,
               help="Send each reader the edition in their `language` attribute (one each).")
+@click.option("--resume", is_flag=True,
+              help="Go on with the send of ISSUE the reputation guard paused (after a look at "
+                   "`newsletter status`), or any stopped one.")
 @pass_app
 def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None, dry_run: bool,
          yes: bool, again: bool, retry_failed: bool, undo_text: str | None, resend_unknown: bool,
          accept_unknown: bool, resend_batch: tuple[int, ...], accept_batch: tuple[int, ...],
          resend_recipient: tuple[str, ...], accept_recipient: tuple[str, ...],
-         at_text: str | None, skip_url_check: bool, editions: bool) -> None:
+         at_text: str | None, skip_url_check: bool, editions: bool, resume: bool) -> None:
     """Send ISSUE to one or more segments; run it again to resume an interrupted send."""
     from newsletter.cli.sending import (
         check_online,
@@ -84,10 +87,15 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     from newsletter.dispatch.service import SendOptions, parse_at, parse_window, plan_send
     from newsletter.events.suppressions import sync_before_send
 
+    if not segments and not resume:
+        raise click.UsageError("Missing option '--segment'.")
+    if resume and editions:
+        raise click.UsageError("--resume takes up one send: resume an edition's send with "
+                               "`newsletter send EDITION --resume`")
     skip_url_check = skip_url_check or process().skip_url_check
     options = SendOptions(
-        transport=transport, dry_run=dry_run, again=again, retry_failed=retry_failed,
-        at=parse_at(at_text) if at_text else None,
+        transport=transport, dry_run=dry_run, resume=resume, again=again,
+        retry_failed=retry_failed, at=parse_at(at_text) if at_text else None,
         undo_window=parse_window(undo_text) if undo_text else None,
         resend_unknown=resend_unknown, accept_unknown=accept_unknown,
         resend_batches=resend_batch, accept_batches=accept_batch,
@@ -96,7 +104,14 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     if editions:
         _send_editions(app, issue, segments, yes, options, skip_url_check)
         return
-    plan = plan_send(app.publication, issue, segments, options, before_send=sync_before_send)
+    from newsletter.dispatch.ledger.store import SendFinished
+
+    try:
+        plan = plan_send(app.publication, issue, segments, options,
+                         before_send=sync_before_send)
+    except SendFinished as exc:  # --resume: another process finished it
+        err_console.print(str(exc), markup=False, highlight=False)
+        return
     if not dry_run:
         plan.transport.preflight()
     online = None if dry_run else check_online(app.publication, plan, skip_url_check)
@@ -198,7 +213,7 @@ def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
               help="Send to this address instead of test_recipients (repeatable; several "
                    "separated by commas also work).")
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
-              help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
+              help=f"{', '.join(TRANSPORT_NAMES)} (default: NEWSLETTER_TRANSPORT, else outbox).")
 @pass_app
 def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) -> None:
     """Send a [TEST] copy of ISSUE to test_recipients (or --to), outside the ledger."""
@@ -244,9 +259,9 @@ def _show_approvals(app: App, issue: str) -> None:
 @click.argument("issue")
 @pass_app
 def status(app: App, issue: str) -> None:
-    """Show ISSUE's approvals and each send with its counts and any unknown or failed
-    recipients."""
-    from newsletter.cli.sending import counts
+    """Show ISSUE's approvals and each send with its counts, its bounce and complaint rates
+    beside the providers' limits, and any unknown or failed recipients."""
+    from newsletter.cli.sending import counts, show_health
     from newsletter.dispatch.ledger import is_alive
     from newsletter.dispatch.service import sends_for, utc_minute
 
@@ -263,6 +278,8 @@ def status(app: App, issue: str) -> None:
         state = s.state
         if s.state == "completed" and s.send_at:
             state = f"scheduled for {utc_minute(s.send_at)}"
+        elif s.paused:
+            state = f"paused by the reputation guard (since {utc_minute(s.paused_at)})"
         elif s.state == "sending":
             alive = s.owner and is_alive(s.owner, s.heartbeat_at)
             state = (f"sending (process {s.owner})" if alive else
@@ -272,7 +289,8 @@ def status(app: App, issue: str) -> None:
             f"{utc_minute(s.created_at)}; {s.total:,} recipients: "
             + counts(s).replace(f" of {s.total:,}", ""), markup=False, highlight=False)
         console.print(f"  events: {engaged[s.id]}", markup=False, highlight=False)
-        if s.last_error and s.state != "completed":
+        show_health(entry)
+        if s.last_error and s.state != "completed" and not s.paused:
             console.print(f"  last error: {s.last_error}", markup=False, highlight=False)
         for why, count in entry.skipped:
             console.print(f"  skipped: {count:,} {why}", markup=False, highlight=False)

@@ -53,8 +53,12 @@ def show_dry_run(plan) -> None:
                   markup=False, highlight=False, soft_wrap=True)
 
 
+#: transports whose dry run shows the API request (JSON) rather than the message
+API_REQUESTS = ("sendgrid", "ses")
+
+
 def _sample_kind(plan) -> str:
-    return "the API request" if plan.transport.name == "sendgrid" else "the message"
+    return "the API request" if plan.transport.name in API_REQUESTS else "the message"
 
 
 def _save_sample(plan, first: str):
@@ -62,7 +66,7 @@ def _save_sample(plan, first: str):
     import os
     import tempfile
 
-    suffix = ".json" if plan.transport.name == "sendgrid" else ".eml"
+    suffix = ".json" if plan.transport.name in API_REQUESTS else ".eml"
     folder = plan.pub.dist_dir(plan.build.slug)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"dry-run{suffix}"
@@ -106,6 +110,11 @@ def run(plan) -> None:
         return LinkUrls(urls=dict(links), public_url=public_url,
                         secret=plan.pub.settings.secret or "", send_id=send_id)
 
+    def warn(text: str) -> None:  # the reputation guard, at half a threshold
+        err_console.print(f"[yellow]warning:[/yellow] {text} (the reputation guard pauses "
+                          "the send past it; see `newsletter status`)", markup=True,
+                          highlight=False)
+
     def on_signal(signum: int, frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
@@ -116,7 +125,7 @@ def run(plan) -> None:
     try:
         with _progress(plan.count) as progress:
             result = execute(plan, stop=stop, progress=progress, prepare=prepare,
-                             link_urls=link_urls)
+                             link_urls=link_urls, warn=warn)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -193,6 +202,8 @@ def report(plan, result) -> None:
             console.print(f"messages are in {result.where}")
         return
     list_recipients(plan.ledger, send.id)
+    if send.paused:
+        raise FailedError(f"{send.paused_message()}. {totals}")
     why = result.report.stopped or ("interrupted" if result.report.interrupted else
                                     "some recipients were not accepted")
     settle = ("record those listed as not recorded with --accept-recipient ADDRESS"
@@ -221,3 +232,40 @@ def list_recipients(ledger, send_id: int, limit: int = 10) -> None:
             err_console.print(f"  {state}: {row.email}"
                               + (f" ({row.last_error})" if row.last_error else ""),
                               markup=False, highlight=False)
+
+
+def show_health(entry) -> None:
+    """A send's hard-bounce and complaint rates beside the guard's thresholds and the
+    providers' published limits; the guard's warnings; a pause and how to go on from it."""
+    from newsletter.core.reputation import limits_of, percent, setting
+
+    s, f, t, verdict = entry.send, entry.health, entry.thresholds, entry.verdict
+    out = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+    if f.handed:
+        refused = f"; {f.refused:,} refused by the server" if f.refused else ""
+        out(f"  hard bounces: {percent(f.bounce_rate)} of {f.handed:,} handed over "
+            f"({f.hard:,}{refused}); the guard pauses over {setting(t.bounce_pause)}; "
+            f"{limits_of('bounces')}")
+        out(f"  complaints: {percent(f.complaint_rate)} of {f.handed:,} handed over "
+            f"({f.complaints:,}); the guard pauses over {setting(t.complaint_pause)}; "
+            f"{limits_of('complaints')}")
+    for warning in verdict.warnings:
+        out(f"  warning: {warning}")
+    if verdict.pause and not s.paused and s.state not in ("completed", "cancelled"):
+        out(f"  warning: {verdict.pause}; the guard pauses the send at its next batch")
+    for pause in entry.pauses:
+        resumed = f"; resumed {utc(pause.resumed_at)}" if pause.resumed_at else ""
+        out(f"  paused {utc(pause.paused_at)}: {pause.reason}{resumed}")
+    if s.paused:
+        for address, what in entry.reported:
+            out(f"  {what}: {address}")
+        out(f"  to go on: look at who bounced or complained (listed here), then `newsletter "
+            f"send {s.issue} --resume`: the guard watches the rest of the send, by "
+            "reputation: in newsletter.yaml as it is then; or give it up with `newsletter "
+            f"send cancel {s.issue}`")
+
+
+def utc(when) -> str:
+    from newsletter.dispatch.service import utc_minute
+
+    return utc_minute(when)

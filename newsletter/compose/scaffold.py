@@ -38,6 +38,7 @@ footer: >-
   The views expressed are the authors' own. [About us](https://example.org/about).
 test_recipients: [editor@example.org]
 # approval: {{{{required: true, approvers: 1}}}}   # sign-off: `send` waits for `newsletter approve`
+# reputation: {{{{min_sample: 1000, bounce_pause: 5%, complaint_pause: 0.1%}}}}   # pauses a send
 experts:
   {DRAFT_EXPERT}: {{{{name: {DRAFT_EXPERT_NAME}, role: "Senior Fellow", twitter: janedoe}}}}
 """

@@ -21,6 +21,13 @@ from newsletter.compose.fields import (
     check_url,
     parse_duration,
 )
+from newsletter.compose.provider_config import (
+    MailgunConfig,
+    PostmarkConfig,
+    SendGridConfig,
+    SesConfig,
+)
+from newsletter.core.reputation import Thresholds, parse_percent
 
 
 class Sender(Strict):
@@ -60,51 +67,6 @@ class Expert(Strict):
         if not handle.replace("_", "").isalnum() or len(handle) > 15:
             raise ValueError(f"{value!r} is not a Twitter handle (letters, digits, _; at most 15)")
         return handle
-
-
-class SendGridConfig(Strict):
-    asm_group_id: int | None = None
-    categories: list[str] = Field(default_factory=list)
-    undo_window: str | None = None  # e.g. 15m: the default for `send --undo-window`
-    max_in_flight: int = Field(8, ge=1, le=64)  # the adaptive limit's ceiling (requests at once)
-
-    @field_validator("undo_window", mode="before")
-    @classmethod
-    def _window(cls, value: object) -> object:
-        if value is not None:
-            parse_duration(str(value))
-            return str(value)
-        return value
-
-
-class PostmarkConfig(Strict):
-    """`postmark:` in newsletter.yaml (the server token comes from the environment)."""
-
-    message_stream: str = "broadcast"  # a Broadcasts stream: Postmark's rule for newsletters
-    max_in_flight: int = Field(4, ge=1, le=64)  # batch requests at once (the adaptive ceiling)
-    track_opens: bool | None = None  # None: the message stream's own setting
-    track_links: Literal["None", "HtmlAndText", "HtmlOnly", "TextOnly"] | None = None
-
-    @field_validator("message_stream")
-    @classmethod
-    def _stream(cls, value: str) -> str:
-        if not value or len(value) > 100 or not all(c.isalnum() or c in "-_" for c in value):
-            raise ValueError(f"{value!r} is not a message stream ID (letters, digits, - and _)")
-        return value
-
-
-class MailgunConfig(Strict):
-    """`mailgun:` in newsletter.yaml (the API key and sending domain come from the
-    environment)."""
-
-    region: Literal["us", "eu"] = "us"  # api.mailgun.net or api.eu.mailgun.net
-    max_in_flight: int = Field(4, ge=1, le=64)  # batch requests at once (the adaptive ceiling)
-    tracking: bool | None = None  # o:tracking; None: the domain's own setting
-
-    @field_validator("region", mode="before")
-    @classmethod
-    def _region(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
 
 
 class S3Target(Strict):
@@ -221,6 +183,22 @@ class BouncesConfig(Strict):
         return self.return_path.rsplit("@", 1)[1].lower()
 
 
+class ReputationConfig(Strict):
+    """`reputation:`: the guard that pauses a send whose own hard bounces or complaints pass
+    these rates (docs/sending.md#the-reputation-guard). Rates are written as percentages."""
+
+    min_sample: int = Field(Thresholds.min_sample, ge=1)  # messages handed over first
+    bounce_pause: float = Thresholds.bounce_pause  # `5%`: hard bounces per message
+    complaint_pause: float = Thresholds.complaint_pause  # `0.1%`: complaints per message
+
+    _rates = field_validator("bounce_pause", "complaint_pause", mode="before")(
+        classmethod(lambda cls, v: parse_percent(v)))
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.min_sample, self.bounce_pause, self.complaint_pause)
+
+
 class PublicationConfig(Strict):
     """newsletter.yaml."""
 
@@ -240,6 +218,7 @@ class PublicationConfig(Strict):
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
     postmark: PostmarkConfig = Field(default_factory=PostmarkConfig)
     mailgun: MailgunConfig = Field(default_factory=MailgunConfig)
+    ses: SesConfig = Field(default_factory=SesConfig)  # Amazon SES (docs/providers/ses.md)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
     publish: PublishConfig = Field(default_factory=PublishConfig)
     strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
@@ -249,6 +228,7 @@ class PublicationConfig(Strict):
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)  # `new --from-feed` (docs/drafting.md)
     bounces: BouncesConfig | None = None  # the bounce mailbox (docs/deliverability.md)
+    reputation: ReputationConfig = Field(default_factory=ReputationConfig)  # the send guard
     _own: PublicationConfig | None = PrivateAttr(default=None)  # set on an edition's copy
 
     _reply = field_validator("reply_to")(

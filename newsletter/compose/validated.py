@@ -30,9 +30,10 @@ M = TypeVar("M", bound=BaseModel)
 Result = tuple[M | None, list[Problem]]
 _HERE = Path(__file__).resolve().parent
 #: the code a cached result was derived with
-_VALIDATING = (_HERE / "schema.py", _HERE / "fields.py", _HERE / "validation.py",
-               _HERE / "validated.py", _HERE / "publication.py",
-               _HERE.parent / "core" / "yamlsrc.py", _HERE.parent / "core" / "errors.py")
+_VALIDATING = (_HERE / "schema.py", _HERE / "provider_config.py", _HERE / "fields.py",
+               _HERE / "validation.py", _HERE / "validated.py", _HERE / "publication.py",
+               _HERE.parent / "core" / "yamlsrc.py", _HERE.parent / "core" / "errors.py",
+               _HERE.parent / "core" / "reputation.py")
 
 
 def validated(model: type[M], doc: YamlDoc, root: Path | None) -> Result:

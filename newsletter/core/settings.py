@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from newsletter.core.errors import InputError, Problem
 
-TRANSPORTS = ("outbox", "smtp", "sendgrid", "postmark", "mailgun")
+TRANSPORTS = ("outbox", "smtp", "sendgrid", "ses", "postmark", "mailgun")
 EVENTS_KEEP_DAYS = 400
 SIGNUPS_KEEP_DAYS = 7
 #: the shortest NEWSLETTER_SECRET (and earlier secret) accepted for sending and serving
@@ -176,6 +176,24 @@ class MailgunEnv:
 
 
 @dataclass(frozen=True)
+class SesEnv:
+    """What newsletter itself reads of Amazon SES's environment (boto3 reads the credentials,
+    AWS_ACCESS_KEY_ID or AWS_PROFILE or a role, on its own)."""
+
+    #: the region (`ses.region` in newsletter.yaml overrides it; unset: boto3's own default)
+    region: str | None = var("AWS_REGION", None, _stripped)
+    #: SES's endpoint, which boto3 also reads (tests: a local stand-in); else AWS_ENDPOINT_URL
+    endpoint: str | None = var("AWS_ENDPOINT_URL_SESV2", None, _stripped)
+    any_endpoint: str | None = var("AWS_ENDPOINT_URL", None, _stripped)
+    in_flight: int | None = var("NEWSLETTER_SES_IN_FLIGHT", None, _count)  # ses.max_in_flight
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint boto3 sends SES requests to, when the environment names one."""
+        return self.endpoint or self.any_endpoint
+
+
+@dataclass(frozen=True)
 class Settings:
     """A publication's settings from the environment (README.md, "Settings from the
     environment", says what each is for)."""
@@ -203,6 +221,7 @@ class Settings:
     dns_server: str | None = var("NEWSLETTER_DNS_SERVER", None, _stripped)
     postmark: PostmarkEnv = group(PostmarkEnv)
     mailgun: MailgunEnv = group(MailgunEnv)
+    ses: SesEnv = group(SesEnv)
     process: ProcessSettings = group(ProcessSettings)
 
     @classmethod
@@ -249,6 +268,11 @@ def require_secret(secrets: Sequence[str], why: str = SIGNS_LINKS) -> list[str]:
 def process(environ: Mapping[str, str] | None = None) -> ProcessSettings:
     """The process's knobs, read now (so a test's or a parent's change is seen)."""
     return load(ProcessSettings, os.environ if environ is None else environ)
+
+
+def ses(environ: Mapping[str, str] | None = None) -> SesEnv:
+    """SES's settings, read now, for code that has no publication's Settings at hand."""
+    return load(SesEnv, os.environ if environ is None else environ)
 
 
 def hand_to_workers(root: Path) -> None:

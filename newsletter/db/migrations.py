@@ -30,6 +30,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -457,3 +458,39 @@ def _webhook_tokens(conn: Connection) -> None:
         Index("ix_webhook_tokens_seen_at", "seen_at"),
     )
     md.create_all(conn)
+
+
+@migration(13, "reputation guard: paused sends and each pause with its figures")
+def _send_pauses(conn: Connection) -> None:
+    """sends gain `paused_at` (set while the reputation guard holds the send); send_pauses
+    keeps each pause: when, why, the figures and thresholds judged, and the resume with the
+    figures it started from; engagement gains two partial indexes, each send's people who
+    bounced hard and who complained (what the guard counts before every batch)."""
+    for name in ("bounces", "complaints"):
+        conn.execute(text(f"CREATE INDEX ix_engagement_{name} ON engagement (send_id) "
+                          f"WHERE {name} > 0"))
+    timestamp = "TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE sends ADD COLUMN paused_at {timestamp}"))
+    md = MetaData()
+    Table("sends", md, Column("id", _Id, primary_key=True))
+    Table(
+        "send_pauses",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("send_id", _Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        Column("paused_at", DateTime, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("handed", Integer, nullable=False),
+        Column("hard", Integer, nullable=False),
+        Column("complaints", Integer, nullable=False),
+        Column("min_sample", Integer, nullable=False),
+        Column("bounce_pause", Float, nullable=False),
+        Column("complaint_pause", Float, nullable=False),
+        Column("resumed_at", DateTime, nullable=True),
+        Column("resumed_by", String(200), nullable=True),
+        Column("resumed_handed", Integer, nullable=True),
+        Column("resumed_hard", Integer, nullable=True),
+        Column("resumed_complaints", Integer, nullable=True),
+        Index("ix_send_pauses_send", "send_id"),
+    )
+    md.tables["send_pauses"].create(conn)

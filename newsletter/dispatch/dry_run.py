@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from newsletter.core.personalise import Recipient
 from newsletter.core.tokens import SAMPLE_SECRET
-from newsletter.dispatch.plan import SendPlan
+from newsletter.dispatch.send_plan import SendPlan
 from newsletter.providers.mailing import Item
 
 

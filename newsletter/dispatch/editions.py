@@ -24,13 +24,8 @@ from newsletter.core.errors import NewsletterError
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger.reached import recipients_of
 from newsletter.dispatch.options import DEFAULTS, SendOptions
-from newsletter.dispatch.plan import (
-    SendPlan,
-    family_of,
-    open_ledger,
-    plan_send,
-    segment_condition,
-)
+from newsletter.dispatch.plan import family_of, open_ledger, plan_send, segment_condition
+from newsletter.dispatch.send_plan import SendPlan
 
 
 def _language() -> ColumnElement:

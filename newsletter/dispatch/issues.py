@@ -2,7 +2,8 @@
 where it stands, from a draft to "sent to N".
 
 The state of an issue that has sends comes from its sends (the ledger's rows, read through
-`Ledger.sends.of_issue`): sending, paused (a send stopped or interrupted and not yet resumed),
+`Ledger.sends.of_issue`): sending, paused (a send the reputation guard paused, or one stopped or
+interrupted and not yet resumed),
 scheduled (a SendGrid send waiting for its time), or sent to N people. An issue without sends
 is built and checked (offline, without SpamAssassin): failing checks, approved (the approvals
 newsletter.yaml asks for, of its current content; any approval when none is required), or
@@ -73,7 +74,12 @@ def send_state(sends: list[SendRow], now: dt.datetime) -> tuple[str, str, int] |
             return ("sending", f"send #{send.id}: {send.accepted:,} of {send.total:,} "
                     "accepted", reached)
     for send in sends:
-        if send.state not in ("completed", "cancelled"):  # stopped, interrupted, paused
+        if send.paused:
+            return ("paused", f"send #{send.id} to '{send.segment}' paused by the reputation "
+                    f"guard at {send.accepted:,} of {send.total:,}; `newsletter status "
+                    f"{send.issue}` shows why, `newsletter send {send.issue} --resume` goes on",
+                    reached)
+        if send.state not in ("completed", "cancelled"):  # stopped, interrupted
             why = f": {send.last_error}" if send.last_error else ""
             return ("paused", f"send #{send.id} to '{send.segment}' stopped at "
                     f"{send.accepted:,} of {send.total:,}{why}; `newsletter send` resumes it",

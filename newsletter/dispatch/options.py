@@ -21,6 +21,7 @@ class SendOptions:
 
     transport: str | None = None  # default: NEWSLETTER_TRANSPORT (or the send resumed)
     dry_run: bool = False
+    resume: bool = False  # take up the issue's send the reputation guard paused (or stopped)
     again: bool = False  # also to people the issue family already reached
     retry_failed: bool = False  # reopen the last completed send's failed recipients
     at: dt.datetime | None = None  # schedule (SendGrid)

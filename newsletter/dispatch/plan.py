@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
@@ -21,19 +20,17 @@ from newsletter.core.errors import InputError, NewsletterError
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
-from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
-from newsletter.dispatch.ledger.consent import preview
-from newsletter.dispatch.ledger.reached import reached, recipients_of
+from newsletter.dispatch.ledger import Ledger, SendBusy, SendPaused, SendRow
+from newsletter.dispatch.ledger.reached import reached
 from newsletter.dispatch.options import (
     CANCEL_DEADLINE,
     DEFAULTS,
     SendOptions,
-    listed,
-    minutes,
     parse_window,
-    utc_minute,
 )
-from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
+from newsletter.dispatch.resume import nothing_to_resume, plan_reopen, plan_resume
+from newsletter.dispatch.send_plan import SendPlan
+from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, make_transport
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -83,75 +80,6 @@ def family_of(pub: Publication, slug: str, ledger: Ledger) -> tuple[str, ...]:
     return ledger.artifacts.families((slug, *(e.slug for e in edition_group(pub, slug))))
 
 
-@dataclass
-class SendPlan:
-    """A send about to start or resume, with everything checked that can be checked."""
-
-    pub: Publication
-    slug: str
-    artifact: Artifact  # what the send sends
-    build: Build | None  # the issue as built now (new sends; resumes of sends without artifact)
-    segment: str  # the segment's name, or several joined with " + "
-    transport: Transport
-    ledger: Ledger
-    members: Any  # the segments' WHERE clause over subscribers
-    send: SendRow | None  # the send to resume, or None for a new one
-    count: int  # recipients this run will hand over
-    family: tuple[str, ...] = ()
-    reach: str = "once"  # see dispatch.ledger.reached
-    frozen: bool = True  # False: the artifact is to be stored (a send an earlier version began)
-    options: SendOptions = DEFAULTS  # as given
-    undo_window: dt.timedelta | None = None  # as given, configured, or the resumed send's
-    retry_failed: bool = False  # this run reopens a completed send's failed recipients
-    left_out: list[tuple[int, str]] = field(default_factory=list)  # (how many, why)
-    run_started: dt.datetime | None = None  # `send --editions --again`: this run's start
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def at(self) -> dt.datetime | None:
-        """When a new send is scheduled for (`--at`)."""
-        return self.options.at
-
-    @property
-    def action(self) -> str:
-        if self.send and self.retry_failed:
-            return f"retry the failed recipients of send #{self.send.id}"
-        return f"resume send #{self.send.id}" if self.send else "new send"
-
-    def recipients(self) -> Any:
-        """Who a new send goes to: a WHERE clause over subscribers."""
-        return recipients_of(self.family, self.members, self.reach, self.run_started)
-
-    def consent_check(self, send: SendRow) -> ConsentCheck:
-        """What each batch of `send` is checked against right before its hand-over."""
-        from newsletter.audience.erasure import any_erased
-
-        with self.ledger.engine.connect() as conn:
-            erasures = any_erased(conn)
-        return ConsentCheck(send.id, self.family, send.reach, send.created_at,
-                            tuple(self.pub.settings.secrets), erasures)
-
-    def summary(self) -> list[tuple[str, str]]:
-        """What will happen, as label/value pairs."""
-        rows = [
-            ("Issue", self.slug),
-            ("Subject", self.artifact.subject),
-            ("Segment", self.segment),
-            ("Recipients", f"{self.count:,}"),
-            ("Transport", f"{self.transport.name} ({self.transport.where})"),
-            ("Action", self.action),
-        ]
-        for n, (count, why) in enumerate(self.left_out):
-            rows.insert(4 + n, ("Left out" if n == 0 else "", f"{count:,} {why}"))
-        when = self.at or (self.send.send_at if self.send and not self.undo_window else None)
-        if when:
-            rows.append(("Scheduled", utc_minute(when)))
-        if self.undo_window:
-            rows.append(("Undo window", f"{minutes(self.undo_window)}: `newsletter send cancel "
-                                        f"{self.slug}` stops it until then"))
-        return rows
-
-
 def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
               options: SendOptions = DEFAULTS, *,
               before_send: Callable[[Publication, Any, str], str] | None = None,
@@ -168,22 +96,30 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
     lives on the public side); the note it returns joins the plan's. `narrow`, a further WHERE
     clause over subscribers, keeps part of the segments (one edition's readers); `run_started`
     (with `again`): people reached since then are left out (one edition each in one
-    `send --editions --again`).
+    `send --editions --again`). A send the reputation guard paused is resumed only with
+    `options.resume` (SendPaused otherwise), which takes up the issue's active send, to its
+    own segments when none are named.
     """
-    transport, dry_run, at = options.transport, options.dry_run, options.at
+    transport, dry_run, at, resume = options.transport, options.dry_run, options.at, options.resume
     segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
-    if not segments:
-        raise NewsletterError("name at least one --segment")
-    label = " + ".join(segments)
     if not dry_run:
         pub.settings.require_secret()
     ledger = open_ledger(pub)
     slug = slug_of(pub, issue)
     active = ledger.sends.active(slug)
+    if resume:
+        if active is None:
+            nothing_to_resume(ledger, slug)
+        segments = segments or tuple(active.segment.split(" + "))
+    if not segments:
+        raise NewsletterError("name at least one --segment")
+    label = " + ".join(segments)
     reopen: SendRow | None = None
     if active is not None:
         if not dry_run:
             ledger.sends.check_free(active.id)  # a live process: refuse, naming it
+        if active.paused and not resume and not dry_run:
+            raise SendPaused(active.paused_message())
         if active.segment != label:
             raise SendBusy(active.busy_message())
         if transport is not None and transport != active.transport:
@@ -237,9 +173,9 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
         retry_failed=reopen is not None,
         run_started=run_started if options.again else None, notes=notes)
     if reopen is not None:
-        _plan_reopen(plan, reopen)
+        plan_reopen(plan, reopen)
     elif active is not None:
-        _plan_resume(plan, active, chosen, dry_run)
+        plan_resume(plan, active, chosen, dry_run)
     else:
         _count_new(plan)
         if plan.count == 0 and not plan.left_out:
@@ -333,52 +269,3 @@ def _count_new(plan: SendPlan) -> None:
     if failed_n:
         plan.left_out.append((failed_n, "failed for good in an earlier send of the issue "
                                         "(--retry-failed tries them again)"))
-
-
-def _plan_reopen(plan: SendPlan, send: SendRow) -> None:
-    plan.count = send.failed
-    _note_withdrawn(plan, send, ["failed"])
-
-
-def _note_withdrawn(plan: SendPlan, send: SendRow, states: list[str]) -> None:
-    """Left out: rows in `states` the hand-over will skip (consent withdrawn, reached
-    elsewhere), counted now."""
-    with plan.ledger.engine.connect() as conn:
-        dropped = preview(conn, plan.consent_check(send), states)
-    for why, count in dropped:
-        plan.left_out.append((count, f"will be skipped: {why}"))
-        plan.count -= count
-
-
-def _plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> None:
-    recipients, options = plan.ledger.recipients, plan.options
-    settles = chosen == "outbox" or plan.undo_window is not None
-    states = ["pending"] + (["unknown"] if options.resend_unknown or settles else [])
-    plan.count = recipients.count(active.id, states)
-    picked = recipients.count_unknown(active.id, batches=options.resend_batches,
-                                      emails=options.resend_recipients)
-    if not options.resend_unknown:
-        plan.count += picked
-    _note_withdrawn(plan, active, ["pending"])
-    if settles and active.unknown:
-        plan.notes.append(f"{active.unknown:,} recipients with an unknown fate: " + (
-            "their batches are cancelled at SendGrid and sent again under new batch ids"
-            if plan.undo_window else "the outbox shows whether each message was written"))
-        return
-    settled = "; ".join(filter(None, [
-        "all recorded as accepted" if options.accept_unknown else "",
-        f"batches {listed(options.accept_batches)} recorded as accepted"
-        if options.accept_batches else "",
-        f"batches {listed(options.resend_batches)} sent again" if options.resend_batches else "",
-        f"{', '.join(options.accept_recipients)} recorded as accepted"
-        if options.accept_recipients else "",
-        f"{', '.join(options.resend_recipients)} sent again"
-        if options.resend_recipients else ""]))
-    if active.unknown and settled:
-        plan.notes.append(f"recipients with an unknown fate: {settled}")
-    elif active.unknown and not options.resend_unknown:
-        plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
-                          "unknown fate and are left alone; see `newsletter status`, and "
-                          "pass --resend-unknown to send to them again")
-    if plan.count == 0 and not active.unknown and not dry_run:
-        plan.notes.append("nothing left to send")

@@ -16,6 +16,11 @@ for longer than the ledger's patience (a lock held elsewhere, a full disk) the r
 outcomes it could not record are kept and written once more at the end (and reported if even
 that fails), so a batch handed over never loses an outcome that is known.
 
+Before each batch the reputation guard (dispatch.guard), when the run has one, judges the
+send's own hard bounces and complaints so far: past its thresholds the run records the pause
+(ledger.pauses), hands nothing more over and ends; at half of them it warns, once per kind of
+warning and run.
+
 A transport may take several batches at once (`Transport.parallel`, SendGrid: up to
 `sendgrid.max_in_flight`): batches are then delivered by as many worker threads, each with its
 own ledger transactions. A transport with a `pacer` (newsletter.providers.pacing: SendGrid's
@@ -32,6 +37,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from newsletter.core.settings import process
+from newsletter.dispatch.guard import ReputationGuard
 from newsletter.dispatch.ledger import (
     HEARTBEAT_EVERY,
     ConsentCheck,
@@ -47,6 +53,8 @@ from newsletter.providers.mailing import Item
 
 #: accepted, failed, unknown, skipped (increments)
 Progress = Callable[[int, int, int, int], None]
+#: a warning in words (the reputation guard's, at half a threshold)
+Warn = Callable[[str], None]
 
 #: glibc's mallopt parameters: the number of malloc arenas, the size from which memory is mapped
 M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3
@@ -82,7 +90,9 @@ class RunReport:
     skipped: int = 0  # dropped at the hand-over (consent withdrawn, reached elsewhere)
     resolved: int = 0  # unknown rows a transport could settle after a crash
     stopped: str | None = None  # the reason the run ended early, if it did
+    paused: str | None = None  # why the reputation guard paused the send, if it did
     interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)  # the guard's, each once
     errors: list[str] = field(default_factory=list)
     #: outcomes known but not recorded (the database refused every try); their rows stay
     #: `unknown` in the ledger
@@ -105,7 +115,8 @@ class SendRun:
 
     def __init__(self, ledger: Ledger, send_id: int, transport: Transport, *,
                  check: ConsentCheck | None = None, policy: RetryPolicy | None = None,
-                 stop: threading.Event | None = None, progress: Progress | None = None):
+                 stop: threading.Event | None = None, progress: Progress | None = None,
+                 guard: ReputationGuard | None = None, warn: Warn | None = None):
         self.ledger = ledger
         self.recipients = ledger.recipients
         self.send_id = send_id
@@ -114,6 +125,8 @@ class SendRun:
         self.policy = policy or RetryPolicy.from_env()
         self.stop = stop or threading.Event()
         self.progress = progress or (lambda a, f, u, s: None)
+        self.guard = guard
+        self.warn = warn or (lambda text: None)
         self.report = RunReport()
         self.lock = threading.Lock()
         self.unrecorded: list[tuple[Result, str]] = []  # (outcome to store, address)
@@ -226,6 +239,8 @@ class SendRun:
         pacer = self.transport.pacer
         while items:
             attempt += 1
+            if self.guard is not None and not self._guard_allows():
+                return False
             if pacer is not None and not pacer.acquire():  # stopped while waiting for a slot
                 with self.lock:
                     self.report.interrupted = True
@@ -262,6 +277,26 @@ class SendRun:
                 return False
             items = retry
         return True
+
+    def _guard_allows(self) -> bool:
+        """The reputation guard's verdict before a hand-over: False (the send paused, the run
+        stopping) when a rate is over its threshold."""
+        assert self.guard is not None
+        verdict = self.guard.check()
+        for warning in self.guard.new_warnings(verdict):
+            with self.lock:
+                self.report.warnings.append(warning)
+            self.warn(warning)
+        if verdict.pause is None:
+            return True
+        with self.lock:
+            first = self.report.paused is None
+            self.report.paused = self.report.paused or verdict.pause
+        if first:
+            self.ledger.pauses.pause(self.send_id, verdict, self.guard.thresholds)
+            self._stop_with(f"paused by the reputation guard: {verdict.pause}")
+        self.stop.set()
+        return False
 
     def _final(self, outcome: Outcome, flight: _InFlight, stopped: bool = False) -> Outcome:
         """A deferred recipient on the last try (or when the send stops) has failed."""
@@ -354,6 +389,8 @@ class SendRun:
         for _, outcome in outcomes:
             if outcome.state in counts:
                 counts[outcome.state] += 1
+            if self.guard is not None:
+                self.guard.saw(outcome.state, outcome.error)
         with self.lock:
             for item, outcome in outcomes:
                 if len(self.report.errors) >= 20:

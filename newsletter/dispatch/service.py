@@ -17,7 +17,8 @@ from __future__ import annotations
 from newsletter.dispatch.dry_run import DryRun, dry_run
 from newsletter.dispatch.execute import SendResult, execute, send_issue
 from newsletter.dispatch.options import SendOptions, parse_at, parse_window, utc_minute
-from newsletter.dispatch.plan import SendPlan, plan_send
+from newsletter.dispatch.plan import plan_send
+from newsletter.dispatch.send_plan import SendPlan
 from newsletter.dispatch.status import (
     SendStatus,
     cancel_scheduled,

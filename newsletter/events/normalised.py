@@ -5,13 +5,13 @@ Until the event store speaks the neutral vocabulary itself, each `ProviderEvent`
 stored event whose status and counter rules (newsletter.providers.sendgrid.webhook.KINDS)
 already say what it means: a hard bounce retires the address, a soft one counts as blocked, a
 drop for an earlier bounce, complaint or unsubscribe retires it the same way, a drop for any
-other reason only counts. Event ids keep their provider's prefix ("pm:", "mg:"), so they never
-meet SendGrid's.
+other reason only counts. Event ids keep their provider's prefix ("pm:", "mg:", "ses:"), so
+they never meet SendGrid's.
 
-A signed post that must not be replayed (Mailgun's) names its token: the token is stored in
-`webhook_tokens` in the same transaction as the events, so a replay is refused by every `serve`
-worker, and a post whose events could not be stored can be retried. Tokens older than the
-window they are accepted in are deleted as new ones arrive.
+A signed post that must not be replayed (Mailgun's token, an SNS message's id) names its token:
+the token is stored in `webhook_tokens` in the same transaction as the events, so a replay is
+refused by every `serve` worker, and a post whose events could not be stored can be retried.
+Tokens older than the window they are accepted in are deleted as new ones arrive.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, delete
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import DBAPIError
 
 from newsletter.audience.erasure import Secrets
@@ -64,13 +64,28 @@ def remember_token(conn: Connection, provider: str, token: str, window: dt.timed
     return conn.execute(inserted).first() is not None
 
 
+def remember_once(engine: Engine, provider: str, token: str, window: dt.timedelta) -> bool:
+    """`remember_token` in a transaction of its own (a post that carries no events)."""
+    with write_connection(engine) as conn, conn.begin():
+        return remember_token(conn, provider, token, window)
+
+
+def token_seen(engine: Engine, provider: str, token: str) -> bool:
+    """Whether `token` is stored already (a replay, or a post still being applied)."""
+    with engine.connect() as conn:
+        return conn.execute(select(webhook_tokens.c.token).where(
+            webhook_tokens.c.provider == provider,
+            webhook_tokens.c.token == token)).first() is not None
+
+
 def apply_provider_events(engine: Engine, events: Sequence[ProviderEvent], *,
                           token: tuple[str, str, dt.timedelta] | None = None,
                           limits: Thresholds | None = None, secrets: Secrets = None,
                           attempts: int = 3) -> ApplyReport | None:
     """Apply `events` in one write transaction, with the post's `token` (provider, token,
-    window) when it has one; None when that token was seen before. A PostgreSQL deadlock or
-    serialization failure between concurrent posts is retried."""
+    window) when it has one; None when that token was seen before. `secrets` (the rotation
+    list) read the erasure list. A PostgreSQL deadlock or serialization failure between
+    concurrent posts is retried."""
     rows = [stored(e) for e in events]
     for attempt in range(1, attempts + 1):
         try:

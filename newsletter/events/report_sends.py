@@ -6,7 +6,9 @@
 - `sends_of` reads the sends back as `SendFacts`. A send made before `send_contents` existed
   knows only the pieces that had links (from `send_links`) and not whether clicks were tracked.
 - `PROVIDER_EVENTS` says what each transport's provider reports back through its webhook: the
-  outbox and SMTP report nothing (no tracking pixel is ever added; bounces come later, by mail).
+  outbox and SMTP report nothing (no tracking pixel is ever added); SMTP's bounces and
+  complaints come back by mail, to the bounce mailbox when the publication has one
+  (`MAILBOX_EVENTS`, `SendFacts.mailbox`).
 - `people_reached` counts people, not messages: someone mailed again (`send --again`) is one.
 - `personal_link` names a link that differs per recipient (unsubscribe, preference page).
 """
@@ -28,7 +30,11 @@ from newsletter.db.tables import send_contents, send_links
 #: Events each transport's provider reports back (webhook), by the sends' `transport` name.
 PROVIDER_EVENTS: dict[str, frozenset[str]] = {
     "sendgrid": frozenset({"open", "click", "bounce", "complaint", "unsubscribe"}),
+    "postmark": frozenset({"open", "click", "bounce", "complaint", "unsubscribe"}),
+    "mailgun": frozenset({"open", "click", "bounce", "complaint", "unsubscribe"}),
 }
+#: What the bounce mailbox (`bounces:` in newsletter.yaml) reports back of SMTP sends.
+MAILBOX_EVENTS = frozenset({"bounce", "complaint"})
 #: What a personal placeholder in a link's URL makes of it.
 PERSONAL_LINKS = {"unsubscribe_url": "unsubscribe link", "preferences_url": "preference page link"}
 
@@ -59,10 +65,12 @@ class SendFacts:
     accepted: int  # messages the transport accepted
     pieces: list[PieceInfo] = field(default_factory=list)
     click_tracking: bool | None = None  # None: an older send that did not record it
+    mailbox: bool = False  # the publication reads a bounce mailbox (its SMTP sends report)
 
     def reports(self, event: str) -> bool:
         """Whether this send's provider reports `event` (open, click, bounce, ...)."""
-        return event in PROVIDER_EVENTS.get(self.transport, frozenset())
+        return event in PROVIDER_EVENTS.get(self.transport, frozenset()) or (
+            self.mailbox and self.transport == "smtp" and event in MAILBOX_EVENTS)
 
     @property
     def measures_clicks(self) -> bool:

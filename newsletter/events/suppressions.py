@@ -1,5 +1,5 @@
-"""Pull SendGrid's suppression lists and apply them to subscribers (Postmark's and Mailgun's
-through `sync_provider`, from their neutral records).
+"""Pull SendGrid's suppression lists and apply them to subscribers (SES's, Postmark's and
+Mailgun's through `sync_provider`, from their neutral records).
 
 Lists: bounces, spam reports, global unsubscribes and invalid emails (paged with limit/offset,
 and from `start_time` on: each list's newest `created` seen is kept in `suppression_sync`, so
@@ -11,7 +11,7 @@ suppression keeps or brings it back. Syncing twice changes nothing.
 
 `release_address` is the other direction: after a confirmed sign-up it deletes the address from
 SendGrid's bounce, spam report and global unsubscribe lists and from the unsubscribe group, so
-that SendGrid delivers to someone who asked again.
+that SendGrid delivers to someone who asked again (and from SES's list, when SES is in use).
 """
 
 from __future__ import annotations
@@ -121,16 +121,35 @@ def release_address(pub: Publication, email: str,
     return [label for label, path in paths if lists.delete(path)]
 
 
+def uses_ses(pub: Publication) -> bool:
+    """Whether the publication sends through SES (its default transport, or SES's events)."""
+    return pub.settings.transport == "ses" or bool(pub.config.ses.topic_arns)
+
+
 def release_quietly(pub: Publication, email: str) -> list[str]:
-    """`release_address` for the web side: failures are logged, never raised."""
+    """`release_address` (and SES's list, when SES is in use) for the web side: failures are
+    logged, never raised."""
     from newsletter.core.errors import NewsletterError
 
+    released = []
     try:
-        return release_address(pub, email)
+        released += release_address(pub, email)
     except NewsletterError as exc:
         log.warning("could not remove a confirmed address from SendGrid's suppressions (%s)",
                     type(exc).__name__)
-        return []
+    if uses_ses(pub):
+        from newsletter.providers.ses.suppressions import LIST, SesSuppressions
+
+        lists = SesSuppressions(pub.config.ses)
+        try:
+            if lists.release(email):
+                released.append(LIST)
+        except NewsletterError as exc:
+            log.warning("could not remove a confirmed address from SES's suppression list "
+                        "(%s)", type(exc).__name__)
+        finally:
+            lists.close()
+    return released
 
 
 def _save_mark(engine: Engine, kind: str, newest: int) -> None:
@@ -149,7 +168,8 @@ def sync_before_send(pub: Publication, engine: Engine, provider: str = "sendgrid
     run)."""
     from newsletter.core.errors import NewsletterError
 
-    label = {"sendgrid": "SendGrid", "postmark": "Postmark", "mailgun": "Mailgun"}[provider]
+    label = {"sendgrid": "SendGrid", "ses": "SES", "postmark": "Postmark",
+             "mailgun": "Mailgun"}[provider]
     try:
         report = (sync_suppressions(pub, engine) if provider == "sendgrid"
                   else sync_provider(pub, engine, provider))
@@ -166,9 +186,13 @@ REASON_STATUS = {DropReason.BOUNCED: Status.BOUNCED, DropReason.INVALID: Status.
 
 
 def provider_lists(pub: Publication, provider: str) -> SuppressionSource:
-    """The suppression lists of Postmark (the message stream's dump) or Mailgun (the domain's
-    bounces, complaints and unsubscribes)."""
+    """The suppression lists of SES (the account's, in its region), Postmark (the message
+    stream's dump) or Mailgun (the domain's bounces, complaints and unsubscribes)."""
     settings = pub.settings
+    if provider == "ses":
+        from newsletter.providers.ses.suppressions import SesSuppressions
+
+        return SesSuppressions(pub.config.ses)
     if provider == "postmark":
         from newsletter.providers.postmark.suppressions import PostmarkSuppressions
 
@@ -187,13 +211,16 @@ def sync_provider(pub: Publication, engine: Engine, provider: str, *, full: bool
     """Read a provider's suppression lists (from the last sync on, where the provider can
     filter by time, unless `full`) and apply them, a page per transaction."""
     source = source or provider_lists(pub, provider)
-    mark = f"{provider}:{pub.config.postmark.message_stream}" if provider == "postmark" \
-        else provider
-    with engine.connect() as conn:
-        since = 0 if full else int(conn.execute(select(suppression_sync.c.last_created).where(
-            suppression_sync.c.kind == mark)).scalar() or 0)
-    report, newest = SyncReport(), since
     try:
+        # where the list's mark is kept: SES's list is its region's, Postmark's its stream's
+        mark = getattr(source, "mark", None) or (
+            f"{provider}:{pub.config.postmark.message_stream}" if provider == "postmark"
+            else provider)
+        with engine.connect() as conn:
+            since = 0 if full else int(conn.execute(select(suppression_sync.c.last_created)
+                                                    .where(suppression_sync.c.kind == mark))
+                                       .scalar() or 0)
+        report, newest = SyncReport(), since
         for name, entries in source.pages(since):
             changes = [Change(email_key(e.email), REASON_STATUS[e.reason], e.at)
                        for e in entries if e.reason in REASON_STATUS]

@@ -1,11 +1,11 @@
-"""Mail providers, the lowest mail layer: one module each (outbox, smtp, sendgrid/, postmark/,
-mailgun/) behind
-`Transport` (base.py); `make_transport()` picks one. They send a prepared `Mailing` (mailing.py)
-and know nothing of campaigns or the send ledger."""
+"""Mail providers, the lowest mail layer: one module each (outbox, smtp, sendgrid/, ses/,
+postmark/, mailgun/) behind `Transport` (base.py); `make_transport()` picks one. They send a
+prepared `Mailing` (mailing.py) and know nothing of campaigns or the send ledger."""
 
 from __future__ import annotations
 
-from newsletter.compose.schema import MailgunConfig, PostmarkConfig, PublicationConfig
+from newsletter.compose.provider_config import MailgunConfig, PostmarkConfig
+from newsletter.compose.schema import PublicationConfig
 from newsletter.core.errors import NewsletterError
 from newsletter.core.settings import TRANSPORTS, Settings
 from newsletter.providers.base import BatchResult, Outcome, Transport
@@ -14,9 +14,10 @@ __all__ = ["SCHEDULING", "SUPPRESSION_LISTS", "TRANSPORTS", "BatchResult", "Outc
            "Transport", "make_transport"]
 
 #: providers whose suppression lists `suppressions sync --provider` reads (and a send first)
-SUPPRESSION_LISTS = ("sendgrid", "postmark", "mailgun")
+SUPPRESSION_LISTS = ("sendgrid", "ses", "postmark", "mailgun")
 #: why a transport cannot schedule a send (`--at`, `--undo-window`); SendGrid can
 SCHEDULING = {
+    "ses": "SES has no scheduled sending and cannot cancel a message SendEmail took",
     "postmark": "Postmark has no scheduled sending; its batch API sends at once",
     "mailgun": "Mailgun can deliver later (o:deliverytime) but cannot cancel one send (its only "
                "cancel deletes every scheduled message of the domain), so no undo is possible",
@@ -26,7 +27,9 @@ SCHEDULING = {
 def make_transport(name: str | None, settings: Settings,
                    config: PublicationConfig | None = None) -> Transport:
     """The transport called `name` (default: NEWSLETTER_TRANSPORT), configured from settings
-    (and the publication's `config`, where Mailgun's region is: US when none is given).
+    (and the publication's `config`, where Mailgun's region and the `ses:` settings are: US and
+    the defaults when none is given; the SES transport then reads them from the mailing it
+    opens).
 
     NEWSLETTER_SENDGRID_BATCH caps recipients per SendGrid request (default and maximum 1000);
     NEWSLETTER_SENDGRID_IN_FLIGHT, when set, overrides newsletter.yaml's
@@ -62,4 +65,9 @@ def make_transport(name: str | None, settings: Settings,
         return MailgunTransport(mailgun.api_key, mailgun.domain,
                                 api_url(chosen.region, mailgun.api_url), chosen,
                                 max_batch=mailgun.batch, max_in_flight=mailgun.in_flight)
+    if name == "ses":
+        from newsletter.providers.ses.transport import SesTransport
+
+        return SesTransport(config.ses if config is not None else None,
+                            in_flight=settings.ses.in_flight)
     raise NewsletterError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")

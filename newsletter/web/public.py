@@ -7,6 +7,7 @@ Routes (each handler lives with its idea; this module assembles them):
 - `GET <archive path>/...`: the published archive (newsletter.web.site);
 - unsubscribe, resubscribe, sign-up and confirmation (newsletter.web.consent);
 - `POST /webhooks/sendgrid` and the tracked links `GET /c/{token}` (newsletter.web.engagement);
+- `POST /webhooks/ses`: Amazon SES's events through SNS (newsletter.web.ses_webhook);
 - `/preferences/{token}`: the subscriber's preference page (newsletter.web.preferences).
 
 GETs never change state. Tokens are HMAC-signed and checked with the rotation list
@@ -53,7 +54,14 @@ from newsletter.events import optin
 from newsletter.events.classify import Thresholds
 from newsletter.events.prune import prune_events
 from newsletter.providers.sendgrid.signature import load_public_key
-from newsletter.web import consent, engagement, preferences, public_bounces, public_webhooks
+from newsletter.web import (
+    consent,
+    engagement,
+    preferences,
+    public_bounces,
+    public_webhooks,
+    ses_webhook,
+)
 from newsletter.web.publish import local_folder
 from newsletter.web.side import PublicSide, side_of, templates
 from newsletter.web.site import AccessLog, archive_mount, archive_routes, log_config
@@ -196,6 +204,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             *consent.ROUTES,
             *engagement.ROUTES,
             *public_webhooks.ROUTES,
+            *ses_webhook.ROUTES,
             *preferences.ROUTES,
             *archive_routes(folder, archive_path),
         ],

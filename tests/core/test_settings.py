@@ -16,6 +16,7 @@ from newsletter.core.settings import (
     MailgunEnv,
     PostmarkEnv,
     ProcessSettings,
+    SesEnv,
     Settings,
     process,
     require_secret,
@@ -45,7 +46,7 @@ SAMPLES = {
 def declared() -> list[tuple[type, str, str, str]]:
     """(class, field, variable, reader name) of every declared variable."""
     found = []
-    for kind in (Settings, PostmarkEnv, MailgunEnv, ProcessSettings):
+    for kind in (Settings, PostmarkEnv, MailgunEnv, SesEnv, ProcessSettings):
         for f in fields(kind):
             if "env" in f.metadata:
                 found.append((kind, f.name, f.metadata["env"], f.metadata["read"].__name__))

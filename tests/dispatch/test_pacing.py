@@ -114,7 +114,7 @@ def test_gate_waits_until_the_reset() -> None:
 def test_the_setting_defaults_to_eight_and_refuses_zero() -> None:
     from pydantic import ValidationError
 
-    from newsletter.compose.schema import SendGridConfig
+    from newsletter.compose.provider_config import SendGridConfig
 
     assert SendGridConfig().max_in_flight == 8
     with pytest.raises(ValidationError):
