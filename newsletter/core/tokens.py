@@ -12,7 +12,7 @@ Secrets rotate: tokens are made with NEWSLETTER_SECRET and accepted when signed 
 of NEWSLETTER_SECRET_PREVIOUS (comma-separated), so links in mail already delivered keep
 working. `Keys` holds that rotation list and is the one verifier the application uses: every
 link and every CSRF check reads its token through it, so none can check with the current
-secret alone (tests/public/test_tokens.py keeps the lower-level readers out of other
+secret alone (tests/core/test_tokens.py keeps the lower-level readers out of other
 modules). A secret shorter than 32 characters is refused for sending and serving
 (`newsletter.core.settings.require_secret`). Tokens of the first format
 (`<b64(purpose|email|expiry)>.<b64(mac)>`, before this one) are still read, with the address

@@ -14,7 +14,7 @@ Adding a migration is a one-function job: append, at the end of this module,
 and put the same tables (or columns) into tables.py or ledger_tables.py. Rules: numbers are
 consecutive; a released migration is never edited (write a new one to change its tables); a
 migration spells out its own DDL instead of importing the live tables, which always show the
-newest schema. tests/audience/test_schema.py builds the schema both ways and compares them.
+newest schema. tests/db/test_schema.py builds the schema both ways and compares them.
 """
 
 from __future__ import annotations

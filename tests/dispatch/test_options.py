@@ -1,5 +1,5 @@
 """`SendOptions`: what `newsletter send`'s options ask, refused at once when they exclude each
-other (before any database or build work), and the same object for one send or every edition."""
+other (before any database or build work); `--at` parsed to an aware UTC time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from newsletter.core.errors import NewsletterError
-from newsletter.dispatch.options import DEFAULTS, SendOptions
+from newsletter.dispatch.options import DEFAULTS, SendOptions, parse_at
 
 AT = dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
 
@@ -30,3 +30,12 @@ def test_settling_different_rows_both_ways_is_allowed() -> None:
                           accept_recipients=("b@example.org",))
     assert options.accepting and not DEFAULTS.accepting
     assert DEFAULTS == SendOptions()  # a plain send asks nothing
+
+
+def test_parse_at() -> None:
+    assert parse_at("2026-11-24T14:00Z") == dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
+    assert parse_at("2026-11-24T15:00+01:00") == dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
+    with pytest.raises(NewsletterError, match="needs a time zone"):
+        parse_at("2026-11-24T14:00")
+    with pytest.raises(NewsletterError, match="not a time"):
+        parse_at("tomorrow")

@@ -1,4 +1,5 @@
-"""Small parts: quoted-printable templates, fast MIME, retry policy, --at parsing."""
+"""Per-recipient MIME: quoted-printable templates that stay within 76 columns, and fast
+messages equal to what the email package makes."""
 
 from __future__ import annotations
 
@@ -11,11 +12,8 @@ from email import policy
 import pytest
 
 from newsletter.compose.package import compose
-from newsletter.core.errors import NewsletterError
 from newsletter.core.personalise import Recipient, personalise
 from newsletter.core.tokens import preferences_url
-from newsletter.dispatch.retry import RetryPolicy
-from newsletter.dispatch.service import parse_at
 from newsletter.providers.mailing import Mailing
 from newsletter.providers.mime import MimeRenderer, QPTemplate
 from tests.conftest import sample_build
@@ -64,24 +62,3 @@ def test_fast_messages_match_the_email_package() -> None:
         for kind in ("plain", "html"):
             assert (fast.get_body((kind,)).get_content().replace("\r\n", "\n")
                     == slow.get_body((kind,)).get_content())
-
-
-def test_backoff_grows_with_jitter_and_honours_a_reset() -> None:
-    policy_ = RetryPolicy(base=1, cap=8, attempts=6)
-    rng = random.Random(1)
-    delays = [policy_.delay(n, rng=rng) for n in range(1, 7)]
-    for n, delay in enumerate(delays, start=1):
-        window = min(8, 2 ** (n - 1))
-        assert window / 2 <= delay <= window
-    assert policy_.delay(1, wait=30, rng=rng) >= 30
-    env = {"NEWSLETTER_RETRY_BASE": "0.01", "NEWSLETTER_RETRY_ATTEMPTS": "3"}
-    assert RetryPolicy.from_env(env) == RetryPolicy(base=0.01, cap=60, attempts=3)
-
-
-def test_parse_at() -> None:
-    assert parse_at("2026-11-24T14:00Z") == dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
-    assert parse_at("2026-11-24T15:00+01:00") == dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
-    with pytest.raises(NewsletterError, match="needs a time zone"):
-        parse_at("2026-11-24T14:00")
-    with pytest.raises(NewsletterError, match="not a time"):
-        parse_at("tomorrow")

@@ -1,4 +1,4 @@
-"""Regenerate docs/img/report.png: `python -m tests.engagement.report_screenshot`.
+"""Regenerate docs/img/report.png: `python -m tests.events.engagement.report_screenshot`.
 
 Builds the sample issue, records a SendGrid send of it to 5,000 readers in a temporary SQLite
 database with seeded, made-up events (people's opens and clicks spread over three days, Apple proxy

@@ -29,7 +29,7 @@ from newsletter.events.report_sends import (
     record_contents,
     sends_of,
 )
-from tests.public.conftest import Site
+from tests.web.public.conftest import Site
 
 SLUG = "2026-11-24"
 SUBJECT = "Grid queues, ransomware, Egypt's squeeze & the tariff trap"

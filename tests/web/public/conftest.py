@@ -102,7 +102,7 @@ def site(warm_publication: Path, migrated_db_url: str, tmp_path: Path,
         "NEWSLETTER_OUTBOX": str(tmp_path / "outbox"),
         "NEWSLETTER_TRANSPORT": "outbox",
         "SENDGRID_WEBHOOK_PUBLIC_KEY": public_key_text(signing_key),
-        "NEWSLETTER_SKIP_URL_CHECK": "1",  # archive_url is fictional here; see tests/publish
+        "NEWSLETTER_SKIP_URL_CHECK": "1",  # archive_url is fictional here; see tests/web/publish
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

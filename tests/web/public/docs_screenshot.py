@@ -1,4 +1,4 @@
-"""Regenerate docs/img/preferences*.png: `python -m tests.public.docs_screenshot`.
+"""Regenerate docs/img/preferences*.png: `python -m tests.web.public.docs_screenshot`.
 
 Serves a temporary copy of the sample publication with one subscriber (SQLite in a temporary
 folder, so nothing in the repository changes) and photographs the preference page in headless

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from tests.public.conftest import Site
+from tests.web.public.conftest import Site
 
 WRITER = textwrap.dedent("""
     import sys, datetime as dt

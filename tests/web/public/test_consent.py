@@ -13,7 +13,7 @@ from newsletter.audience import import_csv
 from newsletter.cli import main
 from newsletter.events.optin import Limits
 from newsletter.events.suppressions import sync_suppressions
-from tests.public.conftest import GROUP, Site, confirm_link, make_client, post_form
+from tests.web.public.conftest import GROUP, Site, confirm_link, make_client, post_form
 
 YEAR_AGO = int(time.time()) - 365 * 86400
 

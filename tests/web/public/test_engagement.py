@@ -22,7 +22,7 @@ from newsletter.core.tokens import link_token
 from newsletter.db.ledger_tables import send_recipients
 from newsletter.db.tables import send_links, subscribers, webhook_events
 from newsletter.events import tracking
-from tests.public.conftest import SECRET, Site, event, post_events
+from tests.web.public.conftest import SECRET, Site, event, post_events
 
 SLUG = "2026-11-24"
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 Version/17.1"

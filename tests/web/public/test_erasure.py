@@ -31,7 +31,7 @@ from newsletter.db.tables import (
     subscriber_history,
     webhook_events,
 )
-from tests.public.conftest import (
+from tests.web.public.conftest import (
     SECRET,
     Site,
     confirm_link,
@@ -249,7 +249,7 @@ def test_only_her_confirmed_sign_up_brings_her_back_and_old_clicks_stay_anonymou
 
 def test_suppression_sync_and_the_preference_page_store_nothing_for_an_erased_address(
         site: Site, sendgrid, tmp_path) -> None:
-    from tests.public.test_preferences import csrf_of, path_of
+    from tests.web.public.test_preferences import csrf_of, path_of
 
     fake, lists = sendgrid
     assert imported(site, tmp_path).exit_code == 0

@@ -17,7 +17,7 @@ from newsletter.audience import get_subscriber
 from newsletter.cli import main
 from newsletter.core.tokens import link_token
 from newsletter.db.tables import metadata
-from tests.public.conftest import (
+from tests.web.public.conftest import (
     SECRET,
     Site,
     confirm_link,
@@ -25,7 +25,7 @@ from tests.public.conftest import (
     post_events,
     post_form,
 )
-from tests.public.test_preferences import csrf_of, path_of
+from tests.web.public.test_preferences import csrf_of, path_of
 
 ADDRESS = "whole.life@example.com"
 OTHER = "someone.else@example.com"

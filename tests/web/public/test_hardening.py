@@ -20,8 +20,8 @@ from newsletter.cli import main
 from newsletter.db.tables import engagement, signups, subscribers, webhook_events
 from newsletter.events.prune import prune_events
 from newsletter.events.stats import engagement_by_send
-from tests.public.conftest import Site, csrf_token, make_client, post_form, signed
-from tests.public.test_serve import _free_port, _spawn, _wait
+from tests.web.public.conftest import Site, csrf_token, make_client, post_form, signed
+from tests.web.public.test_serve import _free_port, _spawn, _wait
 
 
 def _signup_count(site: Site) -> int:
@@ -56,7 +56,7 @@ def test_gets_never_change_state(site: Site, client) -> None:
     site.add("reader@example.com")
     post_form(client, {"email": "joiner@example.com"})
     [message] = site.messages()
-    from tests.public.conftest import confirm_link
+    from tests.web.public.conftest import confirm_link
 
     confirm = "/" + confirm_link(message).split("/", 3)[3]
     before = _snapshot(site)

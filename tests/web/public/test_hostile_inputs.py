@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from newsletter.audience import get_subscriber
 from newsletter.providers.sendgrid import webhook
 from tests.conftest import examples
-from tests.public.conftest import Site, event, post_events, signed
-from tests.public.test_hardening import _peak_rss_mb
-from tests.public.test_preferences import csrf_of, path_of, subscribe
-from tests.public.test_serve import _free_port, _spawn, _wait
+from tests.web.public.conftest import Site, event, post_events, signed
+from tests.web.public.test_hardening import _peak_rss_mb
+from tests.web.public.test_preferences import csrf_of, path_of, subscribe
+from tests.web.public.test_serve import _free_port, _spawn, _wait
 
 
 def test_an_event_with_an_out_of_range_time_is_ignored_on_its_own(site: Site, client) -> None:

@@ -25,7 +25,7 @@ from newsletter.cli import main
 from newsletter.core.tokens import make_token, preferences_url
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import subscriber_history
-from tests.public.conftest import SECRET, Site
+from tests.web.public.conftest import SECRET, Site
 
 SLUG = "2026-11-24"
 
@@ -206,7 +206,7 @@ def test_export_holds_only_that_subscriber(site: Site, client) -> None:
 @pytest.mark.parametrize("language", [None])
 def test_edition_language_is_offered_only_when_there_are_several(site: Site,
                                                                  language: None) -> None:
-    from tests.public.conftest import make_client
+    from tests.web.public.conftest import make_client
 
     subscribe(site, "reader@example.com")
     path = path_of(site, "reader@example.com")

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from newsletter.audience.model import utcnow
-from tests.public.conftest import Site
-from tests.public.test_preferences import outbox_text, send, state, subscribe
 from tests.web.conftest import run_in_thread, stop
+from tests.web.public.conftest import Site
+from tests.web.public.test_preferences import outbox_text, send, state, subscribe
 
 PHONE = {"width": 375, "height": 812}
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.core.tokens import link_token, preferences_url
-from tests.public.conftest import SECRET, Site, confirm_link, event, make_client, signed
+from tests.web.public.conftest import SECRET, Site, confirm_link, event, make_client, signed
 
 BASE = "https://example.org"
 PUBLIC = f"{BASE}/monitor/"

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from newsletter.cli import main
 from newsletter.db.tables import signups
 from newsletter.events.prune import prune_events
-from tests.public.conftest import Site, make_client
+from tests.web.public.conftest import Site, make_client
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.public.conftest import Site, event, signed
+from tests.web.public.conftest import Site, event, signed
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -30,9 +30,9 @@ from tests.fake_sns import (  # noqa: F401  (fixtures)
     sns_signer,
     sns_stand_in,
 )
-from tests.public.conftest import Site
-from tests.public.test_erasure import cli, everything
 from tests.ses_records import record
+from tests.web.public.conftest import Site
+from tests.web.public.test_erasure import cli, everything
 
 PATH = "/webhooks/ses"
 

@@ -26,10 +26,10 @@ from tests.fake_sns import (  # noqa: F401  (fixtures)
     sns_signer,
     sns_stand_in,
 )
-from tests.public.conftest import Site
-from tests.public.test_serve import _free_port
-from tests.public.test_ses_webhook import sent
 from tests.ses_records import record
+from tests.web.public.conftest import Site
+from tests.web.public.test_serve import _free_port
+from tests.web.public.test_ses_webhook import sent
 
 MESSAGES, COPIES = 6, 4  # each message posted this many times at once, half to each server
 READERS = 4

@@ -9,7 +9,7 @@ from newsletter.core.tokens import make_token
 from newsletter.db import connect
 from newsletter.db.tables import signups
 from newsletter.events.optin import Limits
-from tests.public.conftest import SECRET, Site, confirm_link, make_client, post_form
+from tests.web.public.conftest import SECRET, Site, confirm_link, make_client, post_form
 
 
 def _path(link: str) -> str:

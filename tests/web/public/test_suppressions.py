@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.events.suppressions import sync_suppressions
-from tests.public.conftest import GROUP, Site, event, make_client, post_events
+from tests.web.public.conftest import GROUP, Site, event, make_client, post_events
 
 DAY_AGO = int(time.time()) - 86400
 

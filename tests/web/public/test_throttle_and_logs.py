@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from newsletter.core import privacy
 from tests.conftest import examples
-from tests.public.conftest import Site, csrf_token
-from tests.public.test_serve import _free_port, _spawn, _wait
+from tests.web.public.conftest import Site, csrf_token
+from tests.web.public.test_serve import _free_port, _spawn, _wait
 
 
 def _client(app, ip: str):

@@ -7,7 +7,7 @@ import re
 from urllib.parse import urljoin
 
 from newsletter.core.tokens import make_token
-from tests.public.conftest import SECRET, Site, confirm_link
+from tests.web.public.conftest import SECRET, Site, confirm_link
 
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click",
              "headers": {"Content-Type": "application/x-www-form-urlencoded"}}

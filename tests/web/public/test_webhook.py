@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select
 from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import engagement, webhook_events
 from newsletter.events.stats import engagement_by_send
-from tests.public.conftest import Site, event, make_client, post_events, signed
+from tests.web.public.conftest import Site, event, make_client, post_events, signed
 
 
 def new_send(site: Site) -> int:

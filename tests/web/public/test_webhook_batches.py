@@ -38,7 +38,7 @@ from newsletter.events.apply import apply_batch
 from newsletter.events.report import issue_report
 from newsletter.providers.sendgrid.webhook import parse_event
 from tests.conftest import examples
-from tests.public.conftest import Site, event, make_client, post_events
+from tests.web.public.conftest import Site, event, make_client, post_events
 
 PEOPLE = 14
 LINKS = [(1, 1, 1, "https://example.org/a"), (2, 1, 2, "https://example.org/b"),

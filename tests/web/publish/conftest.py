@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.publish.tls_proxy import TlsProxy, make_certificate
+from tests.web.publish.tls_proxy import TlsProxy, make_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "publish-test-secret-0123456789abcdef"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import need
-from tests.publish.conftest import ROOT, Local
+from tests.web.publish.conftest import ROOT, Local
 
 DOC = ROOT / "docs" / "deploy.md"
 BIN = "/srv/newsletter/.venv/bin/newsletter"

@@ -23,8 +23,8 @@ from newsletter.core.tokens import unsubscribe_url
 from newsletter.db import open_database
 from newsletter.db.tables import webhook_events
 from newsletter.providers.sendgrid.signature import public_key_text
-from tests.public.conftest import event, signed
-from tests.publish.conftest import SECRET, Local
+from tests.web.public.conftest import event, signed
+from tests.web.publish.conftest import SECRET, Local
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ from newsletter.web.publish import (
     publish_issue,
 )
 from tests.conftest import need
-from tests.publish.conftest import SLUG, free_port
+from tests.web.publish.conftest import SLUG, free_port
 
 READER = r"""
 import os, sys, time

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.checks.published import IMAGE, PAGE, check_urls
-from tests.publish.conftest import SLUG, Local
+from tests.web.publish.conftest import SLUG, Local
 
 pytestmark = pytest.mark.slow  # each test runs several `newsletter` processes
 

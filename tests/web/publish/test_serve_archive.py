@@ -14,7 +14,7 @@ from newsletter.compose import build_issue
 from newsletter.compose.publication import Publication
 from newsletter.web.publish import ASSET_CACHE, LONG_CACHE, SHORT_CACHE, FolderTarget, publish_issue
 from newsletter.web.site import redact_path
-from tests.publish.conftest import SECRET, SLUG, Local
+from tests.web.publish.conftest import SECRET, SLUG, Local
 
 HASHED = "chart.0123456789abcdef.png"
 
