@@ -122,6 +122,7 @@ def test_the_setting_defaults_to_eight_and_refuses_zero() -> None:
 
 
 # -- real sends ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_concurrency_grows_to_the_setting_and_not_beyond(pub: Pub, sendgrid: FakeSendGrid) -> None:
     add_people(pub.engine, 600)
     config = pub.root / "newsletter.yaml"

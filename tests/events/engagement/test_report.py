@@ -60,6 +60,7 @@ def send_twice(site: Site) -> None:
     cli(site, "send", SLUG, "--segment", "everyone", "--again", "--yes")
 
 
+@pytest.mark.slow
 def test_an_outbox_send_reports_what_it_knows(site: Site) -> None:
     strip_links(site)
     send_twice(site)

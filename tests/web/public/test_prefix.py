@@ -77,6 +77,7 @@ def _walk(client, url: str, method: str = "GET", data: dict | None = None,
             _walk(client, link, seen=seen)
 
 
+@pytest.mark.slow
 def test_every_link_serve_mails_and_shows_works_under_the_prefix(prefixed: Site,
                                                                   tmp_path) -> None:
     site = prefixed
