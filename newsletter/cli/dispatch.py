@@ -69,13 +69,28 @@ class _SendCommand(click.Command):
 @click.option("--resume", is_flag=True,
               help="Go on with the send of ISSUE the reputation guard paused (after a look at "
                    "`newsletter status`), or any stopped one.")
+@click.option("--test-subjects", "test_subjects", multiple=True, metavar="SUBJECT",
+              help="A subject test: repeat it for each subject; each goes to an equal random "
+                   "share of the sample, the winner to the rest.")
+@click.option("--sample", "sample_text", default="20%", show_default=True, metavar="PERCENT",
+              help="With --test-subjects: the share of the segment the subjects are tested on.")
+@click.option("--decide-after", "decide_text", default="4h", show_default=True,
+              metavar="DURATION", help="With --test-subjects: how long after the subjects went "
+                                       "out the winner is picked (e.g. 4h, 90m).")
+@click.option("--by", "measure", type=click.Choice(["clicks", "opens"]), default="clicks",
+              show_default=True, help="With --test-subjects: what people did that picks the "
+                                      "winner (opens: SendGrid only).")
 @pass_app
 def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None, dry_run: bool,
          yes: bool, again: bool, retry_failed: bool, undo_text: str | None, resend_unknown: bool,
          accept_unknown: bool, resend_batch: tuple[int, ...], accept_batch: tuple[int, ...],
          resend_recipient: tuple[str, ...], accept_recipient: tuple[str, ...],
-         at_text: str | None, skip_url_check: bool, editions: bool, resume: bool) -> None:
-    """Send ISSUE to one or more segments; run it again to resume an interrupted send."""
+         at_text: str | None, skip_url_check: bool, editions: bool, resume: bool,
+         test_subjects: tuple[str, ...], sample_text: str, decide_text: str,
+         measure: str) -> None:
+    """Send ISSUE to one or more segments; run it again to resume an interrupted send.
+
+    With --test-subjects, a subject test; run it again to carry the test on."""
     from newsletter.cli.sending import (
         check_online,
         finish_without_sending,
@@ -101,6 +116,18 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
         resend_batches=resend_batch, accept_batches=accept_batch,
         resend_recipients=resend_recipient, accept_recipients=accept_recipient)
     _attribute_hints(app, segments)
+    from newsletter.cli.subject_tests import open_test, send_subject_test, subject_test_options
+    from newsletter.dispatch.welcome import refuse_plain_send
+
+    if not resume:  # (a welcome send the reputation guard paused is resumed like any)
+        refuse_plain_send(app.publication, issue)
+    if test_subjects or open_test(app.publication, issue):
+        if editions:
+            raise click.UsageError("--editions and a subject test exclude each other")
+        asked = subject_test_options(test_subjects, sample_text, decide_text, measure)
+        send_subject_test(app, issue, segments, asked, yes=yes, skip_url_check=skip_url_check,
+                          options=options)
+        return
     if editions:
         _send_editions(app, issue, segments, yes, options, skip_url_check)
         return
@@ -198,10 +225,13 @@ def _send_editions(app: App, issue: str, segments: tuple[str, ...], yes: bool,
 def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
     """Cancel a send of ISSUE scheduled on SendGrid (--at, --undo-window), or give up a
     stopped send."""
+    from newsletter.cli.subject_tests import cancel_subject_test
     from newsletter.dispatch.service import cancel_scheduled, utc_minute
 
     if not yes and not click.confirm(f"Cancel the send of {issue}?", err=True):
         raise click.exceptions.Exit(1)
+    if cancel_subject_test(app.publication, issue):
+        return
     send = cancel_scheduled(app.publication, issue, segment)
     when = f" (was scheduled for {utc_minute(send.send_at)})" if send.send_at else ""
     console.print(f"cancelled send #{send.id} of {send.issue} to '{send.segment}'{when}")
@@ -255,6 +285,10 @@ def _show_approvals(app: App, issue: str) -> None:
     console.print(f"approval ({required}): {state.describe()}", markup=False, highlight=False)
 
 
+#: `status` lists this many of an issue's latest sends one by one (the earlier ones summed)
+RECENT = 20
+
+
 @click.command()
 @click.argument("issue")
 @pass_app
@@ -262,14 +296,24 @@ def status(app: App, issue: str) -> None:
     """Show ISSUE's approvals and each send with its counts, its bounce and complaint rates
     beside the providers' limits, and any unknown or failed recipients."""
     from newsletter.cli.sending import counts, show_health
+    from newsletter.cli.subject_tests import show_tests
     from newsletter.dispatch.ledger import is_alive
     from newsletter.dispatch.service import sends_for, utc_minute
 
     _show_approvals(app, issue)
-    found = sends_for(app.publication, issue)
+    found = sends_for(app.publication, issue, recent=RECENT)
     if not found:
         console.print(f"no sends of {issue} yet")
         return
+    show_tests(app.publication, issue)
+    if len(found) > RECENT:  # a welcome: one send per round of sign-ups
+        earlier, found = found[:-RECENT], found[-RECENT:]
+        sums = {state: sum(getattr(e.send, state) for e in earlier)
+                for state in ("total", "accepted", "failed", "unknown", "skipped")}
+        console.print(f"{len(earlier):,} earlier sends, {sums['total']:,} recipients: "
+                      f"{sums['accepted']:,} accepted, {sums['failed']:,} failed, "
+                      f"{sums['unknown']:,} unknown, {sums['skipped']:,} skipped; the last "
+                      f"{RECENT}:", markup=False, highlight=False)
     from newsletter.events.stats import engagement_lines
 
     engaged = engagement_lines(app.publication, [entry.send.id for entry in found])

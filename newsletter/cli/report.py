@@ -52,6 +52,8 @@ def _text(report) -> None:
     for note in r.notes:
         out(f"  note: {note}", markup=False)
     _health_text(r)
+    for test in r.subject_tests:
+        _subject_test(test)
     out("Per piece (people who clicked, clicks, click rate | machine clicks):")
     for p in r.pieces:
         name = f"{p.piece}. {p.title} ({p.name})" if p.piece else "masthead and footer"
@@ -99,6 +101,20 @@ def _health_text(r) -> None:
         f"{limits_of('bounces')}", markup=False)
     out(f"  limits: complaints: the guard pauses over {setting(t.complaint_pause)}; "
         f"{limits_of('complaints')}", markup=False)
+def _subject_test(test: dict) -> None:
+    """One subject test: each subject's people and rate (machines beside), the decision."""
+    verb = "clicked" if test["measure"] == "clicks" else "opened"
+    state = ("decided" if test["decided"] else
+             f"decision due at {test['decide_at']}" if test["decide_at"] else "sending")
+    console.print(f"Subject test {test['id']} ({test['segment']}, {test['sample']}% sample; "
+                  f"{test['state']}, {state}):", markup=False)
+    for row in test["subjects"]:
+        console.print(f"  {row['label']}{' (winner)' if row['winner'] else ''}: "
+                      f"{row['subject']}: {row['people']:,} of {row['reached']:,} people "
+                      f"{verb} ({_pct(row['rate'])}) | machines only {row['machine']:,}",
+                      markup=False)
+    if test["note"]:
+        console.print(f"  decision: {test['note']}", markup=False, soft_wrap=True)
 
 
 def _csv(rows: list[dict]) -> str:

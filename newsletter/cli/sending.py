@@ -3,6 +3,8 @@ under Ctrl-C, the outcome, and the recipients left to settle. Imported by cli.di
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from newsletter.cli.common import console, err_console
 
 
@@ -32,11 +34,17 @@ def check_online(pub, plan, skip: bool):
 
 
 def show_plan(plan) -> None:
-    for label, value in plan.summary():
-        err_console.print(f"[bold]{label + ':' if label else '':<12}[/bold] {value}",
-                          markup=True, highlight=False)
+    show_rows(plan.summary())
     for note in plan.notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", markup=True)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", markup=True)
+
+
+def show_rows(rows) -> None:
+    """Label/value pairs, the labels in bold (a value is shown as it is, brackets too)."""
+    for label, value in rows:
+        head = f"{label}:" if label else ""
+        err_console.print(f"[bold]{head:<12}[/bold] {escape(str(value))}", markup=True,
+                          highlight=False)
 
 
 def show_dry_run(plan) -> None:
@@ -99,16 +107,9 @@ def run(plan) -> None:
     import threading
 
     from newsletter.dispatch.service import execute
-    from newsletter.events.tracking import LinkUrls, track_links
+    from newsletter.web.send_hooks import send_hooks
 
     stop = threading.Event()
-
-    def prepare(mailing, send_id: int):  # record the send's links; click tracking if on
-        return track_links(plan.pub, plan.build, plan.ledger.engine, send_id, mailing)
-
-    def link_urls(public_url: str, send_id: int, links):  # a resume's tracked links
-        return LinkUrls(urls=dict(links), public_url=public_url,
-                        secret=plan.pub.settings.secret or "", send_id=send_id)
 
     def warn(text: str) -> None:  # the reputation guard, at half a threshold
         err_console.print(f"[yellow]warning:[/yellow] {text} (the reputation guard pauses "
@@ -124,8 +125,8 @@ def run(plan) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _progress(plan.count) as progress:
-            result = execute(plan, stop=stop, progress=progress, prepare=prepare,
-                             link_urls=link_urls, warn=warn)
+            result = execute(plan, stop=stop, progress=progress, warn=warn,
+                             **send_hooks(plan))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

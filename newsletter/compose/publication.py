@@ -56,16 +56,25 @@ class Publication:
             )
         )
 
-    def issue_folders(self) -> list[Path]:
+    def issue_folders(self, *, messages: bool = False) -> list[Path]:
         """Every issue folder under issues/ (one holding issue.yaml), by name: the one scan
-        of the issues every listing starts from."""
+        of the issues every listing starts from. A message's folder (`is_message`: the
+        welcome) only with `messages`."""
         base = self.root / "issues"
         if not base.is_dir():
             return []
-        return sorted(p for p in base.iterdir() if (p / "issue.yaml").is_file())
+        return sorted(p for p in base.iterdir() if (p / "issue.yaml").is_file()
+                      and (messages or not is_message(p.name)))
 
     def dist_dir(self, slug: str) -> Path:
         return self.root / "dist" / slug
+
+
+def is_message(slug: str) -> bool:
+    """A folder under issues/ whose name starts with `_` holds a message (the welcome,
+    newsletter.compose.welcome), not an issue: the archive, the feed, the preference page's
+    languages and "the latest issue" leave it out."""
+    return slug.startswith("_")
 
 
 def load_config(root: Path) -> tuple[PublicationConfig | None, list[Problem]]:

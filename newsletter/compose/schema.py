@@ -28,6 +28,7 @@ from newsletter.compose.provider_config import (
     SesConfig,
 )
 from newsletter.core.reputation import Thresholds, parse_percent
+from newsletter.core.settings import TRANSPORTS
 
 
 class Sender(Strict):
@@ -199,6 +200,43 @@ class ReputationConfig(Strict):
         return Thresholds(self.min_sample, self.bounce_pause, self.complaint_pause)
 
 
+class WelcomeConfig(Strict):
+    """`welcome:`: the message confirmed sign-ups get once (docs/welcome.md)."""
+
+    issue: str = "_welcome"  # the folder under issues/; its editions are its languages
+    latest: Literal["none", "link", "whole"] = "none"  # the latest sent issue: a link, or all
+    transport: str | None = None  # default: NEWSLETTER_TRANSPORT
+    within_days: int = Field(7, ge=1, le=365)  # older confirmations are not welcomed
+    every: str = "30s"  # how often `serve` looks for sign-ups confirmed elsewhere
+
+    _every = field_validator("every")(classmethod(lambda cls, v: parse_duration(v) and v))
+
+    @field_validator("issue")
+    @classmethod
+    def _issue(cls, value: str) -> str:
+        if not value.startswith("_") or "/" in value or value.strip("_") == "":
+            raise ValueError(f"{value!r} must be a folder name starting with _ (such folders "
+                             "are messages, not issues: the archive leaves them out)")
+        return value
+
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, value: str | None) -> str | None:
+        if value is not None and value not in TRANSPORTS:
+            raise ValueError(f"{value!r} is not a transport; use one of {', '.join(TRANSPORTS)}")
+        return value
+
+
+class SubjectTestsConfig(Strict):
+    """`subject_tests:`: how `send --test-subjects` decides (docs/sending.md)."""
+
+    level: float = Field(0.05, gt=0, lt=0.5)  # significance level of the two-proportion test
+    finish_in_serve: bool = False  # `serve` decides due tests and sends the rest
+    every: str = "1m"  # how often `serve` looks for a due decision
+
+    _every = field_validator("every")(classmethod(lambda cls, v: parse_duration(v) and v))
+
+
 class PublicationConfig(Strict):
     """newsletter.yaml."""
 
@@ -229,6 +267,8 @@ class PublicationConfig(Strict):
     feed: FeedConfig = Field(default_factory=FeedConfig)  # `new --from-feed` (docs/drafting.md)
     bounces: BouncesConfig | None = None  # the bounce mailbox (docs/deliverability.md)
     reputation: ReputationConfig = Field(default_factory=ReputationConfig)  # the send guard
+    welcome: WelcomeConfig | None = None  # the welcome message of confirmed sign-ups
+    subject_tests: SubjectTestsConfig = Field(default_factory=SubjectTestsConfig)
     _own: PublicationConfig | None = PrivateAttr(default=None)  # set on an edition's copy
 
     _reply = field_validator("reply_to")(

@@ -1,4 +1,4 @@
-"""The send ledger's tables (current schema; migrations 2, 6, 9 and 13 made them).
+"""The send ledger's tables (current schema; migrations 2, 6, 9, 13 and 14 made them).
 
 `sends`: one row per send of an issue to a segment, with its state, counts and how it treats
 people another send of the issue family reached (`reach`).
@@ -43,6 +43,13 @@ REACH_POLICIES = ("once", "unknown", "again")
 #: the states in which a send holds its issue (the unique partial index's condition)
 ACTIVE = "state IN ('sending', 'stopped')"
 RECIPIENT_CHECK = "state IN ('pending', 'accepted', 'failed', 'unknown', 'skipped', 'cancelled')"
+#: PostgreSQL: how full a page of send_recipients is filled (percent). Each row is updated
+#: twice in quick succession (in flight, then its outcome), every row of a page by one
+#: statement: half a page left free takes the first new versions, and the room pruning the
+#: old ones frees takes the second. Such updates stay on their page (HOT: no new index
+#: entries, no growth): at 100 almost none did, at 50 about 60 % with 8 workers (80 % with
+#: one), for a table about as large (docs/performance.md).
+FILLFACTOR = 50
 
 
 def _define(md: MetaData) -> tuple[Table, Table, Table, Table, Table]:
@@ -103,11 +110,16 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table, Table]:
         Column("last_error", Text, nullable=True),
         Column("updated_at", UtcDateTime, nullable=True),
         CheckConstraint(RECIPIENT_CHECK, name="ck_send_recipients_state"),
-        # On send_id alone: state changes (two per recipient) then leave the index alone.
-        Index("ix_send_recipients_send", "send_id"),
-        # "Has this person been reached by the issue family?" for the people of one batch
-        # (migration 9); subscriber ids never change, so neither does this index.
-        Index("ix_send_recipients_subscriber", "subscriber_id"),
+        # A send's rows in id order (migration 10): reading a batch and updating its range
+        # are index range scans whatever the planner's statistics say (none yet for a send
+        # just filled). No column a state change touches is indexed, so on PostgreSQL
+        # those updates stay on their page (HOT) when it has room: see FILLFACTOR.
+        Index("ix_send_recipients_send", "send_id", "id"),
+        # A person's rows, per send (migration 10; migration 9 had subscriber_id alone):
+        # "has this person been reached by the issue family?" for the people of one batch,
+        # and a click's or an event's own row (found through subscribers.email_key).
+        Index("ix_send_recipients_subscriber", "subscriber_id", "send_id"),
+        postgresql_with={"fillfactor": FILLFACTOR},
     )
     batches = Table(
         "send_batches",

@@ -494,3 +494,77 @@ def _send_pauses(conn: Connection) -> None:
         Index("ix_send_pauses_send", "send_id"),
     )
     md.tables["send_pauses"].create(conn)
+
+
+@migration(14, "ledger at scale: a send's rows by (send_id, id), a person's by "
+               "(subscriber_id, send_id), room for in-place updates")
+def _ledger_at_scale(conn: Connection) -> None:
+    """send_recipients' two indexes gain a second column, so reading a batch, updating its
+    range and finding one person's row of a send are index range scans whatever the planner's
+    statistics say; on PostgreSQL its pages are filled to half from now on, leaving room for
+    the two updates of each row to stay on its page."""
+    conn.execute(text("DROP INDEX ix_send_recipients_send"))
+    conn.execute(text("CREATE INDEX ix_send_recipients_send ON send_recipients (send_id, id)"))
+    conn.execute(text("DROP INDEX ix_send_recipients_subscriber"))
+    conn.execute(text("CREATE INDEX ix_send_recipients_subscriber "
+                      "ON send_recipients (subscriber_id, send_id)"))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE send_recipients SET (fillfactor = 50)"))
+
+
+@migration(15, "welcome requests of confirmed sign-ups, subject tests and their samples")
+def _welcome_and_subject_tests(conn: Connection) -> None:
+    """welcome_requests: confirmed sign-ups waiting for the welcome; subject_tests and
+    subject_test_people: a send's subject test, its sample and each person's subject."""
+    md = MetaData()
+    Table("subscribers", md, Column("id", _Id, primary_key=True))
+    Table(
+        "welcome_requests",
+        md,
+        Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+               primary_key=True, autoincrement=False),
+        Column("requested_at", DateTime, nullable=False),
+        Column("via", String(32), nullable=False),
+        Index("ix_welcome_requests_requested_at", "requested_at"),
+    )
+    open_test = "state IN ('testing', 'waiting', 'finishing')"
+    Table(
+        "subject_tests",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("issue", String(200), nullable=False),
+        Column("segment", String(200), nullable=False),
+        Column("transport", String(16), nullable=False),
+        Column("subjects", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("sample", Integer, nullable=False),
+        Column("measure", String(8), nullable=False),
+        Column("decide_after", Integer, nullable=False),
+        Column("level", Float, nullable=False),
+        Column("send_at", DateTime, nullable=True),
+        Column("undo_window", Integer, nullable=True),
+        Column("state", String(16), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("decide_at", DateTime, nullable=True),
+        Column("decided_at", DateTime, nullable=True),
+        Column("winner", Integer, nullable=True),
+        Column("figures", JSON().with_variant(JSONB(), "postgresql"), nullable=True),
+        Column("note", Text, nullable=True),
+        Column("last_error", Text, nullable=True),
+        CheckConstraint("state IN ('testing', 'waiting', 'finishing', 'done', 'cancelled')",
+                        name="ck_subject_tests_state"),
+        CheckConstraint("measure IN ('clicks', 'opens')", name="ck_subject_tests_measure"),
+        Index("uq_subject_tests_open_issue", "issue", unique=True,
+              sqlite_where=text(open_test), postgresql_where=text(open_test)),
+    )
+    Table(
+        "subject_test_people",
+        md,
+        Column("test_id", _Id, ForeignKey("subject_tests.id", ondelete="CASCADE"),
+               primary_key=True, autoincrement=False),
+        Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+               primary_key=True, autoincrement=False),
+        Column("arm", Integer, nullable=False),
+        Index("ix_subject_test_people_arm", "test_id", "arm", "subscriber_id"),
+    )
+    for name in ("welcome_requests", "subject_tests", "subject_test_people"):
+        md.tables[name].create(conn)

@@ -119,8 +119,8 @@ def _unsent(pub: Publication, slug: str, engine: Engine, line: IssueLine) -> Non
 
 
 def issue_lines(pub: Publication, *, now: dt.datetime | None = None) -> list[IssueLine]:
-    """Every issue under issues/ (those whose issue.yaml cannot be read too), newest date
-    first, then by slug."""
+    """Every issue under issues/ (those whose issue.yaml cannot be read too; a message such as
+    the welcome is no issue), newest date first, then by slug."""
     from newsletter.db import database
 
     now = now or dt.datetime.now(dt.UTC)

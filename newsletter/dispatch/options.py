@@ -51,6 +51,27 @@ class SendOptions:
         """Whether the operator records some unknown outcomes as accepted."""
         return bool(self.accept_unknown or self.accept_batches or self.accept_recipients)
 
+    def settling(self) -> SendOptions:
+        """Only what settles a resumed send's unknown outcomes (and `resume`): what a subject
+        test passes on to the resumed sends it carries."""
+        return SendOptions(
+            resume=self.resume, resend_unknown=self.resend_unknown,
+            accept_unknown=self.accept_unknown, resend_batches=self.resend_batches,
+            accept_batches=self.accept_batches, resend_recipients=self.resend_recipients,
+            accept_recipients=self.accept_recipients)
+
+
+@dataclass(frozen=True)
+class SubjectTestOptions:
+    """What `send --test-subjects` asks beside the send's own options (SendOptions): the
+    subjects, the share of the segment they are tried on, the wait before the decision and
+    what people did that decides (checked by dispatch.subjects.run.propose)."""
+
+    subjects: tuple[str, ...]
+    sample: int = 20  # percent of the segment
+    decide_after: dt.timedelta = dt.timedelta(hours=4)
+    measure: str = "clicks"  # or "opens"
+
 
 #: a plain send: no option given
 DEFAULTS = SendOptions()

@@ -30,6 +30,7 @@ from newsletter.dispatch.options import (
 )
 from newsletter.dispatch.resume import nothing_to_resume, plan_reopen, plan_resume
 from newsletter.dispatch.send_plan import SendPlan
+from newsletter.dispatch.subjects.store import refuse_beside_test
 from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, make_transport
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
     if not segments:
         raise NewsletterError("name at least one --segment")
     label = " + ".join(segments)
+    refuse_beside_test(ledger.engine, slug, label)  # a subject test's sends only, while open
     reopen: SendRow | None = None
     if active is not None:
         if not dry_run:
@@ -151,9 +153,10 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
         slug, frozen = build.slug, True
         family = family_of(pub, slug, ledger)
         artifact = Artifact.freeze(pub, build, family)
-    members = segment_condition(pub, segments)
-    if narrow is not None:
-        members = members & narrow
+    members = None  # a resume sends to its snapshot: its label need not name segments now
+    if resumed is None:
+        members = segment_condition(pub, segments)
+        members = members & narrow if narrow is not None else members
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = _undo_window(pub, ledger, resumed, chosen, at, options.undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)

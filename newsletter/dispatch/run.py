@@ -56,28 +56,8 @@ Progress = Callable[[int, int, int, int], None]
 #: a warning in words (the reputation guard's, at half a threshold)
 Warn = Callable[[str], None]
 
-#: glibc's mallopt parameters: the number of malloc arenas, the size from which memory is mapped
-M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3
 #: outcome states that end a message's hand-over
 FINAL = ("accepted", "failed", "unknown")
-
-
-def share_malloc_arenas() -> None:
-    """Let worker threads share glibc's malloc arena, and give big blocks back at once.
-
-    Each thread that allocates gets an arena of its own, which keeps its freed request
-    bodies (a megabyte each) for reuse, and glibc raises its mmap threshold past that size
-    after the first one is freed: with eight workers about 15-25 MB more peak memory. The GIL
-    serialises the allocations anyway. A no-op where the C library is not glibc.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.mallopt(M_ARENA_MAX, 1)
-        libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclass
@@ -201,8 +181,6 @@ class SendRun:
         attributes = mailing is None or mailing.uses_attributes
         batches = self.recipients.stream(self.send_id, ["pending"], size, attributes=attributes)
         workers = max(1, self.transport.parallel)
-        if workers > 1:
-            share_malloc_arenas()
         if workers == 1:
             for batch in batches:
                 if self.stop.is_set():

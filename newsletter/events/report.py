@@ -26,6 +26,7 @@ from newsletter.core.reputation import Thresholds
 from newsletter.db.tables import engagement, send_links, webhook_events
 from newsletter.events.report_health import SendHealth, send_health
 from newsletter.events.report_sends import SendFacts, people_reached, personal_link, sends_of
+from newsletter.events.subject_figures import tests_of
 
 HOURS = 72
 #: the per-send counters shown, each counted in people, and the provider event behind it
@@ -100,6 +101,9 @@ class IssueReport:
     notes: list[str] = field(default_factory=list)  # why a figure is not measured
     health: list[SendHealth] = field(default_factory=list)  # each send's rates
     thresholds: Thresholds = field(default_factory=Thresholds)  # the guard's, now
+    #: each subject test of the issue: its subjects' figures, winner and note
+    #: (newsletter.events.subject_figures.tests_of)
+    subject_tests: list[dict] = field(default_factory=list)
 
     def knows(self, what: str) -> bool:
         """Whether `what` (opens, clicks, bounces, complaints, unsubscribes) was measured."""
@@ -156,6 +160,7 @@ def issue_report(conn: Connection, issue: str,
     _measured(report, sends)
     report.thresholds = thresholds or Thresholds()
     report.health = send_health(conn, sends, report.thresholds)
+    report.subject_tests = tests_of(conn, issue)
     return report
 
 

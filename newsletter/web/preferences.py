@@ -35,7 +35,7 @@ from newsletter.audience.preferences import (
 from newsletter.audience.privacy import subscriber_data
 from newsletter.audience.subscribers import get_subscriber
 from newsletter.compose.editions import issue_manifests
-from newsletter.compose.publication import Publication
+from newsletter.compose.publication import Publication, is_message
 from newsletter.core.errors import InputError
 from newsletter.core.tokens import PREFERENCES
 from newsletter.db.engine import write_connection
@@ -58,9 +58,12 @@ class BadForm(ValueError):
 
 
 def edition_languages(pub: Publication) -> list[str]:
-    """The languages the publication's issues are written in (its default first)."""
+    """The languages the publication's issues are written in (its default first; messages
+    such as the welcome are no issues)."""
     found = [pub.config.language]
-    for data in issue_manifests(pub).values():
+    for slug, data in issue_manifests(pub).items():
+        if is_message(slug):
+            continue  # the welcome's editions are no reason to offer a language
         language = data.get("language")
         if isinstance(language, str) and language.strip() and language.strip() not in found:
             found.append(language.strip())

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from newsletter.web import (
     engagement,
     preferences,
     public_bounces,
+    public_sending,
     public_webhooks,
     ses_webhook,
 )
@@ -160,12 +162,13 @@ def _check_erasure_list(engine: Engine, keys: Keys) -> None:
 
 def create_app(pub: Publication, *, engine: Engine | None = None,
                limits: optin.Limits | None = None, archive: Path | None = None,
-               prune: bool = True, bounces: bool = True) -> Starlette:
+               prune: bool = True, bounces: bool = True, sending: bool = True) -> Starlette:
     """The public app for `pub` (NEWSLETTER_SECRET of 32 characters or more is required);
     `archive` is the published folder to serve (default: the local publish folder of
     newsletter.yaml). With `prune`, old events and sign-up requests are pruned at start-up and
     then hourly;
-    with `bounces`, the bounce mailbox is read (newsletter.web.public_bounces)."""
+    with `bounces`, the bounce mailbox is read (newsletter.web.public_bounces); with `sending`,
+    the welcome goes out and due subject tests finish (newsletter.web.public_sending)."""
     settings = pub.settings
     keys = Keys.of(settings.require_secret())
     key = _webhook_key(settings.webhook_public_key)
@@ -185,9 +188,14 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         tasks = [asyncio.create_task(housekeeping(side))] if prune else []
         if bounces and public_bounces.wanted(pub):  # the bounce mailbox, every few minutes
             tasks.append(asyncio.create_task(public_bounces.read_bounces(pub, side.engine)))
+        stop = threading.Event()  # the welcome and subject tests (newsletter.web.public_sending)
+        if sending:
+            tasks += [asyncio.create_task(work) for work in public_sending.sending_tasks(
+                pub, side.engine, side.welcome_wake, stop)]
         try:
             yield
         finally:
+            stop.set()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -78,13 +78,13 @@ class Pauses:
         judged = verdict.figures
 
         def work(conn: Connection) -> None:
-            self.store.fence(conn, send_id, paused_at=now, last_error=f"paused by the "
-                             f"reputation guard: {verdict.pause}", updated_at=now)
             conn.execute(insert(send_pauses).values(
                 send_id=send_id, paused_at=now, reason=verdict.pause, handed=judged.handed,
                 hard=judged.hard, complaints=judged.complaints,
                 min_sample=thresholds.min_sample, bounce_pause=thresholds.bounce_pause,
                 complaint_pause=thresholds.complaint_pause))
+            self.store.fence(conn, send_id, paused_at=now, last_error=f"paused by the "
+                             f"reputation guard: {verdict.pause}", updated_at=now)
 
         self.store.write(work)
 

@@ -28,6 +28,10 @@ from newsletter.dispatch.ledger.store import LedgerStore, SendBusy, SendFinished
 STALE_AFTER = dt.timedelta(minutes=2)
 #: how often a running send renews its lease (also while a run waits out a back-off)
 HEARTBEAT_EVERY = STALE_AFTER / 8
+#: PostgreSQL: a send of this many recipients or more has the ledger's statistics refreshed
+#: once its rows exist (the planner's other choices, e.g. for the consent check's joins, then
+#: see it); a smaller one is read in moments whatever the plan
+ANALYZE_FROM = 10_000
 #: recipient states in which a send is done with its recipient
 SETTLED = frozenset({"accepted", "failed", "skipped", "cancelled"})
 
@@ -194,8 +198,11 @@ class Sends:
             raise SendBusy(other.busy_message()) from None
         if send_id is None:
             return None
-        self.store.leases[send_id] = 1
-        return self.get(send_id)
+        self.store.hold(send_id, 1, 0)
+        send = self.get(send_id)
+        if not self.store.sqlite and send.total >= ANALYZE_FROM:
+            self.store.analyse()
+        return send
 
     def check_free(self, send_id: int) -> None:
         """Refuse while another live process is sending `send_id`."""
@@ -213,7 +220,7 @@ class Sends:
         transaction (ledger.pauses.resume_in); otherwise SendPaused."""
         owner = process_owner()
 
-        def work(conn: Connection) -> int:
+        def work(conn: Connection) -> tuple[int, int]:
             query = select(sends).where(sends.c.id == send_id)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
@@ -229,19 +236,20 @@ class Sends:
             now = utcnow()
             if resume:
                 resume_in(conn, send_id, owner, now)
-            return conn.execute(update(sends).where(sends.c.id == send_id).values(
+            row = conn.execute(update(sends).where(sends.c.id == send_id).values(
                 owner=owner, heartbeat_at=now, leased_at=now, lease=sends.c.lease + 1,
                 state="sending", finished_at=None, updated_at=now,
-            ).returning(sends.c.lease)).scalar_one()
+            ).returning(sends.c.lease, sends.c.batches)).one()
+            return row.lease, row.batches
 
         try:
-            token = self.store.write(work)
+            token, batches = self.store.write(work)
         except IntegrityError:
             other = self.active(self.get(send_id).issue)
             raise SendBusy(other.busy_message() if other else
                            "another send of the issue was under way; run the command again"
                            ) from None
-        self.store.leases[send_id] = token
+        self.store.hold(send_id, token, batches)
         return token
 
     def beat(self, send_id: int) -> None:
@@ -256,7 +264,6 @@ class Sends:
         now = utcnow()
 
         def work(conn: Connection) -> None:
-            self.store.fence(conn, send_id)
             counts = counts_of(conn, send_id)
             done = set(counts) <= SETTLED
             values: dict[str, Any] = {
@@ -265,10 +272,10 @@ class Sends:
                 **counters(counts)}
             if done:
                 values.update(finished_at=now, paused_at=None)
-            conn.execute(update(sends).where(sends.c.id == send_id).values(**values))
+            self.store.fence(conn, send_id, **values)
 
         self.store.write(work)
-        self.store.leases.pop(send_id, None)
+        self.store.let_go(send_id)
         return self.get(send_id)
 
     def cancel(self, send_id: int, reason: str) -> None:
@@ -279,7 +286,7 @@ class Sends:
             sends.c.id == send_id).values(
             state="cancelled", last_error=reason, owner=None, lease=sends.c.lease + 1,
             updated_at=now, finished_at=now)))
-        self.store.leases.pop(send_id, None)
+        self.store.let_go(send_id)
 
 
 def is_alive(owner: str, heartbeat: dt.datetime | None) -> bool:

@@ -21,12 +21,11 @@ import urllib.error
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome, Transport
 from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
 from newsletter.providers.pacing import Pacer
+from newsletter.providers.sendgrid.bodies import Bodies
 from newsletter.providers.sendgrid.payload import TARGET_REQUEST_BYTES, PayloadBuilder
 
 DEFAULT_TIMEOUT = 60.0
@@ -50,7 +49,7 @@ def provider_message(body: bytes | str | None) -> str:
 
 
 class _Payload:
-    """A request body serialised by orjson (UTF-8 bytes), for the client.
+    """A request body as JSON (UTF-8 bytes), for the client.
 
     The client takes a text body (with a Content-Type other than plain "application/json")
     and encodes it, so this hands over the bytes as they are when asked to encode; the client
@@ -127,9 +126,15 @@ class SendGridTransport(Transport):
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
         self.builder = PayloadBuilder(mailing)
+        self.bodies = Bodies(mailing, self.builder)  # from the second batch on, a child builds
         self.batch_size = min(self.builder.batch_size, self.max_batch or self.builder.batch_size)
         self.parallel = self.max_in_flight or mailing.config.sendgrid.max_in_flight
         self.pacer = Pacer(self.parallel)
+
+    def close(self) -> None:
+        bodies = getattr(self, "bodies", None)
+        if bodies is not None:
+            bodies.close()
 
     # -- calls ----------------------------------------------------------------------------
     def _call(self, what: str, do) -> Any:
@@ -182,12 +187,10 @@ class SendGridTransport(Transport):
                 wired.append(on_the_wire(item))
             except Unsendable as exc:
                 outcomes[item.key] = Outcome("failed", error=str(exc))
-        # One request is built at a time (the GIL would serialise the work anyway), so the
-        # personalization dicts of one batch, not of every batch in flight, are in memory.
+        # One request is built at a time (the GIL would serialise the work anyway): the first
+        # of the workers waiting leaves first, and one batch's pieces are in memory at once.
         with self.building:
-            body, rejected = self.builder.body(wired)
-            data = orjson.dumps(body)
-            del body
+            data, rejected = self.bodies.request(wired)
         outcomes.update({key: Outcome("failed", error=reason)
                          for key, reason in rejected.items()})
         ready = [item for item in wired if item.key not in rejected]
