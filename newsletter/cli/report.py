@@ -101,6 +101,8 @@ def _health_text(r) -> None:
         f"{limits_of('bounces')}", markup=False)
     out(f"  limits: complaints: the guard pauses over {setting(t.complaint_pause)}; "
         f"{limits_of('complaints')}", markup=False)
+
+
 def _subject_test(test: dict) -> None:
     """One subject test: each subject's people and rate (machines beside), the decision."""
     verb = "clicked" if test["measure"] == "clicks" else "opened"
