@@ -200,8 +200,9 @@ def _row(
                               "or 2026-11-24T09:30:00Z")
         return None
     attributes = {name: record[i].strip() for i, name in header.attributes if record[i].strip()}
-    name, changed = clean_name(header.cell(record, "name"))
-    if changed:
+    raw_name = header.cell(record, "name")
+    name = clean_name(raw_name)
+    if name != (raw_name or "").strip():
         report.warn(number, f"name cleaned: control characters (line breaks, tabs ...) became "
                             f"spaces and it was cut to {MAX_NAME_LENGTH} characters at most")
     return Row(number, address, email_key(address), name or None,

@@ -28,7 +28,6 @@ from sqlalchemy import (
     String,
     Text,
     and_,
-    column,
     exists,
     func,
     insert,
@@ -36,13 +35,13 @@ from sqlalchemy import (
     not_,
     null,
     select,
-    table,
     tuple_,
 )
 
 from newsletter.audience.history import Source
 from newsletter.audience.model import Status, normalize_tag, utcnow
 from newsletter.audience.statuses import Change, apply_changes
+from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import (
     UtcDateTime,
     send_links,
@@ -54,8 +53,6 @@ from newsletter.db.tables import (
 
 CONDITIONS = ("opened", "clicked", "engaged_within")
 _PERIOD = re.compile(r"^\s*(\d{1,5})\s*([dw])\s*$")
-#: The ledger's `sends` (only the columns needed here; the ledger lives above this layer).
-_sends = table("sends", column("id"), column("issue"))
 
 
 def parse_period(value: Any) -> dt.timedelta | None:
@@ -111,7 +108,7 @@ def _events(key: str, arg: Any, now: dt.datetime | None) -> list[ColumnElement[b
 
 
 def _of_issue(slug: str) -> ColumnElement[bool]:
-    return webhook_events.c.send_id.in_(select(_sends.c.id).where(_sends.c.issue == slug))
+    return webhook_events.c.send_id.in_(select(sends.c.id).where(sends.c.issue == slug))
 
 
 def people(key: str, arg: Any, now: dt.datetime | None = None) -> Select:

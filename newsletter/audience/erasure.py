@@ -39,6 +39,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from newsletter.audience.model import ascii_email, email_key, normalize_email, utcnow
 from newsletter.core.errors import InputError, Problem
+from newsletter.core.settings import require_secret
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import (
     engagement,
@@ -117,11 +118,6 @@ def _wrap(secret: str, key: bytes) -> str:
     return bytes(a ^ b for a, b in zip(key, pad, strict=True)).hex()
 
 
-def _need_secret() -> InputError:
-    return InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it is "
-                              "needed to check addresses against the erasure list"))
-
-
 def _insert_ignoring_conflict(conn: Connection, table: Any, values: dict[str, Any]) -> None:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
@@ -134,9 +130,8 @@ def erasure_key(conn: Connection, secrets: Secrets, *, create: bool = False) -> 
     """The list's key, unwrapped with the first secret that wrapped it, and wrapped under every
     secret at hand that has not yet (so a rotation carries it over). None when no key exists
     and `create` is false; EraseKeyMissing when one exists but none of `secrets` wrapped it."""
-    keys = _keys(secrets)
-    if not keys:
-        raise _need_secret()
+    keys = require_secret(_keys(secrets), "keys the erasure list, which every address is "
+                          "checked against")
     rows = dict(conn.execute(select(erasure_keys.c.fingerprint, erasure_keys.c.wrapped)).all())
     key = None
     for secret in keys:

@@ -118,13 +118,12 @@ MAX_NAME_LENGTH = 200
 _CONTROL_RUN = re.compile(r" *[\x00-\x1f\x7f-\x9f\u2028\u2029]+ *")
 
 
-def clean_name(value: str | None) -> tuple[str, bool]:
+def clean_name(value: str | None) -> str:
     """A name with each run of control characters (CR, LF, tab ...) and spaces collapsed to one
-    space, trimmed and capped at 200 characters; and whether that changed more than outer
-    spaces."""
+    space, trimmed and capped at 200 characters. It changed more than outer spaces when it
+    differs from `value.strip()` (an import warns then)."""
     raw = (value or "").strip()
-    name = " ".join(_CONTROL_RUN.sub(" ", raw).split())[:MAX_NAME_LENGTH].rstrip()
-    return name, name != raw
+    return " ".join(_CONTROL_RUN.sub(" ", raw).split())[:MAX_NAME_LENGTH].rstrip()
 
 
 def email_key(email: str) -> str:

@@ -4,7 +4,7 @@
 consent, sign-up request, tags, attributes, audit trail, the sends they received (their own
 ledger rows, as the ledger keeps them), every stored event and the engagement counts per send,
 their request for the welcome message and the subject tests whose sample held them.
-tests/public/test_export.py compares it with a dump of every table for that person, so a table
+tests/web/public/test_export.py compares it with a dump of every table for that person, so a table
 added later cannot be left out silently.
 
 `forget()` erases the person in one transaction (newsletter.audience.erasure: subscriber or

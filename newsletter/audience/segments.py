@@ -1,6 +1,6 @@
 """Segments: rules from subscribers/segments.yaml compiled into one SQL condition each.
 
-Rule language (DESIGN.md): a segment is a mapping whose keys are all ANDed together:
+Rule language (docs/subscribers.md): a segment is a mapping whose keys are all ANDed together:
 `all: [...]`, `any: [...]`, `none: [...]` (lists of nested rules), `tag: NAME`,
 `attr: {KEY: VALUE | {in: [VALUES]} | {exists: BOOL}}`, `segment: OTHER`,
 `subscribed_after: DATE`, and the engagement conditions `opened`, `clicked`, `engaged_within`

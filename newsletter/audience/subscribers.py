@@ -112,7 +112,7 @@ def add_subscriber(
     except ValueError as exc:
         raise InputError(Problem(email, None, str(exc))) from None
     attrs = {str(k): str(v) for k, v in (attributes or {}).items()}
-    name = clean_name(name)[0] if name else None
+    name = clean_name(name) if name else None
     bad = sorted(set(attrs) & set(RESERVED_COLUMNS))
     if bad:
         raise InputError(Problem(email, None, f"'{bad[0]}' is not an attribute name (reserved)"))

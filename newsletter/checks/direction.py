@@ -5,7 +5,7 @@ of `direction` / `dir` where a right-to-left issue relies on them.
 
 from __future__ import annotations
 
-from newsletter.checks.clients import load_support
+from newsletter.checks.caniemail import load_support
 from newsletter.checks.model import WARNING, Context, Finding
 from newsletter.compose import i18n, markdown
 from newsletter.compose.bidi import strong_counts

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from newsletter.checks.model import ERROR, WARNING, Context, Finding
-from newsletter.compose.schema import check_address
+from newsletter.compose.fields import check_address
 from newsletter.core.personalise import PLACEHOLDER
 
 SHORTENERS = frozenset(

@@ -9,7 +9,6 @@ a local stand-in for an API), but an error for a transport that delivers to peop
 from __future__ import annotations
 
 import ipaddress
-import os
 from urllib.parse import urlsplit
 
 from newsletter.checks.model import ERROR, Context, Finding
@@ -49,7 +48,7 @@ def delivers(transport: str, settings: Settings) -> bool:
         return False
     where = {"smtp": settings.smtp_url, "sendgrid": settings.sendgrid_api_url,
              "postmark": settings.postmark.api_url, "mailgun": settings.mailgun.api_url,
-             "ses": os.environ.get("AWS_ENDPOINT_URL_SESV2") or os.environ.get("AWS_ENDPOINT_URL")}
+             "ses": settings.ses.endpoint_url}
     return transport not in where or not _loopback(where[transport])
 
 

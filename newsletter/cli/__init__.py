@@ -10,7 +10,6 @@ importing any of them, so start-up pays for click and little else (docs/performa
 from __future__ import annotations
 
 import importlib
-import os
 from gettext import gettext as _
 from pathlib import Path
 
@@ -36,8 +35,8 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                          "interrupted send."),
     "send-test": ("dispatch", "Send a [TEST] copy of ISSUE to test_recipients (or --to), "
                               "outside the ledger."),
-    "status": ("dispatch", "Show ISSUE's approvals and each send with its counts, its bounce and "
-                           "complaint rates beside the providers' limits, and any unknown or "
+    "status": ("dispatch", "Show ISSUE's approvals and each send with its counts, its bounce "
+                           "and complaint rates beside the providers' limits, and any unknown or "
                            "failed recipients."),
     "issues": ("editorial", "List every issue with its date, language, editions and state, "
                             "newest first."),
@@ -188,7 +187,9 @@ def configure_process() -> None:
 def main(ctx: click.Context, root: Path | None, debug: bool) -> None:
     """Assemble, check, preview and dispatch an expert-commentary newsletter."""
     configure_process()
-    debug = debug or os.environ.get("NEWSLETTER_DEBUG", "").strip().lower() in (
-        "1", "true", "yes", "on")
+    if not debug:
+        from newsletter.core.settings import process
+
+        debug = process().debug
     here = Path.cwd() if root is None else root
     ctx.obj = App(root=find_root(here) if root is None else root, debug=debug, here=here)

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,15 +22,11 @@ if TYPE_CHECKING:  # SQLAlchemy, rich and the audience package load when a comma
 PROGRESS_MIN_BYTES = 1_000_000
 
 
-@contextmanager
-def _database(app: App) -> Iterator[Engine]:
-    from newsletter.db import open_database
+def _database(app: App) -> AbstractContextManager[Engine]:
+    """The publication's database for a `with` block (sqlalchemy loads when a command runs)."""
+    from newsletter.db import database
 
-    engine = open_database(app.publication.settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+    return database(app.publication.settings)
 
 
 def _segment_filter(app: App, segment: str | None) -> ColumnElement[bool] | None:
@@ -117,8 +112,8 @@ def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
         if not sep or not key.strip():
             raise InputError(Problem("--attr", None, f"{item!r} should be KEY=VALUE"))
         attributes[key.strip()] = value.strip()
-    if name is not None and clean_name(name)[1]:
-        err_console.print(f"warning: name cleaned to {clean_name(name)[0]!r} (control characters "
+    if name is not None and clean_name(name) != name.strip():
+        err_console.print(f"warning: name cleaned to {clean_name(name)!r} (control characters "
                           "became spaces; at most 200 characters)", markup=False)
     from newsletter.db.engine import write_connection
 
@@ -309,10 +304,8 @@ def forget_command(app: App, email: str, yes: bool) -> None:
     from newsletter.audience.erasure import canonical
     from newsletter.events.forget import forget_everywhere
 
-    settings = app.publication.settings
-    if not settings.secret:
-        raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
-                                 "keys the list that keeps an erased address from coming back"))
+    app.publication.settings.require_secret("keys the list that keeps an erased address from "
+                                            "coming back")
     address = canonical(email)
     if "@" not in address:
         raise InputError(Problem(email, None, "not an email address"))

@@ -19,15 +19,12 @@ def bounces() -> None:
 def fetch(app: App, recheck: bool) -> None:
     """Read new messages in the bounce mailbox, apply the bounces and complaints they report,
     and move them to the processed folder (unrecognised ones stay, flagged, and are listed)."""
-    from newsletter.db import open_database
+    from newsletter.db import database
     from newsletter.events.mailbox_fetch import fetch_bounces
 
     pub = app.publication
-    engine = open_database(pub.settings)
-    try:
+    with database(pub.settings) as engine:
         report = fetch_bounces(pub, engine, recheck=recheck)
-    finally:
-        engine.dispose()
     for line in report.lines():
         say(line)
 

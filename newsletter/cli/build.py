@@ -99,7 +99,7 @@ def _draft(app: App, slug: str, subject: str, feed_url: str, since_text: str | N
     if not url:
         raise click.UsageError("--from-feed needs a URL (or feed: {url: ...} in newsletter.yaml)")
     if language:
-        from newsletter.compose.schema import check_language
+        from newsletter.compose.fields import check_language
 
         try:
             check_language(language)

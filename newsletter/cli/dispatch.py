@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from newsletter.cli.common import TRANSPORT_NAMES, App, console, err_console, pass_app
+
+if TYPE_CHECKING:  # dispatch loads when a command runs
+    from newsletter.dispatch.options import SendOptions
 
 
 class _SendCommand(click.Command):
@@ -56,8 +61,9 @@ class _SendCommand(click.Command):
               help="Like --accept-unknown, for this recipient only (repeatable).")
 @click.option("--at", "at_text", metavar="TIME",
               help="Schedule (SendGrid only, at most 72 h ahead), e.g. 2026-11-24T14:00Z.")
-@click.option("--skip-url-check", is_flag=True, envvar="NEWSLETTER_SKIP_URL_CHECK",
-              help="Send even if the web copy or an image URL does not answer.")
+@click.option("--skip-url-check", is_flag=True,
+              help="Send even if the web copy or an image URL does not answer (also "
+                   "NEWSLETTER_SKIP_URL_CHECK=1).")
 @click.option("--editions", is_flag=True,
               help="Send each reader the edition in their `language` attribute (one each).")
 @click.option("--resume", is_flag=True,
@@ -92,7 +98,8 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
         show_dry_run,
         show_plan,
     )
-    from newsletter.dispatch.service import parse_at, parse_window, plan_send
+    from newsletter.core.settings import process
+    from newsletter.dispatch.service import SendOptions, parse_at, parse_window, plan_send
     from newsletter.events.suppressions import sync_before_send
 
     if not segments and not resume:
@@ -100,16 +107,16 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     if resume and editions:
         raise click.UsageError("--resume takes up one send: resume an edition's send with "
                                "`newsletter send EDITION --resume`")
-    at = parse_at(at_text) if at_text else None
-    window = parse_window(undo_text) if undo_text else None
-    options = dict(transport=transport, again=again, at=at, undo_window=window,
-                   retry_failed=retry_failed, resend_unknown=resend_unknown,
-                   accept_unknown=accept_unknown, resend_batches=resend_batch,
-                   accept_batches=accept_batch, resend_recipients=resend_recipient,
-                   accept_recipients=accept_recipient, dry_run=dry_run,
-                   before_send=sync_before_send)
+    skip_url_check = skip_url_check or process().skip_url_check
+    options = SendOptions(
+        transport=transport, dry_run=dry_run, resume=resume, again=again,
+        retry_failed=retry_failed, at=parse_at(at_text) if at_text else None,
+        undo_window=parse_window(undo_text) if undo_text else None,
+        resend_unknown=resend_unknown, accept_unknown=accept_unknown,
+        resend_batches=resend_batch, accept_batches=accept_batch,
+        resend_recipients=resend_recipient, accept_recipients=accept_recipient)
     _attribute_hints(app, segments)
-    from newsletter.cli.subject_tests import open_test, send_subject_test
+    from newsletter.cli.subject_tests import open_test, send_subject_test, subject_test_options
     from newsletter.dispatch.welcome import refuse_plain_send
 
     if not resume:  # (a welcome send the reputation guard paused is resumed like any)
@@ -117,9 +124,9 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     if test_subjects or open_test(app.publication, issue):
         if editions:
             raise click.UsageError("--editions and a subject test exclude each other")
-        send_subject_test(app, issue, segments, test_subjects, sample_text, decide_text,
-                          measure, yes=yes, skip_url_check=skip_url_check,
-                          options=options | {"resume": resume})
+        asked = subject_test_options(test_subjects, sample_text, decide_text, measure)
+        send_subject_test(app, issue, segments, asked, yes=yes, skip_url_check=skip_url_check,
+                          options=options)
         return
     if editions:
         _send_editions(app, issue, segments, yes, options, skip_url_check)
@@ -127,7 +134,8 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     from newsletter.dispatch.ledger.store import SendFinished
 
     try:
-        plan = plan_send(app.publication, issue, segments, resume=resume, **options)
+        plan = plan_send(app.publication, issue, segments, options,
+                         before_send=sync_before_send)
     except SendFinished as exc:  # --resume: another process finished it
         err_console.print(str(exc), markup=False, highlight=False)
         return
@@ -140,8 +148,7 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     if dry_run:
         show_dry_run(plan)
         return
-    accepting = ((accept_unknown or accept_batch or accept_recipient) and plan.send
-                 and plan.send.unknown)
+    accepting = options.accepting and plan.send and plan.send.unknown
     if plan.count == 0 and plan.send is None:
         err_console.print(f"nothing to send: everyone in '{plan.segment}' was left out (see "
                           "Left out above; --retry-failed tries the failed ones again, "
@@ -161,22 +168,19 @@ def _attribute_hints(app: App, names: tuple[str, ...]) -> None:
     from newsletter.audience import Segments
     from newsletter.audience.attributes import unheld_attributes
     from newsletter.cli.common import warn
-    from newsletter.db import open_database
+    from newsletter.db import database
 
     segments = Segments.load(app.publication)
     known = [name for name in dict.fromkeys(names) if name in segments.names]
     if not known:
         return  # plan_send names the unknown segment
-    engine = open_database(app.publication.settings)
-    try:
+    with database(app.publication.settings) as engine:
         with engine.connect() as conn:
             warn(unheld_attributes(conn, segments, known))
-    finally:
-        engine.dispose()
 
 
-def _send_editions(app: App, issue: str, segments: tuple[str, ...], yes: bool, options: dict,
-                   skip_url_check: bool) -> None:
+def _send_editions(app: App, issue: str, segments: tuple[str, ...], yes: bool,
+                   options: SendOptions, skip_url_check: bool) -> None:
     """`send --editions`: one send per edition, each to its readers; one confirmation."""
     from newsletter.cli.sending import (
         check_online,
@@ -186,19 +190,21 @@ def _send_editions(app: App, issue: str, segments: tuple[str, ...], yes: bool, o
         show_plan,
     )
     from newsletter.dispatch.editions import plan_editions
+    from newsletter.events.suppressions import sync_before_send
 
-    planned = plan_editions(app.publication, issue, segments, **options)
+    planned = plan_editions(app.publication, issue, segments, options,
+                            before_send=sync_before_send)
     for note in planned.skipped:
         err_console.print(f"[yellow]note:[/yellow] {note}", markup=True)
     checks = []
     for plan in planned.plans:
-        if not options["dry_run"]:
+        if not options.dry_run:
             plan.transport.preflight()
             checks.append(check_online(app.publication, plan, skip_url_check))
         show_plan(plan)
     for online in checks:
         online()
-    if options["dry_run"]:
+    if options.dry_run:
         for plan in planned.plans:
             show_dry_run(plan)
         return
@@ -242,7 +248,7 @@ def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
 def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) -> None:
     """Send a [TEST] copy of ISSUE to test_recipients (or --to), outside the ledger."""
     from newsletter.compose import build_issue
-    from newsletter.compose.schema import split_addresses
+    from newsletter.compose.fields import split_addresses
     from newsletter.dispatch.service import send_test as run
 
     build = build_issue(app.publication, issue)
@@ -255,7 +261,7 @@ def _show_approvals(app: App, issue: str) -> None:
     """One line on the issue's approvals of its current content (when it still builds)."""
     from newsletter.core.errors import InputError
     from newsletter.core.words import plural
-    from newsletter.db import open_database
+    from newsletter.db import database
     from newsletter.dispatch.approval import approvals_of, sign_off
 
     pub = app.publication
@@ -263,8 +269,7 @@ def _show_approvals(app: App, issue: str) -> None:
         slug = pub.issue_dir(issue).name
     except InputError:
         return  # a slug whose folder is gone: its sends only
-    engine = open_database(pub.settings)
-    try:
+    with database(pub.settings) as engine:
         if not pub.config.approval.required and not approvals_of(engine, slug):
             return  # nothing to say, and no need to build the issue
         from newsletter.compose import build_issue
@@ -275,8 +280,6 @@ def _show_approvals(app: App, issue: str) -> None:
             console.print("approval: the issue does not build (`newsletter check` says why)")
             return
         state = sign_off(pub, build, engine)
-    finally:
-        engine.dispose()
     required = (f"{plural(state.needed, 'approver')} required" if state.required
                 else "not required")
     console.print(f"approval ({required}): {state.describe()}", markup=False, highlight=False)

@@ -79,18 +79,15 @@ def sync(app: App, provider: str | None, full: bool) -> None:
     bounces, spam reports, unsubscribes and invalid emails; SES's account-level suppression
     list (bounces and complaints); Postmark's suppressions of the message stream; Mailgun's
     bounces, complaints and unsubscribes."""
-    from newsletter.db import open_database
+    from newsletter.db import database
     from newsletter.events.suppressions import sync_provider, sync_suppressions
 
     pub = app.publication
     chosen = provider or (pub.settings.transport if pub.settings.transport in
                           SUPPRESSION_LISTS else "sendgrid")
-    engine = open_database(pub.settings)
-    try:
+    with database(pub.settings) as engine:
         report = (sync_suppressions(pub, engine, full=full) if chosen == "sendgrid"
                   else sync_provider(pub, engine, chosen, full=full))
-    finally:
-        engine.dispose()
     console.print(report.summary())
 
 
@@ -107,16 +104,13 @@ def prune(app: App, keep_days: int | None) -> None:
     """Delete webhook events older than the keep period, in batches (engagement totals per
     send are kept), and sign-up requests left unconfirmed for NEWSLETTER_SIGNUPS_KEEP_DAYS
     (default 7); `serve` also does this hourly."""
-    from newsletter.db import open_database
+    from newsletter.db import database
     from newsletter.events.prune import prune_events
 
     pub = app.publication
-    engine = open_database(pub.settings)
-    try:
+    with database(pub.settings) as engine:
         report = prune_events(engine, keep_days or pub.settings.events_keep_days,
                               signups_keep_days=pub.settings.signups_keep_days)
-    finally:
-        engine.dispose()
     console.print(report.summary(), markup=False)
 
 

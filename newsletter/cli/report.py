@@ -101,6 +101,8 @@ def _health_text(r) -> None:
         f"{limits_of('bounces')}", markup=False)
     out(f"  limits: complaints: the guard pauses over {setting(t.complaint_pause)}; "
         f"{limits_of('complaints')}", markup=False)
+
+
 def _subject_test(test: dict) -> None:
     """One subject test: each subject's people and rate (machines beside), the decision."""
     verb = "clicked" if test["measure"] == "clicks" else "opened"
@@ -199,7 +201,7 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
     """
     import json
 
-    from newsletter.db import open_database
+    from newsletter.db import database
     from newsletter.events.report import issue_report
     from newsletter.events.report_experts import expert_report
 
@@ -207,8 +209,7 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
         raise InputError(Problem("report", None, "name an ISSUE, or use --by expert"))
     pub = app.publication
     names = {key: expert.name for key, expert in pub.config.experts.items()}
-    engine = open_database(pub.settings)
-    try:
+    with database(pub.settings) as engine:
         with engine.connect() as conn:
             if by == "expert":
                 rows = [f.as_row() for f in expert_report(conn, names)]
@@ -225,8 +226,6 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
             found = issue_report(conn, slug, names,
                                  thresholds=pub.config.reputation.thresholds,
                                  mailbox=pub.config.bounces is not None)
-    finally:
-        engine.dispose()
     if found is None:
         raise NewsletterError(f"{slug} has not been sent yet; nothing to report")
     page = _write_page(pub, found)

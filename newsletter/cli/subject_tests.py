@@ -4,16 +4,15 @@ newsletter.dispatch.subjects; imported by cli.dispatch when a command needs it."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from newsletter.cli.common import App, console, err_console
 from newsletter.core.errors import NewsletterError
 
-#: plan_send's options that settle unknown outcomes: passed to a resumed send of a test
-SETTLE = ("resend_unknown", "accept_unknown", "resend_batches", "accept_batches",
-          "resend_recipients", "accept_recipients", "resume")
+if TYPE_CHECKING:
+    from newsletter.dispatch.options import SendOptions, SubjectTestOptions
 
 
 def open_test(pub: Any, issue: str) -> Any:
@@ -32,7 +31,7 @@ def _percent(text: str) -> int:
 
 
 def _duration(text: str) -> Any:
-    from newsletter.compose.schema import parse_duration
+    from newsletter.compose.fields import parse_duration
 
     try:
         return parse_duration(text)
@@ -40,18 +39,24 @@ def _duration(text: str) -> Any:
         raise NewsletterError(f"--decide-after: {exc}") from None
 
 
-def _start(app: App, issue: str, segments: tuple[str, ...], subjects: tuple[str, ...],
-           sample_text: str, decide_text: str, measure: str, *, yes: bool,
-           skip_url_check: bool, options: dict[str, Any]) -> tuple[Any, Any] | None:
+def subject_test_options(subjects: tuple[str, ...], sample_text: str, decide_text: str,
+                         measure: str) -> SubjectTestOptions:
+    """--test-subjects, --sample, --decide-after and --by, read."""
+    from newsletter.dispatch.options import SubjectTestOptions
+
+    return SubjectTestOptions(subjects, _percent(sample_text), _duration(decide_text), measure)
+
+
+def _start(app: App, issue: str, segments: tuple[str, ...], asked: SubjectTestOptions, *,
+           yes: bool, skip_url_check: bool, options: SendOptions) -> tuple[Any, Any] | None:
     """Plan, show and (once confirmed) start a new test: (test, its plan), or None after a
     dry run."""
     from newsletter.cli.sending import check_online, show_dry_run, show_rows
     from newsletter.dispatch.subjects.run import propose
 
     pub = app.publication
-    dry_run = options.get("dry_run", False)
-    proposal = propose(pub, issue, segments, subjects, sample=_percent(sample_text),
-                       decide_after=_duration(decide_text), measure=measure, **options)
+    dry_run = options.dry_run
+    proposal = propose(pub, issue, segments, asked, options)
     plan = proposal.plan
     if not dry_run:
         plan.transport.preflight()
@@ -81,10 +86,10 @@ def _start(app: App, issue: str, segments: tuple[str, ...], subjects: tuple[str,
 
 
 def send_subject_test(app: App, issue: str, segments: tuple[str, ...],
-                      subjects: tuple[str, ...], sample_text: str, decide_text: str,
-                      measure: str, *, yes: bool, skip_url_check: bool,
-                      options: dict[str, Any]) -> None:
-    """Start a subject test of ISSUE, or carry the open one on as far as it goes now."""
+                      asked: SubjectTestOptions, *, yes: bool, skip_url_check: bool,
+                      options: SendOptions) -> None:
+    """Start a subject test of ISSUE, or carry the open one on as far as it goes now (the
+    subjects, sample and wait of `asked` only start one)."""
     from newsletter.cli.sending import finish_without_sending, run, show_plan
     from newsletter.dispatch.ledger import SendBusy
     from newsletter.dispatch.subjects.run import Note, advance
@@ -94,14 +99,14 @@ def send_subject_test(app: App, issue: str, segments: tuple[str, ...],
 
     pub = app.publication
     test, first = open_test(pub, issue), None
-    if test is not None and not segments and options.get("resume"):
+    if test is not None and not segments and options.resume:
         segments = tuple(test.segment.split(" + "))  # `send ISSUE --resume`: the test's own
     if test is None:
-        if options.get("resume"):
+        if options.resume:
             raise NewsletterError("--resume takes up a send under way; a subject test is "
                                   "started with --segment and --test-subjects")
-        started = _start(app, issue, segments, subjects, sample_text, decide_text, measure,
-                         yes=yes, skip_url_check=skip_url_check, options=options)
+        started = _start(app, issue, segments, asked, yes=yes, skip_url_check=skip_url_check,
+                         options=options)
         if started is None:
             return
         test, first = started
@@ -110,26 +115,24 @@ def send_subject_test(app: App, issue: str, segments: tuple[str, ...],
     else:
         if " + ".join(dict.fromkeys(segments)) != test.segment:
             raise SendBusy(busy_message(test))
-        if subjects and tuple(s.strip() for s in subjects) != test.subjects:
+        if asked.subjects and tuple(s.strip() for s in asked.subjects) != test.subjects:
             raise NewsletterError(f"subject test {test.id} of {test.issue} tests other "
                                   f"subjects ({'; '.join(test.subjects)}); carry it on without "
                                   "--test-subjects, or stop it with `newsletter send cancel "
                                   f"{test.issue}`")
-        if options.get("dry_run"):
+        if options.dry_run:
             raise NewsletterError(f"subject test {test.id} of {test.issue} is under way; a dry "
                                   "run plans a new send")
         console.print(f"carrying on subject test {test.id} of {test.issue} ({test.state})")
-    settle = {key: options[key] for key in SETTLE if options.get(key)}
-    accepting = bool(options.get("accept_unknown") or options.get("accept_batches")
-                     or options.get("accept_recipients"))
     for step in advance(pub, test, measure=people_who_acted, before_send=sync_before_send,
-                        first=first, **settle):
+                        first=first, settle=options.settling()):
         if isinstance(step, Note):
             console.print(step.text, markup=False, highlight=False, soft_wrap=True)
             continue
         step.transport.preflight()
         show_plan(step)
-        if step.send is not None and step.count == 0 and step.send.unknown and not accepting:
+        if (step.send is not None and step.count == 0 and step.send.unknown
+                and not options.accepting):
             finish_without_sending(step)  # names the unknown ones and how to settle them
         run(step)
 

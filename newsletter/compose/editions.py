@@ -35,12 +35,10 @@ class Edition:
 
 
 def _manifests(pub: Publication) -> dict[str, dict]:
-    """slug -> raw issue.yaml mapping for every issue under issues/ (unreadable ones skipped)."""
-    base = pub.root / "issues"
+    """slug -> raw issue.yaml mapping for every issue under issues/, messages such as the
+    welcome too (its editions are its languages); unreadable ones skipped."""
     found: dict[str, dict] = {}
-    if not base.is_dir():
-        return found
-    for folder in sorted(base.iterdir()):
+    for folder in pub.issue_folders(messages=True):
         data = _manifest(folder / "issue.yaml")
         if data is not None:
             found[folder.name] = data

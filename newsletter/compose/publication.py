@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from newsletter.compose.schema import PublicationConfig, validate
+from newsletter.compose.schema import PublicationConfig
 from newsletter.compose.validated import remembered
+from newsletter.compose.validation import validate
 from newsletter.core.errors import InputError, Problem
 from newsletter.core.settings import Settings
 from newsletter.core.yamlsrc import SourceError, parse_yaml, read_text
@@ -54,6 +55,16 @@ class Publication:
                 "run `newsletter new SLUG` to start one",
             )
         )
+
+    def issue_folders(self, *, messages: bool = False) -> list[Path]:
+        """Every issue folder under issues/ (one holding issue.yaml), by name: the one scan
+        of the issues every listing starts from. A message's folder (`is_message`: the
+        welcome) only with `messages`."""
+        base = self.root / "issues"
+        if not base.is_dir():
+            return []
+        return sorted(p for p in base.iterdir() if (p / "issue.yaml").is_file()
+                      and (messages or not is_message(p.name)))
 
     def dist_dir(self, slug: str) -> Path:
         return self.root / "dist" / slug

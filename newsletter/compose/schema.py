@@ -1,79 +1,34 @@
-"""Typed schemas for newsletter.yaml, issue.yaml and piece front matter.
-
-Validation never stops at the first problem: `validate()` turns every pydantic error into a
-Problem with file and line, and every unknown key into a warning (the MkDocs way).
+"""Typed schemas for newsletter.yaml, issue.yaml and piece front matter (their values are
+checked by compose.fields; compose.validation reports every problem with its line).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
 )
 
-from newsletter.core.errors import Problem
+from newsletter.compose.fields import (
+    Strict,
+    check_address,
+    check_language,
+    check_one_line,
+    check_url,
+    parse_duration,
+)
+from newsletter.compose.provider_config import (
+    MailgunConfig,
+    PostmarkConfig,
+    SendGridConfig,
+    SesConfig,
+)
 from newsletter.core.reputation import Thresholds, parse_percent
 from newsletter.core.settings import TRANSPORTS
-from newsletter.core.yamlsrc import YamlDoc
-
-
-def check_address(value: str) -> str:
-    """Normalise an email address (syntax only, no DNS)."""
-    from email_validator import EmailNotValidError, validate_email  # only when validating
-
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
-
-
-def split_addresses(raw: str) -> list[str]:
-    """Addresses typed in one field: separated by commas, semicolons or spaces."""
-    return [part for part in re.split(r"[\s,;]+", raw) if part]
-
-
-def _check_url(value: str) -> str:
-    if not value.startswith(("https://", "http://")):
-        raise ValueError(f"{value!r} must be an absolute http(s) URL")
-    return value
-
-
-def check_one_line(value: str) -> str:
-    """Refuse control characters (line breaks, tabs, ...): a header value is one line."""
-    bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
-    if bad is not None:
-        name = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab"}.get(
-            bad, f"the control character U+{ord(bad):04X}")
-        raise ValueError(f"must be one line of plain text, but it holds {name}")
-    return value
-
-
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """`15m`, `1h`, `90s`, `1h30m` as a timedelta."""
-    match = _DURATION.fullmatch(str(text).strip().lower())
-    if not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration like 15m, 1h or 1h30m")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return dt.timedelta(hours=hours, minutes=minutes, seconds=seconds)
-
-
-class Strict(BaseModel):
-    """Base: extra keys are kept so they can be reported as warnings, not errors."""
-
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, populate_by_name=True,
-                              defer_build=True)  # built on first use (cached settings: never)
 
 
 class Sender(Strict):
@@ -82,18 +37,6 @@ class Sender(Strict):
 
     _name = field_validator("name")(classmethod(lambda cls, v: check_one_line(v)))
     _email = field_validator("email")(classmethod(lambda cls, v: check_address(v)))
-
-
-def check_language(value: str | None) -> str | None:
-    """A BCP 47-style language tag: en, ar, pt-BR, zh-Hant (not a language name)."""
-    if not value:
-        return value  # empty: `newsletter check` reports it (accessibility.lang)
-    parts = value.replace("_", "-").split("-")
-    if not (2 <= len(parts[0]) <= 3 and parts[0].isalpha() and parts[0].isascii()) or not all(
-        1 <= len(p) <= 8 and p.isalnum() and p.isascii() for p in parts[1:]
-    ):
-        raise ValueError(f"{value!r} is not a language tag such as en, ar or pt-BR")
-    return value
 
 
 class ExpertWords(Strict):
@@ -125,96 +68,6 @@ class Expert(Strict):
         if not handle.replace("_", "").isalnum() or len(handle) > 15:
             raise ValueError(f"{value!r} is not a Twitter handle (letters, digits, _; at most 15)")
         return handle
-
-
-class SendGridConfig(Strict):
-    asm_group_id: int | None = None
-    categories: list[str] = Field(default_factory=list)
-    undo_window: str | None = None  # e.g. 15m: the default for `send --undo-window`
-    max_in_flight: int = Field(8, ge=1, le=64)  # the adaptive limit's ceiling (requests at once)
-
-    @field_validator("undo_window", mode="before")
-    @classmethod
-    def _window(cls, value: object) -> object:
-        if value is not None:
-            parse_duration(str(value))
-            return str(value)
-        return value
-
-
-AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
-SNS_TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:([a-z]{2}(?:-[a-z]+)+-\d{1,2}):\d{12}:"
-                           r"[A-Za-z0-9_-]{1,256}(\.fifo)?")
-SES_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class SesConfig(Strict):
-    """`ses:` in newsletter.yaml: Amazon SES's non-secret settings (credentials, and the region
-    unless `region` is given, come from the standard AWS environment)."""
-
-    region: str | None = None  # overrides AWS_REGION for sending and the suppression list
-    configuration_set: str | None = None  # SES publishes this set's events (to SNS)
-    topic_arns: list[str] = Field(default_factory=list)  # SNS topics `serve` accepts
-    max_in_flight: int = Field(50, ge=1, le=500)  # SendEmail requests at once, at most
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        if value is not None and not AWS_REGION.fullmatch(value):
-            raise ValueError(f"{value!r} is not an AWS region such as us-east-1 or eu-west-1")
-        return value
-
-    @field_validator("configuration_set")
-    @classmethod
-    def _set_name(cls, value: str | None) -> str | None:
-        if value is not None and not SES_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} is not a configuration set name (up to 64 letters, "
-                             "digits, '-' and '_')")
-        return value
-
-    @field_validator("topic_arns", mode="before")
-    @classmethod
-    def _one_topic(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("topic_arns")
-    @classmethod
-    def _topics(cls, value: list[str]) -> list[str]:
-        for arn in value:
-            if not SNS_TOPIC_ARN.fullmatch(arn):
-                raise ValueError(f"{arn!r} is not an SNS topic ARN such as "
-                                 "arn:aws:sns:us-east-1:123456789012:newsletter-events")
-        return value
-
-
-class PostmarkConfig(Strict):
-    """`postmark:` in newsletter.yaml (the server token comes from the environment)."""
-
-    message_stream: str = "broadcast"  # a Broadcasts stream: Postmark's rule for newsletters
-    max_in_flight: int = Field(4, ge=1, le=64)  # batch requests at once (the adaptive ceiling)
-    track_opens: bool | None = None  # None: the message stream's own setting
-    track_links: Literal["None", "HtmlAndText", "HtmlOnly", "TextOnly"] | None = None
-
-    @field_validator("message_stream")
-    @classmethod
-    def _stream(cls, value: str) -> str:
-        if not value or len(value) > 100 or not all(c.isalnum() or c in "-_" for c in value):
-            raise ValueError(f"{value!r} is not a message stream ID (letters, digits, - and _)")
-        return value
-
-
-class MailgunConfig(Strict):
-    """`mailgun:` in newsletter.yaml (the API key and sending domain come from the
-    environment)."""
-
-    region: Literal["us", "eu"] = "us"  # api.mailgun.net or api.eu.mailgun.net
-    max_in_flight: int = Field(4, ge=1, le=64)  # batch requests at once (the adaptive ceiling)
-    tracking: bool | None = None  # o:tracking; None: the domain's own setting
-
-    @field_validator("region", mode="before")
-    @classmethod
-    def _region(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
 
 
 class S3Target(Strict):
@@ -284,7 +137,7 @@ class FeedConfig(Strict):
     timeout: float = Field(10.0, gt=0, le=120)  # seconds for each request
     link_text: str | None = None  # default: "Read the full commentary" in the issue's language
 
-    _url = field_validator("url")(classmethod(lambda cls, v: v and _check_url(v)))
+    _url = field_validator("url")(classmethod(lambda cls, v: v and check_url(v)))
     _language = field_validator("language")(classmethod(lambda cls, v: check_language(v)))
 
 
@@ -440,7 +293,7 @@ class PublicationConfig(Strict):
     @field_validator("archive_url", "public_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _check_url(value).rstrip("/") + "/"
+        return check_url(value).rstrip("/") + "/"
 
     def chrome_words(self, lang: str) -> ChromeWords | None:
         """`translations:` for `lang` (or its base language: ar for ar-EG), if given."""
@@ -531,106 +384,3 @@ class PieceMeta(Strict):
     dir: Literal["ltr", "rtl"] | None = None  # default: from the language
 
     _lang = field_validator("lang")(classmethod(lambda cls, v: check_language(v)))
-
-
-M = TypeVar("M", bound=BaseModel)
-
-_TYPE_WORDS = {
-    "string_type": "text",
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "list_type": "a list",
-    "dict_type": "a mapping (key: value lines)",
-    "model_type": "a mapping (key: value lines)",
-    "date_type": "a date like 2026-11-24",
-    "date_parsing": "a date like 2026-11-24",
-    "date_from_datetime_parsing": "a date like 2026-11-24",
-    "bool_type": "true or false",
-}
-
-
-def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "document"
-    kind = err["type"]
-    if kind == "missing":
-        return f"missing required key '{loc}'"
-    if kind in _TYPE_WORDS:
-        got = type(err.get("input")).__name__
-        got = {"NoneType": "nothing", "str": "text", "dict": "a mapping", "list": "a list"}.get(
-            got, got
-        )
-        return f"'{loc}' should be {_TYPE_WORDS[kind]}, not {got}"
-    if kind == "too_short":
-        return f"'{loc}' must not be empty"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"'{loc}': {msg}"
-
-
-def _model_of(annotation: Any) -> tuple[str, type[BaseModel]] | None:
-    """('model'|'dict'|'list', Model) when a field holds models, else None."""
-    from typing import get_args, get_origin
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "model", annotation
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is dict and args and isinstance(args[1], type) and issubclass(args[1], BaseModel):
-        return "dict", args[1]
-    if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-        return "list", args[0]
-    for arg in args:  # Optional[Model]
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return "model", arg
-    return None
-
-
-def unknown_keys(model_cls: type[BaseModel], data: Any, loc: tuple = ()) -> list[tuple]:
-    """Key paths in raw `data` that `model_cls` does not define (checked before validation)."""
-    if not isinstance(data, dict):
-        return []
-    fields = {(f.alias or name): f for name, f in model_cls.model_fields.items()}
-    found: list[tuple] = []
-    for key, value in data.items():
-        field = fields.get(key)
-        if field is None:
-            found.append((*loc, key))
-            continue
-        inner = _model_of(field.annotation)
-        if inner is None:
-            continue
-        kind, sub = inner
-        if kind == "model":
-            found += unknown_keys(sub, value, (*loc, key))
-        elif kind == "dict" and isinstance(value, dict):
-            for k, v in value.items():
-                found += unknown_keys(sub, v, (*loc, key, k))
-        elif kind == "list" and isinstance(value, list):
-            for i, v in enumerate(value):
-                found += unknown_keys(sub, v, (*loc, key, i))
-    return found
-
-
-def validate(model_cls: type[M], doc: YamlDoc) -> tuple[M | None, list[Problem]]:
-    """Validate a YAML document against a schema, collecting every problem with its line."""
-    data = doc.data
-    if not isinstance(data, dict):
-        what = "empty" if data is None else f"a {type(data).__name__}"
-        return None, [
-            Problem(doc.path, doc.line_of(()), f"expected key: value lines, but the file is {what}")
-        ]
-    problems = [
-        Problem(
-            doc.path,
-            doc.line_of(loc),
-            f"unknown key '{'.'.join(map(str, loc))}' is ignored; check its spelling",
-            severity="warning",
-        )
-        for loc in unknown_keys(model_cls, data)
-    ]
-    try:
-        model = model_cls.model_validate(data)
-    except ValidationError as exc:
-        problems += [
-            Problem(doc.path, doc.line_of(tuple(e["loc"])), _describe(e)) for e in exc.errors()
-        ]
-        return None, sorted(problems, key=lambda p: p.line or 0)
-    return model, problems

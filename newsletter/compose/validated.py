@@ -20,7 +20,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from newsletter.compose import cache as stored
-from newsletter.compose.schema import validate
+from newsletter.compose.validation import validate
 from newsletter.core.errors import Problem
 from newsletter.core.yamlsrc import YamlDoc
 
@@ -30,13 +30,14 @@ M = TypeVar("M", bound=BaseModel)
 Result = tuple[M | None, list[Problem]]
 _HERE = Path(__file__).resolve().parent
 #: the code a cached result was derived with
-_VALIDATING = (_HERE / "schema.py", _HERE / "validated.py", _HERE / "publication.py",
+_VALIDATING = (_HERE / "schema.py", _HERE / "provider_config.py", _HERE / "fields.py",
+               _HERE / "validation.py", _HERE / "validated.py", _HERE / "publication.py",
                _HERE.parent / "core" / "yamlsrc.py", _HERE.parent / "core" / "errors.py",
                _HERE.parent / "core" / "reputation.py")
 
 
 def validated(model: type[M], doc: YamlDoc, root: Path | None) -> Result:
-    """`schema.validate(model, doc)`, read back from the publication's cache when it has it."""
+    """`validation.validate(model, doc)`, read back from the publication's cache when it has it."""
     return remembered(model, root, (repr(doc.path), repr(doc.data), repr(doc.lines),
                                     str(doc.line_offset)), lambda: validate(model, doc))
 

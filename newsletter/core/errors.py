@@ -1,7 +1,7 @@
 """User-facing errors: a message, an optional location and the exit code (no click here).
 
-Exit codes (DESIGN.md): 0 ok, 1 failed checks or send, 2 bad input. Only the CLI turns these
-into click's output (newsletter.cli.common.shown).
+Exit codes (README.md, "Commands"): 0 ok, 1 failed checks or send, 2 bad input. Only the CLI
+turns these into click's output (newsletter.cli.common.Shown).
 """
 
 from __future__ import annotations

@@ -12,11 +12,11 @@ Secrets rotate: tokens are made with NEWSLETTER_SECRET and accepted when signed 
 of NEWSLETTER_SECRET_PREVIOUS (comma-separated), so links in mail already delivered keep
 working. `Keys` holds that rotation list and is the one verifier the application uses: every
 link and every CSRF check reads its token through it, so none can check with the current
-secret alone (tests/public/test_tokens.py keeps the lower-level readers out of other
-modules). A secret shorter than MIN_SECRET_LENGTH characters is refused for sending and
-serving (`signing_secrets`). Tokens of the first format (`<b64(purpose|email|expiry)>.<b64(mac)>`,
-before this one) are still read, with the address taken as everything between the first and the
-last `|`.
+secret alone (tests/core/test_tokens.py keeps the lower-level readers out of other
+modules). A secret shorter than 32 characters is refused for sending and serving
+(`newsletter.core.settings.require_secret`). Tokens of the first format
+(`<b64(purpose|email|expiry)>.<b64(mac)>`, before this one) are still read, with the address
+taken as everything between the first and the last `|`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from newsletter.core.errors import InputError, Problem
-
 SAMPLE_SECRET = "sample-secret-not-for-sending"
-MIN_SECRET_LENGTH = 32
 VERSION = "2"
 
 
@@ -217,23 +214,6 @@ class Keys:
     def read_link(self, token: str) -> tuple[int, int, str]:
         """(send_id, position, email) of a valid tracked-link token; BadToken otherwise."""
         return read_link_token(list(self.secrets), token)
-
-
-def signing_secrets(current: str | None, previous: Sequence[str] = ()) -> list[str]:
-    """[current, *previous] for sending and serving; InputError when the current secret is
-    missing or any secret is shorter than MIN_SECRET_LENGTH characters."""
-    if not current:
-        raise InputError(Problem("NEWSLETTER_SECRET", None, "NEWSLETTER_SECRET is not set; it "
-                                 "signs unsubscribe and confirmation links (use a long random "
-                                 "value, e.g. `python -c 'import secrets; "
-                                 "print(secrets.token_urlsafe(32))'`, and keep it stable)"))
-    for name, value in [("NEWSLETTER_SECRET", current),
-                        *(("NEWSLETTER_SECRET_PREVIOUS", p) for p in previous)]:
-        if len(value) < MIN_SECRET_LENGTH:
-            raise InputError(Problem(name, None, f"a secret of {len(value)} characters is too "
-                                     f"short; use at least {MIN_SECRET_LENGTH} random "
-                                     "characters"))
-    return [current, *previous]
 
 
 def unsubscribe_url(public_url: str, secret: str, email: str) -> str:

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,3 +30,14 @@ def open_database(settings: Settings | str) -> Engine:
                     f"cannot open database {display_url(url)}: {reason}")
         ) from None
     return engine
+
+
+@contextlib.contextmanager
+def database(settings: Settings | str) -> Iterator[Engine]:
+    """`open_database(settings)` for the duration of a `with` block, then closed (a command's
+    one use of the database)."""
+    engine = open_database(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -1,8 +1,7 @@
-"""A small numbered-migration runner: the database records its version in `schema_version`.
+"""The schema's history: numbered migrations, each with its own frozen DDL.
 
-`upgrade(engine)` applies every migration newer than the database, in order, each in its own
-transaction together with its `schema_version` row, so a database made by an older version of
-newsletter upgrades in place and an interrupted upgrade leaves a consistent version behind.
+`upgrade(engine)` applies every migration newer than the database (db.migrate runs them, each
+in its own transaction with its `schema_version` row).
 
 Adding a migration is a one-function job: append, at the end of this module,
 
@@ -15,14 +14,12 @@ Adding a migration is a one-function job: append, at the end of this module,
 and put the same tables (or columns) into tables.py or ledger_tables.py. Rules: numbers are
 consecutive; a released migration is never edited (write a new one to change its tables); a
 migration spells out its own DDL instead of importing the live tables, which always show the
-newest schema. tests/audience/test_schema.py builds the schema both ways and compares them.
+newest schema. tests/db/test_schema.py builds the schema both ways and compares them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from sqlalchemy import (
     JSON,
@@ -41,82 +38,28 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    func,
-    insert,
-    inspect,
-    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from newsletter.core.errors import NewsletterError
-from newsletter.db.engine import write_connection
-from newsletter.db.tables import schema_version
-
-_PG_LOCK_KEY = 0x6E65_7773  # "news": serialises concurrent upgrades on PostgreSQL
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    description: str
-    apply: Callable[[Connection], None]
-
+from newsletter.db.migrate import Migration, apply, registrar
 
 MIGRATIONS: list[Migration] = []
 
 
 def migration(version: int, description: str) -> Callable[[Callable], Callable]:
     """Register `fn(conn)` as migration number `version` (the next consecutive number)."""
-
-    def register(fn: Callable[[Connection], None]) -> Callable[[Connection], None]:
-        expected = len(MIGRATIONS) + 1
-        if version != expected:
-            raise RuntimeError(f"migration {version} registered, expected {expected}")
-        MIGRATIONS.append(Migration(version, description, fn))
-        return fn
-
-    return register
+    return registrar(MIGRATIONS, version, description)
 
 
 def latest_version(migrations: list[Migration] | None = None) -> int:
     return len(MIGRATIONS if migrations is None else migrations)
 
 
-def current_version(conn: Connection) -> int:
-    """The database's schema version (0 for an empty database)."""
-    if not inspect(conn).has_table(schema_version.name):
-        return 0
-    return conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one()
-
-
 def upgrade(engine: Engine, migrations: list[Migration] | None = None) -> list[int]:
-    """Apply pending migrations; return the versions applied (empty when up to date)."""
-    migrations = MIGRATIONS if migrations is None else migrations
-    applied: list[int] = []
-    while True:
-        with write_connection(engine) as conn, conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-            schema_version.create(conn, checkfirst=True)
-            version = current_version(conn)
-            if version > len(migrations):
-                raise NewsletterError(
-                    f"the database has schema version {version}, newer than this newsletter "
-                    f"knows ({len(migrations)}); upgrade newsletter"
-                )
-            if version == len(migrations):
-                return applied
-            step = migrations[version]
-            step.apply(conn)
-            conn.execute(
-                insert(schema_version).values(
-                    version=step.version,
-                    description=step.description,
-                    applied_at=dt.datetime.now(dt.UTC),
-                )
-            )
-            applied.append(step.version)
+    """Apply pending migrations (db.migrate); return the versions applied (empty when up to
+    date)."""
+    return apply(engine, MIGRATIONS if migrations is None else migrations)
 
 
 # --- migrations (append new ones at the end) -------------------------------------------------

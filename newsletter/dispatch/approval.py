@@ -165,13 +165,10 @@ def _engine(pub: Publication, given: Engine | None) -> Iterator[Engine]:
     if given is not None:
         yield given
         return
-    from newsletter.db import open_database
+    from newsletter.db import database
 
-    engine = open_database(pub.settings)
-    try:
+    with database(pub.settings) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 def approvals_of(engine: Engine, slug: str) -> list[Approval]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from newsletter.core.errors import InputError
-from newsletter.providers.mailing import Mailing
+from newsletter.providers.mailing import Mailing, PlainLinks
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -128,16 +128,6 @@ class Artifact:
         if self.links is not None:
             mailing = dataclasses.replace(mailing, link_url=PlainLinks(self.links))
         return mailing
-
-
-@dataclass(frozen=True)
-class PlainLinks:
-    """Fills `%%link|N%%` with link N's own URL (no click tracking)."""
-
-    urls: dict[int, str]
-
-    def __call__(self, recipient: object, position: str) -> str:
-        return self.urls.get(int(position) if position.isdigit() else 0, "")
 
 
 def _files(folder: Path) -> list[Path]:

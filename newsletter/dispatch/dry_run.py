@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from newsletter.core.personalise import Recipient
 from newsletter.core.tokens import SAMPLE_SECRET
-from newsletter.dispatch.plan import SendPlan
+from newsletter.dispatch.send_plan import SendPlan
 from newsletter.providers.mailing import Item
 
 
@@ -22,7 +22,7 @@ class DryRun:
 def _plan_items(plan: SendPlan, size: int) -> Iterator[list[Item]]:
     if plan.send is not None:
         states = (["failed"] if plan.retry_failed else
-                  ["pending"] + (["unknown"] if plan.resend_unknown else []))
+                  ["pending"] + (["unknown"] if plan.options.resend_unknown else []))
         yield from plan.ledger.recipients.stream(plan.send.id, states, size)
         return
     from newsletter.audience.subscribers import iter_batches

@@ -10,27 +10,22 @@ reached (dispatch.ledger.reached), so an issue in several languages reaches each
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, false, func, not_, or_, select
 
+from newsletter.audience.preferences import LANGUAGE_ATTRIBUTE
 from newsletter.compose.editions import Edition, edition_group
 from newsletter.compose.i18n import base_language
 from newsletter.compose.publication import Publication
 from newsletter.core.errors import NewsletterError
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger.reached import recipients_of
-from newsletter.dispatch.plan import (
-    SendPlan,
-    family_of,
-    open_ledger,
-    plan_send,
-    segment_condition,
-)
-
-LANGUAGE_ATTRIBUTE = "language"
+from newsletter.dispatch.options import DEFAULTS, SendOptions
+from newsletter.dispatch.plan import family_of, open_ledger, plan_send, segment_condition
+from newsletter.dispatch.send_plan import SendPlan
 
 
 def _language() -> ColumnElement:
@@ -82,8 +77,11 @@ class EditionsPlan:
 
 
 def plan_editions(pub: Publication, issue: str, segment: str | Sequence[str],
-                  **options: Any) -> EditionsPlan:
-    """Plan one send per edition of ISSUE to the segment(s) (options as for `plan_send`).
+                  options: SendOptions = DEFAULTS, *,
+                  before_send: Callable[[Publication, Any, str], str] | None = None
+                  ) -> EditionsPlan:
+    """Plan one send per edition of ISSUE to the segment(s) (`options` and `before_send` as
+    for `plan_send`).
 
     With --retry-failed, each edition whose last completed send to the segments has failed
     recipients is reopened; with --again every reader gets their edition once more (one
@@ -96,7 +94,7 @@ def plan_editions(pub: Publication, issue: str, segment: str | Sequence[str],
     family = family_of(pub, slug, ledger)
     _readable(pub, [s for s in family if s not in {e.slug for e in editions}])
     fallback = default_edition(pub, editions)
-    again, retry_failed = options.get("again", False), options.get("retry_failed", False)
+    again, retry_failed = options.again, options.retry_failed
     started = dt.datetime.now(dt.UTC)
     base = segment_condition(pub, segments)
     plans, skipped = [], []
@@ -121,8 +119,8 @@ def plan_editions(pub: Publication, issue: str, segment: str | Sequence[str],
                     f"was already sent to '{label}' (send #{done[-1].id}); pass --again to "
                     "send it again" if done else f"has no readers left in '{label}'"))
                 continue
-        plans.append(plan_send(pub, edition.slug, segments, narrow=narrow, run_started=started,
-                               **options))
+        plans.append(plan_send(pub, edition.slug, segments, options, before_send=before_send,
+                               narrow=narrow, run_started=started))
     if not plans:
         raise NewsletterError(f"no edition of {slug} has readers left in '{label}'; "
                               + "; ".join(skipped))

@@ -13,10 +13,11 @@ from typing import Any
 from newsletter.core.personalise import Recipient
 from newsletter.dispatch.ledger import LeaseLost, LedgerUnavailable, SendRow
 from newsletter.dispatch.ledger.store import SendFinished
-from newsletter.dispatch.options import CANCEL_DEADLINE
-from newsletter.dispatch.plan import SendPlan, plan_send
+from newsletter.dispatch.options import CANCEL_DEADLINE, DEFAULTS, SendOptions
+from newsletter.dispatch.plan import plan_send
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.run import Progress, RunReport, SendRun, Warn
+from newsletter.dispatch.send_plan import SendPlan
 from newsletter.providers.mailing import Mailing
 
 #: `prepare(mailing, send_id)`: a new send's hook once it has its id (the CLI records its
@@ -61,7 +62,7 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
             return None
     else:
         try:
-            ledger.sends.acquire(send.id, reopen=plan.retry_failed, resume=plan.resume)
+            ledger.sends.acquire(send.id, reopen=plan.retry_failed, resume=plan.options.resume)
         except SendFinished:  # two resumes raced: the other one finished it
             return None
     report = RunReport()
@@ -136,24 +137,24 @@ def _settle_scheduled(plan: SendPlan, send_id: int) -> None:
 
 def _settle_by_operator(plan: SendPlan, send_id: int) -> None:
     """The operator's calls on unknown rows: by batch, by recipient, or all of them."""
-    recipients = plan.ledger.recipients
-    if plan.accept_batches:
-        recipients.settle_unknown(send_id, "accepted", batches=plan.accept_batches)
-    if plan.resend_batches:
-        recipients.settle_unknown(send_id, "pending", batches=plan.resend_batches)
-    if plan.accept_recipients:
-        recipients.settle_unknown(send_id, "accepted", emails=plan.accept_recipients)
-    if plan.resend_recipients:
-        recipients.settle_unknown(send_id, "pending", emails=plan.resend_recipients)
-    if plan.resend_unknown:
+    recipients, options = plan.ledger.recipients, plan.options
+    if options.accept_batches:
+        recipients.settle_unknown(send_id, "accepted", batches=options.accept_batches)
+    if options.resend_batches:
+        recipients.settle_unknown(send_id, "pending", batches=options.resend_batches)
+    if options.accept_recipients:
+        recipients.settle_unknown(send_id, "accepted", emails=options.accept_recipients)
+    if options.resend_recipients:
+        recipients.settle_unknown(send_id, "pending", emails=options.resend_recipients)
+    if options.resend_unknown:
         recipients.settle_unknown(send_id, "pending")
-    elif plan.accept_unknown:
+    elif options.accept_unknown:
         recipients.settle_unknown(send_id, "accepted")
 
 
-def send_issue(pub: Any, issue: str, segment: str | Sequence[str], **options: Any
-               ) -> SendResult | None:
+def send_issue(pub: Any, issue: str, segment: str | Sequence[str],
+               options: SendOptions = DEFAULTS) -> SendResult | None:
     """Plan, check the transport and run a send in one call (no confirmation)."""
-    plan = plan_send(pub, issue, segment, **options)
+    plan = plan_send(pub, issue, segment, options)
     plan.transport.preflight()
     return execute(plan)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from newsletter.compose.editions import edition_group, issue_manifests
-from newsletter.compose.publication import is_message
 from newsletter.core.errors import InputError
 from newsletter.core.words import plural
 from newsletter.dispatch.approval import sign_off
@@ -122,18 +121,14 @@ def _unsent(pub: Publication, slug: str, engine: Engine, line: IssueLine) -> Non
 def issue_lines(pub: Publication, *, now: dt.datetime | None = None) -> list[IssueLine]:
     """Every issue under issues/ (those whose issue.yaml cannot be read too; a message such as
     the welcome is no issue), newest date first, then by slug."""
-    from newsletter.db import open_database
+    from newsletter.db import database
 
     now = now or dt.datetime.now(dt.UTC)
-    engine = open_database(pub.settings)
-    ledger = Ledger(engine)
-    lines = []
-    try:
+    with database(pub.settings) as engine:
+        ledger = Ledger(engine)
+        lines = []
         manifests = issue_manifests(pub)
-        folders = pub.root / "issues"
-        slugs = sorted(f.name for f in folders.iterdir() if (f / "issue.yaml").is_file()
-                       and not is_message(f.name)) if folders.is_dir() else []
-        for slug in slugs:
+        for slug in (folder.name for folder in pub.issue_folders()):
             manifest = manifests.get(slug, {})  # {} when issue.yaml cannot be read
             language = str(manifest.get("language") or pub.config.language)
             editions = [(e.slug, e.language) for e in edition_group(pub, slug) if e.slug != slug]
@@ -144,6 +139,4 @@ def issue_lines(pub: Publication, *, now: dt.datetime | None = None) -> list[Iss
             else:
                 line.state, line.detail, line.sent = found
             lines.append(line)
-    finally:
-        engine.dispose()
     return sorted(lines, key=lambda line: (line.date, line.slug), reverse=True)

@@ -1,8 +1,10 @@
-"""Small things the send commands share: times, durations and SendGrid's scheduling limits."""
+"""What the send commands share: a send's options (`SendOptions`), times, durations and
+SendGrid's scheduling limits."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from newsletter.core.errors import NewsletterError
 
@@ -10,6 +12,69 @@ from newsletter.core.errors import NewsletterError
 CANCEL_DEADLINE = dt.timedelta(minutes=10)
 #: SendGrid keeps at most this many batches cancelled or paused at a time
 MAX_CANCELLED_BATCHES = 10
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """How one `newsletter send` is to run, as its options say; every one off by default.
+    Options that exclude each other are refused when the object is made (NewsletterError)."""
+
+    transport: str | None = None  # default: NEWSLETTER_TRANSPORT (or the send resumed)
+    dry_run: bool = False
+    resume: bool = False  # take up the issue's send the reputation guard paused (or stopped)
+    again: bool = False  # also to people the issue family already reached
+    retry_failed: bool = False  # reopen the last completed send's failed recipients
+    at: dt.datetime | None = None  # schedule (SendGrid)
+    undo_window: dt.timedelta | None = None  # schedule this far ahead, cancellable (SendGrid)
+    # unknown outcomes of a send to resume, settled by the operator: all, by batch, by address
+    resend_unknown: bool = False
+    accept_unknown: bool = False
+    resend_batches: tuple[int, ...] = ()
+    accept_batches: tuple[int, ...] = ()
+    resend_recipients: tuple[str, ...] = ()
+    accept_recipients: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.resend_unknown and self.accept_unknown:
+            raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
+        if set(self.resend_batches) & set(self.accept_batches):
+            raise NewsletterError("a batch cannot be both resent and accepted")
+        both = ({a.lower() for a in self.resend_recipients}
+                & {a.lower() for a in self.accept_recipients})
+        if both:
+            raise NewsletterError(f"{sorted(both)[0]} cannot be both resent and accepted")
+        if self.at is not None and self.undo_window is not None:
+            raise NewsletterError("--at and --undo-window exclude each other")
+
+    @property
+    def accepting(self) -> bool:
+        """Whether the operator records some unknown outcomes as accepted."""
+        return bool(self.accept_unknown or self.accept_batches or self.accept_recipients)
+
+    def settling(self) -> SendOptions:
+        """Only what settles a resumed send's unknown outcomes (and `resume`): what a subject
+        test passes on to the resumed sends it carries."""
+        return SendOptions(
+            resume=self.resume, resend_unknown=self.resend_unknown,
+            accept_unknown=self.accept_unknown, resend_batches=self.resend_batches,
+            accept_batches=self.accept_batches, resend_recipients=self.resend_recipients,
+            accept_recipients=self.accept_recipients)
+
+
+@dataclass(frozen=True)
+class SubjectTestOptions:
+    """What `send --test-subjects` asks beside the send's own options (SendOptions): the
+    subjects, the share of the segment they are tried on, the wait before the decision and
+    what people did that decides (checked by dispatch.subjects.run.propose)."""
+
+    subjects: tuple[str, ...]
+    sample: int = 20  # percent of the segment
+    decide_after: dt.timedelta = dt.timedelta(hours=4)
+    measure: str = "clicks"  # or "opens"
+
+
+#: a plain send: no option given
+DEFAULTS = SendOptions()
 
 
 def utc_minute(when: dt.datetime) -> str:
@@ -30,7 +95,7 @@ def parse_at(text: str) -> dt.datetime:
 
 def parse_window(text: str) -> dt.timedelta:
     """An undo window like `15m`, `1h`, `90s` or `1h30m`."""
-    from newsletter.compose.schema import parse_duration
+    from newsletter.compose.fields import parse_duration
 
     try:
         return parse_duration(text)

@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
 from newsletter.core.errors import InputError, NewsletterError
-from newsletter.core.tokens import signing_secrets
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
-from newsletter.dispatch.guard import ReputationGuard
-from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendPaused, SendRow
-from newsletter.dispatch.ledger.reached import reached, recipients_of
-from newsletter.dispatch.options import CANCEL_DEADLINE, minutes, parse_window, utc_minute
+from newsletter.dispatch.ledger import Ledger, SendBusy, SendPaused, SendRow
+from newsletter.dispatch.ledger.reached import reached
+from newsletter.dispatch.options import (
+    CANCEL_DEADLINE,
+    DEFAULTS,
+    SendOptions,
+    parse_window,
+)
 from newsletter.dispatch.resume import nothing_to_resume, plan_reopen, plan_resume
+from newsletter.dispatch.send_plan import SendPlan
 from newsletter.dispatch.subjects.store import refuse_beside_test
-from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
+from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, make_transport
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -78,119 +81,30 @@ def family_of(pub: Publication, slug: str, ledger: Ledger) -> tuple[str, ...]:
     return ledger.artifacts.families((slug, *(e.slug for e in edition_group(pub, slug))))
 
 
-@dataclass
-class SendPlan:
-    """A send about to start or resume, with everything checked that can be checked."""
-
-    pub: Publication
-    slug: str
-    artifact: Artifact  # what the send sends
-    build: Build | None  # the issue as built now (new sends; resumes of sends without artifact)
-    segment: str  # the segment's name, or several joined with " + "
-    transport: Transport
-    ledger: Ledger
-    members: Any  # the segments' WHERE clause over subscribers
-    send: SendRow | None  # the send to resume, or None for a new one
-    count: int  # recipients this run will hand over
-    family: tuple[str, ...] = ()
-    reach: str = "once"  # see dispatch.ledger.reached
-    frozen: bool = True  # False: the artifact is to be stored (a send an earlier version began)
-    at: dt.datetime | None = None
-    undo_window: dt.timedelta | None = None
-    again: bool = False
-    retry_failed: bool = False
-    left_out: list[tuple[int, str]] = field(default_factory=list)  # (how many, why)
-    resend_unknown: bool = False
-    accept_unknown: bool = False
-    resend_batches: tuple[int, ...] = ()
-    accept_batches: tuple[int, ...] = ()
-    resend_recipients: tuple[str, ...] = ()
-    accept_recipients: tuple[str, ...] = ()
-    run_started: dt.datetime | None = None  # `send --editions --again`: this run's start
-    resume: bool = False  # `send --resume`: take up a send the reputation guard paused
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def action(self) -> str:
-        if self.send and self.send.paused:
-            return f"resume send #{self.send.id}, paused by the reputation guard"
-        if self.send and self.retry_failed:
-            return f"retry the failed recipients of send #{self.send.id}"
-        return f"resume send #{self.send.id}" if self.send else "new send"
-
-    def recipients(self) -> Any:
-        """Who a new send goes to: a WHERE clause over subscribers."""
-        return recipients_of(self.family, self.members, self.reach, self.run_started)
-
-    def consent_check(self, send: SendRow) -> ConsentCheck:
-        """What each batch of `send` is checked against right before its hand-over."""
-        from newsletter.audience.erasure import any_erased
-
-        with self.ledger.engine.connect() as conn:
-            erasures = any_erased(conn)
-        return ConsentCheck(send.id, self.family, send.reach, send.created_at,
-                            tuple(self.pub.settings.secrets), erasures)
-
-    def reputation_guard(self, send: SendRow) -> ReputationGuard:
-        """What judges `send`'s own bounces and complaints before each batch: newsletter.yaml's
-        thresholds now, from the totals of its last resume."""
-        return ReputationGuard(self.ledger.engine, send.id,
-                               self.pub.config.reputation.thresholds,
-                               self.ledger.pauses.baseline(send.id))
-
-    def summary(self) -> list[tuple[str, str]]:
-        """What will happen, as label/value pairs."""
-        rows = [
-            ("Issue", self.slug),
-            ("Subject", self.artifact.subject),
-            ("Segment", self.segment),
-            ("Recipients", f"{self.count:,}"),
-            ("Transport", f"{self.transport.name} ({self.transport.where})"),
-            ("Action", self.action),
-            ("Guard", self.pub.config.reputation.thresholds.describe()),
-        ]
-        for n, (count, why) in enumerate(self.left_out):
-            rows.insert(4 + n, ("Left out" if n == 0 else "", f"{count:,} {why}"))
-        when = self.at or (self.send.send_at if self.send and not self.undo_window else None)
-        if when:
-            rows.append(("Scheduled", utc_minute(when)))
-        if self.undo_window:
-            rows.append(("Undo window", f"{minutes(self.undo_window)}: `newsletter send cancel "
-                                        f"{self.slug}` stops it until then"))
-        return rows
-
-
-def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
-              transport: str | None = None, again: bool = False, at: dt.datetime | None = None,
-              undo_window: dt.timedelta | None = None, retry_failed: bool = False,
-              resend_unknown: bool = False, accept_unknown: bool = False,
-              resend_batches: tuple[int, ...] = (), accept_batches: tuple[int, ...] = (),
-              resend_recipients: tuple[str, ...] = (), accept_recipients: tuple[str, ...] = (),
-              dry_run: bool = False,
+def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
+              options: SendOptions = DEFAULTS, *,
               before_send: Callable[[Publication, Any, str], str] | None = None,
-              narrow: Any = None, run_started: dt.datetime | None = None,
-              resume: bool = False) -> SendPlan:
+              narrow: Any = None, run_started: dt.datetime | None = None) -> SendPlan:
     """Resolve the segments and the ledger's history, build the issue for a new send (or
     take the artifact of the send to resume), and refuse what must be refused.
 
     One send of an issue is active at a time: while another is under way, or stopped and not
     yet resumed, this refuses (SendBusy) naming it. A new send leaves out whoever the issue
-    family reached, unless `again`. Unknown outcomes of sends without an undo window are
-    settled by the operator: all (`resend_unknown`, `accept_unknown`), batch by batch or
+    family reached, unless `options.again`. Unknown outcomes of sends without an undo window
+    are settled by the operator: all (`resend_unknown`, `accept_unknown`), batch by batch or
     recipient by recipient. `before_send(pub, engine, provider)` runs before a new send through
     a provider with suppression lists is counted (the CLI passes the suppression sync, which
     lives on the public side); the note it returns joins the plan's. `narrow`, a further WHERE
     clause over subscribers, keeps part of the segments (one edition's readers); `run_started`
     (with `again`): people reached since then are left out (one edition each in one
     `send --editions --again`). A send the reputation guard paused is resumed only with
-    `resume` (SendPaused otherwise); `resume` takes up the issue's active send, to its own
-    segments when none are named.
+    `options.resume` (SendPaused otherwise), which takes up the issue's active send, to its
+    own segments when none are named.
     """
-    _check_options(resend_unknown, accept_unknown, resend_batches, accept_batches,
-                   resend_recipients, accept_recipients, at, undo_window)
+    transport, dry_run, at, resume = options.transport, options.dry_run, options.at, options.resume
     segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
     if not dry_run:
-        signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
+        pub.settings.require_secret()
     ledger = open_ledger(pub)
     slug = slug_of(pub, issue)
     active = ledger.sends.active(slug)
@@ -217,7 +131,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         if at is not None:
             raise NewsletterError(f"send #{active.id} is already under way; --at only schedules "
                                   "a new send")
-    elif retry_failed:
+    elif options.retry_failed:
         failed = [s for s in ledger.sends.of_issue(slug, label)
                   if s.state == "completed" and s.failed]
         if not failed:
@@ -244,7 +158,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         members = segment_condition(pub, segments)
         members = members & narrow if narrow is not None else members
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
-    undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
+    undo_window = _undo_window(pub, ledger, resumed, chosen, at, options.undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
     if resumed is None and build is not None:  # a resume sends what was approved at its start
         require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
@@ -257,13 +171,10 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         ledger=ledger, members=members, send=resumed, count=0,
         family=tuple(dict.fromkeys(family + artifact.family)),
         reach=resumed.reach if resumed else
-        ("again" if again else "unknown" if resend_unknown else "once"),
-        frozen=frozen, at=at, undo_window=undo_window, again=again,
-        retry_failed=reopen is not None, resend_unknown=resend_unknown,
-        accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
-        accept_batches=tuple(accept_batches), resend_recipients=tuple(resend_recipients),
-        accept_recipients=tuple(accept_recipients),
-        run_started=run_started if again else None, resume=resume, notes=notes)
+        ("again" if options.again else "unknown" if options.resend_unknown else "once"),
+        frozen=frozen, options=options, undo_window=undo_window,
+        retry_failed=reopen is not None,
+        run_started=run_started if options.again else None, notes=notes)
     if reopen is not None:
         plan_reopen(plan, reopen)
     elif active is not None:
@@ -273,21 +184,6 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         if plan.count == 0 and not plan.left_out:
             raise NewsletterError(f"segment '{label}' has no active subscribers; nothing to send")
     return plan
-
-
-def _check_options(resend_unknown: bool, accept_unknown: bool, resend_batches: tuple[int, ...],
-                   accept_batches: tuple[int, ...], resend_recipients: tuple[str, ...],
-                   accept_recipients: tuple[str, ...], at: dt.datetime | None,
-                   undo_window: dt.timedelta | None) -> None:
-    if resend_unknown and accept_unknown:
-        raise NewsletterError("--resend-unknown and --accept-unknown exclude each other")
-    if set(resend_batches) & set(accept_batches):
-        raise NewsletterError("a batch cannot be both resent and accepted")
-    both = {a.lower() for a in resend_recipients} & {a.lower() for a in accept_recipients}
-    if both:
-        raise NewsletterError(f"{sorted(both)[0]} cannot be both resent and accepted")
-    if at is not None and undo_window is not None:
-        raise NewsletterError("--at and --undo-window exclude each other")
 
 
 def _artifact_of(pub: Publication, ledger: Ledger, send: SendRow, family: tuple[str, ...],

@@ -13,7 +13,7 @@ from newsletter.dispatch.ledger.store import SendFinished
 from newsletter.dispatch.options import listed, utc_minute
 
 if TYPE_CHECKING:
-    from newsletter.dispatch.plan import SendPlan
+    from newsletter.dispatch.send_plan import SendPlan
 
 
 def nothing_to_resume(ledger: Ledger, slug: str) -> NoReturn:
@@ -47,13 +47,13 @@ def note_withdrawn(plan: SendPlan, send: SendRow, states: list[str]) -> None:
 def plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> None:
     """A resume: its pending rows (and unknown ones the operator or the transport settles),
     less those the hand-over will skip, with notes on what stays unknown."""
-    recipients = plan.ledger.recipients
+    recipients, options = plan.ledger.recipients, plan.options
     settles = chosen == "outbox" or plan.undo_window is not None
-    states = ["pending"] + (["unknown"] if plan.resend_unknown or settles else [])
+    states = ["pending"] + (["unknown"] if options.resend_unknown or settles else [])
     plan.count = recipients.count(active.id, states)
-    picked = recipients.count_unknown(active.id, batches=plan.resend_batches,
-                                      emails=plan.resend_recipients)
-    if not plan.resend_unknown:
+    picked = recipients.count_unknown(active.id, batches=options.resend_batches,
+                                      emails=options.resend_recipients)
+    if not options.resend_unknown:
         plan.count += picked
     note_withdrawn(plan, active, ["pending"])
     if settles and active.unknown:
@@ -62,16 +62,16 @@ def plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> 
             if plan.undo_window else "the outbox shows whether each message was written"))
         return
     settled = "; ".join(filter(None, [
-        "all recorded as accepted" if plan.accept_unknown else "",
-        f"batches {listed(plan.accept_batches)} recorded as accepted"
-        if plan.accept_batches else "",
-        f"batches {listed(plan.resend_batches)} sent again" if plan.resend_batches else "",
-        f"{', '.join(plan.accept_recipients)} recorded as accepted"
-        if plan.accept_recipients else "",
-        f"{', '.join(plan.resend_recipients)} sent again" if plan.resend_recipients else ""]))
+        "all recorded as accepted" if options.accept_unknown else "",
+        f"batches {listed(options.accept_batches)} recorded as accepted"
+        if options.accept_batches else "",
+        f"batches {listed(options.resend_batches)} sent again" if options.resend_batches else "",
+        f"{', '.join(options.accept_recipients)} recorded as accepted"
+        if options.accept_recipients else "",
+        f"{', '.join(options.resend_recipients)} sent again" if options.resend_recipients else ""]))
     if active.unknown and settled:
         plan.notes.append(f"recipients with an unknown fate: {settled}")
-    elif active.unknown and not plan.resend_unknown:
+    elif active.unknown and not options.resend_unknown:
         plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
                           "unknown fate and are left alone; see `newsletter status`, and "
                           "pass --resend-unknown to send to them again")

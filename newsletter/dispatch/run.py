@@ -31,12 +31,12 @@ the limit, each request in flight is one batch of known or unknown fate.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from newsletter.core.settings import process
 from newsletter.dispatch.guard import ReputationGuard
 from newsletter.dispatch.ledger import (
     HEARTBEAT_EVERY,
@@ -143,7 +143,7 @@ class SendRun:
 
     def _heartbeat(self, done: threading.Event) -> None:
         """Renew the lease every HEARTBEAT_EVERY (or NEWSLETTER_HEARTBEAT seconds)."""
-        every = float(os.environ.get("NEWSLETTER_HEARTBEAT") or HEARTBEAT_EVERY.total_seconds())
+        every = process().heartbeat or HEARTBEAT_EVERY.total_seconds()
         while not done.wait(every):
             try:
                 self.ledger.sends.beat(self.send_id)

@@ -8,15 +8,17 @@
 - status.py: `sends_for()` (for `newsletter status`), `cancel_scheduled()` and
   `last_completed_send()` (for `new --from-feed`);
 - editions.py: `plan_editions()` (`send --editions`);
-- options.py: `parse_at()`, `parse_window()`, `utc_minute()`.
+- options.py: `SendOptions` (what `newsletter send`'s options ask), `parse_at()`,
+  `parse_window()`, `utc_minute()`.
 """
 
 from __future__ import annotations
 
 from newsletter.dispatch.dry_run import DryRun, dry_run
 from newsletter.dispatch.execute import SendResult, execute, send_issue
-from newsletter.dispatch.options import parse_at, parse_window, utc_minute
-from newsletter.dispatch.plan import SendPlan, plan_send
+from newsletter.dispatch.options import SendOptions, parse_at, parse_window, utc_minute
+from newsletter.dispatch.plan import plan_send
+from newsletter.dispatch.send_plan import SendPlan
 from newsletter.dispatch.status import (
     SendStatus,
     cancel_scheduled,
@@ -27,6 +29,7 @@ from newsletter.dispatch.trial import TestResult, send_test
 
 __all__ = [
     "DryRun",
+    "SendOptions",
     "SendPlan",
     "SendResult",
     "SendStatus",

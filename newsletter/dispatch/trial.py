@@ -49,7 +49,7 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
     sample recipient) and the test address. Raises FailedError when any copy was not accepted.
     """
     from newsletter.checks import require_passing
-    from newsletter.compose.schema import check_address
+    from newsletter.compose.fields import check_address
 
     require_passing(pub, build)
     addresses = list(dict.fromkeys(to or pub.config.test_recipients))

@@ -44,7 +44,8 @@ from newsletter.dispatch.editions import default_edition, reader_condition
 from newsletter.dispatch.execute import SendResult, execute
 from newsletter.dispatch.ledger import Ledger, SendBusy, SendPaused, SendRow, is_alive
 from newsletter.dispatch.ledger.reached import recipients_of
-from newsletter.dispatch.plan import SendPlan, family_of, open_ledger, plan_send
+from newsletter.dispatch.plan import family_of, open_ledger, plan_send
+from newsletter.dispatch.send_plan import SendPlan
 from newsletter.providers import make_transport
 
 if TYPE_CHECKING:

@@ -29,7 +29,6 @@ from sqlalchemy.exc import DBAPIError
 
 from newsletter.compose.publication import Publication
 from newsletter.core.errors import NewsletterError
-from newsletter.core.tokens import signing_secrets
 from newsletter.db.engine import write_connection
 from newsletter.events.mailbox import Applied, apply_readings
 from newsletter.events.policy import SoftBounceLimit
@@ -159,8 +158,7 @@ def fetch_bounces(pub: Publication, engine: Engine, *, recheck: bool = False) ->
     if config is None:
         raise NewsletterError("newsletter.yaml has no `bounces:` section; see "
                               "docs/deliverability.md for the bounce mailbox")
-    settings = pub.settings
-    secrets = signing_secrets(settings.secret, settings.previous_secrets)
+    secrets = pub.settings.require_secret("signs the bounce addresses (VERP) of SMTP sends")
     ctx = Context(config, secrets, pub.config.sender.email.rsplit("@", 1)[1])
     limit = SoftBounceLimit(config.soft_bounce_limit, config.soft_bounce_days)
     url = MailboxUrl.parse(config.imap_url)
@@ -169,7 +167,7 @@ def fetch_bounces(pub: Publication, engine: Engine, *, recheck: bool = False) ->
         if not alone:
             report.busy = True
             return report
-        _read(Mailbox(url, settings.bounces_password, config.processed_folder), engine, ctx,
+        _read(Mailbox(url, pub.settings.bounces_password, config.processed_folder), engine, ctx,
               limit, recheck, report)
     return report
 

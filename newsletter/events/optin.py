@@ -118,7 +118,7 @@ def _request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
                     limits: Limits, now: dt.datetime | None) -> bool:
     now = now or utcnow()
     key = email_key(email)
-    name = clean_name(name)[0]
+    name = clean_name(name)
     with write_connection(engine) as conn, conn.begin():
         query = select(signups).where(signups.c.email_key == key)
         if conn.dialect.name == "postgresql":

@@ -56,14 +56,11 @@ def engagement_by_send(conn: Connection, send_ids: Iterable[int]) -> dict[int, E
 
 def engagement_lines(pub: Publication, send_ids: Iterable[int]) -> dict[int, str]:
     """One line of engagement per send id, for `newsletter status`."""
-    from newsletter.db import open_database
+    from newsletter.db import database
 
-    engine = open_database(pub.settings)
-    try:
+    with database(pub.settings) as engine:
         with engine.connect() as conn:
             found = engagement_by_send(conn, send_ids)
-    finally:
-        engine.dispose()
     return {
         send_id: (f"{e.delivered:,} delivered, {e.opens:,} opens ({e.unique_opens:,} unique), "
                   f"{e.clicks:,} clicks ({e.unique_clicks:,} unique), {e.bounces:,} bounces, "

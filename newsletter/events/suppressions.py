@@ -153,7 +153,7 @@ def release_quietly(pub: Publication, email: str) -> list[str]:
 
 
 def _save_mark(engine: Engine, kind: str, newest: int) -> None:
-    with engine.begin() as conn:
+    with write_connection(engine) as conn, conn.begin():
         stmt = dialect_insert(conn, suppression_sync).values(
             kind=kind, last_created=newest, synced_at=utcnow())
         conn.execute(stmt.on_conflict_do_update(

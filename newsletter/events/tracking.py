@@ -33,6 +33,7 @@ from newsletter.db.tables import send_links
 from newsletter.events.apply import apply_batch, dialect_insert
 from newsletter.events.classify import Thresholds
 from newsletter.events.report_sends import PieceInfo, record_contents
+from newsletter.providers.mailing import PlainLinks
 from newsletter.providers.sendgrid.webhook import Event
 
 if TYPE_CHECKING:
@@ -70,17 +71,16 @@ def tracking_off(recipient: Recipient) -> bool:
 
 
 @dataclass(frozen=True)
-class LinkUrls:
-    """Fills `%%link|N%%` for one send: a signed redirect URL per link and recipient."""
+class LinkUrls(PlainLinks):
+    """Fills `%%link|N%%` for one send: a signed redirect URL per link and recipient (the
+    link's own URL for a recipient who turned tracking off)."""
 
     public_url: str
     secret: str
     send_id: int
-    urls: dict[int, str]  # position -> original URL
 
     def __call__(self, recipient: Recipient, position: str) -> str:
-        number = int(position) if position.isdigit() else 0
-        original = self.urls.get(number, "")
+        number, original = self.link(position)
         if not original or tracking_off(recipient):
             return original
         return click_url(self.public_url, link_token(self.secret, self.send_id, number,
@@ -134,8 +134,9 @@ def track_links(pub: Publication, build: Build, engine: Engine, send_id: int, ma
         for number, p in enumerate(build.issue.pieces, start=1)], click_tracking=tracked)
     if not tracked:
         return mailing
-    urls = LinkUrls(pub.config.public_url, pub.settings.secret or "", send_id,
-                    {link.position: link.url for link in build.links if link.trackable})
+    urls = LinkUrls(urls={link.position: link.url for link in build.links if link.trackable},
+                    public_url=pub.config.public_url, secret=pub.settings.secret or "",
+                    send_id=send_id)
     changes: dict[str, Any] = {"html": build.tracked_html, "link_url": urls}
     return dataclasses.replace(mailing, **changes)  # type: ignore[type-var]
 
@@ -161,5 +162,6 @@ def track_like(pub: Publication, engine: Engine, earlier: int, send_id: int, mai
                     click_tracking=carried.click_tracking)
     if not carried.click_tracking or links is None:
         return mailing
-    urls = LinkUrls(pub.config.public_url, pub.settings.secret or "", send_id, dict(links))
+    urls = LinkUrls(urls=dict(links), public_url=pub.config.public_url,
+                    secret=pub.settings.secret or "", send_id=send_id)
     return dataclasses.replace(mailing, link_url=urls)  # type: ignore[type-var]

@@ -4,9 +4,8 @@ prepared `Mailing` (mailing.py) and know nothing of campaigns or the send ledger
 
 from __future__ import annotations
 
-import os
-
-from newsletter.compose.schema import MailgunConfig, PostmarkConfig, PublicationConfig
+from newsletter.compose.provider_config import MailgunConfig, PostmarkConfig
+from newsletter.compose.schema import PublicationConfig
 from newsletter.core.errors import NewsletterError
 from newsletter.core.settings import TRANSPORTS, Settings
 from newsletter.providers.base import BatchResult, Outcome, Transport
@@ -48,11 +47,9 @@ def make_transport(name: str | None, settings: Settings,
     if name == "sendgrid":
         from newsletter.providers.sendgrid.transport import SendGridTransport
 
-        cap = os.environ.get("NEWSLETTER_SENDGRID_BATCH")
-        in_flight = os.environ.get("NEWSLETTER_SENDGRID_IN_FLIGHT")
         return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_api_url,
-                                 max_batch=int(cap) if cap else None,
-                                 max_in_flight=max(1, int(in_flight)) if in_flight else None)
+                                 max_batch=settings.sendgrid_batch,
+                                 max_in_flight=settings.sendgrid_in_flight)
     if name == "postmark":
         from newsletter.providers.postmark.transport import PostmarkTransport
 
@@ -72,5 +69,5 @@ def make_transport(name: str | None, settings: Settings,
         from newsletter.providers.ses.transport import SesTransport
 
         return SesTransport(config.ses if config is not None else None,
-                            in_flight=settings.ses_in_flight)
+                            in_flight=settings.ses.in_flight)
     raise NewsletterError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -57,6 +57,22 @@ def on_the_wire(item: Item) -> Item:
     return Item(item.key, dataclasses.replace(item.recipient, email=address))
 
 
+@dataclass(frozen=True)
+class PlainLinks:
+    """Fills `%%link|N%%` with link N's own URL (no click tracking); the tracked filler
+    (newsletter.events.tracking.LinkUrls) builds on it."""
+
+    urls: Mapping[int, str]  # position -> the link's URL
+
+    def link(self, position: str) -> tuple[int, str]:
+        """(N, link N's URL), the URL '' for a position the message does not have."""
+        number = int(position) if position.isdigit() else 0
+        return number, self.urls.get(number, "")
+
+    def __call__(self, recipient: Recipient, position: str) -> str:
+        return self.link(position)[1]
+
+
 @dataclass
 class Mailing:
     """The shared parts of one send (or one test send)."""
@@ -73,7 +89,8 @@ class Mailing:
     batch_id: str | None = None  # SendGrid batch for cancelling a scheduled send
     categories: list[str] = field(default_factory=list)
     asm_group_id: int | None = None
-    #: click tracking: fills `%%link|N%%` per recipient (newsletter.events.tracking.LinkUrls)
+    #: fills `%%link|N%%` per recipient: PlainLinks, or with click tracking
+    #: newsletter.events.tracking.LinkUrls
     link_url: Callable[[Recipient, str], str] | None = None
 
     @cached_property

@@ -18,7 +18,7 @@ from lxml.html import HtmlElement
 
 from newsletter.compose import Build, build_issue, i18n
 from newsletter.compose.package import write_dist
-from newsletter.compose.publication import Publication, is_message
+from newsletter.compose.publication import Publication
 from newsletter.core.errors import InputError, Problem
 from newsletter.web import add_first, asset_templates, edit_page
 
@@ -83,26 +83,16 @@ def language_prefix(pub: Publication, language: str) -> str:
     return "" if language == pub.config.language else f"{language}/"
 
 
-def issue_folders(pub: Publication) -> list[Path]:
-    """Every issue folder (one holding issue.yaml) under issues/, by name; a message's folder
-    (`_welcome`: newsletter.compose.publication.is_message) is no issue of the archive."""
-    base = pub.root / "issues"
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.iterdir()
-                  if (p / "issue.yaml").is_file() and not is_message(p.name))
-
-
 def build_archive(
     pub: Publication, out: Path | None = None, skip: tuple[str, ...] = ()
 ) -> ArchiveResult:
     """Build every issue (except `skip`) and write the archive to `out` (default dist/archive)."""
-    unknown = sorted(set(skip) - {f.name for f in issue_folders(pub)})
+    unknown = sorted(set(skip) - {f.name for f in pub.issue_folders()})
     if unknown:
         raise InputError(Problem(pub.root / "issues", None, f"no issue to skip: {unknown[0]}"))
     builds: list[Build] = []
     problems: list[Problem] = []
-    for folder in issue_folders(pub):
+    for folder in pub.issue_folders():
         if folder.name in skip:
             continue
         try:

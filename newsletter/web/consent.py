@@ -117,7 +117,7 @@ async def subscribe(request: Request) -> Response:
     if form is None:
         return too_large()
     first = first_values(form)
-    raw_email, name = first.get("email", "").strip(), clean_name(first.get("name"))[0]
+    raw_email, name = first.get("email", "").strip(), clean_name(first.get("name"))
     chosen = optin.clean_topics(form.get("topics", []), side.topics)
     if not side.csrf.valid(request, first.get("csrf")):
         return _subscribe_page(side, request, 403, chosen=chosen, email=raw_email, name=name,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -35,10 +34,10 @@ from newsletter.audience.preferences import (
 )
 from newsletter.audience.privacy import subscriber_data
 from newsletter.audience.subscribers import get_subscriber
+from newsletter.compose.editions import issue_manifests
 from newsletter.compose.publication import Publication, is_message
 from newsletter.core.errors import InputError
 from newsletter.core.tokens import PREFERENCES
-from newsletter.core.yamlsrc import load_plain
 from newsletter.db.engine import write_connection
 from newsletter.events import optin
 from newsletter.web.side import PublicSide, first_values, read_form, side_of, too_large
@@ -61,17 +60,11 @@ class BadForm(ValueError):
 def edition_languages(pub: Publication) -> list[str]:
     """The languages the publication's issues are written in (its default first; messages
     such as the welcome are no issues)."""
-    import yaml
-
     found = [pub.config.language]
-    for manifest in sorted(Path(pub.root, "issues").glob("*/issue.yaml")):
-        if is_message(manifest.parent.name):
+    for slug, data in issue_manifests(pub).items():
+        if is_message(slug):
             continue  # the welcome's editions are no reason to offer a language
-        try:
-            data = load_plain(manifest.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            continue
-        language = data.get("language") if isinstance(data, dict) else None
+        language = data.get("language")
         if isinstance(language, str) and language.strip() and language.strip() not in found:
             found.append(language.strip())
     return found

@@ -18,7 +18,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from newsletter.compose.schema import check_address, split_addresses
+from newsletter.compose.fields import check_address, split_addresses
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.settings import TRANSPORTS

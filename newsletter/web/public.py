@@ -48,7 +48,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from newsletter.audience.erasure import erasure_key
 from newsletter.compose.publication import Publication
 from newsletter.core.errors import InputError, Problem
-from newsletter.core.tokens import Keys, signing_secrets
+from newsletter.core.settings import hand_to_workers
+from newsletter.core.tokens import Keys
 from newsletter.db.engine import write_connection
 from newsletter.events import optin
 from newsletter.events.classify import Thresholds
@@ -169,7 +170,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
     with `bounces`, the bounce mailbox is read (newsletter.web.public_bounces); with `sending`,
     the welcome goes out and due subject tests finish (newsletter.web.public_sending)."""
     settings = pub.settings
-    keys = Keys.of(signing_secrets(settings.secret, settings.previous_secrets))
+    keys = Keys.of(settings.require_secret())
     key = _webhook_key(settings.webhook_public_key)
     owned = engine is None
     if engine is None:
@@ -223,14 +224,16 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
     return app
 
 
-ROOT_VARIABLE = "NEWSLETTER_SERVE_ROOT"  # tells each worker process which publication to load
-
-
 def app_from_environment() -> Starlette:
-    """The app factory each `serve --workers N` process calls (uvicorn imports it by name)."""
-    import os
+    """The app factory each `serve --workers N` process calls (uvicorn imports it by name)
+    for the publication `serve` named (ProcessSettings.serve_root)."""
+    from newsletter.core.settings import process
 
-    return create_app(Publication.load(Path(os.environ[ROOT_VARIABLE])))
+    root = process().serve_root
+    if root is None:
+        raise RuntimeError("NEWSLETTER_SERVE_ROOT is not set: only `serve --workers` starts "
+                           "this factory")
+    return create_app(Publication.load(root))
 
 
 def serve(pub: Publication, host: str, port: int, *, forwarded_allow_ips: str,
@@ -242,7 +245,6 @@ def serve(pub: Publication, host: str, port: int, *, forwarded_allow_ips: str,
     `graceful_timeout` seconds), then closes the database pool. With `workers` > 1, uvicorn
     runs that many processes on one socket, each making the app with app_from_environment.
     """
-    import os
     import signal
     import sys
 
@@ -259,7 +261,7 @@ def serve(pub: Publication, host: str, port: int, *, forwarded_allow_ips: str,
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     if workers > 1:
         app.state.public.engine.dispose()  # each worker opens its own pool
-        os.environ[ROOT_VARIABLE] = str(pub.root)
+        hand_to_workers(pub.root)
         uvicorn.run("newsletter.web.public:app_from_environment", factory=True,
                     workers=workers, **options)
     else:

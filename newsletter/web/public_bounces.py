@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from newsletter.compose.fields import parse_duration
 from newsletter.compose.publication import Publication
-from newsletter.compose.schema import parse_duration
 from newsletter.core.errors import NewsletterError
 from newsletter.events.mailbox_fetch import fetch_bounces
 

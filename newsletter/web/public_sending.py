@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from newsletter.compose.fields import parse_duration
 from newsletter.compose.publication import Publication
-from newsletter.compose.schema import parse_duration
 from newsletter.core.errors import NewsletterError
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def _tests_once(pub: Publication, ledger: Ledger, stop: threading.Event) -> None
 
     from newsletter.db.tables import subject_tests
     from newsletter.dispatch.execute import execute
-    from newsletter.dispatch.plan import SendPlan
+    from newsletter.dispatch.send_plan import SendPlan
     from newsletter.dispatch.subjects import store
     from newsletter.dispatch.subjects.run import Note, advance
     from newsletter.events.subject_figures import people_who_acted

@@ -26,7 +26,8 @@ def send_hooks(plan: Any) -> dict[str, Any]:
         return track_links(plan.pub, plan.build, plan.ledger.engine, send_id, mailing)
 
     def link_urls(public_url: str, send_id: int, links: Mapping[int, str]) -> Any:
-        return LinkUrls(public_url, plan.pub.settings.secret or "", send_id, dict(links))
+        return LinkUrls(urls=dict(links), public_url=public_url,
+                        secret=plan.pub.settings.secret or "", send_id=send_id)
 
     return {"prepare": prepare, "link_urls": link_urls}
 

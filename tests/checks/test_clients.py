@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from newsletter.checks import WARNING
-from newsletter.checks.clients import DATA, load_support
+from newsletter.checks.caniemail import DATA, load_support
 from tests.checks.conftest import check, edit, of, own_template, write_piece
 from tests.conftest import ROOT
 

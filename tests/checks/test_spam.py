@@ -38,6 +38,7 @@ def test_sample_scores_low_and_lists_the_rules(spamassassin, publication: Path) 
     assert abs(sum(r["points"] for r in spam["rules"]) - spam["score"]) < 0.15
 
 
+@pytest.mark.slow
 def test_spammy_issue_is_an_error_naming_the_rules(spamassassin, publication: Path) -> None:
     edit(
         publication / ISSUE / "issue.yaml",

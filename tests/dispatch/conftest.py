@@ -126,7 +126,7 @@ def pub_env(db_url: str, tmp_path: Path,  # noqa: F811
         "NEWSLETTER_TRANSPORT": "outbox",
         "NEWSLETTER_RETRY_BASE": "0.01",
         "NEWSLETTER_RETRY_CAP": "0.05",
-        "NEWSLETTER_SKIP_URL_CHECK": "1",  # archive_url is fictional here; see tests/publish
+        "NEWSLETTER_SKIP_URL_CHECK": "1",  # archive_url is fictional here; see tests/web/publish
         "PYTHONPATH": str(ROOT),
     }
     for key, value in env.items():

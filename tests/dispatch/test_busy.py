@@ -42,6 +42,7 @@ def _send_beside(pub: Pub, server, mode: str, seconds: float, at: int = 12
     return proc, writer
 
 
+@pytest.mark.slow
 def test_a_send_waits_for_a_long_import(pub: Pub, smtp_server) -> None:
     server = smtp_server("plain")
     people = add_people(pub.engine, 30)
@@ -72,6 +73,7 @@ def test_a_lock_held_longer_than_sqlites_busy_timeout_does_not_kill_the_send(
     assert all(s == ["accepted"] for s in ledger_states(pub).values())
 
 
+@pytest.mark.slow
 def test_a_lock_that_outlasts_the_patience_stops_the_send_cleanly(pub: Pub,
                                                                   smtp_server) -> None:
     server = smtp_server("plain")
@@ -104,6 +106,7 @@ def _delivered(server) -> list[str]:
     return [rcpts[0] for _, rcpts, _ in server.mailbox.messages]
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_send_cleanly(pub: Pub, smtp_server) -> None:
     """The sending process may not grow a file past a limit (RLIMIT_FSIZE: the write fails
     as on a full disk): the ledger's log hits it during the send, which stops cleanly, tells

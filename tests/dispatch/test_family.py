@@ -4,6 +4,7 @@ and its `translation_of` editions): plain sends, `--editions`, a killed and canc
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.db.ledger_tables import send_recipients, sends
@@ -30,6 +31,7 @@ def test_editions_then_a_plain_send_mail_each_person_once(pub: Pub) -> None:
     assert "6 already reached by this issue or one of its editions" in plain.output
 
 
+@pytest.mark.slow
 def test_a_killed_then_cancelled_send_counts_who_it_reached(pub: Pub) -> None:
     """kill -9 in the middle of a batch, `send cancel`, then `send --editions`: whoever the
     killed send's files reached is reached (their rows were in flight), nobody twice."""

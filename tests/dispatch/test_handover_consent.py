@@ -4,6 +4,7 @@ kill and the resume and while the send runs; they are recorded `skipped`, with t
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.db.ledger_tables import send_recipients, sends
@@ -16,6 +17,7 @@ def _skipped(pub: Pub) -> dict[str, str]:
                                  .where(send_recipients.c.state == "skipped")).all())
 
 
+@pytest.mark.slow
 def test_unsubscribe_and_pause_between_a_kill_and_the_resume(pub: Pub) -> None:
     people = add_people(pub.engine, 1500)
     folder = pub.outbox / SLUG / "1"
@@ -44,6 +46,7 @@ def test_unsubscribe_and_pause_between_a_kill_and_the_resume(pub: Pub) -> None:
         assert conn.execute(select(sends.c.state, sends.c.skipped)).one() == ("completed", 2)
 
 
+@pytest.mark.slow
 def test_unsubscribe_pause_and_erasure_while_a_send_runs(pub: Pub, smtp_server) -> None:
     server = smtp_server("plain")
     people = add_people(pub.engine, 30)

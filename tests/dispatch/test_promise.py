@@ -469,6 +469,7 @@ SCRIPTS = {
 
 
 @pytest.mark.parametrize("script", list(SCRIPTS))
+@pytest.mark.slow
 def test_the_promise_on_the_paths_issue_22_found_broken(worlds: Any, script: str) -> None:
     Promise.make_world = staticmethod(worlds)
     machine = Promise()

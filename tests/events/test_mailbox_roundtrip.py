@@ -106,7 +106,7 @@ def test_smtp_send_bounced_later_retires_exactly_those(mail_pub: MailPub,
     from aiosmtpd.controller import Controller
 
     from newsletter.compose.publication import Publication
-    from newsletter.dispatch.service import execute, plan_send
+    from newsletter.dispatch.service import SendOptions, execute, plan_send
 
     add_subscribers(mail_pub.engine, PEOPLE)
     relay = LateBouncingRelay(HARD, SOFT)
@@ -118,7 +118,7 @@ def test_smtp_send_bounced_later_retires_exactly_those(mail_pub: MailPub,
             monkeypatch.setenv(key, value)
             mail_pub.env[key] = value
         pub = Publication.load(mail_pub.root)
-        plan = plan_send(pub, "2026-11-24", "everyone", transport="smtp")
+        plan = plan_send(pub, "2026-11-24", "everyone", SendOptions(transport="smtp"))
         plan.transport.preflight()
         result = execute(plan)
     finally:

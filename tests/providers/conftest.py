@@ -1,6 +1,7 @@
-"""Provider fixtures: the dispatch publication (tests/dispatch/conftest.py) and a `rig`, one
-HTTP-API provider's fake server with the publication pointed at it, for tests that run the
-same scenario through Postmark and through Mailgun; the test Dovecot for the bounce mailbox."""
+"""Provider fixtures: the dispatch publication (tests/dispatch/conftest.py) with its fake
+SendGrid and SMTP server, and a `rig`, one HTTP-API provider's fake server with the
+publication pointed at it, for tests that run the same scenario through Postmark and through
+Mailgun; the test Dovecot for the bounce mailbox."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from tests.fake_http import FakeApi
 from tests.fake_mailgun import API_KEY, DOMAIN, FakeMailgun
 from tests.fake_postmark import TOKEN, FakePostmark
 from tests.mail_fixtures import bounce_mailbox, dovecot, dovecot_inbox_namespace  # noqa: F401
-from tests.public import conftest as public_fixtures
+from tests.web.public import conftest as public_fixtures
 
 pub = dispatch_fixtures.pub  # the publication fixture
+# the fake SendGrid and the SMTP server it sends to (with its TLS files)
+sendgrid, smtp_server = dispatch_fixtures.sendgrid, dispatch_fixtures.smtp_server
+tls_files = dispatch_fixtures.tls_files
 site, signing_key = public_fixtures.site, public_fixtures.signing_key  # the public side's
 
 

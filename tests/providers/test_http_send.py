@@ -1,5 +1,5 @@
 """`newsletter send` through Postmark and Mailgun against their fakes: the same guarantees as
-SendGrid's (tests/dispatch/test_sendgrid.py, test_faults.py)."""
+SendGrid's (tests/providers/test_sendgrid.py, test_faults.py)."""
 
 from __future__ import annotations
 

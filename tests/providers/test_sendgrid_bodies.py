@@ -29,7 +29,8 @@ READY_WITHIN = 60.0  # seconds a spawned child may take to import, on a loaded m
 
 
 #: the send's click tracking, which crosses to the child with the mailing
-TRACKED = LinkUrls("https://news.example.org/", SECRET, 7, {1: "https://example.org/report"})
+TRACKED = LinkUrls(urls={1: "https://example.org/report"}, public_url="https://news.example.org/",
+                   secret=SECRET, send_id=7)
 
 
 def _mailing(**changes) -> Mailing:

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from newsletter.db.tables import webhook_events, webhook_tokens
 from newsletter.providers.mailgun.webhook import signature_of
-from tests.public.conftest import Site
-from tests.public.test_serve import _free_port, _spawn, _wait
+from tests.web.public.conftest import Site
+from tests.web.public.test_serve import _free_port, _spawn, _wait
 
 KEY = "key-mailgun-signing-key"
 TOKENS, COPIES = 8, 6  # each token posted this many times at once, half to each server

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from newsletter.db.tables import webhook_events
 from newsletter.providers.mailgun.webhook import signature_of
-from tests.public.conftest import Site, make_client
+from tests.web.public.conftest import Site, make_client
 
 USER, PASSWORD, KEY = "postmark-hooks", "a-long-webhook-password", "key-mailgun-signing-key"
 

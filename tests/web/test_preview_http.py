@@ -89,6 +89,7 @@ def test_send_test_refuses_cross_site_and_bad_tokens(preview: RunningServer) -> 
     assert bad_transport.status_code == 400
 
 
+@pytest.mark.slow
 def test_send_test_to_the_test_recipients(preview: RunningServer, tmp_path: Path) -> None:
     with preview.client() as client:
         token = page_and_token(client)

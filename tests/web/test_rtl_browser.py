@@ -59,6 +59,7 @@ def arabic_html(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.mark.parametrize("width", [375, 600])
+@pytest.mark.slow
 def test_arabic_edition_reads_right_to_left(browser, arabic_html: str, width: int,
                                             artifacts: Path) -> None:
     context = browser.new_context(viewport={"width": width, "height": 900})
@@ -91,6 +92,7 @@ def test_arabic_edition_reads_right_to_left(browser, arabic_html: str, width: in
         context.close()
 
 
+@pytest.mark.slow
 def test_preview_offers_the_editions_side_by_side(browser, preview: RunningServer) -> None:
     from playwright.sync_api import expect
 

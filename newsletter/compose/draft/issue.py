@@ -24,8 +24,8 @@ from newsletter.compose.draft.fetch import (
 )
 from newsletter.compose.draft.folder import check_not_edited, write_issue_folder
 from newsletter.compose.draft.text import Block, markdown_of, opening, plain
+from newsletter.compose.fields import check_language
 from newsletter.compose.publication import Publication
-from newsletter.compose.schema import check_language
 from newsletter.core.errors import FailedError, InputError, Problem
 
 SUBJECT_TODO = "TK: write the subject line"

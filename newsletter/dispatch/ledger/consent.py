@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from newsletter.audience.erasure import erased_at
-from newsletter.audience.model import Status
+from newsletter.audience.model import Status, utcnow
 from newsletter.audience.segments import not_paused
 from newsletter.db.ledger_tables import send_recipients
 from newsletter.db.tables import subscribers
@@ -36,10 +36,6 @@ from newsletter.providers.mailing import Item
 ERASED = "erased at the person's request"
 GONE = "no longer a subscriber (erased)"
 REACHED_ELSEWHERE = "reached by another send of this issue or one of its editions"
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,7 @@ class ConsentCheck:
     started: dt.datetime
     secrets: tuple[str, ...]
     erasures: bool = True
-    now: dt.datetime = field(default_factory=_utcnow)
+    now: dt.datetime = field(default_factory=utcnow)
 
     @cached_property
     def _people(self) -> Select:
@@ -112,7 +108,7 @@ def preview(conn: Connection, check: ConsentCheck, states: Sequence[str],
             now: dt.datetime | None = None) -> list[tuple[str, int]]:
     """(why, how many) of the send's rows in `states` the hand-over would drop now, for the
     plan (the erasure list aside: an erased person's subscriber row is gone too)."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     r, s = send_recipients.c, subscribers.c
     among = select(r.subscriber_id).where(r.send_id == check.send_id, r.state.in_(states))
     far = elsewhere(check.family, check.policy, check.send_id, check.started, among)

@@ -24,20 +24,20 @@ the send's row to number its batch.
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, case, update
 from sqlalchemy.exc import DBAPIError
 
+from newsletter.audience.model import utcnow
 from newsletter.core.errors import FailedError
+from newsletter.core.settings import ProcessSettings, process
 from newsletter.db.engine import SQLITE_BUSY_TIMEOUT_S, write_connection
 from newsletter.db.ledger_tables import sends
 
@@ -69,23 +69,18 @@ class LedgerUnavailable(FailedError):
     held elsewhere) or cannot store it (a full disk): the send stops, with this reason."""
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @dataclass(frozen=True)
 class WritePolicy:
     """How long a ledger write waits for a busy database, and how it backs off."""
 
-    patience: float = 300.0  # seconds, over every try of one write
+    patience: float = ProcessSettings.ledger_patience  # seconds, over every try of one write
     first_wait: float = 0.05
     longest_wait: float = 2.0
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> WritePolicy:
-        env = dict(os.environ if env is None else env)
-        patience = env.get("NEWSLETTER_LEDGER_PATIENCE")
-        return cls(patience=float(patience)) if patience else cls()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WritePolicy:
+        """The policy with NEWSLETTER_LEDGER_PATIENCE (newsletter.core.settings)."""
+        return cls(patience=process(env).ledger_patience)
 
 
 def trouble(exc: DBAPIError) -> tuple[bool, str] | None:

@@ -32,7 +32,9 @@ from newsletter.db.tables import subscribers
 from newsletter.dispatch.artifact import Artifact
 from newsletter.dispatch.ledger import Ledger, SendRow
 from newsletter.dispatch.ledger.store import utcnow
-from newsletter.dispatch.plan import SendPlan, family_of, open_ledger, plan_send, segment_condition
+from newsletter.dispatch.options import DEFAULTS, SendOptions, SubjectTestOptions
+from newsletter.dispatch.plan import family_of, open_ledger, plan_send, segment_condition
+from newsletter.dispatch.send_plan import SendPlan
 from newsletter.dispatch.subjects import store
 from newsletter.dispatch.subjects.decide import ArmFigures, decide
 from newsletter.dispatch.subjects.store import MAX_SUBJECTS, SubjectTest
@@ -117,14 +119,14 @@ def _duration(span: dt.timedelta) -> str:
                                                 (rest % 60, "s")) if n) or "0s"
 
 
-def propose(pub: Publication, issue: str, segments: Sequence[str], subjects: Sequence[str], *,
-            sample: int = 20, decide_after: dt.timedelta = dt.timedelta(hours=4),
-            measure: str = "clicks", **options: Any) -> Proposal:
-    """Plan a subject test of ISSUE to the segments (options as for `plan_send`; --again,
-    --retry-failed and the settling of unknown outcomes belong to plain sends)."""
+def propose(pub: Publication, issue: str, segments: Sequence[str], asked: SubjectTestOptions,
+            options: SendOptions = DEFAULTS) -> Proposal:
+    """Plan a subject test of ISSUE to the segments (`options` as for `plan_send`; --again,
+    --retry-failed, --resume and the settling of unknown outcomes belong to plain sends)."""
     from newsletter.checks.subjects import require_subjects
 
-    subjects = tuple(s.strip() for s in subjects)
+    subjects = tuple(s.strip() for s in asked.subjects)
+    sample, decide_after, measure = asked.sample, asked.decide_after, asked.measure
     if not 2 <= len(subjects) <= MAX_SUBJECTS:
         raise NewsletterError(f"a subject test needs 2 to {MAX_SUBJECTS} subjects; repeat "
                               "--test-subjects for each")
@@ -135,16 +137,16 @@ def propose(pub: Publication, issue: str, segments: Sequence[str], subjects: Seq
     if decide_after <= dt.timedelta(0):
         raise NewsletterError("--decide-after must be a duration like 4h or 90m")
     plain = [name for name in ("again", "retry_failed", "resend_unknown", "accept_unknown",
-                               "resume") if options.get(name)]
+                               "resume") if getattr(options, name)]
     if plain:
         raise NewsletterError(f"--{plain[0].replace('_', '-')} belongs to a plain send, not to "
                               "a subject test")
-    chosen = options.get("transport") or pub.settings.transport
+    chosen = options.transport or pub.settings.transport
     if measure == "opens" and chosen not in MACHINE_OPENS:
         raise NewsletterError(f"--by opens needs a provider that tells machine opens from "
                               f"people's (SendGrid); the {chosen} transport cannot, so Apple's "
                               "prefetching would decide: judge by clicks")
-    plan = plan_send(pub, issue, segments, **options)
+    plan = plan_send(pub, issue, segments, options)
     if plan.send is not None:
         raise NewsletterError(f"send #{plan.send.id} of {plan.slug} is not finished; resume "
                               "or cancel it before testing subjects")
@@ -168,7 +170,7 @@ class _Carry:
     pub: Publication
     ledger: Ledger
     test: SubjectTest
-    settle: dict[str, Any]
+    settle: SendOptions
     artifact: Artifact | None = None
     build: Build | None = None
     tried: set[str] = field(default_factory=set)
@@ -176,12 +178,14 @@ class _Carry:
 
 def advance(pub: Publication, test: SubjectTest, *, measure: Measure,
             before_send: BeforeSend | None = None, first: SendPlan | None = None,
-            now: dt.datetime | None = None, **settle: Any) -> Iterator[TestPlan | Note]:
+            now: dt.datetime | None = None, settle: SendOptions = DEFAULTS
+            ) -> Iterator[TestPlan | Note]:
     """Carry `test` on as far as it can go now. Yields each send to run (the caller executes
     it, then asks for the next step) and a Note on each other step; ends when the test waits,
     is done, or a send it ran did not complete (run again to resume). `first`: the plan the
     test was proposed with, in this process (its build and checked message); `settle`:
-    plan_send's options for unknown outcomes, passed to resumed sends."""
+    the options that settle unknown outcomes (SendOptions.settling), passed to resumed
+    sends."""
     carry = _Carry(pub, first.ledger if first else open_ledger(pub), test, settle)
     if first is not None:
         carry.artifact, carry.build = first.artifact, first.build
@@ -231,8 +235,8 @@ def _step(carry: _Carry, label_: str, arm: int | None, members: Any) -> Step:
     if last is not None:  # under way or stopped: resume it as any send
         if label_ in carry.tried:
             return "stop"
-        return plan_send(carry.pub, carry.test.issue, label_, transport=carry.test.transport,
-                         **carry.settle)
+        return plan_send(carry.pub, carry.test.issue, label_,
+                         dataclasses.replace(carry.settle, transport=carry.test.transport))
     if label_ in carry.tried:
         return None  # its send found nobody left when it was to be created
     plan = _new_plan(carry, label_, arm, members)
@@ -298,7 +302,8 @@ def _new_plan(carry: _Carry, label_: str, arm: int | None, members: Any) -> Test
                     segment=label_, transport=make_transport(test.transport, pub.settings,
                                                              pub.config),
                     ledger=carry.ledger, members=members, send=None, count=0, family=family,
-                    at=at, undo_window=test.undo_window if at is None else None,
+                    options=SendOptions(transport=test.transport, at=at),
+                    undo_window=test.undo_window if at is None else None,
                     test_id=test.id, arm=arm, links_from=links_from)
     with carry.ledger.engine.connect() as conn:
         plan.count = conn.execute(select(func.count()).select_from(subscribers)

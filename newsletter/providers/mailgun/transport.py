@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from newsletter.compose.schema import MailgunConfig
+from newsletter.compose.provider_config import MailgunConfig
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome
 from newsletter.providers.http_api import (

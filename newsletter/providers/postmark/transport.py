@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from newsletter.compose.schema import PostmarkConfig
+from newsletter.compose.provider_config import PostmarkConfig
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Outcome
 from newsletter.providers.http_api import (

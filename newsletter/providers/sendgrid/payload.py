@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from newsletter.audience.model import clean_name
 from newsletter.compose.package import list_id
 from newsletter.core.errors import InputError, NewsletterError, Problem
 from newsletter.core.personalise import PLACEHOLDER
@@ -102,9 +103,10 @@ def check_send_at(when: dt.datetime, now: dt.datetime | None = None) -> None:
                               "schedules at most 72 hours in advance")
 
 
-def clean_name(name: str) -> str:
-    """A display name SendGrid accepts in `to.name` (no ';' or ',')."""
-    return " ".join(name.replace(";", " ").replace(",", " ").split())
+def sendgrid_name(name: str) -> str:
+    """A display name SendGrid accepts in `to.name`: a clean name (audience.model.clean_name)
+    without ';' or ','."""
+    return clean_name(name.replace(";", " ").replace(",", " "))
 
 
 class PayloadBuilder:
@@ -207,7 +209,7 @@ class PayloadBuilder:
         name = recipient.name
         if ";" in name or "," in name or not name.isprintable() or "  " in name \
                 or name != name.strip():
-            name = clean_name(name)
+            name = sendgrid_name(name)
         person: dict = {
             "to": [{"email": email, "name": name} if name else {"email": email}],
             "headers": {

@@ -11,10 +11,10 @@ AWS_ENDPOINT_URL_SESV2); `ses.region` in newsletter.yaml overrides the region.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from newsletter.core.errors import NewsletterError
+from newsletter.core.settings import ses
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 30.0
@@ -23,7 +23,7 @@ READ_TIMEOUT_S = 30.0
 def region_of(region: str | None) -> str:
     """The region to use: `region` first, then AWS_REGION, then boto3's own (AWS_DEFAULT_REGION,
     the profile's configuration)."""
-    found = region or os.environ.get("AWS_REGION")
+    found = region or ses().region
     if not found:
         import boto3
 

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from newsletter.compose.schema import SNS_TOPIC_ARN
+from newsletter.compose.provider_config import SNS_TOPIC_ARN
 
 TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 SIGNED_FIELDS = {

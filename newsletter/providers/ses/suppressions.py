@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from newsletter.compose.schema import SesConfig
+from newsletter.compose.provider_config import SesConfig
 from newsletter.core.errors import FailedError
 from newsletter.providers.events import DropReason
 from newsletter.providers.neutral import Suppression

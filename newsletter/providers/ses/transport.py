@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from newsletter.compose.schema import SesConfig
+from newsletter.compose.provider_config import SesConfig
 from newsletter.core.errors import FailedError
 from newsletter.providers.base import BatchResult, Outcome, Transport
 from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire, wire_address
