@@ -15,7 +15,7 @@ import httpx
 
 from tests.web.public.conftest import Site, event, signed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # tests/web/public -> the repository
 
 
 def _free_port() -> int:

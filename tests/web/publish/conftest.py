@@ -21,7 +21,7 @@ import pytest
 
 from tests.web.publish.tls_proxy import TlsProxy, make_certificate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # tests/web/publish -> the repository
 SECRET = "publish-test-secret-0123456789abcdef"
 SLUG = "2026-11-24"
 
