@@ -47,6 +47,32 @@ def test_sendgrid_requests_carry_both(mailing: Mailing) -> None:
                                "Feedback-ID": "2026-11-24:42:policy-experts-weekly:example-org"}
 
 
+def test_postmark_messages_carry_both(mailing: Mailing) -> None:
+    import orjson
+
+    from newsletter.providers.postmark.payload import PostmarkPayload
+
+    body, rejected = PostmarkPayload(mailing, "broadcast").body(
+        [Item(7, Recipient("reader@example.org"))])
+    assert rejected == {}
+    [message] = orjson.loads(body)
+    headers = {h["Name"]: h["Value"] for h in message["Headers"]}
+    assert headers["List-Id"] == LIST_ID
+    assert headers["Feedback-ID"] == "2026-11-24:42:policy-experts-weekly:example-org"
+
+
+def test_mailgun_requests_carry_both(mailing: Mailing) -> None:
+    from urllib.parse import parse_qsl
+
+    from newsletter.providers.mailgun.payload import MailgunPayload
+
+    body, rejected = MailgunPayload(mailing).body([Item(7, Recipient("reader@example.org"))])
+    assert rejected == {}
+    fields = dict(parse_qsl(body.decode()))
+    assert fields["h:List-Id"] == LIST_ID
+    assert fields["h:Feedback-ID"] == "2026-11-24:42:policy-experts-weekly:example-org"
+
+
 def _config(name: str, sender: str) -> PublicationConfig:
     base = sample_build()[0].config
     return base.model_copy(update={"name": name,

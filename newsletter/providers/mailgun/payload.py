@@ -30,6 +30,7 @@ from newsletter.core.errors import InputError, Problem
 from newsletter.core.personalise import PLACEHOLDER
 from newsletter.providers.http_api import address
 from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.mime import feedback_id
 
 MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
@@ -74,6 +75,7 @@ class MailgunPayload:
             ("h:List-Unsubscribe", f"<{variable(UNSUBSCRIBE_KEY)}>"),
             ("h:List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ("h:List-Id", list_id(config)),
+            ("h:Feedback-ID", feedback_id(config, mailing.slug, mailing.send_ref)),
             ("v:" + ISSUE_KEY, mailing.slug), ("v:" + SEND_KEY, mailing.send_ref),
             ("v:" + RECIPIENT_KEY, variable(RECIPIENT_KEY)),
         ]

@@ -21,6 +21,7 @@ from newsletter.core.errors import InputError, Problem
 from newsletter.core.personalise import PLACEHOLDER
 from newsletter.providers.http_api import address
 from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.mime import feedback_id
 
 MAX_MESSAGES = 500
 MAX_REQUEST_BYTES = 50 * 1024 * 1024
@@ -81,6 +82,7 @@ class PostmarkPayload:
         if track_links is not None:
             self.base["TrackLinks"] = track_links
         self.list_id = list_id(config)
+        self.feedback_id = feedback_id(config, mailing.slug, mailing.send_ref)
         each = len(orjson.dumps(self.base)) + 3 * len(mailing.html.encode()) // 2 \
             + len(mailing.text.encode()) + 2048
         self.batch_size = max(1, min(MAX_MESSAGES, TARGET_REQUEST_BYTES // each))
@@ -100,6 +102,7 @@ class PostmarkPayload:
                 {"Name": "List-Unsubscribe", "Value": f"<{unsubscribe}>"},
                 {"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"},
                 {"Name": "List-Id", "Value": self.list_id},
+                {"Name": "Feedback-ID", "Value": self.feedback_id},
             ],
             "Metadata": {ISSUE_KEY: self.mailing.slug, SEND_KEY: self.mailing.send_ref,
                          RECIPIENT_KEY: str(item.key)},
