@@ -162,7 +162,7 @@ def fetch_bounces(pub: Publication, engine: Engine, *, recheck: bool = False) ->
     settings = pub.settings
     secrets = signing_secrets(settings.secret, settings.previous_secrets)
     ctx = Context(config, secrets, pub.config.sender.email.rsplit("@", 1)[1])
-    limit = SoftBounceLimit(config.soft_bounce_limit, config.soft_bounce_days)
+    limit = SoftBounceLimit.of(config)
     url = MailboxUrl.parse(config.imap_url)
     report = FetchReport(where=url.where)
     with one_reader(engine) as alone:
