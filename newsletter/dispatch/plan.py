@@ -25,8 +25,8 @@ from newsletter.dispatch.artifact import Artifact, source_hash
 from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
 from newsletter.dispatch.ledger.consent import preview
 from newsletter.dispatch.ledger.reached import reached, recipients_of
-from newsletter.dispatch.options import CANCEL_DEADLINE, listed, minutes, parse_window, utc_minute
-from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, Transport, make_transport
+from newsletter.dispatch.options import listed, minutes, schedule_window, utc_minute
+from newsletter.providers import Transport, make_transport
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -220,10 +220,12 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     if narrow is not None:
         members = members & narrow
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
-    undo_window = _undo_window(pub, ledger, resumed, chosen, at, undo_window)
+    undo_window = schedule_window(pub, ledger, resumed, chosen, at, undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
-    require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
-    if chosen in SUPPRESSION_LISTS and resumed is None and not dry_run and before_send:
+    if build is not None:  # a frozen message was checked and approved when its send began
+        require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, real From
+    if sender.capabilities.suppression_lists and resumed is None and not dry_run \
+            and before_send:
         note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses first
         if note:
             notes.append(note)
@@ -242,7 +244,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     if reopen is not None:
         _plan_reopen(plan, reopen)
     elif active is not None:
-        _plan_resume(plan, active, chosen, dry_run)
+        _plan_resume(plan, active, dry_run)
     else:
         _count_new(plan)
         if plan.count == 0 and not plan.left_out:
@@ -290,39 +292,6 @@ def _artifact_of(pub: Publication, ledger: Ledger, send: SendRow, family: tuple[
     return Artifact.freeze(pub, build, family), build, False
 
 
-def _undo_window(pub: Publication, ledger: Ledger, resumed: SendRow | None, chosen: str,
-                 at: dt.datetime | None, undo_window: dt.timedelta | None
-                 ) -> dt.timedelta | None:
-    """The undo window of the send: given, from newsletter.yaml (new SendGrid sends), or the
-    one a scheduled send was started with; refused outside SendGrid and its limits."""
-    if resumed is None and undo_window is None and chosen == "sendgrid" and at is None:
-        configured = pub.config.sendgrid.undo_window
-        undo_window = parse_window(configured) if configured else None
-    if resumed is not None and undo_window is None:
-        runs = ledger.scheduled.runs(resumed.id)
-        if runs:
-            last = runs[-1]
-            undo_window = max(dt.timedelta(minutes=1),
-                              last.send_at - last.created_at - CANCEL_DEADLINE)
-    if (at is not None or undo_window is not None) and chosen != "sendgrid":
-        what = "--at" if at is not None else "--undo-window"
-        why = SCHEDULING.get(chosen)
-        raise NewsletterError(f"{what} needs the sendgrid transport (SendGrid's send_at "
-                              f"schedules the send); the {chosen} transport sends at once"
-                              + (f": {why}" if why else ""))
-    if at is not None:
-        from newsletter.providers.sendgrid.payload import check_send_at
-
-        check_send_at(at)
-    if undo_window is not None:
-        from newsletter.providers.sendgrid.payload import MAX_SCHEDULE_AHEAD
-
-        if not dt.timedelta(minutes=1) <= undo_window <= MAX_SCHEDULE_AHEAD - CANCEL_DEADLINE:
-            raise NewsletterError("the undo window must be between 1 minute and 71 hours 50 "
-                                  "minutes (SendGrid schedules at most 72 hours ahead)")
-    return undo_window
-
-
 def _count_new(plan: SendPlan) -> None:
     """Recipients of a new send, and who of the segments was left out and why (one query)."""
     chosen = plan.recipients()
@@ -368,9 +337,10 @@ def _note_withdrawn(plan: SendPlan, send: SendRow, states: list[str]) -> None:
         plan.count -= count
 
 
-def _plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> None:
+def _plan_resume(plan: SendPlan, active: SendRow, dry_run: bool) -> None:
     recipients = plan.ledger.recipients
-    settles = chosen == "outbox" or plan.undo_window is not None
+    knows = plan.transport.capabilities.settles_unknown
+    settles = bool(knows) or plan.undo_window is not None
     states = ["pending"] + (["unknown"] if plan.resend_unknown or settles else [])
     plan.count = recipients.count(active.id, states)
     picked = recipients.count_unknown(active.id, batches=plan.resend_batches,
@@ -380,8 +350,9 @@ def _plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) ->
     _note_withdrawn(plan, active, ["pending"])
     if settles and active.unknown:
         plan.notes.append(f"{active.unknown:,} recipients with an unknown fate: " + (
-            "their batches are cancelled at SendGrid and sent again under new batch ids"
-            if plan.undo_window else "the outbox shows whether each message was written"))
+            f"their batches are cancelled at {plan.transport.label} and sent again under new "
+            "batch ids"
+            if plan.undo_window else knows))
         return
     settled = "; ".join(filter(None, [
         "all recorded as accepted" if plan.accept_unknown else "",

@@ -5,8 +5,9 @@
   expert's id and name as sent, and whether our click tracking rewrote its links.
 - `sends_of` reads the sends back as `SendFacts`. A send made before `send_contents` existed
   knows only the pieces that had links (from `send_links`) and not whether clicks were tracked.
-- `PROVIDER_EVENTS` says what each transport's provider reports back through its webhook: the
-  outbox and SMTP report nothing (no tracking pixel is ever added; bounces come later, by mail).
+- what each send's provider reports back through its webhook is what its transport declares
+  (`capabilities().reports`, newsletter.providers): the outbox and SMTP report nothing (no
+  tracking pixel is ever added; bounces come later, by mail).
 - `people_reached` counts people, not messages: someone mailed again (`send --again`) is one.
 - `personal_link` names a link that differs per recipient (unsubscribe, preference page).
 """
@@ -24,11 +25,8 @@ from newsletter.core.personalise import PLACEHOLDER
 from newsletter.db.engine import write_connection
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import send_contents, send_links
+from newsletter.providers import capabilities
 
-#: Events each transport's provider reports back (webhook), by the sends' `transport` name.
-PROVIDER_EVENTS: dict[str, frozenset[str]] = {
-    "sendgrid": frozenset({"open", "click", "bounce", "complaint", "unsubscribe"}),
-}
 #: What a personal placeholder in a link's URL makes of it.
 PERSONAL_LINKS = {"unsubscribe_url": "unsubscribe link", "preferences_url": "preference page link"}
 
@@ -62,7 +60,7 @@ class SendFacts:
 
     def reports(self, event: str) -> bool:
         """Whether this send's provider reports `event` (open, click, bounce, ...)."""
-        return event in PROVIDER_EVENTS.get(self.transport, frozenset())
+        return event in capabilities(self.transport).reports
 
     @property
     def measures_clicks(self) -> bool:
