@@ -56,6 +56,7 @@ _CHUNK = 400
 _WRAP = b"newsletter-erasure-key-wrap"
 _FINGERPRINT = b"newsletter-erasure-key-fingerprint"
 ANONYMOUS = "erased-"  # prefix of the anonymous keys events are moved to
+ERASED_DOMAIN = "erased.invalid"  # ledger rows of erased people: <anonymous key>@erased.invalid
 
 
 class EraseKeyMissing(InputError):
@@ -297,6 +298,11 @@ def screen(conn: Connection, secrets: Secrets,
     return gone
 
 
+def anonymised(email: str) -> bool:
+    """Whether `email` is the stand-in an erasure left in a ledger row (no one's address)."""
+    return email.startswith(ANONYMOUS) and email.endswith("@" + ERASED_DOMAIN)
+
+
 def anonymous_key() -> str:
     """A fresh key for events kept without their address."""
     return f"{ANONYMOUS}{random.token_hex(8)}"
@@ -354,7 +360,7 @@ def erase(conn: Connection, secrets: Secrets, email: str) -> Erased:
     own = or_(func.lower(r.email).in_(keys), r.subscriber_id.in_(sub_ids)) if sub_ids else \
         func.lower(r.email).in_(keys)
     ledger = conn.execute(update(send_recipients).where(own).values(
-        subscriber_id=None, email=f"{anonymous}@erased.invalid", name="", attributes={},
+        subscriber_id=None, email=f"{anonymous}@{ERASED_DOMAIN}", name="", attributes={},
         provider_id=None, last_error=None)).rowcount or 0
     _scrub_errors(conn, keys)
     if sub_ids:

@@ -41,15 +41,13 @@ def _loopback(url: str | None) -> bool:
 
 
 def delivers(transport: str, settings: Settings) -> bool:
-    """Whether `transport` hands mail to the world: the outbox never does, SMTP and SendGrid
-    do unless they point at this machine (a test server); any other provider does."""
+    """Whether `transport` hands mail to the world: the outbox never does, SMTP and the API
+    providers do unless they point at this machine (a test server)."""
     if transport == "outbox":
         return False
-    if transport == "smtp":
-        return not _loopback(settings.smtp_url)
-    if transport == "sendgrid":
-        return not _loopback(settings.sendgrid_api_url)
-    return True
+    where = {"smtp": settings.smtp_url, "sendgrid": settings.sendgrid_api_url,
+             "postmark": settings.postmark.api_url, "mailgun": settings.mailgun.api_url}
+    return transport not in where or not _loopback(where[transport])
 
 
 def sender_problem(config: PublicationConfig, settings: Settings, transport: str) -> str | None:

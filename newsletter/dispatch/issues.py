@@ -2,11 +2,11 @@
 where it stands, from a draft to "sent to N".
 
 The state of an issue that has sends comes from its sends (the ledger's rows, read through
-`Ledger.sends_for`): sending, paused (a send stopped or interrupted and not yet resumed),
-scheduled (a send waiting at its provider for its time), or sent to N people. An issue without sends
-is built and checked (offline, without SpamAssassin): failing checks, approved (the approvals
-newsletter.yaml asks for, of its current content; any approval when none is required), or
-draft.
+`Ledger.sends.of_issue`): sending, paused (a send stopped or interrupted and not yet resumed),
+scheduled (a send waiting at its provider for its time), or sent to N people. An issue without
+sends is built and checked (offline, without SpamAssassin): failing checks, approved (the
+approvals newsletter.yaml asks for, of its current content; any approval when none is
+required), or draft.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def issue_lines(pub: Publication, *, now: dt.datetime | None = None) -> list[Iss
             language = str(manifest.get("language") or pub.config.language)
             editions = [(e.slug, e.language) for e in edition_group(pub, slug) if e.slug != slug]
             line = IssueLine(slug, str(manifest.get("date") or ""), language, editions, "draft")
-            found = send_state(ledger.sends_for(slug), now)
+            found = send_state(ledger.sends.of_issue(slug), now)
             if found is None:
                 _unsent(pub, slug, engine, line)
             else:

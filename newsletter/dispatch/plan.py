@@ -222,8 +222,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = schedule_window(pub, ledger, resumed, chosen, at, undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
-    if build is not None:  # a frozen message was checked and approved when its send began
-        require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, real From
+    if resumed is None and build is not None:  # a resume sends what was approved at its start
+        require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
     if sender.capabilities.suppression_lists and resumed is None and not dry_run \
             and before_send:
         note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses first

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, case, or_, select
 
-from newsletter.audience.erasure import erased_at
+from newsletter.audience.erasure import anonymised, erased_at
 from newsletter.audience.history import Source
 from newsletter.audience.model import email_key, utcnow
 from newsletter.db.ledger_tables import send_recipients, sends
@@ -150,7 +150,9 @@ def apply_readings(conn: Connection, readings: Sequence[Reading], *, secret: str
     now_s = int(now.timestamp())
     events = [dataclasses.replace(e, timestamp=min(e.timestamp or now_s, now_s))
               for e in _settle(conn, readings, applied)]
-    gone = erased_at(conn, secret, sorted({e.email for e in events}))
+    # the row mailed may belong to someone erased since: its address is a stand-in now
+    gone = {e.email for e in events if anonymised(e.email)}
+    gone |= set(erased_at(conn, secret, sorted({e.email for e in events} - gone)))
     applied.erased = sum(1 for e in events if e.email in gone)
     events = [e for e in events if e.email not in gone]
     wanted = {e.send_id for e in events if e.send_id is not None}

@@ -1,5 +1,5 @@
 """`newsletter issues`: every issue with its date, language, editions and state, one line each,
-and `--format json`. Send states come from the ledger's rows (`Ledger.sends_for`)."""
+and `--format json`. Send states come from the ledger's rows (`Ledger.sends.of_issue`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from newsletter.db.tables import subscribers
 from newsletter.dispatch.approval import approve
 from newsletter.dispatch.issues import STATES, send_state
 from newsletter.dispatch.ledger import Ledger, SendRow, process_owner
-from tests.dispatch.conftest import SLUG, Pub, add_people
+from tests.dispatch.conftest import SLUG, Pub, add_people, artifact
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 ARABIC = f"{SLUG}-ar"
@@ -23,6 +23,7 @@ ARABIC = f"{SLUG}-ar"
 def _row(**values) -> SendRow:
     base = dict(id=1, issue=SLUG, segment="everyone", transport="outbox", content_hash="x",
                 subject="s", state="completed", total=10, accepted=10, failed=0, unknown=0,
+                skipped=0, cancelled=0, reach="once",
                 batches=1, send_at=None, batch_id=None, owner=None, heartbeat_at=None, lease=1,
                 leased_at=None, last_error=None, created_at=NOW, updated_at=NOW,
                 finished_at=NOW)
@@ -96,11 +97,11 @@ def test_issues_from_draft_to_sent(pub: Pub) -> None:
 def test_a_stopped_send_shows_as_paused(pub: Pub) -> None:
     add_people(pub.engine, 2)
     ledger = Ledger(pub.engine)
-    send = ledger.create(issue=SLUG, segment="everyone", transport="outbox", content_hash="x",
-                         subject="s", members=subscribers.c.id > 0)
+    send = ledger.sends.create(issue=SLUG, segment="everyone", transport="outbox",
+                               artifact=artifact(), members=subscribers.c.id > 0)
     line = _lines(pub)[SLUG]
     assert line["state"] == "sending" and "0 of 2 accepted" in line["detail"]
-    ledger.release(send.id, "interrupted")
+    ledger.sends.release(send.id, "interrupted")
     line = _lines(pub)[SLUG]
     assert line["state"] == "paused" and "interrupted" in line["detail"]
     assert "paused — send #1 to 'everyone' stopped at 0 of 2: interrupted" in \

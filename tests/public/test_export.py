@@ -31,7 +31,10 @@ ADDRESS = "whole.life@example.com"
 OTHER = "someone.else@example.com"
 #: tables that hold nothing about a person (asserted below: not even the address)
 IMPERSONAL = {"schema_version", "sends", "send_links", "send_contents", "send_batches",
-              "suppression_sync", "signup_throttle", "erased_addresses", "erasure_keys"}
+              "suppression_sync", "signup_throttle", "erased_addresses", "erasure_keys",
+              # a send's frozen message (personalised only at hand-over), staff sign-offs,
+              # providers' signature tokens
+              "send_artifacts", "approvals", "webhook_tokens"}
 #: surrogate keys: numbers that mean nothing outside the database
 SURROGATE = {"subscribers.id", "subscriber_history.id", "subscriber_history.subscriber_id",
              "subscriber_tags.subscriber_id", "send_recipients.id",
