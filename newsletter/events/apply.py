@@ -240,8 +240,14 @@ def apply_events(conn: Connection, events: Sequence[ProviderEvent],
     """Apply `events` inside the caller's transaction (on SQLite, one that holds the write
     lock: `write_connection`). `secrets` (the rotation list) read the erasure list; `soft`
     is the soft-bounce limit (newsletter.yaml's `bounces:`)."""
+    return _apply(conn, [Stored.of(e) for e in events], now, limits, secrets, soft)
+
+
+def _apply(conn: Connection, rows: list[Stored], now: dt.datetime | None,
+           limits: Thresholds | None, secrets: Secrets, soft: SoftBounceLimit | None
+           ) -> ApplyReport:
     now = now or utcnow()
-    rows = anonymise_erased(conn, [Stored.of(e) for e in events], secrets)
+    rows = anonymise_erased(conn, rows, secrets)
     unique = list({e.event_id: e for e in reversed(rows)}.values())[::-1]
     report = ApplyReport(received=len(rows), duplicates=len(rows))
     if not unique:
@@ -277,12 +283,13 @@ def apply_batch(engine: Engine, events: Sequence[ProviderEvent], attempts: int =
     `token` (provider, token, window) when it has one (Replayed when that token was seen
     before). Rows are locked in one order (event id, address), and a PostgreSQL deadlock or
     serialization failure between concurrent batches is retried."""
+    rows = [Stored.of(e) for e in events]  # before the write lock is taken
     for attempt in range(1, attempts + 1):
         try:
             with write_connection(engine) as conn, conn.begin():
                 if token is not None and not remember_token(conn, *token):
                     raise Replayed(f"the {token[0]} signature token was used before")
-                return apply_events(conn, events, limits=limits, secrets=secrets, soft=soft)
+                return _apply(conn, rows, None, limits, secrets, soft)
         except DBAPIError as exc:
             code = getattr(exc.orig, "sqlstate", None)
             if attempt == attempts or code not in ("40P01", "40001"):

@@ -6,9 +6,9 @@ means (the ladder in newsletter.audience.statuses then decides whether the subsc
 may move):
 
 - a hard bounce, a drop for an invalid or earlier-bounced address: `bounced`;
-- a soft bounce: `bounced` once it is the `SoftBounceLimit.count`-th soft bounce of the address
+- a soft bounce: `bounced` once it makes `SoftBounceLimit.count` soft bounces of the address
   within `SoftBounceLimit.days` (3 in 30 by default; `bounces:` in newsletter.yaml sets it),
-  else nothing;
+  whatever order they arrived in (`soft_bounce_counts`), else nothing;
 - a complaint, a drop for an earlier complaint: `complained`;
 - an unsubscribe at the provider (from all mail or from one of its lists), a drop for an
   earlier unsubscribe: `unsubscribed`;
@@ -26,6 +26,7 @@ and the reputation guard count every provider's events alike.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -130,19 +131,26 @@ def lock_subscribers(conn: Connection, keys: Collection[str]) -> None:
 
 def soft_bounce_counts(conn: Connection, bounces: Sequence[tuple[str, int]],
                        limit: SoftBounceLimit) -> list[int]:
-    """For each (email key, Unix time) of a soft bounce already stored: the address's stored
-    soft bounces within the limit's window ending at that time (that one included). One
+    """For each (email key, Unix time) of a soft bounce already stored: the most stored soft
+    bounces of the address within any window of the limit's length that holds this one (it
+    included), so that bounces arriving out of order count as if they had come in order. One
     query for the whole batch."""
     if not bounces:
         return []
     window = dt.timedelta(days=limit.days)
     first = dt.datetime.fromtimestamp(min(at for _, at in bounces), dt.UTC) - window
-    last = dt.datetime.fromtimestamp(max(at for _, at in bounces), dt.UTC)
+    last = dt.datetime.fromtimestamp(max(at for _, at in bounces), dt.UTC) + window
     c = webhook_events.c
     times: dict[str, list[float]] = {}
     for key, occurred in conn.execute(select(c.email_key, c.occurred_at).where(and_(
             c.email_key.in_(sorted({key for key, _ in bounces})),
-            c.event.in_(SOFT_BOUNCE_EVENTS), c.occurred_at > first, c.occurred_at <= last))):
+            c.event.in_(SOFT_BOUNCE_EVENTS), c.occurred_at > first, c.occurred_at < last))):
         times.setdefault(key, []).append(occurred.timestamp())
     seconds = window.total_seconds()
-    return [sum(1 for t in times.get(key, ()) if at - seconds < t <= at) for key, at in bounces]
+    found = []
+    for key, at in bounces:
+        ordered = sorted(times.get(key, ()))
+        ends = [at, *(t for t in ordered if at < t < at + seconds)]  # windows holding `at`
+        found.append(max(bisect_right(ordered, end) - bisect_right(ordered, end - seconds)
+                         for end in ends))
+    return found

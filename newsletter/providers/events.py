@@ -44,7 +44,9 @@ class DropReason(StrEnum):
     OTHER = "other"  # anything else (content, quota, ...): says nothing about the address
 
 
-@dataclass(frozen=True, slots=True)
+# A value, never changed once made (dataclasses.replace makes another); not frozen, because a
+# frozen dataclass costs several times as much to make, and webhooks make thousands a second.
+@dataclass(slots=True)
 class ProviderEvent:
     """One thing that happened, in the neutral vocabulary.
 
