@@ -27,7 +27,8 @@ until a reset, and before that reset. `peak` is the most mail sends handled at o
 To extend it (suppression endpoints, event webhooks...), register a handler:
 `fake.route("GET", "/v3/suppression/unsubscribes", handler)` where `handler(fake, request)`
 returns an `Answer`. Run `python -m tests.fake_sendgrid` for a standalone server (the
-benchmark does), which prints `PORT <n>` and serves `GET /_fake/stats`; with `--instant` it
+benchmark does), which prints `PORT <n>` and serves `GET /_fake/stats` (and `POST
+/_fake/counts`: messages per address of a JSON list); with `--instant` it
 checks the first mail send by SendGrid's rules and then only counts addresses, so the bench
 measures the sender rather than the fake.
 """
@@ -301,6 +302,7 @@ class FakeSendGrid:
             ("POST", "/v3/mail/batch"): FakeSendGrid._new_batch,
             ("POST", "/v3/user/scheduled_sends"): FakeSendGrid._scheduled,
             ("GET", "/_fake/stats"): FakeSendGrid._stats,
+            ("POST", "/_fake/counts"): FakeSendGrid._counts,
         }
         self.server: ThreadingHTTPServer | None = None
 
@@ -448,6 +450,11 @@ class FakeSendGrid:
                 "duplicates": sum(n - 1 for n in counts.values() if n > 1),
                 "peak": self.peak,
             })
+
+    def _counts(self, request: Request) -> Answer:
+        """How many messages each address of a JSON list got (the bench's activity log)."""
+        with self.lock:
+            return Answer(200, {e: self.counts.get(e.lower(), 0) for e in request.json()})
 
     def _new_batch(self, request: Request) -> Answer:
         batch_id = uuid.uuid4().hex

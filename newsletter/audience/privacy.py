@@ -2,7 +2,8 @@
 
 `subscriber_data()` gathers everything the database holds about one person: profile and
 consent, sign-up request, tags, attributes, audit trail, the sends they received (their own
-ledger rows, as the ledger keeps them), every stored event and the engagement counts per send.
+ledger rows, as the ledger keeps them), every stored event and the engagement counts per send,
+their request for the welcome message and the subject tests whose sample held them.
 tests/public/test_export.py compares it with a dump of every table for that person, so a table
 added later cannot be left out silently.
 
@@ -30,10 +31,13 @@ from newsletter.db.tables import (
     engagement,
     erased_addresses,
     signups,
+    subject_test_people,
+    subject_tests,
     subscriber_history,
     subscriber_tags,
     subscribers,
     webhook_events,
+    welcome_requests,
 )
 
 #: the tables erasure writes to (PostgreSQL vacuums them afterwards)
@@ -119,7 +123,27 @@ def subscriber_data(conn: Connection, email: str) -> dict[str, Any] | None:
         "sends": _sends(conn, keys, sub.id),
         "events": _events(conn, keys),
         "engagement": _engagement(conn, keys),
+        "welcome": _welcome(conn, sub.id),
+        "subject_tests": _subject_tests(conn, sub.id),
     }
+
+
+def _welcome(conn: Connection, subscriber_id: int) -> dict[str, Any] | None:
+    """The person's request for the welcome message (newsletter.audience.welcome)."""
+    row = conn.execute(select(welcome_requests).where(
+        welcome_requests.c.subscriber_id == subscriber_id)).first()
+    return {"requested": _stamp(row.requested_at), "via": row.via} if row else None
+
+
+def _subject_tests(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+    """The subject tests whose sample held the person, and the subject they were given."""
+    p, t = subject_test_people.c, subject_tests.c
+    query = (select(p.test_id, p.arm, t.issue, t.subjects)
+             .join(subject_tests, t.id == p.test_id).where(p.subscriber_id == subscriber_id)
+             .order_by(p.test_id))
+    return [{"test": row.test_id, "issue": row.issue, "arm": row.arm,
+             "subject": row.subjects[row.arm] if row.arm < len(row.subjects) else None}
+            for row in conn.execute(query)]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,11 +82,13 @@ def run(
     timeout: float = 10.0,
     transport: str | None = None,
     dns: bool = False,
+    subjects: Sequence[str] = (),
 ) -> Report:
     """Run every check; SpamAssassin runs alongside the offline checks; with `dns`, the From
     domain's DMARC policy too (newsletter.checks.dmarc).
 
-    `transport`: judge the issue for this transport (default: NEWSLETTER_TRANSPORT)."""
+    `transport`: judge the issue for this transport (default: NEWSLETTER_TRANSPORT).
+    `subjects`: the subjects of a subject test, each checked (newsletter.checks.subjects)."""
     spam_check = SpamCheck(build.message).start() if spam else None
     ctx = Context(pub, build, online=online, timeout=timeout, transport=transport)
     report = Report(slug=build.slug)
@@ -94,6 +96,10 @@ def run(
     try:
         for _name, check in OFFLINE:
             report.findings += check(ctx)
+        if subjects:
+            from newsletter.checks.subjects import check_subjects
+
+            report.findings += check_subjects(pub, build, subjects, spam=spam)
         if online:
             from newsletter.checks.online import check_online
 
@@ -131,9 +137,11 @@ def run_checks(
     online: bool = False,
     spam: bool = True,
     timeout: float = 10.0,
+    subjects: Sequence[str] = (),
 ) -> list[Finding]:
     """Every finding for a built issue (errors block a send; warnings are advice)."""
-    return run(pub, build, online=online, spam=spam, timeout=timeout).findings
+    return run(pub, build, online=online, spam=spam, timeout=timeout,
+               subjects=subjects).findings
 
 
 def _from_problem(problem: Problem) -> Finding:
@@ -150,9 +158,11 @@ def check_issue(
     timeout: float = 10.0,
     transport: str | None = None,
     dns: bool = True,
+    subjects: Sequence[str] = (),
 ) -> Report:
     """Build ISSUE and check it (`newsletter check`: the DMARC check included unless `dns` is
-    false); a build that fails on bad input becomes error findings."""
+    false; `subjects`: a subject test's, each checked too); a build that fails on bad input
+    becomes error findings."""
     from newsletter.compose import build_issue
 
     try:
@@ -164,15 +174,16 @@ def check_issue(
             facts={"unbuilt": True},
         )
     return run(pub, build, online=online, spam=spam, timeout=timeout, transport=transport,
-               dns=dns)
+               dns=dns, subjects=subjects)
 
 
-def require_passing(pub: Publication, build: Build) -> Report:
+def require_passing(pub: Publication, build: Build, subjects: Sequence[str] = ()) -> Report:
     """The gate that `send` (dry runs too) and `send-test` pass first: refuse on any error.
 
-    Runs the offline checks, SpamAssassin included; warnings do not block.
+    Runs the offline checks, SpamAssassin included (and for each of a subject test's
+    `subjects`); warnings do not block.
     """
-    report = run(pub, build, spam=True)
+    report = run(pub, build, spam=True, subjects=subjects)
     if report.errors:
         lines = [
             f"{f.location()}: {f.message} [{f.check}]"

@@ -9,6 +9,7 @@ a local stand-in for an API), but an error for a transport that delivers to peop
 from __future__ import annotations
 
 import ipaddress
+import os
 from urllib.parse import urlsplit
 
 from newsletter.checks.model import ERROR, Context, Finding
@@ -42,11 +43,13 @@ def _loopback(url: str | None) -> bool:
 
 def delivers(transport: str, settings: Settings) -> bool:
     """Whether `transport` hands mail to the world: the outbox never does, SMTP and the API
-    providers do unless they point at this machine (a test server)."""
+    providers do unless they point at this machine (a test server; SES's endpoint is boto3's
+    own AWS_ENDPOINT_URL_SESV2 or AWS_ENDPOINT_URL)."""
     if transport == "outbox":
         return False
     where = {"smtp": settings.smtp_url, "sendgrid": settings.sendgrid_api_url,
-             "postmark": settings.postmark.api_url, "mailgun": settings.mailgun.api_url}
+             "postmark": settings.postmark.api_url, "mailgun": settings.mailgun.api_url,
+             "ses": os.environ.get("AWS_ENDPOINT_URL_SESV2") or os.environ.get("AWS_ENDPOINT_URL")}
     return transport not in where or not _loopback(where[transport])
 
 

@@ -102,9 +102,11 @@ def import_command(app: App, file: Path, tags: tuple[str, ...], strict: bool) ->
               help="An attribute (repeatable).")
 @click.option("--resubscribe", is_flag=True,
               help="Make a retired address active again (only at the person's own request).")
+@click.option("--welcome", is_flag=True,
+              help="A confirmed sign-up: send the welcome message (once per person, ever).")
 @pass_app
 def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
-                attrs: tuple[str, ...], resubscribe: bool) -> None:
+                attrs: tuple[str, ...], resubscribe: bool, welcome: bool) -> None:
     """Add a subscriber, or update a known one."""
     from newsletter.audience import add_subscriber
     from newsletter.audience.model import clean_name
@@ -122,14 +124,40 @@ def add_command(app: App, email: str, name: str | None, tags: tuple[str, ...],
 
     # Read, then write: SQLite's write lock is taken up front, or a writer that commits in
     # between (serve's webhook, its pruning) would fail this at once with "database is locked".
+    if welcome:
+        from newsletter.dispatch.welcome import welcome_editions
+
+        welcome_editions(app.publication)  # refuse before anything changes: no welcome set up
     with _database(app) as engine, write_connection(engine) as conn, conn.begin():
         sub, created = add_subscriber(conn, email, name=name, tags=tags, attributes=attributes,
                                       resubscribe=resubscribe,
                                       secrets=app.publication.settings.secrets)
+        if welcome and sub.active:
+            from newsletter.audience.welcome import VIA_CLI, request_welcome
+
+            request_welcome(conn, sub.id, VIA_CLI)
     console.print(f"{'added' if created else 'updated'} {sub.email} ({sub.status})", markup=False)
     if not sub.active:
         err_console.print(f"{sub.email} is {sub.status}: it stays out of every segment "
                           "(use --resubscribe only at the person's own request)", markup=False)
+    elif welcome:
+        _welcome_now(app)
+
+
+def _welcome_now(app: App) -> None:
+    """The welcome round `serve` runs, once, now: whoever is waiting is welcomed."""
+    from newsletter.dispatch.welcome import welcome_round
+    from newsletter.web.send_hooks import send_hooks
+
+    done = welcome_round(app.publication, hooks=send_hooks)
+    for send in done.sends:
+        console.print(f"welcome send #{send.id} of {send.issue}: {send.accepted:,} of "
+                      f"{send.total:,} accepted", markup=False)
+    for note in [*done.notes, *done.busy]:
+        err_console.print(f"welcome: {note}", markup=False)
+    if not done.sends and not done.busy and not done.notes:
+        console.print("welcome: nobody waiting (the welcome reached this person before)",
+                      markup=False)
 
 
 @subscribers_group.command("unsubscribe")

@@ -31,6 +31,8 @@ from newsletter.core.errors import EXIT_BAD_INPUT, EXIT_FAILED
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
               help="Judge the issue for sending through this transport (default: "
                    "NEWSLETTER_TRANSPORT, else outbox).")
+@click.option("--test-subjects", "subjects", multiple=True, metavar="SUBJECT",
+              help="Check the subjects of a subject test too (repeat for each).")
 @pass_app
 @click.pass_context
 def check(
@@ -43,6 +45,7 @@ def check(
     timeout: float,
     no_spam: bool,
     transport: str | None,
+    subjects: tuple[str, ...],
 ) -> None:
     """Check ISSUE (folder or slug) before sending: every finding, with where and how to fix.
 
@@ -51,7 +54,7 @@ def check(
     from newsletter.checks import check_issue, format_json, format_text, summary
 
     report = check_issue(app.publication, issue, online=online, spam=not no_spam, timeout=timeout,
-                         transport=transport)
+                         transport=transport, subjects=subjects)
     if fmt == "json":
         click.echo(format_json(report, strict), nl=False)
         click.echo(summary(report, strict), err=True)

@@ -44,7 +44,7 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 #: the --transport choices (newsletter.core.settings.TRANSPORTS, not imported: help stays light)
-TRANSPORT_NAMES = ("outbox", "smtp", "sendgrid", "postmark", "mailgun")
+TRANSPORT_NAMES = ("outbox", "smtp", "sendgrid", "ses", "postmark", "mailgun")
 
 CONFIG_FILE = "newsletter.yaml"  # as newsletter.compose.publication names it (not imported: light)
 

@@ -28,11 +28,11 @@ class _SendCommand(click.Command):
 @click.command(cls=_SendCommand, epilog="To cancel a scheduled send: newsletter send cancel "
                "ISSUE [--segment NAME].")
 @click.argument("issue")
-@click.option("--segment", "segments", required=True, multiple=True,
+@click.option("--segment", "segments", multiple=True,
               help="Segment (from subscribers/segments.yaml); repeat it to send once to the "
-                   "union of several.")
+                   "union of several. Required, except with --resume.")
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
-              help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
+              help=f"{', '.join(TRANSPORT_NAMES)} (default: NEWSLETTER_TRANSPORT, else outbox).")
 @click.option("--dry-run", is_flag=True, help="Do everything but hand messages over.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--again", is_flag=True,
@@ -60,13 +60,31 @@ class _SendCommand(click.Command):
               help="Send even if the web copy or an image URL does not answer.")
 @click.option("--editions", is_flag=True,
               help="Send each reader the edition in their `language` attribute (one each).")
+@click.option("--resume", is_flag=True,
+              help="Go on with the send of ISSUE the reputation guard paused (after a look at "
+                   "`newsletter status`), or any stopped one.")
+@click.option("--test-subjects", "test_subjects", multiple=True, metavar="SUBJECT",
+              help="A subject test: repeat it for each subject; each goes to an equal random "
+                   "share of the sample, the winner to the rest.")
+@click.option("--sample", "sample_text", default="20%", show_default=True, metavar="PERCENT",
+              help="With --test-subjects: the share of the segment the subjects are tested on.")
+@click.option("--decide-after", "decide_text", default="4h", show_default=True,
+              metavar="DURATION", help="With --test-subjects: how long after the subjects went "
+                                       "out the winner is picked (e.g. 4h, 90m).")
+@click.option("--by", "measure", type=click.Choice(["clicks", "opens"]), default="clicks",
+              show_default=True, help="With --test-subjects: what people did that picks the "
+                                      "winner (opens: SendGrid only).")
 @pass_app
 def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None, dry_run: bool,
          yes: bool, again: bool, retry_failed: bool, undo_text: str | None, resend_unknown: bool,
          accept_unknown: bool, resend_batch: tuple[int, ...], accept_batch: tuple[int, ...],
          resend_recipient: tuple[str, ...], accept_recipient: tuple[str, ...],
-         at_text: str | None, skip_url_check: bool, editions: bool) -> None:
-    """Send ISSUE to one or more segments; run it again to resume an interrupted send."""
+         at_text: str | None, skip_url_check: bool, editions: bool, resume: bool,
+         test_subjects: tuple[str, ...], sample_text: str, decide_text: str,
+         measure: str) -> None:
+    """Send ISSUE to one or more segments; run it again to resume an interrupted send.
+
+    With --test-subjects, a subject test; run it again to carry the test on."""
     from newsletter.cli.sending import (
         check_online,
         finish_without_sending,
@@ -77,6 +95,11 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
     from newsletter.dispatch.service import parse_at, parse_window, plan_send
     from newsletter.events.suppressions import sync_before_send
 
+    if not segments and not resume:
+        raise click.UsageError("Missing option '--segment'.")
+    if resume and editions:
+        raise click.UsageError("--resume takes up one send: resume an edition's send with "
+                               "`newsletter send EDITION --resume`")
     at = parse_at(at_text) if at_text else None
     window = parse_window(undo_text) if undo_text else None
     options = dict(transport=transport, again=again, at=at, undo_window=window,
@@ -86,10 +109,28 @@ def send(app: App, issue: str, segments: tuple[str, ...], transport: str | None,
                    accept_recipients=accept_recipient, dry_run=dry_run,
                    before_send=sync_before_send)
     _attribute_hints(app, segments)
+    from newsletter.cli.subject_tests import open_test, send_subject_test
+    from newsletter.dispatch.welcome import refuse_plain_send
+
+    if not resume:  # (a welcome send the reputation guard paused is resumed like any)
+        refuse_plain_send(app.publication, issue)
+    if test_subjects or open_test(app.publication, issue):
+        if editions:
+            raise click.UsageError("--editions and a subject test exclude each other")
+        send_subject_test(app, issue, segments, test_subjects, sample_text, decide_text,
+                          measure, yes=yes, skip_url_check=skip_url_check,
+                          options=options | {"resume": resume})
+        return
     if editions:
         _send_editions(app, issue, segments, yes, options, skip_url_check)
         return
-    plan = plan_send(app.publication, issue, segments, **options)
+    from newsletter.dispatch.ledger.store import SendFinished
+
+    try:
+        plan = plan_send(app.publication, issue, segments, resume=resume, **options)
+    except SendFinished as exc:  # --resume: another process finished it
+        err_console.print(str(exc), markup=False, highlight=False)
+        return
     if not dry_run:
         plan.transport.preflight()
     online = None if dry_run else check_online(app.publication, plan, skip_url_check)
@@ -178,10 +219,13 @@ def _send_editions(app: App, issue: str, segments: tuple[str, ...], yes: bool, o
 def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
     """Cancel a send of ISSUE scheduled on SendGrid (--at, --undo-window), or give up a
     stopped send."""
+    from newsletter.cli.subject_tests import cancel_subject_test
     from newsletter.dispatch.service import cancel_scheduled, utc_minute
 
     if not yes and not click.confirm(f"Cancel the send of {issue}?", err=True):
         raise click.exceptions.Exit(1)
+    if cancel_subject_test(app.publication, issue):
+        return
     send = cancel_scheduled(app.publication, issue, segment)
     when = f" (was scheduled for {utc_minute(send.send_at)})" if send.send_at else ""
     console.print(f"cancelled send #{send.id} of {send.issue} to '{send.segment}'{when}")
@@ -193,7 +237,7 @@ def cancel(app: App, issue: str, segment: str | None, yes: bool) -> None:
               help="Send to this address instead of test_recipients (repeatable; several "
                    "separated by commas also work).")
 @click.option("--transport", type=click.Choice(TRANSPORT_NAMES),
-              help="outbox, smtp or sendgrid (default: NEWSLETTER_TRANSPORT, else outbox).")
+              help=f"{', '.join(TRANSPORT_NAMES)} (default: NEWSLETTER_TRANSPORT, else outbox).")
 @pass_app
 def send_test(app: App, issue: str, to: tuple[str, ...], transport: str | None) -> None:
     """Send a [TEST] copy of ISSUE to test_recipients (or --to), outside the ledger."""
@@ -238,21 +282,35 @@ def _show_approvals(app: App, issue: str) -> None:
     console.print(f"approval ({required}): {state.describe()}", markup=False, highlight=False)
 
 
+#: `status` lists this many of an issue's latest sends one by one (the earlier ones summed)
+RECENT = 20
+
+
 @click.command()
 @click.argument("issue")
 @pass_app
 def status(app: App, issue: str) -> None:
-    """Show ISSUE's approvals and each send with its counts and any unknown or failed
-    recipients."""
-    from newsletter.cli.sending import counts
+    """Show ISSUE's approvals and each send with its counts, its bounce and complaint rates
+    beside the providers' limits, and any unknown or failed recipients."""
+    from newsletter.cli.sending import counts, show_health
+    from newsletter.cli.subject_tests import show_tests
     from newsletter.dispatch.ledger import is_alive
     from newsletter.dispatch.service import sends_for, utc_minute
 
     _show_approvals(app, issue)
-    found = sends_for(app.publication, issue)
+    found = sends_for(app.publication, issue, recent=RECENT)
     if not found:
         console.print(f"no sends of {issue} yet")
         return
+    show_tests(app.publication, issue)
+    if len(found) > RECENT:  # a welcome: one send per round of sign-ups
+        earlier, found = found[:-RECENT], found[-RECENT:]
+        sums = {state: sum(getattr(e.send, state) for e in earlier)
+                for state in ("total", "accepted", "failed", "unknown", "skipped")}
+        console.print(f"{len(earlier):,} earlier sends, {sums['total']:,} recipients: "
+                      f"{sums['accepted']:,} accepted, {sums['failed']:,} failed, "
+                      f"{sums['unknown']:,} unknown, {sums['skipped']:,} skipped; the last "
+                      f"{RECENT}:", markup=False, highlight=False)
     from newsletter.events.stats import engagement_lines
 
     engaged = engagement_lines(app.publication, [entry.send.id for entry in found])
@@ -261,6 +319,8 @@ def status(app: App, issue: str) -> None:
         state = s.state
         if s.state == "completed" and s.send_at:
             state = f"scheduled for {utc_minute(s.send_at)}"
+        elif s.paused:
+            state = f"paused by the reputation guard (since {utc_minute(s.paused_at)})"
         elif s.state == "sending":
             alive = s.owner and is_alive(s.owner, s.heartbeat_at)
             state = (f"sending (process {s.owner})" if alive else
@@ -270,7 +330,8 @@ def status(app: App, issue: str) -> None:
             f"{utc_minute(s.created_at)}; {s.total:,} recipients: "
             + counts(s).replace(f" of {s.total:,}", ""), markup=False, highlight=False)
         console.print(f"  events: {engaged[s.id]}", markup=False, highlight=False)
-        if s.last_error and s.state != "completed":
+        show_health(entry)
+        if s.last_error and s.state != "completed" and not s.paused:
             console.print(f"  last error: {s.last_error}", markup=False, highlight=False)
         for why, count in entry.skipped:
             console.print(f"  skipped: {count:,} {why}", markup=False, highlight=False)

@@ -57,28 +57,34 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str, log_level: s
                                     f"{pub.config.public_url}  (Ctrl-C to stop)"))
 
 
+#: the providers with suppression lists (newsletter.providers.SUPPRESSION_LISTS, not imported:
+#: help stays light)
+SUPPRESSION_LISTS = ("sendgrid", "ses", "postmark", "mailgun")
+
+
 @click.group()
 def suppressions() -> None:
-    """Provider suppression lists (SendGrid, Postmark, Mailgun)."""
+    """Provider suppression lists (SendGrid, SES, Postmark, Mailgun)."""
 
 
 @suppressions.command("sync")
-@click.option("--provider", type=click.Choice(["sendgrid", "postmark", "mailgun"]),
-              default=None, help="Whose lists to read (default: NEWSLETTER_TRANSPORT when it "
-                                 "is one of them, else sendgrid).")
+@click.option("--provider", type=click.Choice(SUPPRESSION_LISTS), default=None,
+              help="Whose lists to read (default: NEWSLETTER_TRANSPORT when it is one of them, "
+                   "else sendgrid).")
 @click.option("--full", is_flag=True, help="Fetch whole lists, not only entries since the last "
                                            "sync.")
 @pass_app
 def sync(app: App, provider: str | None, full: bool) -> None:
     """Pull a provider's suppression lists and retire the addresses they name: SendGrid's
-    bounces, spam reports, unsubscribes and invalid emails; Postmark's suppressions of the
-    message stream; Mailgun's bounces, complaints and unsubscribes."""
+    bounces, spam reports, unsubscribes and invalid emails; SES's account-level suppression
+    list (bounces and complaints); Postmark's suppressions of the message stream; Mailgun's
+    bounces, complaints and unsubscribes."""
     from newsletter.db import open_database
     from newsletter.events.suppressions import sync_provider, sync_suppressions
 
     pub = app.publication
     chosen = provider or (pub.settings.transport if pub.settings.transport in
-                          ("postmark", "mailgun") else "sendgrid")
+                          SUPPRESSION_LISTS else "sendgrid")
     engine = open_database(pub.settings)
     try:
         report = (sync_suppressions(pub, engine, full=full) if chosen == "sendgrid"

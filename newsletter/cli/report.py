@@ -51,6 +51,9 @@ def _text(report) -> None:
     out(f"  people: {', '.join(counters)}")
     for note in r.notes:
         out(f"  note: {note}", markup=False)
+    _health_text(r)
+    for test in r.subject_tests:
+        _subject_test(test)
     out("Per piece (people who clicked, clicks, click rate | machine clicks):")
     for p in r.pieces:
         name = f"{p.piece}. {p.title} ({p.name})" if p.piece else "masthead and footer"
@@ -67,6 +70,51 @@ def _text(report) -> None:
         figures = (f"{link.human_clickers:,}, {link.clicks:,} | {link.machine_clicks:,}"
                    if link.measured else NOT_MEASURED)
         out(f"  {link.label}: {link.shown_url}: {figures}", markup=False)
+
+
+def _rate(count: int | None, rate: float | None, refused: int = 0) -> str:
+    from newsletter.core.reputation import percent
+
+    if count is None or rate is None:
+        return NOT_MEASURED
+    return f"{percent(rate)} ({count:,}" + (f"; {refused:,} refused by the server" if refused
+                                             else "") + ")"
+
+
+def _health_text(r) -> None:
+    """Each send's rates per message handed over, beside the guard's thresholds and the
+    providers' published limits."""
+    from newsletter.core.reputation import limits_of, setting
+    from newsletter.events.report_health import VERDICTS
+
+    out = console.print
+    t = r.thresholds
+    out("Health per send (per message handed over):")
+    for h in r.health:
+        out(f"  #{h.send} via {h.transport}: {h.handed:,} handed over; hard bounces "
+            f"{_rate(h.hard_bounces, h.bounce_rate, h.refused)}; complaints "
+            f"{_rate(h.complaints, h.complaint_rate)}: {VERDICTS[h.verdict]}"
+            + (f"; reached {'; '.join(h.passed)}" if h.passed else ""), markup=False)
+        if h.note:
+            out(f"    note: {h.note}", markup=False)
+    out(f"  limits: hard bounces: the guard pauses over {setting(t.bounce_pause)}; "
+        f"{limits_of('bounces')}", markup=False)
+    out(f"  limits: complaints: the guard pauses over {setting(t.complaint_pause)}; "
+        f"{limits_of('complaints')}", markup=False)
+def _subject_test(test: dict) -> None:
+    """One subject test: each subject's people and rate (machines beside), the decision."""
+    verb = "clicked" if test["measure"] == "clicks" else "opened"
+    state = ("decided" if test["decided"] else
+             f"decision due at {test['decide_at']}" if test["decide_at"] else "sending")
+    console.print(f"Subject test {test['id']} ({test['segment']}, {test['sample']}% sample; "
+                  f"{test['state']}, {state}):", markup=False)
+    for row in test["subjects"]:
+        console.print(f"  {row['label']}{' (winner)' if row['winner'] else ''}: "
+                      f"{row['subject']}: {row['people']:,} of {row['reached']:,} people "
+                      f"{verb} ({_pct(row['rate'])}) | machines only {row['machine']:,}",
+                      markup=False)
+    if test["note"]:
+        console.print(f"  decision: {test['note']}", markup=False, soft_wrap=True)
 
 
 def _csv(rows: list[dict]) -> str:
@@ -108,7 +156,19 @@ def _issue_rows(report) -> list[dict]:
                      "clicks": _cell(row["clicks"]), "click_rate": "",
                      "machine_clicks": _cell(row["machine_clicks"]),
                      "expert_name": "", "personal": link.personal or ""})
-    return rows
+    blank = dict.fromkeys(rows[0] if rows else (), "")
+    for h in report.health:  # one row per send, its health in columns of their own
+        rows.append({**blank, "kind": "send", "send": h.send, "transport": h.transport,
+                     "handed_over": h.handed, "hard_bounces": _cell(h.hard_bounces),
+                     "bounce_rate": _cell(None if h.bounce_rate is None
+                                          else round(h.bounce_rate, 6)),
+                     "complaints": _cell(h.complaints),
+                     "complaint_rate": _cell(None if h.complaint_rate is None
+                                             else round(h.complaint_rate, 6)),
+                     "health": h.verdict})
+    extra = dict.fromkeys(("send", "transport", "handed_over", "hard_bounces", "bounce_rate",
+                           "complaints", "complaint_rate", "health"), "")
+    return [{**row, **{k: v for k, v in extra.items() if k not in row}} for row in rows]
 
 
 def _experts_text(rows: list[dict]) -> None:
@@ -162,7 +222,9 @@ def report(app: App, issue: str | None, fmt: str, by: str | None) -> None:
                     _experts_text(rows)
                 return
             slug = _slug(app, issue or "")
-            found = issue_report(conn, slug, names)
+            found = issue_report(conn, slug, names,
+                                 thresholds=pub.config.reputation.thresholds,
+                                 mailbox=pub.config.bounces is not None)
     finally:
         engine.dispose()
     if found is None:

@@ -3,6 +3,8 @@ under Ctrl-C, the outcome, and the recipients left to settle. Imported by cli.di
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from newsletter.cli.common import console, err_console
 
 
@@ -32,11 +34,17 @@ def check_online(pub, plan, skip: bool):
 
 
 def show_plan(plan) -> None:
-    for label, value in plan.summary():
-        err_console.print(f"[bold]{label + ':' if label else '':<12}[/bold] {value}",
-                          markup=True, highlight=False)
+    show_rows(plan.summary())
     for note in plan.notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", markup=True)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", markup=True)
+
+
+def show_rows(rows) -> None:
+    """Label/value pairs, the labels in bold (a value is shown as it is, brackets too)."""
+    for label, value in rows:
+        head = f"{label}:" if label else ""
+        err_console.print(f"[bold]{head:<12}[/bold] {escape(str(value))}", markup=True,
+                          highlight=False)
 
 
 def show_dry_run(plan) -> None:
@@ -53,8 +61,12 @@ def show_dry_run(plan) -> None:
                   markup=False, highlight=False, soft_wrap=True)
 
 
+#: transports whose dry run shows the API request (JSON) rather than the message
+API_REQUESTS = ("sendgrid", "ses")
+
+
 def _sample_kind(plan) -> str:
-    return "the API request" if plan.transport.name == "sendgrid" else "the message"
+    return "the API request" if plan.transport.name in API_REQUESTS else "the message"
 
 
 def _save_sample(plan, first: str):
@@ -62,7 +74,7 @@ def _save_sample(plan, first: str):
     import os
     import tempfile
 
-    suffix = ".json" if plan.transport.name == "sendgrid" else ".eml"
+    suffix = ".json" if plan.transport.name in API_REQUESTS else ".eml"
     folder = plan.pub.dist_dir(plan.build.slug)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"dry-run{suffix}"
@@ -95,15 +107,14 @@ def run(plan) -> None:
     import threading
 
     from newsletter.dispatch.service import execute
-    from newsletter.events.tracking import LinkUrls, track_links
+    from newsletter.web.send_hooks import send_hooks
 
     stop = threading.Event()
 
-    def prepare(mailing, send_id: int):  # record the send's links; click tracking if on
-        return track_links(plan.pub, plan.build, plan.ledger.engine, send_id, mailing)
-
-    def link_urls(public_url: str, send_id: int, links):  # a resume's tracked links
-        return LinkUrls(public_url, plan.pub.settings.secret or "", send_id, dict(links))
+    def warn(text: str) -> None:  # the reputation guard, at half a threshold
+        err_console.print(f"[yellow]warning:[/yellow] {text} (the reputation guard pauses "
+                          "the send past it; see `newsletter status`)", markup=True,
+                          highlight=False)
 
     def on_signal(signum: int, frame: object) -> None:
         if stop.is_set():
@@ -114,8 +125,8 @@ def run(plan) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _progress(plan.count) as progress:
-            result = execute(plan, stop=stop, progress=progress, prepare=prepare,
-                             link_urls=link_urls)
+            result = execute(plan, stop=stop, progress=progress, warn=warn,
+                             **send_hooks(plan))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -192,6 +203,8 @@ def report(plan, result) -> None:
             console.print(f"messages are in {result.where}")
         return
     list_recipients(plan.ledger, send.id)
+    if send.paused:
+        raise FailedError(f"{send.paused_message()}. {totals}")
     why = result.report.stopped or ("interrupted" if result.report.interrupted else
                                     "some recipients were not accepted")
     settle = ("record those listed as not recorded with --accept-recipient ADDRESS"
@@ -220,3 +233,40 @@ def list_recipients(ledger, send_id: int, limit: int = 10) -> None:
             err_console.print(f"  {state}: {row.email}"
                               + (f" ({row.last_error})" if row.last_error else ""),
                               markup=False, highlight=False)
+
+
+def show_health(entry) -> None:
+    """A send's hard-bounce and complaint rates beside the guard's thresholds and the
+    providers' published limits; the guard's warnings; a pause and how to go on from it."""
+    from newsletter.core.reputation import limits_of, percent, setting
+
+    s, f, t, verdict = entry.send, entry.health, entry.thresholds, entry.verdict
+    out = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+    if f.handed:
+        refused = f"; {f.refused:,} refused by the server" if f.refused else ""
+        out(f"  hard bounces: {percent(f.bounce_rate)} of {f.handed:,} handed over "
+            f"({f.hard:,}{refused}); the guard pauses over {setting(t.bounce_pause)}; "
+            f"{limits_of('bounces')}")
+        out(f"  complaints: {percent(f.complaint_rate)} of {f.handed:,} handed over "
+            f"({f.complaints:,}); the guard pauses over {setting(t.complaint_pause)}; "
+            f"{limits_of('complaints')}")
+    for warning in verdict.warnings:
+        out(f"  warning: {warning}")
+    if verdict.pause and not s.paused and s.state not in ("completed", "cancelled"):
+        out(f"  warning: {verdict.pause}; the guard pauses the send at its next batch")
+    for pause in entry.pauses:
+        resumed = f"; resumed {utc(pause.resumed_at)}" if pause.resumed_at else ""
+        out(f"  paused {utc(pause.paused_at)}: {pause.reason}{resumed}")
+    if s.paused:
+        for address, what in entry.reported:
+            out(f"  {what}: {address}")
+        out(f"  to go on: look at who bounced or complained (listed here), then `newsletter "
+            f"send {s.issue} --resume`: the guard watches the rest of the send, by "
+            "reputation: in newsletter.yaml as it is then; or give it up with `newsletter "
+            f"send cancel {s.issue}`")
+
+
+def utc(when) -> str:
+    from newsletter.dispatch.service import utc_minute
+
+    return utc_minute(when)

@@ -35,8 +35,10 @@ def _check_port(port: int) -> None:
     type=click.IntRange(1, 65535),
     help="Port on 127.0.0.1 to serve the preview on.",
 )
+@click.option("--test-subjects", "subjects", multiple=True, metavar="SUBJECT",
+              help="Show and check the subjects of a subject test too (repeat for each).")
 @pass_app
-def preview(app: App, issue: str, port: int) -> None:
+def preview(app: App, issue: str, port: int, subjects: tuple[str, ...]) -> None:
     """Preview ISSUE in the browser, rebuilding whenever a file changes."""
     from newsletter.web.preview import serve
 
@@ -44,7 +46,7 @@ def preview(app: App, issue: str, port: int) -> None:
     folder = pub.issue_dir(issue)
     _check_port(port)
     say(f"Previewing {folder.name} at http://127.0.0.1:{port}/  (Ctrl-C to stop)")
-    serve(pub.root, folder, port)
+    serve(pub.root, folder, port, subjects)
 
 
 @click.command()

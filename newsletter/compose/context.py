@@ -292,7 +292,8 @@ def template_context(pub: Publication, issue: LoadedIssue, topic: str | None = N
     side = Side.of(i18n.direction(lang, manifest.dir))
     words = i18n.strings(lang, config.strings)
     pieces = [
-        piece_view(config, piece, number, lang, side, figures_for(piece, images, view_url))
+        piece_view(config, piece, number, lang, side, figures_for(
+            piece, images, f"{config.archive_url}{piece.home}/" if piece.home else view_url))
         for number, piece in enumerate(issue.pieces, start=1)
     ]
     editions = edition_links(pub, issue.slug)

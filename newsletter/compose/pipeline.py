@@ -24,6 +24,7 @@ from newsletter.compose.publication import Publication
 from newsletter.compose.render import Rendered, render
 from newsletter.compose.schema import PublicationConfig
 from newsletter.compose.source import LoadedIssue, load_issue
+from newsletter.compose.welcome import Welcome, with_welcome
 from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.core.html import parse_page, serialise_page
 from newsletter.core.personalise import SAMPLE_RECIPIENT, personalise
@@ -106,14 +107,18 @@ def content_hash(subject: str, html: str, text: str) -> str:
     return digest.hexdigest()
 
 
-def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = None) -> Build:
+def build_issue(pub: Publication, issue_ref: str | Path, topic: str | None = None, *,
+                welcome: Welcome | None = None) -> Build:
     """Run every stage in memory and return the result (raises InputError on bad input).
 
     `topic`: for a send to a segment defined by one topic (its footer offers to stop it).
+    `welcome`: the welcome message of that day (newsletter.compose.welcome).
     """
     kept = pub.root / TEXTS_CACHE  # Markdown and dates derived before: no markdown-it, Babel
     with markdown.KEPT.kept_in(kept), i18n.DAYS.kept_in(kept):
         issue = load_issue(pub, pub.issue_dir(issue_ref))
+        if welcome is not None:
+            issue = with_welcome(pub, issue, welcome)
         images = process_images(pub, issue)
         email, web = render(pub, issue, topic, images=images)
         words = sum(len(p.split()) for piece in issue.pieces

@@ -59,6 +59,13 @@ class Publication:
         return self.root / "dist" / slug
 
 
+def is_message(slug: str) -> bool:
+    """A folder under issues/ whose name starts with `_` holds a message (the welcome,
+    newsletter.compose.welcome), not an issue: the archive, the feed, the preference page's
+    languages and "the latest issue" leave it out."""
+    return slug.startswith("_")
+
+
 def load_config(root: Path) -> tuple[PublicationConfig | None, list[Problem]]:
     """Validate newsletter.yaml under `root`, returning the model (or None) and all problems."""
     path = root / CONFIG_FILE

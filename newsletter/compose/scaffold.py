@@ -13,7 +13,7 @@ from newsletter.compose.publication import CONFIG_FILE, Publication
 from newsletter.compose.render import PACKAGED_TEMPLATES
 from newsletter.core.errors import InputError, Problem
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SLUG = re.compile(r"^_?[a-z0-9][a-z0-9-]{0,63}$")  # a leading _: a message (the welcome)
 
 #: The scaffold's own placeholder texts: `newsletter check` reports each one left in an issue
 #: or in newsletter.yaml as an error (newsletter.checks.draft), so a draft cannot be sent.
@@ -38,6 +38,7 @@ footer: >-
   The views expressed are the authors' own. [About us](https://example.org/about).
 test_recipients: [editor@example.org]
 # approval: {{{{required: true, approvers: 1}}}}   # sign-off: `send` waits for `newsletter approve`
+# reputation: {{{{min_sample: 1000, bounce_pause: 5%, complaint_pause: 0.1%}}}}   # pauses a send
 experts:
   {DRAFT_EXPERT}: {{{{name: {DRAFT_EXPERT_NAME}, role: "Senior Fellow", twitter: janedoe}}}}
 """
@@ -86,7 +87,8 @@ def _yaml_scalar(value: str) -> str:
 def new_issue(pub: Publication, slug: str, subject: str = "") -> Path:
     """Create issues/<slug>/ with a manifest and one piece by the first registered expert."""
     if not SLUG.match(slug):
-        raise InputError(f"'{slug}' is not a usable slug: use lowercase letters, digits and dashes")
+        raise InputError(f"'{slug}' is not a usable slug: use lowercase letters, digits and dashes "
+                         "(and a leading _ for a message such as _welcome)")
     folder = pub.root / "issues" / slug
     if folder.exists():
         raise InputError(Problem(folder, None, "this issue already exists; pick another slug"))

@@ -21,6 +21,8 @@ from pydantic import (
 )
 
 from newsletter.core.errors import Problem
+from newsletter.core.reputation import Thresholds, parse_percent
+from newsletter.core.settings import TRANSPORTS
 from newsletter.core.yamlsrc import YamlDoc
 
 
@@ -137,6 +139,51 @@ class SendGridConfig(Strict):
         if value is not None:
             parse_duration(str(value))
             return str(value)
+        return value
+
+
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+SNS_TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:([a-z]{2}(?:-[a-z]+)+-\d{1,2}):\d{12}:"
+                           r"[A-Za-z0-9_-]{1,256}(\.fifo)?")
+SES_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class SesConfig(Strict):
+    """`ses:` in newsletter.yaml: Amazon SES's non-secret settings (credentials, and the region
+    unless `region` is given, come from the standard AWS environment)."""
+
+    region: str | None = None  # overrides AWS_REGION for sending and the suppression list
+    configuration_set: str | None = None  # SES publishes this set's events (to SNS)
+    topic_arns: list[str] = Field(default_factory=list)  # SNS topics `serve` accepts
+    max_in_flight: int = Field(50, ge=1, le=500)  # SendEmail requests at once, at most
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not AWS_REGION.fullmatch(value):
+            raise ValueError(f"{value!r} is not an AWS region such as us-east-1 or eu-west-1")
+        return value
+
+    @field_validator("configuration_set")
+    @classmethod
+    def _set_name(cls, value: str | None) -> str | None:
+        if value is not None and not SES_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a configuration set name (up to 64 letters, "
+                             "digits, '-' and '_')")
+        return value
+
+    @field_validator("topic_arns", mode="before")
+    @classmethod
+    def _one_topic(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("topic_arns")
+    @classmethod
+    def _topics(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not SNS_TOPIC_ARN.fullmatch(arn):
+                raise ValueError(f"{arn!r} is not an SNS topic ARN such as "
+                                 "arn:aws:sns:us-east-1:123456789012:newsletter-events")
         return value
 
 
@@ -284,6 +331,59 @@ class BouncesConfig(Strict):
         return self.return_path.rsplit("@", 1)[1].lower()
 
 
+class ReputationConfig(Strict):
+    """`reputation:`: the guard that pauses a send whose own hard bounces or complaints pass
+    these rates (docs/sending.md#the-reputation-guard). Rates are written as percentages."""
+
+    min_sample: int = Field(Thresholds.min_sample, ge=1)  # messages handed over first
+    bounce_pause: float = Thresholds.bounce_pause  # `5%`: hard bounces per message
+    complaint_pause: float = Thresholds.complaint_pause  # `0.1%`: complaints per message
+
+    _rates = field_validator("bounce_pause", "complaint_pause", mode="before")(
+        classmethod(lambda cls, v: parse_percent(v)))
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.min_sample, self.bounce_pause, self.complaint_pause)
+
+
+class WelcomeConfig(Strict):
+    """`welcome:`: the message confirmed sign-ups get once (docs/welcome.md)."""
+
+    issue: str = "_welcome"  # the folder under issues/; its editions are its languages
+    latest: Literal["none", "link", "whole"] = "none"  # the latest sent issue: a link, or all
+    transport: str | None = None  # default: NEWSLETTER_TRANSPORT
+    within_days: int = Field(7, ge=1, le=365)  # older confirmations are not welcomed
+    every: str = "30s"  # how often `serve` looks for sign-ups confirmed elsewhere
+
+    _every = field_validator("every")(classmethod(lambda cls, v: parse_duration(v) and v))
+
+    @field_validator("issue")
+    @classmethod
+    def _issue(cls, value: str) -> str:
+        if not value.startswith("_") or "/" in value or value.strip("_") == "":
+            raise ValueError(f"{value!r} must be a folder name starting with _ (such folders "
+                             "are messages, not issues: the archive leaves them out)")
+        return value
+
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, value: str | None) -> str | None:
+        if value is not None and value not in TRANSPORTS:
+            raise ValueError(f"{value!r} is not a transport; use one of {', '.join(TRANSPORTS)}")
+        return value
+
+
+class SubjectTestsConfig(Strict):
+    """`subject_tests:`: how `send --test-subjects` decides (docs/sending.md)."""
+
+    level: float = Field(0.05, gt=0, lt=0.5)  # significance level of the two-proportion test
+    finish_in_serve: bool = False  # `serve` decides due tests and sends the rest
+    every: str = "1m"  # how often `serve` looks for a due decision
+
+    _every = field_validator("every")(classmethod(lambda cls, v: parse_duration(v) and v))
+
+
 class PublicationConfig(Strict):
     """newsletter.yaml."""
 
@@ -303,6 +403,7 @@ class PublicationConfig(Strict):
     sendgrid: SendGridConfig = Field(default_factory=SendGridConfig)
     postmark: PostmarkConfig = Field(default_factory=PostmarkConfig)
     mailgun: MailgunConfig = Field(default_factory=MailgunConfig)
+    ses: SesConfig = Field(default_factory=SesConfig)  # Amazon SES (docs/providers/ses.md)
     topics: dict[str, str] = Field(default_factory=dict)  # sign-up form: tag -> label
     publish: PublishConfig = Field(default_factory=PublishConfig)
     strings: dict[str, dict[str, str]] = Field(default_factory=dict)  # lang -> key -> words
@@ -312,6 +413,9 @@ class PublicationConfig(Strict):
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)  # `new --from-feed` (docs/drafting.md)
     bounces: BouncesConfig | None = None  # the bounce mailbox (docs/deliverability.md)
+    reputation: ReputationConfig = Field(default_factory=ReputationConfig)  # the send guard
+    welcome: WelcomeConfig | None = None  # the welcome message of confirmed sign-ups
+    subject_tests: SubjectTestsConfig = Field(default_factory=SubjectTestsConfig)
     _own: PublicationConfig | None = PrivateAttr(default=None)  # set on an edition's copy
 
     _reply = field_validator("reply_to")(

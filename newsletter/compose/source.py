@@ -46,6 +46,7 @@ class Piece:
     body_line: int
     front: YamlDoc  # the parsed front matter, for the line of any key
     images: list[PieceImage] = field(default_factory=list)
+    home: str | None = None  # another issue whose web copy holds its images (a welcome's)
 
 
 @dataclass

@@ -31,7 +31,8 @@ Result = tuple[M | None, list[Problem]]
 _HERE = Path(__file__).resolve().parent
 #: the code a cached result was derived with
 _VALIDATING = (_HERE / "schema.py", _HERE / "validated.py", _HERE / "publication.py",
-               _HERE.parent / "core" / "yamlsrc.py", _HERE.parent / "core" / "errors.py")
+               _HERE.parent / "core" / "yamlsrc.py", _HERE.parent / "core" / "errors.py",
+               _HERE.parent / "core" / "reputation.py")
 
 
 def validated(model: type[M], doc: YamlDoc, root: Path | None) -> Result:

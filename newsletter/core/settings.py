@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TRANSPORTS = ("outbox", "smtp", "sendgrid", "postmark", "mailgun")
+TRANSPORTS = ("outbox", "smtp", "sendgrid", "ses", "postmark", "mailgun")
 EVENTS_KEEP_DAYS = 400
 SIGNUPS_KEEP_DAYS = 7
 
@@ -55,6 +55,33 @@ class MailgunEnv:
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """How a send retries, waits for a busy ledger and renews its lease, from the environment
+    (None: the dispatch module's default)."""
+
+    retry_base: float | None = None  # NEWSLETTER_RETRY_BASE: seconds of the first back-off
+    retry_cap: float | None = None  # NEWSLETTER_RETRY_CAP: the longest back-off
+    retry_attempts: int | None = None  # NEWSLETTER_RETRY_ATTEMPTS: tries of one batch
+    ledger_patience: float | None = None  # NEWSLETTER_LEDGER_PATIENCE: seconds one write waits
+    heartbeat: float | None = None  # NEWSLETTER_HEARTBEAT: seconds between lease renewals
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Tuning:
+        env = dict(os.environ if env is None else env)
+
+        def number(name: str) -> float | None:
+            value = env.get(name)
+            return float(value) if value else None
+
+        attempts = env.get("NEWSLETTER_RETRY_ATTEMPTS")
+        return cls(retry_base=number("NEWSLETTER_RETRY_BASE"),
+                   retry_cap=number("NEWSLETTER_RETRY_CAP"),
+                   retry_attempts=max(1, int(attempts)) if attempts else None,
+                   ledger_patience=number("NEWSLETTER_LEDGER_PATIENCE"),
+                   heartbeat=number("NEWSLETTER_HEARTBEAT"))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Environment settings; see DESIGN.md "Settings from the environment"."""
 
@@ -76,6 +103,9 @@ class Settings:
     dns_server: str | None = None
     postmark: PostmarkEnv = field(default_factory=PostmarkEnv)
     mailgun: MailgunEnv = field(default_factory=MailgunEnv)
+    #: SES: the most SendEmail requests in flight (NEWSLETTER_SES_IN_FLIGHT; overrides
+    #: `ses.max_in_flight`). AWS credentials, region and endpoint are boto3's own variables.
+    ses_in_flight: int | None = None
 
     @classmethod
     def from_env(cls, root: Path, env: dict[str, str] | None = None) -> Settings:
@@ -105,6 +135,7 @@ class Settings:
             dns_server=(env.get("NEWSLETTER_DNS_SERVER") or "").strip() or None,
             postmark=PostmarkEnv.from_env(env),
             mailgun=MailgunEnv.from_env(env),
+            ses_in_flight=_count(env, "NEWSLETTER_SES_IN_FLIGHT"),
         )
 
     @property

@@ -1,4 +1,4 @@
-"""The send ledger's tables (current schema; migrations 2, 6 and 9 made them).
+"""The send ledger's tables (current schema; migrations 2, 6, 9, 13 and 14 made them).
 
 `sends`: one row per send of an issue to a segment, with its state, counts and how it treats
 people another send of the issue family reached (`reach`).
@@ -7,6 +7,7 @@ its delivery state (see RECIPIENT_STATES), attempts, provider id and last error 
 and `cancelled` rows: why).
 `send_batches`: the SendGrid batch ids of a scheduled (undo-window) send, one per run, with
 their send_at and the first ledger batch number each covers.
+`send_pauses`: each pause the reputation guard made, with its figures, and its resume.
 `send_artifacts`: what a send sends, frozen when it starts (subject, the two parts with their
 placeholders, the sender and link settings, the issue family), so every resume sends exactly
 that.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from sqlalchemy import (
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -41,9 +43,16 @@ REACH_POLICIES = ("once", "unknown", "again")
 #: the states in which a send holds its issue (the unique partial index's condition)
 ACTIVE = "state IN ('sending', 'stopped')"
 RECIPIENT_CHECK = "state IN ('pending', 'accepted', 'failed', 'unknown', 'skipped', 'cancelled')"
+#: PostgreSQL: how full a page of send_recipients is filled (percent). Each row is updated
+#: twice in quick succession (in flight, then its outcome), every row of a page by one
+#: statement: half a page left free takes the first new versions, and the room pruning the
+#: old ones frees takes the second. Such updates stay on their page (HOT: no new index
+#: entries, no growth): at 100 almost none did, at 50 about 60 % with 8 workers (80 % with
+#: one), for a table about as large (docs/performance.md).
+FILLFACTOR = 50
 
 
-def _define(md: MetaData) -> tuple[Table, Table, Table, Table]:
+def _define(md: MetaData) -> tuple[Table, Table, Table, Table, Table]:
     sends = Table(
         "sends",
         md,
@@ -75,6 +84,9 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table]:
         Column("cancelled", Integer, nullable=False, default=0, server_default=text("0")),
         Column("reach", String(8), nullable=False, default="once",
                server_default=text("'once'")),
+        # migration 13: set while the reputation guard holds the send (`send --resume` clears
+        # it); the send's state stays `stopped`, so it still holds its issue
+        Column("paused_at", UtcDateTime, nullable=True),
         CheckConstraint("state IN ('sending', 'stopped', 'completed', 'cancelled')",
                         name="ck_sends_state"),
         Index("ix_sends_issue_segment", "issue", "segment"),
@@ -98,11 +110,16 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table]:
         Column("last_error", Text, nullable=True),
         Column("updated_at", UtcDateTime, nullable=True),
         CheckConstraint(RECIPIENT_CHECK, name="ck_send_recipients_state"),
-        # On send_id alone: state changes (two per recipient) then leave the index alone.
-        Index("ix_send_recipients_send", "send_id"),
-        # "Has this person been reached by the issue family?" for the people of one batch
-        # (migration 9); subscriber ids never change, so neither does this index.
-        Index("ix_send_recipients_subscriber", "subscriber_id"),
+        # A send's rows in id order (migration 10): reading a batch and updating its range
+        # are index range scans whatever the planner's statistics say (none yet for a send
+        # just filled). No column a state change touches is indexed, so on PostgreSQL
+        # those updates stay on their page (HOT) when it has room: see FILLFACTOR.
+        Index("ix_send_recipients_send", "send_id", "id"),
+        # A person's rows, per send (migration 10; migration 9 had subscriber_id alone):
+        # "has this person been reached by the issue family?" for the people of one batch,
+        # and a click's or an event's own row (found through subscribers.email_key).
+        Index("ix_send_recipients_subscriber", "subscriber_id", "send_id"),
+        postgresql_with={"fillfactor": FILLFACTOR},
     )
     batches = Table(
         "send_batches",
@@ -133,7 +150,31 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table]:
         Column("source_hash", String(64), nullable=True),  # of the sources it was built from
         Column("created_at", UtcDateTime, nullable=False),
     )
-    return sends, recipients, batches, artifacts
+    pauses = Table(
+        "send_pauses",
+        md,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        Column("send_id", Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        Column("paused_at", UtcDateTime, nullable=False),
+        Column("reason", Text, nullable=False),
+        # what was judged: since the send began or its last resume (people, not events)
+        Column("handed", Integer, nullable=False),
+        Column("hard", Integer, nullable=False),
+        Column("complaints", Integer, nullable=False),
+        # the thresholds it was judged by (reputation: in newsletter.yaml at the time)
+        Column("min_sample", Integer, nullable=False),
+        Column("bounce_pause", Float, nullable=False),
+        Column("complaint_pause", Float, nullable=False),
+        # `send --resume`: when, by which process, and the send's totals then: the baseline
+        # the guard judges the rest of the send from
+        Column("resumed_at", UtcDateTime, nullable=True),
+        Column("resumed_by", String(200), nullable=True),
+        Column("resumed_handed", Integer, nullable=True),
+        Column("resumed_hard", Integer, nullable=True),
+        Column("resumed_complaints", Integer, nullable=True),
+        Index("ix_send_pauses_send", "send_id"),
+    )
+    return sends, recipients, batches, artifacts, pauses
 
 
-sends, send_recipients, send_batches, send_artifacts = _define(metadata)
+sends, send_recipients, send_batches, send_artifacts, send_pauses = _define(metadata)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -514,3 +515,113 @@ def _webhook_tokens(conn: Connection) -> None:
         Index("ix_webhook_tokens_seen_at", "seen_at"),
     )
     md.create_all(conn)
+
+
+@migration(13, "reputation guard: paused sends and each pause with its figures")
+def _send_pauses(conn: Connection) -> None:
+    """sends gain `paused_at` (set while the reputation guard holds the send); send_pauses
+    keeps each pause: when, why, the figures and thresholds judged, and the resume with the
+    figures it started from; engagement gains two partial indexes, each send's people who
+    bounced hard and who complained (what the guard counts before every batch)."""
+    for name in ("bounces", "complaints"):
+        conn.execute(text(f"CREATE INDEX ix_engagement_{name} ON engagement (send_id) "
+                          f"WHERE {name} > 0"))
+    timestamp = "TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE sends ADD COLUMN paused_at {timestamp}"))
+    md = MetaData()
+    Table("sends", md, Column("id", _Id, primary_key=True))
+    Table(
+        "send_pauses",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("send_id", _Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        Column("paused_at", DateTime, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("handed", Integer, nullable=False),
+        Column("hard", Integer, nullable=False),
+        Column("complaints", Integer, nullable=False),
+        Column("min_sample", Integer, nullable=False),
+        Column("bounce_pause", Float, nullable=False),
+        Column("complaint_pause", Float, nullable=False),
+        Column("resumed_at", DateTime, nullable=True),
+        Column("resumed_by", String(200), nullable=True),
+        Column("resumed_handed", Integer, nullable=True),
+        Column("resumed_hard", Integer, nullable=True),
+        Column("resumed_complaints", Integer, nullable=True),
+        Index("ix_send_pauses_send", "send_id"),
+    )
+    md.tables["send_pauses"].create(conn)
+
+
+@migration(14, "ledger at scale: a send's rows by (send_id, id), a person's by "
+               "(subscriber_id, send_id), room for in-place updates")
+def _ledger_at_scale(conn: Connection) -> None:
+    """send_recipients' two indexes gain a second column, so reading a batch, updating its
+    range and finding one person's row of a send are index range scans whatever the planner's
+    statistics say; on PostgreSQL its pages are filled to half from now on, leaving room for
+    the two updates of each row to stay on its page."""
+    conn.execute(text("DROP INDEX ix_send_recipients_send"))
+    conn.execute(text("CREATE INDEX ix_send_recipients_send ON send_recipients (send_id, id)"))
+    conn.execute(text("DROP INDEX ix_send_recipients_subscriber"))
+    conn.execute(text("CREATE INDEX ix_send_recipients_subscriber "
+                      "ON send_recipients (subscriber_id, send_id)"))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE send_recipients SET (fillfactor = 50)"))
+
+
+@migration(15, "welcome requests of confirmed sign-ups, subject tests and their samples")
+def _welcome_and_subject_tests(conn: Connection) -> None:
+    """welcome_requests: confirmed sign-ups waiting for the welcome; subject_tests and
+    subject_test_people: a send's subject test, its sample and each person's subject."""
+    md = MetaData()
+    Table("subscribers", md, Column("id", _Id, primary_key=True))
+    Table(
+        "welcome_requests",
+        md,
+        Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+               primary_key=True, autoincrement=False),
+        Column("requested_at", DateTime, nullable=False),
+        Column("via", String(32), nullable=False),
+        Index("ix_welcome_requests_requested_at", "requested_at"),
+    )
+    open_test = "state IN ('testing', 'waiting', 'finishing')"
+    Table(
+        "subject_tests",
+        md,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("issue", String(200), nullable=False),
+        Column("segment", String(200), nullable=False),
+        Column("transport", String(16), nullable=False),
+        Column("subjects", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        Column("sample", Integer, nullable=False),
+        Column("measure", String(8), nullable=False),
+        Column("decide_after", Integer, nullable=False),
+        Column("level", Float, nullable=False),
+        Column("send_at", DateTime, nullable=True),
+        Column("undo_window", Integer, nullable=True),
+        Column("state", String(16), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("decide_at", DateTime, nullable=True),
+        Column("decided_at", DateTime, nullable=True),
+        Column("winner", Integer, nullable=True),
+        Column("figures", JSON().with_variant(JSONB(), "postgresql"), nullable=True),
+        Column("note", Text, nullable=True),
+        Column("last_error", Text, nullable=True),
+        CheckConstraint("state IN ('testing', 'waiting', 'finishing', 'done', 'cancelled')",
+                        name="ck_subject_tests_state"),
+        CheckConstraint("measure IN ('clicks', 'opens')", name="ck_subject_tests_measure"),
+        Index("uq_subject_tests_open_issue", "issue", unique=True,
+              sqlite_where=text(open_test), postgresql_where=text(open_test)),
+    )
+    Table(
+        "subject_test_people",
+        md,
+        Column("test_id", _Id, ForeignKey("subject_tests.id", ondelete="CASCADE"),
+               primary_key=True, autoincrement=False),
+        Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+               primary_key=True, autoincrement=False),
+        Column("arm", Integer, nullable=False),
+        Index("ix_subject_test_people_arm", "test_id", "arm", "subscriber_id"),
+    )
+    for name in ("welcome_requests", "subject_tests", "subject_test_people"):
+        md.tables[name].create(conn)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -164,6 +166,10 @@ engagement = Table(
     Column("email_key", String(320), primary_key=True),
     *(Column(name, Integer, nullable=False, default=0) for name in ENGAGEMENT_COUNTERS),
     Column("last_event_at", UtcDateTime, nullable=True),
+    # migration 13: each send's people who bounced hard or complained, counted by the
+    # reputation guard before every batch (newsletter.db.health) from these alone
+    *(Index(f"ix_engagement_{name}", "send_id", sqlite_where=text(f"{name} > 0"),
+            postgresql_where=text(f"{name} > 0")) for name in ("bounces", "complaints")),
 )
 
 signups = Table(
@@ -265,4 +271,73 @@ approvals = Table(
     Column("approved_at", UtcDateTime, nullable=False),
     Index("uq_approvals_issue_content_approver", "issue", "content", "approver_key",
           unique=True),
+)
+
+# --- migration 15: the welcome message and subject tests -----------------------------------------
+
+#: A confirmed sign-up waiting for the welcome message (newsletter.audience.welcome): written in
+#: the transaction that confirms it (the sign-up page, `subscribers add --welcome`), never by an
+#: import. Whether the welcome reached the person is the send ledger's answer, not this table's.
+welcome_requests = Table(
+    "welcome_requests",
+    metadata,
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("via", String(32), nullable=False),  # web, cli
+    Index("ix_welcome_requests_requested_at", "requested_at"),
+)
+
+#: states in which a subject test holds its issue (the unique partial index's condition)
+TEST_OPEN = "state IN ('testing', 'waiting', 'finishing')"
+
+#: A subject test of one send (newsletter.dispatch.subjects): its subjects, its sample, when it
+#: decides and, once decided, the winner with its figures and significance note.
+subject_tests = Table(
+    "subject_tests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("issue", String(200), nullable=False),
+    Column("segment", String(200), nullable=False),  # the segments, joined by " + "
+    Column("transport", String(16), nullable=False),
+    Column("subjects", JsonDoc, nullable=False),  # [subject, ...]; the first is the fallback
+    Column("sample", Integer, nullable=False),  # per cent of the segment tested
+    Column("measure", String(8), nullable=False),  # clicks or opens, by people
+    Column("decide_after", Integer, nullable=False),  # seconds after the last arm's start
+    Column("level", Float, nullable=False),  # the significance level (0.05)
+    Column("send_at", UtcDateTime, nullable=True),  # SendGrid: when the arms are released
+    Column("undo_window", Integer, nullable=True),  # SendGrid: seconds
+    Column("state", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("decide_at", UtcDateTime, nullable=True),  # set once every arm has gone
+    Column("decided_at", UtcDateTime, nullable=True),
+    Column("winner", Integer, nullable=True),  # index into subjects
+    Column("figures", JsonDoc, nullable=True),  # per arm: reached, people, rate, machine
+    Column("note", Text, nullable=True),  # the significance note, in words
+    Column("last_error", Text, nullable=True),
+    CheckConstraint("state IN ('testing', 'waiting', 'finishing', 'done', 'cancelled')",
+                    name="ck_subject_tests_state"),
+    CheckConstraint("measure IN ('clicks', 'opens')", name="ck_subject_tests_measure"),
+    Index("uq_subject_tests_open_issue", "issue", unique=True,
+          sqlite_where=text(TEST_OPEN), postgresql_where=text(TEST_OPEN)),
+)
+
+
+def subject_test_label(segment: str, test_id: int, part: str) -> str:
+    """The ledger's segment label (sends.segment) of one send of a subject test: `part` is
+    the subject's letter (A, B ...) or `rest` (the winner to the rest of the segment)."""
+    return f"{segment} (subject test {test_id}: {part})"
+
+
+#: Who is in a subject test's sample and which subject (arm) they get, drawn at random in the
+#: transaction that creates the test, so every arm's send, however often resumed, goes to them.
+subject_test_people = Table(
+    "subject_test_people",
+    metadata,
+    Column("test_id", Id, ForeignKey("subject_tests.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("arm", Integer, nullable=False),
+    Index("ix_subject_test_people_arm", "test_id", "arm", "subscriber_id"),
 )

@@ -15,7 +15,7 @@ from newsletter.dispatch.ledger import LeaseLost, LedgerUnavailable, SendRow
 from newsletter.dispatch.ledger.store import SendFinished
 from newsletter.dispatch.plan import SendPlan, plan_send
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.dispatch.run import Progress, RunReport, SendRun
+from newsletter.dispatch.run import Progress, RunReport, SendRun, Warn
 from newsletter.providers.mailing import Mailing
 
 #: `prepare(mailing, send_id)`: a new send's hook once it has its id (the CLI records its
@@ -39,8 +39,8 @@ class SendResult:
 
 def execute(plan: SendPlan, *, stop: threading.Event | None = None,
             progress: Progress | None = None, policy: RetryPolicy | None = None,
-            prepare: Prepare | None = None, link_urls: LinkUrls | None = None
-            ) -> SendResult | None:
+            prepare: Prepare | None = None, link_urls: LinkUrls | None = None,
+            warn: Warn | None = None) -> SendResult | None:
     """Run the planned send under the ledger (call `plan.transport.preflight()` first).
 
     Returns None when, by the time the send is created, nobody is left to send to, or when
@@ -60,7 +60,7 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
             return None
     else:
         try:
-            ledger.sends.acquire(send.id, reopen=plan.retry_failed)
+            ledger.sends.acquire(send.id, reopen=plan.retry_failed, resume=plan.resume)
         except SendFinished:  # two resumes raced: the other one finished it
             return None
     report = RunReport()
@@ -71,7 +71,8 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
         if plan.retry_failed:
             ledger.recipients.requeue_failed(send.id)
         run = SendRun(ledger, send.id, transport, check=plan.consent_check(send),
-                      policy=policy, stop=stop, progress=progress)
+                      policy=policy, stop=stop, progress=progress,
+                      guard=plan.reputation_guard(send), warn=warn)
         mailing = plan.artifact.mailing(plan.pub.config, str(send.id),
                                         secret=plan.pub.settings.secret or "",
                                         **_schedule(plan, send.id))

@@ -2,11 +2,11 @@
 where it stands, from a draft to "sent to N".
 
 The state of an issue that has sends comes from its sends (the ledger's rows, read through
-`Ledger.sends.of_issue`): sending, paused (a send stopped or interrupted and not yet resumed),
-scheduled (a send waiting at its provider for its time), or sent to N people. An issue without
-sends is built and checked (offline, without SpamAssassin): failing checks, approved (the
-approvals newsletter.yaml asks for, of its current content; any approval when none is
-required), or draft.
+`Ledger.sends.of_issue`): sending, paused (a send the reputation guard paused, or one stopped or
+interrupted and not yet resumed), scheduled (a send waiting at its provider for its time), or
+sent to N people. An issue without sends is built and checked (offline, without SpamAssassin):
+failing checks, approved (the approvals newsletter.yaml asks for, of its current content; any
+approval when none is required), or draft.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from newsletter.compose.editions import edition_group, issue_manifests
+from newsletter.compose.publication import is_message
 from newsletter.core.errors import InputError
 from newsletter.core.words import plural
 from newsletter.dispatch.approval import sign_off
@@ -73,7 +74,12 @@ def send_state(sends: list[SendRow], now: dt.datetime) -> tuple[str, str, int] |
             return ("sending", f"send #{send.id}: {send.accepted:,} of {send.total:,} "
                     "accepted", reached)
     for send in sends:
-        if send.state not in ("completed", "cancelled"):  # stopped, interrupted, paused
+        if send.paused:
+            return ("paused", f"send #{send.id} to '{send.segment}' paused by the reputation "
+                    f"guard at {send.accepted:,} of {send.total:,}; `newsletter status "
+                    f"{send.issue}` shows why, `newsletter send {send.issue} --resume` goes on",
+                    reached)
+        if send.state not in ("completed", "cancelled"):  # stopped, interrupted
             why = f": {send.last_error}" if send.last_error else ""
             return ("paused", f"send #{send.id} to '{send.segment}' stopped at "
                     f"{send.accepted:,} of {send.total:,}{why}; `newsletter send` resumes it",
@@ -113,8 +119,8 @@ def _unsent(pub: Publication, slug: str, engine: Engine, line: IssueLine) -> Non
 
 
 def issue_lines(pub: Publication, *, now: dt.datetime | None = None) -> list[IssueLine]:
-    """Every issue under issues/ (those whose issue.yaml cannot be read too), newest date
-    first, then by slug."""
+    """Every issue under issues/ (those whose issue.yaml cannot be read too; a message such as
+    the welcome is no issue), newest date first, then by slug."""
     from newsletter.db import open_database
 
     now = now or dt.datetime.now(dt.UTC)
@@ -124,8 +130,8 @@ def issue_lines(pub: Publication, *, now: dt.datetime | None = None) -> list[Iss
     try:
         manifests = issue_manifests(pub)
         folders = pub.root / "issues"
-        slugs = sorted(f.name for f in folders.iterdir() if (f / "issue.yaml").is_file()) \
-            if folders.is_dir() else []
+        slugs = sorted(f.name for f in folders.iterdir() if (f / "issue.yaml").is_file()
+                       and not is_message(f.name)) if folders.is_dir() else []
         for slug in slugs:
             manifest = manifests.get(slug, {})  # {} when issue.yaml cannot be read
             language = str(manifest.get("language") or pub.config.language)

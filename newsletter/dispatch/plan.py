@@ -22,10 +22,12 @@ from newsletter.core.tokens import signing_secrets
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
-from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendRow
-from newsletter.dispatch.ledger.consent import preview
+from newsletter.dispatch.guard import ReputationGuard
+from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendBusy, SendPaused, SendRow
 from newsletter.dispatch.ledger.reached import reached, recipients_of
-from newsletter.dispatch.options import listed, minutes, schedule_window, utc_minute
+from newsletter.dispatch.options import minutes, schedule_window, utc_minute
+from newsletter.dispatch.resume import nothing_to_resume, plan_reopen, plan_resume
+from newsletter.dispatch.subjects.store import refuse_beside_test
 from newsletter.providers import Transport, make_transport
 
 if TYPE_CHECKING:
@@ -105,10 +107,13 @@ class SendPlan:
     resend_recipients: tuple[str, ...] = ()
     accept_recipients: tuple[str, ...] = ()
     run_started: dt.datetime | None = None  # `send --editions --again`: this run's start
+    resume: bool = False  # `send --resume`: take up a send the reputation guard paused
     notes: list[str] = field(default_factory=list)
 
     @property
     def action(self) -> str:
+        if self.send and self.send.paused:
+            return f"resume send #{self.send.id}, paused by the reputation guard"
         if self.send and self.retry_failed:
             return f"retry the failed recipients of send #{self.send.id}"
         return f"resume send #{self.send.id}" if self.send else "new send"
@@ -126,6 +131,13 @@ class SendPlan:
         return ConsentCheck(send.id, self.family, send.reach, send.created_at,
                             tuple(self.pub.settings.secrets), erasures)
 
+    def reputation_guard(self, send: SendRow) -> ReputationGuard:
+        """What judges `send`'s own bounces and complaints before each batch: newsletter.yaml's
+        thresholds now, from the totals of its last resume."""
+        return ReputationGuard(self.ledger.engine, send.id,
+                               self.pub.config.reputation.thresholds,
+                               self.ledger.pauses.baseline(send.id))
+
     def summary(self) -> list[tuple[str, str]]:
         """What will happen, as label/value pairs."""
         rows = [
@@ -135,6 +147,7 @@ class SendPlan:
             ("Recipients", f"{self.count:,}"),
             ("Transport", f"{self.transport.name} ({self.transport.where})"),
             ("Action", self.action),
+            ("Guard", self.pub.config.reputation.thresholds.describe()),
         ]
         for n, (count, why) in enumerate(self.left_out):
             rows.insert(4 + n, ("Left out" if n == 0 else "", f"{count:,} {why}"))
@@ -155,7 +168,8 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
               resend_recipients: tuple[str, ...] = (), accept_recipients: tuple[str, ...] = (),
               dry_run: bool = False,
               before_send: Callable[[Publication, Any, str], str] | None = None,
-              narrow: Any = None, run_started: dt.datetime | None = None) -> SendPlan:
+              narrow: Any = None, run_started: dt.datetime | None = None,
+              resume: bool = False) -> SendPlan:
     """Resolve the segments and the ledger's history, build the issue for a new send (or
     take the artifact of the send to resume), and refuse what must be refused.
 
@@ -168,23 +182,32 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
     lives on the public side); the note it returns joins the plan's. `narrow`, a further WHERE
     clause over subscribers, keeps part of the segments (one edition's readers); `run_started`
     (with `again`): people reached since then are left out (one edition each in one
-    `send --editions --again`).
+    `send --editions --again`). A send the reputation guard paused is resumed only with
+    `resume` (SendPaused otherwise); `resume` takes up the issue's active send, to its own
+    segments when none are named.
     """
     _check_options(resend_unknown, accept_unknown, resend_batches, accept_batches,
                    resend_recipients, accept_recipients, at, undo_window)
     segments = tuple(dict.fromkeys([segment] if isinstance(segment, str) else segment))
-    if not segments:
-        raise NewsletterError("name at least one --segment")
-    label = " + ".join(segments)
     if not dry_run:
         signing_secrets(pub.settings.secret, pub.settings.previous_secrets)
     ledger = open_ledger(pub)
     slug = slug_of(pub, issue)
     active = ledger.sends.active(slug)
+    if resume:
+        if active is None:
+            nothing_to_resume(ledger, slug)
+        segments = segments or tuple(active.segment.split(" + "))
+    if not segments:
+        raise NewsletterError("name at least one --segment")
+    label = " + ".join(segments)
+    refuse_beside_test(ledger.engine, slug, label)  # a subject test's sends only, while open
     reopen: SendRow | None = None
     if active is not None:
         if not dry_run:
             ledger.sends.check_free(active.id)  # a live process: refuse, naming it
+        if active.paused and not resume and not dry_run:
+            raise SendPaused(active.paused_message())
         if active.segment != label:
             raise SendBusy(active.busy_message())
         if transport is not None and transport != active.transport:
@@ -216,9 +239,10 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         slug, frozen = build.slug, True
         family = family_of(pub, slug, ledger)
         artifact = Artifact.freeze(pub, build, family)
-    members = segment_condition(pub, segments)
-    if narrow is not None:
-        members = members & narrow
+    members = None  # a resume sends to its snapshot: its label need not name segments now
+    if resumed is None:
+        members = segment_condition(pub, segments)
+        members = members & narrow if narrow is not None else members
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
     undo_window = schedule_window(pub, ledger, resumed, chosen, at, undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
@@ -240,11 +264,11 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str], *,
         accept_unknown=accept_unknown, resend_batches=tuple(resend_batches),
         accept_batches=tuple(accept_batches), resend_recipients=tuple(resend_recipients),
         accept_recipients=tuple(accept_recipients),
-        run_started=run_started if again else None, notes=notes)
+        run_started=run_started if again else None, resume=resume, notes=notes)
     if reopen is not None:
-        _plan_reopen(plan, reopen)
+        plan_reopen(plan, reopen)
     elif active is not None:
-        _plan_resume(plan, active, dry_run)
+        plan_resume(plan, active, dry_run)
     else:
         _count_new(plan)
         if plan.count == 0 and not plan.left_out:
@@ -320,53 +344,3 @@ def _count_new(plan: SendPlan) -> None:
     if failed_n:
         plan.left_out.append((failed_n, "failed for good in an earlier send of the issue "
                                         "(--retry-failed tries them again)"))
-
-
-def _plan_reopen(plan: SendPlan, send: SendRow) -> None:
-    plan.count = send.failed
-    _note_withdrawn(plan, send, ["failed"])
-
-
-def _note_withdrawn(plan: SendPlan, send: SendRow, states: list[str]) -> None:
-    """Left out: rows in `states` the hand-over will skip (consent withdrawn, reached
-    elsewhere), counted now."""
-    with plan.ledger.engine.connect() as conn:
-        dropped = preview(conn, plan.consent_check(send), states)
-    for why, count in dropped:
-        plan.left_out.append((count, f"will be skipped: {why}"))
-        plan.count -= count
-
-
-def _plan_resume(plan: SendPlan, active: SendRow, dry_run: bool) -> None:
-    recipients = plan.ledger.recipients
-    knows = plan.transport.capabilities.settles_unknown
-    settles = bool(knows) or plan.undo_window is not None
-    states = ["pending"] + (["unknown"] if plan.resend_unknown or settles else [])
-    plan.count = recipients.count(active.id, states)
-    picked = recipients.count_unknown(active.id, batches=plan.resend_batches,
-                                      emails=plan.resend_recipients)
-    if not plan.resend_unknown:
-        plan.count += picked
-    _note_withdrawn(plan, active, ["pending"])
-    if settles and active.unknown:
-        plan.notes.append(f"{active.unknown:,} recipients with an unknown fate: " + (
-            f"their batches are cancelled at {plan.transport.label} and sent again under new "
-            "batch ids"
-            if plan.undo_window else knows))
-        return
-    settled = "; ".join(filter(None, [
-        "all recorded as accepted" if plan.accept_unknown else "",
-        f"batches {listed(plan.accept_batches)} recorded as accepted"
-        if plan.accept_batches else "",
-        f"batches {listed(plan.resend_batches)} sent again" if plan.resend_batches else "",
-        f"{', '.join(plan.accept_recipients)} recorded as accepted"
-        if plan.accept_recipients else "",
-        f"{', '.join(plan.resend_recipients)} sent again" if plan.resend_recipients else ""]))
-    if active.unknown and settled:
-        plan.notes.append(f"recipients with an unknown fate: {settled}")
-    elif active.unknown and not plan.resend_unknown:
-        plan.notes.append(f"{active.unknown:,} recipients of send #{active.id} have an "
-                          "unknown fate and are left alone; see `newsletter status`, and "
-                          "pass --resend-unknown to send to them again")
-    if plan.count == 0 and not active.unknown and not dry_run:
-        plan.notes.append("nothing left to send")

@@ -9,13 +9,13 @@ NEWSLETTER_RETRY_BASE (seconds, default 1), NEWSLETTER_RETRY_CAP (longest single
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from newsletter.core.settings import Tuning
 from newsletter.providers.base import BatchResult
 
 T = TypeVar("T")
@@ -29,12 +29,10 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RetryPolicy:
-        env = dict(os.environ if env is None else env)
-        return cls(
-            base=float(env.get("NEWSLETTER_RETRY_BASE") or cls.base),
-            cap=float(env.get("NEWSLETTER_RETRY_CAP") or cls.cap),
-            attempts=max(1, int(env.get("NEWSLETTER_RETRY_ATTEMPTS") or cls.attempts)),
-        )
+        """The policy NEWSLETTER_RETRY_BASE, _CAP and _ATTEMPTS set (core.settings.Tuning)."""
+        knobs = Tuning.from_env(env)
+        return cls(base=knobs.retry_base or cls.base, cap=knobs.retry_cap or cls.cap,
+                   attempts=knobs.retry_attempts or cls.attempts)
 
     def delay(self, attempt: int, wait: float | None = None, rng: random.Random | None = None
               ) -> float:

@@ -16,6 +16,11 @@ for longer than the ledger's patience (a lock held elsewhere, a full disk) the r
 outcomes it could not record are kept and written once more at the end (and reported if even
 that fails), so a batch handed over never loses an outcome that is known.
 
+Before each batch the reputation guard (dispatch.guard), when the run has one, judges the
+send's own hard bounces and complaints so far: past its thresholds the run records the pause
+(ledger.pauses), hands nothing more over and ends; at half of them it warns, once per kind of
+warning and run.
+
 A transport may take several batches at once (`Transport.parallel`; an HTTP provider: up to
 its `max_in_flight`): batches are then delivered by as many worker threads, each with its
 own ledger transactions. A transport with a `pacer` (newsletter.providers.pacing: a provider's
@@ -26,12 +31,13 @@ the limit, each request in flight is one batch of known or unknown fate.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from newsletter.core.settings import Tuning
+from newsletter.dispatch.guard import ReputationGuard
 from newsletter.dispatch.ledger import (
     HEARTBEAT_EVERY,
     ConsentCheck,
@@ -47,29 +53,11 @@ from newsletter.providers.mailing import Item
 
 #: accepted, failed, unknown, skipped (increments)
 Progress = Callable[[int, int, int, int], None]
+#: a warning in words (the reputation guard's, at half a threshold)
+Warn = Callable[[str], None]
 
-#: glibc's mallopt parameters: the number of malloc arenas, the size from which memory is mapped
-M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3
 #: outcome states that end a message's hand-over
 FINAL = ("accepted", "failed", "unknown")
-
-
-def share_malloc_arenas() -> None:
-    """Let worker threads share glibc's malloc arena, and give big blocks back at once.
-
-    Each thread that allocates gets an arena of its own, which keeps its freed request
-    bodies (a megabyte each) for reuse, and glibc raises its mmap threshold past that size
-    after the first one is freed: with eight workers about 15-25 MB more peak memory. The GIL
-    serialises the allocations anyway. A no-op where the C library is not glibc.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.mallopt(M_ARENA_MAX, 1)
-        libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclass
@@ -82,7 +70,9 @@ class RunReport:
     skipped: int = 0  # dropped at the hand-over (consent withdrawn, reached elsewhere)
     resolved: int = 0  # unknown rows a transport could settle after a crash
     stopped: str | None = None  # the reason the run ended early, if it did
+    paused: str | None = None  # why the reputation guard paused the send, if it did
     interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)  # the guard's, each once
     errors: list[str] = field(default_factory=list)
     #: outcomes known but not recorded (the database refused every try); their rows stay
     #: `unknown` in the ledger
@@ -105,7 +95,8 @@ class SendRun:
 
     def __init__(self, ledger: Ledger, send_id: int, transport: Transport, *,
                  check: ConsentCheck | None = None, policy: RetryPolicy | None = None,
-                 stop: threading.Event | None = None, progress: Progress | None = None):
+                 stop: threading.Event | None = None, progress: Progress | None = None,
+                 guard: ReputationGuard | None = None, warn: Warn | None = None):
         self.ledger = ledger
         self.recipients = ledger.recipients
         self.send_id = send_id
@@ -114,6 +105,8 @@ class SendRun:
         self.policy = policy or RetryPolicy.from_env()
         self.stop = stop or threading.Event()
         self.progress = progress or (lambda a, f, u, s: None)
+        self.guard = guard
+        self.warn = warn or (lambda text: None)
         self.report = RunReport()
         self.lock = threading.Lock()
         self.unrecorded: list[tuple[Result, str]] = []  # (outcome to store, address)
@@ -150,7 +143,7 @@ class SendRun:
 
     def _heartbeat(self, done: threading.Event) -> None:
         """Renew the lease every HEARTBEAT_EVERY (or NEWSLETTER_HEARTBEAT seconds)."""
-        every = float(os.environ.get("NEWSLETTER_HEARTBEAT") or HEARTBEAT_EVERY.total_seconds())
+        every = Tuning.from_env().heartbeat or HEARTBEAT_EVERY.total_seconds()
         while not done.wait(every):
             try:
                 self.ledger.sends.beat(self.send_id)
@@ -188,8 +181,6 @@ class SendRun:
         attributes = mailing is None or mailing.uses_attributes
         batches = self.recipients.stream(self.send_id, ["pending"], size, attributes=attributes)
         workers = max(1, self.transport.parallel)
-        if workers > 1:
-            share_malloc_arenas()
         if workers == 1:
             for batch in batches:
                 if self.stop.is_set():
@@ -233,6 +224,8 @@ class SendRun:
     def _attempt(self, items: list[Item], number: int, last: bool) -> Tried[Item] | Ended:
         """One hand-over of `items` under the ledger: what to hand over again."""
         pacer = self.transport.pacer
+        if self.guard is not None and not self._guard_allows():
+            return Ended(False)  # paused: the guard stopped the run
         if pacer is not None and not pacer.acquire():  # stopped while waiting for a slot
             return Ended(False, interrupted=True)
         try:
@@ -252,6 +245,26 @@ class SendRun:
         if not result.stop and self.stop.is_set() and self.report.stopped:
             return Ended(False)  # the ledger refused a write meanwhile
         return Tried(result, again)
+
+    def _guard_allows(self) -> bool:
+        """The reputation guard's verdict before a hand-over: False (the send paused, the run
+        stopping) when a rate is over its threshold."""
+        assert self.guard is not None
+        verdict = self.guard.check()
+        for warning in self.guard.new_warnings(verdict):
+            with self.lock:
+                self.report.warnings.append(warning)
+            self.warn(warning)
+        if verdict.pause is None:
+            return True
+        with self.lock:
+            first = self.report.paused is None
+            self.report.paused = self.report.paused or verdict.pause
+        if first:
+            self.ledger.pauses.pause(self.send_id, verdict, self.guard.thresholds)
+            self._stop_with(f"paused by the reputation guard: {verdict.pause}")
+        self.stop.set()
+        return False
 
     def _final(self, outcome: Outcome, flight: _InFlight, stopped: bool = False) -> Outcome:
         """A deferred recipient on the last try (or when the send stops) has failed."""
@@ -344,6 +357,8 @@ class SendRun:
         for _, outcome in outcomes:
             if outcome.state in counts:
                 counts[outcome.state] += 1
+            if self.guard is not None:
+                self.guard.saw(outcome.state, outcome.error)
         with self.lock:
             for item, outcome in outcomes:
                 if len(self.report.errors) >= 20:

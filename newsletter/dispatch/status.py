@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from newsletter.core.errors import NewsletterError
-from newsletter.dispatch.ledger import Ledger, RecipientRow, RunBatch, SendBusy, SendRow, is_alive
+from newsletter.core.reputation import Figures, Thresholds, Verdict, judge
+from newsletter.db.health import figures_of, reported
+from newsletter.dispatch.ledger import (
+    Ledger,
+    Pause,
+    RecipientRow,
+    RunBatch,
+    SendBusy,
+    SendRow,
+    is_alive,
+)
+from newsletter.dispatch.ledger.pauses import baseline_of
 from newsletter.dispatch.options import minutes, utc_minute
 from newsletter.dispatch.plan import open_ledger, slug_of
 from newsletter.providers import capabilities, make_transport
@@ -23,22 +34,53 @@ class SendStatus:
     unknown: list[RecipientRow]
     failed: list[RecipientRow]
     skipped: list[tuple[str, int]] = field(default_factory=list)  # (why, how many)
+    health: Figures = field(default_factory=Figures)  # the whole send's
+    verdict: Verdict = field(default_factory=lambda: Verdict(Figures()))  # the guard's now
+    pauses: list[Pause] = field(default_factory=list)
+    reported: list[tuple[str, str]] = field(default_factory=list)  # (address, what), paused
+    thresholds: Thresholds = field(default_factory=Thresholds)  # reputation: now
 
 
-def sends_for(pub: Publication, issue: str, limit: int = 50) -> list[SendStatus]:
-    """Every send of `issue` with its unknown and failed recipients (up to `limit` each) and
-    why recipients were skipped."""
+def sends_for(pub: Publication, issue: str, limit: int = 50,
+              recent: int | None = None) -> list[SendStatus]:
+    """Every send of `issue` with its unknown and failed recipients (up to `limit` each), why
+    recipients were skipped, its reputation figures and the guard's verdict on them (by
+    newsletter.yaml's thresholds, since the send's last resume), its pauses, and for a paused
+    send some of the people who bounced or complained; with `recent`, only the last `recent`
+    sends have their recipients listed (a welcome makes a send each time people confirm)."""
     ledger = open_ledger(pub)
     recipients = ledger.recipients
-    return [SendStatus(s, recipients.listing(s.id, "unknown", limit),
-                       recipients.listing(s.id, "failed", limit),
-                       recipients.reasons(s.id) if s.skipped else [])
-            for s in ledger.sends.of_issue(slug_of(pub, issue))]
+    found = ledger.sends.of_issue(slug_of(pub, issue))
+    ids = [s.id for s in found]
+    listed = set(ids[-recent:] if recent else ids)
+    pauses = ledger.pauses.of(ids)
+    thresholds = pub.config.reputation.thresholds
+    with ledger.engine.connect() as conn:
+        health = figures_of(conn, ids)
+        who = {s.id: reported(conn, s.id) for s in found if s.paused}
+    return [SendStatus(s, recipients.listing(s.id, "unknown", limit) if s.id in listed else [],
+                       recipients.listing(s.id, "failed", limit) if s.id in listed else [],
+                       recipients.reasons(s.id) if s.skipped and s.id in listed else [],
+                       health[s.id],
+                       judge(health[s.id].since(baseline_of(pauses[s.id])), thresholds),
+                       pauses[s.id], who.get(s.id, []), thresholds)
+            for s in found]
+
 
 
 def last_completed_send(pub: Publication) -> SendRow | None:
-    """The latest completed send of any issue (`new --from-feed` drafts the entries since)."""
-    return open_ledger(pub).sends.last_completed()
+    """The latest completed send of any issue (`new --from-feed` drafts the entries since);
+    a message's (the welcome's) is no issue's."""
+    from sqlalchemy import select
+
+    from newsletter.db.ledger_tables import sends
+
+    ledger = open_ledger(pub)
+    with ledger.engine.connect() as conn:
+        row = conn.execute(select(sends).where(
+            sends.c.state == "completed", ~sends.c.issue.startswith("_", autoescape=True))
+            .order_by(sends.c.id.desc()).limit(1)).first()
+    return SendRow.of(row) if row else None
 
 
 def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -> SendRow:

@@ -14,7 +14,8 @@ own click redirects) in one transaction, each event exactly once.
    (newsletter.events.statuses);
 4. add the engagement counts per send and recipient with one bulk upsert.
 All of it commits together, so a crash mid-batch leaves nothing half applied and the retried
-batch is applied in full. A signed post that must not be replayed (Mailgun's) names its token:
+batch is applied in full. A signed post that must not be replayed (Mailgun's token, an SNS
+message's id) names its token:
 it is stored in `webhook_tokens` in the same transaction, so a replay is refused (`Replayed`)
 by every `serve` worker, and a post whose events could not be stored can be retried; tokens
 older than the window they are accepted in are deleted as new ones arrive.
@@ -273,6 +274,20 @@ def remember_token(conn: Connection, provider: str, token: str, window: dt.timed
                                                             seen_at=now)
     inserted = statement.on_conflict_do_nothing().returning(webhook_tokens.c.token)
     return conn.execute(inserted).first() is not None
+
+
+def remember_once(engine: Engine, provider: str, token: str, window: dt.timedelta) -> bool:
+    """`remember_token` in a transaction of its own (a post that carries no events)."""
+    with write_connection(engine) as conn, conn.begin():
+        return remember_token(conn, provider, token, window)
+
+
+def token_seen(engine: Engine, provider: str, token: str) -> bool:
+    """Whether `token` is stored already (a replay, or a post still being applied)."""
+    with engine.connect() as conn:
+        return conn.execute(select(webhook_tokens.c.token).where(
+            webhook_tokens.c.provider == provider,
+            webhook_tokens.c.token == token)).first() is not None
 
 
 def apply_batch(engine: Engine, events: Sequence[ProviderEvent], attempts: int = 3,

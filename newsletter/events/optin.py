@@ -34,6 +34,7 @@ from newsletter.audience.model import (
 )
 from newsletter.audience.statuses import Change, apply_changes
 from newsletter.audience.subscribers import add_subscriber
+from newsletter.audience.welcome import VIA_WEB, request_welcome
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import signup_throttle, signups
 from newsletter.events.apply import dialect_insert
@@ -142,12 +143,15 @@ def _request_signup(engine: Engine, email: str, name: str, tags: list[str], *,
 
 
 def confirm_signup(engine: Engine, email: str, issued_ms: int = 0,
-                   now: dt.datetime | None = None, secrets: Secrets = None) -> Confirmation:
+                   now: dt.datetime | None = None, secrets: Secrets = None, *,
+                   welcome: bool = False) -> Confirmation:
     """Follow a confirmation link issued at `issued_ms` (unix ms; 0 for old links): make the
     address an active subscriber with the name and topics of its latest request, recording
     the consent, unless the request was confirmed after the link was issued. The person's own
     confirmation takes an erased address off the erasure list (checked with `secrets`, the
-    rotation list), but not with a link issued before the erasure (UNKNOWN)."""
+    rotation list), but not with a link issued before the erasure (UNKNOWN). With `welcome`
+    (newsletter.yaml has `welcome:`), the same transaction asks for the welcome message
+    (newsletter.audience.welcome); a replayed link (ALREADY) asks for nothing."""
     now = now or utcnow()
     key = email_key(email)
     with write_connection(engine) as conn, conn.begin():
@@ -162,10 +166,13 @@ def confirm_signup(engine: Engine, email: str, issued_ms: int = 0,
         issued = dt.datetime.fromtimestamp(issued_ms / 1000, dt.UTC)
         if not restore(conn, secrets, row.email, issued, now):
             return Confirmation.UNKNOWN
-        add_subscriber(conn, row.email, name=row.name or None, tags=list(row.tags or []),
-                       source="web", via=Source.CONFIRMATION, secrets=secrets)
+        sub, _ = add_subscriber(conn, row.email, name=row.name or None,
+                                tags=list(row.tags or []), source="web",
+                                via=Source.CONFIRMATION, secrets=secrets)
         apply_changes(conn, [Change(key, Status.ACTIVE, int(now.timestamp()), confirmed=True)],
                       now, via=Source.CONFIRMATION)
+        if welcome:
+            request_welcome(conn, sub.id, VIA_WEB, now)
         conn.execute(update(signups).where(signups.c.email_key == key)
                      .values(confirmed_at=now))
     return Confirmation.CONFIRMED

@@ -22,8 +22,11 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import Connection, and_, bindparam, case, distinct, func, select
 
 from newsletter.core.personalise import PLACEHOLDER
+from newsletter.core.reputation import Thresholds
 from newsletter.db.tables import engagement, send_links, webhook_events
+from newsletter.events.report_health import SendHealth, send_health
 from newsletter.events.report_sends import SendFacts, people_reached, personal_link, sends_of
+from newsletter.events.subject_figures import tests_of
 
 HOURS = 72
 #: the per-send counters shown, each counted in people, and the provider event behind it
@@ -96,6 +99,11 @@ class IssueReport:
     started_at: dt.datetime | None = None
     measured: dict[str, bool] = field(default_factory=dict)  # opens, clicks, bounces, ...
     notes: list[str] = field(default_factory=list)  # why a figure is not measured
+    health: list[SendHealth] = field(default_factory=list)  # each send's rates
+    thresholds: Thresholds = field(default_factory=Thresholds)  # the guard's, now
+    #: each subject test of the issue: its subjects' figures, winner and note
+    #: (newsletter.events.subject_figures.tests_of)
+    subject_tests: list[dict] = field(default_factory=list)
 
     def knows(self, what: str) -> bool:
         """Whether `what` (opens, clicks, bounces, complaints, unsubscribes) was measured."""
@@ -129,14 +137,20 @@ class IssueReport:
 
 
 def issue_report(conn: Connection, issue: str,
-                 expert_names: Mapping[str, str] | None = None) -> IssueReport | None:
+                 expert_names: Mapping[str, str] | None = None, *,
+                 thresholds: Thresholds | None = None, mailbox: bool = False
+                 ) -> IssueReport | None:
     """The report of every send of `issue`, or None when it was never sent.
 
-    `expert_names` (id -> name) names the experts of sends that did not record their names.
+    `expert_names` (id -> name) names the experts of sends that did not record their names;
+    `thresholds` (reputation: in newsletter.yaml) judge each send's health; `mailbox`: the
+    publication reads a bounce mailbox, so its SMTP sends report bounces and complaints.
     """
     sends = sends_of(conn, issue)
     if not sends:
         return None
+    for send in sends:
+        send.mailbox = mailbox
     ids = [s.id for s in sends]
     report = IssueReport(issue, ids, people_reached(conn, ids), subject=subject_of(sends),
                          messages=sum(s.accepted for s in sends),
@@ -144,6 +158,9 @@ def issue_report(conn: Connection, issue: str,
     _totals(conn, report)
     _per_link(conn, report, sends, expert_names or {})
     _measured(report, sends)
+    report.thresholds = thresholds or Thresholds()
+    report.health = send_health(conn, sends, report.thresholds)
+    report.subject_tests = tests_of(conn, issue)
     return report
 
 

@@ -5,9 +5,11 @@
   expert's id and name as sent, and whether our click tracking rewrote its links.
 - `sends_of` reads the sends back as `SendFacts`. A send made before `send_contents` existed
   knows only the pieces that had links (from `send_links`) and not whether clicks were tracked.
-- what each send's provider reports back through its webhook is what its transport declares
-  (`capabilities().reports`, newsletter.providers): the outbox and SMTP report nothing (no
-  tracking pixel is ever added; bounces come later, by mail).
+- what each send's provider reports back is what its transport declares
+  (`capabilities()`, newsletter.providers): through its webhook (`reports`); the outbox and SMTP
+  report nothing there (no tracking pixel is ever added), but SMTP's bounces and complaints come
+  back by mail (`reports_by_mail`), to the bounce mailbox when the publication has one
+  (`SendFacts.mailbox`).
 - `people_reached` counts people, not messages: someone mailed again (`send --again`) is one.
 - `personal_link` names a link that differs per recipient (unsubscribe, preference page).
 """
@@ -57,10 +59,12 @@ class SendFacts:
     accepted: int  # messages the transport accepted
     pieces: list[PieceInfo] = field(default_factory=list)
     click_tracking: bool | None = None  # None: an older send that did not record it
+    mailbox: bool = False  # the publication reads a bounce mailbox (its SMTP sends report)
 
     def reports(self, event: str) -> bool:
         """Whether this send's provider reports `event` (open, click, bounce, ...)."""
-        return event in capabilities(self.transport).reports
+        declared = capabilities(self.transport)
+        return event in declared.reports or (self.mailbox and event in declared.reports_by_mail)
 
     @property
     def measures_clicks(self) -> bool:

@@ -10,9 +10,10 @@ through the status ladder (newsletter.audience.statuses): an address is retired 
 import time (an import is not consent); only a confirmed sign-up after the suppression keeps or
 brings it back. Syncing twice changes nothing.
 
-`release_address` is the other direction, for SendGrid (the one provider whose lists we
-change): after a confirmed sign-up the address is taken off its lists, so that it delivers to
-someone who asked again.
+`release_address` is the other direction: after a confirmed sign-up the address is taken off
+the lists of every provider that declares `capabilities.releases` and is in use here (SendGrid
+with an API key; SES when it sends or its events are read), so that it delivers to someone who
+asked again. How each provider takes an address off lives in its own package.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from newsletter.db.tables import suppression_sync
 from newsletter.events.apply import dialect_insert
 from newsletter.events.policy import suppressed_status
 from newsletter.events.statuses import Change, apply_changes
-from newsletter.providers import capabilities, transport_class
-from newsletter.providers.neutral import SuppressionSource
+from newsletter.providers import TRANSPORTS, capabilities, transport_class
+from newsletter.providers.neutral import Releaser, SuppressionSource
 
 log = logging.getLogger("newsletter.public")
 
@@ -99,28 +100,43 @@ def sync_suppressions(pub: Publication, engine: Engine, *, full: bool = False,
     return sync_provider(pub, engine, "sendgrid", full=full, progress=progress)
 
 
-def release_address(pub: Publication, email: str) -> list[str]:
-    """Take `email` off SendGrid's suppression lists (and its unsubscribe group) after a
-    confirmed sign-up; return the lists it was on. Does nothing without SENDGRID_API_KEY.
-    FailedError when SendGrid cannot be reached."""
-    from newsletter.providers.sendgrid.suppressions import SendGridLists
+def _releasers(pub: Publication) -> list[tuple[str, Releaser]]:
+    """(label, lists) of each provider a confirmed sign-up is released from here."""
+    found = []
+    for name in TRANSPORTS:
+        if capabilities(name).releases:
+            cls = transport_class(name)
+            releaser = cls.releaser(pub.settings, pub.config)
+            if releaser is not None:
+                found.append((cls.label or name, releaser))
+    return found
 
-    settings = pub.settings
-    if not settings.sendgrid_api_key:
-        return []
-    lists = SendGridLists(settings.sendgrid_api_key, settings.sendgrid_api_url,
-                          pub.config.sendgrid.asm_group_id)
-    return lists.release(email)
+
+def release_address(pub: Publication, email: str) -> list[str]:
+    """Take `email` off the suppression lists of every provider in use that keeps them (see
+    the module's docstring) after a confirmed sign-up; return the lists it was on. FailedError
+    when a provider cannot be reached."""
+    released: list[str] = []
+    for _label, releaser in _releasers(pub):
+        try:
+            released += releaser.release(email)
+        finally:
+            releaser.close()
+    return released
 
 
 def release_quietly(pub: Publication, email: str) -> list[str]:
-    """`release_address` for the web side: failures are logged, never raised."""
-    try:
-        return release_address(pub, email)
-    except NewsletterError as exc:
-        log.warning("could not remove a confirmed address from SendGrid's suppressions (%s)",
-                    type(exc).__name__)
-        return []
+    """`release_address` for the web side: each provider's failure is logged, never raised."""
+    released: list[str] = []
+    for label, releaser in _releasers(pub):
+        try:
+            released += releaser.release(email)
+        except NewsletterError as exc:
+            log.warning("could not remove a confirmed address from %s's suppressions (%s)",
+                        label, type(exc).__name__)
+        finally:
+            releaser.close()
+    return released
 
 
 def _save_mark(engine: Engine, kind: str, newest: int) -> None:
@@ -133,7 +149,7 @@ def _save_mark(engine: Engine, kind: str, newest: int) -> None:
                   "synced_at": stmt.excluded.synced_at}))
 
 
-def sync_before_send(pub: Publication, engine: Engine, provider: str) -> str:
+def sync_before_send(pub: Publication, engine: Engine, provider: str = "sendgrid") -> str:
     """Run the sync before a send through `provider`; a note for the user, never an exception
     (the provider keeps dropping suppressed addresses on its side even when the sync cannot
     run)."""

@@ -138,3 +138,28 @@ def track_links(pub: Publication, build: Build, engine: Engine, send_id: int, ma
                     {link.position: link.url for link in build.links if link.trackable})
     changes: dict[str, Any] = {"html": build.tracked_html, "link_url": urls}
     return dataclasses.replace(mailing, **changes)  # type: ignore[type-var]
+
+
+def track_like(pub: Publication, engine: Engine, earlier: int, send_id: int, mailing: M,
+               links: dict[int, str] | None) -> M:
+    """The hook for a send that carries an earlier send's frozen message without a build in
+    hand (a subject test's later subjects, its rest): the earlier send's links and pieces are
+    recorded for it too and, when that send tracked clicks, so does this one (`links`: the
+    frozen message's tracked links)."""
+    from newsletter.db.tables import send_contents
+
+    with engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(
+            select(send_links).where(send_links.c.send_id == earlier))]
+        carried = conn.execute(select(send_contents).where(
+            send_contents.c.send_id == earlier)).first()
+    store_links(engine, send_id, [{k: v for k, v in row.items() if k != "send_id"}
+                                  for row in rows])
+    if carried is None:
+        return mailing
+    record_contents(engine, send_id, [PieceInfo(**piece) for piece in carried.pieces],
+                    click_tracking=carried.click_tracking)
+    if not carried.click_tracking or links is None:
+        return mailing
+    urls = LinkUrls(pub.config.public_url, pub.settings.secret or "", send_id, dict(links))
+    return dataclasses.replace(mailing, link_url=urls)  # type: ignore[type-var]

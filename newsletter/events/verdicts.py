@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from newsletter.db.tables import send_links, webhook_events
+from newsletter.db.tables import send_links, subscribers, webhook_events
 from newsletter.events.classify import BURST, Click, Thresholds, bursts, click_reason, open_reason
 from newsletter.events.stored import Stored
 
@@ -90,17 +90,25 @@ def _context(conn: Connection, pairs: set[Pair]) -> tuple[dict[Pair, int], dict[
 
 
 def _ledger_times(conn: Connection, pairs: set[Pair]) -> dict[Pair, int]:
-    """When our ledger saw the transport accept each message (SMTP and outbox sends)."""
+    """When our ledger saw the transport accept each message (SMTP and outbox sends).
+
+    Each pair's row is found by key: the address's subscriber by subscribers.email_key
+    (unique), then their rows by ix_send_recipients_subscriber (subscriber_id, send_id). The
+    `+ 0` keeps either database from reading a whole send by its send index instead (what a
+    planner that expects one row for a send it has no statistics of would choose), so a
+    look-up costs the same however large the ledger grows."""
     from newsletter.db.ledger_tables import send_recipients as rec
 
     found: dict[Pair, int] = {}
     keys = sorted({key for _, key in pairs})
     sends = sorted({send for send, _ in pairs})
+    sub = subscribers.c
     for start in range(0, len(keys), _CHUNK):
-        query = select(rec.c.send_id, func.lower(rec.c.email), rec.c.updated_at).where(
-            rec.c.send_id.in_(sends), rec.c.state == "accepted",
-            func.lower(rec.c.email).in_(bindparam("keys", keys[start : start + _CHUNK],
-                                                  expanding=True)))
+        query = (select(rec.c.send_id, sub.email_key, rec.c.updated_at)
+                 .select_from(subscribers.join(rec, rec.c.subscriber_id == sub.id))
+                 .where(sub.email_key.in_(bindparam("keys", keys[start : start + _CHUNK],
+                                                    expanding=True)),
+                        (rec.c.send_id + 0).in_(sends), rec.c.state == "accepted"))
         for send_id, key, at in conn.execute(query):
             if (send_id, key) in pairs and at is not None:
                 found[(send_id, key)] = _seconds(at)

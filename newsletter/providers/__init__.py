@@ -1,7 +1,7 @@
-"""Mail providers, the lowest mail layer: one module each (outbox, smtp, sendgrid/, postmark/,
-mailgun/) filling the provider contract (`Transport`, base.py); `make_transport()` makes one,
-`capabilities()` says what one declares it can do beyond sending. They send a prepared
-`Mailing` (mailing.py) and know nothing of campaigns or the send ledger."""
+"""Mail providers, the lowest mail layer: one module each (outbox, smtp, sendgrid/, ses/,
+postmark/, mailgun/) filling the provider contract (`Transport`, base.py); `make_transport()`
+makes one, `capabilities()` says what one declares it can do beyond sending. They send a
+prepared `Mailing` (mailing.py) and know nothing of campaigns or the send ledger."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ _CLASSES = {
     "sendgrid": ("newsletter.providers.sendgrid.transport", "SendGridTransport"),
     "postmark": ("newsletter.providers.postmark.transport", "PostmarkTransport"),
     "mailgun": ("newsletter.providers.mailgun.transport", "MailgunTransport"),
+    "ses": ("newsletter.providers.ses.transport", "SesTransport"),
 }
 
 
@@ -47,7 +48,9 @@ def capabilities(name: str) -> Capabilities:
 def make_transport(name: str | None, settings: Settings,
                    config: PublicationConfig | None = None) -> Transport:
     """The transport called `name` (default: NEWSLETTER_TRANSPORT), configured from settings
-    (and the publication's `config`, where Mailgun's region is: US when none is given).
+    (and the publication's `config`, where Mailgun's region and the `ses:` settings are: US and
+    the defaults when none is given; the SES transport then reads them from the mailing it
+    opens).
 
     NEWSLETTER_SENDGRID_BATCH caps recipients per SendGrid request (default and maximum 1000);
     NEWSLETTER_SENDGRID_IN_FLIGHT, when set, overrides newsletter.yaml's
@@ -85,4 +88,9 @@ def make_transport(name: str | None, settings: Settings,
         return MailgunTransport(mailgun.api_key, mailgun.domain,
                                 api_url(chosen.region, mailgun.api_url), chosen,
                                 max_batch=mailgun.batch, max_in_flight=mailgun.in_flight)
+    if name == "ses":
+        from newsletter.providers.ses.transport import SesTransport
+
+        return SesTransport(config.ses if config is not None else None,
+                            in_flight=settings.ses_in_flight)
     raise NewsletterError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")

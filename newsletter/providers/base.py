@@ -35,8 +35,9 @@ message in flight unknown.
 
 What only some providers can do is declared in `capabilities` (never probed with hasattr):
 scheduling a send and cancelling it (`Scheduling`: `create_batch_id`, `cancel`, `undo_window`),
-suppression lists (`suppression_source`), the events their webhooks report back, and telling
-after a crash which messages in doubt left (`resolve_unknown`).
+suppression lists (`suppression_source`; `releaser` takes an address off them again), the
+events their webhooks (or the bounce mailbox) report back, and telling after a crash which
+messages in doubt left (`resolve_unknown`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from newsletter.providers.pacing import Pacer
 if TYPE_CHECKING:
     from newsletter.compose.schema import PublicationConfig
     from newsletter.core.settings import Settings
-    from newsletter.providers.neutral import SuppressionSource
+    from newsletter.providers.neutral import Releaser, SuppressionSource
 
 State = Literal["accepted", "failed", "deferred", "retry", "unknown"]
 
@@ -129,8 +130,16 @@ class Capabilities:
     unscheduled: str = ""
     #: suppression lists that `suppressions sync` reads (through `suppression_source`)
     suppression_lists: bool = False
+    #: lists a confirmed sign-up takes the address off again (through `releaser`)
+    releases: bool = False
     #: what its webhook reports back: open, click, bounce, complaint, unsubscribe
     reports: frozenset[str] = frozenset()
+    #: whether its open events say when a machine (not a person) opened the message, so that
+    #: people's opens can judge a subject test
+    flags_machine_opens: bool = False
+    #: what comes back of its sends by mail, to the publication's bounce mailbox (`bounces:`)
+    #: when it has one: bounce, complaint
+    reports_by_mail: frozenset[str] = frozenset()
     #: how `resolve_unknown` tells whether a message in doubt after a crash left, in words
     #: (empty: it cannot, and the operator decides)
     settles_unknown: str = ""
@@ -271,6 +280,12 @@ class Transport(ABC):
                            ) -> SuppressionSource:
         """The provider's suppression lists (`capabilities.suppression_lists`)."""
         raise NewsletterError(f"the {cls.name} transport has no suppression lists")
+
+    @classmethod
+    def releaser(cls, settings: Settings, config: PublicationConfig) -> Releaser | None:
+        """The lists a confirmed sign-up is taken off (`capabilities.releases`), or None when
+        this provider is not in use for the publication."""
+        return None
 
 
 def _wired(items: Sequence[Item]) -> tuple[list[Item], dict[int, str]]:

@@ -3,7 +3,8 @@
 A provider's suppression lists in neutral words: `Suppression` (an address, why it is
 suppressed, since when), read page by page (`Page`) from a `SuppressionSource` (a transport
 with `capabilities.suppression_lists` opens one: `Transport.suppression_source`); what each
-reason does to a subscriber is decided above the providers (newsletter.events.policy). And
+reason does to a subscriber is decided above the providers (newsletter.events.policy); a
+`Releaser` takes an address off them again after a confirmed sign-up. And
 `id_number`, for the ids our messages carry back in a provider's metadata.
 """
 
@@ -45,6 +46,18 @@ class SuppressionSource(Protocol):
     provider: str
 
     def pages(self, since: Since) -> Iterator[Page]: ...
+
+    def close(self) -> None: ...
+
+
+class Releaser(Protocol):
+    """A provider's lists that take an address off after the person's confirmed sign-up
+    (`capabilities.releases`: `Transport.releaser`)."""
+
+    def release(self, email: str) -> list[str]:
+        """Take `email` off; the lists it was on (FailedError when the provider cannot be
+        asked)."""
+        ...
 
     def close(self) -> None: ...
 

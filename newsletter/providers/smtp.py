@@ -7,7 +7,9 @@ is `unknown` (the server may have queued it), never silently sent again. A refus
 its recipient alone: 4xx on RCPT or DATA is `deferred` (tried again later in the run), 5xx is
 `failed`. IDN domains go out as A-labels; a non-ASCII local part uses SMTPUTF8 when the server
 offers it and is otherwise that recipient's failure. Only a connection that cannot be opened,
-a refused login or a refused sender stop the send.
+a refused login or a refused sender stop the send. With a bounce mailbox (`bounces:`), each
+message's envelope sender (MAIL FROM) is its own VERP address (providers.bounces.verp), so a
+later bounce names its send and ledger row.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 
 from newsletter.core.errors import FailedError, NewsletterError
-from newsletter.providers.base import BatchResult, Outcome, OutcomeSink, Request, Transport
+from newsletter.providers.base import (
+    BatchResult,
+    Capabilities,
+    Outcome,
+    OutcomeSink,
+    Request,
+    Transport,
+)
+from newsletter.providers.bounces.verp import envelope_sender
 from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.mime import MimeRenderer
 
@@ -43,6 +53,8 @@ def _reply(code: int, text: bytes | str) -> str:
 class SmtpTransport(Transport):
     name = "smtp"
     label = "SMTP"
+    #: bounces and complaints come back by mail, to the bounce mailbox (VERP envelope senders)
+    capabilities = Capabilities(reports_by_mail=frozenset({"bounce", "complaint"}))
     batch_size = 10
     reports_each_outcome = True  # each message's 250 (or refusal) is recorded as it comes
 
@@ -190,13 +202,12 @@ class SmtpTransport(Transport):
         """Each recipient's outcome, told to `tell` as soon as the server answered; a
         connection that cannot be (re)opened hands the rest back (`retry`), a refused login
         or sender stops the send."""
-        sender = self.mailing.config.sender.email
         outcomes: list[Outcome] = []
         for index, item in enumerate(items):
             outcome = None
             for _ in range(2):  # a dropped connection is reopened once, right away
                 try:
-                    outcome = self._transaction(sender, item)
+                    outcome = self._transaction(envelope_sender(self.mailing, item.key), item)
                     break
                 except _Sent as exc:
                     self._drop()

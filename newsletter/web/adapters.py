@@ -56,11 +56,13 @@ def _as_finding(root: Path, item: Any) -> Finding:
     )
 
 
-def check_findings(pub: Publication, build: Build, *, spam: bool = False) -> list[Finding]:
-    """The results of `newsletter check` (offline) for a build."""
+def check_findings(pub: Publication, build: Build, *, spam: bool = False,
+                   subjects: tuple[str, ...] = ()) -> list[Finding]:
+    """The results of `newsletter check` (offline) for a build (and a subject test's
+    `subjects`)."""
     from newsletter.checks import run_checks
 
-    found = run_checks(pub, build, online=False, spam=spam)
+    found = run_checks(pub, build, online=False, spam=spam, subjects=subjects)
     return [_as_finding(pub.root, item) for item in found]
 
 

@@ -18,7 +18,7 @@ from lxml.html import HtmlElement
 
 from newsletter.compose import Build, build_issue, i18n
 from newsletter.compose.package import write_dist
-from newsletter.compose.publication import Publication
+from newsletter.compose.publication import Publication, is_message
 from newsletter.core.errors import InputError, Problem
 from newsletter.web import add_first, asset_templates, edit_page
 
@@ -84,11 +84,13 @@ def language_prefix(pub: Publication, language: str) -> str:
 
 
 def issue_folders(pub: Publication) -> list[Path]:
-    """Every issue folder (one holding issue.yaml) under issues/, by name."""
+    """Every issue folder (one holding issue.yaml) under issues/, by name; a message's folder
+    (`_welcome`: newsletter.compose.publication.is_message) is no issue of the archive."""
     base = pub.root / "issues"
     if not base.is_dir():
         return []
-    return sorted(p for p in base.iterdir() if (p / "issue.yaml").is_file())
+    return sorted(p for p in base.iterdir()
+                  if (p / "issue.yaml").is_file() and not is_message(p.name))
 
 
 def build_archive(

@@ -149,10 +149,12 @@ async def confirm(request: Request) -> Response:
     except BadToken:
         return side.invalid(EXPIRED)
     outcome = await run_in_threadpool(optin.confirm_signup, side.engine, info.subject,
-                                      info.issued_ms, None, side.keys.secrets)
+                                      info.issued_ms, None, side.keys.secrets,
+                                      welcome=side.pub.config.welcome is not None)
     if outcome == optin.Confirmation.UNKNOWN:
         return side.invalid(EXPIRED)
     if outcome == optin.Confirmation.CONFIRMED:
+        side.welcome_wake.set()  # the welcome goes out from serve's own task, not this page
         await run_in_threadpool(release_quietly, side.pub, info.subject)
     return side.page("confirmed.html", email=info.subject,
                      already=outcome == optin.Confirmation.ALREADY)

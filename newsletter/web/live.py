@@ -45,6 +45,7 @@ class LiveBuild:
     last_attempt: dt.datetime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     spam_checks: bool = True  # run the slow full checks (SpamAssassin) after each good build
+    subjects: tuple[str, ...] = ()  # a subject test's subjects (`preview --test-subjects`)
     _spam_wanted: Snapshot | None = field(default=None, repr=False)
     _spam_signal: threading.Event = field(default_factory=threading.Event, repr=False)
     _spam_thread: threading.Thread | None = field(default=None, repr=False)
@@ -61,7 +62,7 @@ class LiveBuild:
             try:
                 pub = Publication.load(self.root)
                 build = build_issue(pub, self.issue_dir)
-                findings = check_findings(pub, build)
+                findings = check_findings(pub, build, subjects=self.subjects)
                 snapshot = (pub, build, findings)
             except InputError as exc:
                 problems = [problem_finding(self.root, p) for p in exc.problems]
@@ -96,7 +97,8 @@ class LiveBuild:
             if snapshot is None:
                 continue
             try:
-                findings = check_findings(snapshot.pub, snapshot.build, spam=True)
+                findings = check_findings(snapshot.pub, snapshot.build, spam=True,
+                                          subjects=self.subjects)
             except Exception as exc:  # keep the fast findings, say what went wrong
                 findings = snapshot.findings + [
                     Finding("warning", f"the full checks failed: {type(exc).__name__}: {exc}")

@@ -35,7 +35,7 @@ from newsletter.audience.preferences import (
 )
 from newsletter.audience.privacy import subscriber_data
 from newsletter.audience.subscribers import get_subscriber
-from newsletter.compose.publication import Publication
+from newsletter.compose.publication import Publication, is_message
 from newsletter.core.errors import InputError
 from newsletter.core.tokens import PREFERENCES
 from newsletter.core.yamlsrc import load_plain
@@ -59,11 +59,14 @@ class BadForm(ValueError):
 
 
 def edition_languages(pub: Publication) -> list[str]:
-    """The languages the publication's issues are written in (its default first)."""
+    """The languages the publication's issues are written in (its default first; messages
+    such as the welcome are no issues)."""
     import yaml
 
     found = [pub.config.language]
     for manifest in sorted(Path(pub.root, "issues").glob("*/issue.yaml")):
+        if is_message(manifest.parent.name):
+            continue  # the welcome's editions are no reason to offer a language
         try:
             data = load_plain(manifest.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError, UnicodeDecodeError):

@@ -253,9 +253,11 @@ class PreviewApp:
         return await approve(request, self.live, self.csrf)
 
 
-def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
-    """The preview app for the issue in `issue_dir` of the publication at `root`."""
-    live = LiveBuild(root=root, issue_dir=issue_dir)
+def create_app(root: Path, issue_dir: Path, *, watch: bool = True,
+               subjects: tuple[str, ...] = ()) -> Starlette:
+    """The preview app for the issue in `issue_dir` of the publication at `root` (with the
+    `subjects` of a subject test checked and shown in the inbox view)."""
+    live = LiveBuild(root=root, issue_dir=issue_dir, subjects=tuple(subjects))
     view = PreviewApp(live)
 
     @contextlib.asynccontextmanager
@@ -290,9 +292,9 @@ def create_app(root: Path, issue_dir: Path, *, watch: bool = True) -> Starlette:
     return app
 
 
-def serve(root: Path, issue_dir: Path, port: int) -> None:
+def serve(root: Path, issue_dir: Path, port: int, subjects: tuple[str, ...] = ()) -> None:
     """Run the preview on 127.0.0.1:`port` until interrupted."""
     import uvicorn
 
-    app = create_app(root, issue_dir)
+    app = create_app(root, issue_dir, subjects=subjects)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -7,6 +7,7 @@ Routes (each handler lives with its idea; this module assembles them):
 - `GET <archive path>/...`: the published archive (newsletter.web.site);
 - unsubscribe, resubscribe, sign-up and confirmation (newsletter.web.consent);
 - `POST /webhooks/sendgrid` and the tracked links `GET /c/{token}` (newsletter.web.engagement);
+- `POST /webhooks/ses`: Amazon SES's events through SNS (newsletter.web.ses_webhook);
 - `/preferences/{token}`: the subscriber's preference page (newsletter.web.preferences).
 
 GETs never change state. Tokens are HMAC-signed and checked with the rotation list
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,15 @@ from newsletter.events import optin
 from newsletter.events.classify import Thresholds
 from newsletter.events.prune import prune_events
 from newsletter.providers.sendgrid.signature import load_public_key
-from newsletter.web import consent, engagement, preferences, public_bounces, public_webhooks
+from newsletter.web import (
+    consent,
+    engagement,
+    preferences,
+    public_bounces,
+    public_sending,
+    public_webhooks,
+    ses_webhook,
+)
 from newsletter.web.publish import local_folder
 from newsletter.web.side import PublicSide, side_of, templates
 from newsletter.web.site import AccessLog, archive_mount, archive_routes, log_config
@@ -151,12 +161,13 @@ def _check_erasure_list(engine: Engine, keys: Keys) -> None:
 
 def create_app(pub: Publication, *, engine: Engine | None = None,
                limits: optin.Limits | None = None, archive: Path | None = None,
-               prune: bool = True, bounces: bool = True) -> Starlette:
+               prune: bool = True, bounces: bool = True, sending: bool = True) -> Starlette:
     """The public app for `pub` (NEWSLETTER_SECRET of 32 characters or more is required);
     `archive` is the published folder to serve (default: the local publish folder of
     newsletter.yaml). With `prune`, old events and sign-up requests are pruned at start-up and
     then hourly;
-    with `bounces`, the bounce mailbox is read (newsletter.web.public_bounces)."""
+    with `bounces`, the bounce mailbox is read (newsletter.web.public_bounces); with `sending`,
+    the welcome goes out and due subject tests finish (newsletter.web.public_sending)."""
     settings = pub.settings
     keys = Keys.of(signing_secrets(settings.secret, settings.previous_secrets))
     key = _webhook_key(settings.webhook_public_key)
@@ -176,9 +187,14 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
         tasks = [asyncio.create_task(housekeeping(side))] if prune else []
         if bounces and public_bounces.wanted(pub):  # the bounce mailbox, every few minutes
             tasks.append(asyncio.create_task(public_bounces.read_bounces(pub, side.engine)))
+        stop = threading.Event()  # the welcome and subject tests (newsletter.web.public_sending)
+        if sending:
+            tasks += [asyncio.create_task(work) for work in public_sending.sending_tasks(
+                pub, side.engine, side.welcome_wake, stop)]
         try:
             yield
         finally:
+            stop.set()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -195,6 +211,7 @@ def create_app(pub: Publication, *, engine: Engine | None = None,
             *consent.ROUTES,
             *engagement.ROUTES,
             *public_webhooks.ROUTES,
+            *ses_webhook.ROUTES,
             *preferences.ROUTES,
             *archive_routes(folder, archive_path),
         ],

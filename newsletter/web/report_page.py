@@ -95,7 +95,14 @@ def note_html(note: str) -> Markup:
 
 def report_html(report: IssueReport) -> str:
     """The whole page, titled with the issue's subject."""
+    from newsletter.core.reputation import limits_of, setting
+    from newsletter.events.report_health import VERDICTS
+
+    t = report.thresholds
     return _env().get_template("report.html").render(
         r=report, bars=piece_bars(report), lines=timeline(report),
         notes=[note_html(note) for note in report.notes],
-        measured_series=any(report.knows(k) for k in ("opens", "clicks")))
+        measured_series=any(report.knows(k) for k in ("opens", "clicks")),
+        verdicts=VERDICTS, guard={"bounces": setting(t.bounce_pause),
+                                  "complaints": setting(t.complaint_pause)},
+        limits={"bounces": limits_of("bounces"), "complaints": limits_of("complaints")})

@@ -6,6 +6,7 @@ find the `PublicSide` of their app with `side_of(request)`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,8 @@ class PublicSide:
     topics: dict[str, str]
     thresholds: Thresholds = Thresholds()
     languages: dict[str, str] = field(default_factory=dict)  # the preference page's, once read
+    #: set by a confirmed sign-up: the welcome goes out now (newsletter.web.public_sending)
+    welcome_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.csrf = Csrf(self.keys)

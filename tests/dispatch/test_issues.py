@@ -44,6 +44,10 @@ def test_send_states_in_order_of_precedence() -> None:
     assert reached == 14
     dead = _row(id=4, state="sending", owner="elsewhere:1", heartbeat_at=NOW)
     assert send_state([dead], NOW)[0] == "paused"  # interrupted: not alive
+    guarded = _row(id=6, state="stopped", accepted=3, paused_at=NOW)
+    state, detail, _ = send_state([_row(), guarded], NOW)
+    assert state == "paused" and "paused by the reputation guard" in detail
+    assert f"newsletter send {SLUG} --resume" in detail
     alive = _row(id=5, state="sending", owner=process_owner(), heartbeat_at=dt.datetime.now(
         dt.UTC), accepted=2)
     state, detail, _ = send_state([stopped, alive], NOW)

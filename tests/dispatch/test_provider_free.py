@@ -1,6 +1,7 @@
 """Dispatch asks a transport what it declares (newsletter.providers.base.Capabilities) and never
 names a mail service: no service's name in its code, comments or messages, no comparison with a
-transport's name, no probing of a transport's attributes."""
+transport's name, no probing of a transport's attributes. Nor does it read the environment
+(newsletter.core.settings does)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import newsletter
 from newsletter.core.settings import TRANSPORTS
 
 DISPATCH = Path(newsletter.__file__).parent / "dispatch"
-#: the mail services providers/ has modules for, and the one on its way (Amazon SES)
+#: the mail services providers/ has modules for
 SERVICES = re.compile(r"send\s*grid|postmark|mailgun|\bses\b|amazon", re.IGNORECASE)
 
 
@@ -58,4 +59,27 @@ def test_dispatch_names_no_mail_service() -> None:
 def test_dispatch_asks_transports_what_they_declare() -> None:
     found = {str(p.relative_to(DISPATCH)): lines for p in sorted(DISPATCH.rglob("*.py"))
              if (lines := transport_probes(p.read_text(encoding="utf-8")))}
+    assert found == {}
+
+
+ENVIRONMENT = re.compile(r"\bos\.(environ|getenv|putenv|unsetenv)\b"
+                         r"|\bfrom os import .*\b(environ|getenv|putenv|unsetenv)\b")
+
+
+def environment_reads(text: str) -> list[str]:
+    """Lines of `text` that read or change the process's environment."""
+    return [f"{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), start=1)
+            if ENVIRONMENT.search(line)]
+
+
+def test_the_environment_rule_sees_what_it_forbids() -> None:
+    assert environment_reads('x = os.environ.get("A")\n') == ['1: x = os.environ.get("A")']
+    assert environment_reads("from os import getenv\n") and environment_reads("os.putenv(a)")
+    assert not environment_reads("knobs = Tuning.from_env()  # the environment's knobs\n")
+    assert not environment_reads("import os\nos.kill(pid, 0)\n")
+
+
+def test_dispatch_reads_no_environment() -> None:
+    found = {str(p.relative_to(DISPATCH)): lines for p in sorted(DISPATCH.rglob("*.py"))
+             if (lines := environment_reads(p.read_text(encoding="utf-8")))}
     assert found == {}

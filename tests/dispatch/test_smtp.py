@@ -153,3 +153,29 @@ def test_unknown_recipients_can_be_settled_one_by_one(pub: Pub, smtp_server) -> 
     assert f"{people[0].upper()} recorded as accepted" in accepted.output
     assert sorted(_recipients(server)) == sorted(people)
     assert all(s == ["accepted"] for s in ledger_states(pub).values())
+
+
+def test_the_envelope_sender_is_each_messages_verp_address(pub: Pub, smtp_server) -> None:
+    """With a bounce mailbox (`bounces:`), each message's MAIL FROM is its own VERP address,
+    naming its send and ledger row; a test send, outside the ledger, uses the From address."""
+    from newsletter.db.ledger_tables import send_recipients
+    from newsletter.providers.bounces.verp import parse
+    from tests.dispatch.conftest import SECRET
+
+    config = pub.root / "newsletter.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "bounces:\n  imap_url: "
+                      "imaps://bounces@imap.example.org/INBOX\n  return_path: "
+                      "bounces@news.example.org\n", encoding="utf-8")
+    server = smtp_server("plain")
+    add_people(pub.engine, 5)
+    assert _send(pub).exit_code == 0
+    with pub.engine.connect() as conn:
+        rows = dict(conn.execute(select(send_recipients.c.id, send_recipients.c.email)).all())
+    assert len(server.mailbox.messages) == 5
+    for sender, rcpts, _ in server.mailbox.messages:
+        assert sender.startswith("bounces+") and sender.endswith("@news.example.org")
+        named = parse(sender, "bounces@news.example.org", [SECRET])
+        assert named is not None and named.send_id == 1 and rows[named.recipient_id] == rcpts[0]
+    trial = pub.cli("send-test", SLUG, "--transport", "smtp")
+    assert trial.exit_code == 0, trial.output
+    assert server.mailbox.messages[-1][0] == "newsletter@example.org"

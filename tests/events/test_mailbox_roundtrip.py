@@ -1,10 +1,8 @@
 """The round trip: an SMTP send with VERP envelope senders to a relay that accepts every
 message and bounces some of them later, by a DSN to the VERP address, into the Dovecot mailbox;
-`bounces fetch` then retires exactly those addresses.
-
-The SMTP transport does not give MAIL FROM a VERP address yet (that comes with the reputation
-guard); `VerpSmtp` below does what it will do at the seam left for it:
-`newsletter.providers.bounces.verp.envelope_sender(mailing, key)` for each message.
+`bounces fetch` then retires exactly those addresses. The send is the real `newsletter send`
+with the SMTP transport: its MAIL FROM is each message's VERP address
+(`newsletter.providers.bounces.verp.envelope_sender`).
 """
 
 from __future__ import annotations
@@ -14,12 +12,14 @@ import socket
 from dataclasses import dataclass, field
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from newsletter.cli import main
+from newsletter.core.reputation import Figures
+from newsletter.db.health import figures_of
 from newsletter.db.ledger_tables import send_recipients
-from newsletter.providers.bounces.verp import envelope_sender, parse
-from newsletter.providers.mailing import Item
-from newsletter.providers.smtp import SmtpTransport
+from newsletter.providers.bounces.verp import parse
 from tests.events.conftest import MailPub, add_subscribers
 from tests.mail_fixtures import BounceMailbox
 from tests.providers.bounce_expectations import RETURN_PATH, SECRET
@@ -94,13 +94,6 @@ class LateBouncingRelay:
         return bounced
 
 
-class VerpSmtp(SmtpTransport):
-    """The SMTP transport with the VERP envelope sender, as the seam intends."""
-
-    def _transaction(self, sender: str, item: Item):
-        return super()._transaction(envelope_sender(self.mailing, item.key), item)
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -126,7 +119,6 @@ def test_smtp_send_bounced_later_retires_exactly_those(mail_pub: MailPub,
             mail_pub.env[key] = value
         pub = Publication.load(mail_pub.root)
         plan = plan_send(pub, "2026-11-24", "everyone", transport="smtp")
-        plan.transport = VerpSmtp(url)
         plan.transport.preflight()
         result = execute(plan)
     finally:
@@ -154,3 +146,13 @@ def test_smtp_send_bounced_later_retires_exactly_those(mail_pub: MailPub,
     assert statuses["reader09@example.org"] == "active"  # one soft bounce of three
     counters = mail_pub.counters()
     assert {key for (sid, key), c in counters.items() if sid == send_id and "bounces" in c} == HARD
+    with mail_pub.engine.connect() as conn:  # what the reputation guard and status read
+        assert figures_of(conn, [send_id])[send_id] == Figures(len(rows), len(HARD), 0)
+    report = CliRunner().invoke(main, ["-C", str(mail_pub.root), "report", "2026-11-24"],
+                                env=mail_pub.env, catch_exceptions=False).output
+    assert (f"#{send_id} via smtp: {len(rows)} handed over; hard bounces "
+            f"{len(HARD) / len(rows):.2%} (3); "
+            "complaints 0.00% (0): too few handed over to judge") in report
+    assert "reached Amazon SES: reviews an account at 5%, pauses an account at 10%" in report
+    assert "Unsubscribes are not counted" in report  # the mailbox reports SMTP's bounces and
+    assert "Bounces" not in report  # complaints (and the report does not call them unknown)

@@ -40,8 +40,19 @@ def test_each_transport_fills_what_it_declares(name: str) -> None:
     assert schedules or not overrides(cls, "undo_window")
     assert (not schedules) or not declared.unscheduled
     assert overrides(cls, "suppression_source") == declared.suppression_lists
+    assert overrides(cls, "releaser") == declared.releases
+    assert declared.suppression_lists or not declared.releases
     assert overrides(cls, "resolve_unknown") == bool(declared.settles_unknown)
-    assert declared.reports <= KNOWN_REPORTS
+    assert declared.reports <= KNOWN_REPORTS and declared.reports_by_mail <= KNOWN_REPORTS
+    assert not declared.flags_machine_opens or "open" in declared.reports
+
+
+def test_the_cli_offers_the_lists_the_providers_declare() -> None:
+    """`suppressions sync --provider` keeps its own copy of the names (its help imports no
+    provider): it must be exactly those that declare suppression lists."""
+    from newsletter.cli.public import SUPPRESSION_LISTS
+
+    assert set(SUPPRESSION_LISTS) == {n for n in TRANSPORTS if capabilities(n).suppression_lists}
 
 
 def test_an_unknown_transport_declares_nothing() -> None:

@@ -142,6 +142,7 @@ def make_client(site: Site, **kwargs: Any):
         from starlette.testclient import TestClient
 
     kwargs.setdefault("prune", False)  # test_hardening checks the pruning `serve` does
+    kwargs.setdefault("sending", False)  # the welcome's own tests send it (tests/dispatch)
     return TestClient(create_app(site.pub, **kwargs), follow_redirects=False)
 
 

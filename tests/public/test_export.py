@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from typing import Any
 
 from click.testing import CliRunner
@@ -16,6 +17,7 @@ from sqlalchemy import String, Text, select
 from newsletter.audience import get_subscriber
 from newsletter.cli import main
 from newsletter.core.tokens import link_token
+from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import metadata
 from tests.public.conftest import (
     SECRET,
@@ -33,12 +35,14 @@ OTHER = "someone.else@example.com"
 IMPERSONAL = {"schema_version", "sends", "send_links", "send_contents", "send_batches",
               "suppression_sync", "signup_throttle", "erased_addresses", "erasure_keys",
               # a send's frozen message (personalised only at hand-over), staff sign-offs,
-              # providers' signature tokens
-              "send_artifacts", "approvals", "webhook_tokens"}
+              # providers' signature tokens, subject tests (their samples are personal)
+              "send_artifacts", "approvals", "webhook_tokens", "subject_tests",
+              "send_pauses"}  # the reputation guard's pauses: a send's figures
 #: surrogate keys: numbers that mean nothing outside the database
 SURROGATE = {"subscribers.id", "subscriber_history.id", "subscriber_history.subscriber_id",
              "subscriber_tags.subscriber_id", "send_recipients.id",
-             "send_recipients.subscriber_id"}
+             "send_recipients.subscriber_id", "welcome_requests.subscriber_id",
+             "subject_test_people.subscriber_id"}
 
 
 def _leaves(value: Any) -> list[str]:
@@ -76,12 +80,13 @@ def _dump(site: Site, subscriber_id: int) -> dict[str, list[dict[str, Any]]]:
 
 def _live_a_whole_life(site: Site, client) -> None:
     with open(site.root / "newsletter.yaml", "a", encoding="utf-8") as handle:
-        handle.write("tracking: {clicks: true}\n")
+        handle.write("tracking: {clicks: true}\nwelcome: {}\n")  # a welcome is asked for
     post_form(client, {"email": ADDRESS, "name": "Whole Life", "topics": ["energy", "cyber"]})
     client.post("/" + confirm_link(site.messages()[-1]).split("/", 3)[3])
     site.add(OTHER)
     run = CliRunner().invoke(main, ["-C", str(site.root), "subscribers", "add", ADDRESS,
-                                    "--attr", "org=Example Institute"], env=site.env)
+                                    "--attr", "org=Example Institute", "--welcome"],
+                             env=site.env)  # staff confirm it too: the welcome goes out
     assert run.exit_code == 0, run.output
     path = path_of(site, ADDRESS)
     page = client.get(path)
@@ -90,12 +95,23 @@ def _live_a_whole_life(site: Site, client) -> None:
     run = CliRunner().invoke(main, ["-C", str(site.root), "send", "2026-11-24", "--segment",
                                     "everyone", "--yes"], env=site.env)
     assert run.exit_code == 0, run.output
-    assert client.get(f"/c/{link_token(SECRET, 1, 1, ADDRESS)}",
+    # another issue, whose subjects are tested on everyone: the person is in the sample
+    shutil.copytree(site.root / "issues" / "2026-11-24", site.root / "issues" / "2026-12-01")
+    run = CliRunner().invoke(main, ["-C", str(site.root), "send", "2026-12-01", "--segment",
+                                    "everyone", "--yes", "--sample", "100%", "--test-subjects",
+                                    "Four experts on the week's policy news",
+                                    "--test-subjects", "What policymakers missed this week"],
+                             env=site.env)
+    assert run.exit_code == 0, run.output
+    with site.engine.connect() as conn:  # the welcome was send 1
+        send = conn.execute(select(sends.c.id).where(sends.c.issue == "2026-11-24")).scalar_one()
+    assert client.get(f"/c/{link_token(SECRET, send, 1, ADDRESS)}",
                       headers={"User-Agent": "Mozilla/5.0 Export-Test"}).status_code == 302
     assert post_events(client, site.key, [
-        event("delivered", ADDRESS, "x-1", send=1),
-        event("open", ADDRESS, "x-2", send=1, useragent="Mozilla/5.0 Mail", ip="203.0.113.7"),
-        event("open", OTHER, "x-3", send=1),
+        event("delivered", ADDRESS, "x-1", send=send),
+        event("open", ADDRESS, "x-2", send=send, useragent="Mozilla/5.0 Mail",
+              ip="203.0.113.7"),
+        event("open", OTHER, "x-3", send=send),
     ]).status_code == 200
 
 
@@ -134,3 +150,5 @@ def test_the_export_holds_every_row_held_about_the_person(site: Site, client) ->
     assert exported["engagement"][0]["opens"] == 1 and exported["engagement"][0]["clicks"] == 1
     assert exported["sends"][0]["provider_id"]
     assert {h["field"] for h in exported["history"]} >= {"status", "tag", "attribute"}
+    assert exported["welcome"]["via"] == "cli"
+    assert exported["subject_tests"][0]["issue"] == "2026-12-01"

@@ -165,6 +165,8 @@ def snapshot(site: Site, issue: str, prefix: str, send_id: int) -> dict:
     assert report is not None
     figures = asdict(report)
     del figures["issue"], figures["sends"]
+    for health in figures["health"]:  # each send's: the same but for its number
+        del health["send"]
     return {"events": events, "counters": counters, "people": people, "history": history,
             "report": figures}
 

@@ -10,6 +10,7 @@ out other writers: store.py) and its parts, one idea each:
   (consent.py drops who may no longer get it), recording outcomes, settling unknown ones;
 - `artifacts` (artifacts.py): each send's frozen message;
 - `scheduled` (scheduled.py): the provider's batch ids of scheduled (undo-window) sends;
+- `pauses` (pauses.py): the reputation guard's pauses of sends, and their resumes;
 - reached.py: the one answer to "has this person been reached by this issue family?".
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 
 from newsletter.dispatch.ledger.artifacts import Artifacts
 from newsletter.dispatch.ledger.consent import ConsentCheck
+from newsletter.dispatch.ledger.pauses import Pause, Pauses, SendPaused
 from newsletter.dispatch.ledger.recipients import HandOver, RecipientRow, Recipients
 from newsletter.dispatch.ledger.scheduled import RunBatch, Scheduled
 from newsletter.dispatch.ledger.sends import (
@@ -43,9 +45,11 @@ __all__ = [
     "LeaseLost",
     "Ledger",
     "LedgerUnavailable",
+    "Pause",
     "RecipientRow",
     "RunBatch",
     "SendBusy",
+    "SendPaused",
     "SendRow",
     "WritePolicy",
     "is_alive",
@@ -62,6 +66,7 @@ class Ledger:
         self.recipients = Recipients(self.store)
         self.artifacts = Artifacts(self.store)
         self.scheduled = Scheduled(self.store)
+        self.pauses = Pauses(self.store)
 
     @property
     def engine(self) -> Engine:

@@ -61,7 +61,7 @@ class Artifacts:
         """Store the artifact of a send that has none (one an earlier version started), under
         this run's lease."""
         def work(conn: Connection) -> None:
-            self.store.fence(conn, send_id)
             store_artifact(conn, send_id, artifact)
+            self.store.fence(conn, send_id)
 
         self.store.write(work)

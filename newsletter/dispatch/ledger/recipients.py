@@ -27,7 +27,7 @@ from newsletter.core.personalise import Recipient
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger.consent import ConsentCheck
-from newsletter.dispatch.ledger.store import LeaseLost, LedgerStore, utcnow
+from newsletter.dispatch.ledger.store import LedgerStore, at_least, utcnow
 from newsletter.providers.mailing import Item
 
 #: an outcome to store: (row id, state, provider id, error); `retry` and `deferred` store
@@ -131,17 +131,10 @@ class Recipients:
             with self.store.engine.connect() as conn:
                 dropped = check.withdrawn(conn, items)
 
+        batch = self.store.next_batch(send_id)
+
         def work(conn: Connection) -> HandOver:
             now = utcnow()
-            batch = conn.execute(update(sends).where(
-                sends.c.id == send_id, sends.c.lease == self.store.leases.get(send_id, -1),
-                sends.c.owner.is_not(None)).values(
-                batches=sends.c.batches + 1, heartbeat_at=now, updated_at=now,
-            ).returning(sends.c.batches)).scalar_one_or_none()
-            if batch is None:
-                self.store.leases.pop(send_id, None)
-                raise LeaseLost(f"send #{send_id}: another process took the send over; this "
-                                "one stops without handing anything over")
             if dropped:
                 conn.execute(update(send_recipients).where(
                     send_recipients.c.id == bindparam("key")).values(
@@ -149,33 +142,35 @@ class Recipients:
                     [{"key": key, "why": why} for key, why in dropped.items()])
             go = [item for item in items if item.key not in dropped]
             marked = go[:1] if first_only else go
-            self._mark(conn, send_id, marked, batch, now,
-                       whole=whole and not first_only and bool(go))
-            conn.execute(update(sends).where(sends.c.id == send_id).values(
-                unknown=sends.c.unknown + len(marked), skipped=sends.c.skipped + len(dropped)))
+            whole_range = whole and not first_only and bool(go)
+            done = self._mark(conn, send_id, marked, batch, now, whole=whole_range)
+            self.store.fence(conn, send_id, batches=at_least(batch), updated_at=now,
+                             unknown=sends.c.unknown + len(marked),
+                             skipped=sends.c.skipped + len(dropped))
+            if whole_range and done != len(marked):
+                raise RuntimeError(f"send #{send_id}: the ledger changed under the send "
+                                   f"({done} rows marked for a batch of {len(marked)})")
             return HandOver(batch, go, dropped, len(marked))
 
         return self.store.write(work)
 
     @staticmethod
     def _mark(conn: Connection, send_id: int, items: Sequence[Item], batch: int, now: Any, *,
-              whole: bool = False) -> None:
+              whole: bool = False) -> int:
+        """Commit `items` as in flight in `batch`; `whole`: by one range update of the pending
+        rows between the first and the last. Returns how many rows it marked."""
         if not items:
-            return
+            return 0
         values = {"state": "unknown", "batch": batch, "updated_at": now,
                   "attempts": send_recipients.c.attempts + 1}
         if whole:
-            marked = conn.execute(update(send_recipients).where(
+            return conn.execute(update(send_recipients).where(
                 send_recipients.c.send_id == send_id,
                 send_recipients.c.id.between(items[0].key, items[-1].key),
                 send_recipients.c.state == "pending").values(**values)).rowcount
-            if marked != len(items):
-                raise RuntimeError(f"send #{send_id}: the ledger changed under the send "
-                                   f"({marked} rows marked for a batch of {len(items)})")
-        else:
-            conn.execute(update(send_recipients).where(
-                send_recipients.c.id.in_(bindparam("keys", expanding=True))).values(**values),
-                {"keys": [item.key for item in items]})
+        return conn.execute(update(send_recipients).where(
+            send_recipients.c.id.in_(bindparam("keys", expanding=True))).values(**values),
+            {"keys": [item.key for item in items]}).rowcount
 
     def record(self, send_id: int, results: Sequence[Result], batch: int | None = None, *,
                then: Item | None = None) -> None:
@@ -200,7 +195,6 @@ class Recipients:
 
         def work(conn: Connection) -> None:
             now = utcnow()
-            self.store.fence(conn, send_id)
             if len(ranked) <= 4:
                 for (state, provider_id, error), keys in ranked:
                     conn.execute(update(send_recipients).where(
@@ -213,25 +207,24 @@ class Recipients:
                     last_error=bindparam("error"), updated_at=now),
                     [{"key": key, "new_state": state, "pid": pid and pid[:255], "error": error}
                      for (state, pid, error), keys in ranked for key in keys])
+            done = expected = 0
             if bulk is not None:
                 (state, provider_id, error), keys = bulk
+                expected = len(keys)
                 done = conn.execute(update(send_recipients).where(
                     send_recipients.c.send_id == send_id,
                     send_recipients.c.id.between(min(keys), max(keys)),
                     send_recipients.c.batch == batch, send_recipients.c.state == "unknown",
                 ).values(**_outcome(state, provider_id, error, now))).rowcount
-                if done != len(keys):
-                    raise RuntimeError(f"send #{send_id}: batch {batch} has {done} rows in "
-                                       f"flight, expected {len(keys)}")
-            marked = 0
-            if then is not None:
-                self._mark(conn, send_id, [then], batch or 0, now)
-                marked = 1
-            conn.execute(update(sends).where(sends.c.id == send_id).values(
-                accepted=sends.c.accepted + delta["accepted"],
+            marked = self._mark(conn, send_id, [then], batch or 0, now) if then else 0
+            self.store.fence(
+                conn, send_id, accepted=sends.c.accepted + delta["accepted"],
                 failed=sends.c.failed + delta["failed"],
                 unknown=sends.c.unknown - sum(delta.values()) + delta["unknown"] + marked,
-                updated_at=now))
+                updated_at=now)
+            if done != expected:
+                raise RuntimeError(f"send #{send_id}: batch {batch} has {done} rows in "
+                                   f"flight, expected {expected}")
 
         self.store.write(work)
 
@@ -243,7 +236,6 @@ class Recipients:
         assert state in ("pending", "accepted")
 
         def work(conn: Connection) -> int:
-            self.store.fence(conn, send_id)
             values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
             if state == "accepted":
                 values["last_error"] = "accepted by the operator after an unknown outcome"
@@ -256,8 +248,7 @@ class Recipients:
                     [e.strip().lower() for e in emails]))
             changed = conn.execute(query.values(**values)).rowcount
             extra = {"accepted": sends.c.accepted + changed} if state == "accepted" else {}
-            conn.execute(update(sends).where(sends.c.id == send_id).values(
-                unknown=sends.c.unknown - changed, **extra))
+            self.store.fence(conn, send_id, unknown=sends.c.unknown - changed, **extra)
             return changed
 
         return self.store.write(work)
@@ -277,12 +268,10 @@ class Recipients:
     def requeue_failed(self, send_id: int) -> int:
         """--retry-failed: permanently failed rows become pending again (fenced)."""
         def work(conn: Connection) -> int:
-            self.store.fence(conn, send_id)
             changed = conn.execute(update(send_recipients).where(
                 send_recipients.c.send_id == send_id, send_recipients.c.state == "failed",
             ).values(state="pending", updated_at=utcnow())).rowcount
-            conn.execute(update(sends).where(sends.c.id == send_id).values(
-                failed=sends.c.failed - changed))
+            self.store.fence(conn, send_id, failed=sends.c.failed - changed)
             return changed
 
         return self.store.write(work)

@@ -38,12 +38,14 @@ class Scheduled:
         now = utcnow()
 
         def work(conn: Connection) -> RunBatch:
-            self.store.fence(conn, send_id, send_at=send_at, batch_id=batch_id)
-            first = conn.execute(select(sends.c.batches).where(sends.c.id == send_id)
-                                 ).scalar_one() + 1
+            stored = conn.execute(select(sends.c.batches).where(sends.c.id == send_id)
+                                  ).scalar_one()
+            first = max(stored, self.store.batches.get(send_id, 0)) + 1
             row_id = conn.execute(insert(send_batches).values(
                 send_id=send_id, batch_id=batch_id, send_at=send_at, first_batch=first,
                 state="open", created_at=now).returning(send_batches.c.id)).scalar_one()
+            self.store.fence(conn, send_id, send_at=send_at, batch_id=batch_id)
+            self.store.skip_to(send_id, first - 1)
             return RunBatch(row_id, batch_id, send_at, first, "open", now)
 
         return self.store.write(work)
@@ -80,8 +82,6 @@ class Scheduled:
 
         def work(conn: Connection) -> int:
             now = utcnow()
-            if requeue:
-                self.store.fence(conn, send_id)
             conn.execute(update(send_batches).where(send_batches.c.id == run.id)
                          .values(state="cancelled"))
             values: dict[str, Any] = ({"state": "pending", "provider_id": None,
@@ -89,8 +89,11 @@ class Scheduled:
                                       {"state": "cancelled", "last_error": reason})
             changed = conn.execute(update(send_recipients).where(*where)
                                    .values(updated_at=now, **values)).rowcount
-            conn.execute(update(sends).where(sends.c.id == send_id).values(
-                updated_at=now, **counters(counts_of(conn, send_id))))
+            counts = {"updated_at": now, **counters(counts_of(conn, send_id))}
+            if requeue:  # a resume, under its lease
+                self.store.fence(conn, send_id, **counts)
+            else:  # `send cancel`, which took the lease from any holder
+                conn.execute(update(sends).where(sends.c.id == send_id).values(**counts))
             return changed
 
         return self.store.write(work)

@@ -21,12 +21,17 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.dispatch.artifact import Artifact
 from newsletter.dispatch.ledger.artifacts import store_artifact
+from newsletter.dispatch.ledger.pauses import SendPaused, resume_in
 from newsletter.dispatch.ledger.store import LedgerStore, SendBusy, SendFinished, utcnow
 
 #: a lease whose heartbeat is older than this, held from another machine, is taken to be dead
 STALE_AFTER = dt.timedelta(minutes=2)
 #: how often a running send renews its lease (also while a run waits out a back-off)
 HEARTBEAT_EVERY = STALE_AFTER / 8
+#: PostgreSQL: a send of this many recipients or more has the ledger's statistics refreshed
+#: once its rows exist (the planner's other choices, e.g. for the consent check's joins, then
+#: see it); a smaller one is read in moments whatever the plan
+ANALYZE_FROM = 10_000
 #: recipient states in which a send is done with its recipient
 SETTLED = frozenset({"accepted", "failed", "skipped", "cancelled"})
 
@@ -64,6 +69,12 @@ class SendRow:
     created_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None
+    paused_at: dt.datetime | None = None  # the reputation guard holds it (ledger.pauses)
+
+    @property
+    def paused(self) -> bool:
+        """Paused by the reputation guard and not yet resumed (`send --resume`)."""
+        return self.paused_at is not None and self.state in ("sending", "stopped")
 
     @property
     def pending(self) -> int:
@@ -73,6 +84,8 @@ class SendRow:
     def busy_message(self) -> str:
         """One line naming this send as the one in the way of another."""
         to = f"send #{self.id} of {self.issue} to '{self.segment}'"
+        if self.paused:
+            return self.paused_message()
         if self.owner and is_alive(self.owner, self.heartbeat_at):
             since = self.leased_at or self.created_at
             return (f"{to} is under way (process {self.owner}, since {since:%Y-%m-%d %H:%M:%S} "
@@ -80,6 +93,16 @@ class SendRow:
         return (f"{to} is stopped and not yet resumed (since {self.updated_at:%Y-%m-%d %H:%M} "
                 f"UTC); resume it with `newsletter send {self.issue} --segment "
                 f"{self.segment.replace(' + ', ' --segment ')}` or give it up with "
+                f"`newsletter send cancel {self.issue}`")
+
+    def paused_message(self) -> str:
+        """What a paused send is and how to go on from it."""
+        assert self.paused_at is not None
+        why = (self.last_error or "").removeprefix("paused by the reputation guard: ")
+        return (f"send #{self.id} of {self.issue} to '{self.segment}' was paused by the "
+                f"reputation guard at {self.paused_at:%Y-%m-%d %H:%M} UTC"
+                + (f" ({why})" if why else "") + f"; look at `newsletter status {self.issue}`, "
+                f"then go on with `newsletter send {self.issue} --resume` or give it up with "
                 f"`newsletter send cancel {self.issue}`")
 
     @classmethod
@@ -175,8 +198,11 @@ class Sends:
             raise SendBusy(other.busy_message()) from None
         if send_id is None:
             return None
-        self.store.leases[send_id] = 1
-        return self.get(send_id)
+        self.store.hold(send_id, 1, 0)
+        send = self.get(send_id)
+        if not self.store.sqlite and send.total >= ANALYZE_FROM:
+            self.store.analyse()
+        return send
 
     def check_free(self, send_id: int) -> None:
         """Refuse while another live process is sending `send_id`."""
@@ -185,14 +211,16 @@ class Sends:
                                                                      send.heartbeat_at):
             raise SendBusy(send.busy_message())
 
-    def acquire(self, send_id: int, *, reopen: bool = False) -> int:
+    def acquire(self, send_id: int, *, reopen: bool = False, resume: bool = False) -> int:
         """Take the send's lease (a new fencing token); refuse while another live process
         holds it (SendFinished when another process completed it meanwhile). `reopen`: a
         completed send goes back to `sending` (--retry-failed), which the unique index refuses
-        while another send of the issue is active."""
+        while another send of the issue is active. A send the reputation guard paused is
+        taken only with `resume` (`send --resume`), which lifts the pause in the same
+        transaction (ledger.pauses.resume_in); otherwise SendPaused."""
         owner = process_owner()
 
-        def work(conn: Connection) -> int:
+        def work(conn: Connection) -> tuple[int, int]:
             query = select(sends).where(sends.c.id == send_id)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
@@ -203,20 +231,25 @@ class Sends:
                 raise SendFinished(f"send #{send_id} was completed meanwhile; nothing to resume")
             if send.state not in ("sending", "stopped") and not reopen:
                 raise SendBusy(f"send #{send_id} is {send.state}; nothing to resume")
+            if send.paused and not resume:
+                raise SendPaused(send.paused_message())
             now = utcnow()
-            return conn.execute(update(sends).where(sends.c.id == send_id).values(
+            if resume:
+                resume_in(conn, send_id, owner, now)
+            row = conn.execute(update(sends).where(sends.c.id == send_id).values(
                 owner=owner, heartbeat_at=now, leased_at=now, lease=sends.c.lease + 1,
                 state="sending", finished_at=None, updated_at=now,
-            ).returning(sends.c.lease)).scalar_one()
+            ).returning(sends.c.lease, sends.c.batches)).one()
+            return row.lease, row.batches
 
         try:
-            token = self.store.write(work)
+            token, batches = self.store.write(work)
         except IntegrityError:
             other = self.active(self.get(send_id).issue)
             raise SendBusy(other.busy_message() if other else
                            "another send of the issue was under way; run the command again"
                            ) from None
-        self.store.leases[send_id] = token
+        self.store.hold(send_id, token, batches)
         return token
 
     def beat(self, send_id: int) -> None:
@@ -231,7 +264,6 @@ class Sends:
         now = utcnow()
 
         def work(conn: Connection) -> None:
-            self.store.fence(conn, send_id)
             counts = counts_of(conn, send_id)
             done = set(counts) <= SETTLED
             values: dict[str, Any] = {
@@ -239,11 +271,11 @@ class Sends:
                 "last_error": None if done else last_error, "updated_at": now,
                 **counters(counts)}
             if done:
-                values["finished_at"] = now
-            conn.execute(update(sends).where(sends.c.id == send_id).values(**values))
+                values.update(finished_at=now, paused_at=None)
+            self.store.fence(conn, send_id, **values)
 
         self.store.write(work)
-        self.store.leases.pop(send_id, None)
+        self.store.let_go(send_id)
         return self.get(send_id)
 
     def cancel(self, send_id: int, reason: str) -> None:
@@ -254,7 +286,7 @@ class Sends:
             sends.c.id == send_id).values(
             state="cancelled", last_error=reason, owner=None, lease=sends.c.lease + 1,
             updated_at=now, finished_at=now)))
-        self.store.leases.pop(send_id, None)
+        self.store.let_go(send_id)
 
 
 def is_alive(owner: str, heartbeat: dt.datetime | None) -> bool:

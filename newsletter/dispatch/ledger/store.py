@@ -9,26 +9,35 @@ timeout, PostgreSQL's lock_timeout). A database
 that stays locked longer, or a full disk, raises `LedgerUnavailable`: the send stops cleanly,
 with that reason. A failed try changed nothing (it never committed), so trying again is safe.
 
-A run's writes are fenced by its lease (`fence()`): the first statement checks that this
-process still holds the send's lease token, and a write whose token is no longer the send's
-changes nothing and raises `LeaseLost`.
+A run's writes are fenced by its lease (`fence()`): the last statement of each checks that this
+process still holds the send's lease token while it renews the heartbeat and moves the send's
+counts, and a write whose token is no longer the send's is rolled back and raises `LeaseLost`.
+Being last, it holds the send's row (on PostgreSQL, its row lock) only until the commit: the
+concurrent writes of one run (an HTTP provider's workers) do their recipient work side by side and
+queue only for each other's commit. A takeover (`Sends.acquire`, `send cancel`) changes the
+token under the same row lock, so a write either commits before it or changes nothing.
+
+Batch numbers are handed out by the process that holds the lease (`next_batch()`), from the
+send's count at the takeover on, and stored by each hand-over's fence: no write has to lock
+the send's row to number its batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, Engine, case, update
 from sqlalchemy.exc import DBAPIError
 
 from newsletter.core.errors import FailedError
+from newsletter.core.settings import Tuning
 from newsletter.db.engine import SQLITE_BUSY_TIMEOUT_S, write_connection
 from newsletter.db.ledger_tables import sends
 
@@ -74,9 +83,8 @@ class WritePolicy:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> WritePolicy:
-        env = dict(os.environ if env is None else env)
-        patience = env.get("NEWSLETTER_LEDGER_PATIENCE")
-        return cls(patience=float(patience)) if patience else cls()
+        patience = Tuning.from_env(env).ledger_patience  # NEWSLETTER_LEDGER_PATIENCE
+        return cls(patience=patience) if patience else cls()
 
 
 def trouble(exc: DBAPIError) -> tuple[bool, str] | None:
@@ -113,7 +121,46 @@ class LedgerStore:
         self.engine = engine
         self.policy = policy or WritePolicy.from_env()
         self.leases: dict[int, int] = {}
+        self.batches: dict[int, int] = {}  # per send: the last batch number handed out
         self.sqlite = engine.dialect.name == "sqlite"
+        self._numbers = threading.Lock()
+
+    def hold(self, send_id: int, token: int, batches: int) -> None:
+        """This process now holds the send's lease `token`; its batches so far: `batches`."""
+        with self._numbers:
+            self.leases[send_id] = token
+            self.batches[send_id] = batches
+
+    def let_go(self, send_id: int) -> None:
+        with self._numbers:
+            self.leases.pop(send_id, None)
+            self.batches.pop(send_id, None)
+
+    def skip_to(self, send_id: int, number: int) -> None:
+        """The send's next batch number is above `number`."""
+        with self._numbers:
+            if send_id in self.leases:
+                self.batches[send_id] = max(self.batches.get(send_id, 0), number)
+
+    def next_batch(self, send_id: int) -> int:
+        """The next batch number of a send whose lease this process holds (LeaseLost when it
+        holds none): unique within the send and growing, however many workers ask at once."""
+        with self._numbers:
+            if send_id not in self.leases:
+                raise LeaseLost(f"send #{send_id}: another process took the send over; this "
+                                "one stops without handing anything over")
+            number = self.batches[send_id] = self.batches.get(send_id, 0) + 1
+            return number
+
+    def analyse(self) -> None:
+        """PostgreSQL: refresh the ledger's statistics (ANALYZE samples a fixed number of
+        pages: a fraction of a second however large the ledger). Only a help to the
+        planner: a database that refuses it now is left to autovacuum."""
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE send_recipients")
+        except DBAPIError:
+            pass
 
     def write(self, work: Callable[[Connection], T], *, patience: float | None = None) -> T:
         """Run `work(conn)` in one write transaction, trying again with back-off while the
@@ -158,13 +205,22 @@ class LedgerStore:
                         pass
 
     def fence(self, conn: Connection, send_id: int, **values: Any) -> None:
-        """First statement of every write of a run: renew the heartbeat, provided this
-        process still holds the lease (on PostgreSQL this also locks the send's row)."""
+        """Last statement of every write of a run: renew the heartbeat and set `values` on
+        the send's row (its counts), provided this process still holds the lease; else
+        LeaseLost, and the transaction is rolled back. On PostgreSQL the row stays locked
+        from here to the commit (nothing else comes after it), so a takeover waits for
+        that commit, or this statement waits for the takeover's and then finds the token
+        changed."""
         token = self.leases.get(send_id)
         changed = conn.execute(update(sends).where(
             sends.c.id == send_id, sends.c.lease == token, sends.c.owner.is_not(None)
         ).values(heartbeat_at=utcnow(), **values)).rowcount if token is not None else 0
         if changed != 1:
-            self.leases.pop(send_id, None)
+            self.let_go(send_id)
             raise LeaseLost(f"send #{send_id}: another process took the send over; this one "
                             "stops without writing")
+
+
+def at_least(number: int) -> Any:
+    """`sends.batches` raised to `number` (never lowered: hand-overs commit in any order)."""
+    return case((sends.c.batches < number, number), else_=sends.c.batches)

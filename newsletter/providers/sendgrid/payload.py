@@ -30,6 +30,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from newsletter.compose.package import list_id
 from newsletter.core.errors import InputError, NewsletterError, Problem
 from newsletter.core.personalise import PLACEHOLDER
@@ -223,3 +225,9 @@ class PayloadBuilder:
             except RecipientRejected as exc:
                 rejected[item.key] = str(exc)
         return {**self.base, "personalizations": people}, rejected
+
+    def request(self, items: Sequence[Item]) -> tuple[bytes, dict[int, str]]:
+        """The request for `items` as the JSON bytes a send posts (orjson: UTF-8, compact, in
+        the body's key order), and the recipients left out (key -> reason)."""
+        body, rejected = self.body(items)
+        return orjson.dumps(body), rejected

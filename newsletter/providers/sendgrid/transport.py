@@ -25,13 +25,12 @@ import urllib.error
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.providers.base import BatchResult, Capabilities, Outcome, Request, Scheduling
 from newsletter.providers.http_api import HttpBatchTransport, Lost, NotSent, Reply
 from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.pacing import Pacer
+from newsletter.providers.sendgrid.bodies import Bodies
 from newsletter.providers.sendgrid.payload import (
     MAX_SCHEDULE_AHEAD,
     TARGET_REQUEST_BYTES,
@@ -41,7 +40,8 @@ from newsletter.providers.sendgrid.payload import (
 if TYPE_CHECKING:
     from newsletter.compose.schema import PublicationConfig
     from newsletter.core.settings import Settings
-    from newsletter.providers.neutral import SuppressionSource
+    from newsletter.providers.neutral import Releaser, SuppressionSource
+    from newsletter.providers.sendgrid.suppressions import SendGridLists
 
 DEFAULT_TIMEOUT = 60.0
 #: SendGrid's scheduled sends: 72 hours ahead at most, cancelled until 10 minutes before, at
@@ -50,6 +50,14 @@ SCHEDULING = Scheduling("SendGrid", max_ahead=MAX_SCHEDULE_AHEAD,
                         cancel_deadline=dt.timedelta(minutes=10), max_cancelled=10)
 #: what the Event Webhook reports back (webhook.py)
 REPORTS = frozenset({"open", "click", "bounce", "complaint", "unsubscribe"})
+
+
+def _lists(settings: Settings, config: PublicationConfig) -> SendGridLists:
+    """The account's suppression lists and the publication's unsubscribe group."""
+    from newsletter.providers.sendgrid.suppressions import SendGridLists
+
+    return SendGridLists(settings.sendgrid_api_key, settings.sendgrid_api_url,
+                         config.sendgrid.asm_group_id)
 
 
 def provider_message(body: bytes | str | None) -> str:
@@ -70,7 +78,7 @@ def provider_message(body: bytes | str | None) -> str:
 
 
 class _Payload:
-    """A request body serialised by orjson (UTF-8 bytes), for the client.
+    """A request body as JSON (UTF-8 bytes), for the client.
 
     The client takes a text body (with a Content-Type other than plain "application/json")
     and encodes it, so this hands over the bytes as they are when asked to encode; the client
@@ -103,7 +111,8 @@ def sendgrid_error_body(body: bytes | str | None) -> bool:
 
 class SendGridTransport(HttpBatchTransport):
     name = "sendgrid"
-    capabilities = Capabilities(scheduling=SCHEDULING, suppression_lists=True, reports=REPORTS)
+    capabilities = Capabilities(scheduling=SCHEDULING, suppression_lists=True, releases=True,
+                                reports=REPORTS, flags_machine_opens=True)  # sg_machine_open
     label = "SendGrid"
     key_hint = "SENDGRID_API_KEY"
     credentials = "the API key"
@@ -132,7 +141,15 @@ class SendGridTransport(HttpBatchTransport):
         self.parallel = self.max_in_flight or mailing.config.sendgrid.max_in_flight
         super().open(mailing)
         self.builder = PayloadBuilder(mailing)
+        self.bodies = Bodies(mailing, self.builder)  # from the second batch on, a child builds
         self.batch_size = min(self.builder.batch_size, self.max_batch or self.builder.batch_size)
+
+    def close(self) -> None:
+        """Stop the body-building child, if one runs (the official client opens a connection
+        per request: nothing else to release)."""
+        bodies = getattr(self, "bodies", None)
+        if bodies is not None:
+            bodies.close()
 
     # -- calls ----------------------------------------------------------------------------
     def _call(self, what: str, do) -> Any:
@@ -185,18 +202,18 @@ class SendGridTransport(HttpBatchTransport):
     @classmethod
     def suppression_source(cls, settings: Settings, config: PublicationConfig
                            ) -> SuppressionSource:
-        from newsletter.providers.sendgrid.suppressions import SendGridLists
+        return _lists(settings, config)
 
-        return SendGridLists(settings.sendgrid_api_key, settings.sendgrid_api_url,
-                             config.sendgrid.asm_group_id)
+    @classmethod
+    def releaser(cls, settings: Settings, config: PublicationConfig) -> Releaser | None:
+        """SendGrid's lists (and the unsubscribe group), when SENDGRID_API_KEY is set."""
+        return _lists(settings, config) if settings.sendgrid_api_key else None
 
     # -- the hooks ------------------------------------------------------------------------
     def build(self, items: Sequence[Item]) -> Request:
         """The request body, serialised (one is built at a time, so the personalization
         dicts of one batch, not of every batch in flight, are in memory)."""
-        body, rejected = self.builder.body(items)
-        data = orjson.dumps(body)
-        del body
+        data, rejected = self.bodies.request(items)
         return Request(data, len(data), rejected)
 
     def request(self, body: bytes) -> Reply:
@@ -230,6 +247,3 @@ class SendGridTransport(HttpBatchTransport):
         if rejected:
             return f"(rejected: {rejected[item.key]})"
         return json.dumps(body, indent=2, ensure_ascii=False)
-
-    def close(self) -> None:
-        """Nothing to release: the official client opens a connection per request."""

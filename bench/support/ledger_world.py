@@ -1,0 +1,167 @@
+"""The ledger benchmark's world and instruments (bench/ledger.py): its own PostgreSQL
+database, a publication with two independent issues, subscribers filled in bulk, the CPU of
+processes on this machine, a watch over PostgreSQL's sessions, and a quiet fake SendGrid."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from dispatch import Fake
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from newsletter.db import open_database
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST, SECOND = "2026-11-24", "2026-12-01"
+BENCH_DB = "newsletter_bench_ledger"
+
+
+def postgres_database(admin: str, create: bool) -> str:
+    """(Re)create the bench's own database on the server (or only drop it); its URL."""
+    url = make_url(admin).set(drivername="postgresql+psycopg")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+        if create:
+            conn.execute(text(f"CREATE DATABASE {BENCH_DB}"))
+    engine.dispose()
+    return url.set(database=BENCH_DB).render_as_string(hide_password=False)
+
+
+def publication(folder: Path) -> Path:
+    """The sample publication with a second, independent issue (a week later)."""
+    folder.mkdir(parents=True)
+    shutil.copy(ROOT / "newsletter.yaml", folder / "newsletter.yaml")
+    shutil.copytree(ROOT / "issues" / FIRST, folder / "issues" / FIRST)
+    shutil.copytree(ROOT / "issues" / FIRST, folder / "issues" / SECOND)
+    manifest = folder / "issues" / SECOND / "issue.yaml"
+    manifest.write_text(manifest.read_text("utf-8").replace(f"date: {FIRST}", f"date: {SECOND}")
+                        .replace('subject: "', 'subject: "A week on: '), "utf-8")
+    (folder / "subscribers").mkdir()
+    (folder / "subscribers" / "segments.yaml").write_text("segments:\n  everyone: {}\n")
+    return folder
+
+
+def fill(url: str, people: int) -> float:
+    """The schema and `people` active subscribers (COPY on PostgreSQL); seconds taken."""
+    open_database(url).dispose()
+    started = time.perf_counter()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    attrs = json.dumps({"role": "press", "country": "US"})
+    rows = ((f"reader{n:07d}@example.com", f"reader{n:07d}@example.com", f"Reader {n}",
+             "active", attrs, "bench", now, now, now) for n in range(people))
+    columns = ("email, email_key, name, status, attributes, source, created_at, updated_at, "
+               "status_changed_at")
+    if url.startswith("sqlite"):
+        con = sqlite3.connect(url.removeprefix("sqlite:///"))
+        con.executemany(f"INSERT INTO subscribers ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows)
+        con.commit()
+        con.close()
+    else:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            with conn.connection.driver_connection.cursor().copy(
+                    f"COPY subscribers ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE subscribers"))
+        engine.dispose()
+    return time.perf_counter() - started
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of a process on this machine so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Watch(threading.Thread):
+    """PostgreSQL: every 25 ms, which of the database's sessions wait for a lock, and the CPU
+    each of its sessions' server processes used so far (the sum is the server's share of the
+    work; autovacuum's workers are not counted)."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.engine = create_engine(url)
+        self.stop, self.samples, self.waiting, self.most = threading.Event(), 0, 0, 0
+        with self.engine.connect() as conn:  # the CPU its processes had used before
+            self.before = {pid: cpu_of(pid) for pid in conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()").scalars()}
+        self.cpu = dict(self.before)
+        self.start()
+
+    def run(self) -> None:
+        query = text("SELECT pid, wait_event_type = 'Lock' FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                     "AND backend_type = 'client backend'")
+        with self.engine.connect() as conn:
+            while not self.stop.wait(0.025):
+                rows = conn.execute(query).all()
+                conn.rollback()
+                for pid, _ in rows:
+                    self.cpu[pid] = max(self.cpu.get(pid, 0.0), cpu_of(pid))
+                waiting = sum(1 for _, locked in rows if locked)
+                self.samples += 1
+                self.waiting += bool(waiting)
+                self.most = max(self.most, waiting)
+
+    def finish(self) -> tuple[float, str]:
+        """(server CPU seconds, the lock waits seen)."""
+        self.stop.set()
+        self.join()
+        self.engine.dispose()
+        return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.cpu.items()), (
+            f"a session waited for a lock in {self.waiting} of {self.samples} samples (at "
+            f"most {self.most} at once)")
+
+
+def vacuumed(url: str, limit: float = 900.0) -> float:
+    """PostgreSQL: wait until no autovacuum worker is busy in the database (the ledger's
+    updates and the events leave it work); the seconds waited."""
+    if not url.startswith("postgresql"):
+        return 0.0
+    engine = create_engine(url)
+    started = time.perf_counter()
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND backend_type = 'autovacuum worker'")
+    with engine.connect() as conn:
+        while conn.execute(query).scalar_one() and time.perf_counter() - started < limit:
+            conn.rollback()
+            time.sleep(0.5)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def finished(proc: subprocess.Popen) -> tuple[str, float]:
+    """Wait for `proc`; (its output, its CPU seconds and its children's)."""
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return out, usage.ru_utime + usage.ru_stime
+
+
+class QuietFake(Fake):
+    """The fake SendGrid, its complaints about a killed client's connection left unprinted."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_sendgrid", "--count-only", "--instant"], cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline().split()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
