@@ -25,7 +25,7 @@ from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger import ConsentCheck, Ledger
 from newsletter.dispatch.ledger.consent import REACHED_ELSEWHERE
 from newsletter.events.apply import apply_batch
-from newsletter.providers.sendgrid.webhook import Event
+from newsletter.providers.sendgrid.webhook import parse_event
 from tests.dispatch.conftest import SLUG, add_people, artifact
 
 PEOPLE = 3000
@@ -153,8 +153,10 @@ def test_a_click_finds_its_delivery_time_by_key(migrated_db_url: str) -> None:
                                 ).scalar_one() == PEOPLE
         who = items[PEOPLE // 2].recipient.email
         at = int(accepted.timestamp())
-        clicks = [Event(f"c{n}", "click", who, who.lower(), at + delay, send.id,
-                        url="https://example.org/a", position=1, user_agent="Mozilla/5.0 (X11)")
+        clicks = [parse_event({"sg_event_id": f"c{n}", "event": "click", "email": who,
+                               "timestamp": at + delay, "nl_send": send.id,
+                               "url": "https://example.org/a",
+                               "useragent": "Mozilla/5.0 (X11)"}, now=at + 7200)
                   for n, delay in enumerate((2, 3600))]
         with captured(engine) as seen:
             apply_batch(engine, clicks)
