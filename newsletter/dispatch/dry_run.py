@@ -41,11 +41,14 @@ def dry_run(plan: SendPlan) -> DryRun:
     transport = plan.transport
     transport.open(mailing)
     first, count, rejected = "", 0, {}
-    for items in _plan_items(plan, max(1, transport.batch_size)):
-        if not first:
-            first = transport.preview(items[0])
-        refused = transport.check(items)
-        emails = {i.key: i.recipient.email for i in items}
-        rejected.update({emails[k]: why for k, why in list(refused.items())[:20]})
-        count += len(items)
+    try:
+        for items in _plan_items(plan, max(1, transport.batch_size)):
+            if not first:
+                first = transport.preview(items[0])
+            refused = transport.check(items)
+            emails = {i.key: i.recipient.email for i in items}
+            rejected.update({emails[k]: why for k, why in list(refused.items())[:20]})
+            count += len(items)
+    finally:
+        transport.close()
     return DryRun(count, first, rejected, transport.where)

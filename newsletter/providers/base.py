@@ -244,7 +244,12 @@ class Transport(ABC):
         a dry run: nothing is sent."""
         wired, refused = _wired(items)
         with self.building:
-            return refused | self.build(wired).refused
+            return refused | self.refusals(wired)
+
+    def refusals(self, items: Sequence[Item]) -> dict[int, str]:
+        """What `build` would refuse of `items` (wired), for `check`: by default, build the
+        request and see."""
+        return self.build(items).refused
 
     # -- optional steps --------------------------------------------------------------------
     def resolve_unknown(self, items: Sequence[Item]) -> dict[int, bool]:

@@ -216,6 +216,11 @@ class SendGridTransport(HttpBatchTransport):
         data, rejected = self.bodies.request(items)
         return Request(data, len(data), rejected)
 
+    def refusals(self, items: Sequence[Item]) -> dict[int, str]:
+        """A dry run's check builds the personalizations here, never in the body child (nor
+        serialised): what they refuse is all it needs."""
+        return self.builder.body(items)[1]
+
     def request(self, body: bytes) -> Reply:
         """POST /v3/mail/send through the official client."""
         from python_http_client.exceptions import HTTPError
