@@ -149,7 +149,7 @@ def _save_mark(engine: Engine, kind: str, newest: int) -> None:
                   "synced_at": stmt.excluded.synced_at}))
 
 
-def sync_before_send(pub: Publication, engine: Engine, provider: str = "sendgrid") -> str:
+def sync_before_send(pub: Publication, engine: Engine, provider: str) -> str:
     """Run the sync before a send through `provider`; a note for the user, never an exception
     (the provider keeps dropping suppressed addresses on its side even when the sync cannot
     run)."""
