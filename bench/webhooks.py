@@ -46,6 +46,7 @@ from newsletter.db.tables import (  # noqa: E402
     subscribers,
     webhook_events,
 )
+from newsletter.events.policy import SoftBounceLimit, stored  # noqa: E402
 from newsletter.providers.sendgrid.signature import (  # noqa: E402
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -94,7 +95,7 @@ def generate(count: int, send_id: int, seed: int = 7) -> tuple[list[dict], dict]
     rng = random.Random(seed)
     kinds = [k for k, share in MIX for _ in range(share)]
     now = int(time.time())
-    events, counters, statuses = [], Counter(), {}
+    events, counters, statuses, soft = [], Counter(), {}, Counter()
     retiring = iter(range(SUBSCRIBERS // 2, SUBSCRIBERS))  # one status event per address
     for n in range(count):
         kind = rng.choice(kinds)
@@ -124,11 +125,15 @@ def generate(count: int, send_id: int, seed: int = 7) -> tuple[list[dict], dict]
                         useragent="Mozilla/5.0" if machine else "Mozilla/5.0 (iPhone) Mobile")
             counters["machine_opens"] += machine
         events.append(item)
-        counter = parse_event(item).counter
+        counter = stored(parse_event(item))[1]
         if counter:
             counters[counter] += 1
         if kind in STATUS_OF:
             statuses[email] = STATUS_OF[kind]
+        soft[email] += kind == "blocked"
+    # the one policy: the third soft bounce within the window (all of these are) retires
+    statuses.update({email: "bounced" for email, n in soft.items()
+                     if n >= SoftBounceLimit().count})
     return events, {"counters": counters, "statuses": statuses}
 
 

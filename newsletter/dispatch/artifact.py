@@ -3,7 +3,7 @@
 An `Artifact` holds everything a message of the send is made from: the subject, the HTML and
 text parts with their %%placeholders%% (the tracked HTML and its links when click tracking is
 on), the sender, reply-to and list name, the public URL its unsubscribe and preference links
-point at, SendGrid's categories and unsubscribe group, and the slugs of the issue family. Every
+point at, the provider's categories and unsubscribe group, and the slugs of the issue family. Every
 run of the send (the first and each resume) makes its messages from it, whatever changed since:
 an edit of the issue, a new template, a new release of newsletter. Each message's per-recipient
 values (name, links signed with the current secret) are filled in as before.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from newsletter.core.errors import InputError
-from newsletter.providers.mailing import Mailing, PlainLinks
+from newsletter.providers.mailing import Mailing, PlainLinks, filing
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -59,13 +59,13 @@ class Artifact:
         """The artifact of a send of `build` (the tracked HTML when click tracking is on)."""
         config = pub.config
         tracked = build.tracked_html is not None
+        categories, group = filing(config)
         return cls(
             slug=build.slug, subject=build.subject, html=build.tracked_html or build.html,
             text=build.text, content_hash=build.content_hash, publication=config.name,
             sender_name=config.sender.name, sender_email=config.sender.email,
             reply_to=config.reply_to, public_url=config.public_url,
-            categories=tuple(config.sendgrid.categories),
-            asm_group_id=config.sendgrid.asm_group_id,
+            categories=categories, asm_group_id=group,
             family=tuple(dict.fromkeys((build.slug, *family))),
             links={link.position: link.url for link in build.links if link.trackable}
             if tracked else None,

@@ -32,21 +32,23 @@ def _plan_items(plan: SendPlan, size: int) -> Iterator[list[Item]]:
 
 
 def dry_run(plan: SendPlan) -> DryRun:
-    """Personalise every message of the plan (and, for SendGrid, build every request); show
-    the first. Nothing is handed over or written to the ledger."""
+    """Check every message of the plan as its transport would before sending (addresses, and
+    each request it builds: a provider's per-recipient limits); show the first. Nothing is
+    handed over or written to the ledger."""
     mailing = plan.artifact.mailing(plan.pub.config, "dry-run",
                                     secret=plan.pub.settings.secret or SAMPLE_SECRET,
                                     send_at=plan.at or (plan.send.send_at if plan.send else None))
     transport = plan.transport
     transport.open(mailing)
     first, count, rejected = "", 0, {}
-    builder = getattr(transport, "builder", None)
-    for items in _plan_items(plan, max(1, transport.batch_size)):
-        if not first:
-            first = transport.preview(items[0])
-        if builder is not None:
-            _, refused = builder.body(items)
+    try:
+        for items in _plan_items(plan, max(1, transport.batch_size)):
+            if not first:
+                first = transport.preview(items[0])
+            refused = transport.check(items)
             emails = {i.key: i.recipient.email for i in items}
             rejected.update({emails[k]: why for k, why in list(refused.items())[:20]})
-        count += len(items)
+            count += len(items)
+    finally:
+        transport.close()
     return DryRun(count, first, rejected, transport.where)

@@ -13,7 +13,7 @@ from typing import Any
 from newsletter.core.personalise import Recipient
 from newsletter.dispatch.ledger import LeaseLost, LedgerUnavailable, SendRow
 from newsletter.dispatch.ledger.store import SendFinished
-from newsletter.dispatch.options import CANCEL_DEADLINE, DEFAULTS, SendOptions
+from newsletter.dispatch.options import DEFAULTS, SendOptions
 from newsletter.dispatch.plan import plan_send
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.run import Progress, RunReport, SendRun, Warn
@@ -103,35 +103,37 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
 def _schedule(plan: SendPlan, send_id: int) -> dict[str, Any]:
     """For a scheduled send: settle batches of unknown fate, then open this run's batch id;
     its `send_at` and `batch_id` for the mailing."""
-    ledger = plan.ledger
-    if plan.at is None and plan.undo_window is None and not ledger.scheduled.runs(send_id):
+    ledger, transport = plan.ledger, plan.transport
+    scheduling = transport.capabilities.scheduling
+    if scheduling is None or (plan.at is None and plan.undo_window is None
+                              and not ledger.scheduled.runs(send_id)):
         return {}
-    _settle_scheduled(plan, send_id)
+    _settle_scheduled(plan, send_id, scheduling.cancel_deadline)
     send_at = plan.at or (plan.send.send_at if plan.send else None)
     if plan.undo_window is not None:
-        send_at = dt.datetime.now(dt.UTC) + plan.undo_window + CANCEL_DEADLINE
+        send_at = dt.datetime.now(dt.UTC) + plan.undo_window + scheduling.cancel_deadline
     assert send_at is not None
-    batch_id = plan.transport.create_batch_id()  # type: ignore[attr-defined]
+    batch_id = transport.create_batch_id()
     ledger.scheduled.open_batch(send_id, batch_id, send_at)
     return {"send_at": send_at, "batch_id": batch_id}
 
 
-def _settle_scheduled(plan: SendPlan, send_id: int) -> None:
-    """Cancel at SendGrid exactly the batches a crash left with an unknown fate, while
-    SendGrid still can (up to 10 minutes before their send_at), and put their recipients
-    back to pending: they go again under this run's new batch id. Past the deadline their
-    fate stays unknown, for the operator."""
+def _settle_scheduled(plan: SendPlan, send_id: int, deadline: dt.timedelta) -> None:
+    """Cancel at the provider exactly the batches a crash left with an unknown fate, while it
+    still can (up to `deadline` before their send_at), and put their recipients back to
+    pending: they go again under this run's new batch id. Past the deadline their fate stays
+    unknown, for the operator."""
     scheduled, transport = plan.ledger.scheduled, plan.transport
     now = dt.datetime.now(dt.UTC)
     for run in scheduled.runs(send_id):
         if run.state != "open" or not scheduled.unknown_in(send_id, run):
             continue
-        if now >= run.send_at - CANCEL_DEADLINE:
+        if now >= run.send_at - deadline:
             plan.notes.append(f"batch {run.batch_id} goes out at {run.send_at:%H:%M} UTC and "
                               "can no longer be cancelled; its unknown recipients are left "
                               "for you to settle")
             continue
-        transport.cancel(run.batch_id)  # type: ignore[attr-defined]
+        transport.cancel(run.batch_id)
         scheduled.cancelled(send_id, run, requeue=True)
 
 

@@ -3,11 +3,10 @@ where it stands, from a draft to "sent to N".
 
 The state of an issue that has sends comes from its sends (the ledger's rows, read through
 `Ledger.sends.of_issue`): sending, paused (a send the reputation guard paused, or one stopped or
-interrupted and not yet resumed),
-scheduled (a SendGrid send waiting for its time), or sent to N people. An issue without sends
-is built and checked (offline, without SpamAssassin): failing checks, approved (the approvals
-newsletter.yaml asks for, of its current content; any approval when none is required), or
-draft.
+interrupted and not yet resumed), scheduled (a send waiting at its provider for its time), or
+sent to N people. An issue without sends is built and checked (offline, without SpamAssassin):
+failing checks, approved (the approvals newsletter.yaml asks for, of its current content; any
+approval when none is required), or draft.
 """
 
 from __future__ import annotations

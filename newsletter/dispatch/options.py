@@ -1,17 +1,18 @@
-"""What the send commands share: a send's options (`SendOptions`), times, durations and
-SendGrid's scheduling limits."""
+"""What the send commands share: a send's options (`SendOptions`), times, durations, and the
+schedule of a send within the limits its transport declares (providers.base.Scheduling)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from newsletter.core.errors import NewsletterError
+from newsletter.providers import TRANSPORTS, capabilities, transport_class
 
-#: SendGrid cannot cancel a scheduled batch later than this before its send_at
-CANCEL_DEADLINE = dt.timedelta(minutes=10)
-#: SendGrid keeps at most this many batches cancelled or paused at a time
-MAX_CANCELLED_BATCHES = 10
+if TYPE_CHECKING:
+    from newsletter.compose.publication import Publication
+    from newsletter.dispatch.ledger import Ledger, SendRow
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,46 @@ def minutes(window: dt.timedelta) -> str:
 
 def listed(numbers: tuple[int, ...]) -> str:
     return ", ".join(str(n) for n in numbers)
+
+
+def schedule_window(pub: Publication, ledger: Ledger, resumed: SendRow | None, chosen: str,
+                    at: dt.datetime | None, undo_window: dt.timedelta | None
+                    ) -> dt.timedelta | None:
+    """The undo window of the send: given, from newsletter.yaml (new sends through a transport
+    that schedules), or the one a scheduled send was started with; refused for a transport
+    that does not schedule, and beyond the limits of one that does."""
+    declared = capabilities(chosen)
+    scheduling = declared.scheduling
+    if resumed is None and undo_window is None and scheduling is not None and at is None:
+        configured = transport_class(chosen).undo_window(pub.config)
+        undo_window = parse_window(configured) if configured else None
+    if resumed is not None and undo_window is None and scheduling is not None:
+        runs = ledger.scheduled.runs(resumed.id)
+        if runs:
+            last = runs[-1]
+            undo_window = max(dt.timedelta(minutes=1),
+                              last.send_at - last.created_at - scheduling.cancel_deadline)
+    if (at is not None or undo_window is not None) and scheduling is None:
+        what = "--at" if at is not None else "--undo-window"
+        able = " or ".join(n for n in TRANSPORTS if capabilities(n).scheduling is not None)
+        raise NewsletterError(f"{what} needs the {able} transport (its send_at schedules the "
+                              f"send); the {chosen} transport sends at once"
+                              + (f": {declared.unscheduled}" if declared.unscheduled else ""))
+    if scheduling is None:
+        return undo_window
+    if at is not None:
+        scheduling.check_time(at)
+    if undo_window is not None:
+        longest = scheduling.max_ahead - scheduling.cancel_deadline
+        if not dt.timedelta(minutes=1) <= undo_window <= longest:
+            raise NewsletterError(f"the undo window must be between 1 minute and "
+                                  f"{_span(longest)} ({scheduling.provider} schedules at most "
+                                  f"{_span(scheduling.max_ahead)} ahead)")
+    return undo_window
+
+
+def _span(length: dt.timedelta) -> str:
+    """`71 hours 50 minutes`, `72 hours`."""
+    hours, minutes = divmod(int(length.total_seconds()) // 60, 60)
+    return " ".join(filter(None, [f"{hours} hours" if hours else "",
+                                  f"{minutes} minutes" if minutes else ""]))

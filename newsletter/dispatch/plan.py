@@ -22,16 +22,11 @@ from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
 from newsletter.dispatch.ledger import Ledger, SendBusy, SendPaused, SendRow
 from newsletter.dispatch.ledger.reached import reached
-from newsletter.dispatch.options import (
-    CANCEL_DEADLINE,
-    DEFAULTS,
-    SendOptions,
-    parse_window,
-)
+from newsletter.dispatch.options import DEFAULTS, SendOptions, schedule_window
 from newsletter.dispatch.resume import nothing_to_resume, plan_reopen, plan_resume
 from newsletter.dispatch.send_plan import SendPlan
 from newsletter.dispatch.subjects.store import refuse_beside_test
-from newsletter.providers import SCHEDULING, SUPPRESSION_LISTS, make_transport
+from newsletter.providers import make_transport
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -158,11 +153,12 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
         members = segment_condition(pub, segments)
         members = members & narrow if narrow is not None else members
     chosen = resumed.transport if resumed else (transport or pub.settings.transport)
-    undo_window = _undo_window(pub, ledger, resumed, chosen, at, options.undo_window)
+    undo_window = schedule_window(pub, ledger, resumed, chosen, at, options.undo_window)
     sender = make_transport(chosen, pub.settings, pub.config)
     if resumed is None and build is not None:  # a resume sends what was approved at its start
         require_signoff(pub, build, transport=chosen, dry_run=dry_run)  # approvals, a real From
-    if chosen in SUPPRESSION_LISTS and resumed is None and not dry_run and before_send:
+    if sender.capabilities.suppression_lists and resumed is None and not dry_run \
+            and before_send:
         note = before_send(pub, ledger.engine, chosen)  # retire suppressed addresses first
         if note:
             notes.append(note)
@@ -178,7 +174,7 @@ def plan_send(pub: Publication, issue: str, segment: str | Sequence[str],
     if reopen is not None:
         plan_reopen(plan, reopen)
     elif active is not None:
-        plan_resume(plan, active, chosen, dry_run)
+        plan_resume(plan, active, dry_run)
     else:
         _count_new(plan)
         if plan.count == 0 and not plan.left_out:
@@ -209,39 +205,6 @@ def _artifact_of(pub: Publication, ledger: Ledger, send: SendRow, family: tuple[
         notes.append("the message as built now differs from the one its first recipients got "
                      "(an edit of the issue, or this version's renderer)")
     return Artifact.freeze(pub, build, family), build, False
-
-
-def _undo_window(pub: Publication, ledger: Ledger, resumed: SendRow | None, chosen: str,
-                 at: dt.datetime | None, undo_window: dt.timedelta | None
-                 ) -> dt.timedelta | None:
-    """The undo window of the send: given, from newsletter.yaml (new SendGrid sends), or the
-    one a scheduled send was started with; refused outside SendGrid and its limits."""
-    if resumed is None and undo_window is None and chosen == "sendgrid" and at is None:
-        configured = pub.config.sendgrid.undo_window
-        undo_window = parse_window(configured) if configured else None
-    if resumed is not None and undo_window is None:
-        runs = ledger.scheduled.runs(resumed.id)
-        if runs:
-            last = runs[-1]
-            undo_window = max(dt.timedelta(minutes=1),
-                              last.send_at - last.created_at - CANCEL_DEADLINE)
-    if (at is not None or undo_window is not None) and chosen != "sendgrid":
-        what = "--at" if at is not None else "--undo-window"
-        why = SCHEDULING.get(chosen)
-        raise NewsletterError(f"{what} needs the sendgrid transport (SendGrid's send_at "
-                              f"schedules the send); the {chosen} transport sends at once"
-                              + (f": {why}" if why else ""))
-    if at is not None:
-        from newsletter.providers.sendgrid.payload import check_send_at
-
-        check_send_at(at)
-    if undo_window is not None:
-        from newsletter.providers.sendgrid.payload import MAX_SCHEDULE_AHEAD
-
-        if not dt.timedelta(minutes=1) <= undo_window <= MAX_SCHEDULE_AHEAD - CANCEL_DEADLINE:
-            raise NewsletterError("the undo window must be between 1 minute and 71 hours 50 "
-                                  "minutes (SendGrid schedules at most 72 hours ahead)")
-    return undo_window
 
 
 def _count_new(plan: SendPlan) -> None:

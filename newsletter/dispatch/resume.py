@@ -44,11 +44,12 @@ def note_withdrawn(plan: SendPlan, send: SendRow, states: list[str]) -> None:
         plan.count -= count
 
 
-def plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> None:
+def plan_resume(plan: SendPlan, active: SendRow, dry_run: bool) -> None:
     """A resume: its pending rows (and unknown ones the operator or the transport settles),
     less those the hand-over will skip, with notes on what stays unknown."""
     recipients, options = plan.ledger.recipients, plan.options
-    settles = chosen == "outbox" or plan.undo_window is not None
+    knows = plan.transport.capabilities.settles_unknown
+    settles = bool(knows) or plan.undo_window is not None
     states = ["pending"] + (["unknown"] if options.resend_unknown or settles else [])
     plan.count = recipients.count(active.id, states)
     picked = recipients.count_unknown(active.id, batches=options.resend_batches,
@@ -58,8 +59,9 @@ def plan_resume(plan: SendPlan, active: SendRow, chosen: str, dry_run: bool) -> 
     note_withdrawn(plan, active, ["pending"])
     if settles and active.unknown:
         plan.notes.append(f"{active.unknown:,} recipients with an unknown fate: " + (
-            "their batches are cancelled at SendGrid and sent again under new batch ids"
-            if plan.undo_window else "the outbox shows whether each message was written"))
+            f"their batches are cancelled at {plan.transport.label} and sent again under new "
+            "batch ids"
+            if plan.undo_window else knows))
         return
     settled = "; ".join(filter(None, [
         "all recorded as accepted" if options.accept_unknown else "",

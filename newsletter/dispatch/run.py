@@ -21,9 +21,9 @@ send's own hard bounces and complaints so far: past its thresholds the run recor
 (ledger.pauses), hands nothing more over and ends; at half of them it warns, once per kind of
 warning and run.
 
-A transport may take several batches at once (`Transport.parallel`, SendGrid: up to
-`sendgrid.max_in_flight`): batches are then delivered by as many worker threads, each with its
-own ledger transactions. A transport with a `pacer` (newsletter.providers.pacing: SendGrid's
+A transport may take several batches at once (`Transport.parallel`; an HTTP provider: up to
+its `max_in_flight`): batches are then delivered by as many worker threads, each with its
+own ledger transactions. A transport with a `pacer` (newsletter.providers.pacing: a provider's
 adaptive concurrency) decides how many of them may be in flight now: a worker takes a slot
 before it hands its batch over and gives it back once the outcome is recorded, so whatever
 the limit, each request in flight is one batch of known or unknown fate.
@@ -47,7 +47,7 @@ from newsletter.dispatch.ledger import (
     LedgerUnavailable,
 )
 from newsletter.dispatch.ledger.recipients import Result
-from newsletter.dispatch.retry import RetryPolicy
+from newsletter.dispatch.retry import Ended, RetryPolicy, Tried, retrying
 from newsletter.providers.base import BatchResult, Outcome, Transport
 from newsletter.providers.mailing import Item
 
@@ -177,7 +177,7 @@ class SendRun:
 
     def _run(self) -> None:
         size = max(1, self.transport.batch_size)
-        mailing = getattr(self.transport, "mailing", None)
+        mailing = self.transport.mailing
         attributes = mailing is None or mailing.uses_attributes
         batches = self.recipients.stream(self.send_id, ["pending"], size, attributes=attributes)
         workers = max(1, self.transport.parallel)
@@ -213,48 +213,38 @@ class SendRun:
             return False
 
     def _deliver_batch(self, items: list[Item]) -> bool:
-        attempt = 0
+        ended = retrying(items, self._attempt, self.policy, self.stop)
+        if ended.interrupted:
+            with self.lock:
+                self.report.interrupted = True
+        elif ended.reason:
+            self._stop_with(ended.reason)
+        return ended.ok
+
+    def _attempt(self, items: list[Item], number: int, last: bool) -> Tried[Item] | Ended:
+        """One hand-over of `items` under the ledger: what to hand over again."""
         pacer = self.transport.pacer
-        while items:
-            attempt += 1
-            if self.guard is not None and not self._guard_allows():
-                return False
-            if pacer is not None and not pacer.acquire():  # stopped while waiting for a slot
-                with self.lock:
-                    self.report.interrupted = True
-                return False
-            try:
-                handover = self.recipients.hand_over(
-                    self.send_id, items, check=self.check, whole=attempt == 1,
-                    first_only=self.transport.reports_each_outcome)
-                if handover.skipped:
-                    self._tally(skipped=len(handover.skipped))
-                if not handover.items:
-                    return True
-                flight = _InFlight(handover, attempt >= self.policy.attempts,
-                                   set(range(handover.marked)))
-                result = self._hand_over(flight)
-                retry = self._record(flight, result)
-            finally:
-                if pacer is not None:
-                    pacer.release()
-            if result.stop:
-                self._stop_with(result.stop)
-                return False
-            if self.stop.is_set() and self.report.stopped:
-                return False  # the ledger refused a write meanwhile
-            if not retry:
-                return True
-            if flight.last_try:
-                last = next((o.error for o in result.outcomes if o.state == "retry"), "")
-                self._stop_with(f"gave up after {attempt} attempts; the last answer was: {last}")
-                return False
-            if self.stop.wait(self.policy.delay(attempt, result.wait)):
-                with self.lock:
-                    self.report.interrupted = True
-                return False
-            items = retry
-        return True
+        if self.guard is not None and not self._guard_allows():
+            return Ended(False)  # paused: the guard stopped the run
+        if pacer is not None and not pacer.acquire():  # stopped while waiting for a slot
+            return Ended(False, interrupted=True)
+        try:
+            handover = self.recipients.hand_over(
+                self.send_id, items, check=self.check, whole=number == 1,
+                first_only=self.transport.reports_each_outcome)
+            if handover.skipped:
+                self._tally(skipped=len(handover.skipped))
+            if not handover.items:
+                return Ended(True)
+            flight = _InFlight(handover, last, set(range(handover.marked)))
+            result = self._hand_over(flight)
+            again = self._record(flight, result)
+        finally:
+            if pacer is not None:
+                pacer.release()
+        if not result.stop and self.stop.is_set() and self.report.stopped:
+            return Ended(False)  # the ledger refused a write meanwhile
+        return Tried(result, again)
 
     def _guard_allows(self) -> bool:
         """The reputation guard's verdict before a hand-over: False (the send paused, the run

@@ -1,5 +1,5 @@
 """`newsletter status` and `newsletter send cancel`: what became of each send of an issue, and
-giving a send up (SendGrid's scheduled batches cancelled before delivery)."""
+giving a send up (a scheduled send's batches cancelled at the provider before delivery)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from newsletter.dispatch.ledger import (
     is_alive,
 )
 from newsletter.dispatch.ledger.pauses import baseline_of
-from newsletter.dispatch.options import CANCEL_DEADLINE, MAX_CANCELLED_BATCHES, utc_minute
+from newsletter.dispatch.options import minutes, utc_minute
 from newsletter.dispatch.plan import open_ledger, slug_of
-from newsletter.providers import make_transport
+from newsletter.providers import capabilities, make_transport
 
 if TYPE_CHECKING:
     from newsletter.compose.publication import Publication
@@ -85,13 +85,15 @@ def last_completed_send(pub: Publication) -> SendRow | None:
 
 def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -> SendRow:
     """`newsletter send cancel`: stop the latest scheduled send of `issue` (to `segment`) at
-    SendGrid while its batches can still be cancelled, or give up a stopped send.
+    its provider while its batches can still be cancelled, or give up a stopped send.
 
-    Every open batch id of the send is cancelled (SendGrid takes at most 10 cancelled or paused
-    batches at a time: a send uses one per run). The send becomes `cancelled` and its lease is
+    Every open batch id of the send is cancelled (a provider keeps a limited number of batches
+    cancelled at a time, `Scheduling.max_cancelled`: a send uses one per run). The send
+    becomes `cancelled` and its lease is
     taken, so a process still running it stops at its next ledger write; its recipients in
     cancelled batches are recorded `cancelled` (not delivered), so a later send reaches them.
-    A stopped outbox send first settles what a crash left unknown (its files tell).
+    A stopped send through a transport that can tell what a crash left unknown (the outbox:
+    its files) settles that first.
     """
     slug = slug_of(pub, issue)
     ledger = open_ledger(pub)
@@ -110,20 +112,26 @@ def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -
         if send.owner and is_alive(send.owner, send.heartbeat_at):
             raise SendBusy(f"{send.busy_message().split(';')[0]}; stop it (Ctrl-C) before "
                            "giving it up")
-        if send.transport == "outbox" and send.unknown:
-            _settle_outbox(pub, ledger, send)
+        if capabilities(send.transport).settles_unknown and send.unknown:
+            _settle_unknown(pub, ledger, send)
         ledger.sends.cancel(send.id, "given up with `newsletter send cancel`")
         return ledger.sends.get(send.id)
-    late = [r for r in runs if now > r.send_at - CANCEL_DEADLINE]
+    scheduling = capabilities(send.transport).scheduling
+    if scheduling is None:
+        raise NewsletterError(f"send #{send.id} went through the {send.transport} transport, "
+                              "which cannot cancel scheduled batches")
+    late = [r for r in runs if now > r.send_at - scheduling.cancel_deadline]
     if late:
         raise NewsletterError(f"send #{send.id} goes out at {utc_minute(late[0].send_at)}; "
-                              "SendGrid cancels only until 10 minutes before")
-    if len(runs) > MAX_CANCELLED_BATCHES:
-        raise NewsletterError(f"send #{send.id} has {len(runs)} open batches; SendGrid cancels "
-                              f"at most {MAX_CANCELLED_BATCHES} at a time")
-    sender = make_transport("sendgrid", pub.settings)
+                              f"{scheduling.provider} cancels only until "
+                              f"{minutes(scheduling.cancel_deadline)} before")
+    if len(runs) > scheduling.max_cancelled:
+        raise NewsletterError(f"send #{send.id} has {len(runs)} open batches; "
+                              f"{scheduling.provider} cancels at most {scheduling.max_cancelled} "
+                              "at a time")
+    sender = make_transport(send.transport, pub.settings, pub.config)
     for run in runs:
-        sender.cancel(run.batch_id)  # type: ignore[attr-defined]
+        sender.cancel(run.batch_id)
     # Take the lease first: a process still running the send writes nothing more.
     ledger.sends.cancel(send.id, "cancelled by `newsletter send cancel`")
     for run in runs:
@@ -134,15 +142,15 @@ def cancel_scheduled(pub: Publication, issue: str, segment: str | None = None) -
     return ledger.sends.get(send.id)
 
 
-def _settle_outbox(pub: Publication, ledger: Ledger, send: SendRow) -> None:
-    """Before a stopped outbox send is given up: a written file was accepted, a missing one
-    was not (so the reached rule counts exactly who got it)."""
+def _settle_unknown(pub: Publication, ledger: Ledger, send: SendRow) -> None:
+    """Before a stopped send is given up, its transport tells what left (the outbox: a written
+    file was accepted, a missing one was not), so the reached rule counts exactly who got it."""
     from newsletter.dispatch.run import SendRun
 
     artifact = ledger.artifacts.load(send.id)
     if artifact is None:
         return
-    transport = make_transport("outbox", pub.settings)
+    transport = make_transport(send.transport, pub.settings, pub.config)
     ledger.sends.acquire(send.id)
     try:
         transport.open(artifact.mailing(pub.config, str(send.id),

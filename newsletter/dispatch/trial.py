@@ -11,7 +11,7 @@ from newsletter.core.errors import FailedError, NewsletterError
 from newsletter.core.personalise import SAMPLE_RECIPIENT, Recipient
 from newsletter.core.tokens import SAMPLE_SECRET
 from newsletter.dispatch.artifact import Artifact
-from newsletter.dispatch.retry import RetryPolicy
+from newsletter.dispatch.retry import RetryPolicy, Tried, retrying
 from newsletter.providers import make_transport
 from newsletter.providers.mailing import Item
 
@@ -46,7 +46,9 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
     """Send `build` with a [TEST] subject to `to` (or `test_recipients`), outside the ledger.
 
     Each copy is personalised with the name and attributes of `recipient` (default: the
-    sample recipient) and the test address. Raises FailedError when any copy was not accepted.
+    sample recipient) and the test address; copies the provider did not take are handed over
+    again as a send's batches are (dispatch.retry). Raises FailedError when any copy was not
+    accepted.
     """
     from newsletter.checks import require_passing
     from newsletter.compose.fields import check_address
@@ -67,30 +69,28 @@ def send_test(pub: Publication, build: Build, to: list[str] | None = None,
         pub.config, f"test-{stamp}", subject=f"[TEST] {build.subject}",
         secret=pub.settings.secret or SAMPLE_SECRET)
     sender.open(mailing)
-    policy = policy or RetryPolicy.from_env()
     person = recipient or SAMPLE_RECIPIENT
     items = [Item(n, Recipient(a, person.name, person.attributes))
              for n, a in enumerate(addresses, start=1)]
-    accepted, failed = [], {}
-    try:
-        for attempt in range(1, policy.attempts + 1):
-            result = sender.send(items)
-            retry = []
-            for item, outcome in zip(items, result.outcomes, strict=True):
-                if outcome.state == "accepted":
-                    accepted.append(item.recipient.email)
-                elif outcome.state == "retry" and not result.stop:
-                    retry.append(item)
-                    failed[item.recipient.email] = outcome.error or "not accepted"
-                else:
-                    failed[item.recipient.email] = outcome.error or outcome.state
-            for item in items:
-                if item.recipient.email in accepted:
-                    failed.pop(item.recipient.email, None)
-            if result.stop or not retry or attempt == policy.attempts:
-                break
-            threading.Event().wait(policy.delay(attempt, result.wait))
-            items = retry
+    accepted: list[str] = []
+    failed: dict[str, str] = {}
+
+    def attempt(batch: list[Item], number: int, last: bool) -> Tried[Item]:
+        result = sender.send(batch)
+        again = []
+        for item, outcome in zip(batch, result.outcomes, strict=True):
+            address = item.recipient.email
+            if outcome.state == "accepted":
+                accepted.append(address)
+                failed.pop(address, None)
+                continue
+            failed[address] = outcome.error or outcome.state
+            if outcome.state in ("retry", "deferred") and not result.stop and not last:
+                again.append(item)
+        return Tried(result, again)
+
+    try:  # the send engine's retries: the same policy, waits and provider stops
+        retrying(items, attempt, policy or RetryPolicy.from_env(), threading.Event())
     finally:
         sender.close()
     outcome = TestResult(sender.name, addresses, accepted, failed, sender.where)

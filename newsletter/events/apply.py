@@ -1,16 +1,24 @@
-"""Apply a batch of webhook events in one transaction, each event exactly once.
+"""Apply a batch of provider events (newsletter.providers.events: every provider's webhook, our
+own click redirects) in one transaction, each event exactly once.
 
 0. ask the erasure list (newsletter.audience.erasure.screen): an event of an erased address
    (or one that predates its owner's return) is kept only under an anonymous key, without user
    agent, IP or a URL that names the address, so it counts for its send and for nobody;
 1. judge every open and click human or machine (newsletter.events.verdicts: a few look-ups per
    batch, never one per event);
-2. record every event in `webhook_events` with its detail and verdict; only the events not
-   stored before count (SendGrid retries);
-3. change subscriber statuses (newsletter.events.statuses);
+2. record every event in `webhook_events` with its detail and verdict, under the name the one
+   policy gives it (newsletter.events.policy); only the events not stored before count
+   (providers retry);
+3. change subscriber statuses as the policy says (a soft bounce counts the address's soft
+   bounces, with their rows locked on PostgreSQL) through the ladder
+   (newsletter.events.statuses);
 4. add the engagement counts per send and recipient with one bulk upsert.
 All of it commits together, so a crash mid-batch leaves nothing half applied and the retried
-batch is applied in full.
+batch is applied in full. A signed post that must not be replayed (Mailgun's token, an SNS
+message's id) names its token:
+it is stored in `webhook_tokens` in the same transaction, so a replay is refused (`Replayed`)
+by every `serve` worker, and a post whose events could not be stored can be retried; tokens
+older than the window they are accepted in are deleted as new ones arrive.
 
 The two bulk writes go to the driver as plain rows (tuples), not through SQLAlchemy's per-row
 parameter processing, which cost more than the database's own work: SQLite gets one
@@ -29,17 +37,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import DBAPIError
 
 from newsletter.audience.erasure import Secrets, anonymous_key, mentions, screen, spellings
 from newsletter.audience.model import utcnow
 from newsletter.db.engine import write_connection
-from newsletter.db.tables import ENGAGEMENT_COUNTERS, webhook_events
+from newsletter.db.tables import ENGAGEMENT_COUNTERS, webhook_events, webhook_tokens
 from newsletter.events.classify import Thresholds
+from newsletter.events.policy import (
+    SoftBounceLimit,
+    is_soft_bounce,
+    lock_subscribers,
+    may_retire,
+    soft_bounce_counts,
+    status_for,
+)
 from newsletter.events.statuses import Change, apply_changes
+from newsletter.events.stored import Stored
 from newsletter.events.verdicts import Verdicts, judge
-from newsletter.providers.sendgrid.webhook import KINDS, Event
+from newsletter.providers.events import ProviderEvent
 
 _CHUNK = 900  # ids per IN (...) list: under SQLite's oldest limit of 999 parameters
 
@@ -96,7 +113,11 @@ def _stamper(conn: Connection) -> Callable[[int], Any]:
     return stamp
 
 
-def _rows(events: Sequence[Event], now: dt.datetime, verdicts: Verdicts,
+class Replayed(Exception):
+    """A signed post whose token was stored before: refused, nothing applied."""
+
+
+def _rows(events: Sequence[Stored], now: dt.datetime, verdicts: Verdicts,
           stamp: Callable[[int], Any]) -> list[tuple]:
     """One tuple per event (in _EVENT_COLUMNS order), sorted by event id: one lock order for
     concurrent batches."""
@@ -105,7 +126,7 @@ def _rows(events: Sequence[Event], now: dt.datetime, verdicts: Verdicts,
     rows = []
     for e in sorted(events, key=lambda e: e.event_id):
         reason = reasons.get(e.event_id)
-        rows.append((e.event_id, e.kind, e.email_key, e.send_id, stamp(e.timestamp), received,
+        rows.append((e.event_id, e.name, e.email_key, e.send_id, stamp(e.timestamp), received,
                      e.url, positions.get(e.event_id, e.position), e.user_agent, e.ip,
                      e.provider_machine, reason is not None, reason))
     return rows
@@ -149,11 +170,11 @@ def _known_sends(conn: Connection, ids: set[int]) -> set[int]:
     return set(conn.execute(select(sends.c.id).where(sends.c.id.in_(sorted(ids)))).scalars())
 
 
-def _count(conn: Connection, events: Sequence[Event], stamp: Callable[[int], Any]) -> None:
+def _count(conn: Connection, events: Sequence[Stored], stamp: Callable[[int], Any]) -> None:
     """Add each event to its send and recipient's counters (one bulk upsert). The pair's
     `last_event_at` becomes its latest event's time, whatever order events arrive in."""
     counted = [(e, counter) for e in events
-               if e.send_id is not None and (counter := KINDS[e.kind][1])]
+               if e.send_id is not None and (counter := e.counter)]
     sends = _known_sends(conn, {e.send_id for e, _ in counted})  # type: ignore[misc]
     totals: dict[tuple[int, str], list[int]] = {}
     width = len(ENGAGEMENT_COUNTERS)
@@ -180,8 +201,8 @@ def _count(conn: Connection, events: Sequence[Event], stamp: Callable[[int], Any
                                for (send_id, key), counts in sorted(totals.items())])
 
 
-def anonymise_erased(conn: Connection, events: Sequence[Event],
-                     secrets: Secrets) -> list[Event]:
+def anonymise_erased(conn: Connection, events: Sequence[Stored],
+                     secrets: Secrets) -> list[Stored]:
     """`events`, with those the erasure list says are no longer anyone's moved to an
     anonymous key (one per address in the batch) without user agent and IP."""
     gone = screen(conn, secrets, [(e.email, e.send_id, e.timestamp) for e in events])
@@ -198,14 +219,38 @@ def anonymise_erased(conn: Connection, events: Sequence[Event],
     return out
 
 
-def apply_events(conn: Connection, events: Sequence[Event], now: dt.datetime | None = None,
-                 limits: Thresholds | None = None, secrets: Secrets = None) -> ApplyReport:
+def _changes(conn: Connection, fresh: Sequence[Stored], soft: SoftBounceLimit) -> list[Change]:
+    """The status changes the policy asks for. With soft bounces among them, the rows of
+    every address whose status may change are locked first (PostgreSQL; in key order), so
+    concurrent batches count each other's soft bounces."""
+    bounces = [e for e in fresh if is_soft_bounce(e.event)]
+    counts: dict[str, int] = {}
+    if bounces:
+        lock_subscribers(conn, {e.email_key for e in fresh if may_retire(e.event)})
+        now_s = int(utcnow().timestamp())
+        found = soft_bounce_counts(conn, [(e.email_key, e.timestamp or now_s) for e in bounces],
+                                   soft)
+        counts = dict(zip((e.event_id for e in bounces), found, strict=True))
+    return [Change(e.email_key, status, e.timestamp or None) for e in fresh
+            if (status := status_for(e.event, counts.get(e.event_id, 0), soft)) is not None]
+
+
+def apply_events(conn: Connection, events: Sequence[ProviderEvent],
+                 now: dt.datetime | None = None, limits: Thresholds | None = None,
+                 secrets: Secrets = None, soft: SoftBounceLimit | None = None) -> ApplyReport:
     """Apply `events` inside the caller's transaction (on SQLite, one that holds the write
-    lock: `write_connection`). `secrets` (the rotation list) read the erasure list."""
+    lock: `write_connection`). `secrets` (the rotation list) read the erasure list; `soft`
+    is the soft-bounce limit (newsletter.yaml's `bounces:`)."""
+    return _apply(conn, [Stored.of(e) for e in events], now, limits, secrets, soft)
+
+
+def _apply(conn: Connection, rows: list[Stored], now: dt.datetime | None,
+           limits: Thresholds | None, secrets: Secrets, soft: SoftBounceLimit | None
+           ) -> ApplyReport:
     now = now or utcnow()
-    events = anonymise_erased(conn, events, secrets)
-    unique = list({e.event_id: e for e in reversed(events)}.values())[::-1]
-    report = ApplyReport(received=len(events), duplicates=len(events))
+    rows = anonymise_erased(conn, rows, secrets)
+    unique = list({e.event_id: e for e in reversed(rows)}.values())[::-1]
+    report = ApplyReport(received=len(rows), duplicates=len(rows))
     if not unique:
         return report
     verdicts = judge(conn, unique, limits or Thresholds())
@@ -213,23 +258,53 @@ def apply_events(conn: Connection, events: Sequence[Event], now: dt.datetime | N
     fresh_ids = _record_new(conn, _rows(unique, now, verdicts, stamp))
     verdicts.mark_earlier(conn)
     fresh = [e for e in unique if e.event_id in fresh_ids]
-    changes = [Change(e.email_key, status, e.timestamp or None)
-               for e in fresh if (status := KINDS[e.kind][0]) is not None]
-    report.applied, report.duplicates = len(fresh), len(events) - len(fresh)
-    report.status_changes = apply_changes(conn, changes, now)
+    report.applied, report.duplicates = len(fresh), len(rows) - len(fresh)
+    report.status_changes = apply_changes(conn, _changes(conn, fresh, soft or SoftBounceLimit()),
+                                          now)
     _count(conn, fresh, stamp)
     return report
 
 
-def apply_batch(engine: Engine, events: Sequence[Event], attempts: int = 3,
-                limits: Thresholds | None = None, secrets: Secrets = None) -> ApplyReport:
-    """Apply `events` in one write transaction (taken up front on SQLite). Rows are locked in
-    one order (event id, address), and a PostgreSQL deadlock or serialization failure between
-    concurrent batches is retried."""
+def remember_token(conn: Connection, provider: str, token: str, window: dt.timedelta,
+                   now: dt.datetime | None = None) -> bool:
+    """Store a post's signature token; False when it was stored before (a replay)."""
+    now = now or utcnow()
+    conn.execute(delete(webhook_tokens).where(webhook_tokens.c.seen_at < now - 2 * window))
+    statement = dialect_insert(conn, webhook_tokens).values(provider=provider, token=token,
+                                                            seen_at=now)
+    inserted = statement.on_conflict_do_nothing().returning(webhook_tokens.c.token)
+    return conn.execute(inserted).first() is not None
+
+
+def remember_once(engine: Engine, provider: str, token: str, window: dt.timedelta) -> bool:
+    """`remember_token` in a transaction of its own (a post that carries no events)."""
+    with write_connection(engine) as conn, conn.begin():
+        return remember_token(conn, provider, token, window)
+
+
+def token_seen(engine: Engine, provider: str, token: str) -> bool:
+    """Whether `token` is stored already (a replay, or a post still being applied)."""
+    with engine.connect() as conn:
+        return conn.execute(select(webhook_tokens.c.token).where(
+            webhook_tokens.c.provider == provider,
+            webhook_tokens.c.token == token)).first() is not None
+
+
+def apply_batch(engine: Engine, events: Sequence[ProviderEvent], attempts: int = 3,
+                limits: Thresholds | None = None, secrets: Secrets = None,
+                soft: SoftBounceLimit | None = None,
+                token: tuple[str, str, dt.timedelta] | None = None) -> ApplyReport:
+    """Apply `events` in one write transaction (taken up front on SQLite), with the post's
+    `token` (provider, token, window) when it has one (Replayed when that token was seen
+    before). Rows are locked in one order (event id, address), and a PostgreSQL deadlock or
+    serialization failure between concurrent batches is retried."""
+    rows = [Stored.of(e) for e in events]  # before the write lock is taken
     for attempt in range(1, attempts + 1):
         try:
             with write_connection(engine) as conn, conn.begin():
-                return apply_events(conn, events, limits=limits, secrets=secrets)
+                if token is not None and not remember_token(conn, *token):
+                    raise Replayed(f"the {token[0]} signature token was used before")
+                return _apply(conn, rows, None, limits, secrets, soft)
         except DBAPIError as exc:
             code = getattr(exc.orig, "sqlstate", None)
             if attempt == attempts or code not in ("40P01", "40001"):

@@ -26,23 +26,25 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, case, or_, select
 
 from newsletter.audience.erasure import anonymised, erased_at
 from newsletter.audience.history import Source
 from newsletter.audience.model import email_key, utcnow
 from newsletter.db.ledger_tables import send_recipients, sends
-from newsletter.db.tables import engagement, subscribers, webhook_events
+from newsletter.db.tables import engagement, webhook_events
 from newsletter.events.apply import dialect_insert
 from newsletter.events.policy import (
-    SOFT_BOUNCE_EVENTS,
     SoftBounceLimit,
+    is_soft_bounce,
+    lock_subscribers,
+    soft_bounce_counts,
     status_for,
     stored,
 )
 from newsletter.events.statuses import Change, apply_changes
 from newsletter.providers.bounces.classify import Reading
-from newsletter.providers.events import Bounce, Kind, ProviderEvent
+from newsletter.providers.events import Kind, ProviderEvent
 
 STORE_PREFIX = "mailbox:"
 
@@ -116,25 +118,6 @@ def _record(conn: Connection, events: list[ProviderEvent], now: dt.datetime,
     return fresh
 
 
-def _soft_count(conn: Connection, event: ProviderEvent, limit: SoftBounceLimit) -> int:
-    """The address's soft bounces within the window ending at this one (this one included)."""
-    at = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
-    c = webhook_events.c
-    return int(conn.execute(
-        select(func.count()).select_from(webhook_events).where(and_(
-            c.email_key == email_key(event.email), c.event.in_(SOFT_BOUNCE_EVENTS),
-            c.occurred_at > at - dt.timedelta(days=limit.days), c.occurred_at <= at))
-    ).scalar_one())
-
-
-def _lock_subscribers(conn: Connection, keys: set[str]) -> None:
-    """PostgreSQL: lock the subscribers' rows (in key order, as apply_changes does) so two
-    readers counting the same address's soft bounces wait for each other."""
-    if keys and conn.dialect.name == "postgresql":
-        conn.execute(select(subscribers.c.id).where(subscribers.c.email_key.in_(sorted(keys)))
-                     .order_by(subscribers.c.email_key).with_for_update())
-
-
 def _count(conn: Connection, events: list[ProviderEvent]) -> None:
     """Add each event to its send and recipient's engagement counter; the pair's
     `last_event_at` becomes its latest event's time."""
@@ -178,13 +161,13 @@ def apply_readings(conn: Connection, readings: Sequence[Reading], *, secret: str
     fresh = _record(conn, events, now, known)
     applied.duplicates = len(events) - len(fresh)
     applied.new = fresh
-    soft = [e for e in fresh if e.kind == Kind.BOUNCED and e.bounce == Bounce.SOFT]
-    _lock_subscribers(conn, {email_key(e.email) for e in soft})
-    soft_ids = {e.event_id for e in soft}
+    soft = [e for e in fresh if is_soft_bounce(e)]
+    lock_subscribers(conn, {email_key(e.email) for e in soft})
+    counts = dict(zip((e.event_id for e in soft), soft_bounce_counts(
+        conn, [(email_key(e.email), e.timestamp) for e in soft], limit), strict=True))
     changes = []
     for event in sorted(fresh, key=lambda e: e.timestamp):
-        count = _soft_count(conn, event, limit) if event.event_id in soft_ids else 0
-        status = status_for(event, count, limit)
+        status = status_for(event, counts.get(event.event_id, 0), limit)
         if status is not None:
             changes.append(Change(email_key(event.email), status, event.timestamp))
     applied.status_changes = apply_changes(conn, changes, now, via=Source.MAILBOX)

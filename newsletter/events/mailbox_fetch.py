@@ -160,7 +160,7 @@ def fetch_bounces(pub: Publication, engine: Engine, *, recheck: bool = False) ->
                               "docs/deliverability.md for the bounce mailbox")
     secrets = pub.settings.require_secret("signs the bounce addresses (VERP) of SMTP sends")
     ctx = Context(config, secrets, pub.config.sender.email.rsplit("@", 1)[1])
-    limit = SoftBounceLimit(config.soft_bounce_limit, config.soft_bounce_days)
+    limit = SoftBounceLimit.of(config)
     url = MailboxUrl.parse(config.imap_url)
     report = FetchReport(where=url.where)
     with one_reader(engine) as alone:

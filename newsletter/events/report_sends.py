@@ -5,10 +5,11 @@
   expert's id and name as sent, and whether our click tracking rewrote its links.
 - `sends_of` reads the sends back as `SendFacts`. A send made before `send_contents` existed
   knows only the pieces that had links (from `send_links`) and not whether clicks were tracked.
-- `PROVIDER_EVENTS` says what each transport's provider reports back through its webhook: the
-  outbox and SMTP report nothing (no tracking pixel is ever added); SMTP's bounces and
-  complaints come back by mail, to the bounce mailbox when the publication has one
-  (`MAILBOX_EVENTS`, `SendFacts.mailbox`).
+- what each send's provider reports back is what its transport declares
+  (`capabilities()`, newsletter.providers): through its webhook (`reports`); the outbox and SMTP
+  report nothing there (no tracking pixel is ever added), but SMTP's bounces and complaints come
+  back by mail (`reports_by_mail`), to the bounce mailbox when the publication has one
+  (`SendFacts.mailbox`).
 - `people_reached` counts people, not messages: someone mailed again (`send --again`) is one.
 - `personal_link` names a link that differs per recipient (unsubscribe, preference page).
 """
@@ -26,15 +27,8 @@ from newsletter.core.personalise import PLACEHOLDER
 from newsletter.db.engine import write_connection
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import send_contents, send_links
+from newsletter.providers import capabilities
 
-#: Events each transport's provider reports back (webhook), by the sends' `transport` name.
-PROVIDER_EVENTS: dict[str, frozenset[str]] = {
-    "sendgrid": frozenset({"open", "click", "bounce", "complaint", "unsubscribe"}),
-    "postmark": frozenset({"open", "click", "bounce", "complaint", "unsubscribe"}),
-    "mailgun": frozenset({"open", "click", "bounce", "complaint", "unsubscribe"}),
-}
-#: What the bounce mailbox (`bounces:` in newsletter.yaml) reports back of SMTP sends.
-MAILBOX_EVENTS = frozenset({"bounce", "complaint"})
 #: What a personal placeholder in a link's URL makes of it.
 PERSONAL_LINKS = {"unsubscribe_url": "unsubscribe link", "preferences_url": "preference page link"}
 
@@ -69,8 +63,8 @@ class SendFacts:
 
     def reports(self, event: str) -> bool:
         """Whether this send's provider reports `event` (open, click, bounce, ...)."""
-        return event in PROVIDER_EVENTS.get(self.transport, frozenset()) or (
-            self.mailbox and self.transport == "smtp" and event in MAILBOX_EVENTS)
+        declared = capabilities(self.transport)
+        return event in declared.reports or (self.mailbox and event in declared.reports_by_mail)
 
     @property
     def measures_clicks(self) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, Engine, select
 
 from newsletter.audience.erasure import Secrets
-from newsletter.audience.model import email_key, utcnow
+from newsletter.audience.model import utcnow
 from newsletter.compose.links import Link
 from newsletter.core.personalise import Recipient
 from newsletter.core.privacy import truncate_ip
@@ -33,8 +33,8 @@ from newsletter.db.tables import send_links
 from newsletter.events.apply import apply_batch, dialect_insert
 from newsletter.events.classify import Thresholds
 from newsletter.events.report_sends import PieceInfo, record_contents
+from newsletter.providers.events import Kind, ProviderEvent
 from newsletter.providers.mailing import PlainLinks
-from newsletter.providers.sendgrid.webhook import Event
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -115,10 +115,10 @@ def record_click(engine: Engine, click: Click, user_agent: str | None, ip: str |
                  limits: Thresholds | None = None, secrets: Secrets = None) -> None:
     """Store one redirect click (classified like a webhook's, and like a webhook's kept only
     anonymously when the erasure list says so)."""
-    event = Event(event_id=f"nl-{uuid.uuid4().hex}", kind="click", email=click.email,
-                  email_key=email_key(click.email), timestamp=int(utcnow().timestamp()),
-                  send_id=click.send_id, url=click.url, position=click.position,
-                  user_agent=(user_agent or "")[:300] or None, ip=truncate_ip(ip))
+    event = ProviderEvent("newsletter", f"nl-{uuid.uuid4().hex}", Kind.CLICKED, click.email,
+                          timestamp=int(utcnow().timestamp()), send_id=click.send_id,
+                          url=click.url, position=click.position,
+                          user_agent=(user_agent or "")[:300] or None, ip=truncate_ip(ip))
     apply_batch(engine, [event], limits=limits, secrets=secrets)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from newsletter.db.tables import send_links, subscribers, webhook_events
 from newsletter.events.classify import BURST, Click, Thresholds, bursts, click_reason, open_reason
-from newsletter.providers.sendgrid.webhook import Event
+from newsletter.events.stored import Stored
 
 _CHUNK = 900
 Pair = tuple[int, str]  # (send_id, email_key)
@@ -117,16 +117,16 @@ def _ledger_times(conn: Connection, pairs: set[Pair]) -> dict[Pair, int]:
     return found
 
 
-def judge(conn: Connection, events: Sequence[Event], limits: Thresholds) -> Verdicts:
+def judge(conn: Connection, events: Sequence[Stored], limits: Thresholds) -> Verdicts:
     """The verdicts for a batch of (unique) events."""
     verdicts = Verdicts()
     click_events = []
     for event in events:
-        if event.kind == "open":
+        if event.name == "open":
             reason = open_reason(event.user_agent, event.provider_machine)
             if reason:
                 verdicts.reasons[event.event_id] = reason
-        elif event.kind == "click" and event.send_id is not None:
+        elif event.name == "click" and event.send_id is not None:
             click_events.append(event)
     if not click_events:
         return verdicts
@@ -136,7 +136,7 @@ def judge(conn: Connection, events: Sequence[Event], limits: Thresholds) -> Verd
     delivered, stored = _context(conn, pairs)
     for event in events:  # deliveries in this very batch
         pair = (event.send_id, event.email_key)
-        if event.kind == "delivered" and pair in pairs and event.timestamp:
+        if event.name == "delivered" and pair in pairs and event.timestamp:
             delivered[pair] = min(delivered.get(pair, event.timestamp), event.timestamp)  # type: ignore[index]
     new: dict[Pair, list[Click]] = defaultdict(list)
     for event in click_events:

@@ -1,5 +1,6 @@
 """Mail providers, the lowest mail layer: one module each (outbox, smtp, sendgrid/, ses/,
-postmark/, mailgun/) behind `Transport` (base.py); `make_transport()` picks one. They send a
+postmark/, mailgun/) filling the provider contract (`Transport`, base.py); `make_transport()`
+makes one, `capabilities()` says what one declares it can do beyond sending. They send a
 prepared `Mailing` (mailing.py) and know nothing of campaigns or the send ledger."""
 
 from __future__ import annotations
@@ -8,20 +9,39 @@ from newsletter.compose.provider_config import MailgunConfig, PostmarkConfig
 from newsletter.compose.schema import PublicationConfig
 from newsletter.core.errors import NewsletterError
 from newsletter.core.settings import TRANSPORTS, Settings
-from newsletter.providers.base import BatchResult, Outcome, Transport
+from newsletter.providers.base import BatchResult, Capabilities, Outcome, Transport
 
-__all__ = ["SCHEDULING", "SUPPRESSION_LISTS", "TRANSPORTS", "BatchResult", "Outcome",
-           "Transport", "make_transport"]
+__all__ = ["TRANSPORTS", "BatchResult", "Capabilities", "Outcome", "Transport", "capabilities",
+           "make_transport", "transport_class"]
 
-#: providers whose suppression lists `suppressions sync --provider` reads (and a send first)
-SUPPRESSION_LISTS = ("sendgrid", "ses", "postmark", "mailgun")
-#: why a transport cannot schedule a send (`--at`, `--undo-window`); SendGrid can
-SCHEDULING = {
-    "ses": "SES has no scheduled sending and cannot cancel a message SendEmail took",
-    "postmark": "Postmark has no scheduled sending; its batch API sends at once",
-    "mailgun": "Mailgun can deliver later (o:deliverytime) but cannot cancel one send (its only "
-               "cancel deletes every scheduled message of the domain), so no undo is possible",
+#: transport name -> (module, class): imported only when asked for
+_CLASSES = {
+    "outbox": ("newsletter.providers.outbox", "OutboxTransport"),
+    "smtp": ("newsletter.providers.smtp", "SmtpTransport"),
+    "sendgrid": ("newsletter.providers.sendgrid.transport", "SendGridTransport"),
+    "postmark": ("newsletter.providers.postmark.transport", "PostmarkTransport"),
+    "mailgun": ("newsletter.providers.mailgun.transport", "MailgunTransport"),
+    "ses": ("newsletter.providers.ses.transport", "SesTransport"),
 }
+
+
+def transport_class(name: str) -> type[Transport]:
+    """The class of the transport called `name` (NewsletterError for an unknown name)."""
+    import importlib
+
+    found = _CLASSES.get(name)
+    if found is None:
+        raise NewsletterError(f"unknown transport '{name}'; use one of {', '.join(TRANSPORTS)}")
+    module, cls = found
+    return getattr(importlib.import_module(module), cls)
+
+
+def capabilities(name: str) -> Capabilities:
+    """What the transport called `name` declares it can do beyond sending (nothing for a name
+    this version does not know, such as a send's transport from another version)."""
+    if name not in _CLASSES:
+        return Capabilities()
+    return transport_class(name).capabilities
 
 
 def make_transport(name: str | None, settings: Settings,

@@ -17,6 +17,7 @@ from enum import StrEnum
 class Kind(StrEnum):
     """What happened to one message (or to the address it went to)."""
 
+    QUEUED = "queued"  # the provider took it and will deliver it (SendGrid's "processed")
     DELIVERED = "delivered"  # the receiving server took it
     DEFERRED = "deferred"  # the receiving server asked to try later; the provider retries
     BOUNCED = "bounced"  # refused for good (`Bounce.HARD`) or for now (`Bounce.SOFT`)
@@ -43,7 +44,9 @@ class DropReason(StrEnum):
     OTHER = "other"  # anything else (content, quota, ...): says nothing about the address
 
 
-@dataclass(frozen=True, slots=True)
+# A value, never changed once made (dataclasses.replace makes another); not frozen, because a
+# frozen dataclass costs several times as much to make, and webhooks make thousands a second.
+@dataclass(slots=True)
 class ProviderEvent:
     """One thing that happened, in the neutral vocabulary.
 
@@ -70,6 +73,9 @@ class ProviderEvent:
     user_agent: str | None = None  # opens and clicks
     ip: str | None = None  # opens and clicks, already truncated (newsletter.core.privacy)
     provider_machine: bool | None = None  # opens: the provider's own machine-open flag
+    #: unsubscribes: the provider's list (unsubscribe group) the recipient left, when it was
+    #: one list and not all mail
+    group: str | None = None
 
     def __post_init__(self) -> None:
         if (self.kind == Kind.BOUNCED) != (self.bounce is not None):

@@ -1,29 +1,29 @@
-"""What the HTTP-API providers (Postmark, Mailgun) share: one httpx client, and the rules that
-turn what happened to a request into the ledger's outcomes.
+"""What the HTTP-API providers (SendGrid, Postmark, Mailgun) share: the rules that turn what
+happened to a request into the ledger's outcomes, and one httpx client (`ApiClient`; SendGrid
+keeps its official client and fills the `request` hook with it).
 
 Where the request got to decides what an error means:
 
 - it never arrived whole (no connection, refused, the body not written out): `retry`;
 - it was written and the answer was lost (read timeout, connection cut, garbled answer):
   `unknown`, because the provider may have taken it;
-- an answer came back: its status, read by `HttpBatchTransport._answer` (the same rules as
-  SendGrid's, newsletter.providers.sendgrid.transport): 2xx is the provider's to read; 429
-  `retry` after the provider's Retry-After / X-RateLimit-Reset; 502 and 504, and any 5xx whose
-  body is not the provider's own error, `unknown` (a gateway answered; the request may have
-  been processed behind it); other 5xx `retry`; 413 splits the batch; 401/403 stop the send;
-  other 4xx go to the provider's hook (a recipient it names fails alone), else stop.
+- an answer came back: its status, read by `HttpBatchTransport.read`: 2xx is the provider's to
+  read; 429 `retry` after the provider's Retry-After / X-RateLimit-Reset; 502 and 504, and any
+  5xx whose body is not the provider's own error, `unknown` (a gateway answered; the request
+  may have been processed behind it); other 5xx `retry`; 413 splits the batch; 401/403 stop
+  the send; other 4xx go to the provider's hook (a recipient it names fails alone), else stop.
 
-`HttpBatchTransport` is the fixed sequence every batch goes through; a provider fills in its
-hooks: `build` (the request for a batch, and recipients it refuses locally), `read_accepted`
-(a 2xx answer into one outcome per item), `read_refusal` (a 4xx naming recipients), and
-`error_text` / `own_error` (its error bodies).
+`HttpBatchTransport` fills the provider contract's `post` (the pacer's gate, the request, the
+pacer told of the answer) and `read` (the rules above); a provider fills in its hooks: `build`
+(the request for a batch, and recipients it refuses locally), `read_accepted` (a 2xx answer
+into one outcome per item), `read_refusal` (a 4xx naming recipients), `error_text` /
+`own_error` (its error bodies), and `request` when its client is not `ApiClient`.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import threading
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
@@ -33,8 +33,8 @@ from typing import Any
 import httpx
 
 from newsletter.core.errors import FailedError
-from newsletter.providers.base import BatchResult, Outcome, Transport
-from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
+from newsletter.providers.base import BatchResult, Outcome, OutcomeSink, Request, Transport
+from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.mime import _SPECIALS, display_name
 from newsletter.providers.pacing import Pacer
 
@@ -56,7 +56,8 @@ class Reply:
 
     status: int
     body: bytes
-    headers: httpx.Headers
+    headers: Any  # httpx.Headers, or any mapping with a case-insensitive `get`
+    reason: str = ""  # the status line's words ("Bad Gateway")
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -96,7 +97,8 @@ class ApiClient:
                           f"{exc or type(exc).__name__}") from None
         except httpx.TransportError as exc:  # read timeout, cut connection, bad answer
             raise Lost(f"no answer from {self.provider}: {exc or type(exc).__name__}") from None
-        return Reply(response.status_code, response.content, response.headers)
+        return Reply(response.status_code, response.content, response.headers,
+                     response.reason_phrase)
 
     def call(self, what: str, method: str, path: str, *, key_hint: str,
              message: Any = None, expected: tuple[int, ...] = (404,), **kwargs: Any) -> Reply:
@@ -133,7 +135,7 @@ def _seconds(value: str | None, now: float) -> float | None:
     return when.timestamp() - now if when.tzinfo else None
 
 
-def reset_time(headers: httpx.Headers, now: float) -> float | None:
+def reset_time(headers: Any, now: float) -> float | None:
     """When the provider's rate limit resets (a Unix time): Retry-After, else
     X-RateLimit-Reset (Unix seconds, or milliseconds as some APIs send)."""
     after = _seconds(headers.get("Retry-After"), now)
@@ -150,7 +152,7 @@ def reset_time(headers: httpx.Headers, now: float) -> float | None:
     return value
 
 
-def remaining(headers: httpx.Headers) -> int | None:
+def remaining(headers: Any) -> int | None:
     value = (headers.get("X-RateLimit-Remaining") or "").strip()
     return int(value) if value.isdigit() else None
 
@@ -161,21 +163,23 @@ def short(text: str, limit: int = 300) -> str:
 
 
 class HttpBatchTransport(Transport):
-    """A batch API over HTTP: local checks, one request per batch under a pacer, the answer
-    read into one outcome per item (see the module docstring for the rules)."""
+    """A batch API over HTTP: one request per batch under a pacer, the answer read into one
+    outcome per item (see the module docstring for the rules). A provider fills `build`,
+    `read_accepted`, `read_refusal`, `error_text` and `own_error`; one whose client is not
+    `ApiClient` (SendGrid's official client) fills `request` too."""
 
     label = ""  # the provider's name in messages ("Postmark")
     key_hint = ""  # the environment variable holding its credentials
+    credentials = "the credentials"  # what a 401/403 refused, in words
     #: requests stay below this many bytes (split in two otherwise)
-    target_bytes = 20 * 1024 * 1024
+    max_request_bytes: int | None = 20 * 1024 * 1024
+    api: ApiClient
 
-    def __init__(self, api: ApiClient, *, max_batch: int, max_in_flight: int):
-        self.api = api
-        self.where = api.base_url
+    def __init__(self, where: str, *, max_batch: int, max_in_flight: int):
+        self.where = where
         self.max_batch = max_batch
         self.parallel = max(1, max_in_flight)
         self.pacer = Pacer(self.parallel)
-        self.building = threading.Lock()
 
     def open(self, mailing: Mailing) -> None:
         super().open(mailing)
@@ -183,9 +187,13 @@ class HttpBatchTransport(Transport):
 
     # -- hooks ----------------------------------------------------------------------------
     @abstractmethod
-    def build(self, items: Sequence[Item]) -> tuple[dict[str, Any], dict[int, str]]:
-        """httpx request arguments (method, url, content or data...) for `items`, and the
-        items refused before sending (key -> reason)."""
+    def build(self, items: Sequence[Item]) -> Request:
+        """The request for `items`: `body` holds httpx request arguments (method, path,
+        content...) for `request`, `size` the content's length."""
+
+    def request(self, body: Any) -> Reply:
+        """Send one built request; NotSent or Lost when no answer came back."""
+        return self.api.request(**body)
 
     @abstractmethod
     def read_accepted(self, items: Sequence[Item], reply: Reply) -> BatchResult:
@@ -204,32 +212,15 @@ class HttpBatchTransport(Transport):
         """Whether `body` is the provider's own error answer (not a gateway's page)."""
 
     # -- the fixed steps ------------------------------------------------------------------
-    def send(self, items: Sequence[Item]) -> BatchResult:
-        outcomes: dict[int, Outcome] = {}
-        wired = []
-        for item in items:
-            try:
-                wired.append(on_the_wire(item))
-            except Unsendable as exc:
-                outcomes[item.key] = Outcome("failed", error=str(exc))
-        with self.building:  # one request body in memory at a time
-            request, refused = self.build(wired)
-        outcomes.update({key: Outcome("failed", error=why) for key, why in refused.items()})
-        ready = [item for item in wired if item.key not in refused]
-        result = self._post(ready, request) if ready else BatchResult([])
-        outcomes.update(zip((i.key for i in ready), result.outcomes, strict=True))
-        return BatchResult([outcomes[i.key] for i in items], stop=result.stop, wait=result.wait)
-
-    def _post(self, items: Sequence[Item], request: dict[str, Any]) -> BatchResult:
-        size = len(request.get("content") or b"")
-        if size > self.target_bytes and len(items) > 1:
-            return self.split(items)
+    def post(self, items: Sequence[Item], request: Request,
+             tell: OutcomeSink | None = None) -> Reply | BatchResult:
+        """The provider's reply, or the outcomes when none came (not sent, or lost)."""
         if not self.pacer.gate():  # stopped while waiting for the provider's reset
             return BatchResult.all(items, Outcome("retry", error=f"not sent: the send stopped "
                                                   f"while waiting for {self.label}'s rate limit"))
         started = time.time()
         try:
-            reply = self.api.request(**request)
+            reply = self.request(request.body)
         except NotSent as exc:
             return BatchResult.all(items, Outcome("retry", error=str(exc)))
         except Lost as exc:
@@ -238,9 +229,12 @@ class HttpBatchTransport(Transport):
         self.pacer.record(started=started, latency=now - started, limited=reply.status == 429,
                           clean=reply.status < 300, remaining=remaining(reply.headers),
                           reset=reset_time(reply.headers, now))
-        return self._answer(items, reply)
+        return reply
 
-    def _answer(self, items: Sequence[Item], reply: Reply) -> BatchResult:
+    def read(self, items: Sequence[Item], answer: Reply | BatchResult) -> BatchResult:
+        if isinstance(answer, BatchResult):
+            return answer
+        reply = answer
         status, label = reply.status, self.label
         if 200 <= status < 300:
             return self.read_accepted(items, reply)
@@ -250,36 +244,25 @@ class HttpBatchTransport(Transport):
             wait = max(0.0, reset - time.time()) if reset is not None else None
             return BatchResult.all(items, Outcome("retry", error=f"{label} answered 429: "
                                                   f"{message or 'too many requests'}"), wait=wait)
+        said = message or reply.reason
         if status in (502, 504) or (status >= 500 and not self.own_error(reply.body)):
             return BatchResult.all(items, Outcome(
                 "unknown", error=f"{label}'s gateway answered {status}; the request may have "
-                                 f"been taken: {message or 'no details'}"))
+                                 f"been taken: {said or 'no details'}"))
         if status >= 500:
             return BatchResult.all(items, Outcome("retry", error=f"{label} answered {status}: "
-                                                               f"{message or 'server error'}"))
+                                                               f"{said or 'server error'}"))
         if status == 413 and len(items) > 1:
             return self.split(items)
         if status in (401, 403):
-            reason = (f"{label} refused the credentials ({status}): "
+            reason = (f"{label} refused {self.credentials} ({status}): "
                       f"{message or 'check ' + self.key_hint}")
             return BatchResult.all(items, Outcome("retry", error=reason), stop=reason)
         found = self.read_refusal(items, reply)
         if found is not None:
             return found
-        reason = f"{label} rejected the request ({status}): {message or 'no details'}"
+        reason = f"{label} rejected the request ({status}): {said or 'no details'}"
         return BatchResult.all(items, Outcome("retry", error=reason), stop=reason)
-
-    def split(self, items: Sequence[Item]) -> BatchResult:
-        """Send `items` as two requests (too large, or to find the recipient a provider
-        refused without naming it); the second half waits while the first is in doubt."""
-        half = len(items) // 2
-        first = self.send(items[:half])
-        if first.stop or any(o.state not in ("accepted", "failed") for o in first.outcomes):
-            rest = [Outcome("retry", error="not sent: the first half of a split batch failed")]
-            return BatchResult(first.outcomes + rest * (len(items) - half),
-                               stop=first.stop, wait=first.wait)
-        second = self.send(items[half:])
-        return BatchResult(first.outcomes + second.outcomes, stop=second.stop, wait=second.wait)
 
     def close(self) -> None:
         self.api.close()

@@ -36,6 +36,12 @@ class Unsendable(ValueError):
     """One recipient's address or name cannot be put in a message; the text says why."""
 
 
+def filing(config: PublicationConfig) -> tuple[tuple[str, ...], int | None]:
+    """The categories and unsubscribe group a provider files each message under (newsletter.yaml's
+    `sendgrid.categories` and `sendgrid.asm_group_id`), for a send to freeze."""
+    return tuple(config.sendgrid.categories), config.sendgrid.asm_group_id
+
+
 def wire_address(email: str) -> str:
     """`email` with its domain as IDNA A-labels (xn--...); raises Unsendable."""
     if any(c in email for c in "\r\n\0") or email.count("@") < 1:

@@ -1,14 +1,16 @@
-"""What Postmark's and Mailgun's modules share when they read what comes back.
+"""What the providers' modules share when they read what comes back.
 
-A provider's suppression list in neutral words: `Suppression` (an address, why it is
-suppressed, since when), read page by page from a `SuppressionSource`; what each reason does to
-a subscriber is decided above the providers (newsletter.events.suppressions). And `id_number`,
-for the ids our messages carry back in a provider's metadata.
+A provider's suppression lists in neutral words: `Suppression` (an address, why it is
+suppressed, since when), read page by page (`Page`) from a `SuppressionSource` (a transport
+with `capabilities.suppression_lists` opens one: `Transport.suppression_source`); what each
+reason does to a subscriber is decided above the providers (newsletter.events.policy); a
+`Releaser` takes an address off them again after a confirmed sign-up. And
+`id_number`, for the ids our messages carry back in a provider's metadata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,13 +24,40 @@ class Suppression:
     at: int | None = None  # Unix seconds, when the provider says
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of one list: its name (for the report), and the mark under which the sync keeps
+    how far it read the list (None: a list read whole every time)."""
+
+    list: str
+    mark: str | None
+    entries: list[Suppression]
+
+
+#: `since(mark)`: Unix seconds of the newest entry an earlier sync read under `mark` (0: none,
+#: or a full sync); the sync keeps every mark it was asked for
+Since = Callable[[str], int]
+
+
 class SuppressionSource(Protocol):
-    """A provider's lists: (list name, one page of entries) in turn, from `since` (Unix
-    seconds; 0 for everything) where the provider can filter by time."""
+    """A provider's lists, page by page; each from `since(mark)` on where the provider can
+    filter by time (a list with nothing new may yield an empty page, or none)."""
 
     provider: str
 
-    def pages(self, since: int) -> Iterator[tuple[str, list[Suppression]]]: ...
+    def pages(self, since: Since) -> Iterator[Page]: ...
+
+    def close(self) -> None: ...
+
+
+class Releaser(Protocol):
+    """A provider's lists that take an address off after the person's confirmed sign-up
+    (`capabilities.releases`: `Transport.releaser`)."""
+
+    def release(self, email: str) -> list[str]:
+        """Take `email` off; the lists it was on (FailedError when the provider cannot be
+        asked)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -26,8 +26,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from newsletter.core.errors import FailedError
-from newsletter.providers.base import BatchResult, Outcome, Transport
-from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
+from newsletter.providers.base import (
+    BatchResult,
+    Capabilities,
+    Outcome,
+    OutcomeSink,
+    Request,
+    Transport,
+)
+from newsletter.providers.mailing import Item, Mailing, Unsendable
 from newsletter.providers.mime import MimeRenderer
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -49,6 +56,9 @@ def _unsendable(exc: Exception) -> str:
 
 class OutboxTransport(Transport):
     name = "outbox"
+    label = "outbox"
+    capabilities = Capabilities(settles_unknown="the outbox shows whether each message was "
+                                                "written")
     batch_size = 500
 
     def __init__(self, root: Path, *, fsync: bool = True, writers: int = 4):
@@ -104,7 +114,10 @@ class OutboxTransport(Transport):
             return f"cannot write a message into {target.parent}: {exc.strerror or exc}"
         return None
 
-    def send(self, items: Sequence[Item]) -> BatchResult:
+    def post(self, items: Sequence[Item], request: Request,
+             tell: OutcomeSink | None = None) -> BatchResult:
+        """Render each message in order and write it (a few threads write at once); a
+        message that cannot be made fails alone, a folder that cannot be written stops."""
         try:
             self._ensure_folder()
         except OSError as exc:
@@ -112,12 +125,13 @@ class OutboxTransport(Transport):
             return BatchResult.all(items, Outcome("retry", error=reason), stop=reason)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="outbox")
+        mailing = self.mailing
+        assert mailing is not None
         targets = [self.path_for(item) for item in items]
         writes: list[Future[str | None] | Outcome] = []
         for item, target in zip(items, targets, strict=True):
             try:
-                data = self.renderer.render(on_the_wire(item).recipient,
-                                            self.mailing.message_id(item.key))
+                data = self.renderer.render(item.recipient, mailing.message_id(item.key))
             except Exception as exc:  # noqa: BLE001 - one recipient's data, that one's outcome
                 writes.append(Outcome("failed", error=_unsendable(exc)))
                 continue

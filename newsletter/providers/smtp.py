@@ -21,9 +21,16 @@ from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 
 from newsletter.core.errors import FailedError, NewsletterError
-from newsletter.providers.base import BatchResult, Outcome, OutcomeSink, Transport
+from newsletter.providers.base import (
+    BatchResult,
+    Capabilities,
+    Outcome,
+    OutcomeSink,
+    Request,
+    Transport,
+)
 from newsletter.providers.bounces.verp import envelope_sender
-from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
+from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.mime import MimeRenderer
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -45,6 +52,9 @@ def _reply(code: int, text: bytes | str) -> str:
 
 class SmtpTransport(Transport):
     name = "smtp"
+    label = "SMTP"
+    #: bounces and complaints come back by mail, to the bounce mailbox (VERP envelope senders)
+    capabilities = Capabilities(reports_by_mail=frozenset({"bounce", "complaint"}))
     batch_size = 10
     reports_each_outcome = True  # each message's 250 (or refusal) is recorded as it comes
 
@@ -130,12 +140,9 @@ class SmtpTransport(Transport):
 
     # -- sending --------------------------------------------------------------------------
     def _transaction(self, sender: str, item: Item) -> Outcome:
-        """MAIL, RCPT, DATA for one message; raises _Sent or connection errors."""
-        try:
-            wire = on_the_wire(item)
-        except Unsendable as exc:
-            return Outcome("failed", error=str(exc))
-        address = wire.recipient.email
+        """MAIL, RCPT, DATA for one message (its address already on the wire); raises _Sent
+        or connection errors."""
+        address = item.recipient.email
         conn = self._connection()
         options: list[str] = []
         if not address.isascii():
@@ -144,7 +151,7 @@ class SmtpTransport(Transport):
                                                "an address with a non-ASCII local part needs")
             options = ["SMTPUTF8"]
         try:
-            data = self.renderer.render(wire.recipient, self.mailing.message_id(item.key))
+            data = self.renderer.render(item.recipient, self.mailing.message_id(item.key))
         except Exception as exc:  # noqa: BLE001 - this recipient's data, this one's outcome
             return Outcome("failed", error=f"cannot make this recipient's message: "
                                            f"{type(exc).__name__}: {exc}")
@@ -190,9 +197,9 @@ class SmtpTransport(Transport):
             raise _Stop(f"SMTP server {self.where} refused {reason}")
         return Outcome("failed", error=reason)
 
-    def send(self, items: Sequence[Item], on_outcome: OutcomeSink | None = None
-             ) -> BatchResult:
-        """Each recipient's outcome, told to `on_outcome` as soon as the server answered; a
+    def post(self, items: Sequence[Item], request: Request,
+             tell: OutcomeSink | None = None) -> BatchResult:
+        """Each recipient's outcome, told to `tell` as soon as the server answered; a
         connection that cannot be (re)opened hands the rest back (`retry`), a refused login
         or sender stops the send."""
         outcomes: list[Outcome] = []
@@ -225,7 +232,7 @@ class SmtpTransport(Transport):
                                                       f"{type(exc).__name__}: {exc}")
                     break
             assert outcome is not None
-            go_on = on_outcome is None or on_outcome(index, outcome)
+            go_on = tell is None or tell(index, outcome)
             if outcome.state == "retry":
                 # The connection is gone: hand the rest back and let the send run back off.
                 rest = [outcome] * (len(items) - len(outcomes))

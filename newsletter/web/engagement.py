@@ -1,7 +1,8 @@
 """Where engagement comes in: SendGrid's signed Event Webhook and our own tracked-link redirects.
 
-Both hand their events to newsletter.events.apply, which checks the erasure list, records each
-event once and applies what it means to the subscriber.
+Both hand their events, in the neutral vocabulary (newsletter.providers.events), to
+newsletter.events.apply, which checks the erasure list, records each event once and applies
+what the one policy says it means to the subscriber.
 
 The webhook body is capped while it streams in (chunked bodies included), before the signature
 is checked, and waits on disk beyond SPOOL_BYTES until it is verified; a verified body is
@@ -76,7 +77,8 @@ async def webhook(request: Request) -> Response:
     events, ignored = parse_events(payload)
     try:
         report = await run_in_threadpool(apply_batch, side.engine, events,
-                                         limits=side.thresholds, secrets=side.keys.secrets)
+                                         limits=side.thresholds, secrets=side.keys.secrets,
+                                         soft=side.soft_bounces)
     except SQLAlchemyError as exc:
         log.error("webhook: could not store %d events (%s); SendGrid will retry",
                   len(events), type(exc).__name__)

@@ -8,7 +8,7 @@
   not retry a 406).
 
 Both cap the body (MAX_BODY_BYTES: a post is one event), parse it with the provider's module
-into neutral events and apply them through newsletter.events.normalised, the same path as
+into neutral events and apply them through newsletter.events.apply, the same path as
 SendGrid's events; an event that cannot be used is counted as ignored and answered 200, so the
 provider does not retry it forever. A database that does not answer is 503 (the provider
 retries).
@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from newsletter.events.normalised import apply_provider_events
+from newsletter.events.apply import Replayed, apply_batch
 from newsletter.providers.events import ProviderEvent
 from newsletter.web.side import PublicSide, TooLarge, read_capped, side_of
 
@@ -50,13 +50,14 @@ async def _decoded(request: Request) -> Any:
 async def _apply(side: PublicSide, event: ProviderEvent | None, **kwargs: Any) -> Response:
     events = [event] if event is not None else []
     try:
-        report = await run_in_threadpool(lambda: apply_provider_events(
-            side.engine, events, limits=side.thresholds, secrets=side.keys.secrets, **kwargs))
+        report = await run_in_threadpool(lambda: apply_batch(
+            side.engine, events, limits=side.thresholds, secrets=side.keys.secrets,
+            soft=side.soft_bounces, **kwargs))
+    except Replayed:
+        return JSONResponse({"error": "this signature token was used before"}, 406)
     except SQLAlchemyError:
         log.exception("webhook: could not store a provider event")
         return JSONResponse({"error": "database unavailable; retry later"}, 503)
-    if report is None:
-        return JSONResponse({"error": "this signature token was used before"}, 406)
     report.received, report.ignored = 1, 1 - len(events)
     return JSONResponse(report.as_dict())
 

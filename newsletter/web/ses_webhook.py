@@ -13,13 +13,14 @@ topic; the topic's HTTPS subscription posts each to this route. The topics accep
   topic's SNS host), once; an `UnsubscribeConfirmation` is only acknowledged (nothing is
   re-subscribed on a message's say-so);
 - a `Notification` holds one SES record, parsed into neutral events
-  (newsletter.providers.ses.events) and applied through newsletter.events.normalised, the
-  same path as SendGrid's events (erasure list, human or machine, statuses, counts), together
-  with the message's id: a message id seen before is a replay and applies nothing. It is
-  answered 200 (`"replay": true`), because SNS delivers at least once and a duplicate it sends
-  is no error; anything but 2xx would make it count a failure. A record that holds nothing
-  usable is counted as ignored and answered 200, so SNS does not retry it for an hour. A
-  database that does not answer is 503 (SNS retries).
+  (newsletter.providers.ses.events) and applied through newsletter.events.apply, the same
+  path and the one policy (newsletter.events.policy) as every provider's events (erasure
+  list, human or machine, statuses, soft bounces counted, counts), together with the
+  message's id: a message id seen before is a replay and applies nothing. It is answered 200
+  (`"replay": true`), because SNS delivers at least once and a duplicate it sends is no
+  error; anything but 2xx would make it count a failure. A record that holds nothing usable
+  is counted as ignored and answered 200, so SNS does not retry it for an hour. A database
+  that does not answer is 503 (SNS retries).
 
 The SNS verifier (with its certificate cache) is made on first use; a test puts its own in
 `app.state.sns` (one whose fetcher trusts the test's CA and connects to its stand-in).
@@ -36,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from newsletter.events.normalised import apply_provider_events, remember_once, token_seen
+from newsletter.events.apply import Replayed, apply_batch, remember_once, token_seen
 from newsletter.providers.ses.events import PROVIDER, parse_record
 from newsletter.providers.ses.sns import (
     MAX_AGE,
@@ -121,15 +122,16 @@ async def ses_webhook(request: Request) -> Response:
     events, ignored = parse_record(message["Message"])
     try:
         report = await run_in_threadpool(
-            lambda: apply_provider_events(side.engine, events,
-                                          token=(PROVIDER, message["MessageId"], WINDOW),
-                                          limits=side.thresholds, secrets=side.keys.secrets))
+            lambda: apply_batch(side.engine, events,
+                                token=(PROVIDER, message["MessageId"], WINDOW),
+                                limits=side.thresholds, secrets=side.keys.secrets,
+                                soft=side.soft_bounces))
+    except Replayed:
+        return JSONResponse({"replay": True, "applied": 0})
     except SQLAlchemyError as exc:
         log.error("SNS: could not store %d events (%s); SNS will retry", len(events),
                   type(exc).__name__)
         return _unavailable("database unavailable")
-    if report is None:
-        return JSONResponse({"replay": True, "applied": 0})
     report.received, report.ignored = len(events) + ignored, ignored
     return JSONResponse(report.as_dict())
 

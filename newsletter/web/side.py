@@ -22,6 +22,7 @@ from newsletter.core.privacy import throttle_key
 from newsletter.core.tokens import Keys
 from newsletter.events import optin
 from newsletter.events.classify import Thresholds
+from newsletter.events.policy import SoftBounceLimit
 from newsletter.web.csrf import Csrf
 
 MAX_FORM_BYTES = 16 * 1024
@@ -71,6 +72,7 @@ class PublicSide:
     def __post_init__(self) -> None:
         self.csrf = Csrf(self.keys)
         self.base = base_path(self.pub.config.public_url)
+        self.soft_bounces = SoftBounceLimit.of(self.pub.config.bounces)
 
     @property
     def headers(self) -> dict[str, str]:

@@ -25,7 +25,7 @@ from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger import ConsentCheck, Ledger
 from newsletter.dispatch.ledger.consent import REACHED_ELSEWHERE
 from newsletter.events.apply import apply_batch
-from newsletter.providers.sendgrid.webhook import Event
+from newsletter.providers.sendgrid.webhook import parse_event
 from tests.dispatch.conftest import SLUG, add_people, artifact
 
 PEOPLE = 3000
@@ -153,8 +153,10 @@ def test_a_click_finds_its_delivery_time_by_key(migrated_db_url: str) -> None:
                                 ).scalar_one() == PEOPLE
         who = items[PEOPLE // 2].recipient.email
         at = int(accepted.timestamp())
-        clicks = [Event(f"c{n}", "click", who, who.lower(), at + delay, send.id,
-                        url="https://example.org/a", position=1, user_agent="Mozilla/5.0 (X11)")
+        clicks = [parse_event({"sg_event_id": f"c{n}", "event": "click", "email": who,
+                               "timestamp": at + delay, "nl_send": send.id,
+                               "url": "https://example.org/a",
+                               "useragent": "Mozilla/5.0 (X11)"}, now=at + 7200)
                   for n, delay in enumerate((2, 3600))]
         with captured(engine) as seen:
             apply_batch(engine, clicks)
@@ -259,9 +261,10 @@ def test_a_click_reads_only_its_own_events(migrated_db_url: str) -> None:
                 {"sg_event_id": f"{kind}{n}", "event": kind, "email_key": f"p{n}@example.org",
                  "send_id": send.id, "occurred_at": at, "received_at": at, "machine": False}
                 for n in range(PEOPLE) for kind in ("delivered", "click")])
-        click = Event("late", "click", "P7@example.org", "p7@example.org",
-                      int(at.timestamp()) + 2, send.id,
-                      url="https://example.org/a", position=1, user_agent="Mozilla/5.0 (X11)")
+        click = parse_event({"sg_event_id": "late", "event": "click", "email": "P7@example.org",
+                             "timestamp": int(at.timestamp()) + 2, "nl_send": send.id,
+                             "url": "https://example.org/a", "useragent": "Mozilla/5.0 (X11)"},
+                            now=int(at.timestamp()) + 7200)
         with captured(engine) as seen:
             apply_batch(engine, [click])
         with engine.connect() as conn:

@@ -6,7 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.audience.model import Status
-from newsletter.events.policy import STORED, SoftBounceLimit, status_for, stored
+from newsletter.events.policy import (
+    STORED,
+    SoftBounceLimit,
+    status_for,
+    stored,
+    suppressed_status,
+)
 from newsletter.providers.events import Bounce, DropReason, Kind, ProviderEvent
 from tests.conftest import examples
 
@@ -48,7 +54,32 @@ def test_policy_matches_the_rules(event: ProviderEvent, soft: int, limit: int) -
 
 
 def test_every_kind_has_a_stored_name() -> None:
-    wanted = {(k, b) for k in Kind for b in (list(Bounce) if k == Kind.BOUNCED else [None])}
-    assert set(STORED) == wanted
+    def details(kind: Kind) -> list:
+        return (list(Bounce) if kind == Kind.BOUNCED else list(DropReason)
+                if kind == Kind.DROPPED else [None])
+
+    assert set(STORED) == {(k, d) for k in Kind for d in details(k)}
     assert stored(ProviderEvent("t", "e", Kind.BOUNCED, "a@example.org",
                                 bounce=Bounce.HARD)) == ("bounce", "bounces")
+
+
+def test_stored_names_keep_what_the_store_always_called_them() -> None:
+    """The names SendGrid's events were stored under before events were neutral: the rows
+    already in webhook_events and every report and counter read them."""
+    def name(kind: Kind, **extra) -> tuple[str, str | None]:
+        return stored(ProviderEvent("t", "e", kind, "a@example.org", **extra))
+
+    assert name(Kind.QUEUED) == ("processed", None)
+    assert name(Kind.UNSUBSCRIBED) == ("unsubscribe", "unsubscribes")
+    assert name(Kind.UNSUBSCRIBED, group="7") == ("group_unsubscribe", "unsubscribes")
+    assert name(Kind.RESUBSCRIBED, group="7") == ("group_resubscribe", None)
+    assert name(Kind.DROPPED, reason=DropReason.BOUNCED) == ("dropped_invalid", "dropped")
+    assert name(Kind.DROPPED, reason=DropReason.COMPLAINED) == ("dropped_spam", "dropped")
+    assert name(Kind.DROPPED, reason=DropReason.OTHER) == ("dropped", "dropped")
+    assert name(Kind.BOUNCED, bounce=Bounce.SOFT) == ("blocked", "blocked")
+
+
+@given(reason=st.sampled_from(list(DropReason)))
+def test_a_suppression_list_entry_counts_as_a_drop_for_its_reason(reason: DropReason) -> None:
+    drop = ProviderEvent("t", "e", Kind.DROPPED, "a@example.org", reason=reason)
+    assert suppressed_status(reason) == status_for(drop)

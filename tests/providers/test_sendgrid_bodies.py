@@ -78,6 +78,24 @@ def test_one_batch_starts_no_child() -> None:
     bodies.close()
 
 
+def test_a_dry_runs_check_starts_no_child() -> None:
+    """A dry run checks every batch of a large send (`Transport.check`) with the builder here:
+    no child is started for bodies nobody sends, and what the builder refuses is reported."""
+    transport = SendGridTransport(API_KEY, "http://127.0.0.1:9")
+    transport.open(_mailing())
+    try:
+        crowded = _batch(0, 3)
+        crowded[1] = Item(crowded[1].key, Recipient(crowded[1].recipient.email, "Reader",
+                                                    {"city": "v" * 20_000}))
+        for number in range(START_AT_BATCH + 2):
+            refused = transport.check(_batch(number + 1))
+            assert refused == {}
+        assert set(transport.check(crowded)) == {crowded[1].key}  # SendGrid's size limit
+        assert transport.bodies.child is None and transport.bodies.built == 0
+    finally:
+        transport.close()
+
+
 def test_the_child_builds_the_same_bytes(shared: Bodies) -> None:
     reference = PayloadBuilder(shared.mailing)
     for number in range(3, 6):

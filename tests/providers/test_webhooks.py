@@ -215,3 +215,33 @@ def test_mailgun_clicks_carry_the_send(site: Site, hooks) -> None:
     assert (row.event, row.url, row.ip, row.send_id) == ("click", "https://example.org/x",
                                                          "2001:db8:1::/48", 77)
     assert row.sg_event_id.startswith("mg:k1:")
+
+
+# -- one policy for every provider ------------------------------------------------------------
+def test_soft_bounces_from_every_provider_count_toward_one_limit(site: Site, hooks) -> None:
+    """The third soft bounce of an address within 30 days retires it, whichever providers
+    reported the three (newsletter.events.policy): SendGrid's `blocked`, Postmark's
+    SoftBounce, Mailgun's `old`; each is stored and counted as the same soft bounce."""
+    from tests.public.conftest import event, post_events
+
+    site.add("r@example.org", changed=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
+    site.add("two@example.org", changed=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
+    hours_ago = int(time.time()) - 3 * 3600
+    sendgrid = [event("bounce", who, f"sg-{who}", at=hours_ago, type="blocked",
+                      reason="451 try later") for who in ("r@example.org", "two@example.org")]
+    assert post_events(hooks, site.key, sendgrid).json()["status_changes"] == 0
+    when = dt.datetime.fromtimestamp(hours_ago + 3600, dt.UTC).isoformat()
+    for n, who in enumerate(("r@example.org", "two@example.org"), start=1):
+        answer = postmark_post(hooks, {**bounce(who, "SoftBounce", bounce_id=n),
+                                       "BouncedAt": when})
+        assert answer.json() == {"received": 1, "applied": 1, "duplicates": 0, "ignored": 0,
+                                 "status_changes": 0}
+    assert site.status("r@example.org") == site.status("two@example.org") == "active"
+    third = mailgun_post(hooks, failed("r@example.org", reason="old"))
+    assert third.json()["status_changes"] == 1
+    assert (site.status("r@example.org"), site.status("two@example.org")) == ("bounced",
+                                                                            "active")
+    with site.engine.connect() as conn:
+        names = conn.execute(select(webhook_events.c.event).where(
+            webhook_events.c.email_key == "r@example.org")).scalars().all()
+    assert names == ["blocked"] * 3

@@ -9,7 +9,7 @@ out other writers: store.py) and its parts, one idea each:
 - `recipients` (recipients.py): the recipient rows: reading them in batches, the hand-over
   (consent.py drops who may no longer get it), recording outcomes, settling unknown ones;
 - `artifacts` (artifacts.py): each send's frozen message;
-- `scheduled` (scheduled.py): SendGrid batch ids of undo-window sends;
+- `scheduled` (scheduled.py): the provider's batch ids of scheduled (undo-window) sends;
 - `pauses` (pauses.py): the reputation guard's pauses of sends, and their resumes;
 - reached.py: the one answer to "has this person been reached by this issue family?".
 """

@@ -3,7 +3,7 @@
 An issue and its editions (`translation_of`) form an *issue family*. A person is **reached**
 by the family when a send of any of its editions handed the issue over to them: their ledger
 row is `accepted`, or `unknown` (the answer was lost: possibly delivered), in a send of any
-state, cancelled sends included. A row `cancelled` (SendGrid cancelled its batch before
+state, cancelled sends included. A row `cancelled` (the provider cancelled its batch before
 delivery), `failed`, `skipped` or `pending` reached nobody.
 
 Every path asks `reached()`: a new send leaves out whoever it names (unless --again; with

@@ -1,4 +1,4 @@
-"""The SendGrid batch ids of a scheduled (undo-window) send: one per run, each covering the
+"""The provider's batch ids of a scheduled (undo-window) send: one per run, each covering the
 ledger batches from its `first_batch` on, so a batch id can be cancelled and exactly its
 recipients settled."""
 
@@ -17,7 +17,7 @@ from newsletter.dispatch.ledger.store import LedgerStore, utcnow
 
 @dataclass(frozen=True)
 class RunBatch:
-    """A SendGrid batch id one run of a scheduled send used."""
+    """A provider's batch id one run of a scheduled send used."""
 
     id: int
     batch_id: str
@@ -34,7 +34,7 @@ class Scheduled:
         self.store = store
 
     def open_batch(self, send_id: int, batch_id: str, send_at: dt.datetime) -> RunBatch:
-        """Record the SendGrid batch id this run uses from its next ledger batch on."""
+        """Record the provider's batch id this run uses from its next ledger batch on."""
         now = utcnow()
 
         def work(conn: Connection) -> RunBatch:
@@ -72,7 +72,7 @@ class Scheduled:
                 self._range(send_id, run))).scalar_one()
 
     def cancelled(self, send_id: int, run: RunBatch, *, requeue: bool, reason: str = "") -> int:
-        """SendGrid cancelled `run`'s batch id: nothing handed over under it is delivered.
+        """The provider cancelled `run`'s batch id: nothing handed over under it is delivered.
         Its accepted and unknown rows go back to `pending` (`requeue`, a resume) or become
         `cancelled` with `reason` (`send cancel`): they reached nobody. Returns how many rows
         moved."""

@@ -13,7 +13,7 @@ A run's writes are fenced by its lease (`fence()`): the last statement of each c
 process still holds the send's lease token while it renews the heartbeat and moves the send's
 counts, and a write whose token is no longer the send's is rolled back and raises `LeaseLost`.
 Being last, it holds the send's row (on PostgreSQL, its row lock) only until the commit: the
-concurrent writes of one run (SendGrid's workers) do their recipient work side by side and
+concurrent writes of one run (an HTTP provider's workers) do their recipient work side by side and
 queue only for each other's commit. A takeover (`Sends.acquire`, `send cancel`) changes the
 token under the same row lock, so a write either commits before it or changes nothing.
 

@@ -38,7 +38,7 @@ from newsletter.dispatch.send_plan import SendPlan
 from newsletter.dispatch.subjects import store
 from newsletter.dispatch.subjects.decide import ArmFigures, decide
 from newsletter.dispatch.subjects.store import MAX_SUBJECTS, SubjectTest
-from newsletter.providers import SUPPRESSION_LISTS, make_transport
+from newsletter.providers import capabilities, make_transport
 
 if TYPE_CHECKING:
     from newsletter.compose import Build
@@ -50,9 +50,6 @@ if TYPE_CHECKING:
 Measure = Callable[[Engine, Sequence[tuple[int, dt.datetime]], str], list[tuple[int, int]]]
 #: `before_send(pub, engine, provider)`: the suppression sync (newsletter.events.suppressions)
 BeforeSend = Callable[[Any, Engine, str], str]
-#: providers that flag the opens machines make (SendGrid's sg_machine_open): only their human
-#: opens can judge a test
-MACHINE_OPENS = ("sendgrid",)
 MEASURES = ("clicks", "opens")
 #: what to do next for an arm (or the rest): a send to run, "stop" (the one run in this call
 #: did not complete), or None (it is done, or nobody is left for it)
@@ -142,9 +139,9 @@ def propose(pub: Publication, issue: str, segments: Sequence[str], asked: Subjec
         raise NewsletterError(f"--{plain[0].replace('_', '-')} belongs to a plain send, not to "
                               "a subject test")
     chosen = options.transport or pub.settings.transport
-    if measure == "opens" and chosen not in MACHINE_OPENS:
+    if measure == "opens" and not capabilities(chosen).flags_machine_opens:
         raise NewsletterError(f"--by opens needs a provider that tells machine opens from "
-                              f"people's (SendGrid); the {chosen} transport cannot, so Apple's "
+                              f"people's; the {chosen} transport cannot, so Apple's "
                               "prefetching would decide: judge by clicks")
     plan = plan_send(pub, issue, segments, options)
     if plan.send is not None:
@@ -256,7 +253,8 @@ def _next_arm(carry: _Carry) -> Step:
 def _rest(carry: _Carry, before_send: BeforeSend | None) -> Step:
     test = carry.test
     if (_sends_of(carry, test.rest_label) is None and before_send is not None
-            and test.transport in SUPPRESSION_LISTS and test.rest_label not in carry.tried):
+            and capabilities(test.transport).suppression_lists
+            and test.rest_label not in carry.tried):
         before_send(carry.pub, carry.ledger.engine, test.transport)
     return _step(carry, test.rest_label, None,
                  segment_condition(carry.pub, test.segment.split(" + ")))
@@ -317,7 +315,7 @@ def _arm_sends(carry: _Carry) -> list[SendRow | None]:
 
 
 def _started(carry: _Carry, send: SendRow) -> dt.datetime:
-    """When a send's messages were released: its first kept SendGrid run's send_at when
+    """When a send's messages were released: its first kept scheduled run's send_at when
     scheduled, else when it started."""
     runs = [r.send_at for r in carry.ledger.scheduled.runs(send.id) if r.state == "open"]
     return min(runs) if runs else (send.send_at or send.created_at)

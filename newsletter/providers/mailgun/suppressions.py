@@ -13,11 +13,12 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from newsletter.core.errors import FailedError
 from newsletter.providers.events import DropReason
 from newsletter.providers.mailgun.transport import api, error_text
-from newsletter.providers.neutral import Suppression
+from newsletter.providers.neutral import Page, Since, Suppression
 
 PAGE = 1000  # Mailgun's largest page
 LISTS = {"bounces": DropReason.BOUNCED, "complaints": DropReason.COMPLAINED,
          "unsubscribes": DropReason.UNSUBSCRIBED}
+MARK = "mailgun"  # the sync's mark of all three lists
 MAX_PAGES = 100_000  # a guard against a `next` link that never ends
 
 
@@ -40,7 +41,10 @@ class MailgunSuppressions:
         self.api = api(key, domain, url)
         self.domain = domain or ""
 
-    def pages(self, since: int) -> Iterator[tuple[str, list[Suppression]]]:
+    def pages(self, since: Since) -> Iterator[Page]:
+        """Every list whole (Mailgun's lists cannot be read from a time on); the newest entry
+        is kept under the mark `mailgun` all the same."""
+        since(MARK)
         for name, reason in LISTS.items():
             prefix = f"/v3/{quote(self.domain)}/{name}"
             target, params = prefix, {"limit": str(PAGE)}
@@ -59,7 +63,7 @@ class MailgunSuppressions:
                            and isinstance(item.get("address"), str)]
                 if not items:
                     break
-                yield name, entries
+                yield Page(name, MARK, entries)
                 target, params = self._next(found, prefix)
                 if target is None:
                     break

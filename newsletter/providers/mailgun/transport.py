@@ -11,19 +11,20 @@ follow newsletter.providers.http_api.
 
 Scheduling: Mailgun can deliver later (`o:deliverytime`, up to 3 days ahead, 7 on some plans)
 but cannot cancel one send: its only cancel deletes every scheduled and undelivered message of
-the domain. `--at` and `--undo-window` are refused for Mailgun (newsletter.providers.SCHEDULING).
+the domain. `--at` and `--undo-window` are refused for Mailgun (its declared capabilities).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import quote
 
 from newsletter.compose.provider_config import MailgunConfig
+from newsletter.compose.schema import PublicationConfig
 from newsletter.core.errors import FailedError, NewsletterError
-from newsletter.providers.base import BatchResult, Outcome
+from newsletter.core.settings import Settings
+from newsletter.providers.base import BatchResult, Capabilities, Outcome, Request
 from newsletter.providers.http_api import (
     ApiClient,
     HttpBatchTransport,
@@ -33,7 +34,10 @@ from newsletter.providers.http_api import (
 )
 from newsletter.providers.mailgun.payload import MAX_RECIPIENTS, MailgunPayload
 from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.neutral import SuppressionSource
 
+#: what Mailgun's webhooks report back (newsletter.providers.mailgun.webhook)
+REPORTS = frozenset({"open", "click", "bounce", "complaint", "unsubscribe"})
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 _TO_PARAMETER = re.compile(r"'?\bto\b'? parameter", re.IGNORECASE)
 _ADDRESS = re.compile(r"[^\s'\"<>,;:]+@[^\s'\"<>,;:]+")
@@ -72,6 +76,11 @@ def check_domain(domain: str | None) -> str:
 
 class MailgunTransport(HttpBatchTransport):
     name = "mailgun"
+    capabilities = Capabilities(
+        unscheduled="Mailgun can deliver later (o:deliverytime) but cannot cancel one send (its "
+                    "only cancel deletes every scheduled message of the domain), so no undo is "
+                    "possible",
+        suppression_lists=True, reports=REPORTS)
     label = "Mailgun"
     key_hint = "MAILGUN_API_KEY"
     parallel = 4
@@ -79,9 +88,9 @@ class MailgunTransport(HttpBatchTransport):
     def __init__(self, key: str | None, domain: str | None, url: str, settings: MailgunConfig,
                  *, max_batch: int | None = None, max_in_flight: int | None = None):
         in_flight = max_in_flight or settings.max_in_flight
-        super().__init__(api(key, domain, url, connections=max(8, in_flight)),
-                         max_batch=min(MAX_RECIPIENTS, max_batch or MAX_RECIPIENTS),
-                         max_in_flight=in_flight)
+        self.api = api(key, domain, url, connections=max(8, in_flight))
+        super().__init__(self.api.base_url, max_in_flight=in_flight,
+                         max_batch=min(MAX_RECIPIENTS, max_batch or MAX_RECIPIENTS))
         self.settings = settings
         self.domain = check_domain(domain)
         self.path = f"/v3/{quote(self.domain)}/messages"
@@ -90,6 +99,15 @@ class MailgunTransport(HttpBatchTransport):
         super().open(mailing)
         self.payload = MailgunPayload(mailing, tracking=self.settings.tracking)
         self.batch_size = min(self.max_batch, self.payload.batch_size)
+
+    @classmethod
+    def suppression_source(cls, settings: Settings, config: PublicationConfig
+                           ) -> SuppressionSource:
+        """The domain's bounces, complaints and unsubscribes."""
+        from newsletter.providers.mailgun.suppressions import MailgunSuppressions
+
+        return MailgunSuppressions(settings.mailgun.api_key, settings.mailgun.domain,
+                                   api_url(config.mailgun.region, settings.mailgun.api_url))
 
     def preflight(self) -> None:
         """The key opens the account, and the sending domain is there and active."""
@@ -106,10 +124,11 @@ class MailgunTransport(HttpBatchTransport):
                               "active: verify its DNS records in Mailgun first")
 
     # -- hooks ----------------------------------------------------------------------------
-    def build(self, items: Sequence[Item]) -> tuple[dict[str, Any], dict[int, str]]:
+    def build(self, items: Sequence[Item]) -> Request:
         body, refused = self.payload.body(items)
-        return ({"method": "POST", "path": self.path, "content": body,
-                 "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, refused)
+        return Request({"method": "POST", "path": self.path, "content": body,
+                        "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+                       len(body), refused)
 
     def read_accepted(self, items: Sequence[Item], reply: Reply) -> BatchResult:
         found = reply.json()

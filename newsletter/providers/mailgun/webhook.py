@@ -5,7 +5,7 @@ Mailgun posts one JSON object per event: `{"signature": {"timestamp", "token", "
 webhook signing key (MAILGUN_WEBHOOK_SIGNING_KEY). It covers neither the body nor the URL, so a
 captured post could be replayed with other event data: a post is taken only while its timestamp
 is within MAX_AGE_S of now, and only once per token (the tokens seen are remembered in the
-database for that window: newsletter.events.normalised).
+database for that window: newsletter.events.apply).
 
 `event-data.event`: delivered; failed with `severity` temporary (Mailgun keeps trying:
 deferred) or permanent (`reason` suppress-bounce, suppress-unsubscribe, suppress-complaint:

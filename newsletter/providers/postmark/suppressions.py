@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from newsletter.core.errors import FailedError
 from newsletter.providers.events import DropReason
-from newsletter.providers.neutral import Suppression
+from newsletter.providers.neutral import Page, Since, Suppression
 from newsletter.providers.postmark.transport import api, error_text
 
 REASONS = {"HardBounce": DropReason.BOUNCED, "SpamComplaint": DropReason.COMPLAINED,
@@ -47,10 +47,12 @@ class PostmarkSuppressions:
         self.api = api(token, api_url)
         self.stream = stream
 
-    def pages(self, since: int) -> Iterator[tuple[str, list[Suppression]]]:
+    def pages(self, since: Since) -> Iterator[Page]:
         query = {}
-        if since:
-            query["fromdate"] = dt.datetime.fromtimestamp(since, dt.UTC).strftime("%Y-%m-%d")
+        mark = f"postmark:{self.stream}"
+        if since(mark):
+            query["fromdate"] = dt.datetime.fromtimestamp(since(mark), dt.UTC).strftime(
+                "%Y-%m-%d")
         reply = self.api.call(f"reading the suppressions of {self.stream!r}", "GET",
                               f"/message-streams/{self.stream}/suppressions/dump",
                               key_hint="POSTMARK_SERVER_TOKEN", message=error_text,
@@ -65,7 +67,7 @@ class PostmarkSuppressions:
                    for row in rows if isinstance(row, dict)
                    and isinstance(row.get("EmailAddress"), str)
                    and row.get("SuppressionReason") in REASONS]
-        yield f"stream {self.stream}", entries
+        yield Page(f"stream {self.stream}", mark, entries)
 
     def close(self) -> None:
         self.api.close()

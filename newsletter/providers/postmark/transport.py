@@ -8,7 +8,7 @@ the send with Postmark's words (a sender signature, the account, the message str
 every message meets). Answers for the whole request follow newsletter.providers.http_api.
 
 Postmark has no scheduled sending: `--at` and `--undo-window` are refused before anything is
-sent (newsletter.providers.SCHEDULING).
+sent (its declared capabilities say so).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from newsletter.compose.provider_config import PostmarkConfig
+from newsletter.compose.schema import PublicationConfig
 from newsletter.core.errors import FailedError, NewsletterError
-from newsletter.providers.base import BatchResult, Outcome
+from newsletter.core.settings import Settings
+from newsletter.providers.base import BatchResult, Capabilities, Outcome, Request
 from newsletter.providers.http_api import (
     ApiClient,
     HttpBatchTransport,
@@ -28,12 +30,15 @@ from newsletter.providers.http_api import (
     short,
 )
 from newsletter.providers.mailing import Item, Mailing
+from newsletter.providers.neutral import SuppressionSource
 from newsletter.providers.postmark.payload import MAX_MESSAGES, PostmarkPayload
 
 TOKEN_HEADER = "X-Postmark-Server-Token"
 #: ErrorCodes that concern one message's recipient: that recipient fails, the rest go on
 INACTIVE_RECIPIENT = 406
 INVALID_REQUEST = 300
+#: what Postmark's webhooks report back (newsletter.providers.postmark.webhook)
+REPORTS = frozenset({"open", "click", "bounce", "complaint", "unsubscribe"})
 _RECIPIENT_FIELD = re.compile(r"'(To|Cc|Bcc)'", re.IGNORECASE)
 
 
@@ -60,6 +65,9 @@ def api(token: str | None, api_url: str, *, connections: int = 8) -> ApiClient:
 
 class PostmarkTransport(HttpBatchTransport):
     name = "postmark"
+    capabilities = Capabilities(
+        unscheduled="Postmark has no scheduled sending; its batch API sends at once",
+        suppression_lists=True, reports=REPORTS)
     label = "Postmark"
     key_hint = "POSTMARK_SERVER_TOKEN"
     parallel = 4
@@ -67,9 +75,9 @@ class PostmarkTransport(HttpBatchTransport):
     def __init__(self, token: str | None, api_url: str, settings: PostmarkConfig, *,
                  max_batch: int | None = None, max_in_flight: int | None = None):
         in_flight = max_in_flight or settings.max_in_flight
-        super().__init__(api(token, api_url, connections=max(8, in_flight)),
-                         max_batch=min(MAX_MESSAGES, max_batch or MAX_MESSAGES),
-                         max_in_flight=in_flight)
+        self.api = api(token, api_url, connections=max(8, in_flight))
+        super().__init__(self.api.base_url, max_in_flight=in_flight,
+                         max_batch=min(MAX_MESSAGES, max_batch or MAX_MESSAGES))
         self.settings = settings
 
     def open(self, mailing: Mailing) -> None:
@@ -79,6 +87,15 @@ class PostmarkTransport(HttpBatchTransport):
                                        track_opens=settings.track_opens,
                                        track_links=settings.track_links)
         self.batch_size = min(self.max_batch, self.payload.batch_size)
+
+    @classmethod
+    def suppression_source(cls, settings: Settings, config: PublicationConfig
+                           ) -> SuppressionSource:
+        """The suppression dump of the publication's message stream."""
+        from newsletter.providers.postmark.suppressions import PostmarkSuppressions
+
+        return PostmarkSuppressions(settings.postmark.server_token, settings.postmark.api_url,
+                                    config.postmark.message_stream)
 
     def preflight(self) -> None:
         """The token opens the server, and the message stream exists and is a Broadcasts
@@ -99,10 +116,10 @@ class PostmarkTransport(HttpBatchTransport):
                               "a Broadcasts stream (postmark.message_stream in newsletter.yaml)")
 
     # -- hooks ----------------------------------------------------------------------------
-    def build(self, items: Sequence[Item]) -> tuple[dict[str, Any], dict[int, str]]:
+    def build(self, items: Sequence[Item]) -> Request:
         body, refused = self.payload.body(items)
-        return ({"method": "POST", "path": "/email/batch", "content": body,
-                 "headers": {"Content-Type": "application/json"}}, refused)
+        return Request({"method": "POST", "path": "/email/batch", "content": body,
+                        "headers": {"Content-Type": "application/json"}}, len(body), refused)
 
     def read_accepted(self, items: Sequence[Item], reply: Reply) -> BatchResult:
         results = reply.json()

@@ -93,16 +93,6 @@ def check_categories(categories: Sequence[str]) -> list[Problem]:
     return problems
 
 
-def check_send_at(when: dt.datetime, now: dt.datetime | None = None) -> None:
-    """Raise InputError unless `when` is in the future and at most 72 hours ahead."""
-    now = now or dt.datetime.now(dt.UTC)
-    if when <= now:
-        raise NewsletterError(f"--at {when:%Y-%m-%dT%H:%MZ} is in the past")
-    if when - now > MAX_SCHEDULE_AHEAD:
-        raise NewsletterError(f"--at {when:%Y-%m-%dT%H:%MZ} is more than 72 hours ahead; SendGrid "
-                              "schedules at most 72 hours in advance")
-
-
 def sendgrid_name(name: str) -> str:
     """A display name SendGrid accepts in `to.name`: a clean name (audience.model.clean_name)
     without ';' or ','."""

@@ -1,7 +1,8 @@
 """The SendGrid transport: the official `sendgrid` client against the v3 Mail Send API.
 
 One request carries up to 1000 recipients (fewer when the template uses many personal values;
-see sendgrid_payload). Answers: 202 accepted; 429 and 5xx retried (429 waits for
+see payload.py). Answers are read by the rules every HTTP provider shares
+(newsletter.providers.http_api): 202 accepted; 429 and 5xx retried (429 waits for
 X-RateLimit-Reset); 413 splits the batch; 401/403 and other 4xx stop the send with SendGrid's
 own message. A request that left but got no answer is `unknown`.
 
@@ -9,26 +10,54 @@ How many requests are in flight adapts to SendGrid's answers (newsletter.provide
 up to `sendgrid.max_in_flight` in newsletter.yaml (default 8; the environment variable
 NEWSLETTER_SENDGRID_IN_FLIGHT overrides it); no request leaves before an X-RateLimit-Reset
 that SendGrid asked us to wait for.
+
+Declared capabilities: scheduled sends (`send_at` under a batch id that can be cancelled until
+10 minutes before; `sendgrid.undo_window` gives new sends an undo window), the suppression
+lists (suppressions.py) and the Event Webhook's events (webhook.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
-import threading
-import time
 import urllib.error
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsletter.core.errors import FailedError, NewsletterError
-from newsletter.providers.base import BatchResult, Outcome, Transport
-from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire
+from newsletter.providers.base import BatchResult, Capabilities, Outcome, Request, Scheduling
+from newsletter.providers.http_api import HttpBatchTransport, Lost, NotSent, Reply
+from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.pacing import Pacer
 from newsletter.providers.sendgrid.bodies import Bodies
-from newsletter.providers.sendgrid.payload import TARGET_REQUEST_BYTES, PayloadBuilder
+from newsletter.providers.sendgrid.payload import (
+    MAX_SCHEDULE_AHEAD,
+    TARGET_REQUEST_BYTES,
+    PayloadBuilder,
+)
+
+if TYPE_CHECKING:
+    from newsletter.compose.schema import PublicationConfig
+    from newsletter.core.settings import Settings
+    from newsletter.providers.neutral import Releaser, SuppressionSource
+    from newsletter.providers.sendgrid.suppressions import SendGridLists
 
 DEFAULT_TIMEOUT = 60.0
+#: SendGrid's scheduled sends: 72 hours ahead at most, cancelled until 10 minutes before, at
+#: most 10 batch ids cancelled or paused at a time
+SCHEDULING = Scheduling("SendGrid", max_ahead=MAX_SCHEDULE_AHEAD,
+                        cancel_deadline=dt.timedelta(minutes=10), max_cancelled=10)
+#: what the Event Webhook reports back (webhook.py)
+REPORTS = frozenset({"open", "click", "bounce", "complaint", "unsubscribe"})
+
+
+def _lists(settings: Settings, config: PublicationConfig) -> SendGridLists:
+    """The account's suppression lists and the publication's unsubscribe group."""
+    from newsletter.providers.sendgrid.suppressions import SendGridLists
+
+    return SendGridLists(settings.sendgrid_api_key, settings.sendgrid_api_url,
+                         config.sendgrid.asm_group_id)
 
 
 def provider_message(body: bytes | str | None) -> str:
@@ -80,27 +109,14 @@ def sendgrid_error_body(body: bytes | str | None) -> bool:
     return isinstance(parsed, dict) and isinstance(parsed.get("errors"), list)
 
 
-def _header(headers: Any, name: str) -> str | None:
-    if headers is None:
-        return None
-    getter = getattr(headers, "get", None)
-    return getter(name) if getter else None
-
-
-def _number(headers: Any, name: str) -> int | None:
-    value = (_header(headers, name) or "").strip()
-    return int(value) if value.isdigit() else None
-
-
-def rate_limit(headers: Any) -> dict[str, Any]:
-    """`remaining` and `reset` (Unix time) from X-RateLimit headers, when SendGrid sent them."""
-    reset = _number(headers, "X-RateLimit-Reset")
-    return {"remaining": _number(headers, "X-RateLimit-Remaining"),
-            "reset": float(reset) if reset is not None else None}
-
-
-class SendGridTransport(Transport):
+class SendGridTransport(HttpBatchTransport):
     name = "sendgrid"
+    capabilities = Capabilities(scheduling=SCHEDULING, suppression_lists=True, releases=True,
+                                reports=REPORTS, flags_machine_opens=True)  # sg_machine_open
+    label = "SendGrid"
+    key_hint = "SENDGRID_API_KEY"
+    credentials = "the API key"
+    max_request_bytes = TARGET_REQUEST_BYTES
     parallel = 8  # worker threads; the pacer decides how many requests are in flight
 
     def __init__(self, api_key: str | None, api_url: str, *, timeout: float = DEFAULT_TIMEOUT,
@@ -110,28 +126,27 @@ class SendGridTransport(Transport):
                                   "create an API key with Mail Send permission in SendGrid")
         from sendgrid import SendGridAPIClient
 
-        self.api = SendGridAPIClient(api_key=api_key, host=api_url).client
+        self.client = SendGridAPIClient(api_key=api_key, host=api_url).client
         # A second client posts JSON we serialised ourselves (to size the request first): with
         # a Content-Type other than plain "application/json" the client sends text as it is.
         self.raw = SendGridAPIClient(api_key=api_key, host=api_url).client
         self.raw.request_headers["Content-Type"] = "application/json; charset=utf-8"
-        self.api_url = api_url
-        self.where = api_url
+        self.where = self.api_url = api_url
         self.timeout = timeout
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight  # overrides the publication's sendgrid.max_in_flight
         self.pacer = Pacer(max_in_flight or 8)
-        self.building = threading.Lock()
 
     def open(self, mailing: Mailing) -> None:
+        self.parallel = self.max_in_flight or mailing.config.sendgrid.max_in_flight
         super().open(mailing)
         self.builder = PayloadBuilder(mailing)
         self.bodies = Bodies(mailing, self.builder)  # from the second batch on, a child builds
         self.batch_size = min(self.builder.batch_size, self.max_batch or self.builder.batch_size)
-        self.parallel = self.max_in_flight or mailing.config.sendgrid.max_in_flight
-        self.pacer = Pacer(self.parallel)
 
     def close(self) -> None:
+        """Stop the body-building child, if one runs (the official client opens a connection
+        per request: nothing else to release)."""
         bodies = getattr(self, "bodies", None)
         if bodies is not None:
             bodies.close()
@@ -158,7 +173,7 @@ class SendGridTransport(Transport):
     def preflight(self) -> None:
         """Check the API key and its Mail Send permission before anything is sent."""
         response = self._call("checking the API key",
-                              lambda: self.api.scopes.get(timeout=self.timeout))
+                              lambda: self.client.scopes.get(timeout=self.timeout))
         try:
             scopes = set(json.loads(response.body or b"{}").get("scopes") or [])
         except ValueError:
@@ -166,106 +181,71 @@ class SendGridTransport(Transport):
         if "mail.send" not in scopes:
             raise FailedError("the SendGrid API key lacks the Mail Send permission (mail.send)")
 
+    # -- scheduling (declared) ------------------------------------------------------------
     def create_batch_id(self) -> str:
         """A new batch id, so a scheduled send can be cancelled."""
         response = self._call("creating a batch id",
-                              lambda: self.api.mail.batch.post(timeout=self.timeout))
+                              lambda: self.client.mail.batch.post(timeout=self.timeout))
         return json.loads(response.body)["batch_id"]
 
     def cancel(self, batch_id: str) -> None:
         """Cancel every message of a scheduled batch."""
         body = {"batch_id": batch_id, "status": "cancel"}
-        self._call("cancelling the scheduled send", lambda: self.api.user.scheduled_sends.post(
+        self._call("cancelling the scheduled send", lambda: self.client.user.scheduled_sends.post(
             request_body=body, timeout=self.timeout))
 
-    # -- sending --------------------------------------------------------------------------
-    def send(self, items: Sequence[Item]) -> BatchResult:
-        outcomes: dict[int, Outcome] = {}
-        wired = []
-        for item in items:
-            try:
-                wired.append(on_the_wire(item))
-            except Unsendable as exc:
-                outcomes[item.key] = Outcome("failed", error=str(exc))
-        # One request is built at a time (the GIL would serialise the work anyway): the first
-        # of the workers waiting leaves first, and one batch's pieces are in memory at once.
-        with self.building:
-            data, rejected = self.bodies.request(wired)
-        outcomes.update({key: Outcome("failed", error=reason)
-                         for key, reason in rejected.items()})
-        ready = [item for item in wired if item.key not in rejected]
-        if ready:
-            result = self._post(ready, data)
-            outcomes.update(zip((i.key for i in ready), result.outcomes, strict=True))
-        else:
-            result = BatchResult([])
-        return BatchResult([outcomes[i.key] for i in items], stop=result.stop, wait=result.wait)
+    @classmethod
+    def undo_window(cls, config: PublicationConfig) -> str | None:
+        return config.sendgrid.undo_window
 
-    def _post(self, items: Sequence[Item], data: bytes) -> BatchResult:
-        if len(data) > TARGET_REQUEST_BYTES and len(items) > 1:
-            return self._split(items)
+    # -- suppression lists (declared) -----------------------------------------------------
+    @classmethod
+    def suppression_source(cls, settings: Settings, config: PublicationConfig
+                           ) -> SuppressionSource:
+        return _lists(settings, config)
+
+    @classmethod
+    def releaser(cls, settings: Settings, config: PublicationConfig) -> Releaser | None:
+        """SendGrid's lists (and the unsubscribe group), when SENDGRID_API_KEY is set."""
+        return _lists(settings, config) if settings.sendgrid_api_key else None
+
+    # -- the hooks ------------------------------------------------------------------------
+    def build(self, items: Sequence[Item]) -> Request:
+        """The request body, serialised (one is built at a time, so the personalization
+        dicts of one batch, not of every batch in flight, are in memory)."""
+        data, rejected = self.bodies.request(items)
+        return Request(data, len(data), rejected)
+
+    def refusals(self, items: Sequence[Item]) -> dict[int, str]:
+        """A dry run's check builds the personalizations here, never in the body child (nor
+        serialised): what they refuse is all it needs."""
+        return self.builder.body(items)[1]
+
+    def request(self, body: bytes) -> Reply:
+        """POST /v3/mail/send through the official client."""
         from python_http_client.exceptions import HTTPError
 
-        pacer = self.pacer
-        if not pacer.gate():  # stopped while waiting for SendGrid's rate-limit reset
-            return BatchResult.all(items, Outcome("retry", error="not sent: the send stopped "
-                                                  "while waiting for SendGrid's rate limit"))
-        started = time.time()
         try:
-            response = self.raw.mail.send.post(request_body=_Payload(data), timeout=self.timeout)
+            response = self.raw.mail.send.post(request_body=_Payload(body), timeout=self.timeout)
         except HTTPError as exc:
-            pacer.record(started=started, latency=time.time() - started,
-                         limited=exc.status_code == 429, clean=False, **rate_limit(exc.headers))
-            return self._refusal(items, exc)
+            return Reply(exc.status_code, exc.body or b"", exc.headers or {}, exc.reason or "")
         except urllib.error.URLError as exc:
             # urllib raises URLError while connecting or sending: the request did not arrive.
-            return BatchResult.all(items, Outcome("retry", error=f"cannot reach SendGrid: "
-                                                                 f"{exc.reason}"))
+            raise NotSent(f"cannot reach SendGrid: {exc.reason}") from None
         except (OSError, http.client.HTTPException) as exc:
             # The request went out; the answer was lost.
-            return BatchResult.all(items, Outcome(
-                "unknown", error=f"no answer from SendGrid: {exc or type(exc).__name__}"))
-        pacer.record(started=started, latency=time.time() - started,
-                     **rate_limit(response.headers))
-        message_id = _header(response.headers, "X-Message-Id")
+            raise Lost(f"no answer from SendGrid: {exc or type(exc).__name__}") from None
+        return Reply(response.status_code, response.body or b"", response.headers or {})
+
+    def read_accepted(self, items: Sequence[Item], reply: Reply) -> BatchResult:
+        message_id = reply.headers.get("X-Message-Id")
         return BatchResult.all(items, Outcome("accepted", provider_id=message_id))
 
-    def _split(self, items: Sequence[Item]) -> BatchResult:
-        half = len(items) // 2
-        first = self.send(items[:half])
-        if first.stop or any(o.state != "accepted" and o.state != "failed"
-                             for o in first.outcomes):
-            rest = [Outcome("retry", error="not sent: the first half of a split batch failed")]
-            return BatchResult(first.outcomes + rest * (len(items) - half),
-                               stop=first.stop, wait=first.wait)
-        second = self.send(items[half:])
-        return BatchResult(first.outcomes + second.outcomes, stop=second.stop, wait=second.wait)
+    def error_text(self, body: bytes) -> str:
+        return provider_message(body)
 
-    def _refusal(self, items: Sequence[Item], exc: Any) -> BatchResult:
-        status = exc.status_code
-        message = provider_message(exc.body)
-        if status == 429:
-            reset = _header(exc.headers, "X-RateLimit-Reset")
-            wait = None
-            if reset and reset.strip().isdigit():
-                wait = max(0.0, int(reset) - time.time())
-            return BatchResult.all(items, Outcome("retry", error="SendGrid answered 429: "
-                                                  f"{message or 'too many requests'}"), wait=wait)
-        if status in (502, 504) or (status >= 500 and not sendgrid_error_body(exc.body)):
-            return BatchResult.all(items, Outcome(
-                "unknown", error=f"SendGrid's gateway answered {status}; the request may have "
-                                 f"been taken: {message or exc.reason}"))
-        if status >= 500:
-            return BatchResult.all(items, Outcome("retry", error=f"SendGrid answered {status}: "
-                                                                 f"{message or exc.reason}"))
-        if status == 413 and len(items) > 1:
-            return self._split(items)
-        if status in (401, 403):
-            reason = (f"SendGrid refused the API key ({status}): "
-                      f"{message or 'check SENDGRID_API_KEY'}")
-        else:
-            reason = f"SendGrid rejected the request ({status}): {message or exc.reason}"
-        return BatchResult.all(items, Outcome("retry", error=reason), stop=reason)
+    def own_error(self, body: bytes) -> bool:
+        return sendgrid_error_body(body)
 
     def preview(self, item: Item) -> str:
         body, rejected = self.builder.body([item])

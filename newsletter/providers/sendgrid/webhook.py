@@ -1,9 +1,17 @@
-"""SendGrid Event Webhook events, normalised into a closed set of kinds.
+"""SendGrid Event Webhook events, parsed into the neutral vocabulary
+(newsletter.providers.events).
 
-Each event becomes an `Event` with a status it asks for (or none) and the engagement counter
-it bumps (or none). Events that cannot be used (not an object, no id or address, an unknown
-type, a timestamp outside [MIN_TIMESTAMP, now + FUTURE_SLACK_S]) are counted as ignored, each
-on its own, and never touch the database; the rest of their batch is applied.
+`event`: processed (queued), delivered, deferred, open, click; bounce, whose `type` blocked is a
+soft bounce and any other a hard one; dropped, whose `reason` says why (an invalid address, an
+earlier bounce, spam report or unsubscribe, or anything else); spamreport (complained);
+unsubscribe, and group_unsubscribe / group_resubscribe for the unsubscribe group `asm_group_id`.
+What each means for a subscriber is decided above (newsletter.events.policy). Our send and
+ledger row come back in the custom_args we set (`nl_send`, `nl_recipient`); the event id is
+SendGrid's `sg_event_id`, kept as it is.
+
+Events that cannot be used (not an object, no id or address, an unknown type, a timestamp
+outside [MIN_TIMESTAMP, now + FUTURE_SLACK_S]) are counted as ignored, each on its own, and never
+touch the database; the rest of their batch is applied.
 
 `decode_events` reads a verified body one event at a time and stops past MAX_EVENTS, so a body
 of millions of tiny items never becomes millions of Python objects.
@@ -14,14 +22,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from newsletter.audience.model import Status, email_key
 from newsletter.core.privacy import truncate_ip
+from newsletter.providers.events import Bounce, DropReason, Kind, ProviderEvent
+from newsletter.providers.neutral import id_number
 
+PROVIDER = "sendgrid"
 #: custom_args keys the dispatch engine sets (SendGrid copies them into every event).
 SEND_ARG = "nl_send"
+RECIPIENT_ARG = "nl_recipient"
 
 #: Events in one request. SendGrid posts batches of at most 768 KB (a few thousand events).
 MAX_EVENTS = 10_000
@@ -30,80 +40,35 @@ MIN_TIMESTAMP = 946_684_800
 FUTURE_SLACK_S = 86_400
 
 #: Dropped reasons that say the address itself is bad.
-INVALID_DROP_REASONS = ("invalid", "bounced address")
+INVALID_DROP_REASONS = ("invalid", "invalid address")
+#: Dropped reasons that name an earlier event of the address (SendGrid's suppression lists).
+LISTED_DROP_REASONS = {"bounced address": DropReason.BOUNCED,
+                       "spam reporting address": DropReason.COMPLAINED,
+                       "unsubscribed address": DropReason.UNSUBSCRIBED}
 
-#: kind -> (status it asks for, engagement counter it bumps)
-KINDS: dict[str, tuple[Status | None, str | None]] = {
-    "processed": (None, None),
-    "delivered": (None, "delivered"),
-    "deferred": (None, "deferred"),
-    "open": (None, "opens"),
-    "click": (None, "clicks"),
-    "bounce": (Status.BOUNCED, "bounces"),
-    "blocked": (None, "blocked"),  # a bounce of type "blocked": temporary, status unchanged
-    "dropped_invalid": (Status.BOUNCED, "dropped"),
-    "dropped_spam": (Status.COMPLAINED, "dropped"),
-    "dropped_unsubscribed": (Status.UNSUBSCRIBED, "dropped"),
-    "dropped": (None, "dropped"),
-    "spamreport": (Status.COMPLAINED, "complaints"),
-    "unsubscribe": (Status.UNSUBSCRIBED, "unsubscribes"),
-    "group_unsubscribe": (Status.UNSUBSCRIBED, "unsubscribes"),
-    "group_resubscribe": (Status.ACTIVE, None),
-}
+_SIMPLE = {"processed": Kind.QUEUED, "delivered": Kind.DELIVERED, "deferred": Kind.DEFERRED,
+           "open": Kind.OPENED, "click": Kind.CLICKED, "spamreport": Kind.COMPLAINED,
+           "unsubscribe": Kind.UNSUBSCRIBED, "group_unsubscribe": Kind.UNSUBSCRIBED,
+           "group_resubscribe": Kind.RESUBSCRIBED}
+_GROUPED = ("group_unsubscribe", "group_resubscribe")
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One usable event."""
-
-    event_id: str
-    kind: str
-    email: str
-    email_key: str
-    timestamp: int
-    send_id: int | None
-    url: str | None = None  # clicks
-    position: int | None = None  # clicks: the link's position (newsletter.compose.links), if known
-    user_agent: str | None = None
-    ip: str | None = None  # already truncated (newsletter.core.privacy)
-    provider_machine: bool | None = None  # opens: SendGrid's sg_machine_open
-
-    @property
-    def status(self) -> Status | None:
-        return KINDS[self.kind][0]
-
-    @property
-    def counter(self) -> str | None:
-        return KINDS[self.kind][1]
-
-
-def _kind(raw: dict[str, Any]) -> str | None:
+def _kind(raw: dict[str, Any]) -> tuple[Kind, Bounce | None, DropReason | None] | None:
     name = raw.get("event")
     if name == "bounce":
-        return "blocked" if str(raw.get("type", "bounce")).lower() == "blocked" else "bounce"
+        soft = str(raw.get("type", "bounce")).lower() == "blocked"
+        return Kind.BOUNCED, Bounce.SOFT if soft else Bounce.HARD, None
     if name == "dropped":
         reason = str(raw.get("reason") or "").strip().lower()
         if reason in INVALID_DROP_REASONS or "invalid address" in reason:
-            return "dropped_invalid"
-        if reason == "spam reporting address":
-            return "dropped_spam"
-        if reason == "unsubscribed address":
-            return "dropped_unsubscribed"
-        return "dropped"
-    return name if isinstance(name, str) and name in KINDS else None
+            return Kind.DROPPED, None, DropReason.INVALID
+        return Kind.DROPPED, None, LISTED_DROP_REASONS.get(reason, DropReason.OTHER)
+    kind = _SIMPLE.get(name) if isinstance(name, str) else None
+    return (kind, None, None) if kind is not None else None
 
 
-def _send_id(raw: dict[str, Any]) -> int | None:
-    value = raw.get(SEND_ARG)
-    if isinstance(value, str) and value.isdigit() and len(value) < 19:
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
-        return value
-    return None
-
-
-def parse_event(raw: Any, now: float | None = None) -> Event | None:
-    """An Event from one decoded JSON item, or None when it cannot be used."""
+def parse_event(raw: Any, now: float | None = None) -> ProviderEvent | None:
+    """A ProviderEvent from one decoded JSON item, or None when it cannot be used."""
     if not isinstance(raw, dict):
         return None
     event_id, email = raw.get("sg_event_id"), raw.get("email")
@@ -111,24 +76,29 @@ def parse_event(raw: Any, now: float | None = None) -> Event | None:
         return None
     if not isinstance(email, str) or "@" not in email or len(email) > 320:
         return None
-    kind = _kind(raw)
-    if kind is None:
+    found = _kind(raw)
+    if found is None:
         return None
+    kind, bounce, reason = found
     timestamp = raw.get("timestamp")
     if timestamp is None:
         timestamp = 0  # unknown time
     elif not isinstance(timestamp, int) or isinstance(timestamp, bool) or not \
             MIN_TIMESTAMP <= timestamp <= (time.time() if now is None else now) + FUTURE_SLACK_S:
         return None
-    email = email.strip()
-    url = raw.get("url") if kind == "click" and isinstance(raw.get("url"), str) else None
-    agent = raw.get("useragent")
-    machine = raw.get("sg_machine_open")
-    return Event(event_id, kind, email, email_key(email), timestamp, _send_id(raw),
-                 url=url[:4000] if url else None,
-                 user_agent=agent[:300] if isinstance(agent, str) and agent else None,
-                 ip=truncate_ip(raw.get("ip")) if isinstance(raw.get("ip"), str) else None,
-                 provider_machine=machine if isinstance(machine, bool) else None)
+    url = raw.get("url") if kind == Kind.CLICKED and isinstance(raw.get("url"), str) else None
+    agent, machine, said = raw.get("useragent"), raw.get("sg_machine_open"), raw.get("reason")
+    grouped = raw.get("event") in _GROUPED
+    return ProviderEvent(
+        PROVIDER, event_id, kind, email.strip(), timestamp=timestamp,
+        send_id=id_number(raw.get(SEND_ARG)), recipient_id=id_number(raw.get(RECIPIENT_ARG)),
+        bounce=bounce, reason=reason,
+        detail=said[:300] if isinstance(said, str) and said and kind != Kind.CLICKED else None,
+        url=url[:4000] if url else None,
+        user_agent=agent[:300] if isinstance(agent, str) and agent else None,
+        ip=truncate_ip(raw.get("ip")) if isinstance(raw.get("ip"), str) else None,
+        provider_machine=machine if isinstance(machine, bool) else None,
+        group=str(raw.get("asm_group_id") or "") if grouped else None)
 
 
 class TooManyEvents(ValueError):
@@ -172,7 +142,7 @@ def decode_events(body: bytes, limit: int = MAX_EVENTS) -> list[Any]:
     return items
 
 
-def parse_events(payload: Any, now: float | None = None) -> tuple[list[Event], int]:
+def parse_events(payload: Any, now: float | None = None) -> tuple[list[ProviderEvent], int]:
     """Usable events of a decoded webhook body, and how many items were ignored."""
     if not isinstance(payload, list):
         raise ValueError("the body is not a JSON array of events")

@@ -21,7 +21,7 @@ from typing import Any
 from newsletter.compose.provider_config import SesConfig
 from newsletter.core.errors import FailedError
 from newsletter.providers.events import DropReason
-from newsletter.providers.neutral import Suppression
+from newsletter.providers.neutral import Page, Since, Suppression
 from newsletter.providers.ses.client import error_parts, make_client
 
 PAGE = 1000  # SES's largest PageSize
@@ -72,11 +72,12 @@ class SesSuppressions:
             raise FailedError(f"cannot reach SES at {self.client.meta.endpoint_url}: "
                               f"{exc}") from None
 
-    def pages(self, since: int) -> Iterator[tuple[str, list[Suppression]]]:
-        """The list a page at a time, from `since` (Unix seconds; 0 for all of it)."""
+    def pages(self, since: Since) -> Iterator[Page]:
+        """The list a page at a time, from its mark on (all of it for a full sync)."""
+        mark = self.mark
         params: dict[str, Any] = {"PageSize": PAGE}
-        if since:
-            params["StartDate"] = dt.datetime.fromtimestamp(since, dt.UTC)
+        if since(mark):
+            params["StartDate"] = dt.datetime.fromtimestamp(since(mark), dt.UTC)
         while True:
             answer = self._call("list_suppressed_destinations", **params)
             entries = []
@@ -85,17 +86,17 @@ class SesSuppressions:
                 if isinstance(address, str) and "@" in address and reason is not None:
                     entries.append(Suppression(address.strip(), reason,
                                                _seconds(entry.get("LastUpdateTime"))))
-            yield LIST, entries
+            yield Page(LIST, mark, entries)
             token = answer.get("NextToken")
             if not token:
                 return
             params["NextToken"] = token
 
-    def release(self, email: str) -> bool:
-        """Take `email` off the list; True when it was on it (FailedError when SES cannot be
+    def release(self, email: str) -> list[str]:
+        """Take `email` off the list; [LIST] when it was on it (FailedError when SES cannot be
         asked)."""
-        return self._call("delete_suppressed_destination", missing_ok=True,
-                          EmailAddress=email) is not None
+        found = self._call("delete_suppressed_destination", missing_ok=True, EmailAddress=email)
+        return [] if found is None else [LIST]
 
     def close(self) -> None:
         if self._client is not None:

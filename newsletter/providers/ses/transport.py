@@ -18,6 +18,11 @@ List-Unsubscribe and List-Unsubscribe-Post headers, and EmailTags naming the sen
 row and the issue, which SES copies into every event it publishes for the configuration set
 (`ses.configuration_set`).
 
+It fills the provider contract's hooks (newsletter.providers.base): `build` makes each
+recipient's SendEmail parameters (refusing what SES would not take), `post` hands them over;
+its capabilities declare the account's suppression list (suppressions.py, released after a
+confirmed sign-up) and the events SNS brings back (events.py), and no scheduling.
+
 Each worker hands its batch over one message at a time and reports each outcome as it comes
 (`reports_each_outcome`, as SMTP does): recording one message's outcome commits the next as in
 flight, in the same ledger transaction. A crash therefore leaves at most one message unknown
@@ -36,16 +41,28 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsletter.compose.provider_config import SesConfig
 from newsletter.core.errors import FailedError
-from newsletter.providers.base import BatchResult, Outcome, Transport
+from newsletter.providers.base import (
+    BatchResult,
+    Capabilities,
+    Outcome,
+    OutcomeSink,
+    Request,
+    Transport,
+)
 from newsletter.providers.mailing import Item, Mailing, Unsendable, on_the_wire, wire_address
 from newsletter.providers.mime import MimeRenderer
 from newsletter.providers.ses import answers
 from newsletter.providers.ses.client import error_parts, make_client
 from newsletter.providers.ses.rate import RateLimit, RatePacer
+
+if TYPE_CHECKING:
+    from newsletter.compose.schema import PublicationConfig
+    from newsletter.core.settings import Settings
+    from newsletter.providers.ses.suppressions import SesSuppressions
 
 log = logging.getLogger("newsletter.dispatch")
 
@@ -58,6 +75,8 @@ REJECTIONS_IN_A_ROW = 10
 #: the rate assumed when the account cannot be read (SES's sandbox rate)
 FALLBACK_RATE = 1.0
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+#: what the configuration set's event destination (SNS, web/ses_webhook.py) reports back
+REPORTS = frozenset({"open", "click", "bounce", "complaint", "unsubscribe"})
 
 
 def tag_value(text: str) -> str:
@@ -89,6 +108,10 @@ class Account:
 
 class SesTransport(Transport):
     name = "ses"
+    label = "SES"
+    capabilities = Capabilities(
+        unscheduled="SES has no scheduled sending and cannot cancel a message SendEmail took",
+        suppression_lists=True, releases=True, reports=REPORTS)
     batch_size = 20  # recipients per hand-over; one SendEmail each (the module's docstring)
     reports_each_outcome = True
     parallel = 2
@@ -209,26 +232,33 @@ class SesTransport(Transport):
             params["ConfigurationSetName"] = self.configuration_set
         return params
 
-    def send(self, items: Sequence[Item], on_outcome: Any = None) -> BatchResult:
-        """Each recipient's outcome, one request each, in order; a throttle, an unreachable
-        SES or a stop hands the rest back (`retry`)."""
+    # -- the hooks ------------------------------------------------------------------------
+    def build(self, items: Sequence[Item]) -> Request:
+        """One SendEmail's parameters per item; a message SES would not take is refused."""
+        params, refused = [], {}
+        for item in items:
+            try:
+                params.append(self.request(item))
+            except Unsendable as exc:
+                refused[item.key] = str(exc)
+        return Request(params, refused=refused)
+
+    def post(self, items: Sequence[Item], request: Request,
+             tell: OutcomeSink | None = None) -> BatchResult:
+        """Each recipient's outcome, one request each, in order, told as it comes; a throttle,
+        an unreachable SES or a stop hands the rest back (`retry`)."""
         outcomes: list[Outcome] = []
-        for index, item in enumerate(items):
-            answer = self._send_one(item)
+        for index, (item, params) in enumerate(zip(items, request.body, strict=True)):
+            answer = self._send_one(item, params)
             outcomes.append(answer.outcome)
-            go_on = on_outcome is None or on_outcome(index, answer.outcome)
+            go_on = tell is None or tell(index, answer.outcome)
             if answer.stop or answer.outcome.state == "retry" or not go_on:
                 why = "not sent: " + (answer.stop or answer.outcome.error or "the send stopped")
                 rest = [Outcome("retry", error=why)] * (len(items) - index - 1)
                 return BatchResult(outcomes + rest, stop=answer.stop)
         return BatchResult(outcomes)
 
-    def _send_one(self, item: Item) -> answers.Answer:
-        try:
-            wired = on_the_wire(item)
-            params = self.request(wired)
-        except Unsendable as exc:
-            return answers.Answer(Outcome("failed", error=str(exc)))
+    def _send_one(self, item: Item, params: dict[str, Any]) -> answers.Answer:
         pacer = self.pacer
         if pacer is not None and not pacer.gate():
             return answers.Answer(Outcome("retry", error="not sent: the send stopped"))
@@ -239,7 +269,7 @@ class SesTransport(Transport):
         try:
             response = self.client.send_email(**params)
         except Exception as exc:  # noqa: BLE001 - classify() maps every one to an outcome
-            answer = answers.classify(exc, sender=self.sender, recipient=wired.recipient.email)
+            answer = answers.classify(exc, sender=self.sender, recipient=item.recipient.email)
         else:
             answer = answers.accepted(response.get("MessageId"))
         if answer.throttled:
@@ -247,7 +277,7 @@ class SesTransport(Transport):
         if pacer is not None:
             pacer.record(started=started, latency=time.time() - started,
                          limited=answer.throttled, clean=answer.outcome.state == "accepted")
-        answer = self._count_rejections(answer, wired.recipient.email)
+        answer = self._count_rejections(answer, item.recipient.email)
         if answer.stop:
             self.stopped = self.stopped or answer.stop
         return answer
@@ -278,6 +308,23 @@ class SesTransport(Transport):
         raw = params["Content"]["Raw"]["Data"]  # bytes: base64 on the wire; shown as text
         params["Content"]["Raw"]["Data"] = raw.decode("utf-8", "replace")
         return json.dumps(params, indent=2, ensure_ascii=False)
+
+
+    # -- the suppression list (declared) --------------------------------------------------
+    @classmethod
+    def suppression_source(cls, settings: Settings, config: PublicationConfig
+                           ) -> SesSuppressions:
+        from newsletter.providers.ses.suppressions import SesSuppressions
+
+        return SesSuppressions(config.ses)
+
+    @classmethod
+    def releaser(cls, settings: Settings, config: PublicationConfig) -> SesSuppressions | None:
+        """The account's list, when SES is in use: the default transport, or SES's events
+        read (`ses.topic_arns`)."""
+        if settings.transport != "ses" and not config.ses.topic_arns:
+            return None
+        return cls.suppression_source(settings, config)
 
 
 class _LazyPacer(RatePacer):
