@@ -25,8 +25,8 @@ class SendOptions:
     resume: bool = False  # take up the issue's send the reputation guard paused (or stopped)
     again: bool = False  # also to people the issue family already reached
     retry_failed: bool = False  # reopen the last completed send's failed recipients
-    at: dt.datetime | None = None  # schedule (SendGrid)
-    undo_window: dt.timedelta | None = None  # schedule this far ahead, cancellable (SendGrid)
+    at: dt.datetime | None = None  # schedule (a transport that declares scheduling)
+    undo_window: dt.timedelta | None = None  # schedule this far ahead, cancellable (the same)
     # unknown outcomes of a send to resume, settled by the operator: all, by batch, by address
     resend_unknown: bool = False
     accept_unknown: bool = False

@@ -222,7 +222,7 @@ def test_soft_bounces_from_every_provider_count_toward_one_limit(site: Site, hoo
     """The third soft bounce of an address within 30 days retires it, whichever providers
     reported the three (newsletter.events.policy): SendGrid's `blocked`, Postmark's
     SoftBounce, Mailgun's `old`; each is stored and counted as the same soft bounce."""
-    from tests.public.conftest import event, post_events
+    from tests.web.public.conftest import event, post_events
 
     site.add("r@example.org", changed=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
     site.add("two@example.org", changed=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
