@@ -159,3 +159,10 @@ def test_no_credentials_no_release(pub: Pub, monkeypatch: pytest.MonkeyPatch) ->
     for key in ("POSTMARK_SERVER_TOKEN", "MAILGUN_API_KEY", "SENDGRID_API_KEY"):
         monkeypatch.delenv(key, raising=False)
     assert release_quietly(Publication.load(pub.root), BACK) == []
+
+
+def test_an_address_with_unusual_characters_is_released_too(pub: Pub, rig: Rig) -> None:
+    odd = "a|b+c%d@example.com"
+    suppress(rig, odd)
+    assert release_quietly(Publication.load(pub.root), odd) != []
+    assert not listed(rig, odd)
