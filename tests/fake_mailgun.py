@@ -12,7 +12,11 @@
   the parts, the headers and the variables, as Mailgun does.
 - `GET /v3/domains/<domain>` (`{"domain": {"name", "state"}}`), and the suppression lists
   `GET /v3/<domain>/bounces|complaints|unsubscribes?limit=&page=next&address=` with `paging`
-  links (`lists`).
+  links (`lists`); `DELETE /v3/<domain>/<list>/<address>` takes an address off one (200
+  `{"message", "address"}`, or 404 `{"message": "Address not found in bounces table"}`).
+- A recipient on one of the lists (an unsubscribe with the tag `*` or one of the message's
+  tags) is accepted with the rest but never delivered: Mailgun drops it (`dropped`: address and
+  the reason its `failed` event would carry, `suppress-bounce`, ...).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import orjson
 
@@ -34,6 +38,10 @@ DOMAIN = "mg.example.org"
 INVALID_TO = "'to' parameter is not a valid address. please check documentation"
 ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 VARIABLE = re.compile(r"%recipient\.([A-Za-z0-9_:.-]+)%")
+#: list -> (the reason of the `failed` event for a dropped message, the DELETE answer's words)
+LISTS = {"bounces": ("suppress-bounce", "Bounced addresses for this domain have been removed"),
+         "complaints": ("suppress-complaint", "Spam complaint has been removed"),
+         "unsubscribes": ("suppress-unsubscribe", "Unsubscribe event has been removed")}
 
 
 @dataclass
@@ -67,8 +75,11 @@ class FakeMailgun(FakeApi):
         self.lists: dict[str, list[dict[str, Any]]] = {"bounces": [], "complaints": [],
                                                        "unsubscribes": []}
         self.deliveries: list[Delivery] = []
+        self.dropped: list[tuple[str, str]] = []  # (address, reason), as its failed event says
         self.route("GET", r"/v3/domains/([^/]+)", FakeMailgun._domain)
         self.route("GET", r"/v3/([^/]+)/(bounces|complaints|unsubscribes)", FakeMailgun._list)
+        self.route("DELETE", r"/v3/([^/]+)/(bounces|complaints|unsubscribes)/([^/]+)",
+                   FakeMailgun._remove)
 
     def refuse(self, request: Request) -> Answer | None:
         expected = "Basic " + base64.b64encode(f"api:{self.key}".encode()).decode()
@@ -103,6 +114,33 @@ class FakeMailgun(FakeApi):
             "next": f"{base}?{urlencode({'page': 'next', 'address': last, 'limit': limit})}",
             "previous": f"{base}?{urlencode({'page': 'previous', 'address': after})}",
             "last": f"{base}?{urlencode({'page': 'last', 'limit': limit})}"}})
+
+    def _remove(self, request: Request) -> Answer:
+        assert request.match is not None
+        domain, name, address = request.match.groups()
+        if domain not in self.domains:
+            return Answer(404, {"message": "Domain not found"})
+        address = unquote(address)
+        with self.lock:
+            rows = self.lists[name]
+            kept = [r for r in rows if r["address"].lower() != address.lower()]
+            if len(kept) == len(rows):
+                return Answer(404, {"message": f"Address not found in {name} table"})
+            self.lists[name] = kept
+        return Answer(200, {"message": LISTS[name][1], "address": address})
+
+    def suppression(self, address: str, tags: list[str]) -> str | None:
+        """The reason Mailgun drops a message to `address` (None: it delivers it)."""
+        key = address.lower()
+        with self.lock:
+            for name, (reason, _) in LISTS.items():
+                for row in self.lists[name]:
+                    if row["address"].lower() != key:
+                        continue
+                    scope = (row.get("tags") or ["*"]) if name == "unsubscribes" else ["*"]
+                    if "*" in scope or set(scope) & set(tags):
+                        return reason
+        return None
 
     # -- sending --------------------------------------------------------------------------
     def count_only(self, request: Request) -> list[str]:
@@ -159,8 +197,13 @@ class FakeMailgun(FakeApi):
     def _record(self, first: dict[str, str], form: dict[str, list[str]],
                 people: list[tuple[str, str]], variables: dict[str, Any],
                 message_id: str) -> None:
-        deliveries = []
+        deliveries, dropped = [], []
+        tags = form.get("o:tag", [])
         for name, addr in people:
+            reason = self.suppression(addr, tags)
+            if reason is not None:
+                dropped.append((addr, reason))
+                continue
             if self.keep:
                 values = variables.get(addr) or {}
                 fill = lambda text, v=values: substitute(text, v)  # noqa: E731
@@ -171,8 +214,10 @@ class FakeMailgun(FakeApi):
                     {k[2:]: fill(v) for k, v in first.items() if k.startswith("v:")},
                     form.get("o:tag", []), message_id))
         with self.lock:
-            self.counts.update(addr.lower() for _, addr in people)
+            gone = {addr for addr, _ in dropped}
+            self.counts.update(addr.lower() for _, addr in people if addr not in gone)
             self.deliveries += deliveries
+            self.dropped += dropped
 
 
 if __name__ == "__main__":

@@ -10,7 +10,12 @@ for what every fake does).
   message stream) otherwise. Each accepted message is kept as a `Delivery`.
 - `GET /server`, `GET /message-streams/{id}` (`streams`: id -> type; 422 ErrorCode 1226 for an
   unknown one), `GET /message-streams/{id}/suppressions/dump` (`suppressions`, filtered by
-  `fromdate`).
+  `fromdate` and `EmailAddress`).
+- `POST /message-streams/{id}/suppressions/delete` with `{"Suppressions": [{"EmailAddress"}]}`
+  (at most 50): each address answers `Deleted` (its HardBounce or ManualSuppression entries are
+  gone; an address that was not suppressed answers `Deleted` too) or, for a SpamComplaint,
+  `Failed` with a Message: Postmark does not reactivate those. An address in `suppressions` is
+  inactive for sending (406) like one in `inactive`.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class FakePostmark(FakeApi):
         self.route("GET", r"/message-streams/([^/]+)", FakePostmark._stream)
         self.route("GET", r"/message-streams/([^/]+)/suppressions/dump",
                    FakePostmark._dump)
+        self.route("POST", r"/message-streams/([^/]+)/suppressions/delete",
+                   FakePostmark._delete)
 
     def refuse(self, request: Request) -> Answer | None:
         if request.headers.get("x-postmark-server-token") != self.token:
@@ -103,8 +110,48 @@ class FakePostmark(FakeApi):
 
     def _dump(self, request: Request) -> Answer:
         since = (request.query.get("fromdate") or [""])[0]
-        rows = [row for row in self.suppressions if not since or row["CreatedAt"][:10] >= since]
+        address = (request.query.get("EmailAddress") or [""])[0].lower()
+        with self.lock:
+            rows = [row for row in self.suppressions
+                    if (not since or row["CreatedAt"][:10] >= since)
+                    and (not address or row["EmailAddress"].lower() == address)]
         return Answer(200, {"Suppressions": rows})
+
+    def _delete(self, request: Request) -> Answer:
+        stream = request.match.group(1) if request.match else ""
+        if stream not in self.streams:
+            return self._stream(request)
+        try:
+            asked = request.json()
+        except ValueError:
+            return Answer(422, {"ErrorCode": 402, "Message": "Received invalid JSON input."})
+        entries = asked.get("Suppressions") if isinstance(asked, dict) else None
+        if (not isinstance(entries, list) or not entries or len(entries) > 50
+                or not all(isinstance(e, dict) and isinstance(e.get("EmailAddress"), str)
+                           for e in entries)):
+            return Answer(422, {"ErrorCode": 403, "Message": "Incompatible JSON: give "
+                                "'Suppressions', 1 to 50 objects with an 'EmailAddress'."})
+        return Answer(200, {"Suppressions": [self._reactivate(e["EmailAddress"])
+                                             for e in entries]})
+
+    def _reactivate(self, address: str) -> dict[str, Any]:
+        key = address.strip().lower()
+        with self.lock:
+            mine = [r for r in self.suppressions if r["EmailAddress"].lower() == key]
+            if any(r["SuppressionReason"] == "SpamComplaint" for r in mine):
+                return {"EmailAddress": address, "Status": "Failed",
+                        "Message": "You do not have the permission to delete the suppression: "
+                                   "spam complaints cannot be reactivated."}
+            self.suppressions = [r for r in self.suppressions if r not in mine]
+            self.inactive.discard(key)
+        return {"EmailAddress": address, "Status": "Deleted", "Message": None}
+
+    def suppressed(self, address: str) -> bool:
+        """Whether Postmark would refuse `address` as an inactive recipient."""
+        key = address.lower()
+        with self.lock:
+            return key in self.inactive or any(r["EmailAddress"].lower() == key
+                                               for r in self.suppressions)
 
     # -- sending --------------------------------------------------------------------------
     def count_only(self, request: Request) -> list[str]:
@@ -150,7 +197,7 @@ class FakePostmark(FakeApi):
         name, email = split_address(to)
         if not valid_address(email):
             return fail(300, f"Invalid 'To' address: '{email}'.")
-        if email.lower() in self.inactive:
+        if self.suppressed(email):
             return fail(406, "You tried to send to recipient(s) that have been marked as "
                              f"inactive. Found inactive addresses: {email.lower()}. Inactive "
                              "recipients are ones that have generated a hard bounce, a spam "

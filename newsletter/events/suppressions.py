@@ -12,8 +12,10 @@ brings it back. Syncing twice changes nothing.
 
 `release_address` is the other direction: after a confirmed sign-up the address is taken off
 the lists of every provider that declares `capabilities.releases` and is in use here (SendGrid
-with an API key; SES when it sends or its events are read), so that it delivers to someone who
-asked again. How each provider takes an address off lives in its own package.
+with an API key; SES when it sends or its events are read; Postmark with a server token;
+Mailgun with a key and a domain), so that it delivers to someone who asked again. How each
+provider takes an address off (and what it keeps: Postmark a spam complaint) lives in its own
+package.
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 `GET /v3/<domain>/<list>?limit=1000`, each answering `{"items": [{"address", "created_at",
 ...}], "paging": {"next": URL, ...}}`; pages are followed through `paging.next` until a page
 comes back empty. Mailgun cannot filter these lists by time: every sync reads them whole.
+
+`release` is the other direction: after a confirmed sign-up it deletes the address from the
+three lists (`DELETE /v3/<domain>/<list>/<address>`; 404 means it was not on that list), so
+that Mailgun delivers to someone who asked again instead of dropping the message (and
+reporting a `failed` event, `suppress-bounce`... , that would retire them here again).
 """
 
 from __future__ import annotations
@@ -80,6 +85,18 @@ class MailgunSuppressions:
         if parts.path != prefix:
             raise FailedError(f"Mailgun's next page points outside the list: {link[:200]}")
         return parts.path, dict(parse_qsl(parts.query))
+
+    def release(self, email: str) -> list[str]:
+        """Delete `email` from each list; the lists it was on."""
+        address = quote(email, safe="@")
+        released = []
+        for name in LISTS:
+            reply = self.api.call(f"taking an address off the {name} list", "DELETE",
+                                  f"/v3/{quote(self.domain)}/{name}/{address}",
+                                  key_hint="MAILGUN_API_KEY", message=error_text)
+            if reply.status != 404:
+                released.append(name)
+        return released
 
     def close(self) -> None:
         self.api.close()

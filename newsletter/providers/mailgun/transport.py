@@ -12,6 +12,8 @@ follow newsletter.providers.http_api.
 Scheduling: Mailgun can deliver later (`o:deliverytime`, up to 3 days ahead, 7 on some plans)
 but cannot cancel one send: its only cancel deletes every scheduled and undelivered message of
 the domain. `--at` and `--undo-window` are refused for Mailgun (its declared capabilities).
+They also name the domain's bounces, complaints and unsubscribes: read before a send, and the
+address deleted from them after a confirmed sign-up (suppressions.py).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from newsletter.providers.http_api import (
 )
 from newsletter.providers.mailgun.payload import MAX_RECIPIENTS, MailgunPayload
 from newsletter.providers.mailing import Item, Mailing
-from newsletter.providers.neutral import SuppressionSource
+from newsletter.providers.neutral import Releaser, SuppressionSource
 
 #: what Mailgun's webhooks report back (newsletter.providers.mailgun.webhook)
 REPORTS = frozenset({"open", "click", "bounce", "complaint", "unsubscribe"})
@@ -80,7 +82,7 @@ class MailgunTransport(HttpBatchTransport):
         unscheduled="Mailgun can deliver later (o:deliverytime) but cannot cancel one send (its "
                     "only cancel deletes every scheduled message of the domain), so no undo is "
                     "possible",
-        suppression_lists=True, reports=REPORTS)
+        suppression_lists=True, releases=True, reports=REPORTS)
     label = "Mailgun"
     key_hint = "MAILGUN_API_KEY"
     parallel = 4
@@ -108,6 +110,17 @@ class MailgunTransport(HttpBatchTransport):
 
         return MailgunSuppressions(settings.mailgun.api_key, settings.mailgun.domain,
                                    api_url(config.mailgun.region, settings.mailgun.api_url))
+
+    @classmethod
+    def releaser(cls, settings: Settings, config: PublicationConfig) -> Releaser | None:
+        """The domain's three lists, when MAILGUN_API_KEY and MAILGUN_DOMAIN are set."""
+        env = settings.mailgun
+        if not env.api_key or not env.domain:
+            return None
+        from newsletter.providers.mailgun.suppressions import MailgunSuppressions
+
+        return MailgunSuppressions(env.api_key, env.domain,
+                                   api_url(config.mailgun.region, env.api_url))
 
     def preflight(self) -> None:
         """The key opens the account, and the sending domain is there and active."""

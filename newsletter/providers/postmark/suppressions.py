@@ -4,17 +4,28 @@
 
 Reasons: HardBounce (the address bounced hard), SpamComplaint, ManualSuppression (the recipient
 unsubscribed through Postmark's link, or someone suppressed the address by hand).
+
+`release` is the other direction: after a confirmed sign-up it reactivates the address in the
+stream, `POST /message-streams/{stream}/suppressions/delete` with `{"Suppressions":
+[{"EmailAddress": ...}]}`, when the dump (filtered by `EmailAddress`) lists it. Postmark
+reactivates HardBounce and ManualSuppression entries only: it answers `Failed` for a
+SpamComplaint, and that person stays suppressed there (logged; reactivate them in Postmark's
+own interface only if they ask).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from newsletter.core.errors import FailedError
 from newsletter.providers.events import DropReason
 from newsletter.providers.neutral import Page, Since, Suppression
 from newsletter.providers.postmark.transport import api, error_text
+
+log = logging.getLogger("newsletter.events")
 
 REASONS = {"HardBounce": DropReason.BOUNCED, "SpamComplaint": DropReason.COMPLAINED,
            "ManualSuppression": DropReason.UNSUBSCRIBED}
@@ -68,6 +79,38 @@ class PostmarkSuppressions:
                    and isinstance(row.get("EmailAddress"), str)
                    and row.get("SuppressionReason") in REASONS]
         yield Page(f"stream {self.stream}", mark, entries)
+
+    def release(self, email: str) -> list[str]:
+        """Reactivate `email` in the stream; `["stream <id>"]` when Postmark took it off, []
+        when it was not suppressed there or Postmark keeps it (a SpamComplaint: logged)."""
+        path = f"/message-streams/{quote(self.stream, safe='')}/suppressions"
+        found = self.api.call(f"looking an address up in the suppressions of {self.stream!r}",
+                              "GET", path + "/dump", key_hint="POSTMARK_SERVER_TOKEN",
+                              message=error_text, expected=(), params={"EmailAddress": email})
+        listed = found.json()
+        rows = listed.get("Suppressions") if isinstance(listed, dict) else None
+        if not isinstance(rows, list):
+            raise FailedError(f"unexpected answer from Postmark's suppression dump of "
+                              f"{self.stream!r}: {error_text(found.body) or found.status}")
+        reasons = {row.get("SuppressionReason") for row in rows if isinstance(row, dict)
+                   and str(row.get("EmailAddress", "")).strip().lower() == email.lower()}
+        if not reasons:
+            return []
+        reply = self.api.call(f"reactivating an address in {self.stream!r}", "POST",
+                              path + "/delete", key_hint="POSTMARK_SERVER_TOKEN",
+                              message=error_text, expected=(),
+                              json={"Suppressions": [{"EmailAddress": email}]})
+        answer = reply.json()
+        results = answer.get("Suppressions") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or not results or not isinstance(results[0], dict):
+            raise FailedError(f"unexpected answer from Postmark's suppression delete in "
+                              f"{self.stream!r}: {error_text(reply.body) or reply.status}")
+        if results[0].get("Status") == "Deleted":
+            return [f"stream {self.stream}"]
+        log.warning("Postmark keeps a confirmed address suppressed in the stream %r (%s): %s",
+                    self.stream, ", ".join(sorted(map(str, reasons))),
+                    results[0].get("Message") or "it answered Failed")
+        return []
 
     def close(self) -> None:
         self.api.close()

@@ -8,7 +8,8 @@ the send with Postmark's words (a sender signature, the account, the message str
 every message meets). Answers for the whole request follow newsletter.providers.http_api.
 
 Postmark has no scheduled sending: `--at` and `--undo-window` are refused before anything is
-sent (its declared capabilities say so).
+sent (its declared capabilities say so). They also name the message stream's suppressions: read
+before a send, and reactivated after a confirmed sign-up (suppressions.py; not a SpamComplaint).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from newsletter.providers.http_api import (
     short,
 )
 from newsletter.providers.mailing import Item, Mailing
-from newsletter.providers.neutral import SuppressionSource
+from newsletter.providers.neutral import Releaser, SuppressionSource
 from newsletter.providers.postmark.payload import MAX_MESSAGES, PostmarkPayload
 
 TOKEN_HEADER = "X-Postmark-Server-Token"
@@ -67,7 +68,7 @@ class PostmarkTransport(HttpBatchTransport):
     name = "postmark"
     capabilities = Capabilities(
         unscheduled="Postmark has no scheduled sending; its batch API sends at once",
-        suppression_lists=True, reports=REPORTS)
+        suppression_lists=True, releases=True, reports=REPORTS)
     label = "Postmark"
     key_hint = "POSTMARK_SERVER_TOKEN"
     parallel = 4
@@ -92,6 +93,16 @@ class PostmarkTransport(HttpBatchTransport):
     def suppression_source(cls, settings: Settings, config: PublicationConfig
                            ) -> SuppressionSource:
         """The suppression dump of the publication's message stream."""
+        from newsletter.providers.postmark.suppressions import PostmarkSuppressions
+
+        return PostmarkSuppressions(settings.postmark.server_token, settings.postmark.api_url,
+                                    config.postmark.message_stream)
+
+    @classmethod
+    def releaser(cls, settings: Settings, config: PublicationConfig) -> Releaser | None:
+        """The message stream's suppressions, when POSTMARK_SERVER_TOKEN is set."""
+        if not settings.postmark.server_token:
+            return None
         from newsletter.providers.postmark.suppressions import PostmarkSuppressions
 
         return PostmarkSuppressions(settings.postmark.server_token, settings.postmark.api_url,
