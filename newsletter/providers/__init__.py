@@ -78,7 +78,8 @@ def make_transport(name: str | None, settings: Settings,
                                  config.postmark if config else PostmarkConfig(),
                                  max_batch=postmark.batch, max_in_flight=postmark.in_flight)
     if name == "mailgun":
-        from newsletter.providers.mailgun.transport import MailgunTransport, api_url
+        from newsletter.providers.mailgun.api import api_url
+        from newsletter.providers.mailgun.transport import MailgunTransport
 
         mailgun = settings.mailgun
         chosen = config.mailgun if config else MailgunConfig()

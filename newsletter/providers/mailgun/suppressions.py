@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from newsletter.core.errors import FailedError
 from newsletter.providers.events import DropReason
-from newsletter.providers.mailgun.transport import api, error_text
+from newsletter.providers.mailgun.api import api, error_text
 from newsletter.providers.neutral import Page, Since, Suppression
 
 PAGE = 1000  # Mailgun's largest page

@@ -24,56 +24,23 @@ from urllib.parse import quote
 
 from newsletter.compose.provider_config import MailgunConfig
 from newsletter.compose.schema import PublicationConfig
-from newsletter.core.errors import FailedError, NewsletterError
+from newsletter.core.errors import FailedError
 from newsletter.core.settings import Settings
 from newsletter.providers.base import BatchResult, Capabilities, Outcome, Request
 from newsletter.providers.http_api import (
-    ApiClient,
     HttpBatchTransport,
     Reply,
     json_body,
-    short,
 )
+from newsletter.providers.mailgun.api import api, api_url, check_domain, error_text
 from newsletter.providers.mailgun.payload import MAX_RECIPIENTS, MailgunPayload
 from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.neutral import Releaser, SuppressionSource
 
 #: what Mailgun's webhooks report back (newsletter.providers.mailgun.webhook)
 REPORTS = frozenset({"open", "click", "bounce", "complaint", "unsubscribe"})
-REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 _TO_PARAMETER = re.compile(r"'?\bto\b'? parameter", re.IGNORECASE)
 _ADDRESS = re.compile(r"[^\s'\"<>,;:]+@[^\s'\"<>,;:]+")
-
-
-def error_text(body: bytes) -> str:
-    """Mailgun's words from an error body ({"message": "..."}, or plain text)."""
-    parsed = json_body(body)
-    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
-        return short(parsed["message"])
-    return short(body.decode("utf-8", "replace")) if body else ""
-
-
-def api_url(region: str, override: str | None) -> str:
-    return override or REGIONS[region]
-
-
-def api(key: str | None, domain: str | None, url: str, *, connections: int = 8) -> ApiClient:
-    """An ApiClient with basic auth api:KEY (NewsletterError when a setting is missing)."""
-    if not key:
-        raise NewsletterError("MAILGUN_API_KEY is not set; create a sending or private API key "
-                              "in Mailgun (API Security)")
-    check_domain(domain)
-    return ApiClient("Mailgun", url, auth=("api", key), connections=connections,
-                     headers={"Accept": "application/json"})
-
-
-def check_domain(domain: str | None) -> str:
-    if not domain:
-        raise NewsletterError("MAILGUN_DOMAIN is not set; name the sending domain you verified "
-                              "in Mailgun (e.g. mg.example.org)")
-    if not re.fullmatch(r"[A-Za-z0-9.-]+", domain) or ".." in domain:
-        raise NewsletterError(f"MAILGUN_DOMAIN {domain!r} is not a domain name")
-    return domain
 
 
 class MailgunTransport(HttpBatchTransport):

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from newsletter.core.errors import FailedError
 from newsletter.providers.events import DropReason
 from newsletter.providers.neutral import Page, Since, Suppression
-from newsletter.providers.postmark.transport import api, error_text
+from newsletter.providers.postmark.api import api, error_text
 
 log = logging.getLogger("newsletter.events")
 

@@ -20,11 +20,10 @@ from typing import Any
 
 from newsletter.compose.provider_config import PostmarkConfig
 from newsletter.compose.schema import PublicationConfig
-from newsletter.core.errors import FailedError, NewsletterError
+from newsletter.core.errors import FailedError
 from newsletter.core.settings import Settings
 from newsletter.providers.base import BatchResult, Capabilities, Outcome, Request
 from newsletter.providers.http_api import (
-    ApiClient,
     HttpBatchTransport,
     Reply,
     json_body,
@@ -32,36 +31,15 @@ from newsletter.providers.http_api import (
 )
 from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.neutral import Releaser, SuppressionSource
+from newsletter.providers.postmark.api import api, error_text
 from newsletter.providers.postmark.payload import MAX_MESSAGES, PostmarkPayload
 
-TOKEN_HEADER = "X-Postmark-Server-Token"
 #: ErrorCodes that concern one message's recipient: that recipient fails, the rest go on
 INACTIVE_RECIPIENT = 406
 INVALID_REQUEST = 300
 #: what Postmark's webhooks report back (newsletter.providers.postmark.webhook)
 REPORTS = frozenset({"open", "click", "bounce", "complaint", "unsubscribe"})
 _RECIPIENT_FIELD = re.compile(r"'(To|Cc|Bcc)'", re.IGNORECASE)
-
-
-def error_text(body: bytes | Any) -> str:
-    """Postmark's words from an error body ({"ErrorCode": n, "Message": "..."})."""
-    parsed = json_body(body) if isinstance(body, bytes) else body
-    if isinstance(parsed, dict) and "Message" in parsed:
-        code = parsed.get("ErrorCode")
-        return short(f"ErrorCode {code}: {parsed['Message']}" if code else str(parsed["Message"]))
-    if isinstance(body, bytes):
-        return short(body.decode("utf-8", "replace"))
-    return ""
-
-
-def api(token: str | None, api_url: str, *, connections: int = 8) -> ApiClient:
-    """An ApiClient with the server token (NewsletterError when it is not set)."""
-    if not token:
-        raise NewsletterError("POSTMARK_SERVER_TOKEN is not set; copy the Server API token from "
-                              "the API Tokens tab of your Postmark server")
-    return ApiClient("Postmark", api_url, headers={TOKEN_HEADER: token,
-                                                   "Accept": "application/json"},
-                     connections=connections)
 
 
 class PostmarkTransport(HttpBatchTransport):

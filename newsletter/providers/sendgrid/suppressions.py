@@ -23,7 +23,7 @@ from urllib.parse import quote
 from newsletter.core.errors import FailedError, InputError, Problem
 from newsletter.providers.events import DropReason
 from newsletter.providers.neutral import Page, Since, Suppression
-from newsletter.providers.sendgrid.transport import provider_message
+from newsletter.providers.sendgrid.answers import provider_message
 
 PAGE = 500  # SendGrid's largest page for the suppression lists
 TIMEOUT_S = 60.0

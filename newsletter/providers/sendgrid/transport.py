@@ -30,6 +30,7 @@ from newsletter.providers.base import BatchResult, Capabilities, Outcome, Reques
 from newsletter.providers.http_api import HttpBatchTransport, Lost, NotSent, Reply
 from newsletter.providers.mailing import Item, Mailing
 from newsletter.providers.pacing import Pacer
+from newsletter.providers.sendgrid.answers import provider_message, sendgrid_error_body
 from newsletter.providers.sendgrid.bodies import Bodies
 from newsletter.providers.sendgrid.payload import (
     MAX_SCHEDULE_AHEAD,
@@ -60,23 +61,6 @@ def _lists(settings: Settings, config: PublicationConfig) -> SendGridLists:
                          config.sendgrid.asm_group_id)
 
 
-def provider_message(body: bytes | str | None) -> str:
-    """SendGrid's error text from a response body ({"errors": [{"message", "field"}]})."""
-    if not body:
-        return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        errors = json.loads(text).get("errors") or []
-    except (ValueError, AttributeError):
-        return " ".join(text.split())[:300]
-    parts = []
-    for error in errors[:5]:
-        field = error.get("field")
-        message = error.get("message") or ""
-        parts.append(f"{field}: {message}" if field else message)
-    return "; ".join(parts)
-
-
 class _Payload:
     """A request body as JSON (UTF-8 bytes), for the client.
 
@@ -96,17 +80,6 @@ class _Payload:
 class _Bytes(bytes):
     def __format__(self, spec: str) -> str:
         return f"<{len(self):,} bytes>"
-
-
-def sendgrid_error_body(body: bytes | str | None) -> bool:
-    """Whether `body` is SendGrid's own JSON error answer ({"errors": [...]})."""
-    if not body:
-        return False
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(parsed, dict) and isinstance(parsed.get("errors"), list)
 
 
 class SendGridTransport(HttpBatchTransport):
