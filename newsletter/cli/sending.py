@@ -61,12 +61,8 @@ def show_dry_run(plan) -> None:
                   markup=False, highlight=False, soft_wrap=True)
 
 
-#: transports whose dry run shows the API request (JSON) rather than the message
-API_REQUESTS = ("sendgrid", "ses")
-
-
 def _sample_kind(plan) -> str:
-    return "the API request" if plan.transport.name in API_REQUESTS else "the message"
+    return plan.transport.preview_kind[0]
 
 
 def _save_sample(plan, first: str):
@@ -74,7 +70,7 @@ def _save_sample(plan, first: str):
     import os
     import tempfile
 
-    suffix = ".json" if plan.transport.name in API_REQUESTS else ".eml"
+    suffix = plan.transport.preview_kind[1]
     folder = plan.pub.dist_dir(plan.build.slug)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"dry-run{suffix}"

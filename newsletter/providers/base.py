@@ -259,8 +259,11 @@ class Transport(ABC):
         """
         return {}
 
+    #: what `preview` shows, for --dry-run's file: its name in a sentence and the file's suffix
+    preview_kind: tuple[str, str] = ("the message", ".eml")
+
     def preview(self, item: Item) -> str:
-        """The first message as the provider would get it, for --dry-run."""
+        """The first message as the provider would get it, for --dry-run (`preview_kind`)."""
         raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook

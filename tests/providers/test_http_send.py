@@ -223,3 +223,24 @@ def _mailing():
     publication, build = sample_build(SLUG)
     return Mailing(publication.config, build.slug, build.subject, build.html, build.text,
                    build.content_hash, "7", SECRET)
+
+
+def test_dry_run_writes_the_request_as_the_provider_gets_it(pub: Pub, rig: Rig) -> None:
+    """Postmark's first request is JSON (dry-run.json), Mailgun's form fields (dry-run.txt),
+    named so in the output; nothing is sent."""
+    import json
+
+    people = add_people(pub.engine, 3)
+    result = rig.send(pub, SLUG, "--segment", "everyone", "--dry-run")
+    assert result.exit_code == 0, result.output
+    suffix = ".json" if rig.name == "postmark" else ".txt"
+    sample = pub.root / "dist" / SLUG / f"dry-run{suffix}"
+    assert f"dry-run{suffix}" in " ".join(result.output.split())
+    assert not (pub.root / "dist" / SLUG / "dry-run.eml").exists()
+    text = sample.read_text("utf-8")
+    if rig.name == "postmark":
+        assert people[0].lower() in json.loads(text)["To"].lower()
+    else:
+        assert any(line.startswith("to: ") and people[0].lower() in line.lower()
+                   for line in text.splitlines())
+    assert rig.fake.sends() == []

@@ -140,6 +140,8 @@ class MailgunTransport(HttpBatchTransport):
         parsed = json_body(body)
         return isinstance(parsed, dict) and "message" in parsed
 
+    preview_kind = ("the API request's fields", ".txt")
+
     def preview(self, item: Item) -> str:
         from urllib.parse import parse_qsl
 

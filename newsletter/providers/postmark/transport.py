@@ -144,6 +144,8 @@ class PostmarkTransport(HttpBatchTransport):
         parsed = json_body(body)
         return isinstance(parsed, dict) and "ErrorCode" in parsed
 
+    preview_kind = ("the API request", ".json")
+
     def preview(self, item: Item) -> str:
         import json
 

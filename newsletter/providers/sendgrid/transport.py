@@ -220,6 +220,8 @@ class SendGridTransport(HttpBatchTransport):
     def own_error(self, body: bytes) -> bool:
         return sendgrid_error_body(body)
 
+    preview_kind = ("the API request", ".json")
+
     def preview(self, item: Item) -> str:
         body, rejected = self.builder.body([item])
         if rejected:

@@ -300,6 +300,8 @@ class SesTransport(Transport):
                                   "send ... --retry-failed`")
         return answer
 
+    preview_kind = ("the API request", ".json")
+
     def preview(self, item: Item) -> str:
         try:
             params = self.request(on_the_wire(item))
