@@ -73,7 +73,10 @@
   }
 
   let refreshes = 0;
-  async function refreshParts() {
+  // The build an Approve answer was about: it stays on show (a refused approval says why)
+  // until the content changes; the full checks finishing later only bump the version.
+  let approvalAnswered = null;
+  async function refreshParts(build = state.build) {
     const mine = ++refreshes;
     const response = await fetch("/api/parts?" + query());
     const parts = await response.json();
@@ -81,9 +84,12 @@
     for (const key of ["status", "problems", "inbox", "checks"]) {
       $(key).innerHTML = parts[key];
     }
-    const approval = $("approve-result");
-    approval.className = "";
-    approval.textContent = parts.approval;  // an edit leaves earlier approvals behind
+    if (approvalAnswered === null || approvalAnswered !== build) {
+      const approval = $("approve-result");
+      approval.className = "";
+      approval.textContent = parts.approval;  // an edit leaves earlier approvals behind
+      approvalAnswered = null;
+    }
   }
 
   async function poll() {
@@ -92,7 +98,7 @@
       const s = await response.json();
       $("live").classList.remove("down");
       if (s.version !== state.version) {
-        await refreshParts();
+        await refreshParts(s.build);
         state.version = s.version;
       }
       if (s.build !== state.build) {
@@ -169,7 +175,7 @@
   });
 
   // The page's forms (Send test, Approve): posted in the background, the answer shown below
-  function postInBackground(form, result, busy) {
+  function postInBackground(form, result, busy, answered = () => {}) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const button = form.querySelector("button");
@@ -185,6 +191,7 @@
         const data = await response.json();
         result.className = data.ok ? "ok" : "bad";
         result.textContent = data.message;
+        answered();
       } catch (e) {
         result.className = "bad";
         result.textContent = "The preview server did not answer.";
@@ -195,7 +202,8 @@
   }
   postInBackground($("send-test"), $("send-result"), "Sending…");
   // Sign-off: approve the version on show (an edit since shows as no longer counting)
-  postInBackground($("approve"), $("approve-result"), "Checking and approving…");
+  postInBackground($("approve"), $("approve-result"), "Checking and approving…",
+                   () => { approvalAnswered = state.build; });
 
   setTimeout(poll, 600);
 })();
