@@ -129,8 +129,8 @@ def _body_builders(pid: int, known: dict[str, bool]) -> list[str]:
         except OSError:
             continue
         for child in pids:
-            if child not in known:
-                try:
+            if not known.get(child):  # asked again: between fork and exec a child still shows
+                try:                  # its parent's command line
                     known[child] = BUILDER in Path(f"/proc/{child}/cmdline").read_bytes()
                 except OSError:
                     continue
