@@ -18,6 +18,7 @@ from pathlib import Path
 from dispatch import Fake
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 
 from newsletter.db import open_database
 
@@ -31,7 +32,14 @@ def postgres_database(admin: str, create: bool) -> str:
     url = make_url(admin).set(drivername="postgresql+psycopg")
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+        for attempt in range(60):  # FORCE may not end an autovacuum worker (the server's own
+            try:                   # role): the bench's role then waits for it to finish
+                conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+                break
+            except ProgrammingError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "42501" or attempt == 59:
+                    raise
+                time.sleep(1)
         if create:
             conn.execute(text(f"CREATE DATABASE {BENCH_DB}"))
     engine.dispose()
