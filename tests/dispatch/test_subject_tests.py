@@ -250,3 +250,36 @@ def test_serve_finishes_a_due_test(pub: Pub, sendgrid: FakeSendGrid) -> None:
     got = subjects_received(sendgrid)
     assert len(got) == 60 and all(len(s) == 1 for s in got.values())
     assert {s[0] for a, s in got.items() if a not in arms(pub)} == {A}  # no clicks: the first
+
+
+def test_an_arm_another_run_finished_meanwhile_is_passed_over(pub: Pub, sendgrid: FakeSendGrid,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """Two runs at once: this run read subject A's send as under way, and the other run
+    finished it before this one planned its resume. This run goes on to the next step (it
+    used to plan the send anew and refuse its label as an unknown segment)."""
+    import dataclasses
+
+    from newsletter.dispatch.subjects import run
+
+    add_people(pub.engine, 100)
+    assert pub.cli(*TEST).exit_code == 0  # both subjects sent: the test waits
+    with pub.engine.begin() as conn:  # as the other run saw it, before its last arm finished
+        conn.execute(update(subject_tests).values(state="testing", decide_at=None))
+    real, stale = run._sends_of, []
+
+    def read_before_the_other_run_finished(carry, label_):
+        found = real(carry, label_)
+        if found is not None and label_.endswith(": A)") and not stale:
+            stale.append(label_)
+            return dataclasses.replace(found, state="sending")
+        return found
+
+    monkeypatch.setattr(run, "_sends_of", read_before_the_other_run_finished)
+    sent = len(sendgrid.recipients())
+    again = pub.cli("send", SLUG, "--segment", "everyone", "--transport", "sendgrid", "--yes")
+    assert stale, "the stale read was not made"
+    assert again.exit_code == 0, again.output
+    assert "the decision is due at" in again.output
+    assert len(sendgrid.recipients()) == sent  # nobody mailed again
+    assert the_test(pub).state == "waiting"

@@ -232,8 +232,16 @@ def _step(carry: _Carry, label_: str, arm: int | None, members: Any) -> Step:
     if last is not None:  # under way or stopped: resume it as any send
         if label_ in carry.tried:
             return "stop"
-        return plan_send(carry.pub, carry.test.issue, label_,
-                         dataclasses.replace(carry.settle, transport=carry.test.transport))
+        try:
+            return plan_send(carry.pub, carry.test.issue, label_,
+                             dataclasses.replace(carry.settle, transport=carry.test.transport))
+        except NewsletterError:
+            # another run of the test may have finished this send since it was read: then it
+            # is done (planning it anew would take its label for a segment), else the refusal
+            now_ = _sends_of(carry, label_)
+            if now_ is not None and now_.state in ("completed", "cancelled"):
+                return None
+            raise
     if label_ in carry.tried:
         return None  # its send found nobody left when it was to be created
     plan = _new_plan(carry, label_, arm, members)
