@@ -1,4 +1,5 @@
-"""SQLAlchemy Core tables: the current schema, kept in step with migrations.py.
+"""SQLAlchemy Core tables: the current schema, kept in step with the migrations
+(migrations_early.py, migrations_late.py).
 
 Timestamps are `UtcDateTime`: aware UTC datetimes in Python, stored as UTC on every database.
 """
