@@ -20,6 +20,7 @@ re-import on PostgreSQL within 1.2x of SQLite; every segment <= 1 s on both; on 
 import <= 60 s with peak RSS <= 300 MB, and no writer waiting more than about a second.
 
     python bench/audience.py [--rows N] [--postgres URL] [--only sqlite|postgresql] [--keep]
+                             [--imports-only]
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ from newsletter.db.tables import send_links, subscribers  # noqa: E402
 FULL = 1_000_000
 RATIO, SEGMENT_S, LOCK_S = 1.2, 1.0, 1.2  # targets at FULL rows
 IMPORT_S, PEAK_MB = 60, 300  # SQLite at FULL rows
+#: The bench's own database: named by process, so two runs on one server do not drop each other's.
+BENCH_DB = f"newsletter_bench_audience_{os.getpid()}"
 TOPICS = ["energy", "cyber", "tech", "egypt", "middle-east", "trade", "staff"]
 ROLES = ["press", "policymaker", "academic", "staff", "business"]
 COUNTRIES = ["US", "EG", "GB", "DE", "FR", "NG", "IN", "BR", "JP", "AE"]
@@ -258,7 +261,8 @@ def _span(values: list[float]) -> str:
     return "" if not values else f"{min(values):.2f}-{max(values):.2f}"
 
 
-def run(label: str, url: str, folder: Path, csv_path: Path, rows: int) -> dict:
+def run(label: str, url: str, folder: Path, csv_path: Path, rows: int,
+        segments: bool = True) -> dict:
     print(f"\n== {label}")
     open_database(url).dispose()
     probe = Path(make_url(url).database) if label == "sqlite" else None
@@ -272,6 +276,8 @@ def run(label: str, url: str, folder: Path, csv_path: Path, rows: int) -> dict:
     print(f"re-import, all unchanged: {again['seconds']:.1f} s, CPU {_cpu(again)}, "
           f"{again['chunks']} write "
           f"transactions ({again['summary']})")
+    if not segments:
+        return {"import": first, "reimport": again, "segments": {}}
     print(f"engagement: {add_engagement(url, rows):.1f} s to add the events")
     found = time_segments(url, folder)
     print(f"  {'segment (two runs each)':22} {'members':>9}  count: wall, CPU (s)    "
@@ -295,17 +301,17 @@ def fresh_postgres(admin: str) -> str:
     url = make_url(admin).set(drivername="postgresql+psycopg")
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS newsletter_bench_audience WITH (FORCE)"))
-        conn.execute(text("CREATE DATABASE newsletter_bench_audience"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {BENCH_DB}"))
     engine.dispose()
-    return url.set(database="newsletter_bench_audience").render_as_string(hide_password=False)
+    return url.set(database=BENCH_DB).render_as_string(hide_password=False)
 
 
 def drop_postgres(admin: str) -> None:
     engine = create_engine(make_url(admin).set(drivername="postgresql+psycopg"),
                            isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS newsletter_bench_audience WITH (FORCE)"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
     engine.dispose()
 
 
@@ -347,6 +353,8 @@ def main() -> None:
         "NEWSLETTER_BENCH_POSTGRES_URL", os.environ.get("NEWSLETTER_TEST_POSTGRES_URL")))
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--keep", action="store_true", help="keep bench/.data afterwards")
+    parser.add_argument("--imports-only", action="store_true",
+                        help="import and re-import only (no engagement, no segments)")
     args = parser.parse_args()
 
     data = HERE / ".data" / "audience"
@@ -364,15 +372,18 @@ def main() -> None:
     results: dict[str, dict] = {}
     if args.only in (None, "sqlite"):
         url = f"sqlite:///{data / 'newsletter.db'}"
-        results["sqlite"] = run("sqlite", url, data, csv_path, args.rows)
+        results["sqlite"] = run("sqlite", url, data, csv_path, args.rows,
+                                not args.imports_only)
     if args.only in (None, "postgresql"):
         if args.postgres:
             try:
                 results["postgresql"] = run("postgresql", fresh_postgres(args.postgres), data,
-                                            csv_path, args.rows)
+                                            csv_path, args.rows, not args.imports_only)
             finally:
                 if not args.keep:
                     drop_postgres(args.postgres)
+                else:
+                    print(f"kept PostgreSQL database {BENCH_DB}")
         else:
             print("\n== postgresql: skipped (set NEWSLETTER_BENCH_POSTGRES_URL)")
     print(f"\nload average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
