@@ -11,10 +11,10 @@
    sized to hold the write lock for about `WRITE_TARGET_S` (on SQLite, a pause after each lets
    a waiting writer, a running send, take its turn; on PostgreSQL, where no one waits for a
    write transaction but a writer to the same subscribers, `PG_WRITE_TARGET_S`, and new
-   people go in with their tags and audit rows in one statement). An interruption here keeps the chunks
-   already committed; running the same import again completes it: the rows already applied
-   are unchanged now, so it writes only what is missing, and the subscribers end as one
-   uninterrupted run would have left them. On PostgreSQL a large import ends with ANALYZE of
+   people go in with their tags and audit rows in one statement). An interruption here keeps
+   the chunks already committed; running the same import again completes it: the rows already
+   applied are unchanged now, so it writes only what is missing, and the subscribers end as
+   one uninterrupted run would have left them. On PostgreSQL a large import ends with ANALYZE of
    the subscriber tables, so that segments planned right after it see the new rows.
 """
 

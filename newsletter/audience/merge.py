@@ -123,7 +123,10 @@ def apply_chunk(conn: Connection, lines: Lines, report: ImportReport, *, now: dt
     at = bindparam("now", now, type_=UtcDateTime)
     reject_erased(conn, secret, report, lines)  # erased since the file was checked
     at_once = conn.dialect.name == "postgresql"
-    _classify(conn, lines, known_only=at_once)
+    if at_once:
+        _classify_known(conn, lines)
+    else:
+        _classify(conn, lines)
     _update_known(conn, lines, at, now)
     if at_once:
         added = _insert_new_at_once(conn, lines, at, source)
@@ -141,18 +144,38 @@ def apply_chunk(conn: Connection, lines: Lines, report: ImportReport, *, now: dt
     report.unchanged += total - new - updated
 
 
-def _classify(conn: Connection, lines: Lines, *, known_only: bool = False) -> None:
-    """Fill `import_chunk`: each row's subscriber (None: new), and whether it changes them
-    (`known_only`: the rows of known people only)."""
+def _classify(conn: Connection, lines: Lines) -> None:
+    """Fill `import_chunk`: each row's subscriber (None: new), and whether it changes them."""
     r, sub, c = import_rows.c, subscribers.c, import_chunk.c
     empty(conn, import_chunk)
     conn.execute(insert(import_chunk).from_select(
         ["line", "subscriber_id", "new", "changed"],
         select(r.line, sub.id, sub.id.is_(None),
                case((sub.id.is_not(None), _differs(conn)), else_=false()))
-        .select_from(import_rows.join(subscribers, sub.email_key == r.email_key,
-                                      isouter=not known_only))
+        .select_from(import_rows.outerjoin(subscribers, sub.email_key == r.email_key))
         .where(_within(lines))))
+    conn.execute(update(import_chunk).where(c.line.in_(_lacking(lines))).values(changed=True))
+
+
+def _classify_known(conn: Connection, lines: Lines) -> None:
+    """PostgreSQL: fill `import_chunk` with the rows of known people only (new people are
+    `_insert_new_at_once`'s). Each row looks its person up by key, an index probe whatever the
+    planner makes of the table's size, so a chunk of new people makes no pass over the
+    subscribers; what the known rows change is worked out only when there are some."""
+    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
+    empty(conn, import_chunk)
+    found = select(sub.id).where(sub.email_key == r.email_key).scalar_subquery()
+    probe = (select(r.line, found.label("subscriber_id")).where(_within(lines))
+             .cte("probe").prefix_with("MATERIALIZED"))  # one probe a row
+    known = conn.execute(insert(import_chunk).from_select(
+        ["line", "subscriber_id", "new", "changed"],
+        select(probe.c.line, probe.c.subscriber_id, false(), false())
+        .where(probe.c.subscriber_id.is_not(None)))).rowcount
+    if not known:
+        return
+    analyze(conn, import_chunk)
+    conn.execute(update(import_chunk).where(sub.id == c.subscriber_id, _staged(lines),
+                                            _differs(conn)).values(changed=True))
     conn.execute(update(import_chunk).where(c.line.in_(_lacking(lines))).values(changed=True))
 
 
