@@ -47,6 +47,7 @@ from newsletter.audience.model import RETIRED, Status
 from newsletter.audience.staging import (
     analyze,
     empty,
+    expand_tags,
     import_chunk,
     import_lacking,
     import_rows,
@@ -105,14 +106,31 @@ def _lacking(lines: Lines | None) -> Any:
 
 
 def prune_unchanged(conn: Connection) -> int:
-    """Drop the staged rows that would change nothing; return how many."""
+    """Drop the staged rows that would change nothing; return how many. Fills `import_tags`
+    for the rows left (staging.expand_tags): PostgreSQL compares each row's tag list with
+    the person's tags first, so an unchanged row's tags are never expanded; SQLite compares
+    the expanded tags."""
+    if conn.dialect.name == "postgresql":
+        pruned = _prune_by_person(conn)
+        expand_tags(conn)
+        return pruned
+    expand_tags(conn)
     r, sub = import_rows.c, subscribers.c
     conn.execute(insert(import_lacking).from_select(["line"], _lacking(None).distinct()))
-    analyze(conn, import_lacking)
     unchanged = and_(
         exists().where(sub.email_key == r.email_key, not_(_differs(conn))),
         ~exists().where(import_lacking.c.line == r.line),
     )
+    return max(conn.execute(delete(import_rows).where(unchanged)).rowcount, 0)
+
+
+def _prune_by_person(conn: Connection) -> int:
+    """PostgreSQL: one pass; a row's tag list is held by the person's tags (read by key)."""
+    r, sub, st = import_rows.c, subscribers.c, subscriber_tags.c
+    theirs = (select(func.coalesce(func.jsonb_agg(st.tag), _empty_list()))
+              .where(st.subscriber_id == sub.id).scalar_subquery())
+    has_tags = or_(r.tags.is_(None), theirs.op("@>", return_type=Boolean)(r.tags))
+    unchanged = exists().where(sub.email_key == r.email_key, not_(_differs(conn)), has_tags)
     return max(conn.execute(delete(import_rows).where(unchanged)).rowcount, 0)
 
 
@@ -270,6 +288,10 @@ def _insert_new_at_once(conn: Connection, lines: Lines, at: Any, source: str) ->
         .order_by(trail.c.line, trail.c.step, trail.c.after))
     return conn.execute(select(func.count()).select_from(person)
                         .add_cte(tagged.cte("new_tags"), audited.cte("new_audit"))).scalar_one()
+
+
+def _empty_list() -> ColumnElement[Any]:
+    return literal_column("'[]'::jsonb", JSONB)
 
 
 def _empty(conn: Connection) -> ColumnElement[Any]:

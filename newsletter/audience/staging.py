@@ -105,7 +105,8 @@ def drop(conn: Connection) -> None:
 
 
 def load(conn: Connection, rows: Iterable[Row], batch: int = LOAD_BATCH) -> None:
-    """Fill `import_rows` from the file's good rows, then index and expand their tags."""
+    """Fill `import_rows` from the file's good rows and index them (`expand_tags` fills
+    `import_tags` from them later)."""
     when = UtcDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
     assert when is not None
 
@@ -123,6 +124,11 @@ def load(conn: Connection, rows: Iterable[Row], batch: int = LOAD_BATCH) -> None
             conn.exec_driver_sql(sql, chunk)
     conn.execute(text(f"CREATE INDEX ix_{import_rows.name}_key ON {import_rows.name} "
                       "(email_key, line)"))
+    analyze(conn, import_rows)
+
+
+def expand_tags(conn: Connection) -> None:
+    """Fill `import_tags` from the tag lists of the rows staged now, and index it."""
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"INSERT INTO {import_tags.name} (line, tag) SELECT line, "
                           f"jsonb_array_elements_text(tags) FROM {import_rows.name} "
@@ -133,7 +139,7 @@ def load(conn: Connection, rows: Iterable[Row], batch: int = LOAD_BATCH) -> None
                           "WHERE r.tags IS NOT NULL"))
     conn.execute(text(f"CREATE UNIQUE INDEX ix_{import_tags.name}_line ON {import_tags.name} "
                       "(line, tag)"))  # built once, not row by row
-    analyze(conn, import_rows, import_tags)
+    analyze(conn, import_tags)
 
 
 def _copy(conn: Connection, rows: Iterator[tuple[Any, ...]]) -> None:
