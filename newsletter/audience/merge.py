@@ -140,26 +140,25 @@ def apply_chunk(conn: Connection, lines: Lines, report: ImportReport, *, now: dt
     the report."""
     at = bindparam("now", now, type_=UtcDateTime)
     reject_erased(conn, secret, report, lines)  # erased since the file was checked
-    at_once = conn.dialect.name == "postgresql"
-    if at_once:
+    c = import_chunk.c
+    if conn.dialect.name == "postgresql":
         _classify_known(conn, lines)
+        _update_known(conn, lines, at, now)
+        added = _insert_new_at_once(conn, lines, at, source)
+        total = conn.execute(select(func.count()).where(_within(lines))).scalar_one()
     else:
         _classify(conn, lines)
-    _update_known(conn, lines, at, now)
-    if at_once:
-        added = _insert_new_at_once(conn, lines, at, source)
-    else:
+        _update_known(conn, lines, at, now)
         _insert_new(conn, lines, at, source)
+        added, total = conn.execute(select(
+            func.coalesce(func.sum(case((c.new, 1), else_=0)), 0), func.count())
+            .select_from(import_chunk)).one()
     _add_tags(conn, lines, at)
-    new, updated, total = conn.execute(select(
-        func.coalesce(func.sum(case((import_chunk.c.new, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((import_chunk.c.changed, 1), else_=0)), 0),
-        func.count()).select_from(import_chunk)).one()
-    if not at_once:
-        added = new
+    updated = conn.execute(select(func.count()).select_from(import_chunk)
+                           .where(c.changed)).scalar_one()
     report.added += added
     report.updated += updated
-    report.unchanged += total - new - updated
+    report.unchanged += total - added - updated
 
 
 def _classify(conn: Connection, lines: Lines) -> None:
