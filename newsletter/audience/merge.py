@@ -161,34 +161,45 @@ def apply_chunk(conn: Connection, lines: Lines, report: ImportReport, *, now: dt
     report.unchanged += total - added - updated
 
 
+def looked_up(conn: Connection, lines: Lines) -> Any:
+    """The statement that fills `import_chunk` with the rows in `lines` and their subscribers.
+
+    SQLite: every row (subscriber None: new), by a join its planner runs through the key's
+    index. PostgreSQL: known people's rows only (new people are `_insert_new_at_once`'s), each
+    looking its person up by key: an index probe a row whatever the planner makes of the
+    table's size, so a chunk of new people makes no pass over a million subscribers (a hash
+    join's choice with a few thousand rows a chunk). tests/audience/test_import_plans.py holds
+    both plans."""
+    r, sub = import_rows.c, subscribers.c
+    columns = ["line", "subscriber_id", "new", "changed"]
+    if conn.dialect.name == "postgresql":
+        found = select(sub.id).where(sub.email_key == r.email_key).scalar_subquery()
+        probe = (select(r.line, found.label("subscriber_id")).where(_within(lines))
+                 .cte("probe").prefix_with("MATERIALIZED"))  # one probe a row
+        return insert(import_chunk).from_select(columns, select(
+            probe.c.line, probe.c.subscriber_id, false(), false())
+            .where(probe.c.subscriber_id.is_not(None)))
+    return insert(import_chunk).from_select(columns, select(
+        r.line, sub.id, sub.id.is_(None),
+        case((sub.id.is_not(None), _differs(conn)), else_=false()))
+        .select_from(import_rows.outerjoin(subscribers, sub.email_key == r.email_key))
+        .where(_within(lines)))
+
+
 def _classify(conn: Connection, lines: Lines) -> None:
     """Fill `import_chunk`: each row's subscriber (None: new), and whether it changes them."""
-    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
     empty(conn, import_chunk)
-    conn.execute(insert(import_chunk).from_select(
-        ["line", "subscriber_id", "new", "changed"],
-        select(r.line, sub.id, sub.id.is_(None),
-               case((sub.id.is_not(None), _differs(conn)), else_=false()))
-        .select_from(import_rows.outerjoin(subscribers, sub.email_key == r.email_key))
-        .where(_within(lines))))
-    conn.execute(update(import_chunk).where(c.line.in_(_lacking(lines))).values(changed=True))
+    conn.execute(looked_up(conn, lines))
+    conn.execute(update(import_chunk).where(import_chunk.c.line.in_(_lacking(lines)))
+                 .values(changed=True))
 
 
 def _classify_known(conn: Connection, lines: Lines) -> None:
-    """PostgreSQL: fill `import_chunk` with the rows of known people only (new people are
-    `_insert_new_at_once`'s). Each row looks its person up by key, an index probe whatever the
-    planner makes of the table's size, so a chunk of new people makes no pass over the
-    subscribers; what the known rows change is worked out only when there are some."""
-    r, sub, c = import_rows.c, subscribers.c, import_chunk.c
+    """PostgreSQL: fill `import_chunk` with the rows of known people only, and what each
+    changes, worked out only when there are some."""
+    sub, c = subscribers.c, import_chunk.c
     empty(conn, import_chunk)
-    found = select(sub.id).where(sub.email_key == r.email_key).scalar_subquery()
-    probe = (select(r.line, found.label("subscriber_id")).where(_within(lines))
-             .cte("probe").prefix_with("MATERIALIZED"))  # one probe a row
-    known = conn.execute(insert(import_chunk).from_select(
-        ["line", "subscriber_id", "new", "changed"],
-        select(probe.c.line, probe.c.subscriber_id, false(), false())
-        .where(probe.c.subscriber_id.is_not(None)))).rowcount
-    if not known:
+    if not conn.execute(looked_up(conn, lines)).rowcount:
         return
     analyze(conn, import_chunk)
     conn.execute(update(import_chunk).where(sub.id == c.subscriber_id, _staged(lines),
