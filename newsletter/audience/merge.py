@@ -267,7 +267,9 @@ def _add_tags(conn: Connection, lines: Lines, at: Any) -> None:
 def _insert_new_at_once(conn: Connection, lines: Lines, at: Any, source: str) -> int:
     """PostgreSQL: new people (in file order), their tags and their audit rows in one statement
     (the ids the insert returns feed the other two, so no per-row bookkeeping is written);
-    return how many were added."""
+    return how many were added. New: the rows `looked_up` found nobody for, in this same
+    transaction (an address someone adds in between makes the insert fail on its unique key:
+    the chunk is rolled back, and running the import again completes it)."""
     r, sub, t = import_rows.c, subscribers.c, import_tags.c
     joined = func.coalesce(r.subscribed_at, at)
     status = func.coalesce(r.status, Status.ACTIVE.value)
@@ -277,7 +279,8 @@ def _insert_new_at_once(conn: Connection, lines: Lines, at: Any, source: str) ->
         select(r.email, r.email_key, func.coalesce(r.name, ""), status,
                func.coalesce(r.attributes, _empty(conn)), literal(source), joined, at,
                case((r.status.in_([s.value for s in RETIRED]), at), else_=joined))
-        .where(_within(lines), ~exists().where(sub.email_key == r.email_key))
+        # known people are in import_chunk (looked up by key): no pass over the subscribers
+        .where(_within(lines), ~exists().where(import_chunk.c.line == r.line))
         .order_by(r.line))
         .returning(sub.id, sub.email_key).cte("new_people"))
     person = (select(added.c.id, r.line, status.label("status"))
