@@ -198,9 +198,10 @@ class LedgerStore:
             try:
                 with conn.begin():
                     if not self.sqlite:  # PostgreSQL waits for a lock no longer than we have
-                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{wait_ms}ms'")
-                        if not durable:
-                            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                        conn.exec_driver_sql(
+                            f"SELECT set_config('lock_timeout', '{wait_ms}ms', true)"
+                            + ("" if durable else
+                               ", set_config('synchronous_commit', 'off', true)"))
                     return work(conn)
             finally:
                 if raw is not None:
