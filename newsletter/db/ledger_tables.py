@@ -1,4 +1,4 @@
-"""The send ledger's tables (current schema; migrations 2, 6, 9, 13, 14 and 16 made them).
+"""The send ledger's tables (current schema; migrations 2, 6, 9, 13, 14 and 17 made them).
 
 `sends`: one row per send of an issue to a segment, with its state, counts and how it treats
 people another send of the issue family reached (`reach`).
@@ -114,7 +114,7 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table, Table]:
         CheckConstraint(RECIPIENT_CHECK, name="ck_send_recipients_state"),
         # Each row belongs to its send, on SQLite by a foreign key. On PostgreSQL a foreign key
         # is a trigger run for each inserted row: half the server's work of a 1M-row snapshot
-        # (migration 16 dropped it there). Rows are written by one statement only, the
+        # (migration 17 dropped it there). Rows are written by one statement only, the
         # snapshot, in the transaction that creates their send, and sends are never deleted.
         ForeignKeyConstraint(["send_id"], ["sends.id"], ondelete="CASCADE")
         .ddl_if(dialect="sqlite"),

@@ -269,7 +269,7 @@ def _welcome_and_subject_tests(conn: Connection) -> None:
         md.tables[name].create(conn)
 
 
-@migration(16, "ledger rows on PostgreSQL: no foreign-key trigger, pages filled to a third")
+@migration(17, "ledger rows on PostgreSQL: no foreign-key trigger, pages filled to a third")
 def _ledger_without_row_trigger(conn: Connection) -> None:
     """PostgreSQL checks a foreign key with a trigger run for each inserted row: for a 1M-row
     snapshot, about half the server's work. send_recipients' key to sends goes there (rows
