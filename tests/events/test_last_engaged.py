@@ -5,13 +5,18 @@ machines, some replayed, some making a burst that re-marks stored clicks; prunin
 a sign-up of an address with events stored, or of an erased address that comes back) is run
 on SQLite and PostgreSQL; after every step each subscriber's column equals a plain Python
 reference over the stored events (their latest human open or click), and `engaged_within`
-segments select exactly the people the reference says.
+segments select exactly the people the reference says. A process killed (SIGKILL) in the
+middle of its webhook batches leaves the two in step too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +36,7 @@ from newsletter.events.apply import apply_events
 from newsletter.events.prune import prune_events
 from newsletter.providers.events import Kind, ProviderEvent
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DAY = 86400
 PEOPLE = ["ann", "bob", "cat", "fay"]  # fay has events before she subscribes
@@ -115,7 +121,7 @@ def run(engine: Engine, step: tuple, replays: list[ProviderEvent]) -> None:
         prune_events(engine, step[1], now=NOW)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[
+@settings(max_examples=20, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(step_st, min_size=1, max_size=8))
 # a later batch makes a burst of three links within two seconds: ann's earlier click, her
@@ -168,3 +174,54 @@ def test_last_engagement_follows_the_events(engine: Engine, tmp_path: Path,
                 assert members == {k for k, at in expected.items()
                                    if at is not None and at >= since}, (days, steps[: n + 1])
                 assert outside == set(expected) - members, (days, steps[: n + 1])
+
+
+#: A child that applies webhook batches of opens and clicks until it is killed.
+INGEST = """\
+import random, sys
+from newsletter.db import open_database
+from newsletter.events.apply import apply_batch
+from newsletter.providers.events import Kind, ProviderEvent
+engine, rng, n = open_database(sys.argv[1]), random.Random(7), 0
+while True:
+    batch = []
+    for _ in range(300):
+        n += 1
+        batch.append(ProviderEvent(
+            provider="sendgrid", event_id=f"k{n}", kind=rng.choice([Kind.OPENED, Kind.CLICKED]),
+            email=f"{rng.choice(['ann', 'bob', 'cat'])}@example.org", send_id=1,
+            timestamp=int(sys.argv[2]) - rng.randint(0, 90 * 86400), user_agent="Firefox/133",
+            provider_machine=rng.random() < 0.3, position=rng.randint(1, 4)))
+    apply_batch(engine, batch)
+"""
+
+
+@pytest.mark.slow
+def test_a_kill_mid_ingest_leaves_events_and_last_engagement_in_step(engine: Engine,
+                                                                      migrated_db_url: str
+                                                                      ) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(sends).values(
+            id=1, issue="2026-11-24", segment="everyone", transport="outbox",
+            content_hash="0" * 64, subject="S", state="completed", total=3, accepted=3,
+            failed=0, unknown=0, batches=1, created_at=NOW, updated_at=NOW))
+        for who in PEOPLE[:-1]:
+            add_subscriber(conn, address(who))
+
+    def stored_events() -> int:
+        with engine.connect() as conn:
+            return len(conn.execute(select(webhook_events.c.sg_event_id)).all())
+
+    for _ in range(2):  # killed twice, at whatever point each batch had reached
+        before = stored_events()
+        child = subprocess.Popen([sys.executable, "-c", INGEST, migrated_db_url,
+                                  str(int(NOW.timestamp()))], cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while stored_events() < before + 600:  # two batches committed, a third under way
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        expected = reference(engine)
+        assert stored(engine) == expected and all(expected.values())
+        assert stored_events() % 300 == 0  # whole batches only
