@@ -17,19 +17,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from newsletter.audience import Segments, add_subscriber
 from newsletter.audience.engaged import refresh_engaged
 from newsletter.audience.erasure import erase, restore
-from newsletter.db import open_database
 from newsletter.db.engine import write_connection
 from newsletter.db.ledger_tables import sends
 from newsletter.db.tables import erased_addresses, subscribers, webhook_events
@@ -46,15 +44,18 @@ PERIODS = (3, 21, 50)  # engaged_within, in days
 _ids = itertools.count()
 
 
-@pytest.fixture()
-def engine(migrated_db_url: str) -> Iterator[Engine]:
-    engine = open_database(migrated_db_url)
-    yield engine
-    engine.dispose()
-
-
 def address(who: str) -> str:
     return f"{who}@example.org"
+
+
+def populate(conn: Connection) -> None:
+    """Send 1, and every person but fay subscribed."""
+    conn.execute(insert(sends).values(
+        id=1, issue="2026-11-24", segment="everyone", transport="outbox",
+        content_hash="0" * 64, subject="S", state="completed", total=3, accepted=3,
+        failed=0, unknown=0, batches=1, created_at=NOW, updated_at=NOW))
+    for who in PEOPLE[:-1]:
+        add_subscriber(conn, address(who))
 
 
 # one event: who, kind, by a machine, link, age in days (a few values: bursts happen), second
@@ -147,12 +148,7 @@ def test_last_engagement_follows_the_events(engine: Engine, tmp_path: Path,
     with engine.begin() as conn:
         for table in (webhook_events, subscribers, erased_addresses, sends):
             conn.execute(delete(table))
-        conn.execute(insert(sends).values(
-            id=1, issue="2026-11-24", segment="everyone", transport="outbox",
-            content_hash="0" * 64, subject="S", state="completed", total=3, accepted=3,
-            failed=0, unknown=0, batches=1, created_at=NOW, updated_at=NOW))
-        for who in PEOPLE[:-1]:
-            add_subscriber(conn, address(who))
+        populate(conn)
     path = tmp_path / "subscribers" / "segments.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({"segments": {
@@ -202,12 +198,7 @@ def test_a_kill_mid_ingest_leaves_events_and_last_engagement_in_step(engine: Eng
                                                                       migrated_db_url: str
                                                                       ) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(sends).values(
-            id=1, issue="2026-11-24", segment="everyone", transport="outbox",
-            content_hash="0" * 64, subject="S", state="completed", total=3, accepted=3,
-            failed=0, unknown=0, batches=1, created_at=NOW, updated_at=NOW))
-        for who in PEOPLE[:-1]:
-            add_subscriber(conn, address(who))
+        populate(conn)
 
     def stored_events() -> int:
         with engine.connect() as conn:
