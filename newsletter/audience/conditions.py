@@ -9,7 +9,8 @@ Two-valued logic, always: a subscriber who lacks an attribute or a tag does not 
 positive condition on it. Every SQL expression here is never NULL, so `NOT` and `OR` in SQL
 mean what they mean in Python.
 
-Two kinds of SQL: a *row* condition is a test of one subscriber's row (`compile`); a *set*
+Two kinds of SQL: a *row* condition is a test of one subscriber's row (`compile`;
+`engaged_within` is one, over a copy the events keep up to date); a *set*
 condition names the set of people who match (`people`: a `People`, a SELECT of one column
 of theirs), which the compiler (newsletter.audience.segments) turns into a semi-join, an
 anti-join or a hash join, so that the set is computed once per query rather than probed once
@@ -193,9 +194,10 @@ def _attr_python(key: str, want: Any, attributes: dict[str, Any]) -> bool:
 # --- engagement --------------------------------------------------------------------------------
 
 def _engagement(key: str) -> ConditionType:
-    """An engagement condition (opened, clicked, engaged_within): a set of people from the
-    event store (newsletter.audience.engagement). Its plain-Python reference needs the
-    events, so it lives with its property test (tests/audience/test_engagement_segments.py)."""
+    """An engagement condition (newsletter.audience.engagement): `opened` and `clicked` are
+    sets of people from the event store, `engaged_within` a test of the subscriber's row
+    (`last_engaged_at`). Its plain-Python reference needs the events, so it lives with its
+    property test (tests/audience/test_engagement_segments.py)."""
 
     def check(checker: Checker, segment: str, arg: Any, loc: Loc) -> None:
         problem = engagement.problem(key, arg)
@@ -205,9 +207,12 @@ def _engagement(key: str) -> ConditionType:
     def evaluate(reference: Reference, arg: Any, subscriber: Subscriber) -> bool:
         raise NotImplementedError(f"'{key}' is evaluated in SQL only (it reads the events)")
 
+    if key == "engaged_within":
+        return ConditionType(key, check, evaluate, compile=lambda comp, arg:
+                             engagement.engaged_within(arg, comp.now))
     return ConditionType(key, check, evaluate,
                          people=lambda arg, now: People("email_key",
-                                                        engagement.people(key, arg, now)))
+                                                        engagement.people(key, arg)))
 
 
 CONDITION_TYPES: dict[str, ConditionType] = {

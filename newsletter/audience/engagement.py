@@ -1,7 +1,7 @@
 """Engagement in segments and sunsetting: conditions over the event store, counted for people.
 
-Segment conditions (each is a set of people from `webhook_events`, computed once per segment
-query; machine-made opens and clicks never count, see newsletter.events.classify):
+Segment conditions (machine-made opens and clicks never count, see
+newsletter.events.classify):
 
 - `opened: ISSUE`: a human open of any send of that issue;
 - `clicked: ISSUE`, or `clicked: {issue: ISSUE, piece: 2}`: a human click (on a link of that
@@ -9,9 +9,13 @@ query; machine-made opens and clicks never count, see newsletter.events.classify
 - `engaged_within: 90d`: a human open or click of anything in the last 90 days (`d` days,
   `w` weeks).
 
+`opened` and `clicked` are sets of people from `webhook_events`, computed once per segment
+query; `engaged_within` is a test of the subscriber's own row (`last_engaged_at`, kept by
+newsletter.audience.engaged), so mixed with tags and attributes it costs no join.
+
 `sunset()` finds active subscribers who joined before the period and have no human engagement
-within it, and tags them (or unsubscribes them through the status ladder's one API,
-newsletter.audience.statuses); every change leaves an audit row with the source `sunset`.
+within it (the same column), and tags them (or unsubscribes them through the status ladder's
+one API, newsletter.audience.statuses); every change leaves an audit row with the source `sunset`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from newsletter.audience.engaged import engaged_since
 from newsletter.audience.history import Source
 from newsletter.audience.model import Status, normalize_tag, utcnow
 from newsletter.audience.statuses import Change, apply_changes
@@ -89,13 +94,10 @@ def problem(key: str, arg: Any) -> str | None:
     return None if issue_of(arg) else f"'{key}' needs an issue slug like 2026-11-24"
 
 
-def _events(key: str, arg: Any, now: dt.datetime | None) -> list[ColumnElement[bool]]:
-    """What the human events of one (validated) engagement condition satisfy."""
+def _events(key: str, arg: Any) -> list[ColumnElement[bool]]:
+    """What the human events of one (validated) `opened` or `clicked` condition satisfy."""
     e = webhook_events.c
     human = e.machine.is_(False)
-    if key == "engaged_within":
-        since = (now or utcnow()) - parse_period(arg)  # type: ignore[operator]
-        return [human, e.event.in_(["open", "click"]), e.occurred_at >= since]
     if key == "opened":
         return [human, e.event == "open", _of_issue(issue_of(arg) or "")]
     spec = arg if isinstance(arg, dict) else {"issue": arg}
@@ -111,16 +113,15 @@ def _of_issue(slug: str) -> ColumnElement[bool]:
     return webhook_events.c.send_id.in_(select(sends.c.id).where(sends.c.issue == slug))
 
 
-def people(key: str, arg: Any, now: dt.datetime | None = None) -> Select:
-    """The `email_key`s of the people one (validated) engagement condition selects: a set,
-    for segments to compute once per query (newsletter.audience.segments)."""
-    return select(webhook_events.c.email_key).where(*_events(key, arg, now))
+def people(key: str, arg: Any) -> Select:
+    """The `email_key`s of the people one (validated) `opened` or `clicked` condition
+    selects: a set, for segments to compute once per query (newsletter.audience.segments)."""
+    return select(webhook_events.c.email_key).where(*_events(key, arg))
 
 
-def condition(key: str, arg: Any, now: dt.datetime | None = None) -> ColumnElement[bool]:
-    """The same condition as a test of each subscriber (an EXISTS over `subscribers`)."""
-    return exists().where(webhook_events.c.email_key == subscribers.c.email_key,
-                          *_events(key, arg, now))
+def engaged_within(arg: Any, now: dt.datetime | None = None) -> ColumnElement[bool]:
+    """`engaged_within: PERIOD` (validated) as a test of the subscriber's row."""
+    return engaged_since((now or utcnow()) - parse_period(arg))  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,7 @@ def inactive_condition(period: dt.timedelta, now: dt.datetime | None = None) -> 
     """Active subscribers who joined before `period` ago and have no human engagement since."""
     now = now or utcnow()
     return and_(subscribers.c.status == Status.ACTIVE.value,
-                subscribers.c.created_at < now - period,
-                not_(condition("engaged_within", f"{period.days}d", now)))
+                subscribers.c.created_at < now - period, not_(engaged_since(now - period)))
 
 
 def sunset(conn: Connection, period: dt.timedelta, *, unsubscribe: bool = False,

@@ -10,8 +10,10 @@ at the top level of every segment). The conditions themselves, with their SQL an
 plain-Python reference, are in newsletter.audience.conditions; checking the YAML is
 newsletter.audience.rules.
 
-Conditions over a set of people (tags, engagement) are computed once per query, never probed
-per subscriber. At the top level of a rule a set is `key IN (SELECT ...)` (a semi-join) and
+Conditions over a set of people (tags, `opened`, `clicked`) are computed once per query, never
+probed per subscriber; `engaged_within` needs no set (a column of the subscriber's row, kept
+by newsletter.audience.engaged), so mixed with row conditions it costs no join at all. At the
+top level of a rule a set is `key IN (SELECT ...)` (a semi-join) and
 in a top-level `none` its negation (an anti-join: `NOT EXISTS` on PostgreSQL); `any` of plain
 tags is one set. Deeper inside `any` or `none`: on SQLite the same `IN (SELECT ...)`, which
 SQLite evaluates once into a temporary index (a LIST SUBQUERY); on PostgreSQL, whose planner

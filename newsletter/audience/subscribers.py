@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, insert, select, update
 
+from newsletter.audience.engaged import refresh_engaged
 from newsletter.audience.erasure import Secrets, refuse_erased
 from newsletter.audience.history import Change, Source, record, tag_changes
 from newsletter.audience.model import (
@@ -130,6 +131,7 @@ def add_subscriber(
             )
             .returning(subscribers.c.id)
         ).scalar_one()
+        refresh_engaged(conn, [key])  # events may be stored for the address already
         created = True
         trail = [Change(sid, "status", None, Status.ACTIVE.value)]
     else:

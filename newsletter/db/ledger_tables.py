@@ -1,4 +1,4 @@
-"""The send ledger's tables (current schema; migrations 2, 6, 9, 13 and 14 made them).
+"""The send ledger's tables (current schema; migrations 2, 6, 9, 13, 14 and 17 made them).
 
 `sends`: one row per send of an issue to a segment, with its state, counts and how it treats
 people another send of the issue family reached (`reach`).
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -45,11 +46,12 @@ ACTIVE = "state IN ('sending', 'stopped')"
 RECIPIENT_CHECK = "state IN ('pending', 'accepted', 'failed', 'unknown', 'skipped', 'cancelled')"
 #: PostgreSQL: how full a page of send_recipients is filled (percent). Each row is updated
 #: twice in quick succession (in flight, then its outcome), every row of a page by one
-#: statement: half a page left free takes the first new versions, and the room pruning the
-#: old ones frees takes the second. Such updates stay on their page (HOT: no new index
-#: entries, no growth): at 100 almost none did, at 50 about 60 % with 8 workers (80 % with
-#: one), for a table about as large (docs/performance.md).
-FILLFACTOR = 50
+#: statement: two thirds of a page left free take both new versions of its rows even when the
+#: old ones cannot be pruned yet (another transaction of the send still sees them). Such
+#: updates stay on their page (HOT: no new index entries). At 100 almost none did; at 50
+#: 60-90 %, varying with how soon pruning could run; at 33, 93 % at 300,000 people (a
+#: table about 30 % larger: docs/performance.md).
+FILLFACTOR = 33
 
 
 def _define(md: MetaData) -> tuple[Table, Table, Table, Table, Table]:
@@ -98,7 +100,7 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table, Table]:
         "send_recipients",
         md,
         Column("id", Id, primary_key=True, autoincrement=True),
-        Column("send_id", Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        Column("send_id", Id, nullable=False),
         Column("subscriber_id", Id, nullable=True),
         Column("email", String(320), nullable=False),
         Column("name", Text, nullable=False),
@@ -110,6 +112,12 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table, Table]:
         Column("last_error", Text, nullable=True),
         Column("updated_at", UtcDateTime, nullable=True),
         CheckConstraint(RECIPIENT_CHECK, name="ck_send_recipients_state"),
+        # Each row belongs to its send, on SQLite by a foreign key. On PostgreSQL a foreign key
+        # is a trigger run for each inserted row: half the server's work of a 1M-row snapshot
+        # (migration 17 dropped it there). Rows are written by one statement only, the
+        # snapshot, in the transaction that creates their send, and sends are never deleted.
+        ForeignKeyConstraint(["send_id"], ["sends.id"], ondelete="CASCADE")
+        .ddl_if(dialect="sqlite"),
         # A send's rows in id order (migration 10): reading a batch and updating its range
         # are index range scans whatever the planner's statistics say (none yet for a send
         # just filled). No column a state change touches is indexed, so on PostgreSQL

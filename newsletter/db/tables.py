@@ -82,6 +82,8 @@ subscribers = Table(
     Column("status_changed_at", UtcDateTime, nullable=False),
     Column("paused_until", UtcDateTime, nullable=True),  # migration 4: in no segment until then
     Column("consented_at", UtcDateTime, nullable=True),  # last confirmed sign-up (migration 5)
+    # migration 16: the latest human open or click (newsletter.audience.engaged keeps it)
+    Column("last_engaged_at", UtcDateTime, nullable=True),
     CheckConstraint(
         "status IN ('active', 'unsubscribed', 'bounced', 'complained')",
         name="ck_subscribers_status",

@@ -12,7 +12,8 @@ own click redirects) in one transaction, each event exactly once.
 3. change subscriber statuses as the policy says (a soft bounce counts the address's soft
    bounces, with their rows locked on PostgreSQL) through the ladder
    (newsletter.events.statuses);
-4. add the engagement counts per send and recipient with one bulk upsert.
+4. add the engagement counts per send and recipient with one bulk upsert, and move each
+   person's last human engagement (newsletter.audience.engaged) with one update.
 All of it commits together, so a crash mid-batch leaves nothing half applied and the retried
 batch is applied in full. A signed post that must not be replayed (Mailgun's token, an SNS
 message's id) names its token:
@@ -40,6 +41,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import DBAPIError
 
+from newsletter.audience.engaged import note_engaged
 from newsletter.audience.erasure import Secrets, anonymous_key, mentions, screen, spellings
 from newsletter.audience.model import utcnow
 from newsletter.db.engine import write_connection
@@ -258,6 +260,8 @@ def _apply(conn: Connection, rows: list[Stored], now: dt.datetime | None,
     fresh_ids = _record_new(conn, _rows(unique, now, verdicts, stamp))
     verdicts.mark_earlier(conn)
     fresh = [e for e in unique if e.event_id in fresh_ids]
+    note_engaged(conn, [(e.email_key, e.name, e.event_id in verdicts.reasons, e.timestamp)
+                        for e in fresh])
     report.applied, report.duplicates = len(fresh), len(rows) - len(fresh)
     report.status_changes = apply_changes(conn, _changes(conn, fresh, soft or SoftBounceLimit()),
                                           now)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, case, or_, select
 
+from newsletter.audience.engaged import note_engaged
 from newsletter.audience.erasure import anonymised, erased_at
 from newsletter.audience.history import Source
 from newsletter.audience.model import email_key, utcnow
@@ -159,6 +160,7 @@ def apply_readings(conn: Connection, readings: Sequence[Reading], *, secret: str
     known = set(conn.execute(select(sends.c.id).where(sends.c.id.in_(wanted))).scalars()) \
         if wanted else set()
     fresh = _record(conn, events, now, known)
+    note_engaged(conn, [(email_key(e.email), stored(e)[0], False, e.timestamp) for e in fresh])
     applied.duplicates = len(events) - len(fresh)
     applied.new = fresh
     soft = [e for e in fresh if is_soft_bounce(e)]

@@ -6,7 +6,9 @@ until the person is forgotten).
 
 `webhook_events` only remembers which SendGrid event ids were applied (SendGrid retries a
 delivery for at most 72 hours); the engagement totals per send and recipient live in the
-`engagement` table, which pruning never touches, so reports stay whole.
+`engagement` table, which pruning never touches, so reports stay whole. The last human
+engagement of the people whose opens and clicks a batch deletes is recomputed in the same
+transaction (newsletter.audience.engaged).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, delete, select
 
+from newsletter.audience.engaged import ENGAGING, refresh_engaged
 from newsletter.audience.model import utcnow
 from newsletter.core.settings import SIGNUPS_KEEP_DAYS
 from newsletter.db.engine import write_connection
@@ -54,13 +57,17 @@ def prune_events(engine: Engine, keep_days: int, *, batch: int = BATCH,
     transaction, and the sign-up requests left unconfirmed for `signups_keep_days`."""
     cutoff = (now or utcnow()) - dt.timedelta(days=keep_days)
     report = PruneReport(cutoff=cutoff, signups=prune_signups(engine, signups_keep_days, now))
-    ids = webhook_events.c.sg_event_id
+    e = webhook_events.c
     while True:
         with write_connection(engine) as conn, conn.begin():
-            chunk = list(conn.execute(select(ids).where(webhook_events.c.received_at < cutoff)
-                                      .order_by(ids).limit(batch)).scalars())
+            rows = conn.execute(select(e.sg_event_id, e.email_key, e.event, e.machine)
+                                .where(e.received_at < cutoff)
+                                .order_by(e.sg_event_id).limit(batch)).all()
+            chunk = [row[0] for row in rows]
             if chunk:
-                conn.execute(delete(webhook_events).where(ids.in_(chunk)))
+                conn.execute(delete(webhook_events).where(e.sg_event_id.in_(chunk)))
+            refresh_engaged(conn, sorted({key for _, key, event, machine in rows
+                                          if event in ENGAGING and not machine}))
         if not chunk:
             return report
         report.deleted += len(chunk)

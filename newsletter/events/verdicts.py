@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from newsletter.audience.engaged import refresh_engaged
 from newsletter.db.tables import send_links, subscribers, webhook_events
 from newsletter.events.classify import BURST, Click, Thresholds, bursts, click_reason, open_reason
 from newsletter.events.stored import Stored
@@ -29,15 +30,19 @@ class Verdicts:
     reasons: dict[str, str] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)
     earlier_bursts: set[str] = field(default_factory=set)  # stored clicks now in a burst
+    rejudged: set[str] = field(default_factory=set)  # their addresses (email keys)
 
     def mark_earlier(self, conn: Connection) -> None:
-        """Re-mark stored clicks that a click of this batch turned into a burst."""
+        """Re-mark stored clicks that a click of this batch turned into a burst, and recompute
+        their people's last human engagement."""
         ids = sorted(self.earlier_bursts)
         for start in range(0, len(ids), _CHUNK):
             conn.execute(update(webhook_events)
                          .where(webhook_events.c.sg_event_id.in_(ids[start : start + _CHUNK]),
                                 webhook_events.c.machine.is_(False))
                          .values(machine=True, reason=BURST))
+        if self.rejudged:
+            refresh_engaged(conn, sorted(self.rejudged))
 
 
 def _seconds(value) -> int:
@@ -156,6 +161,7 @@ def judge(conn: Connection, events: Sequence[Stored], limits: Thresholds) -> Ver
         for key in bursts([*earlier, *fresh], limits):
             if key not in fresh_keys:
                 verdicts.earlier_bursts.add(key)
+                verdicts.rejudged.add(pair[1])
             elif verdicts.reasons.get(key) is None:
                 verdicts.reasons[key] = BURST
     return verdicts

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select, update
 
 from newsletter.audience import Segments, add_subscriber
+from newsletter.audience.engaged import refresh_engaged
 from newsletter.audience.engagement import sunset
 from newsletter.cli import main
 from newsletter.core.errors import InputError
@@ -127,6 +128,7 @@ def test_engagement_conditions_match_a_plain_evaluation(tagged: Engine, tmp_path
                  "received_at": NOW, "machine": machine,
                  "position": position if kind == "click" else None}
                 for n, (who, send_id, kind, machine, position, age) in enumerate(events)])
+        refresh_engaged(conn)  # a bulk load: every subscriber's last human engagement
     path = tmp_path / "subscribers" / "segments.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     if refer:  # nested one level down, through a reference
@@ -176,6 +178,7 @@ def test_sunset_tags_or_unsubscribes_those_without_human_engagement(world: Engin
             {"sg_event_id": "c", "event": "open", "email_key": "cat@example.org", "send_id": 1,
              "occurred_at": NOW - dt.timedelta(days=400), "received_at": NOW, "machine": False},
         ])
+        refresh_engaged(conn)
     with world.begin() as conn:
         result = sunset(conn, dt.timedelta(days=365), dry_run=True)
     assert (result.matched, result.dry_run) == (3, True)  # bob (machine only), cat, dan

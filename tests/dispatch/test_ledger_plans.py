@@ -184,7 +184,7 @@ def test_the_ledgers_updates_stay_on_their_page(postgres_url: str) -> None:
     with engine.connect() as conn:
         options = conn.execute(text("SELECT reloptions FROM pg_class "
                                     "WHERE relname = 'send_recipients'")).scalar_one()
-    assert options == [f"fillfactor={FILLFACTOR}"] and FILLFACTOR <= 50
+    assert options == [f"fillfactor={FILLFACTOR}"] and FILLFACTOR <= 34
     add_people(engine, 2000)
     ledger = Ledger(engine)
     send = ledger.sends.create(issue=SLUG, segment="everyone", transport="outbox",
@@ -208,7 +208,7 @@ def test_the_ledgers_updates_stay_on_their_page(postgres_url: str) -> None:
             time.sleep(0.05)
     finally:
         engine.dispose()
-    assert updates == 4000 and hot >= updates / 2, (hot, updates)
+    assert updates == 4000 and hot >= updates * 0.8, (hot, updates)
 
 
 @pytest.mark.postgres

@@ -30,6 +30,14 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@pytest.fixture()
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    """A database of this test's own at the latest schema."""
+    engine = open_database(migrated_db_url)
+    yield engine
+    engine.dispose()
+
+
 def add_subscribers(engine: Engine, emails: list[str]) -> None:
     at = now() - dt.timedelta(days=400)  # before every sample's date
     with engine.begin() as conn:

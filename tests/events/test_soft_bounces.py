@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert
 
-from newsletter.db import open_database
 from newsletter.db.tables import webhook_events
 from newsletter.events.policy import SoftBounceLimit, soft_bounce_counts
 from tests.conftest import examples
@@ -21,13 +18,6 @@ from tests.conftest import examples
 HOUR = 3600
 START = 1_790_000_000  # a Unix time in 2026, on the hour
 _ids = itertools.count()
-
-
-@pytest.fixture()
-def engine(migrated_db_url: str) -> Iterator[Engine]:
-    engine = open_database(migrated_db_url)
-    yield engine
-    engine.dispose()
 
 
 def reference(times: list[int], at: int, days: int) -> int:

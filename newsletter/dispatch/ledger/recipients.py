@@ -178,8 +178,11 @@ class Recipients:
         the same transaction (the next message of a transport that reports each outcome).
 
         `retry` and `deferred` put a row back to `pending`; counts move in the same
-        transaction. With the `batch` number the rows were marked with, the largest group of
-        identical outcomes is stored with one range update instead of a list of ids.
+        transaction. Outcomes alone are committed without waiting for the disk on PostgreSQL
+        (LedgerStore.write's `durable`): lost in a server crash, their rows stay `unknown`.
+        With `then` the commit is a hand-over and waits. With the `batch` number the rows
+        were marked with, the largest group of identical outcomes is stored with one range
+        update instead of a list of ids.
         """
         groups: dict[tuple[str, str | None, str | None], list[int]] = defaultdict(list)
         for key, state, provider_id, error in results:
@@ -226,7 +229,7 @@ class Recipients:
                 raise RuntimeError(f"send #{send_id}: batch {batch} has {done} rows in "
                                    f"flight, expected {expected}")
 
-        self.store.write(work)
+        self.store.write(work, durable=then is not None)
 
     def settle_unknown(self, send_id: int, state: str, *, batches: Sequence[int] | None = None,
                        emails: Sequence[str] | None = None) -> int:

@@ -158,9 +158,16 @@ class LedgerStore:
         except DBAPIError:
             pass
 
-    def write(self, work: Callable[[Connection], T], *, patience: float | None = None) -> T:
+    def write(self, work: Callable[[Connection], T], *, patience: float | None = None,
+              durable: bool = True) -> T:
         """Run `work(conn)` in one write transaction, trying again with back-off while the
-        database is busy; LedgerUnavailable once the patience is used up."""
+        database is busy; LedgerUnavailable once the patience is used up.
+
+        `durable=False` (PostgreSQL): the commit does not wait for its WAL to reach the disk
+        (`synchronous_commit = off`, as SQLite's WAL commits with `synchronous=NORMAL` do not
+        either). Only for writes whose loss in a server crash is safe: an outcome lost that way
+        leaves its rows `unknown`, as a crash of the sender would, never `pending`; and the next
+        durable commit (every hand-over) flushes it with its own."""
         budget = self.policy.patience if patience is None else patience
         deadline = time.monotonic() + budget
         wait = self.policy.first_wait
@@ -168,7 +175,7 @@ class LedgerStore:
         while True:
             tries += 1
             try:
-                return self._once(work, max(0.05, deadline - time.monotonic()))
+                return self._once(work, max(0.05, deadline - time.monotonic()), durable)
             except DBAPIError as exc:
                 found = trouble(exc)
                 if found is None:
@@ -182,7 +189,7 @@ class LedgerStore:
                 time.sleep(min(left, wait * random.uniform(0.5, 1.0)))
                 wait = min(self.policy.longest_wait, wait * 2)
 
-    def _once(self, work: Callable[[Connection], T], seconds: float) -> T:
+    def _once(self, work: Callable[[Connection], T], seconds: float, durable: bool) -> T:
         wait_ms = int(min(seconds, SQLITE_BUSY_TIMEOUT_S) * 1000)
         with write_connection(self.engine) as conn:
             raw = conn.connection.driver_connection if self.sqlite else None
@@ -191,7 +198,10 @@ class LedgerStore:
             try:
                 with conn.begin():
                     if not self.sqlite:  # PostgreSQL waits for a lock no longer than we have
-                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{wait_ms}ms'")
+                        conn.exec_driver_sql(
+                            f"SELECT set_config('lock_timeout', '{wait_ms}ms', true)"
+                            + ("" if durable else
+                               ", set_config('synchronous_commit', 'off', true)"))
                     return work(conn)
             finally:
                 if raw is not None:

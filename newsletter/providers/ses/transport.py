@@ -214,17 +214,14 @@ class SesTransport(Transport):
     # -- sending --------------------------------------------------------------------------
     def request(self, item: Item) -> dict[str, Any]:
         """The SendEmail parameters for one (wired) item; raises Unsendable."""
-        address = item.recipient.email
-        if not address.isascii():
-            raise Unsendable(f"SES does not accept {address[:60]!r}: it takes no address with "
-                             "a non-ASCII local part (SMTPUTF8)")
+        self._check_address(item)
         raw = self.renderer.render(item.recipient, self.mailing.message_id(item.key))
         if len(raw) > MAX_RAW_BYTES:
             raise Unsendable(f"the message is {len(raw) // 1024 // 1024} MB; SES takes at "
                              "most 40 MB")
         params: dict[str, Any] = {
             "FromEmailAddress": self.sender,
-            "Destination": {"ToAddresses": [address]},
+            "Destination": {"ToAddresses": [item.recipient.email]},
             "Content": {"Raw": {"Data": raw}},
             "EmailTags": [*self.base_tags, {"Name": "nl_recipient", "Value": str(item.key)}],
         }
@@ -232,24 +229,48 @@ class SesTransport(Transport):
             params["ConfigurationSetName"] = self.configuration_set
         return params
 
+    @staticmethod
+    def _check_address(item: Item) -> None:
+        address = item.recipient.email
+        if not address.isascii():
+            raise Unsendable(f"SES does not accept {address[:60]!r}: it takes no address with "
+                             "a non-ASCII local part (SMTPUTF8)")
+
     # -- the hooks ------------------------------------------------------------------------
     def build(self, items: Sequence[Item]) -> Request:
-        """One SendEmail's parameters per item; a message SES would not take is refused."""
-        params, refused = [], {}
+        """The items SES can take (an address it refuses is refused here); each message is
+        rendered by `post` right before it leaves, not here: with a few hundred sending
+        threads, a batch's messages rendered ahead held hundreds of megabytes."""
+        ready, refused = [], {}
         for item in items:
             try:
-                params.append(self.request(item))
+                self._check_address(item)
+                ready.append(item)
             except Unsendable as exc:
                 refused[item.key] = str(exc)
-        return Request(params, refused=refused)
+        return Request(ready, refused=refused)
+
+    def refusals(self, items: Sequence[Item]) -> dict[int, str]:
+        """What SES would refuse (a dry run): each message rendered and checked."""
+        refused = {}
+        for item in items:
+            try:
+                self.request(item)
+            except Unsendable as exc:
+                refused[item.key] = str(exc)
+        return refused
 
     def post(self, items: Sequence[Item], request: Request,
              tell: OutcomeSink | None = None) -> BatchResult:
-        """Each recipient's outcome, one request each, in order, told as it comes; a throttle,
-        an unreachable SES or a stop hands the rest back (`retry`)."""
+        """Each recipient's outcome, one request each, in order, told as it comes (a message
+        too large for SES is that recipient's `failed`); a throttle, an unreachable SES or a
+        stop hands the rest back (`retry`)."""
         outcomes: list[Outcome] = []
-        for index, (item, params) in enumerate(zip(items, request.body, strict=True)):
-            answer = self._send_one(item, params)
+        for index, item in enumerate(items):
+            try:
+                answer = self._send_one(item, self.request(item))
+            except Unsendable as exc:
+                answer = answers.Answer(Outcome("failed", error=str(exc)))
             outcomes.append(answer.outcome)
             go_on = tell is None or tell(index, answer.outcome)
             if answer.stop or answer.outcome.state == "retry" or not go_on:

@@ -149,6 +149,44 @@ def test_a_recipient_ses_refuses_is_that_recipients_failure(ses_pub: Pub, ses: F
     assert sorted(ses.recipients()) == sorted(verified)
 
 
+def test_each_message_is_rendered_as_it_leaves_and_one_too_large_fails_alone(
+        ses_pub: Pub, ses: FakeSes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker renders each message right before its SendEmail, not its whole batch ahead
+    (a few hundred sending threads each holding a batch of rendered messages peaked at 772
+    MB); a message over SES's size limit is that recipient's failure, found as it is
+    rendered."""
+    from newsletter.providers.mime import MimeRenderer
+    from newsletter.providers.ses import transport as ses_transport
+
+    people = add_people(ses_pub.engine, 12)
+    big = people[5]
+    monkeypatch.setattr(ses_transport, "MAX_RAW_BYTES", 200_000)
+    render, send_one = MimeRenderer.render, ses_transport.SesTransport._send_one
+    steps: list[tuple[str, str]] = []
+
+    def rendered(self: MimeRenderer, recipient, *args, **kw):  # noqa: ANN001, ANN202
+        steps.append(("render", recipient.email))
+        data = render(self, recipient, *args, **kw)
+        return data + b" " * 200_000 if recipient.email == big else data
+
+    def sent(self, item, params):  # noqa: ANN001, ANN202
+        steps.append(("send", item.recipient.email))
+        return send_one(self, item, params)
+
+    monkeypatch.setattr(MimeRenderer, "render", rendered)
+    monkeypatch.setattr(ses_transport.SesTransport, "_send_one", sent)
+    result = ses_pub.cli(*SEND)
+    assert result.exit_code == 0, result.output
+    assert "11 of 12 accepted, 1 failed" in result.output
+    expected = [step for address in people
+                for step in [("render", address)] + ([("send", address)] if address != big
+                                                     else [])]
+    assert [s for s in steps if s[1] in people] == expected
+    state, _, error = _ledger(ses_pub)[big]
+    assert state == "failed" and "SES takes at most 40 MB" in error
+    assert big not in ses.recipients()
+
+
 def test_a_sender_ses_does_not_accept_stops_before_anyone_else(ses_pub: Pub,
                                                                ses: FakeSes) -> None:
     add_people(ses_pub.engine, 5)

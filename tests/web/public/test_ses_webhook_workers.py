@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from newsletter.db.tables import engagement, webhook_events, webhook_tokens
 from tests.dispatch.conftest import ROOT
+from tests.events.test_last_engaged import reference, stored
 from tests.fake_sns import (  # noqa: F401  (fixtures)
     TOPIC,
     FakeSnsHost,
@@ -82,4 +83,6 @@ def test_two_processes_apply_each_sns_message_once(
         assert conn.execute(select(func.count()).select_from(webhook_events)).scalar() == \
             MESSAGES
         assert conn.execute(select(func.sum(engagement.c.opens))).scalar() == MESSAGES
+    expected = reference(site.engine)  # each reader's last human open, as the events say
+    assert stored(site.engine) == expected and any(expected.values())
     assert host.requests.total() <= 2  # each process fetched the certificate once at most

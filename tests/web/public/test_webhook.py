@@ -189,18 +189,21 @@ def test_without_a_verification_key_the_webhook_is_closed(site: Site, monkeypatc
 
 
 def test_concurrent_overlapping_batches_apply_each_event_once(site: Site) -> None:
-    """SendGrid posts in parallel and retries: overlapping batches from 8 threads."""
+    """SendGrid posts in parallel and retries: overlapping batches from 8 threads. Each
+    person's last human engagement is still their latest human open or click stored."""
     from concurrent.futures import ThreadPoolExecutor
 
     from newsletter.events.apply import apply_batch
     from newsletter.providers.sendgrid.webhook import parse_event
+    from tests.events.test_last_engaged import reference, stored
 
     send_id = new_send(site)
     for n in range(40):
         site.add(f"r{n}@example.com", changed=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
     kinds = ["delivered", "open", "click", "open", "unsubscribe"]
+    now = int(time.time())
     pool = [parse_event(event(kinds[n % 5], f"r{(n * 7) % 40}@example.com", f"id{n:04d}",
-                              send=send_id)) for n in range(400)]
+                              send=send_id, at=now - (n * 37) % 3000)) for n in range(400)]
     batches = [pool[start : start + 100] for start in range(0, 350, 50)]  # each overlaps half
     batches += [list(reversed(b)) for b in batches]  # and in the opposite order
     with ThreadPoolExecutor(8) as workers:
@@ -212,3 +215,5 @@ def test_concurrent_overlapping_batches_apply_each_event_once(site: Site) -> Non
     assert (totals.delivered, totals.opens, totals.clicks, totals.unsubscribes) == (80, 160,
                                                                                       80, 80)
     assert stored_events(site) == 400
+    expected = reference(site.engine)
+    assert stored(site.engine) == expected and any(expected.values())
