@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from newsletter.audience.csvrows import ImportReport
+from newsletter.audience.engaged import refresh_engaged
 from newsletter.audience.history import Source
 from newsletter.audience.model import RETIRED, Status
 from newsletter.audience.staging import (
@@ -55,7 +56,13 @@ from newsletter.audience.staging import (
     reject_erased,
 )
 from newsletter.audience.statuses import RANK, Change, apply_changes
-from newsletter.db.tables import UtcDateTime, subscriber_history, subscriber_tags, subscribers
+from newsletter.db.tables import (
+    UtcDateTime,
+    subscriber_history,
+    subscriber_tags,
+    subscribers,
+    webhook_events,
+)
 
 Lines = tuple[int, int]  # an inclusive range of staging lines
 _IMPORT = Source.IMPORT.value
@@ -154,11 +161,26 @@ def apply_chunk(conn: Connection, lines: Lines, report: ImportReport, *, now: dt
             func.coalesce(func.sum(case((c.new, 1), else_=0)), 0), func.count())
             .select_from(import_chunk)).one()
     _add_tags(conn, lines, at)
+    _engagement_of_new(conn, lines)
     updated = conn.execute(select(func.count()).select_from(import_chunk)
                            .where(c.changed)).scalar_one()
     report.added += added
     report.updated += updated
     report.unchanged += total - added - updated
+
+
+def _engagement_of_new(conn: Connection, lines: Lines) -> None:
+    """New people whose address has events stored already (a person deleted and added back)
+    get their last engagement from them (newsletter.audience.engaged); one index probe a row
+    finds them, usually none (a scalar subquery: PostgreSQL never turns it into a pass over
+    every stored event, as it may an EXISTS)."""
+    r, c, e = import_rows.c, import_chunk.c, webhook_events.c
+    some_event = select(literal(1)).where(e.email_key == r.email_key).limit(1)
+    keys = conn.execute(select(r.email_key).where(
+        _within(lines), ~exists().where(c.line == r.line, c.new.is_(false())),
+        some_event.scalar_subquery().is_not(None))).scalars().all()
+    if keys:
+        refresh_engaged(conn, keys)
 
 
 def looked_up(conn: Connection, lines: Lines) -> Any:

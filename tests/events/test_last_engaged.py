@@ -25,8 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, delete, insert, select
 
-from newsletter.audience import Segments, add_subscriber
-from newsletter.audience.engaged import refresh_engaged
+from newsletter.audience import Segments, add_subscriber, import_csv
 from newsletter.audience.erasure import erase, restore
 from newsletter.db.engine import write_connection
 from newsletter.db.ledger_tables import sends
@@ -219,20 +218,20 @@ def test_a_kill_mid_ingest_leaves_events_and_last_engagement_in_step(engine: Eng
         assert stored_events() % 300 == 0  # whole batches only
 
 
-def test_people_added_in_bulk_get_their_stored_engagement(engine: Engine) -> None:
-    """What an import does for the people it adds: `refresh_engaged` with a SELECT of keys."""
+def test_people_an_import_adds_get_their_stored_engagement(engine: Engine,
+                                                           tmp_path: Path) -> None:
+    """Addresses with events stored already (people deleted and now imported again) start
+    with the last engagement those events say; the others with none."""
     with write_connection(engine) as conn, conn.begin():
         apply_events(conn, [provider_event(who, kind, machine, 1, age, 0) for who, kind, machine,
                             age in [("fay", "open", False, 2), ("fay", "click", False, 30),
                                     ("eve", "open", True, 0), ("eve", "click", False, 45),
                                     ("gus", "open", True, 1)]], now=NOW)
-        conn.execute(insert(subscribers), [
-            {"email": address(who), "email_key": address(who), "name": "", "status": "active",
-             "attributes": {}, "source": "import", "created_at": NOW, "updated_at": NOW,
-             "status_changed_at": NOW} for who in ("fay", "eve", "gus", "hal")])
-        assert set(conn.execute(select(subscribers.c.last_engaged_at)).scalars()) == {None}
-        refresh_engaged(conn, select(subscribers.c.email_key).where(
-            subscribers.c.source == "import"))
+    rows = tmp_path / "people.csv"
+    rows.write_text("email,name\n" + "".join(f"{address(who)},{who}\n"
+                                              for who in ("fay", "eve", "gus", "hal")), "utf-8")
+    report = import_csv(engine, rows, chunk_rows=2)
+    assert report.added == 4
     expected = reference(engine)
     assert stored(engine) == expected
     assert [k for k, at in sorted(expected.items()) if at] == [address("eve"), address("fay")]
