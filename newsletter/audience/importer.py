@@ -14,17 +14,22 @@
    people go in with their tags and audit rows in one statement). An interruption here keeps
    the chunks already committed; running the same import again completes it: the rows already
    applied are unchanged now, so it writes only what is missing, and the subscribers end as
-   one uninterrupted run would have left them. On PostgreSQL a large import ends with ANALYZE of
+   one uninterrupted run would have left them. On PostgreSQL a chunk that meets an address
+   someone added meanwhile (its insert fails on the unique key) is rolled back and applied
+   again, merging that row into the person now known. A large import ends with ANALYZE of
    the subscriber tables, so that segments planned right after it see the new rows.
 """
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from newsletter.audience import merge, staging
 from newsletter.audience.csvrows import Fatal, ImportReport, lines, rows
@@ -44,6 +49,8 @@ PG_WRITE_TARGET_S = 2.0
 #: SQLite: the pause after each chunk. A writer waiting for the lock polls at least every
 #: 100 ms (SQLite's busy handler), so a longer pause always lets it in.
 SQLITE_PAUSE_S = 0.11
+#: PostgreSQL: tries of a chunk that met an address added meanwhile (see `_apply_chunk`)
+CHUNK_TRIES = 3
 FIRST_CHUNK, MIN_CHUNK, MAX_CHUNK = 2000, 200, 100_000
 #: PostgreSQL: an import that writes this many rows analyses the tables it wrote.
 ANALYZE_AFTER = 10_000
@@ -120,12 +127,7 @@ def _apply(conn: Connection, report: ImportReport, source: str, secret: str | No
             return
         if report.chunks and sqlite:
             time.sleep(SQLITE_PAUSE_S)
-        with write_transaction(conn):
-            started = time.perf_counter()
-            if not sqlite:  # as durable as SQLite's WAL commits: a re-run completes the import
-                conn.execute(text("SET LOCAL synchronous_commit = off"))
-                staging.more_memory(conn)
-            merge.apply_chunk(conn, span, report, now=now, source=source, secret=secret)
+        started = _apply_chunk(conn, span, report, now, source, secret, sqlite)
         held = time.perf_counter() - started
         report.chunks += 1
         report.longest_write_s = max(report.longest_write_s, held)
@@ -133,3 +135,34 @@ def _apply(conn: Connection, report: ImportReport, source: str, secret: str | No
         if chunk_rows is None:
             wanted = size * target / max(held, 0.001)
             size = int(max(MIN_CHUNK, min(MAX_CHUNK, 2 * size, wanted)))
+
+
+def _apply_chunk(conn: Connection, span: tuple[int, int], report: ImportReport,
+                 now: dt.datetime, source: str, secret: str | None, sqlite: bool) -> float:
+    """One chunk in one write transaction; returns when its work started (perf_counter).
+
+    PostgreSQL: someone may add one of the chunk's addresses between its look-up and its
+    insert (a sign-up, another import). The insert then fails on the unique key and the chunk
+    is rolled back whole; it is applied again, against the subscribers as they are now, where
+    that person is known, so their row is merged rather than added twice. The report's counts
+    are those of the try that committed."""
+    for attempt in range(1, CHUNK_TRIES + 1):
+        before = copy.deepcopy(report)
+        try:
+            with write_transaction(conn):
+                started = time.perf_counter()
+                if not sqlite:  # as durable as SQLite's WAL commits: a re-run completes it
+                    conn.execute(text("SET LOCAL synchronous_commit = off"))
+                    staging.more_memory(conn)
+                merge.apply_chunk(conn, span, report, now=now, source=source, secret=secret)
+            return started
+        except IntegrityError:
+            _restore(report, before)
+            if sqlite or attempt == CHUNK_TRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _restore(report: ImportReport, saved: ImportReport) -> None:
+    for name, value in vars(saved).items():
+        setattr(report, name, value)

@@ -348,3 +348,32 @@ def test_chunks_are_sized_by_each_databases_write_target(
         assert report.chunks == 3
     else:  # 2,000, then 800, 320, then 200 at a time
         assert report.chunks == 3 + (rows - 3120 + 199) // 200
+
+
+@pytest.mark.postgres
+def test_someone_added_while_a_chunk_is_applied_is_merged_on_its_second_try(
+        postgres_url: str, write_csv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: p5 is added by someone else after the chunk looked its people up and
+    before it inserts the new ones. The insert fails on the unique key; the chunk is rolled
+    back and applied again, where p5 is known: merged, not added twice, counted once."""
+    engine = open_database(postgres_url)
+    insert_new = merge_module._insert_new_at_once
+    tries = []
+
+    def someone_first(conn, lines, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        tries.append(lines)
+        if len(tries) == 1:
+            with engine.begin() as other:
+                add_subscriber(other, "p5@example.org", name="Someone Else", tags=["z"])
+        return insert_new(conn, lines, *args, **kw)
+
+    monkeypatch.setattr(merge_module, "_insert_new_at_once", someone_first)
+    try:
+        report = import_csv(engine, write_csv(FILE), chunk_rows=10)
+        assert tries[0] == tries[1]  # the same chunk, again
+        assert (report.added, report.updated, report.unchanged, report.rejected) == (39, 1, 0, 0)
+        found = people(engine)
+        assert len(found) == 40
+        assert found["p5@example.org"][:3] == ("P5", "active", ("a", "b", "z"))
+    finally:
+        engine.dispose()
