@@ -146,7 +146,9 @@ def _apply_chunk(conn: Connection, span: tuple[int, int], report: ImportReport,
     is rolled back whole; it is applied again, against the subscribers as they are now, where
     that person is known, so their row is merged rather than added twice. The report's counts
     are those of the try that committed."""
-    for attempt in range(1, CHUNK_TRIES + 1):
+    tries = 0
+    while True:
+        tries += 1
         before = copy.deepcopy(report)
         try:
             with write_transaction(conn):
@@ -157,12 +159,6 @@ def _apply_chunk(conn: Connection, span: tuple[int, int], report: ImportReport,
                 merge.apply_chunk(conn, span, report, now=now, source=source, secret=secret)
             return started
         except IntegrityError:
-            _restore(report, before)
-            if sqlite or attempt == CHUNK_TRIES:
+            vars(report).update(vars(before))  # the rolled-back try counted nothing
+            if sqlite or tries == CHUNK_TRIES:
                 raise
-    raise AssertionError("unreachable")
-
-
-def _restore(report: ImportReport, saved: ImportReport) -> None:
-    for name, value in vars(saved).items():
-        setattr(report, name, value)

@@ -291,7 +291,7 @@ def _insert_new_at_once(conn: Connection, lines: Lines, at: Any, source: str) ->
     (the ids the insert returns feed the other two, so no per-row bookkeeping is written);
     return how many were added. New: the rows `looked_up` found nobody for, in this same
     transaction (an address someone adds in between makes the insert fail on its unique key:
-    the chunk is rolled back, and running the import again completes it)."""
+    the importer rolls the chunk back and applies it again, newsletter.audience.importer)."""
     r, sub, t = import_rows.c, subscribers.c, import_tags.c
     joined = func.coalesce(r.subscribed_at, at)
     status = func.coalesce(r.status, Status.ACTIVE.value)
