@@ -24,7 +24,9 @@ from newsletter.db import open_database
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST, SECOND = "2026-11-24", "2026-12-01"
-BENCH_DB = "newsletter_bench_ledger"
+#: the bench's own database on the server (NEWSLETTER_BENCH_DB: another name, so that two
+#: benches can run on one server side by side)
+BENCH_DB = os.environ.get("NEWSLETTER_BENCH_DB", "newsletter_bench_ledger")
 
 
 def postgres_database(admin: str, create: bool) -> str:

@@ -46,6 +46,7 @@ from newsletter.audience.erasure import Secrets, anonymous_key, mentions, screen
 from newsletter.audience.model import utcnow
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, webhook_events, webhook_tokens
+from newsletter.events import rawsql
 from newsletter.events.classify import Thresholds
 from newsletter.events.policy import (
     SoftBounceLimit,
@@ -59,8 +60,6 @@ from newsletter.events.statuses import Change, apply_changes
 from newsletter.events.stored import Stored
 from newsletter.events.verdicts import Verdicts, judge
 from newsletter.providers.events import ProviderEvent
-
-_CHUNK = 900  # ids per IN (...) list: under SQLite's oldest limit of 999 parameters
 
 #: webhook_events columns in the order of the row tuples; PostgreSQL array types for unnest
 _EVENT_COLUMNS = (("sg_event_id", "text"), ("event", "text"), ("email_key", "text"),
@@ -92,11 +91,6 @@ def dialect_insert(conn: Connection, table):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
-
-
-def _marker(conn: Connection) -> str:
-    """The driver's positional parameter marker (sqlite3: ?, psycopg: %s)."""
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def _stamper(conn: Connection) -> Callable[[int], Any]:
@@ -135,23 +129,20 @@ def _rows(events: Sequence[Stored], now: dt.datetime, verdicts: Verdicts,
 
 
 def _stored(conn: Connection, ids: list[str]) -> set[str]:
-    """Which of `ids` are already in webhook_events (an IN list per chunk, bound by the
-    driver: SQLAlchemy's expansion of a long IN list cost more than the look-up)."""
+    """Which of `ids` are already in webhook_events (SQLite: an IN list per chunk)."""
     found: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ", ".join([_marker(conn)] * len(chunk))
+    for chunk in rawsql.chunks(conn, ids):
+        among, values = rawsql.among(conn, chunk, "text")
         found.update(conn.exec_driver_sql(
-            f"SELECT sg_event_id FROM webhook_events WHERE sg_event_id IN ({marks})",
-            tuple(chunk)).scalars())
+            f"SELECT sg_event_id FROM webhook_events WHERE sg_event_id {among}", values).scalars())
     return found
 
 
 def _record_new(conn: Connection, rows: list[tuple]) -> set[str]:
     """Insert the rows whose event id is not stored yet; return those ids."""
     names = ", ".join(name for name, _ in _EVENT_COLUMNS)
-    if conn.dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{kind}[]" for _, kind in _EVENT_COLUMNS)
+    if rawsql.postgres(conn):
+        arrays = ", ".join(rawsql.array(kind) for _, kind in _EVENT_COLUMNS)
         sql = (f"INSERT INTO webhook_events ({names}) SELECT * FROM unnest({arrays}) "
                "ORDER BY 1 ON CONFLICT DO NOTHING RETURNING sg_event_id")
         return set(conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))
@@ -159,7 +150,7 @@ def _record_new(conn: Connection, rows: list[tuple]) -> set[str]:
     stored = _stored(conn, [row[0] for row in rows])
     new = [row for row in rows if row[0] not in stored]
     if new:
-        marks = ", ".join(_marker(conn) for _ in _EVENT_COLUMNS)
+        marks = ", ".join("?" for _ in _EVENT_COLUMNS)
         conn.exec_driver_sql(f"INSERT INTO webhook_events ({names}) VALUES ({marks})", new)
     return {row[0] for row in new}
 
@@ -192,15 +183,22 @@ def _count(conn: Connection, events: Sequence[Stored], stamp: Callable[[int], An
     if not totals:
         return
     names = ", ".join(ENGAGEMENT_COUNTERS)
-    marks = ", ".join([_marker(conn)] * (width + 3))
     adds = ", ".join(f"{n} = engagement.{n} + excluded.{n}" for n in ENGAGEMENT_COUNTERS)
-    sql = (f"INSERT INTO engagement (send_id, email_key, {names}, last_event_at) "
-           f"VALUES ({marks}) ON CONFLICT (send_id, email_key) DO UPDATE SET {adds}, "
-           "last_event_at = CASE WHEN engagement.last_event_at IS NULL OR "
-           "excluded.last_event_at > engagement.last_event_at THEN excluded.last_event_at "
-           "ELSE engagement.last_event_at END")
-    conn.exec_driver_sql(sql, [(send_id, key, *counts[:width], stamp(counts[width]))
-                               for (send_id, key), counts in sorted(totals.items())])
+    upsert = (" ON CONFLICT (send_id, email_key) DO UPDATE SET "
+              f"{adds}, last_event_at = CASE WHEN engagement.last_event_at IS NULL OR "
+              "excluded.last_event_at > engagement.last_event_at THEN excluded.last_event_at "
+              "ELSE engagement.last_event_at END")
+    rows = [(send_id, key, *counts[:width], stamp(counts[width]))
+            for (send_id, key), counts in sorted(totals.items())]  # key order: one lock order
+    into = f"INSERT INTO engagement (send_id, email_key, {names}, last_event_at) "
+    if rawsql.postgres(conn):  # one statement, not one per pair
+        kinds = ("bigint", "text", *["integer"] * width, "timestamp")
+        arrays = ", ".join(rawsql.array(kind) for kind in kinds)
+        conn.exec_driver_sql(f"{into}SELECT * FROM unnest({arrays}) ORDER BY 1, 2{upsert}",
+                             tuple(list(c) for c in zip(*rows, strict=True)))
+    else:
+        marks = ", ".join(["?"] * (width + 3))
+        conn.exec_driver_sql(f"{into}VALUES ({marks}){upsert}", rows)
 
 
 def anonymise_erased(conn: Connection, events: Sequence[Stored],
