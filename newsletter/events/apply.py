@@ -32,9 +32,10 @@ distinct second.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -292,6 +293,11 @@ def token_seen(engine: Engine, provider: str, token: str) -> bool:
             webhook_tokens.c.token == token)).first() is not None
 
 
+#: A batch of at least this many events checkpoints SQLite's write-ahead log after it lets go
+#: of the write lock, not inside its commit (see `apply_batch`).
+LARGE_BATCH = 100
+
+
 def apply_batch(engine: Engine, events: Sequence[ProviderEvent], attempts: int = 3,
                 limits: Thresholds | None = None, secrets: Secrets = None,
                 soft: SoftBounceLimit | None = None,
@@ -299,16 +305,52 @@ def apply_batch(engine: Engine, events: Sequence[ProviderEvent], attempts: int =
     """Apply `events` in one write transaction (taken up front on SQLite), with the post's
     `token` (provider, token, window) when it has one (Replayed when that token was seen
     before). Rows are locked in one order (event id, address), and a PostgreSQL deadlock or
-    serialization failure between concurrent batches is retried."""
+    serialization failure between concurrent batches is retried.
+
+    On SQLite a large batch dirties thousands of pages, and the commit that reaches
+    `wal_autocheckpoint` would copy them into the database file and wait for the disk while
+    this process's other writers queue behind it (newsletter.db.engine's writer lock). So a
+    large batch commits without that checkpoint and runs it (PASSIVE: it never blocks a
+    writer or a reader) once the lock is free, beside the next batch's transaction."""
     rows = [Stored.of(e) for e in events]  # before the write lock is taken
-    for attempt in range(1, attempts + 1):
-        try:
-            with write_connection(engine) as conn, conn.begin():
-                if token is not None and not remember_token(conn, *token):
-                    raise Replayed(f"the {token[0]} signature token was used before")
-                return _apply(conn, rows, None, limits, secrets, soft)
-        except DBAPIError as exc:
-            code = getattr(exc.orig, "sqlstate", None)
-            if attempt == attempts or code not in ("40P01", "40001"):
-                raise
-    raise AssertionError("unreachable")
+    deferred = engine.dialect.name == "sqlite" and len(rows) >= LARGE_BATCH
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                with write_connection(engine) as conn, _no_autocheckpoint(conn, deferred), \
+                        conn.begin():
+                    if token is not None and not remember_token(conn, *token):
+                        raise Replayed(f"the {token[0]} signature token was used before")
+                    return _apply(conn, rows, None, limits, secrets, soft)
+            except DBAPIError as exc:
+                code = getattr(exc.orig, "sqlstate", None)
+                if attempt == attempts or code not in ("40P01", "40001"):
+                    raise
+        raise AssertionError("unreachable")
+    finally:
+        if deferred:
+            _checkpoint(engine)
+
+
+@contextlib.contextmanager
+def _no_autocheckpoint(conn: Connection, wanted: bool) -> Iterator[None]:
+    """SQLite: no automatic checkpoint at this connection's commits while inside (the
+    connection's own setting, restored after; set on the driver's connection, outside any
+    transaction)."""
+    if not wanted:
+        yield
+        return
+    raw = conn.connection.driver_connection
+    before = raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    raw.execute("PRAGMA wal_autocheckpoint = 0")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
+
+
+def _checkpoint(engine: Engine) -> None:
+    """SQLite: copy what the write-ahead log holds into the database file, as far as no
+    reader still needs it (PASSIVE), on a connection of the pool outside any transaction."""
+    with engine.connect() as conn:
+        conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -13,13 +13,16 @@ person fell in. Then the counters, `last_engaged_at`, and a replay of the whole 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import sqlite3
+from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
 from newsletter.db import open_database
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import engagement, subscribers, webhook_events
-from newsletter.events.apply import apply_batch
+from newsletter.events.apply import LARGE_BATCH, apply_batch
 from newsletter.events.classify import Thresholds
 from newsletter.providers.events import Kind, ProviderEvent
 
@@ -114,5 +117,43 @@ def test_a_batch_of_many_people_is_judged_and_counted_per_person(migrated_db_url
         with engine.connect() as conn:
             assert dict(conn.execute(select(engagement.c.email_key, engagement.c.clicks)
                                      .where(engagement.c.send_id == NEW)).all()) == counts
+    finally:
+        engine.dispose()
+
+
+def test_a_large_batch_on_sqlite_is_checkpointed_once_the_lock_is_free(tmp_path: Path,
+                                                                        sqlite_template: Path
+                                                                        ) -> None:
+    """A large batch commits without SQLite's automatic checkpoint (which would run while this
+    process's other writers wait) and is checkpointed right after: once apply_batch returns,
+    the database file itself (read without its write-ahead log) holds the batch. The
+    connection's own `wal_autocheckpoint` is what it was, and a small batch (a redirect's
+    click) still leaves checkpoints to SQLite."""
+    path = tmp_path / "n.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = open_database(f"sqlite:///{path}")
+    try:
+        world(engine)
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            setting = raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+
+        def in_the_file() -> int:
+            """Events in the database file alone (a copy without its WAL)."""
+            copy = tmp_path / "file-only.db"
+            shutil.copyfile(path, copy)
+            with sqlite3.connect(copy) as alone:
+                return alone.execute("SELECT count(*) FROM webhook_events").fetchone()[0]
+
+        small = [event(Kind.DELIVERED, n, accepted(n) + 1) for n in range(LARGE_BATCH - 1)]
+        assert apply_batch(engine, small).applied == len(small)
+        assert in_the_file() == 0  # fewer pages than wal_autocheckpoint: still in the WAL
+        large = [event(Kind.CLICKED, n, clicked(n)) for n in range(LARGE_BATCH)]
+        assert apply_batch(engine, large).applied == len(large)
+        assert in_the_file() == len(small) + len(large)
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == setting > 0
     finally:
         engine.dispose()
