@@ -50,7 +50,6 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from dispatch import API_KEY, SECRET, Fake  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.exc import ProgrammingError  # noqa: E402
 from support.ledger_world import (  # noqa: E402
     BENCH_DB,
     FIRST,
@@ -58,6 +57,7 @@ from support.ledger_world import (  # noqa: E402
     QuietFake,
     Watch,
     cpu_of,
+    drop_database,
     fill,
     finished,
     postgres_database,
@@ -360,14 +360,7 @@ def postgres_copy(admin: str, source: str, drop_only: bool = False) -> str:
     engine = create_engine(make_url(admin).set(drivername="postgresql+psycopg"),
                            isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        for attempt in range(60):  # as postgres_database: autovacuum may hold it a while
-            try:
-                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                break
-            except ProgrammingError as exc:
-                if getattr(exc.orig, "sqlstate", None) != "42501" or attempt == 59:
-                    raise
-                time.sleep(1)
+        drop_database(conn, name)
         if not drop_only:
             conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {BENCH_DB}"))
     engine.dispose()

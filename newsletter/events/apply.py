@@ -21,13 +21,16 @@ it is stored in `webhook_tokens` in the same transaction, so a replay is refused
 by every `serve` worker, and a post whose events could not be stored can be retried; tokens
 older than the window they are accepted in are deleted as new ones arrive.
 
-The two bulk writes go to the driver as plain rows (tuples), not through SQLAlchemy's per-row
-parameter processing, which cost more than the database's own work: SQLite gets one
-`executemany` after one look-up of the ids already stored (the transaction holds the write lock
-from its start, so nothing can come between), PostgreSQL one `INSERT ... SELECT FROM unnest(...)
-ON CONFLICT DO NOTHING RETURNING` (concurrent batches may race there; the ids that come back
-are the new ones). Timestamps are converted by the column type's own bind processor, once per
-distinct second.
+The bulk writes go to the driver as plain rows (tuples), not through SQLAlchemy's per-row
+parameter processing, which cost more than the database's own work (newsletter.events.rawsql):
+SQLite gets one `executemany` for the events after one look-up of the ids already stored (the
+transaction holds the write lock from its start, so nothing can come between), and one for the
+counters; PostgreSQL one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING`
+for the events (concurrent batches may race there; the ids that come back are the new ones) and
+one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` for the counters, their columns
+sent as arrays in binary. Timestamps are converted by the column type's own bind processor,
+once per distinct second. On SQLite a large batch's checkpoint of the write-ahead log runs
+after the write lock is free (`apply_batch`).
 """
 
 from __future__ import annotations
@@ -249,6 +252,7 @@ def _apply(conn: Connection, rows: list[Stored], now: dt.datetime | None,
            limits: Thresholds | None, secrets: Secrets, soft: SoftBounceLimit | None
            ) -> ApplyReport:
     now = now or utcnow()
+    rawsql.custom_plans(conn)
     rows = anonymise_erased(conn, rows, secrets)
     unique = list({e.event_id: e for e in reversed(rows)}.values())[::-1]
     report = ApplyReport(received=len(rows), duplicates=len(rows))

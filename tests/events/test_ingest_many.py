@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, insert, select
 
 from newsletter.db import open_database
@@ -155,5 +156,30 @@ def test_a_large_batch_on_sqlite_is_checkpointed_once_the_lock_is_free(tmp_path:
         with engine.connect() as conn:
             raw = conn.connection.driver_connection
             assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == setting > 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_look_ups_are_planned_for_their_values_not_by_a_stale_generic_plan(
+        postgres_url: str) -> None:
+    """psycopg prepares a query text after its fifth run, and PostgreSQL may then keep one
+    generic plan for it. Made while webhook_events was empty (statistics taken then), that
+    plan reads the whole table for every later click. The ingest's transactions plan each
+    statement for its values: many clicks, one at a time (as redirects come), on one
+    connection, leave no generic plan among the prepared statements."""
+    engine = open_database(postgres_url)
+    try:
+        world(engine)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE webhook_events")  # statistics of an empty table
+        for n in range(12):
+            apply_batch(engine, [event(Kind.CLICKED, n, clicked(n))])
+        with engine.connect() as conn:
+            prepared = conn.exec_driver_sql(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE %s", ("%webhook_events%",)).all()
+        assert any(custom >= 6 for _, _, custom in prepared), prepared  # prepared, and used
+        assert [(s, g) for s, g, _ in prepared if g] == []
     finally:
         engine.dispose()
