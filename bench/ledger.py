@@ -22,7 +22,12 @@ PostgreSQL within 1.2x of SQLite's; webhook ingest >= 10,000 events/s and a redi
 (median) on both, at 2M ledger rows. Exactly-once is checked at every size.
 
     python bench/ledger.py [--people N] [--postgres URL] [--only sqlite|postgresql]
-                           [--events N] [--redirects N] [--keep]
+                           [--events N] [--redirects N] [--keep] [--ingest-only DIR]
+
+`--keep` leaves the world (the SQLite file in the printed folder, the PostgreSQL database
+NEWSLETTER_BENCH_DB) behind; `--ingest-only DIR` then runs (3) and (4) alone on a copy of it,
+its events, counters and last engagements removed first: old code against new, side by side,
+without sending a million messages twice.
 """
 
 from __future__ import annotations
