@@ -300,6 +300,8 @@ def token_seen(engine: Engine, provider: str, token: str) -> bool:
 #: A batch of at least this many events checkpoints SQLite's write-ahead log after it lets go
 #: of the write lock, not inside its commit (see `apply_batch`).
 LARGE_BATCH = 100
+#: Pages of SQLite's write-ahead log past which it is made to start over (see `_checkpoint`).
+WAL_LIMIT = 16_000
 
 
 def apply_batch(engine: Engine, events: Sequence[ProviderEvent], attempts: int = 3,
@@ -355,6 +357,16 @@ def _no_autocheckpoint(conn: Connection, wanted: bool) -> Iterator[None]:
 
 def _checkpoint(engine: Engine) -> None:
     """SQLite: copy what the write-ahead log holds into the database file, as far as no
-    reader still needs it (PASSIVE), on a connection of the pool outside any transaction."""
+    reader still needs it (PASSIVE), on a connection of the pool outside any transaction.
+
+    The log starts over from its beginning only when a transaction begins on a log copied in
+    full, which a checkpoint running beside the next batch seldom leaves: under a steady
+    stream of batches it grew past 1 GB at 1M people. So once it holds more than WAL_LIMIT
+    pages, the checkpoint is run again with this process's writers held back, and the next
+    batch starts the log over."""
     with engine.connect() as conn:
-        conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        _, pages, _ = conn.connection.driver_connection.execute(
+            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if pages > WAL_LIMIT:
+        with write_connection(engine) as conn:
+            conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
