@@ -13,8 +13,9 @@ Two kinds of SQL: a *row* condition is a test of one subscriber's row (`compile`
 `engaged_within` is one, over a copy the events keep up to date); a *set*
 condition names the set of people who match (`people`: a `People`, a SELECT of one column
 of theirs), which the compiler (newsletter.audience.segments) turns into a semi-join, an
-anti-join or a hash join, so that the set is computed once per query rather than probed once
-per subscriber.
+anti-join or a hash join, so that the set is computed once per query rather than rescanned
+once per subscriber; a set whose members are found by their key in an index (a tag's:
+subscriber_tags' primary key) may instead be looked up row by row.
 """
 
 from __future__ import annotations

@@ -10,18 +10,21 @@ at the top level of every segment). The conditions themselves, with their SQL an
 plain-Python reference, are in newsletter.audience.conditions; checking the YAML is
 newsletter.audience.rules.
 
-Conditions over a set of people (tags, `opened`, `clicked`) are computed once per query, never
-probed per subscriber; `engaged_within` needs no set (a column of the subscriber's row, kept
-by newsletter.audience.engaged), so mixed with row conditions it costs no join at all. At the
-top level of a rule a set is `key IN (SELECT ...)` (a semi-join) and
-in a top-level `none` its negation (an anti-join: `NOT EXISTS` on PostgreSQL); `any` of plain
-tags is one set. Deeper inside `any` or `none`: on SQLite the same `IN (SELECT ...)`, which
-SQLite evaluates once into a temporary index (a LIST SUBQUERY); on PostgreSQL, whose planner
-hashes such a subquery only while it fits in `hash_mem` (and otherwise rescans it for every
-subscriber), each set becomes a derived table (`SELECT DISTINCT ...`) joined to the
-subscribers once, the whole rule being `id IN (SELECT id FROM subscribers LEFT JOIN ... WHERE
-rule)`: hash joins, which spill to disk rather than degrade. tests/audience/
-test_segment_plans.py asserts the plans on both databases.
+Conditions over a set of people (tags, `opened`, `clicked`) are never rescanned per
+subscriber; `engaged_within` needs no set (a column of the subscriber's row, kept by
+newsletter.audience.engaged), so mixed with row conditions it costs no join at all. At the
+top level of a rule a set is `key IN (SELECT ...)` (a semi-join) and in a top-level `none` its
+negation (an anti-join: `NOT EXISTS` on PostgreSQL); `any` of plain tags is one set. Deeper
+inside `any` or `none`: on SQLite the same `IN (SELECT ...)`, which SQLite evaluates once into
+a temporary index (a LIST SUBQUERY). On PostgreSQL, whose planner hashes such a subquery only
+while it fits in `hash_mem` (and otherwise rescans it for every subscriber), a tag set is a
+correlated `EXISTS` on subscriber_tags: hashed once when it fits, otherwise one look-up of the
+subscriber's key in its primary key, so still one pass over the subscribers. Event sets
+(`opened`, `clicked`: no index by subscriber) become derived tables (`SELECT DISTINCT ...`)
+joined to the subscribers once, the whole rule being `id IN (SELECT id FROM subscribers LEFT
+JOIN ... WHERE rule)`: hash joins, which spill to disk rather than degrade. In every AND and OR
+the row tests come before the set tests, so a set is only consulted for the rows they leave
+undecided. tests/audience/test_segment_plans.py asserts the plans on both databases.
 """
 
 from __future__ import annotations
