@@ -15,7 +15,7 @@ condition names the set of people who match (`people`: a `People`, a SELECT of o
 of theirs), which the compiler (newsletter.audience.segments) turns into a semi-join, an
 anti-join or a hash join, so that the set is computed once per query rather than rescanned
 once per subscriber; a set whose members are found by their key in an index (a tag's:
-subscriber_tags' primary key) may instead be looked up row by row.
+subscriber_tags is indexed by subscriber and by tag) may instead be looked up row by row.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ negation (an anti-join: `NOT EXISTS` on PostgreSQL); `any` of plain tags is one 
 inside `any` or `none`: on SQLite the same `IN (SELECT ...)`, which SQLite evaluates once into
 a temporary index (a LIST SUBQUERY). On PostgreSQL, whose planner hashes such a subquery only
 while it fits in `hash_mem` (and otherwise rescans it for every subscriber), a tag set is a
-correlated `EXISTS` on subscriber_tags: hashed once when it fits, otherwise one look-up of the
-subscriber's key in its primary key, so still one pass over the subscribers. Event sets
+correlated `EXISTS` on subscriber_tags: hashed once when it fits, otherwise one index look-up
+of the subscriber's id, so still one pass over the subscribers. Event sets
 (`opened`, `clicked`: no index by subscriber) become derived tables (`SELECT DISTINCT ...`)
 joined to the subscribers once, the whole rule being `id IN (SELECT id FROM subscribers LEFT
 JOIN ... WHERE rule)`: hash joins, which spill to disk rather than degrade. In every AND and OR
