@@ -117,11 +117,14 @@ def wait_for_lock_wait(engine: Engine, deadline: float = 30.0) -> None:
             time.sleep(0.01)
 
 
-@pytest.mark.postgres
+# SQLite lets one writer in at a time: these two interleavings happen on PostgreSQL only
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
+
+@ON_POSTGRESQL
 def test_postgresql_an_erasure_waits_for_a_tag_being_written_and_takes_it(
         engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite lets one writer in at a time: these interleavings cannot happen")
     victim = person(engine, "victim@example.org", tags=())
     with engine.connect() as writer:
         writer.begin()
@@ -141,10 +144,8 @@ def test_postgresql_an_erasure_waits_for_a_tag_being_written_and_takes_it(
     assert orphans(engine) == (0, 0)
 
 
-@pytest.mark.postgres
+@ON_POSTGRESQL
 def test_postgresql_a_tag_written_while_an_erasure_commits_is_refused(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite lets one writer in at a time: these interleavings cannot happen")
     victim = person(engine, "victim@example.org")
     with engine.connect() as eraser:
         eraser.begin()
