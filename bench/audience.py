@@ -6,17 +6,21 @@ a second thread keeps asking for the write lock, as a running send would, and re
 it had to wait), imports the same file again (every row unchanged), adds four sends' worth of
 engagement (half the list reads: about 30 % open each send, some opens by machines), and
 times every segment of SEGMENTS (the sample publication's, and engagement conditions alone,
-inside `any` and inside `none`): its count, and its members' ids into a temporary table (a
-send's snapshot), each run twice, wall-clock and CPU seconds (on PostgreSQL the client's and
-its server process's, read from /proc: on a shared machine the CPU time is the steadier one). Member
-counts must agree between the databases.
+inside `any` and inside `none`): its count, and its members' ids into a temporary table (the
+segment's part of a send's snapshot), each run twice, wall-clock and CPU seconds (on PostgreSQL
+the client's and its server process's, read from /proc: on a shared machine the CPU time is the
+steadier one); then once a send's whole snapshot (newsletter.dispatch.ledger.recipients.snapshot,
+rolled back), which also writes each member's address, name and attributes into the ledger in
+id order: printed beside, not held to the segment target. Member counts must agree between the
+databases.
 
 Size: `--rows`, else NEWSLETTER_BENCH_ROWS, else 100,000 (`NEWSLETTER_BENCH_ROWS=1000000 make
 bench` gives the figures in docs/performance.md). PostgreSQL: `--postgres URL`, else
 NEWSLETTER_BENCH_POSTGRES_URL, else NEWSLETTER_TEST_POSTGRES_URL: an admin URL of a server
 where the role may CREATE DATABASE (the bench makes and drops its own); without one, only
 SQLite runs. Targets, checked at 1,000,000 rows (exit status 1 when one is missed): import and
-re-import on PostgreSQL within 1.2x of SQLite; every segment <= 1 s on both; on SQLite an
+re-import on PostgreSQL within 1.2x of SQLite; every segment's count and id snapshot <= 1 s on
+both; on SQLite an
 import <= 60 s with peak RSS <= 300 MB, and no writer waiting more than about a second.
 
     python bench/audience.py [--rows N] [--postgres URL] [--only sqlite|postgresql] [--keep]
@@ -60,8 +64,9 @@ from newsletter.audience import Segments  # noqa: E402
 from newsletter.audience.engaged import refresh_engaged  # noqa: E402
 from newsletter.audience.model import utcnow  # noqa: E402
 from newsletter.db import open_database  # noqa: E402
-from newsletter.db.ledger_tables import sends  # noqa: E402
+from newsletter.db.ledger_tables import send_recipients, sends  # noqa: E402
 from newsletter.db.tables import send_links, subscribers  # noqa: E402
+from newsletter.dispatch.ledger.recipients import snapshot as ledger_snapshot  # noqa: E402
 
 FULL = 1_000_000
 RATIO, SEGMENT_S, LOCK_S = 1.2, 1.0, 1.2  # targets at FULL rows
@@ -211,21 +216,48 @@ def backend_cpu(conn) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _timed(conn, statement) -> tuple[float, float, object]:
-    """Wall and CPU seconds (this process's, and its PostgreSQL backend's) of a statement."""
+def _clocked(conn, run) -> tuple[float, float, object]:
+    """Wall and CPU seconds (this process's, and its PostgreSQL backend's) of `run()`."""
     pg = conn.dialect.name == "postgresql"
     cpu = time.process_time() + (backend_cpu(conn) if pg else 0.0)
     started = time.perf_counter()
-    result = conn.execute(statement)
-    value = result.scalar() if result.returns_rows else result.rowcount
+    value = run()
     wall = time.perf_counter() - started
     cpu = time.process_time() + (backend_cpu(conn) if pg else 0.0) - cpu
     return wall, cpu, value
 
 
+def _timed(conn, statement) -> tuple[float, float, object]:
+    """Wall and CPU seconds of a statement, and its scalar (or its row count)."""
+    def run() -> object:
+        result = conn.execute(statement)
+        return result.scalar() if result.returns_rows else result.rowcount
+    return _clocked(conn, run)
+
+
+def send_snapshot(conn, segments: Segments, name: str) -> tuple[float, float, int]:
+    """A send's own snapshot of the segment (newsletter.dispatch.ledger.recipients.snapshot:
+    each member's id, address, name and attributes, in id order, into the ledger's rows),
+    rolled back: wall and CPU seconds, rows."""
+    now = utcnow()
+    with conn.begin() as transaction:
+        send_id = conn.execute(select(func.coalesce(func.max(sends.c.id), 0) + 1)).scalar()
+        conn.execute(insert(sends).values(
+            id=send_id, issue="bench", segment=name, transport="outbox", content_hash="0" * 64,
+            subject="S", state="completed", total=0, accepted=0, failed=0, unknown=0,
+            batches=0, created_at=now, updated_at=now))
+        members = segments.condition(name)
+        wall, cpu, _ = _clocked(conn, lambda: ledger_snapshot(conn, send_id, members))
+        rows = conn.execute(select(func.count()).where(
+            send_recipients.c.send_id == send_id)).scalar()
+        transaction.rollback()
+    return wall, cpu, rows
+
+
 def time_segments(url: str, folder: Path) -> dict[str, dict]:
-    """Each segment twice: its count, and its members' ids into a temporary table (what a
-    send's snapshot does), wall and CPU seconds."""
+    """Each segment twice: its count, and its members' ids into a temporary table (the
+    segment's part of a send's snapshot), wall and CPU seconds; then once a send's whole
+    snapshot (`send_snapshot`: the ledger's rows written too)."""
     engine = open_database(url)
     segments = Segments.load(folder)
     found: dict[str, dict] = {}
@@ -250,6 +282,9 @@ def time_segments(url: str, folder: Path) -> dict[str, dict]:
                 f["snapshot_s"].append(wall)
                 f["snapshot_cpu"].append(cpu)
                 assert rows == f["members"], (name, rows, f["members"])
+            wall, cpu, rows = send_snapshot(conn, segments, name)
+            f.update(send_s=[wall], send_cpu=[cpu])
+            assert rows == f["members"], (name, rows, f["members"])
             found[name] = f
     started = time.perf_counter()
     streamed = sum(len(batch) for batch in segments.members(engine, "cyber", batch_size=1000))
@@ -283,11 +318,12 @@ def run(label: str, url: str, folder: Path, csv_path: Path, rows: int,
     print(f"engagement: {add_engagement(url, rows):.1f} s to add the events")
     found = time_segments(url, folder)
     print(f"  {'segment (two runs each)':22} {'members':>9}  count: wall, CPU (s)    "
-          "snapshot: wall, CPU (s)")
+          "snapshot: wall, CPU (s)    a send's snapshot, once: wall, CPU (s)")
     for name, f in found.items():
         print(f"  {name:22} {f['members']:>9,}  {_span(f['count_s']):>9}, "
               f"{_span(f['count_cpu']):>9}     {_span(f['snapshot_s']):>9}, "
-              f"{_span(f['snapshot_cpu']):>9}")
+              f"{_span(f['snapshot_cpu']):>9}     {_span(f.get('send_s', [])):>9}, "
+              f"{_span(f.get('send_cpu', [])):>9}")
     return {"import": first, "reimport": again, "segments": found}
 
 

@@ -67,6 +67,7 @@ from support.ledger_world import (  # noqa: E402
     finished,
     postgres_database,
     publication,
+    server_settings,
     vacuumed,
 )
 from webhooks import free_port, post_all  # noqa: E402
@@ -281,6 +282,8 @@ def table_figures(url: str) -> str:
 
 def run(label: str, url: str, work: Path, args: argparse.Namespace) -> dict:
     print(f"\n== {label}, {args.people:,} people", flush=True)
+    if url.startswith("postgresql"):
+        print(f"server: {server_settings(url)}", flush=True)
     pub = publication(work / label)
     print(f"filled in {fill(url, args.people):.1f} s", flush=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSLETTER_SECRET": SECRET,

@@ -108,7 +108,12 @@ def cpu_of(pid: int) -> float:
 class Watch(threading.Thread):
     """PostgreSQL: every 25 ms, which of the database's sessions wait for a lock, and the CPU
     each of its sessions' server processes used so far (the sum is the server's share of the
-    work; autovacuum's workers are not counted)."""
+    work; autovacuum's workers are not counted). Also the server's write-ahead log written
+    meanwhile, the share of it that is full-page images, and its checkpoints (these three are
+    the whole server's: meaningful when nothing else runs on it)."""
+
+    WAL = text("SELECT w.wal_bytes, w.wal_fpi, w.wal_records, "
+               "b.checkpoints_timed + b.checkpoints_req FROM pg_stat_wal w, pg_stat_bgwriter b")
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
@@ -117,6 +122,7 @@ class Watch(threading.Thread):
         with self.engine.connect() as conn:  # the CPU its processes had used before
             self.before = {pid: cpu_of(pid) for pid in conn.exec_driver_sql(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()").scalars()}
+            self.wal_before = conn.execute(self.WAL).one()
         self.cpu = dict(self.before)
         self.start()
 
@@ -139,10 +145,39 @@ class Watch(threading.Thread):
         """(server CPU seconds, the lock waits seen)."""
         self.stop.set()
         self.join()
+        with self.engine.connect() as conn:
+            after = conn.execute(self.WAL).one()
         self.engine.dispose()
+        wal, fpi, records, checkpoints = (float(a - b) for a, b in zip(after, self.wal_before,
+                                                                        strict=True))
         return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.cpu.items()), (
             f"a session waited for a lock in {self.waiting} of {self.samples} samples (at "
-            f"most {self.most} at once)")
+            f"most {self.most} at once); WAL {wal / 2**20:,.0f} MB, full-page images "
+            f"{fpi / max(records, 1):.1%} of {records:,.0f} records, {checkpoints:.0f} "
+            "checkpoints")
+
+
+SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_compression",
+            "synchronous_commit")
+
+
+def server_settings(url: str) -> str:
+    """PostgreSQL: the server settings the figures depend on most, for the bench's output."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, setting, unit FROM pg_settings "
+                                 "WHERE name = ANY(:names)"), {"names": list(SETTINGS)}).all()
+    engine.dispose()
+    shown = {name: _setting(value, unit) for name, value, unit in rows}
+    return ", ".join(f"{name} {shown[name]}" for name in SETTINGS if name in shown)
+
+
+def _setting(value: str, unit: str | None) -> str:
+    """pg_settings' value in its unit (8kB pages, MB, s) as a person writes it."""
+    if unit in ("8kB", "MB", "kB") and value.isdigit():
+        size = int(value) * {"8kB": 8192, "MB": 2**20, "kB": 1024}[unit]
+        return f"{size / 2**30:g}GB" if size >= 2**30 else f"{size / 2**20:g}MB"
+    return f"{value}{unit or ''}"
 
 
 def vacuumed(url: str, limit: float = 900.0) -> float:

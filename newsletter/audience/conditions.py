@@ -13,8 +13,9 @@ Two kinds of SQL: a *row* condition is a test of one subscriber's row (`compile`
 `engaged_within` is one, over a copy the events keep up to date); a *set*
 condition names the set of people who match (`people`: a `People`, a SELECT of one column
 of theirs), which the compiler (newsletter.audience.segments) turns into a semi-join, an
-anti-join or a hash join, so that the set is computed once per query rather than probed once
-per subscriber.
+anti-join or a hash join, so that the set is computed once per query rather than rescanned
+once per subscriber; a set whose members are found by their key in an index (a tag's:
+subscriber_tags is indexed by subscriber and by tag) may instead be looked up row by row.
 """
 
 from __future__ import annotations
@@ -60,10 +61,13 @@ class Reference(Protocol):
 
 @dataclass(frozen=True)
 class People:
-    """A set of subscribers: `members` selects one column, the `key` column of theirs."""
+    """A set of subscribers: `members` selects one column, the `key` column of theirs.
+    `indexed`: one subscriber's membership is an index look-up (`members` with the key
+    equal to theirs reads one index entry or none)."""
 
     key: str  # "id" or "email_key"
     members: Select
+    indexed: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def tagged(*tags: Any) -> People:
     names = sorted({normalize_tag(t) for t in tags})
     st = subscriber_tags.c
     return People("id", select(st.subscriber_id).where(
-        st.tag == names[0] if len(names) == 1 else st.tag.in_(names)))
+        st.tag == names[0] if len(names) == 1 else st.tag.in_(names)), indexed=True)
 
 
 # --- segment -----------------------------------------------------------------------------------
@@ -173,12 +177,13 @@ def _check_attr(checker: Checker, segment: str, arg: Any, loc: Loc) -> None:
 
 
 def _attr_sql(key: str, want: Any) -> ColumnElement[bool]:
-    """One attribute test; a missing attribute gives FALSE (never NULL)."""
+    """One attribute test; a missing attribute gives FALSE (never NULL): `(value = x) IS
+    TRUE`, which reads the attribute once (SQLite parses the JSON again for each mention)."""
     value = subscribers.c.attributes[key].as_string()
     if isinstance(want, dict) and "exists" in want:
         return value.is_not(None) if want["exists"] else value.is_(None)
     wanted = [scalar(v) for v in want["in"]] if isinstance(want, dict) else [scalar(want)]
-    return and_(value.is_not(None), value.in_(wanted) if len(wanted) > 1 else value == wanted[0])
+    return (value.in_(wanted) if len(wanted) > 1 else value == wanted[0]).is_(true())
 
 
 def _attr_python(key: str, want: Any, attributes: dict[str, Any]) -> bool:

@@ -10,24 +10,27 @@ at the top level of every segment). The conditions themselves, with their SQL an
 plain-Python reference, are in newsletter.audience.conditions; checking the YAML is
 newsletter.audience.rules.
 
-Conditions over a set of people (tags, `opened`, `clicked`) are computed once per query, never
-probed per subscriber; `engaged_within` needs no set (a column of the subscriber's row, kept
-by newsletter.audience.engaged), so mixed with row conditions it costs no join at all. At the
-top level of a rule a set is `key IN (SELECT ...)` (a semi-join) and
-in a top-level `none` its negation (an anti-join: `NOT EXISTS` on PostgreSQL); `any` of plain
-tags is one set. Deeper inside `any` or `none`: on SQLite the same `IN (SELECT ...)`, which
-SQLite evaluates once into a temporary index (a LIST SUBQUERY); on PostgreSQL, whose planner
-hashes such a subquery only while it fits in `hash_mem` (and otherwise rescans it for every
-subscriber), each set becomes a derived table (`SELECT DISTINCT ...`) joined to the
-subscribers once, the whole rule being `id IN (SELECT id FROM subscribers LEFT JOIN ... WHERE
-rule)`: hash joins, which spill to disk rather than degrade. tests/audience/
-test_segment_plans.py asserts the plans on both databases.
+Conditions over a set of people (tags, `opened`, `clicked`) are never rescanned per
+subscriber; `engaged_within` needs no set (a column of the subscriber's row, kept by
+newsletter.audience.engaged), so mixed with row conditions it costs no join at all. At the
+top level of a rule a set is `key IN (SELECT ...)` (a semi-join) and in a top-level `none` its
+negation (an anti-join: `NOT EXISTS` on PostgreSQL); `any` of plain tags is one set. Deeper
+inside `any` or `none`: on SQLite the same `IN (SELECT ...)`, which SQLite evaluates once into
+a temporary index (a LIST SUBQUERY). On PostgreSQL, whose planner hashes such a subquery only
+while it fits in `hash_mem` (and otherwise rescans it for every subscriber), a tag set is a
+correlated `EXISTS` on subscriber_tags: hashed once when it fits, otherwise one index look-up
+of the subscriber's id, so still one pass over the subscribers. Event sets
+(`opened`, `clicked`: no index by subscriber) become derived tables (`SELECT DISTINCT ...`)
+joined to the subscribers once, the whole rule being `id IN (SELECT id FROM subscribers LEFT
+JOIN ... WHERE rule)`: hash joins, which spill to disk rather than degrade. In every AND and OR
+the row tests come before the set tests, so a set is only consulted for the rows they leave
+undecided. tests/audience/test_segment_plans.py asserts the plans on both databases.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +231,7 @@ class _Compiler:
         self.segments, self.now, self.join_sets = segments, now, join_sets
         self.nested = 0  # how many `any` or `none` enclose the condition being compiled
         self.sets: list[tuple[Any, Any]] = []  # (derived table, subscribers' column) to join
+        self.set_tests = 0  # how many set tests have been compiled so far
 
     def where(self, rule: Any) -> ColumnElement[bool]:
         condition = self.rule(rule)
@@ -245,26 +249,40 @@ class _Compiler:
     def rule(self, rule: Any) -> ColumnElement[bool]:
         if not rule:
             return true()
-        parts: list[ColumnElement[bool]] = []
-        for key, arg in rule.items():
-            found = self.set_of({key: arg})
-            if found is not None:
-                parts.append(self.member(found))
-            elif key in ("all", "any") and len(arg) == 1:  # `any` of one is that one
-                parts.append(self.rule(arg[0]))
-            elif key == "all":
-                parts.append(and_(true(), *(self.rule(r) for r in arg)))
-            elif key == "none" and not self.nested:  # not this and not that: anti-joins
-                parts.extend(self.outside(r) for r in arg)
-            elif key in COMBINATORS:
-                with self.inside():
-                    either = or_(false(), *(self.rule(r) for r in arg))
-                parts.append(either if key == "any" else not_(either))
-            else:
-                kind = CONDITION_TYPES[key]
-                assert kind.compile is not None
-                parts.append(kind.compile(self, arg))
-        return and_(true(), *parts)
+        return and_(true(), *self.sets_last(lambda k=key, a=arg: self.part(k, a)
+                                            for key, arg in rule.items()))
+
+    def part(self, key: str, arg: Any) -> list[ColumnElement[bool]]:
+        """One key of a rule mapping, as the conditions it ANDs."""
+        found = self.set_of({key: arg})
+        if found is not None:
+            return [self.member(found)]
+        if key in ("all", "any") and len(arg) == 1:  # `any` of one is that one
+            return [self.rule(arg[0])]
+        if key == "all":
+            return [and_(true(), *self.sets_last(lambda r=r: [self.rule(r)] for r in arg))]
+        if key == "none" and not self.nested:  # not this and not that: anti-joins
+            return [self.outside(r) for r in arg]
+        if key in COMBINATORS:
+            with self.inside():
+                either = or_(false(), *self.sets_last(lambda r=r: [self.rule(r)] for r in arg))
+            return [either if key == "any" else not_(either)]
+        kind = CONDITION_TYPES[key]
+        assert kind.compile is not None
+        return [kind.compile(self, arg)]
+
+    def sets_last(self, parts: Iterable[Callable[[], list[ColumnElement[bool]]]]
+                  ) -> list[ColumnElement[bool]]:
+        """Compile each part; those that test a set go after those that test the row alone,
+        so that in an AND or an OR the row tests (cheap) decide first and a set is only
+        probed for the rows they leave open. Two-valued logic: the order changes no result."""
+        rows: list[ColumnElement[bool]] = []
+        sets: list[ColumnElement[bool]] = []
+        for compile_part in parts:
+            before = self.set_tests
+            found = compile_part()
+            (sets if self.set_tests > before else rows).extend(found)
+        return rows + sets
 
     def set_of(self, rule: Any) -> People | None:
         """The rule as one set of people, when it is one: a set condition, `any` of plain
@@ -282,10 +300,15 @@ class _Compiler:
         return None if kind is None or kind.people is None else kind.people(arg, self.now)
 
     def member(self, people: People) -> ColumnElement[bool]:
-        """Subscribers in the set, the set computed once per query."""
+        """Subscribers in the set: computed once per query, or (an indexed set deep in `any`
+        or `none` on PostgreSQL) a correlated EXISTS, which the planner hashes once when the
+        set fits in `hash_mem` and otherwise looks up in the index row by row."""
+        self.set_tests += 1
         column = subscribers.c[people.key]
         if not self.nested or not self.join_sets:
             return column.in_(people.members)
+        if people.indexed:
+            return people.members.where(people.members.selected_columns[0] == column).exists()
         found = people.members.distinct().subquery(f"people_{len(self.sets) + 1}")
         self.sets.append((found, column))
         return found.c[0].is_not(None)
@@ -296,6 +319,7 @@ class _Compiler:
         if people is None:
             with self.inside():
                 return not_(self.rule(rule))
+        self.set_tests += 1
         column = subscribers.c[people.key]
         if not self.join_sets:
             return not_(column.in_(people.members))

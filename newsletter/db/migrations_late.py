@@ -298,3 +298,55 @@ def _ledger_without_row_trigger(conn: Connection) -> None:
         if key["referred_table"] == "sends" and key["name"]:
             conn.execute(text(f'ALTER TABLE send_recipients DROP CONSTRAINT "{key["name"]}"'))
     conn.execute(text("ALTER TABLE send_recipients SET (fillfactor = 33)"))
+
+
+@migration(18, "subscriber tags and audit rows on PostgreSQL: checked once per statement")
+def _subscriber_keys_per_statement(conn: Connection) -> None:
+    """PostgreSQL checks a foreign key with a trigger run for each inserted row: more than half
+    the server's work of an import of new people. subscriber_tags' and subscriber_history's keys
+    to subscribers become statement triggers that check (locking each subscriber FOR KEY SHARE,
+    as the key did) and cascade a delete (newsletter.db.subscriber_keys explains them). SQLite
+    keeps the keys."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in ("subscriber_tags", "subscriber_history"):
+        for key in inspect(conn).get_foreign_keys(table):
+            if key["referred_table"] == "subscribers" and key["name"]:
+                conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{key["name"]}"'))
+    conn.execute(text("""
+CREATE OR REPLACE FUNCTION newsletter_rows_name_subscribers() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    missing bigint;
+BEGIN
+    SELECT w.subscriber_id INTO missing
+      FROM (SELECT DISTINCT subscriber_id FROM written) AS w
+     WHERE NOT EXISTS (SELECT FROM subscribers s WHERE s.id = w.subscriber_id FOR KEY SHARE)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation', TABLE = TG_TABLE_NAME,
+            MESSAGE = 'insert or update on table "' || TG_TABLE_NAME || '": subscriber '
+                      || missing || ' does not exist';
+    END IF;
+    RETURN NULL;
+END
+$$"""))
+    conn.execute(text("""
+CREATE OR REPLACE FUNCTION newsletter_subscribers_take_their_rows() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM subscriber_tags WHERE subscriber_id = ANY (ARRAY(SELECT id FROM gone));
+    DELETE FROM subscriber_history WHERE subscriber_id = ANY (ARRAY(SELECT id FROM gone));
+    RETURN NULL;
+END
+$$"""))
+    for table in ("subscriber_tags", "subscriber_history"):
+        for event in ("INSERT", "UPDATE"):
+            conn.execute(text(
+                f"CREATE TRIGGER {table}_{event.lower()}_names_subscribers AFTER {event} ON "
+                f"{table} REFERENCING NEW TABLE AS written FOR EACH STATEMENT "
+                "EXECUTE FUNCTION newsletter_rows_name_subscribers()"))
+    conn.execute(text(
+        "CREATE TRIGGER subscribers_delete_takes_their_rows AFTER DELETE ON subscribers "
+        "REFERENCING OLD TABLE AS gone FOR EACH STATEMENT "
+        "EXECUTE FUNCTION newsletter_subscribers_take_their_rows()"))

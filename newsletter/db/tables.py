@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -25,10 +27,13 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    event,
     false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from newsletter.db import subscriber_keys
 
 metadata = MetaData()
 
@@ -94,13 +99,11 @@ subscribers = Table(
 subscriber_tags = Table(
     "subscriber_tags",
     metadata,
-    Column(
-        "subscriber_id",
-        Id,
-        ForeignKey("subscribers.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    Column("subscriber_id", Id, primary_key=True),
     Column("tag", String(100), primary_key=True),
+    # PostgreSQL: checked once per statement instead (db.subscriber_keys, migration 18)
+    ForeignKeyConstraint(["subscriber_id"], ["subscribers.id"], ondelete="CASCADE")
+    .ddl_if(dialect="sqlite"),
     Index("ix_subscriber_tags_tag", "tag", "subscriber_id"),
     sqlite_with_rowid=False,
 )
@@ -215,15 +218,27 @@ subscriber_history = Table(
     "subscriber_history",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
-           nullable=False),
+    Column("subscriber_id", Id, nullable=False),
     Column("at", UtcDateTime, nullable=False),
     Column("source", String(32), nullable=False),
     Column("field", String(32), nullable=False),  # status, tag, pause, language, ...
     Column("before", Text, nullable=True),
     Column("after", Text, nullable=True),
+    # PostgreSQL: checked once per statement instead (db.subscriber_keys, migration 18)
+    ForeignKeyConstraint(["subscriber_id"], ["subscribers.id"], ondelete="CASCADE")
+    .ddl_if(dialect="sqlite"),
     Index("ix_subscriber_history_subscriber", "subscriber_id", "id"),
 )
+
+
+def _on_postgresql(table: Table, statements: list[str]) -> None:
+    for statement in statements:
+        event.listen(table, "after_create", DDL(statement).execute_if(dialect="postgresql"))
+
+
+_on_postgresql(subscribers, subscriber_keys.CASCADE)
+_on_postgresql(subscriber_tags, subscriber_keys.checks("subscriber_tags"))
+_on_postgresql(subscriber_history, subscriber_keys.checks("subscriber_history"))
 
 #: Keyed hashes of erased addresses (newsletter.audience.erasure): imports, `add` and events of
 #: these are refused until the person confirms a new sign-up (`restored_at`, migration 9).
