@@ -22,7 +22,12 @@ PostgreSQL within 1.2x of SQLite's; webhook ingest >= 10,000 events/s and a redi
 (median) on both, at 2M ledger rows. Exactly-once is checked at every size.
 
     python bench/ledger.py [--people N] [--postgres URL] [--only sqlite|postgresql]
-                           [--events N] [--redirects N] [--keep]
+                           [--events N] [--redirects N] [--keep] [--ingest-only DIR]
+
+`--keep` leaves the world (the SQLite file in the printed folder, the PostgreSQL database
+NEWSLETTER_BENCH_DB) behind; `--ingest-only DIR` then runs (3) and (4) alone on a copy of it,
+its events, counters and last engagements removed first: old code against new, side by side,
+without sending a million messages twice.
 """
 
 from __future__ import annotations
@@ -49,12 +54,15 @@ import httpx  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from dispatch import API_KEY, SECRET, Fake  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 from support.ledger_world import (  # noqa: E402
+    BENCH_DB,
     FIRST,
     SECOND,
     QuietFake,
     Watch,
     cpu_of,
+    drop_database,
     fill,
     finished,
     postgres_database,
@@ -219,7 +227,8 @@ def serve_phase(url: str, pub: Path, env: dict, people: int, events: int,
         ingest_cpu = cpu_of(server.pid) - cpu
         ingest_server = watch.finish()[0] if watch else 0.0
         tokens = [link_token(SECRET, send_id, position, f"reader{who:07d}@example.com")
-                  for who in random.Random(7).sample(range(people), redirects + 20)]
+                  for who in random.Random(7).sample(range(people), redirects + 20)
+                  ] if redirects else []
         waited += vacuumed(url)
         took = []
         with httpx.Client(base_url=base, headers={"User-Agent": BROWSER}) as client:
@@ -242,14 +251,16 @@ def serve_phase(url: str, pub: Path, env: dict, people: int, events: int,
             webhook_events.c.send_id == send_id)).scalar_one()
     engine.dispose()
     took.sort()
-    return {"ledger_rows": ledger_rows, "events_per_s": events / seconds, "vacuum_s": waited,
-            "ingest_cpu_ms": ingest_cpu * 1000 / events,
-            "ingest_server_ms": ingest_server * 1000 / events,
-            "redirect_cpu_ms": redirect_cpu * 1000 / len(took),
-            "redirect_server_ms": redirect_server * 1000 / len(took),
-            "events_once": answers["applied"] == events and stored == events + len(tokens),
-            "redirect_ms": statistics.median(took), "redirect_p95_ms": took[int(len(took) * .95)],
-            "redirect_max_ms": took[-1]}
+    found = {"ledger_rows": ledger_rows, "events_per_s": events / seconds, "vacuum_s": waited,
+             "ingest_cpu_ms": ingest_cpu * 1000 / events,
+             "ingest_server_ms": ingest_server * 1000 / events,
+             "events_once": answers["applied"] == events and stored == events + len(tokens)}
+    if took:
+        found.update(redirect_cpu_ms=redirect_cpu * 1000 / len(took),
+                     redirect_server_ms=redirect_server * 1000 / len(took),
+                     redirect_ms=statistics.median(took),
+                     redirect_p95_ms=took[int(len(took) * .95)], redirect_max_ms=took[-1])
+    return found
 
 
 def table_figures(url: str) -> str:
@@ -290,6 +301,11 @@ def run(label: str, url: str, work: Path, args: argparse.Namespace) -> dict:
           f"{second['unknown_batches']} batches of unknown fate settled; resume "
           f"{second['resume_s']:.1f} s; exactly once: {second['once']}", flush=True)
     print(table_figures(url), flush=True)
+    return {**first, **second, **served_figures(url, pub, env, args)}
+
+
+def served_figures(url: str, pub: Path, env: dict, args: argparse.Namespace) -> dict:
+    """The serve phase, its figures printed."""
     served = serve_phase(url, pub, env, args.people, args.events, args.redirects)
     if served["vacuum_s"] >= 1:
         print(f"(waited {served['vacuum_s']:.0f} s in all for autovacuum to finish before the "
@@ -298,11 +314,65 @@ def run(label: str, url: str, work: Path, args: argparse.Namespace) -> dict:
           f"events/s (4 clients), CPU per event {served['ingest_cpu_ms']:.3f} ms serve + "
           f"{served['ingest_server_ms']:.3f} ms server; applied once: {served['events_once']}",
           flush=True)
-    print(f"redirect: median {served['redirect_ms']:.1f} ms, p95 {served['redirect_p95_ms']:.1f}"
-          f" ms, max {served['redirect_max_ms']:.1f} ms; CPU each {served['redirect_cpu_ms']:.1f}"
-          f" ms serve + {served['redirect_server_ms']:.1f} ms server; load "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
-    return {**first, **second, **served}
+    if "redirect_ms" in served:
+        print(f"redirect: median {served['redirect_ms']:.1f} ms, p95 "
+              f"{served['redirect_p95_ms']:.1f} ms, max {served['redirect_max_ms']:.1f} ms; CPU "
+              f"each {served['redirect_cpu_ms']:.1f} ms serve + "
+              f"{served['redirect_server_ms']:.1f} ms server", flush=True)
+    print(f"load {os.getloadavg()[0]:.1f}", flush=True)
+    return served
+
+
+def ingest_again(label: str, url: str, work: Path, args: argparse.Namespace) -> dict:
+    """The serve phase alone, on a copy of the world a `--keep` run left in `--ingest-only`
+    (the SQLite file copied, the PostgreSQL database made from it as a template)."""
+    kept = Path(args.ingest_only)
+    print(f"\n== {label}, {args.people:,} people, the world of {kept}", flush=True)
+    pub = work / label
+    shutil.copytree(kept / label, pub)
+    if label == "sqlite":
+        for suffix in ("", "-wal"):
+            if (kept / f"ledger.db{suffix}").exists():
+                shutil.copy(kept / f"ledger.db{suffix}", work / f"ledger.db{suffix}")
+    else:
+        url = postgres_copy(args.postgres, url)
+    without_events(url)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSLETTER_SECRET": SECRET,
+           "NEWSLETTER_DATABASE_URL": url, "SENDGRID_API_KEY": API_KEY}
+    try:
+        return served_figures(url, pub, env, args)
+    finally:
+        if label != "sqlite" and not args.keep:
+            postgres_copy(args.postgres, url, drop_only=True)
+
+
+def without_events(url: str) -> None:
+    """The world as it was before its first serve phase: no events, engagement counts or
+    last engagements (on PostgreSQL the tables compacted, as they were before)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM webhook_events"))
+        conn.execute(text("DELETE FROM engagement"))
+        conn.execute(text("UPDATE subscribers SET last_engaged_at = NULL "
+                          "WHERE last_engaged_at IS NOT NULL"))
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM FULL ANALYZE webhook_events, engagement"))
+            conn.execute(text("VACUUM ANALYZE subscribers"))
+    engine.dispose()
+
+
+def postgres_copy(admin: str, source: str, drop_only: bool = False) -> str:
+    """A database made from the kept one (`source`) as its template; its URL."""
+    name = f"{BENCH_DB}_again"
+    engine = create_engine(make_url(admin).set(drivername="postgresql+psycopg"),
+                           isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        drop_database(conn, name)
+        if not drop_only:
+            conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {BENCH_DB}"))
+    engine.dispose()
+    return make_url(source).set(database=name).render_as_string(hide_password=False)
 
 
 def verdicts(results: dict[str, dict], people: int) -> list[str]:
@@ -311,14 +381,14 @@ def verdicts(results: dict[str, dict], people: int) -> list[str]:
     if people < FULL:
         return missed
     lite, pg = results.get("sqlite"), results.get("postgresql")
-    if lite and pg and pg["phase_s"] > RATIO * lite["phase_s"]:
+    if lite and pg and "phase_s" in pg and pg["phase_s"] > RATIO * lite["phase_s"]:
         missed.append(f"send on PostgreSQL {pg['phase_s'] / lite['phase_s']:.2f}x SQLite's")
     for label, r in results.items():
         if "events_per_s" not in r:
             continue
         if r["events_per_s"] < EVENTS_PER_S:
             missed.append(f"{label} webhooks {r['events_per_s']:,.0f}/s < {EVENTS_PER_S:,}")
-        if r["redirect_ms"] > REDIRECT_MS:
+        if r.get("redirect_ms", 0) > REDIRECT_MS:
             missed.append(f"{label} redirect {r['redirect_ms']:.1f} ms > {REDIRECT_MS} ms")
     return missed
 
@@ -335,27 +405,40 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument("--send-only", action="store_true",
                         help="only the first send (no kill, resume, webhooks or redirects)")
+    parser.add_argument("--ingest-only", metavar="DIR",
+                        help="only the webhooks and redirects, on a copy of the world a --keep "
+                             "run left in DIR (same --people and NEWSLETTER_BENCH_DB)")
     args = parser.parse_args()
     print(f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     work = Path(tempfile.mkdtemp(prefix="newsletter-bench-ledger-"))
+    if args.keep:
+        print(f"kept in {work}", flush=True)
     results: dict[str, dict] = {}
     try:
-        if args.only in (None, "sqlite"):
+        if args.ingest_only:
+            kept = make_url(args.postgres or "postgresql://").set(
+                drivername="postgresql+psycopg", database=BENCH_DB)
+            worlds = [("sqlite", f"sqlite:///{work / 'ledger.db'}"),
+                      ("postgresql", kept.render_as_string(hide_password=False))]
+            for label, url in worlds:
+                if args.only in (None, label) and (Path(args.ingest_only) / label).exists():
+                    results[label] = ingest_again(label, url, work, args)
+        if args.only in (None, "sqlite") and not args.ingest_only:
             results["sqlite"] = run("sqlite", f"sqlite:///{work / 'ledger.db'}", work, args)
-        if args.only in (None, "postgresql") and args.postgres:
+        if args.only in (None, "postgresql") and args.postgres and not args.ingest_only:
             try:
                 results["postgresql"] = run(
                     "postgresql", postgres_database(args.postgres, True), work, args)
             finally:
                 if not args.keep:
                     postgres_database(args.postgres, False)
-        elif args.only != "sqlite":
+        elif args.only != "sqlite" and not args.ingest_only:
             print("\n== postgresql: skipped (set NEWSLETTER_BENCH_POSTGRES_URL)")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     lite, pg = results.get("sqlite"), results.get("postgresql")
-    if lite and pg:
+    if lite and pg and "phase_s" in lite and "phase_s" in pg:
         resume = (f"; resume {pg['resume_s'] / lite['resume_s']:.2f}" if "resume_s" in pg
                   else "")
         print(f"\nsend: PostgreSQL / SQLite = {pg['phase_s'] / lite['phase_s']:.2f}{resume}")

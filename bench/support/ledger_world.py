@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from dispatch import Fake
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
@@ -24,7 +24,9 @@ from newsletter.db import open_database
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST, SECOND = "2026-11-24", "2026-12-01"
-BENCH_DB = "newsletter_bench_ledger"
+#: the bench's own database on the server (NEWSLETTER_BENCH_DB: another name, so that two
+#: benches can run on one server side by side)
+BENCH_DB = os.environ.get("NEWSLETTER_BENCH_DB", "newsletter_bench_ledger")
 
 
 def postgres_database(admin: str, create: bool) -> str:
@@ -32,18 +34,23 @@ def postgres_database(admin: str, create: bool) -> str:
     url = make_url(admin).set(drivername="postgresql+psycopg")
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        for attempt in range(60):  # FORCE may not end an autovacuum worker (the server's own
-            try:                   # role): the bench's role then waits for it to finish
-                conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
-                break
-            except ProgrammingError as exc:
-                if getattr(exc.orig, "sqlstate", None) != "42501" or attempt == 59:
-                    raise
-                time.sleep(1)
+        drop_database(conn, BENCH_DB)
         if create:
             conn.execute(text(f"CREATE DATABASE {BENCH_DB}"))
     engine.dispose()
     return url.set(database=BENCH_DB).render_as_string(hide_password=False)
+
+
+def drop_database(conn: Connection, name: str) -> None:
+    """DROP DATABASE `name` if it exists (on an AUTOCOMMIT connection to another one)."""
+    for attempt in range(60):  # FORCE may not end an autovacuum worker (the server's own
+        try:                   # role): the bench's role then waits for it to finish
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            return
+        except ProgrammingError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "42501" or attempt == 59:
+                raise
+            time.sleep(1)
 
 
 def publication(folder: Path) -> Path:

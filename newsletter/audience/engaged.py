@@ -61,7 +61,7 @@ def note_engaged(conn: Connection, events: Iterable[tuple[str, str, bool, int]])
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
             "UPDATE subscribers AS s SET last_engaged_at = v.at "
-            "FROM unnest(%s::text[], %s::timestamp[]) AS v(key, at) "
+            "FROM unnest(%b::text[], %b::timestamp[]) AS v(key, at) "
             "WHERE s.email_key = v.key AND (s.last_engaged_at IS NULL "
             "OR s.last_engaged_at < v.at)",
             ([key for key, _ in rows], [at for _, at in rows]))

@@ -21,20 +21,24 @@ it is stored in `webhook_tokens` in the same transaction, so a replay is refused
 by every `serve` worker, and a post whose events could not be stored can be retried; tokens
 older than the window they are accepted in are deleted as new ones arrive.
 
-The two bulk writes go to the driver as plain rows (tuples), not through SQLAlchemy's per-row
-parameter processing, which cost more than the database's own work: SQLite gets one
-`executemany` after one look-up of the ids already stored (the transaction holds the write lock
-from its start, so nothing can come between), PostgreSQL one `INSERT ... SELECT FROM unnest(...)
-ON CONFLICT DO NOTHING RETURNING` (concurrent batches may race there; the ids that come back
-are the new ones). Timestamps are converted by the column type's own bind processor, once per
-distinct second.
+The bulk writes go to the driver as plain rows (tuples), not through SQLAlchemy's per-row
+parameter processing, which cost more than the database's own work (newsletter.events.rawsql):
+SQLite gets one `executemany` for the events after one look-up of the ids already stored (the
+transaction holds the write lock from its start, so nothing can come between), and one for the
+counters; PostgreSQL one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING`
+for the events (concurrent batches may race there; the ids that come back are the new ones) and
+one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` for the counters, their columns
+sent as arrays in binary. Timestamps are converted by the column type's own bind processor,
+once per distinct second. On SQLite a large batch's checkpoint of the write-ahead log runs
+after the write lock is free (`apply_batch`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,6 +50,7 @@ from newsletter.audience.erasure import Secrets, anonymous_key, mentions, screen
 from newsletter.audience.model import utcnow
 from newsletter.db.engine import write_connection
 from newsletter.db.tables import ENGAGEMENT_COUNTERS, webhook_events, webhook_tokens
+from newsletter.events import rawsql
 from newsletter.events.classify import Thresholds
 from newsletter.events.policy import (
     SoftBounceLimit,
@@ -59,8 +64,6 @@ from newsletter.events.statuses import Change, apply_changes
 from newsletter.events.stored import Stored
 from newsletter.events.verdicts import Verdicts, judge
 from newsletter.providers.events import ProviderEvent
-
-_CHUNK = 900  # ids per IN (...) list: under SQLite's oldest limit of 999 parameters
 
 #: webhook_events columns in the order of the row tuples; PostgreSQL array types for unnest
 _EVENT_COLUMNS = (("sg_event_id", "text"), ("event", "text"), ("email_key", "text"),
@@ -92,11 +95,6 @@ def dialect_insert(conn: Connection, table):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
-
-
-def _marker(conn: Connection) -> str:
-    """The driver's positional parameter marker (sqlite3: ?, psycopg: %s)."""
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def _stamper(conn: Connection) -> Callable[[int], Any]:
@@ -135,23 +133,20 @@ def _rows(events: Sequence[Stored], now: dt.datetime, verdicts: Verdicts,
 
 
 def _stored(conn: Connection, ids: list[str]) -> set[str]:
-    """Which of `ids` are already in webhook_events (an IN list per chunk, bound by the
-    driver: SQLAlchemy's expansion of a long IN list cost more than the look-up)."""
+    """Which of `ids` are already in webhook_events (SQLite: an IN list per chunk)."""
     found: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ", ".join([_marker(conn)] * len(chunk))
+    for chunk in rawsql.chunks(conn, ids):
+        among, values = rawsql.among(conn, chunk, "text")
         found.update(conn.exec_driver_sql(
-            f"SELECT sg_event_id FROM webhook_events WHERE sg_event_id IN ({marks})",
-            tuple(chunk)).scalars())
+            f"SELECT sg_event_id FROM webhook_events WHERE sg_event_id {among}", values).scalars())
     return found
 
 
 def _record_new(conn: Connection, rows: list[tuple]) -> set[str]:
     """Insert the rows whose event id is not stored yet; return those ids."""
     names = ", ".join(name for name, _ in _EVENT_COLUMNS)
-    if conn.dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{kind}[]" for _, kind in _EVENT_COLUMNS)
+    if rawsql.postgres(conn):
+        arrays = ", ".join(rawsql.array(kind) for _, kind in _EVENT_COLUMNS)
         sql = (f"INSERT INTO webhook_events ({names}) SELECT * FROM unnest({arrays}) "
                "ORDER BY 1 ON CONFLICT DO NOTHING RETURNING sg_event_id")
         return set(conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))
@@ -159,7 +154,7 @@ def _record_new(conn: Connection, rows: list[tuple]) -> set[str]:
     stored = _stored(conn, [row[0] for row in rows])
     new = [row for row in rows if row[0] not in stored]
     if new:
-        marks = ", ".join(_marker(conn) for _ in _EVENT_COLUMNS)
+        marks = ", ".join("?" for _ in _EVENT_COLUMNS)
         conn.exec_driver_sql(f"INSERT INTO webhook_events ({names}) VALUES ({marks})", new)
     return {row[0] for row in new}
 
@@ -192,15 +187,22 @@ def _count(conn: Connection, events: Sequence[Stored], stamp: Callable[[int], An
     if not totals:
         return
     names = ", ".join(ENGAGEMENT_COUNTERS)
-    marks = ", ".join([_marker(conn)] * (width + 3))
     adds = ", ".join(f"{n} = engagement.{n} + excluded.{n}" for n in ENGAGEMENT_COUNTERS)
-    sql = (f"INSERT INTO engagement (send_id, email_key, {names}, last_event_at) "
-           f"VALUES ({marks}) ON CONFLICT (send_id, email_key) DO UPDATE SET {adds}, "
-           "last_event_at = CASE WHEN engagement.last_event_at IS NULL OR "
-           "excluded.last_event_at > engagement.last_event_at THEN excluded.last_event_at "
-           "ELSE engagement.last_event_at END")
-    conn.exec_driver_sql(sql, [(send_id, key, *counts[:width], stamp(counts[width]))
-                               for (send_id, key), counts in sorted(totals.items())])
+    upsert = (" ON CONFLICT (send_id, email_key) DO UPDATE SET "
+              f"{adds}, last_event_at = CASE WHEN engagement.last_event_at IS NULL OR "
+              "excluded.last_event_at > engagement.last_event_at THEN excluded.last_event_at "
+              "ELSE engagement.last_event_at END")
+    rows = [(send_id, key, *counts[:width], stamp(counts[width]))
+            for (send_id, key), counts in sorted(totals.items())]  # key order: one lock order
+    into = f"INSERT INTO engagement (send_id, email_key, {names}, last_event_at) "
+    if rawsql.postgres(conn):  # one statement, not one per pair
+        kinds = ("bigint", "text", *["integer"] * width, "timestamp")
+        arrays = ", ".join(rawsql.array(kind) for kind in kinds)
+        conn.exec_driver_sql(f"{into}SELECT * FROM unnest({arrays}) ORDER BY 1, 2{upsert}",
+                             tuple(list(c) for c in zip(*rows, strict=True)))
+    else:
+        marks = ", ".join(["?"] * (width + 3))
+        conn.exec_driver_sql(f"{into}VALUES ({marks}){upsert}", rows)
 
 
 def anonymise_erased(conn: Connection, events: Sequence[Stored],
@@ -250,6 +252,7 @@ def _apply(conn: Connection, rows: list[Stored], now: dt.datetime | None,
            limits: Thresholds | None, secrets: Secrets, soft: SoftBounceLimit | None
            ) -> ApplyReport:
     now = now or utcnow()
+    rawsql.custom_plans(conn)
     rows = anonymise_erased(conn, rows, secrets)
     unique = list({e.event_id: e for e in reversed(rows)}.values())[::-1]
     report = ApplyReport(received=len(rows), duplicates=len(rows))
@@ -294,6 +297,13 @@ def token_seen(engine: Engine, provider: str, token: str) -> bool:
             webhook_tokens.c.token == token)).first() is not None
 
 
+#: A batch of at least this many events checkpoints SQLite's write-ahead log after it lets go
+#: of the write lock, not inside its commit (see `apply_batch`).
+LARGE_BATCH = 100
+#: Pages of SQLite's write-ahead log past which it is made to start over (see `_checkpoint`).
+WAL_LIMIT = 16_000
+
+
 def apply_batch(engine: Engine, events: Sequence[ProviderEvent], attempts: int = 3,
                 limits: Thresholds | None = None, secrets: Secrets = None,
                 soft: SoftBounceLimit | None = None,
@@ -301,16 +311,62 @@ def apply_batch(engine: Engine, events: Sequence[ProviderEvent], attempts: int =
     """Apply `events` in one write transaction (taken up front on SQLite), with the post's
     `token` (provider, token, window) when it has one (Replayed when that token was seen
     before). Rows are locked in one order (event id, address), and a PostgreSQL deadlock or
-    serialization failure between concurrent batches is retried."""
+    serialization failure between concurrent batches is retried.
+
+    On SQLite a large batch dirties thousands of pages, and the commit that reaches
+    `wal_autocheckpoint` would copy them into the database file and wait for the disk while
+    this process's other writers queue behind it (newsletter.db.engine's writer lock). So a
+    large batch commits without that checkpoint and runs it (PASSIVE: it never blocks a
+    writer or a reader) once the lock is free, beside the next batch's transaction."""
     rows = [Stored.of(e) for e in events]  # before the write lock is taken
-    for attempt in range(1, attempts + 1):
-        try:
-            with write_connection(engine) as conn, conn.begin():
-                if token is not None and not remember_token(conn, *token):
-                    raise Replayed(f"the {token[0]} signature token was used before")
-                return _apply(conn, rows, None, limits, secrets, soft)
-        except DBAPIError as exc:
-            code = getattr(exc.orig, "sqlstate", None)
-            if attempt == attempts or code not in ("40P01", "40001"):
-                raise
-    raise AssertionError("unreachable")
+    deferred = engine.dialect.name == "sqlite" and len(rows) >= LARGE_BATCH
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                with write_connection(engine) as conn, _no_autocheckpoint(conn, deferred), \
+                        conn.begin():
+                    if token is not None and not remember_token(conn, *token):
+                        raise Replayed(f"the {token[0]} signature token was used before")
+                    return _apply(conn, rows, None, limits, secrets, soft)
+            except DBAPIError as exc:
+                code = getattr(exc.orig, "sqlstate", None)
+                if attempt == attempts or code not in ("40P01", "40001"):
+                    raise
+        raise AssertionError("unreachable")
+    finally:
+        if deferred:
+            _checkpoint(engine)
+
+
+@contextlib.contextmanager
+def _no_autocheckpoint(conn: Connection, wanted: bool) -> Iterator[None]:
+    """SQLite: no automatic checkpoint at this connection's commits while inside (the
+    connection's own setting, restored after; set on the driver's connection, outside any
+    transaction)."""
+    if not wanted:
+        yield
+        return
+    raw = conn.connection.driver_connection
+    before = raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    raw.execute("PRAGMA wal_autocheckpoint = 0")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
+
+
+def _checkpoint(engine: Engine) -> None:
+    """SQLite: copy what the write-ahead log holds into the database file, as far as no
+    reader still needs it (PASSIVE), on a connection of the pool outside any transaction.
+
+    The log starts over from its beginning only when a transaction begins on a log copied in
+    full, which a checkpoint running beside the next batch seldom leaves: under a steady
+    stream of batches it grew past 1 GB at 1M people. So once it holds more than WAL_LIMIT
+    pages, the checkpoint is run again with this process's writers held back, and the next
+    batch starts the log over."""
+    with engine.connect() as conn:
+        _, pages, _ = conn.connection.driver_connection.execute(
+            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if pages > WAL_LIMIT:
+        with write_connection(engine) as conn:
+            conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -12,10 +12,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
 from newsletter.audience.engaged import refresh_engaged
-from newsletter.db.tables import send_links, subscribers, webhook_events
+from newsletter.db.tables import send_links, webhook_events
+from newsletter.events import rawsql
 from newsletter.events.classify import BURST, Click, Thresholds, bursts, click_reason, open_reason
 from newsletter.events.stored import Stored
 
@@ -45,10 +46,6 @@ class Verdicts:
             refresh_engaged(conn, sorted(self.rejudged))
 
 
-def _seconds(value) -> int:
-    return int(value.timestamp()) if value is not None else 0
-
-
 def _link_positions(conn: Connection, send_ids: set[int]) -> dict[tuple[int, str], int]:
     """(send_id, url) -> position of the first link with that URL."""
     found: dict[tuple[int, str], int] = {}
@@ -76,16 +73,16 @@ def _context(conn: Connection, pairs: set[Pair]) -> tuple[dict[Pair, int], dict[
     by_send: dict[int, list[str]] = defaultdict(list)
     for send_id, key in sorted(pairs):
         by_send[send_id].append(key)
-    cols = webhook_events.c
     for send_id, keys in by_send.items():
-        for start in range(0, len(keys), _CHUNK):
-            query = select(cols.sg_event_id, cols.event, cols.email_key, cols.occurred_at,
-                           cols.position).where(
-                (cols.send_id + 0) == send_id, cols.event.in_(["delivered", "click"]),
-                cols.email_key.in_(keys[start : start + _CHUNK]))
-            for event_id, kind, key, occurred, position in conn.execute(query):
+        for chunk in rawsql.chunks(conn, keys):
+            among, values = rawsql.among(conn, chunk, "text")
+            rows = conn.exec_driver_sql(
+                "SELECT sg_event_id, event, email_key, occurred_at, position FROM webhook_events "
+                f"WHERE send_id + 0 = {rawsql.marker(conn)} AND event IN ('delivered', 'click') "
+                f"AND email_key {among}", (send_id, *values))
+            for event_id, kind, key, occurred, position in rows:
                 pair = (send_id, key)
-                at = _seconds(occurred)
+                at = rawsql.unix(occurred)
                 if kind == "delivered":
                     delivered[pair] = min(delivered.get(pair, at), at)
                 else:
@@ -104,21 +101,20 @@ def _ledger_times(conn: Connection, pairs: set[Pair]) -> dict[Pair, int]:
     `+ 0` keeps either database from reading a whole send by its send index instead (what a
     planner that expects one row for a send it has no statistics of would choose), so a
     look-up costs the same however large the ledger grows."""
-    from newsletter.db.ledger_tables import send_recipients as rec
-
     found: dict[Pair, int] = {}
     keys = sorted({key for _, key in pairs})
     sends = sorted({send for send, _ in pairs})
-    sub = subscribers.c
-    for start in range(0, len(keys), _CHUNK):
-        query = (select(rec.c.send_id, sub.email_key, rec.c.updated_at)
-                 .select_from(subscribers.join(rec, rec.c.subscriber_id == sub.id))
-                 .where(sub.email_key.in_(bindparam("keys", keys[start : start + _CHUNK],
-                                                    expanding=True)),
-                        (rec.c.send_id + 0).in_(sends), rec.c.state == "accepted"))
-        for send_id, key, at in conn.execute(query):
+    among_sends, send_values = rawsql.among(conn, sends, "bigint")
+    for chunk in rawsql.chunks(conn, keys):
+        among_keys, key_values = rawsql.among(conn, chunk, "text")
+        rows = conn.exec_driver_sql(
+            "SELECT r.send_id, s.email_key, r.updated_at FROM subscribers AS s "
+            "JOIN send_recipients AS r ON r.subscriber_id = s.id "
+            f"WHERE s.email_key {among_keys} AND r.send_id + 0 {among_sends} "
+            "AND r.state = 'accepted'", (*key_values, *send_values))
+        for send_id, key, at in rows:
             if (send_id, key) in pairs and at is not None:
-                found[(send_id, key)] = _seconds(at)
+                found[(send_id, key)] = rawsql.unix(at)
     return found
 
 
