@@ -45,6 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 import yaml  # noqa: E402
 from sqlalchemy import (  # noqa: E402
@@ -59,6 +60,7 @@ from sqlalchemy import (  # noqa: E402
     text,
 )
 from sqlalchemy.engine import make_url  # noqa: E402
+from support.ledger_world import drop_database  # noqa: E402
 
 from newsletter.audience import Segments  # noqa: E402
 from newsletter.audience.engaged import refresh_engaged  # noqa: E402
@@ -339,7 +341,7 @@ def fresh_postgres(admin: str) -> str:
     url = make_url(admin).set(drivername="postgresql+psycopg")
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+        drop_database(conn, BENCH_DB)
         conn.execute(text(f"CREATE DATABASE {BENCH_DB}"))
     engine.dispose()
     return url.set(database=BENCH_DB).render_as_string(hide_password=False)
@@ -348,8 +350,8 @@ def fresh_postgres(admin: str) -> str:
 def drop_postgres(admin: str) -> None:
     engine = create_engine(make_url(admin).set(drivername="postgresql+psycopg"),
                            isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+    with engine.connect() as conn:  # waits for an autovacuum worker the role may not end
+        drop_database(conn, BENCH_DB)
     engine.dispose()
 
 
