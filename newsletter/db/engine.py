@@ -16,6 +16,10 @@ from sqlalchemy.exc import ArgumentError
 from newsletter.core.errors import InputError, Problem
 
 SQLITE_BUSY_TIMEOUT_S = 30
+#: SQLite: the size its write-ahead log file is cut back to each time the log starts over. A
+#: burst (a large webhook batch, an import) can grow the file to hundreds of MB; without a
+#: limit it keeps that size on disk until the last connection closes.
+WAL_FILE_LIMIT = 64 * 2**20
 
 
 def _url(url: str | URL) -> URL:
@@ -47,6 +51,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_FILE_LIMIT}")
     # Deleted and overwritten content is zeroed, not left in free space: an erased person's
     # address leaves the file (newsletter.audience.privacy; the WAL is checkpointed after).
     cursor.execute("PRAGMA secure_delete=ON")
