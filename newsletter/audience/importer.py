@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.audience import merge, staging
@@ -54,6 +55,11 @@ CHUNK_TRIES = 3
 FIRST_CHUNK, MIN_CHUNK, MAX_CHUNK = 2000, 200, 100_000
 #: PostgreSQL: an import that writes this many rows analyses the tables it wrote.
 ANALYZE_AFTER = 10_000
+#: PostgreSQL: connections that apply an import's chunks at once (`_apply_parallel`).
+PG_APPLY_WORKERS = 2
+#: PostgreSQL: an import with fewer rows than this left to apply (a second or two of work)
+#: applies them on its own connection, one chunk after the other.
+PG_PARALLEL_FROM = 10_000
 
 
 def import_csv(
@@ -96,7 +102,11 @@ def import_csv(
             report.tidy()
             if strict and report.rejected:
                 return report
-            _apply(conn, report, source or f"import:{path.name}", secret, chunk_rows)
+            source = source or f"import:{path.name}"
+            if _parallel(conn):
+                _apply_parallel(engine, conn, report, source, secret, chunk_rows)
+            else:
+                _apply(conn, report, source, secret, chunk_rows)
             if conn.dialect.name == "postgresql" and report.added + report.updated >= ANALYZE_AFTER:
                 with conn.begin():  # segment plans right after a big import need statistics
                     conn.execute(text("ANALYZE subscribers, subscriber_tags"))
@@ -127,14 +137,143 @@ def _apply(conn: Connection, report: ImportReport, source: str, secret: str | No
             return
         if report.chunks and sqlite:
             time.sleep(SQLITE_PAUSE_S)
-        started = _apply_chunk(conn, span, report, now, source, secret, sqlite)
-        held = time.perf_counter() - started
-        report.chunks += 1
-        report.longest_write_s = max(report.longest_write_s, held)
+        held = _counted(report, _apply_chunk(conn, span, report, now, source, secret, sqlite))
         last = span[1]
         if chunk_rows is None:
-            wanted = size * target / max(held, 0.001)
-            size = int(max(MIN_CHUNK, min(MAX_CHUNK, 2 * size, wanted)))
+            size = _resized(size, held, target, size)
+
+
+def _counted(report: ImportReport, started: float) -> float:
+    """Count a chunk that committed now, its work begun at `started`; return how long it held."""
+    held = time.perf_counter() - started
+    report.chunks += 1
+    report.longest_write_s = max(report.longest_write_s, held)
+    return held
+
+
+def _resized(size: int, held: float, target: float, current: int) -> int:
+    """The next chunk's rows: as many as `target` s take at the pace of a chunk of `size` rows
+    that took `held` s, at most twice the `current` size."""
+    wanted = size * target / max(held, 0.001)
+    return int(max(MIN_CHUNK, min(MAX_CHUNK, 2 * current, wanted)))
+
+
+def _parallel(conn: Connection) -> bool:
+    """PostgreSQL, with at least PG_PARALLEL_FROM rows to apply."""
+    if conn.dialect.name != "postgresql":
+        return False
+    with conn.begin():
+        some = select(text("1")).select_from(staging.import_rows).limit(PG_PARALLEL_FROM)
+        return conn.execute(select(func.count()).select_from(some.subquery())).scalar_one() \
+            >= PG_PARALLEL_FROM
+
+
+class _HandOut:
+    """PostgreSQL: an import's chunks, handed out in file order to the connections that apply
+    them, each copied there from the import's own connection (`conn`, which holds the staging
+    tables; one thread at a time uses it). The first failure stops it."""
+
+    def __init__(self, conn: Connection, chunk_rows: int | None) -> None:
+        self.conn, self.chunk_rows = conn, chunk_rows
+        self.size, self.last = chunk_rows or FIRST_CHUNK, 0
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+
+    def next(self, worker: Connection) -> tuple[tuple[int, int], int] | None:
+        """The next chunk's span and size, its rows copied into `worker`'s staging tables
+        (inside its transaction; new people's ids taken now, so in file order), or None when
+        every chunk is out or the import stops."""
+        with self.lock:
+            if self.error is not None:
+                return None
+            with self.conn.begin():
+                span = staging.next_range(self.conn, self.last, self.size)
+                if span is None:
+                    return None
+                staging.copy_span(self.conn, worker, span)
+            self.last = span[1]
+            return span, self.size
+
+    def done(self, size: int, held: float) -> None:
+        """A chunk of `size` rows committed after holding its locks `held` s."""
+        with self.lock:
+            if self.chunk_rows is None:
+                self.size = _resized(size, held, PG_WRITE_TARGET_S, self.size)
+
+    def stop(self, exc: BaseException) -> None:
+        """No more chunks: `exc` (the first one given) is raised once those out have ended."""
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+
+
+def _apply_parallel(engine: Engine, conn: Connection, report: ImportReport, source: str,
+                    secret: str | None, chunk_rows: int | None) -> None:
+    """PostgreSQL: the staged rows a chunk per write transaction, PG_APPLY_WORKERS chunks at
+    once, each on a connection of its own (no two chunks have a person in common: the file's
+    duplicates were rejected). A failure, or Ctrl-C, stops the hand-out; the chunks in flight
+    end (committed, or rolled back by their own failure) before it is raised here."""
+    hand_out = _HandOut(conn, chunk_rows)
+    now = utcnow()
+    parts = [ImportReport(path=report.path) for _ in range(PG_APPLY_WORKERS)]
+    workers = [threading.Thread(target=_work, name=f"import-chunks-{n}",
+                                args=(engine, hand_out, part, now, source, secret))
+               for n, part in enumerate(parts)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        while worker.is_alive():
+            try:
+                worker.join()
+            except KeyboardInterrupt as exc:  # the import's connection stays theirs till then
+                hand_out.stop(exc)
+    for part in parts:  # each thread counted its own (a retried chunk restores its copy)
+        for count in ("added", "updated", "unchanged", "rejected", "cleaned", "chunks"):
+            setattr(report, count, getattr(report, count) + getattr(part, count))
+        report.problems += part.problems
+        report.warnings += part.warnings
+        report.longest_write_s = max(report.longest_write_s, part.longest_write_s)
+    report.tidy()
+    if hand_out.error is not None:
+        raise hand_out.error
+
+
+def _work(engine: Engine, hand_out: _HandOut, part: ImportReport, now: dt.datetime,
+          source: str, secret: str | None) -> None:
+    """One applying connection, with staging tables of its own: chunk after chunk until none
+    is left or the import stops. Leaves the connection without them."""
+    try:
+        with engine.connect() as conn:
+            try:
+                with conn.begin():
+                    staging.create(conn)
+                while True:
+                    with conn.begin():
+                        got = hand_out.next(conn)
+                        if got is not None:
+                            staging.index_copied(conn)
+                    if got is None:
+                        return
+                    span, size = got
+                    held = _counted(part, _apply_chunk(conn, span, part, now, source, secret,
+                                                       sqlite=False))
+                    hand_out.done(size, held)
+            finally:
+                _drop_staging(conn)
+    except BaseException as exc:  # raised by _apply_parallel
+        hand_out.stop(exc)
+
+
+def _drop_staging(conn: Connection) -> None:
+    """Drop the connection's staging tables; a connection that cannot is closed (the server
+    drops a session's temporary tables with it), never pooled with them."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            staging.drop(conn)
+    except Exception:
+        conn.invalidate()
 
 
 def _apply_chunk(conn: Connection, span: tuple[int, int], report: ImportReport,
