@@ -10,14 +10,19 @@
 2. **Apply.** What is left goes in, set-based, a chunk of rows per write transaction, each
    sized to hold the write lock for about `WRITE_TARGET_S` (on SQLite, a pause after each lets
    a waiting writer, a running send, take its turn; on PostgreSQL, where no one waits for a
-   write transaction but a writer to the same subscribers, `PG_WRITE_TARGET_S`, and new
-   people go in with their tags and audit rows in one statement). An interruption here keeps
-   the chunks already committed; running the same import again completes it: the rows already
-   applied are unchanged now, so it writes only what is missing, and the subscribers end as
-   one uninterrupted run would have left them. On PostgreSQL a chunk that meets an address
-   someone added meanwhile (its insert fails on the unique key) is rolled back and applied
-   again, merging that row into the person now known. A large import ends with ANALYZE of
-   the subscriber tables, so that segments planned right after it see the new rows.
+   write transaction but a writer to the same subscribers, `PG_WRITE_TARGET_S`, and new people
+   go in with their tags and audit rows in one statement). On PostgreSQL an import of
+   PG_PARALLEL_FROM rows or more applies PG_APPLY_WORKERS chunks at once, each on a connection
+   of its own with staging tables of its own, into which the chunk's rows are copied from the
+   import's connection as it is handed out (`_apply_parallel`); no two chunks touch one person,
+   and the ids of new people are taken at hand-out, in file order, so they follow the file
+   although chunks commit out of order. An interruption here keeps the chunks already
+   committed; running the same import again completes it: the rows already applied are
+   unchanged now, so it writes only what is missing, and the subscribers end as one
+   uninterrupted run would have left them. On PostgreSQL a chunk that meets an address someone
+   added meanwhile (its insert fails on the unique key) is rolled back and applied again,
+   merging that row into the person now known. A large import ends with ANALYZE of the
+   subscriber tables, so that segments planned right after it see the new rows.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 
 from newsletter.audience.csvrows import MAX_PROBLEMS, ImportReport, Row
 from newsletter.audience.erasure import any_erased, erased_at, refusal
@@ -92,10 +93,16 @@ _LOADED = ("line", "email", "email_key", "name", "attributes", "tags", "status",
 WORK_MEM = "64MB"
 
 
+#: PostgreSQL: memory for the session's temporary tables (the server's default of 8 MB
+#: sends a large file's staging tables through the kernel's page cache).
+TEMP_BUFFERS: str | None = "256MB"
+
+
 def create(conn: Connection) -> None:
     """Empty staging tables on this connection (any left from an earlier import dropped)."""
     drop(conn)
     more_memory(conn)
+    _more_temp_buffers(conn)
     _md.create_all(conn, tables=_TABLES)  # the key index: after the load
 
 
@@ -103,6 +110,19 @@ def more_memory(conn: Connection) -> None:
     """PostgreSQL: WORK_MEM for the statements of the current transaction."""
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+
+
+def _more_temp_buffers(conn: Connection) -> None:
+    """PostgreSQL: TEMP_BUFFERS for the session, unless it has used temporary tables already
+    (an earlier import on this pooled connection): then PostgreSQL refuses the change, and
+    the session keeps what it has."""
+    if conn.dialect.name != "postgresql" or TEMP_BUFFERS is None:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(text(f"SET temp_buffers = '{TEMP_BUFFERS}'"))
+    except DBAPIError:
+        pass
 
 
 def drop(conn: Connection) -> None:
@@ -236,40 +256,38 @@ def next_range(conn: Connection, after: int, size: int) -> tuple[int, int] | Non
 
 
 def index_copied(conn: Connection) -> None:
-    """PostgreSQL: the indexes and statistics the chunk statements need, for rows `copy_span`
-    put on this connection (built once the rows are in, not row by row; the statistics from
-    a sample of 3,000 rows, a tenth of the default's, enough for a chunk's few plans)."""
-    _index_rows(conn)
-    _index_tags(conn)
+    """PostgreSQL: what the chunk statements need besides the rows `copy_span` put on this
+    connection: their key index, their tags (`expand_tags`: cheaper than copying them too)
+    and statistics (from a sample of 3,000 rows, a tenth of the default's, enough for a
+    chunk's few plans)."""
     conn.execute(text("SET LOCAL default_statistics_target = 10"))
-    analyze(conn, import_rows, import_tags)
+    _index_rows(conn)
+    analyze(conn, import_rows)
+    expand_tags(conn)
 
 
 def copy_span(source: Connection, target: Connection, lines: tuple[int, int]) -> None:
-    """PostgreSQL: replace `target`'s staged rows and tags with `source`'s in the inclusive
-    `lines` range (binary COPY out of one session into the other, the blocks passed on as they
-    come), each row whose address no subscriber has yet given its id (`new_id`, from the
-    subscribers' sequence, in line order: PostgreSQL computes a target list that holds a
-    volatile function, nextval, after the sort, and an index scan needs no sort). The known
-    are found by a probe a row (a scalar subquery, which is never made a hash of every
-    subscriber's key). Inside both connections' transactions; `index_copied` after."""
+    """PostgreSQL: replace `target`'s staged rows with `source`'s in the inclusive `lines`
+    range (binary COPY out of one session into the other, the blocks passed on as they come),
+    each row whose address no subscriber has yet given its id (`new_id`, from the subscribers'
+    sequence, in line order: PostgreSQL computes a target list that holds a volatile function,
+    nextval, after the sort, and an index scan needs no sort). The known are found by a probe
+    a row (a scalar subquery, which is never made a hash of every subscriber's key). Inside
+    both connections' transactions; `index_copied` after."""
     low, high = (int(n) for n in lines)
-    r = import_rows.name
+    r, t = import_rows.name, import_tags.name
     columns = ", ".join(_LOADED)
     known = f"(SELECT s.id FROM subscribers s WHERE s.email_key = {r}.email_key)"  # a probe
     rows_out = (f"SELECT {columns}, CASE WHEN {known} IS NULL "
                 f"THEN nextval('{SUBSCRIBER_IDS}') END "
                 f"FROM {r} WHERE line BETWEEN {low} AND {high} ORDER BY line")
-    tags_out = f"SELECT line, tag FROM {import_tags.name} WHERE line BETWEEN {low} AND {high}"
     reading, writing = source.connection.driver_connection, target.connection.driver_connection
     assert reading is not None and writing is not None
     source.execute(text("SET LOCAL jit = off"))  # a probe a row costs more than JIT saves
-    target.execute(text(f"DROP INDEX IF EXISTS ix_{r}_key, ix_{import_tags.name}_line"))
-    target.execute(text(f"TRUNCATE {r}, {import_tags.name}"))
-    for out, into in ((rows_out, f"{r} ({columns}, new_id)"),
-                      (tags_out, f"{import_tags.name} (line, tag)")):
-        with reading.cursor() as reader, writing.cursor() as writer, \
-                reader.copy(f"COPY ({out}) TO STDOUT (FORMAT BINARY)") as copy_out, \
-                writer.copy(f"COPY {into} FROM STDIN (FORMAT BINARY)") as copy_in:
-            for block in copy_out:
-                copy_in.write(block)
+    target.execute(text(f"DROP INDEX IF EXISTS ix_{r}_key, ix_{t}_line"))
+    target.execute(text(f"TRUNCATE {r}, {t}"))
+    with reading.cursor() as reader, writing.cursor() as writer, \
+            reader.copy(f"COPY ({rows_out}) TO STDOUT (FORMAT BINARY)") as copy_out, \
+            writer.copy(f"COPY {r} ({columns}, new_id) FROM STDIN (FORMAT BINARY)") as copy_in:
+        for block in copy_out:
+            copy_in.write(block)
