@@ -224,13 +224,16 @@ def _apply_parallel(engine: Engine, conn: Connection, report: ImportReport, sour
     workers = [threading.Thread(target=_work, name=f"import-chunks-{n}",
                                 args=(engine, hand_out, part, now, source, secret))
                for n, part in enumerate(parts)]
-    for worker in workers:
-        worker.start()
+    for worker in workers:  # the import's connection is theirs until every one has ended
+        try:
+            worker.start()
+        except KeyboardInterrupt as exc:
+            hand_out.stop(exc)
     for worker in workers:
         while worker.is_alive():
             try:
                 worker.join()
-            except KeyboardInterrupt as exc:  # the import's connection stays theirs till then
+            except KeyboardInterrupt as exc:
                 hand_out.stop(exc)
     for part in parts:  # each thread counted its own (a retried chunk restores its copy)
         for count in ("added", "updated", "unchanged", "rejected", "cleaned", "chunks"):

@@ -32,7 +32,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DBAPIError
 
 from newsletter.audience.csvrows import MAX_PROBLEMS, ImportReport, Row
 from newsletter.audience.erasure import any_erased, erased_at, refusal
@@ -93,16 +92,10 @@ _LOADED = ("line", "email", "email_key", "name", "attributes", "tags", "status",
 WORK_MEM = "64MB"
 
 
-#: PostgreSQL: memory for the session's temporary tables (the server's default of 8 MB
-#: sends a large file's staging tables through the kernel's page cache).
-TEMP_BUFFERS: str | None = "256MB"
-
-
 def create(conn: Connection) -> None:
     """Empty staging tables on this connection (any left from an earlier import dropped)."""
     drop(conn)
     more_memory(conn)
-    _more_temp_buffers(conn)
     _md.create_all(conn, tables=_TABLES)  # the key index: after the load
 
 
@@ -110,19 +103,6 @@ def more_memory(conn: Connection) -> None:
     """PostgreSQL: WORK_MEM for the statements of the current transaction."""
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-
-
-def _more_temp_buffers(conn: Connection) -> None:
-    """PostgreSQL: TEMP_BUFFERS for the session, unless it has used temporary tables already
-    (an earlier import on this pooled connection): then PostgreSQL refuses the change, and
-    the session keeps what it has."""
-    if conn.dialect.name != "postgresql" or TEMP_BUFFERS is None:
-        return
-    try:
-        with conn.begin_nested():
-            conn.execute(text(f"SET temp_buffers = '{TEMP_BUFFERS}'"))
-    except DBAPIError:
-        pass
 
 
 def drop(conn: Connection) -> None:
