@@ -108,8 +108,8 @@ def import_csv(
             if strict and report.rejected:
                 return report
             source = source or f"import:{path.name}"
-            if _parallel(conn):
-                _apply_parallel(engine, conn, report, source, secret, chunk_rows)
+            if conn.dialect.name == "postgresql" and (staged := _staged(conn)) >= PG_PARALLEL_FROM:
+                _apply_parallel(engine, conn, report, source, secret, chunk_rows, staged)
             else:
                 _apply(conn, report, source, secret, chunk_rows)
             if conn.dialect.name == "postgresql" and report.added + report.updated >= ANALYZE_AFTER:
@@ -163,14 +163,10 @@ def _resized(size: int, held: float, target: float, current: int) -> int:
     return int(max(MIN_CHUNK, min(MAX_CHUNK, 2 * current, wanted)))
 
 
-def _parallel(conn: Connection) -> bool:
-    """PostgreSQL, with at least PG_PARALLEL_FROM rows to apply."""
-    if conn.dialect.name != "postgresql":
-        return False
+def _staged(conn: Connection) -> int:
+    """The staged rows left to apply."""
     with conn.begin():
-        some = select(text("1")).select_from(staging.import_rows).limit(PG_PARALLEL_FROM)
-        return conn.execute(select(func.count()).select_from(some.subquery())).scalar_one() \
-            >= PG_PARALLEL_FROM
+        return conn.execute(select(func.count()).select_from(staging.import_rows)).scalar_one()
 
 
 class _HandOut:
@@ -178,8 +174,8 @@ class _HandOut:
     them, each copied there from the import's own connection (`conn`, which holds the staging
     tables; one thread at a time uses it). The first failure stops it."""
 
-    def __init__(self, conn: Connection, chunk_rows: int | None) -> None:
-        self.conn, self.chunk_rows = conn, chunk_rows
+    def __init__(self, conn: Connection, chunk_rows: int | None, staged: int) -> None:
+        self.conn, self.chunk_rows, self.left = conn, chunk_rows, staged
         self.size, self.last = chunk_rows or FIRST_CHUNK, 0
         self.lock = threading.Lock()
         self.error: BaseException | None = None
@@ -191,13 +187,16 @@ class _HandOut:
         with self.lock:
             if self.error is not None:
                 return None
+            size = self.size
+            if self.chunk_rows is None:  # the last rows shared out: the connections end together
+                size = max(FIRST_CHUNK, min(size, -(-self.left // PG_APPLY_WORKERS)))
             with self.conn.begin():
-                span = staging.next_range(self.conn, self.last, self.size)
+                span = staging.next_range(self.conn, self.last, size)
                 if span is None:
                     return None
                 staging.copy_span(self.conn, worker, span)
-            self.last = span[1]
-            return span, self.size
+            self.last, self.left = span[1], self.left - size
+            return span, size
 
     def done(self, size: int, held: float) -> None:
         """A chunk of `size` rows committed after holding its locks `held` s."""
@@ -213,12 +212,12 @@ class _HandOut:
 
 
 def _apply_parallel(engine: Engine, conn: Connection, report: ImportReport, source: str,
-                    secret: str | None, chunk_rows: int | None) -> None:
+                    secret: str | None, chunk_rows: int | None, staged: int) -> None:
     """PostgreSQL: the staged rows a chunk per write transaction, PG_APPLY_WORKERS chunks at
     once, each on a connection of its own (no two chunks have a person in common: the file's
     duplicates were rejected). A failure, or Ctrl-C, stops the hand-out; the chunks in flight
     end (committed, or rolled back by their own failure) before it is raised here."""
-    hand_out = _HandOut(conn, chunk_rows)
+    hand_out = _HandOut(conn, chunk_rows, staged)
     now = utcnow()
     parts = [ImportReport(path=report.path) for _ in range(PG_APPLY_WORKERS)]
     workers = [threading.Thread(target=_work, name=f"import-chunks-{n}",
