@@ -62,9 +62,10 @@ FIRST_CHUNK, MIN_CHUNK, MAX_CHUNK = 2000, 200, 100_000
 ANALYZE_AFTER = 10_000
 #: PostgreSQL: connections that apply an import's chunks at once (`_apply_parallel`).
 PG_APPLY_WORKERS = 2
-#: PostgreSQL: an import with fewer rows than this left to apply (a second or two of work)
-#: applies them on its own connection, one chunk after the other.
-PG_PARALLEL_FROM = 10_000
+#: PostgreSQL: an import with fewer rows than this left to apply (about a second of work)
+#: applies them on its own connection, one chunk after the other: below it a second
+#: connection's copying costs more than it saves (docs/performance.md).
+PG_PARALLEL_FROM = 20_000
 
 
 def import_csv(
