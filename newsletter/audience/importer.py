@@ -221,18 +221,20 @@ def _apply_parallel(engine: Engine, conn: Connection, report: ImportReport, sour
     hand_out = _HandOut(conn, chunk_rows, staged)
     now = utcnow()
     parts = [ImportReport(path=report.path) for _ in range(PG_APPLY_WORKERS)]
-    workers = [threading.Thread(target=_work, name=f"import-chunks-{n}",
-                                args=(engine, hand_out, part, now, source, secret))
-               for n, part in enumerate(parts)]
-    for worker in workers:  # the import's connection is theirs until every one has ended
+    ended = [threading.Event() for _ in parts]
+    for n, part in enumerate(parts):  # the import's connection is theirs until all have ended
         try:
-            worker.start()
-        except KeyboardInterrupt as exc:
+            threading.Thread(target=_work, name=f"import-chunks-{n}",
+                             args=(engine, hand_out, part, now, source, secret, ended[n])).start()
+        except KeyboardInterrupt as exc:  # while start() waited for the thread: it runs
             hand_out.stop(exc)
-    for worker in workers:
-        while worker.is_alive():
+        except Exception as exc:  # no thread to be had
+            hand_out.stop(exc)
+            ended[n].set()
+    for end in ended:  # not Thread.join: a join that Ctrl-C interrupts can mark the thread
+        while not end.is_set():  # ended while it runs on (CPython 3.11, bpo-45274's fix)
             try:
-                worker.join()
+                end.wait()
             except KeyboardInterrupt as exc:
                 hand_out.stop(exc)
     for part in parts:  # each thread counted its own (a retried chunk restores its copy)
@@ -247,9 +249,9 @@ def _apply_parallel(engine: Engine, conn: Connection, report: ImportReport, sour
 
 
 def _work(engine: Engine, hand_out: _HandOut, part: ImportReport, now: dt.datetime,
-          source: str, secret: str | None) -> None:
+          source: str, secret: str | None, ended: threading.Event) -> None:
     """One applying connection, with staging tables of its own: chunk after chunk until none
-    is left or the import stops. Leaves the connection without them."""
+    is left or the import stops. Leaves the connection without them, then sets `ended`."""
     try:
         with engine.connect() as conn:
             try:
@@ -270,6 +272,8 @@ def _work(engine: Engine, hand_out: _HandOut, part: ImportReport, now: dt.dateti
                 _drop_staging(conn)
     except BaseException as exc:  # raised by _apply_parallel
         hand_out.stop(exc)
+    finally:
+        ended.set()
 
 
 def _drop_staging(conn: Connection) -> None:
