@@ -99,7 +99,7 @@ from audience import database_cpu
 from newsletter.audience import import_csv
 from newsletter.db import open_database
 engine = open_database(sys.argv[1])
-engine.pool.dispose()  # one connection from here on: the import's, measured before and after
+engine.pool.dispose()  # none open but those this process opens from here on
 pg = engine.dialect.name == "postgresql"
 with engine.connect() as conn:
     server = database_cpu(conn) if pg else 0.0
