@@ -7,6 +7,8 @@ Filling them writes nothing the rest of the world sees (on SQLite a temporary ta
 outside the database file, so no write lock is taken). PostgreSQL is filled with COPY
 (psycopg 3), SQLite with executemany. Checks that need the whole file are set-based
 statements over them: duplicates within the file (the first row wins) and the erasure list.
+A large PostgreSQL import applies its chunks on further connections too, each with staging
+tables of its own that `copy_span` fills from the import's, a chunk at a time.
 """
 
 from __future__ import annotations

@@ -261,3 +261,9 @@ def test_ctrl_c_waits_for_the_chunk_in_flight_then_raises(
     assert _present(engine, FIRST) == 10  # the chunk in flight ended, committed
     assert people(engine)["p3@example.org"][0] == "P3"
     _nothing_left_behind(engine)
+
+
+def test_new_ids_come_from_the_sequence_the_importer_names(engine: Engine) -> None:
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT pg_get_serial_sequence('subscribers', 'id')"))
+        assert found.scalar_one() == f"public.{staging.SUBSCRIBER_IDS}"
