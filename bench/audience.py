@@ -1,7 +1,8 @@
 """Audience benchmark: import, re-import and segments on SQLite and PostgreSQL, side by side.
 
 Generates N fictional subscribers (CSV: email, name, 1-3 topic tags, role, country), then on
-each database in turn: imports them in a child process (its peak RSS measured alone; on SQLite
+each database in turn: imports them in a child process (its peak RSS measured alone, and on
+PostgreSQL the CPU of every backend it used, the chunks' connections included; on SQLite
 a second thread keeps asking for the write lock, as a running send would, and records how long
 it had to wait), imports the same file again (every row unchanged), adds four sends' worth of
 engagement (half the list reads: about 30 % open each send, some opens by machines), and
@@ -94,17 +95,17 @@ SEGMENTS = {
 CHILD = """\
 import json, resource, sys
 sys.path.insert(0, sys.argv[3])
-from audience import backend_cpu
+from audience import database_cpu
 from newsletter.audience import import_csv
 from newsletter.db import open_database
 engine = open_database(sys.argv[1])
-engine.pool.dispose()  # one connection from here on: the import's, measured before and after
+engine.pool.dispose()  # none open but those this process opens from here on
 pg = engine.dialect.name == "postgresql"
 with engine.connect() as conn:
-    server = backend_cpu(conn) if pg else 0.0
+    server = database_cpu(conn) if pg else 0.0
 report = import_csv(engine, sys.argv[2])
-with engine.connect() as conn:
-    server = backend_cpu(conn) - server if pg else 0.0
+with engine.connect() as conn:  # the connections that applied chunks are still in the pool
+    server = database_cpu(conn) - server if pg else 0.0
 me = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"summary": report.summary(), "chunks": report.chunks,
                   "longest_write_s": report.longest_write_s,
@@ -215,6 +216,21 @@ def backend_cpu(conn) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu(conn) -> float:
+    """CPU seconds of every backend connected to this connection's database now."""
+    pids = conn.exec_driver_sql("SELECT pid FROM pg_stat_activity "
+                                "WHERE datname = current_database()").scalars().all()
+    return sum(_cpu_of(pid) for pid in pids)
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # gone meanwhile
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -46,6 +46,7 @@ from newsletter.audience.engaged import refresh_engaged
 from newsletter.audience.history import Source
 from newsletter.audience.model import RETIRED, Status
 from newsletter.audience.staging import (
+    SUBSCRIBER_IDS,
     analyze,
     empty,
     expand_tags,
@@ -289,16 +290,19 @@ def _add_tags(conn: Connection, lines: Lines, at: Any) -> None:
 def _insert_new_at_once(conn: Connection, lines: Lines, at: Any, source: str) -> int:
     """PostgreSQL: new people (in file order), their tags and their audit rows in one statement
     (the ids the insert returns feed the other two, so no per-row bookkeeping is written);
-    return how many were added. New: the rows `looked_up` found nobody for, in this same
-    transaction (an address someone adds in between makes the insert fail on its unique key:
-    the importer rolls the chunk back and applies it again, newsletter.audience.importer)."""
+    return how many were added. Each gets the id taken for its row as its chunk was handed
+    out (`new_id`: newsletter.audience.staging.copy_span), else the sequence's next one.
+    New: the rows `looked_up` found nobody for, in this same transaction (an address someone
+    adds in between makes the insert fail on its unique key: the importer rolls the chunk back
+    and applies it again, newsletter.audience.importer)."""
     r, sub, t = import_rows.c, subscribers.c, import_tags.c
     joined = func.coalesce(r.subscribed_at, at)
     status = func.coalesce(r.status, Status.ACTIVE.value)
     added = (insert(subscribers).from_select(
-        ["email", "email_key", "name", "status", "attributes", "source", "created_at",
+        ["id", "email", "email_key", "name", "status", "attributes", "source", "created_at",
          "updated_at", "status_changed_at"],
-        select(r.email, r.email_key, func.coalesce(r.name, ""), status,
+        select(func.coalesce(r.new_id, func.nextval(SUBSCRIBER_IDS)),
+               r.email, r.email_key, func.coalesce(r.name, ""), status,
                func.coalesce(r.attributes, _empty(conn)), literal(source), joined, at,
                case((r.status.in_([s.value for s in RETIRED]), at), else_=joined))
         # known people are in import_chunk (looked up by key): no pass over the subscribers

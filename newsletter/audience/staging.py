@@ -7,6 +7,8 @@ Filling them writes nothing the rest of the world sees (on SQLite a temporary ta
 outside the database file, so no write lock is taken). PostgreSQL is filled with COPY
 (psycopg 3), SQLite with executemany. Checks that need the whole file are set-based
 statements over them: duplicates within the file (the first row wins) and the erasure list.
+A large PostgreSQL import applies its chunks on further connections too, each with staging
+tables of its own that `copy_span` fills from the import's, a chunk at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from newsletter.audience.erasure import any_erased, erased_at, refusal
 from newsletter.db.tables import Id, UtcDateTime, subscribers
 
 LOAD_BATCH = 5000
+#: PostgreSQL: the sequence `subscribers.id` is drawn from (its BIGSERIAL's)
+SUBSCRIBER_IDS = "subscribers_id_seq"
 _Json = Text().with_variant(JSONB(), "postgresql")
 
 _md = MetaData()
@@ -52,6 +56,9 @@ import_rows = Table(
     Column("tags", _Json),  # a JSON list, expanded into import_tags
     Column("status", String(16)),
     Column("subscribed_at", UtcDateTime),
+    # PostgreSQL, applied on two connections: the id a new person gets, taken in file order
+    # when the row's chunk is handed out (`copy_span`; NULL: known then, or not handed out)
+    Column("new_id", Id),
     prefixes=["TEMPORARY"],
 )
 import_tags = Table(
@@ -122,9 +129,18 @@ def load(conn: Connection, rows: Iterable[Row], batch: int = LOAD_BATCH) -> None
         it = iter(rows)
         while chunk := [prepared(r) for r in islice(it, batch)]:
             conn.exec_driver_sql(sql, chunk)
+    _index_rows(conn)
+    analyze(conn, import_rows)
+
+
+def _index_rows(conn: Connection) -> None:
     conn.execute(text(f"CREATE INDEX ix_{import_rows.name}_key ON {import_rows.name} "
                       "(email_key, line)"))
-    analyze(conn, import_rows)
+
+
+def _index_tags(conn: Connection) -> None:
+    conn.execute(text(f"CREATE UNIQUE INDEX ix_{import_tags.name}_line ON {import_tags.name} "
+                      "(line, tag)"))
 
 
 def expand_tags(conn: Connection) -> None:
@@ -137,8 +153,7 @@ def expand_tags(conn: Connection) -> None:
         conn.execute(text(f"INSERT INTO {import_tags.name} (line, tag) SELECT r.line, j.value "
                           f"FROM {import_rows.name} r, json_each(r.tags) j "
                           "WHERE r.tags IS NOT NULL"))
-    conn.execute(text(f"CREATE UNIQUE INDEX ix_{import_tags.name}_line ON {import_tags.name} "
-                      "(line, tag)"))  # built once, not row by row
+    _index_tags(conn)  # built once, not row by row
     analyze(conn, import_tags)
 
 
@@ -220,3 +235,41 @@ def next_range(conn: Connection, after: int, size: int) -> tuple[int, int] | Non
     lines = select(r.line).where(r.line > after).order_by(r.line).limit(size).subquery()
     low, high = conn.execute(select(func.min(lines.c.line), func.max(lines.c.line))).one()
     return None if low is None else (low, high)
+
+
+def index_copied(conn: Connection) -> None:
+    """PostgreSQL: what the chunk statements need besides the rows `copy_span` put on this
+    connection: their key index, their tags (`expand_tags`: cheaper than copying them too)
+    and statistics (from a sample of 3,000 rows, a tenth of the default's, enough for a
+    chunk's few plans)."""
+    conn.execute(text("SET LOCAL default_statistics_target = 10"))
+    _index_rows(conn)
+    analyze(conn, import_rows)
+    expand_tags(conn)
+
+
+def copy_span(source: Connection, target: Connection, lines: tuple[int, int]) -> None:
+    """PostgreSQL: replace `target`'s staged rows with `source`'s in the inclusive `lines`
+    range (binary COPY out of one session into the other, the blocks passed on as they come),
+    each row whose address no subscriber has yet given its id (`new_id`, from the subscribers'
+    sequence, in line order: PostgreSQL computes a target list that holds a volatile function,
+    nextval, after the sort, and an index scan needs no sort). The known are found by a probe
+    a row (a scalar subquery, which is never made a hash of every subscriber's key). Inside
+    both connections' transactions; `index_copied` after."""
+    low, high = (int(n) for n in lines)
+    r, t = import_rows.name, import_tags.name
+    columns = ", ".join(_LOADED)
+    known = f"(SELECT s.id FROM subscribers s WHERE s.email_key = {r}.email_key)"  # a probe
+    rows_out = (f"SELECT {columns}, CASE WHEN {known} IS NULL "
+                f"THEN nextval('{SUBSCRIBER_IDS}') END "
+                f"FROM {r} WHERE line BETWEEN {low} AND {high} ORDER BY line")
+    reading, writing = source.connection.driver_connection, target.connection.driver_connection
+    assert reading is not None and writing is not None
+    source.execute(text("SET LOCAL jit = off"))  # a probe a row costs more than JIT saves
+    target.execute(text(f"DROP INDEX IF EXISTS ix_{r}_key, ix_{t}_line"))
+    target.execute(text(f"TRUNCATE {r}, {t}"))
+    with reading.cursor() as reader, writing.cursor() as writer, \
+            reader.copy(f"COPY ({rows_out}) TO STDOUT (FORMAT BINARY)") as copy_out, \
+            writer.copy(f"COPY {r} ({columns}, new_id) FROM STDIN (FORMAT BINARY)") as copy_in:
+        for block in copy_out:
+            copy_in.write(block)
