@@ -112,6 +112,9 @@ def import_csv(
             if conn.dialect.name == "postgresql" and (staged := _staged(conn)) >= PG_PARALLEL_FROM:
                 _apply_parallel(engine, conn, report, source, secret, chunk_rows, staged)
             else:
+                if conn.dialect.name == "postgresql":  # SQLite's were expanded to compare
+                    with conn.begin():
+                        staging.expand_tags(conn)
                 _apply(conn, report, source, secret, chunk_rows)
             if conn.dialect.name == "postgresql" and report.added + report.updated >= ANALYZE_AFTER:
                 with conn.begin():  # segment plans right after a big import need statistics

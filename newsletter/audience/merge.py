@@ -114,14 +114,13 @@ def _lacking(lines: Lines | None) -> Any:
 
 
 def prune_unchanged(conn: Connection) -> int:
-    """Drop the staged rows that would change nothing; return how many. Fills `import_tags`
-    for the rows left (staging.expand_tags): PostgreSQL compares each row's tag list with
-    the person's tags first, so an unchanged row's tags are never expanded; SQLite compares
-    the expanded tags."""
+    """Drop the staged rows that would change nothing; return how many. PostgreSQL compares
+    each row's tag list with the person's tags and leaves `import_tags` empty: the rows left
+    are expanded where they are applied (the import's connection, or each chunk's own:
+    newsletter.audience.importer), so a large import never expands them twice. SQLite
+    compares the expanded tags (staging.expand_tags fills `import_tags` here)."""
     if conn.dialect.name == "postgresql":
-        pruned = _prune_by_person(conn)
-        expand_tags(conn)
-        return pruned
+        return _prune_by_person(conn)
     expand_tags(conn)
     r, sub = import_rows.c, subscribers.c
     conn.execute(insert(import_lacking).from_select(["line"], _lacking(None).distinct()))
