@@ -105,9 +105,16 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: The watcher's sampling interval. Each sample is a query and a read of every session's
+#: /proc entry: every 25 ms that cost 0.33 s of this process's CPU per 10 s, and 0.45 s of the
+#: server's statement time over a 1M send, taken from the two cores the send runs on, on
+#: PostgreSQL alone (docs/performance.md, "The send at 1M, fifth pass").
+WATCH_EVERY = 0.1
+
+
 class Watch(threading.Thread):
-    """PostgreSQL: every 25 ms, which of the database's sessions wait for a lock, and the CPU
-    each of its sessions' server processes used so far (the sum is the server's share of the
+    """PostgreSQL: every WATCH_EVERY s, which of the database's sessions wait for a lock, and
+    the CPU each of its sessions' server processes used so far (the sum is the server's share of the
     work; autovacuum's workers are not counted). Also the server's write-ahead log written
     meanwhile, the share of it that is full-page images, and its checkpoints (these three are
     the whole server's: meaningful when nothing else runs on it)."""
@@ -131,7 +138,7 @@ class Watch(threading.Thread):
                      "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                      "AND backend_type = 'client backend'")
         with self.engine.connect() as conn:
-            while not self.stop.wait(0.025):
+            while not self.stop.wait(WATCH_EVERY):
                 rows = conn.execute(query).all()
                 conn.rollback()
                 for pid, _ in rows:

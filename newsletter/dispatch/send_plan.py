@@ -73,7 +73,7 @@ class SendPlan:
     def reputation_guard(self, send: SendRow) -> ReputationGuard:
         """What judges `send`'s own bounces and complaints before each batch: newsletter.yaml's
         thresholds now, from the totals of its last resume."""
-        return ReputationGuard(self.ledger.engine, send.id,
+        return ReputationGuard(self.ledger.store.reads, send.id,
                                self.pub.config.reputation.thresholds,
                                self.ledger.pauses.baseline(send.id))
 

@@ -96,7 +96,7 @@ class Recipients:
         columns = (send_recipients.c.id, send_recipients.c.email, send_recipients.c.name,
                    send_recipients.c.attributes if attributes else literal(None).label("a"))
         while True:
-            with self.store.engine.connect() as conn:
+            with self.store.reads.connect() as conn:
                 rows = conn.execute(
                     select(*columns)
                     .where(send_recipients.c.send_id == send_id,
@@ -128,7 +128,7 @@ class Recipients:
         """
         dropped: dict[int, str] = {}
         if check is not None:  # read beside the write lock, not under it
-            with self.store.engine.connect() as conn:
+            with self.store.reads.connect() as conn:
                 dropped = check.withdrawn(conn, items)
 
         batch = self.store.next_batch(send_id)

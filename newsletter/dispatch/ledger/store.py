@@ -119,6 +119,11 @@ class LedgerStore:
         self.leases: dict[int, int] = {}
         self.batches: dict[int, int] = {}  # per send: the last batch number handed out
         self.sqlite = engine.dialect.name == "sqlite"
+        #: The engine for a send's reads of one statement each (a batch, its consent check,
+        #: the guard's figures). PostgreSQL: in autocommit, so a read is one round trip, with no
+        #: BEGIN before it and no ROLLBACK after (on SQLite a read opens no transaction anyway).
+        self.reads = engine if self.sqlite else engine.execution_options(
+            isolation_level="AUTOCOMMIT")
         self._numbers = threading.Lock()
 
     def hold(self, send_id: int, token: int, batches: int) -> None:
