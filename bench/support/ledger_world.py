@@ -43,12 +43,13 @@ def postgres_database(admin: str, create: bool) -> str:
 
 def drop_database(conn: Connection, name: str) -> None:
     """DROP DATABASE `name` if it exists (on an AUTOCOMMIT connection to another one)."""
-    for attempt in range(60):  # FORCE may not end an autovacuum worker (the server's own
-        try:                   # role): the bench's role then waits for it to finish
+    tries = 900  # FORCE may not end an autovacuum worker (the server's own role): the bench's
+    for attempt in range(tries):  # role then waits for it to finish (after a 1M run, over a
+        try:                      # minute: vacuumed() waits as long)
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             return
         except ProgrammingError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "42501" or attempt == 59:
+            if getattr(exc.orig, "sqlstate", None) != "42501" or attempt == tries - 1:
                 raise
             time.sleep(1)
 
