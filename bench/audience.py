@@ -61,7 +61,7 @@ from sqlalchemy import (  # noqa: E402
     text,
 )
 from sqlalchemy.engine import make_url  # noqa: E402
-from support.ledger_world import drop_database  # noqa: E402
+from support.ledger_world import cpu_of, drop_database  # noqa: E402
 
 from newsletter.audience import Segments  # noqa: E402
 from newsletter.audience.engaged import refresh_engaged  # noqa: E402
@@ -223,15 +223,7 @@ def database_cpu(conn) -> float:
     """CPU seconds of every backend connected to this connection's database now."""
     pids = conn.exec_driver_sql("SELECT pid FROM pg_stat_activity "
                                 "WHERE datname = current_database()").scalars().all()
-    return sum(_cpu_of(pid) for pid in pids)
-
-
-def _cpu_of(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0  # gone meanwhile
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_of(pid) for pid in pids)  # 0 for a backend gone meanwhile
 
 
 def _clocked(conn, run) -> tuple[float, float, object]:
