@@ -60,6 +60,16 @@ class ImportReport:
         if len(self.warnings) < MAX_PROBLEMS:
             self.warnings.append(Problem(self.path, row, message, severity="warning"))
 
+    def absorb(self, part: ImportReport) -> None:
+        """Count in what `part` counted of the same import (a connection's share of the
+        applying), then tidy."""
+        for count in ("added", "updated", "unchanged", "rejected", "cleaned", "chunks"):
+            setattr(self, count, getattr(self, count) + getattr(part, count))
+        self.problems += part.problems
+        self.warnings += part.warnings
+        self.longest_write_s = max(self.longest_write_s, part.longest_write_s)
+        self.tidy()
+
     def tidy(self) -> None:
         """Problems in row order, the first MAX_PROBLEMS of them."""
         self.problems.sort(key=lambda p: p.line or 0)

@@ -241,12 +241,7 @@ def _apply_parallel(engine: Engine, conn: Connection, report: ImportReport, sour
             except KeyboardInterrupt as exc:
                 hand_out.stop(exc)
     for part in parts:  # each thread counted its own (a retried chunk restores its copy)
-        for count in ("added", "updated", "unchanged", "rejected", "cleaned", "chunks"):
-            setattr(report, count, getattr(report, count) + getattr(part, count))
-        report.problems += part.problems
-        report.warnings += part.warnings
-        report.longest_write_s = max(report.longest_write_s, part.longest_write_s)
-    report.tidy()
+        report.absorb(part)
     if hand_out.error is not None:
         raise hand_out.error
 
