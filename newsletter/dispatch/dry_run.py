@@ -27,7 +27,9 @@ def _plan_items(plan: SendPlan, size: int) -> Iterator[list[Item]]:
         return
     from newsletter.audience.subscribers import iter_batches
 
-    for chunk in iter_batches(plan.ledger.engine, plan.recipients(), size):
+    with plan.ledger.engine.connect() as conn:
+        where = plan.recipients(conn)
+    for chunk in iter_batches(plan.ledger.engine, where, size):
         yield [Item(s.id, Recipient(s.email, s.name or "", s.attributes)) for s in chunk]
 
 

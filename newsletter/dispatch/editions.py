@@ -108,9 +108,9 @@ def plan_editions(pub: Publication, issue: str, segment: str | Sequence[str],
                            f"retry in '{label}'")
             continue
         if not resuming and not retry_failed:
-            chosen = recipients_of(family, base & narrow, "again" if again else "once",
-                                   started if again else None)
             with ledger.engine.connect() as conn:
+                chosen = recipients_of(conn, family, base & narrow,
+                                       "again" if again else "once", started if again else None)
                 count = conn.execute(select(func.count()).select_from(subscribers)
                                      .where(chosen)).scalar_one()
             if count == 0:

@@ -57,7 +57,7 @@ def execute(plan: SendPlan, *, stop: threading.Event | None = None,
     if send is None:
         send = ledger.sends.create(issue=plan.slug, segment=plan.segment,
                                    transport=transport.name, artifact=plan.artifact,
-                                   members=plan.recipients(), reach=plan.reach, send_at=plan.at)
+                                   members=plan.recipients, reach=plan.reach, send_at=plan.at)
         if send is None:
             return None
     else:

@@ -8,6 +8,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection
+
 from newsletter.dispatch.artifact import Artifact
 from newsletter.dispatch.guard import ReputationGuard
 from newsletter.dispatch.ledger import ConsentCheck, Ledger, SendRow
@@ -57,9 +59,10 @@ class SendPlan:
             return f"retry the failed recipients of send #{self.send.id}"
         return f"resume send #{self.send.id}" if self.send else "new send"
 
-    def recipients(self) -> Any:
-        """Who a new send goes to: a WHERE clause over subscribers."""
-        return recipients_of(self.family, self.members, self.reach, self.run_started)
+    def recipients(self, conn: Connection) -> Any:
+        """Who a new send goes to: a WHERE clause over subscribers, for statements on `conn`
+        (it reads the issue family's sends through it: see `reached.recipients_of`)."""
+        return recipients_of(conn, self.family, self.members, self.reach, self.run_started)
 
     def consent_check(self, send: SendRow) -> ConsentCheck:
         """What each batch of `send` is checked against right before its hand-over."""

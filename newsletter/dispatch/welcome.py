@@ -177,7 +177,7 @@ def welcome_round(pub: Publication, *, ledger: Ledger | None = None,
         members = _readers(pub, edition, editions, now_)
         with ledger.engine.connect() as conn:
             count = conn.execute(select(func.count()).select_from(subscribers).where(
-                recipients_of(family, members, "once"))).scalar_one()
+                recipients_of(conn, family, members, "once"))).scalar_one()
         if not count:
             continue
         artifact, build = _message(pub, ledger, edition.slug, edition.language, chosen, family,
@@ -244,7 +244,7 @@ def waiting_count(pub: Publication, ledger: Ledger | None = None,
     members = _readers(pub, editions[0], editions[:1], now or dt.datetime.now(dt.UTC))
     with ledger.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(subscribers).where(
-            recipients_of(family, members, "once"))).scalar_one()
+            recipients_of(conn, family, members, "once"))).scalar_one()
 
 
 def refuse_plain_send(pub: Publication, slug: str) -> None:

@@ -24,6 +24,7 @@ from newsletter.db.ledger_tables import FILLFACTOR, send_recipients, sends
 from newsletter.db.tables import subscribers
 from newsletter.dispatch.ledger import ConsentCheck, Ledger
 from newsletter.dispatch.ledger.consent import REACHED_ELSEWHERE
+from newsletter.dispatch.ledger.reached import recipients_of
 from newsletter.events.apply import apply_batch
 from newsletter.providers.sendgrid.webhook import parse_event
 from tests.dispatch.conftest import SLUG, add_people, artifact
@@ -171,6 +172,44 @@ def test_a_click_finds_its_delivery_time_by_key(migrated_db_url: str) -> None:
         assert_ranged(engine, statement, shown)
         assert "ix_send_recipients_subscriber" in shown, shown
         assert "uq_subscribers_email_key" in shown or "sqlite_autoindex" in shown, shown
+    finally:
+        engine.dispose()
+
+
+def test_a_new_sends_snapshot_reads_only_its_familys_rows(migrated_db_url: str) -> None:
+    """The snapshot of an issue's first send reads no ledger row (the ledger of other issues
+    grows with every send); the snapshot of a send whose family reached people already leaves
+    them out by an anti-join on PostgreSQL, never a subplan (NOT IN over a subquery is one
+    there: rescanned for every subscriber once the list outgrows hash_mem, which made a send
+    of an issue already sent to a million people take hours), and through one temporary index
+    of the family's rows on SQLite."""
+    engine = open_database(migrated_db_url)
+    pg = engine.dialect.name == "postgresql"
+    try:
+        ledger = worst_case_statistics(engine)  # OTHER reached every even id
+
+        def snapshot_of(issue: str) -> tuple[int, str]:
+            with captured(engine) as seen:
+                send = ledger.sends.create(
+                    issue=issue, segment="everyone", transport="outbox",
+                    artifact=artifact(issue),
+                    members=lambda conn: recipients_of(conn, (issue,), true(), "once"))
+            [(statement, parameters)] = [(s, p) for s, p in on_ledger(seen)
+                                         if s.lstrip().upper().startswith("INSERT")]
+            return send.total, plan(engine, statement, parameters)
+
+        total, shown = snapshot_of(SLUG)
+        assert total == PEOPLE
+        assert not re.search(r"\b(reach|refused)\b", shown), shown
+        total, shown = snapshot_of(OTHER)
+        assert total == PEOPLE // 2  # the odd ids: the others had it
+        if pg:
+            assert "Anti Join" in shown and "SubPlan" not in shown, shown
+        else:
+            reads = re.findall(r"(SCAN|SEARCH) (reach|refused)\b(.*)", shown)
+            assert {alias for _, alias, _ in reads} == {"reach", "refused"}, shown
+            assert all(kind == "SEARCH" and "ix_send_recipients_send (send_id=?)" in how
+                       for kind, _, how in reads), shown
     finally:
         engine.dispose()
 

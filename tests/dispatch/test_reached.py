@@ -100,12 +100,18 @@ def test_reached_agrees_with_a_plain_reading_of_the_rule(engine: Engine, ledger:
     reached_all = {p for _, i, p, s, _ in flat if i in FAMILY and s in ("accepted", "unknown")}
     accepted = {p for _, i, p, s, _ in flat if i in FAMILY and s == "accepted"}
     people = set(range(1, PEOPLE + 1))
+    reached_since = {p for _, i, p, s, when in flat if i in FAMILY
+                     and s in ("accepted", "unknown") and (after is None or when >= after)}
     chosen = select(subscribers.c.id)
-    assert _ids(engine, chosen.where(recipients_of(FAMILY, everyone, "once"))) == \
-        people - reached_all - refused
-    assert _ids(engine, chosen.where(recipients_of(FAMILY, everyone, "unknown"))) == \
-        people - accepted - refused
-    assert _ids(engine, chosen.where(recipients_of(FAMILY, everyone, "again"))) == people
+    with engine.connect() as conn:  # the family's sends are read through the connection
+        def chosen_by(policy: str, start: dt.datetime | None = None) -> set[int]:
+            where = recipients_of(conn, FAMILY, everyone, policy, start)
+            return set(conn.execute(chosen.where(where)).scalars())
+
+        assert chosen_by("once") == people - reached_all - refused
+        assert chosen_by("unknown") == people - accepted - refused
+        assert chosen_by("again") == people
+        assert chosen_by("again", after) == people - (reached_since if after else set())
 
 
 def test_one_batch_is_looked_up_by_the_subscriber_index(tmp_path) -> None:

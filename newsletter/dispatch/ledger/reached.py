@@ -12,15 +12,22 @@ of the others, and right before each hand-over a resumed, reopened (--retry-fail
 --again send drops whoever another send of the family reached meanwhile (`elsewhere()`).
 Whoever failed for good in a send of the family (`failed_for_good()`) is left out of a new send
 too, until --retry-failed tries them again.
+
+A new send's condition (`recipients_of`) names the family's sends by their ids, read in the
+transaction that uses it: the planner then sees which sends it reads (none, for an issue's first
+send: no condition at all), and on PostgreSQL "not reached" is NOT EXISTS, an anti-join. NOT IN
+over a subquery cannot be one there: once the list outgrows `hash_mem` it is a subplan rescanned
+for every subscriber, so a send of an issue whose family had already reached a million people
+(a welcome round, a send after `--editions`, a new segment) took hours.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, or_, select
 
 from newsletter.db.ledger_tables import send_recipients, sends
 from newsletter.db.tables import subscribers
@@ -35,19 +42,27 @@ def family_sends(family: Iterable[str], besides: int | None = None) -> Select:
     return query if besides is None else query.where(sends.c.id != besides)
 
 
+def family_send_ids(conn: Connection, family: Iterable[str]) -> list[int]:
+    """The ids of every send of the issue family, whatever its state, as `conn` sees them."""
+    return list(conn.execute(family_sends(family).order_by(sends.c.id)).scalars())
+
+
 def reached(family: Iterable[str], *, unknown: bool = True, since: dt.datetime | None = None,
-            besides: int | None = None, among: Any = None) -> Select:
+            besides: int | None = None, among: Any = None,
+            send_ids: Sequence[int] | None = None) -> Select:
     """The ids of the subscribers the issue `family` (its slugs) reached, as a SELECT.
 
     - unknown: count `unknown` rows as reached (False: only `accepted` ones, --resend-unknown);
     - since: only rows that became so at or after this time (reached after a send started);
     - besides: leave out the rows of this send (its own hand-overs);
     - among: look only at these subscribers (a SELECT of ids, e.g. those of one batch); the
-      look-up then goes by the subscriber index, whatever the size of the family's sends.
+      look-up then goes by the subscriber index, whatever the size of the family's sends;
+    - send_ids: the family's sends, read already (`family_send_ids`), in place of a subquery.
     """
     rows = send_recipients.alias("reach")
     states = REACHED if unknown else ("accepted",)
-    of_family = family_sends(family, besides)
+    of_family: Any = family_sends(family, besides) if send_ids is None else \
+        [i for i in send_ids if i != besides]
     send_id: Any = rows.c.send_id
     if among is not None:
         # `+ 0` keeps SQLite from reading every row of the family's sends by their send
@@ -62,28 +77,45 @@ def reached(family: Iterable[str], *, unknown: bool = True, since: dt.datetime |
     return query
 
 
-def failed_for_good(family: Iterable[str]) -> Select:
-    """The ids of subscribers a send of the family failed for good (a server refused them)."""
+def failed_for_good(family: Iterable[str], send_ids: Sequence[int] | None = None) -> Select:
+    """The ids of subscribers a send of the family failed for good (a server refused them);
+    `send_ids`: as for `reached`."""
     rows = send_recipients.alias("refused")
+    of_family: Any = family_sends(family) if send_ids is None else list(send_ids)
     return select(rows.c.subscriber_id).where(
-        rows.c.send_id.in_(family_sends(family)), rows.c.state == "failed",
+        rows.c.send_id.in_(of_family), rows.c.state == "failed",
         rows.c.subscriber_id.is_not(None))
 
 
-def recipients_of(family: Iterable[str], members: Any, policy: str,
+def among_them(conn: Connection, people: Select) -> ColumnElement[bool]:
+    """Condition over subscribers: the subscriber is among `people` (a SELECT of subscriber
+    ids from the ledger), worded for `conn`'s database. PostgreSQL: a correlated EXISTS, which
+    becomes a (anti-)join, or a probe of the subscriber index; `IN` would be a subplan, hashed
+    only while the list fits in `hash_mem` and otherwise rescanned for each subscriber.
+    SQLite: `IN`, which it answers from one temporary index built from the list."""
+    person = subscribers.c.id
+    if conn.dialect.name == "sqlite":
+        return person.in_(people)
+    return exists(people.where(people.selected_columns[0] == person))
+
+
+def recipients_of(conn: Connection, family: Iterable[str], members: Any, policy: str,
                   since: dt.datetime | None = None) -> ColumnElement[bool]:
-    """Who a new send of the family goes to: a WHERE clause over subscribers.
+    """Who a new send of the family goes to: a WHERE clause over subscribers, for statements
+    run on `conn` (the family's sends are read through it: use it in the same transaction).
 
     `members`: the segments (and, for one edition, its readers). Policies: `once` leaves out
     everyone the family reached and whoever failed for good in it; `unknown`
     (--resend-unknown) the same but counts only accepted rows; `again` leaves out nobody, or
     with `since`, those reached since then (one edition each in one `send --editions --again`).
     """
+    ids = family_send_ids(conn, family)
+    if not ids or (policy == "again" and since is None):
+        return members
     if policy == "again":
-        return members if since is None else members & ~subscribers.c.id.in_(
-            reached(family, since=since))
-    chosen = ~subscribers.c.id.in_(reached(family, unknown=policy == "once"))
-    return members & chosen & ~subscribers.c.id.in_(failed_for_good(family))
+        return members & ~among_them(conn, reached(family, since=since, send_ids=ids))
+    chosen = ~among_them(conn, reached(family, unknown=policy == "once", send_ids=ids))
+    return members & chosen & ~among_them(conn, failed_for_good(family, ids))
 
 
 def elsewhere(family: Iterable[str], policy: str, send_id: int, started: dt.datetime,

@@ -160,8 +160,10 @@ class Sends:
                members: Any, reach: str = "once", send_at: dt.datetime | None = None,
                batch_id: str | None = None) -> SendRow | None:
         """A new send, its lease held by this process, its recipients snapshotted from
-        `members` (a WHERE clause over subscribers evaluated in the creating transaction, e.g.
-        `reached.recipients_of()`) and its artifact stored, all in one transaction. Returns
+        `members` (a WHERE clause over subscribers evaluated in the creating transaction, or a
+        function making one from that transaction's connection, e.g. `SendPlan.recipients`,
+        which reads the issue family's sends through it) and its artifact stored, all in one
+        transaction. Returns
         None, with nothing written, when nobody is left.
 
         Raises SendBusy, naming the other send, while another send of `issue` is active: the
@@ -173,6 +175,7 @@ class Sends:
         owner = process_owner()
 
         def work(conn: Connection) -> int | None:
+            where = members(conn) if callable(members) else members  # before the send exists
             send_id = conn.execute(insert(sends).values(
                 issue=issue, segment=segment, transport=transport,
                 content_hash=artifact.content_hash, subject=artifact.subject, state="sending",
@@ -180,7 +183,7 @@ class Sends:
                 batches=0, send_at=send_at, batch_id=batch_id, owner=owner, heartbeat_at=now,
                 lease=1, leased_at=now, created_at=now, updated_at=now,
             ).returning(sends.c.id)).scalar_one()
-            total = snapshot(conn, send_id, members)
+            total = snapshot(conn, send_id, where)
             if total == 0:
                 conn.get_transaction().rollback()
                 return None

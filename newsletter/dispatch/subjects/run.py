@@ -104,7 +104,7 @@ class Proposal:
                 plan.ledger.store, issue=plan.slug, segment=plan.segment,
                 transport=plan.transport.name, subjects=self.subjects, sample=self.sample,
                 measure=self.measure, decide_after=self.decide_after, level=self.level,
-                send_at=plan.at, undo_window=plan.undo_window, members=plan.recipients())
+                send_at=plan.at, undo_window=plan.undo_window, members=plan.recipients)
         except ValueError as exc:
             raise NewsletterError(f"the sample is too small: {exc}") from None
 
@@ -313,7 +313,7 @@ def _new_plan(carry: _Carry, label_: str, arm: int | None, members: Any) -> Test
                     test_id=test.id, arm=arm, links_from=links_from)
     with carry.ledger.engine.connect() as conn:
         plan.count = conn.execute(select(func.count()).select_from(subscribers)
-                                  .where(plan.recipients())).scalar_one()
+                                  .where(plan.recipients(conn))).scalar_one()
     return plan
 
 

@@ -144,14 +144,16 @@ def create(store: LedgerStore, *, issue: str, segment: str, transport: str,
            level: float, send_at: dt.datetime | None, undo_window: dt.timedelta | None,
            members: Any) -> SubjectTest:
     """The test and its sample, in one transaction: `sample` per cent of the people matching
-    `members` (a WHERE clause over subscribers: who the send would reach now), drawn at random
+    `members` (a WHERE clause over subscribers: who the send would reach now, or a function
+    making one from the transaction's connection), drawn at random
     and dealt into equal shares, one per subject. Raises SendBusy when another test of the
     issue is open, and ValueError when the sample leaves a subject nobody."""
     arms = len(subjects)
 
     def work(conn: Connection) -> int:
+        where = members(conn) if callable(members) else members
         total = conn.execute(select(func.count()).select_from(subscribers)
-                             .where(members)).scalar_one()
+                             .where(where)).scalar_one()
         share = total * sample // 100 // arms
         if share < 1:
             raise ValueError(f"{sample}% of {total:,} recipients leaves fewer than one person "
@@ -163,7 +165,7 @@ def create(store: LedgerStore, *, issue: str, segment: str, transport: str,
             undo_window=int(undo_window.total_seconds()) if undo_window else None,
             state="testing", created_at=utcnow()).returning(subject_tests.c.id)).scalar_one()
         drawn = select(subscribers.c.id.label("person"), func.row_number().over(
-            order_by=func.random()).label("n")).where(members).subquery()
+            order_by=func.random()).label("n")).where(where).subquery()
         conn.execute(insert(subject_test_people).from_select(
             ["test_id", "subscriber_id", "arm"],
             select(literal(test_id, subject_tests.c.id.type), drawn.c.person,
