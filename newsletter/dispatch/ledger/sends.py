@@ -163,8 +163,7 @@ class Sends:
         `members` (a WHERE clause over subscribers evaluated in the creating transaction, or a
         function making one from that transaction's connection, e.g. `SendPlan.recipients`,
         which reads the issue family's sends through it) and its artifact stored, all in one
-        transaction. Returns
-        None, with nothing written, when nobody is left.
+        transaction. Returns None, with nothing written, when nobody is left.
 
         Raises SendBusy, naming the other send, while another send of `issue` is active: the
         unique partial index decides, however two processes interleave.

@@ -145,9 +145,9 @@ def create(store: LedgerStore, *, issue: str, segment: str, transport: str,
            members: Any) -> SubjectTest:
     """The test and its sample, in one transaction: `sample` per cent of the people matching
     `members` (a WHERE clause over subscribers: who the send would reach now, or a function
-    making one from the transaction's connection), drawn at random
-    and dealt into equal shares, one per subject. Raises SendBusy when another test of the
-    issue is open, and ValueError when the sample leaves a subject nobody."""
+    making one from the transaction's connection), drawn at random and dealt into equal
+    shares, one per subject. Raises SendBusy when another test of the issue is open, and
+    ValueError when the sample leaves a subject nobody."""
     arms = len(subjects)
 
     def work(conn: Connection) -> int:
