@@ -68,14 +68,15 @@ def publication(folder: Path) -> Path:
     return folder
 
 
-def fill(url: str, people: int) -> float:
-    """The schema and `people` active subscribers (COPY on PostgreSQL); seconds taken."""
+def fill(url: str, people: int, first: int = 0) -> float:
+    """The schema and `people` active subscribers (COPY on PostgreSQL), numbered from `first`
+    (more of them join a world filled before); seconds taken."""
     open_database(url).dispose()
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
     attrs = json.dumps({"role": "press", "country": "US"})
     rows = ((f"reader{n:07d}@example.com", f"reader{n:07d}@example.com", f"Reader {n}",
-             "active", attrs, "bench", now, now, now) for n in range(people))
+             "active", attrs, "bench", now, now, now) for n in range(first, first + people))
     columns = ("email, email_key, name, status, attributes, source, created_at, updated_at, "
                "status_changed_at")
     if url.startswith("sqlite"):
