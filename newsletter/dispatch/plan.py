@@ -21,7 +21,7 @@ from newsletter.db.tables import subscribers
 from newsletter.dispatch.approval import require_signoff
 from newsletter.dispatch.artifact import Artifact, source_hash
 from newsletter.dispatch.ledger import Ledger, SendBusy, SendPaused, SendRow
-from newsletter.dispatch.ledger.reached import among_them, family_send_ids, reached
+from newsletter.dispatch.ledger.reached import family_send_ids, left_out_as_reached
 from newsletter.dispatch.options import DEFAULTS, SendOptions, schedule_window
 from newsletter.dispatch.resume import nothing_to_resume, plan_reopen, plan_resume
 from newsletter.dispatch.send_plan import SendPlan
@@ -210,14 +210,9 @@ def _artifact_of(pub: Publication, ledger: Ledger, send: SendRow, family: tuple[
 def _count_new(plan: SendPlan) -> None:
     """Recipients of a new send, and who of the segments was left out and why (one query)."""
     with plan.ledger.engine.connect() as conn:
-        chosen = plan.recipients(conn)
         ids = family_send_ids(conn, plan.family)
-        gone = None
-        if ids and plan.reach == "again" and plan.run_started:
-            gone = among_them(conn, reached(plan.family, since=plan.run_started, send_ids=ids))
-        elif ids and plan.reach != "again":
-            gone = among_them(conn, reached(plan.family, unknown=plan.reach == "once",
-                                            send_ids=ids))
+        chosen = plan.recipients(conn, ids)
+        gone = left_out_as_reached(conn, plan.family, plan.reach, plan.run_started, ids)
         counts = [func.count(), func.sum(case((chosen, 1), else_=0))]
         if gone is not None:
             counts.append(func.sum(case((gone, 1), else_=0)))

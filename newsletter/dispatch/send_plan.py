@@ -5,6 +5,7 @@ of each batch, and the summary shown before it starts."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,10 +60,12 @@ class SendPlan:
             return f"retry the failed recipients of send #{self.send.id}"
         return f"resume send #{self.send.id}" if self.send else "new send"
 
-    def recipients(self, conn: Connection) -> Any:
+    def recipients(self, conn: Connection, send_ids: Sequence[int] | None = None) -> Any:
         """Who a new send goes to: a WHERE clause over subscribers, for statements on `conn`
-        (it reads the issue family's sends through it: see `reached.recipients_of`)."""
-        return recipients_of(conn, self.family, self.members, self.reach, self.run_started)
+        (it reads the issue family's sends through it unless given `send_ids`: see
+        `reached.recipients_of`)."""
+        return recipients_of(conn, self.family, self.members, self.reach, self.run_started,
+                             send_ids)
 
     def consent_check(self, send: SendRow) -> ConsentCheck:
         """What each batch of `send` is checked against right before its hand-over."""

@@ -99,23 +99,38 @@ def among_them(conn: Connection, people: Select) -> ColumnElement[bool]:
     return exists(people.where(people.selected_columns[0] == person))
 
 
+def left_out_as_reached(conn: Connection, family: Iterable[str], policy: str,
+                        since: dt.datetime | None, send_ids: Sequence[int]
+                        ) -> ColumnElement[bool] | None:
+    """Condition over subscribers: reached by the family (its sends `send_ids`) in a way
+    `policy` leaves out of a new send (see `recipients_of`); None when it leaves nobody out
+    for that."""
+    if not send_ids or (policy == "again" and since is None):
+        return None
+    if policy == "again":
+        return among_them(conn, reached(family, since=since, send_ids=send_ids))
+    return among_them(conn, reached(family, unknown=policy == "once", send_ids=send_ids))
+
+
 def recipients_of(conn: Connection, family: Iterable[str], members: Any, policy: str,
-                  since: dt.datetime | None = None) -> ColumnElement[bool]:
+                  since: dt.datetime | None = None,
+                  send_ids: Sequence[int] | None = None) -> ColumnElement[bool]:
     """Who a new send of the family goes to: a WHERE clause over subscribers, for statements
-    run on `conn` (the family's sends are read through it: use it in the same transaction).
+    run on `conn` (the family's sends are read through it, unless given as `send_ids`: use it
+    in the same transaction).
 
     `members`: the segments (and, for one edition, its readers). Policies: `once` leaves out
     everyone the family reached and whoever failed for good in it; `unknown`
     (--resend-unknown) the same but counts only accepted rows; `again` leaves out nobody, or
     with `since`, those reached since then (one edition each in one `send --editions --again`).
     """
-    ids = family_send_ids(conn, family)
-    if not ids or (policy == "again" and since is None):
+    ids = family_send_ids(conn, family) if send_ids is None else send_ids
+    gone = left_out_as_reached(conn, family, policy, since, ids)
+    if gone is None:
         return members
     if policy == "again":
-        return members & ~among_them(conn, reached(family, since=since, send_ids=ids))
-    chosen = ~among_them(conn, reached(family, unknown=policy == "once", send_ids=ids))
-    return members & chosen & ~among_them(conn, failed_for_good(family, ids))
+        return members & ~gone
+    return members & ~gone & ~among_them(conn, failed_for_good(family, ids))
 
 
 def elsewhere(family: Iterable[str], policy: str, send_id: int, started: dt.datetime,
