@@ -64,10 +64,12 @@ def snapshot(conn: Connection, send_id: int, members: Any) -> int:
         literal(send_id, sends.c.id.type), subscribers.c.id, subscribers.c.email,
         subscribers.c.name, subscribers.c.attributes, literal("pending"), literal(0),
     ).where(members).order_by(subscribers.c.id)
+    # SQLAlchemy keeps an INSERT's row count only when asked to (on PostgreSQL it is -1
+    # otherwise, and counting the rows again took 0.29 s at 1M)
     total = conn.execute(insert(send_recipients).from_select(
         ["send_id", "subscriber_id", "email", "name", "attributes", "state", "attempts"], query,
-    )).rowcount
-    if total is None or total < 0:
+    ).execution_options(preserve_rowcount=True)).rowcount
+    if total is None or total < 0:  # a driver that does not say
         total = conn.execute(select(func.count()).where(
             send_recipients.c.send_id == send_id)).scalar_one()
     return total
