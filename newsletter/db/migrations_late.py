@@ -350,3 +350,15 @@ $$"""))
         "CREATE TRIGGER subscribers_delete_takes_their_rows AFTER DELETE ON subscribers "
         "REFERENCING OLD TABLE AS gone FOR EACH STATEMENT "
         "EXECUTE FUNCTION newsletter_subscribers_take_their_rows()"))
+
+
+@migration(19, "a person's ledger rows indexed send first, so a snapshot does not grow with "
+               "history")
+def _person_rows_send_first(conn: Connection) -> None:
+    """ix_send_recipients_subscriber (subscriber_id, send_id) becomes ix_send_recipients_person
+    ((send_id + 0), subscriber_id): a new send's entries go after every earlier send's instead
+    of beside each person's earlier entries, and only a look-up that writes `send_id + 0` can
+    use it (db.ledger_tables.person_send)."""
+    conn.execute(text("DROP INDEX ix_send_recipients_subscriber"))
+    conn.execute(text("CREATE INDEX ix_send_recipients_person "
+                      "ON send_recipients ((send_id + 0), subscriber_id)"))

@@ -97,21 +97,30 @@ def _ledger_times(conn: Connection, pairs: set[Pair]) -> dict[Pair, int]:
     """When our ledger saw the transport accept each message (SMTP and outbox sends).
 
     Each pair's row is found by key: the address's subscriber by subscribers.email_key
-    (unique), then their rows by ix_send_recipients_subscriber (subscriber_id, send_id). The
-    `+ 0` keeps either database from reading a whole send by its send index instead (what a
-    planner that expects one row for a send it has no statistics of would choose), so a
-    look-up costs the same however large the ledger grows."""
+    (unique), then their row of the send by ix_send_recipients_person ((send_id + 0),
+    subscriber_id: db.ledger_tables.person_send). Written `send_id + 0`, the send can only be
+    looked up there, never read whole by its send index (what a planner that expects one row
+    for a send it has no statistics of would choose), so a look-up costs the same however
+    large the ledger grows."""
     found: dict[Pair, int] = {}
     keys = sorted({key for _, key in pairs})
     sends = sorted({send for send, _ in pairs})
     among_sends, send_values = rawsql.among(conn, sends, "bigint")
+    # PostgreSQL: a LATERAL subquery kept apart (OFFSET 0), so each person's rows are probed
+    # by subscriber *and* send; joined, a planner that expects one row for the send (no
+    # statistics of it yet) reads the whole send by the index's first column instead. SQLite
+    # probes both columns from a join.
+    person_rows = (
+        "CROSS JOIN LATERAL (SELECT send_id, updated_at FROM send_recipients AS r "
+        f"WHERE r.subscriber_id = s.id AND r.send_id + 0 {among_sends} "
+        "AND r.state = 'accepted' OFFSET 0) AS r" if rawsql.postgres(conn) else
+        "JOIN send_recipients AS r ON r.subscriber_id = s.id "
+        f"AND r.send_id + 0 {among_sends} AND r.state = 'accepted'")
     for chunk in rawsql.chunks(conn, keys):
         among_keys, key_values = rawsql.among(conn, chunk, "text")
         rows = conn.exec_driver_sql(
-            "SELECT r.send_id, s.email_key, r.updated_at FROM subscribers AS s "
-            "JOIN send_recipients AS r ON r.subscriber_id = s.id "
-            f"WHERE s.email_key {among_keys} AND r.send_id + 0 {among_sends} "
-            "AND r.state = 'accepted'", (*key_values, *send_values))
+            f"SELECT r.send_id, s.email_key, r.updated_at FROM subscribers AS s {person_rows} "
+            f"WHERE s.email_key {among_keys}", (*send_values, *key_values))
         for send_id, key, at in rows:
             if (send_id, key) in pairs and at is not None:
                 found[(send_id, key)] = rawsql.unix(at)

@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -30,7 +31,7 @@ from newsletter.audience.model import Status, utcnow
 from newsletter.audience.segments import not_paused
 from newsletter.db.ledger_tables import send_recipients
 from newsletter.db.tables import subscribers
-from newsletter.dispatch.ledger.reached import elsewhere
+from newsletter.dispatch.ledger.reached import elsewhere, family_send_ids, lists_family
 from newsletter.providers.mailing import Item
 
 ERASED = "erased at the person's request"
@@ -57,10 +58,21 @@ class ConsentCheck:
     erasures: bool = True
     now: dt.datetime = field(default_factory=utcnow)
 
-    @cached_property
-    def _people(self) -> Select:
+    def _people(self, listed: bool) -> Select:
         """The batch's people who may no longer get it (the batch: the send's pending rows
-        between the ids `first` and `last`, bound at each run of the statement)."""
+        between the ids `first` and `last`, bound at each run of the statement; `listed`: the
+        family's other sends bound as `family`, see `reached.elsewhere`)."""
+        return self._listed if listed else self._subquery
+
+    @cached_property
+    def _subquery(self) -> Select:
+        return self._statement(None)
+
+    @cached_property
+    def _listed(self) -> Select:
+        return self._statement(bindparam("family", expanding=True))
+
+    def _statement(self, send_ids: Any) -> Select:
         r, s = send_recipients.c, subscribers.c
         first, last = bindparam("first"), bindparam("last")
         mine = send_recipients.alias("batch")
@@ -73,7 +85,11 @@ class ConsentCheck:
             .where(r.send_id == self.send_id, r.id.between(first, last), r.state == "pending",
                    or_(s.id.is_(None), s.status != Status.ACTIVE.value, ~not_paused(self.now),
                        elsewhere(self.family, self.policy, self.send_id, self.started,
-                                 among))))
+                                 among, send_ids))))
+
+    def others(self, conn: Connection) -> list[int]:
+        """The ids of the family's other sends, as `conn` sees them now."""
+        return [i for i in family_send_ids(conn, self.family) if i != self.send_id]
 
     def withdrawn(self, conn: Connection, items: Sequence[Item]) -> dict[int, str]:
         """key -> why, for the items that must not be handed over (one query).
@@ -84,7 +100,11 @@ class ConsentCheck:
         if not items:
             return {}
         keys = {item.key for item in items}
-        rows = conn.execute(self._people, {"first": items[0].key, "last": items[-1].key})
+        listed = lists_family(conn)
+        bounds: dict[str, Any] = {"first": items[0].key, "last": items[-1].key}
+        if listed:
+            bounds["family"] = self.others(conn)
+        rows = conn.execute(self._people(listed), bounds)
         found: dict[int, str] = {}
         if self.erasures:  # the erasure list, under every secret of the rotation list
             by_email = {item.recipient.email: item.key for item in items}
@@ -111,7 +131,8 @@ def preview(conn: Connection, check: ConsentCheck, states: Sequence[str],
     now = now or utcnow()
     r, s = send_recipients.c, subscribers.c
     among = select(r.subscriber_id).where(r.send_id == check.send_id, r.state.in_(states))
-    far = elsewhere(check.family, check.policy, check.send_id, check.started, among)
+    far = elsewhere(check.family, check.policy, check.send_id, check.started, among,
+                    check.others(conn) if lists_family(conn) else None)
     why = case((s.id.is_(None), literal("gone")),
                (s.status != Status.ACTIVE.value, s.status),
                (~not_paused(now), literal("paused")), else_=literal("elsewhere")).label("why")

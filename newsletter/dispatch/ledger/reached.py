@@ -27,9 +27,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, exists, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, Select, and_, exists, or_, select
 
-from newsletter.db.ledger_tables import send_recipients, sends
+from newsletter.db.ledger_tables import person_send, send_recipients, sends
 from newsletter.db.tables import subscribers
 
 #: the states of a row that reached its person
@@ -49,27 +49,27 @@ def family_send_ids(conn: Connection, family: Iterable[str]) -> list[int]:
 
 def reached(family: Iterable[str], *, unknown: bool = True, since: dt.datetime | None = None,
             besides: int | None = None, among: Any = None,
-            send_ids: Sequence[int] | None = None) -> Select:
+            send_ids: Sequence[int] | BindParameter | None = None) -> Select:
     """The ids of the subscribers the issue `family` (its slugs) reached, as a SELECT.
 
     - unknown: count `unknown` rows as reached (False: only `accepted` ones, --resend-unknown);
     - since: only rows that became so at or after this time (reached after a send started);
     - besides: leave out the rows of this send (its own hand-overs);
     - among: look only at these subscribers (a SELECT of ids, e.g. those of one batch); the
-      look-up then goes by the subscriber index, whatever the size of the family's sends;
-    - send_ids: the family's sends, read already (`family_send_ids`), in place of a subquery.
+      look-up then probes ix_send_recipients_person, whatever the size of the family's sends;
+    - send_ids: the family's sends, read already (`family_send_ids`), in place of a subquery
+      (or an expanding bind parameter that will hold them, but `besides`).
     """
     rows = send_recipients.alias("reach")
     states = REACHED if unknown else ("accepted",)
     of_family: Any = family_sends(family, besides) if send_ids is None else \
+        send_ids if isinstance(send_ids, BindParameter) else \
         [i for i in send_ids if i != besides]
-    send_id: Any = rows.c.send_id
-    if among is not None:
-        # `+ 0` keeps SQLite from reading every row of the family's sends by their send
-        # index: one batch's people are found by ix_send_recipients_subscriber instead
-        send_id = send_id + 0
+    # by ix_send_recipients_person: one batch's people are probed there, send by send, never
+    # found by reading every row of the family's sends
     query = select(rows.c.subscriber_id).where(
-        send_id.in_(of_family), rows.c.state.in_(states), rows.c.subscriber_id.is_not(None))
+        person_send(rows).in_(of_family), rows.c.state.in_(states),
+        rows.c.subscriber_id.is_not(None))
     if since is not None:
         query = query.where(rows.c.updated_at >= since)
     if among is not None:
@@ -83,7 +83,7 @@ def failed_for_good(family: Iterable[str], send_ids: Sequence[int] | None = None
     rows = send_recipients.alias("refused")
     of_family: Any = family_sends(family) if send_ids is None else list(send_ids)
     return select(rows.c.subscriber_id).where(
-        rows.c.send_id.in_(of_family), rows.c.state == "failed",
+        person_send(rows).in_(of_family), rows.c.state == "failed",
         rows.c.subscriber_id.is_not(None))
 
 
@@ -134,14 +134,28 @@ def recipients_of(conn: Connection, family: Iterable[str], members: Any, policy:
 
 
 def elsewhere(family: Iterable[str], policy: str, send_id: int, started: dt.datetime,
-              among: Any) -> ColumnElement[bool]:
+              among: Any, send_ids: Any = None) -> ColumnElement[bool]:
     """Condition over send_recipients: the person was reached by another send of the family
     in a way this send's policy does not override (checked for each batch, right before its
     hand-over). `once`: reached at any time; `unknown`: accepted at any time, or reached
-    since this send started; `again`: reached since this send started."""
+    since this send started; `again`: reached since this send started.
+
+    `send_ids`: the family's sends as a list (or an expanding bind parameter), read in the
+    same transaction, in place of a subquery of sends. SQLite needs it: it uses an index on
+    an expression (ix_send_recipients_person) for `IN` a list of values, never for `IN` a
+    subquery, which it answers by reading the whole ledger instead."""
     person = send_recipients.c.subscriber_id
-    forever = person.in_(reached(family, unknown=policy == "once", besides=send_id, among=among))
-    since = person.in_(reached(family, since=started, besides=send_id, among=among))
+    forever = person.in_(reached(family, unknown=policy == "once", besides=send_id, among=among,
+                                 send_ids=send_ids))
+    since = person.in_(reached(family, since=started, besides=send_id, among=among,
+                               send_ids=send_ids))
     found = forever if policy == "once" else since if policy == "again" else or_(forever, since)
+    if send_ids is not None:
+        return found
     # no other send of the family (the usual case): nothing to look up, person by person
     return and_(exists(family_sends(family, send_id)), found)
+
+
+def lists_family(conn: Connection) -> bool:
+    """Whether statements on `conn` name the family's sends as a list (`elsewhere`)."""
+    return conn.dialect.name == "sqlite"
