@@ -106,15 +106,16 @@ def _ledger_times(conn: Connection, pairs: set[Pair]) -> dict[Pair, int]:
     keys = sorted({key for _, key in pairs})
     sends = sorted({send for send, _ in pairs})
     among_sends, send_values = rawsql.among(conn, sends, "bigint")
-    # PostgreSQL: a LATERAL subquery kept apart (OFFSET 0), so each person's rows are probed
-    # by subscriber *and* send; joined, a planner that expects one row for the send (no
-    # statistics of it yet) reads the whole send by the index's first column instead. SQLite
-    # probes both columns from a join.
+    # Each address's rows are probed by subscriber *and* send. Joined plainly, a planner
+    # without statistics of the send (PostgreSQL: none yet for a new send; SQLite: none ever)
+    # reads the whole send by the index's first column instead, once the batch names a few
+    # dozen addresses. PostgreSQL: a LATERAL subquery kept apart (OFFSET 0); SQLite: a CROSS
+    # JOIN, which keeps the subscribers as the outer loop.
     person_rows = (
         "CROSS JOIN LATERAL (SELECT send_id, updated_at FROM send_recipients AS r "
         f"WHERE r.subscriber_id = s.id AND r.send_id + 0 {among_sends} "
         "AND r.state = 'accepted' OFFSET 0) AS r" if rawsql.postgres(conn) else
-        "JOIN send_recipients AS r ON r.subscriber_id = s.id "
+        "CROSS JOIN send_recipients AS r ON r.subscriber_id = s.id "
         f"AND r.send_id + 0 {among_sends} AND r.state = 'accepted'")
     for chunk in rawsql.chunks(conn, keys):
         among_keys, key_values = rawsql.among(conn, chunk, "text")
