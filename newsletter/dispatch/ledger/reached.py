@@ -143,12 +143,24 @@ def elsewhere(family: Iterable[str], policy: str, send_id: int, started: dt.date
     `send_ids`: the family's sends as a list (or an expanding bind parameter), read in the
     same transaction, in place of a subquery of sends. SQLite needs it: it uses an index on
     an expression (ix_send_recipients_person) for `IN` a list of values, never for `IN` a
-    subquery, which it answers by reading the whole ledger instead."""
+    subquery, which it answers by reading the whole ledger instead.
+
+    `among`: the people to look at (a SELECT of subscriber ids: one batch's), found `IN` the
+    family's list of them; None: each row's own person, by a correlated EXISTS (for a whole
+    send's rows: an index probe per row where the list does not fit in memory, never the
+    list read again for each row, which is what PostgreSQL does with `IN` inside an `OR`
+    once the list outgrows `hash_mem`)."""
     person = send_recipients.c.subscriber_id
-    forever = person.in_(reached(family, unknown=policy == "once", besides=send_id, among=among,
-                                 send_ids=send_ids))
-    since = person.in_(reached(family, since=started, besides=send_id, among=among,
+
+    def found_in(people: Select) -> ColumnElement[bool]:
+        if among is not None:
+            return person.in_(people)
+        return exists(people.where(people.selected_columns[0] == person))
+
+    forever = found_in(reached(family, unknown=policy == "once", besides=send_id, among=among,
                                send_ids=send_ids))
+    since = found_in(reached(family, since=started, besides=send_id, among=among,
+                             send_ids=send_ids))
     found = forever if policy == "once" else since if policy == "again" else or_(forever, since)
     if send_ids is not None:
         return found
