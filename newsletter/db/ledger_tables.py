@@ -141,8 +141,9 @@ def _define(md: MetaData) -> tuple[Table, Table, Table, Table, Table]:
     # an event's own row (found through subscribers.email_key). The send comes first, so a new
     # send's entries go after every earlier send's, and a snapshot costs the same however many
     # sends came before it (with the person first, each entry went beside that person's
-    # entries of every earlier send: a 1M snapshot took 4.0-4.2 s after one send, 5.95-6.55 s
-    # after five). The send is the expression `send_id + 0` (`person_send`), not the column:
+    # entries of every earlier send: on PostgreSQL a 1M snapshot took 3.7-4.2 s after one
+    # send and 4.3-4.5 s after five, against 3.2 s either way now; docs/performance.md). The
+    # send is the expression `send_id + 0` (`person_send`), not the column:
     # only a look-up that writes it can use this index, so a batch's range (send_id, id) can
     # never be read through it, whatever the planner's statistics say.
     Index("ix_send_recipients_person", person_send(recipients), recipients.c.subscriber_id)

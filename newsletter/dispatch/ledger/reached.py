@@ -65,8 +65,8 @@ def reached(family: Iterable[str], *, unknown: bool = True, since: dt.datetime |
     of_family: Any = family_sends(family, besides) if send_ids is None else \
         send_ids if isinstance(send_ids, BindParameter) else \
         [i for i in send_ids if i != besides]
-    # by ix_send_recipients_person: one batch's people are probed there, send by send, never
-    # found by reading every row of the family's sends
+    # the key of ix_send_recipients_person: with `among`, one batch's people are probed there,
+    # send by send; without, the family's rows are read through it, send by send
     query = select(rows.c.subscriber_id).where(
         person_send(rows).in_(of_family), rows.c.state.in_(states),
         rows.c.subscriber_id.is_not(None))
@@ -146,10 +146,10 @@ def elsewhere(family: Iterable[str], policy: str, send_id: int, started: dt.date
     subquery, which it answers by reading the whole ledger instead.
 
     `among`: the people to look at (a SELECT of subscriber ids: one batch's), found `IN` the
-    family's list of them; None: each row's own person, by a correlated EXISTS (for a whole
-    send's rows: an index probe per row where the list does not fit in memory, never the
-    list read again for each row, which is what PostgreSQL does with `IN` inside an `OR`
-    once the list outgrows `hash_mem`)."""
+    family's list of them; None: each row's own person, by a correlated EXISTS, for a whole
+    send's rows. Put it in an AND (consent.preview does), where PostgreSQL makes it a
+    semi-join: an `IN` inside an `OR` is a list read again for each row once it outgrows
+    `hash_mem`."""
     person = send_recipients.c.subscriber_id
 
     def found_in(people: Select) -> ColumnElement[bool]:
