@@ -28,9 +28,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.counted_server import CountedServer
 
 
 @dataclass
@@ -69,7 +71,6 @@ class FakeApi:
         self.instant = False
         self.checked = 0  # send requests that passed the provider's rules
         self.delay = 0.0
-        self.busy = 0
         self.sending = 0
         self.peak = 0
         self.lock = threading.Lock()
@@ -79,7 +80,7 @@ class FakeApi:
         self.chaos: tuple[random.Random, dict[int, float]] | None = None
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile("/_fake/stats"), FakeApi._stats)]
-        self.server: ThreadingHTTPServer | None = None
+        self.server: CountedServer | None = None
 
     # -- what a provider's fake fills in ---------------------------------------------------
     def refuse(self, request: Request) -> Answer | None:
@@ -129,10 +130,10 @@ class FakeApi:
             return [(r[2], r[3]) for r in self.requests if pattern.fullmatch(r[1])]
 
     def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait until no request is being handled (a killed client's last one included)."""
-        deadline = time.monotonic() + timeout
-        while self.busy and time.monotonic() < deadline:
-            time.sleep(0.005)
+        """Until every request the clients sent has been handled: call it once they have
+        exited or been killed (a killed client's last request included; CountedServer)."""
+        assert self.server is not None
+        self.server.wait_settled(timeout)
 
     def start(self, port: int = 0) -> FakeApi:
         fake = self
@@ -170,8 +171,7 @@ class FakeApi:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        self.server.daemon_threads = True
+        self.server = CountedServer(("127.0.0.1", port), _Handler)
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
                          daemon=True).start()
         return self
@@ -189,13 +189,7 @@ class FakeApi:
 
     # -- dispatch -------------------------------------------------------------------------
     def handle(self, request: Request) -> Answer:
-        with self.lock:
-            self.busy += 1
-        try:
-            answer = self._handle(request)
-        finally:
-            with self.lock:
-                self.busy -= 1
+        answer = self._handle(request)
         with self.lock:
             self.requests.append((request.method, request.path, answer.status, time.time()))
         return answer

@@ -45,11 +45,13 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from tests.counted_server import CountedServer
 
 API_KEY = "SG.fake-test-key"
 RESERVED_HEADERS = {
@@ -280,7 +282,6 @@ class FakeSendGrid:
         self.instant = False  # after one request checked in full, only count (the bench)
         self.checked = 0  # mail send requests that passed SendGrid's rules
         self.delay = 0.0  # seconds each mail send takes
-        self.busy = 0  # requests being handled right now
         self.sending = 0  # mail sends being handled right now
         self.peak = 0  # the most mail sends handled at once
         self.window: tuple[int, int] | None = None  # rate limit: (requests, seconds)
@@ -304,7 +305,7 @@ class FakeSendGrid:
             ("GET", "/_fake/stats"): FakeSendGrid._stats,
             ("POST", "/_fake/counts"): FakeSendGrid._counts,
         }
-        self.server: ThreadingHTTPServer | None = None
+        self.server: CountedServer | None = None
 
     # -- control --------------------------------------------------------------------------
     @property
@@ -387,8 +388,7 @@ class FakeSendGrid:
 
             do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        self.server.daemon_threads = True
+        self.server = CountedServer(("127.0.0.1", port), _Handler)
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
                          daemon=True).start()
         return self
@@ -406,21 +406,12 @@ class FakeSendGrid:
 
     # -- dispatch -------------------------------------------------------------------------
     def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait until no request is being handled (a killed client's last one included)."""
-        deadline = time.monotonic() + timeout
-        while self.busy and time.monotonic() < deadline:
-            time.sleep(0.005)
+        """Until every request the clients sent has been handled: call it once they have
+        exited or been killed (a killed client's last request included; CountedServer)."""
+        assert self.server is not None
+        self.server.wait_settled(timeout)
 
     def handle(self, request: Request) -> Answer:
-        with self.lock:
-            self.busy += 1
-        try:
-            return self._handle(request)
-        finally:
-            with self.lock:
-                self.busy -= 1
-
-    def _handle(self, request: Request) -> Answer:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             answer = Answer(401, {"errors": [_error("The provided authorization grant is "
                                                     "invalid, expired, or revoked")]})

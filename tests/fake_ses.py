@@ -37,6 +37,8 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
+from tests.counted_server import CountedSocket
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 SENDER_DOMAIN = "example.org"
@@ -90,9 +92,11 @@ class FakeSes:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                        name="fake-ses-proxy")
         self.thread.start()
+        self.listener = CountedSocket()
         self.server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024), self.loop).result()
-        self.proxy_port = self.server.sockets[0].getsockname()[1]
+            asyncio.start_server(self._serve, sock=self.listener, backlog=1024),
+            self.loop).result()
+        self.proxy_port = self.listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.proxy_port}"
         self.moto_url = f"http://127.0.0.1:{self.port}"
         return self
@@ -202,8 +206,14 @@ class FakeSes:
                 self.other_actions.setdefault(path, deque()).extend([action] * times)
 
     def wait_idle(self, timeout: float = 30) -> None:
-        """Until no SendEmail request is held by the proxy."""
+        """Until every request the clients sent has been relayed and answered, and no
+        SendEmail request is held by the proxy: call it once the clients have exited or been
+        killed (a killed client's last request may still wait to be accepted or read:
+        tests/counted_server.py)."""
         deadline = time.monotonic() + timeout
+        while not self.listener.settled():
+            assert time.monotonic() < deadline, "a client's request is still being handled"
+            time.sleep(0.005)
         with self._idle:
             while self.in_flight:
                 left = deadline - time.monotonic()
@@ -234,6 +244,7 @@ class FakeSes:
         finally:
             self.writers.discard(writer)
             writer.close()
+            self.listener.release()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Relay one request; False when the client connection is to be closed."""
