@@ -20,6 +20,34 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 
+class Connections:
+    """Connections accepted and not yet closed, counted under the lock that accepts them:
+    `settled` sees a connection either in the listen queue or counted, never between the two."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open = 0
+
+    def accepted(self, accept: Any) -> Any:
+        """`accept()`, counted."""
+        with self.lock:
+            connection = accept()
+            self.open += 1
+        return connection
+
+    def closed(self) -> None:
+        with self.lock:
+            self.open -= 1
+
+    def settled(self, listening: Any) -> bool:
+        """No connection open and none waiting in `listening`'s queue."""
+        with self.lock:
+            if self.open:
+                return False
+            waiting, _, _ = select.select([listening], [], [], 0)
+            return not waiting
+
+
 class CountedServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer that counts each connection from its accept to the end of its
     handler thread."""
@@ -27,32 +55,21 @@ class CountedServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], handler: Any):
-        self._accepting = threading.Lock()
-        self.open_connections = 0
+        self.connections = Connections()
         super().__init__(address, handler)
 
     def get_request(self) -> Any:
-        # accepted and counted under one lock: `settled` sees a connection either in the
-        # listen queue or counted, never between the two
-        with self._accepting:
-            request = super().get_request()
-            self.open_connections += 1
-        return request
+        return self.connections.accepted(super().get_request)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            with self._accepting:
-                self.open_connections -= 1
+            self.connections.closed()
 
     def settled(self) -> bool:
         """No connection open and none waiting to be accepted."""
-        with self._accepting:
-            if self.open_connections:
-                return False
-            waiting, _, _ = select.select([self.socket], [], [], 0)
-            return not waiting
+        return self.connections.settled(self.socket)
 
     def wait_settled(self, timeout: float) -> None:
         """Until `settled` (clients that live on keep their persistent connections open:
@@ -70,24 +87,15 @@ class CountedSocket(socket.socket):
     def __init__(self) -> None:
         super().__init__(socket.AF_INET, socket.SOCK_STREAM)
         self.bind(("127.0.0.1", 0))
-        self._accepting = threading.Lock()
-        self.open_connections = 0
+        self.connections = Connections()
 
     def accept(self) -> tuple[socket.socket, Any]:
-        with self._accepting:  # see CountedServer.get_request
-            accepted = super().accept()
-            self.open_connections += 1
-        return accepted
+        return self.connections.accepted(super().accept)
 
     def release(self) -> None:
         """One accepted connection is closed."""
-        with self._accepting:
-            self.open_connections -= 1
+        self.connections.closed()
 
     def settled(self) -> bool:
         """No connection open and none waiting to be accepted."""
-        with self._accepting:
-            if self.open_connections:
-                return False
-            waiting, _, _ = select.select([self], [], [], 0)
-            return not waiting
+        return self.connections.settled(self)
