@@ -48,7 +48,23 @@ class Connections:
             return not waiting
 
 
-class CountedServer(ThreadingHTTPServer):
+class Settling:
+    """What both servers below offer a fake's `wait_idle`."""
+
+    def settled(self) -> bool:
+        """No connection open and none waiting to be accepted."""
+        raise NotImplementedError
+
+    def wait_settled(self, timeout: float) -> None:
+        """Until `settled` (clients that live on keep their persistent connections open:
+        this is for a client that has exited or been killed)."""
+        deadline = time.monotonic() + timeout
+        while not self.settled():
+            assert time.monotonic() < deadline, "a client's request is still being handled"
+            time.sleep(0.005)
+
+
+class CountedServer(Settling, ThreadingHTTPServer):
     """A ThreadingHTTPServer that counts each connection from its accept to the end of its
     handler thread."""
 
@@ -68,19 +84,10 @@ class CountedServer(ThreadingHTTPServer):
             self.connections.closed()
 
     def settled(self) -> bool:
-        """No connection open and none waiting to be accepted."""
         return self.connections.settled(self.socket)
 
-    def wait_settled(self, timeout: float) -> None:
-        """Until `settled` (clients that live on keep their persistent connections open:
-        this is for a client that has exited or been killed)."""
-        deadline = time.monotonic() + timeout
-        while not self.settled():
-            assert time.monotonic() < deadline, "a client's request is still being handled"
-            time.sleep(0.005)
 
-
-class CountedSocket(socket.socket):
+class CountedSocket(Settling, socket.socket):
     """A listening TCP socket on 127.0.0.1 (for `asyncio.start_server(sock=...)`) that counts
     each connection from its accept until the server calls `release` for it."""
 
@@ -97,5 +104,4 @@ class CountedSocket(socket.socket):
         self.connections.closed()
 
     def settled(self) -> bool:
-        """No connection open and none waiting to be accepted."""
         return self.connections.settled(self)

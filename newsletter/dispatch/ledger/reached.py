@@ -62,9 +62,13 @@ def reached(family: Iterable[str], *, unknown: bool = True, since: dt.datetime |
     """
     rows = send_recipients.alias("reach")
     states = REACHED if unknown else ("accepted",)
-    of_family: Any = family_sends(family, besides) if send_ids is None else \
-        send_ids if isinstance(send_ids, BindParameter) else \
-        [i for i in send_ids if i != besides]
+    of_family: Any
+    if send_ids is None:
+        of_family = family_sends(family, besides)
+    elif isinstance(send_ids, BindParameter):
+        of_family = send_ids  # bound later, `besides` left out by the caller
+    else:
+        of_family = [i for i in send_ids if i != besides]
     # the key of ix_send_recipients_person: with `among`, one batch's people are probed there,
     # send by send; without, the family's rows are read through it, send by send
     query = select(rows.c.subscriber_id).where(
