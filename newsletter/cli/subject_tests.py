@@ -71,18 +71,20 @@ def _start(app: App, issue: str, segments: tuple[str, ...], asked: SubjectTestOp
         return None
     if not yes and not click.confirm("Start the subject test?", default=False, err=True):
         raise click.exceptions.Exit(1)
-    from newsletter.dispatch.ledger import SendBusy
+    return proposal.start(), plan
 
-    try:
-        return proposal.start(), plan
-    except SendBusy:  # another process started a test of the issue just now: the same one?
-        other = open_test(pub, issue)
-        if other is None or other.segment != plan.segment or other.subjects != \
-                proposal.subjects:
-            raise
-        console.print(f"another process started subject test {other.id} of {other.issue} "
-                      "with these subjects just now; carrying it on")
-        return other, None
+
+def _started_meanwhile(pub: Any, issue: str, segments: tuple[str, ...],
+                       asked: SubjectTestOptions) -> Any:
+    """The open test of ISSUE when another process started the very test asked for (its
+    segments and subjects) since this one looked; None otherwise."""
+    other = open_test(pub, issue)
+    if (other is None or other.segment != " + ".join(dict.fromkeys(segments))
+            or other.subjects != tuple(s.strip() for s in asked.subjects)):
+        return None
+    console.print(f"another process started subject test {other.id} of {other.issue} with "
+                  "these subjects just now; carrying it on")
+    return other
 
 
 def send_subject_test(app: App, issue: str, segments: tuple[str, ...],
@@ -105,13 +107,20 @@ def send_subject_test(app: App, issue: str, segments: tuple[str, ...],
         if options.resume:
             raise NewsletterError("--resume takes up a send under way; a subject test is "
                                   "started with --segment and --test-subjects")
-        started = _start(app, issue, segments, asked, yes=yes, skip_url_check=skip_url_check,
-                         options=options)
-        if started is None:
-            return
-        test, first = started
-        console.print(f"subject test {test.id} of {test.issue} started: "
-                      f"{len(test.subjects)} subjects")
+        try:
+            started = _start(app, issue, segments, asked, yes=yes,
+                             skip_url_check=skip_url_check, options=options)
+        except SendBusy:  # another process started a test of the issue since: the same one?
+            # (refused by the plan's check of an open test, or by the test's unique index)
+            test = None if options.dry_run else _started_meanwhile(pub, issue, segments, asked)
+            if test is None:
+                raise
+        else:
+            if started is None:
+                return
+            test, first = started
+            console.print(f"subject test {test.id} of {test.issue} started: "
+                          f"{len(test.subjects)} subjects")
     else:
         if " + ".join(dict.fromkeys(segments)) != test.segment:
             raise SendBusy(busy_message(test))

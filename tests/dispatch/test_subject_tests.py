@@ -283,3 +283,69 @@ def test_an_arm_another_run_finished_meanwhile_is_passed_over(pub: Pub, sendgrid
     assert "the decision is due at" in again.output
     assert len(sendgrid.recipients()) == sent  # nobody mailed again
     assert the_test(pub).state == "waiting"
+
+
+def _first_look_made_earlier(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """This run's first look for an open test finds none (it was made before the other run
+    started its test); later looks see the database. Returns the looks made stale."""
+    from newsletter.cli import subject_tests as cli_tests
+
+    real, looked = cli_tests.open_test, []
+
+    def before_the_other_run_started(pub_, issue):
+        if not looked:
+            looked.append(issue)
+            return None
+        return real(pub_, issue)
+
+    monkeypatch.setattr(cli_tests, "open_test", before_the_other_run_started)
+    return looked
+
+
+@pytest.mark.parametrize("where", ["plan", "start"])
+def test_a_test_another_run_started_meanwhile_is_carried_on(pub: Pub, sendgrid: FakeSendGrid,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            where: str) -> None:
+    """Two runs at once: this run found no open test, and the other run started the same
+    test before this one's plan checked for an open test (`plan`), or before this one stored
+    its own (`start`: the unique index). Either way this run carries the other's test on (it
+    used to refuse at the plan, naming that test, and failed the two-runs kill test now and
+    then)."""
+    from newsletter.dispatch.subjects import run, store
+
+    add_people(pub.engine, 100)
+    assert pub.cli(*TEST).exit_code == 0  # the other run: both subjects sent, the test waits
+    sent = len(sendgrid.recipients())
+    looked = _first_look_made_earlier(monkeypatch)
+    if where == "start":  # this run's plan, too, was made before the other's test existed
+        monkeypatch.setattr("newsletter.dispatch.plan.refuse_beside_test", lambda *a: None)
+    created = []
+    real_create = store.create
+    monkeypatch.setattr(run.store, "create",
+                        lambda *a, **k: created.append(1) or real_create(*a, **k))
+    again = pub.cli(*TEST)
+    assert looked, "the stale look was not made"
+    assert again.exit_code == 0, again.output
+    assert "with these subjects just now; carrying it on" in again.output
+    assert created == ([1] if where == "start" else [])
+    assert "the decision is due at" in again.output
+    assert len(sendgrid.recipients()) == sent  # nobody mailed again
+    with pub.engine.connect() as conn:
+        assert len(conn.execute(select(subject_tests)).all()) == 1
+
+
+def test_a_different_test_started_meanwhile_is_refused(pub: Pub, sendgrid: FakeSendGrid,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other run started a test of other subjects: this run refuses, naming it, and
+    sends nothing."""
+    add_people(pub.engine, 100)
+    assert pub.cli(*TEST).exit_code == 0
+    sent = len(sendgrid.recipients())
+    looked = _first_look_made_earlier(monkeypatch)
+    other = [arg if arg != B else "A third subject for the same week" for arg in TEST]
+    again = pub.cli(*other)
+    assert looked, "the stale look was not made"
+    assert again.exit_code != 0
+    assert "subject test 1 of" in again.output and "is open" in again.output, again.output
+    assert "carrying it on" not in again.output
+    assert len(sendgrid.recipients()) == sent
