@@ -81,8 +81,7 @@ def test_the_asyncio_proxy_waits_for_a_request_still_in_the_listen_queue() -> No
     try:
         assert not listener.settled() and seen == []  # queued, or accepted and waiting
         loop.call_soon_threadsafe(go_on.set)
-        while not listener.settled():
-            threading.Event().wait(0.005)
+        listener.wait_settled(10)
         assert seen == [REQUEST]
     finally:
         server.close()

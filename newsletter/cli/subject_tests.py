@@ -74,13 +74,18 @@ def _start(app: App, issue: str, segments: tuple[str, ...], asked: SubjectTestOp
     return proposal.start(), plan
 
 
+def _label(segments: tuple[str, ...]) -> str:
+    """The segments as a test names them (`a + b`, each once)."""
+    return " + ".join(dict.fromkeys(segments))
+
+
 def _started_meanwhile(pub: Any, issue: str, segments: tuple[str, ...],
                        asked: SubjectTestOptions) -> Any:
     """The open test of ISSUE when another process started the very test asked for (its
     segments and subjects) since this one looked; None otherwise."""
     other = open_test(pub, issue)
-    if (other is None or other.segment != " + ".join(dict.fromkeys(segments))
-            or other.subjects != tuple(s.strip() for s in asked.subjects)):
+    if other is None or other.segment != _label(segments) or \
+            other.subjects != asked.subject_lines:
         return None
     console.print(f"another process started subject test {other.id} of {other.issue} with "
                   "these subjects just now; carrying it on")
@@ -122,9 +127,9 @@ def send_subject_test(app: App, issue: str, segments: tuple[str, ...],
             console.print(f"subject test {test.id} of {test.issue} started: "
                           f"{len(test.subjects)} subjects")
     else:
-        if " + ".join(dict.fromkeys(segments)) != test.segment:
+        if _label(segments) != test.segment:
             raise SendBusy(busy_message(test))
-        if asked.subjects and tuple(s.strip() for s in asked.subjects) != test.subjects:
+        if asked.subjects and asked.subject_lines != test.subjects:
             raise NewsletterError(f"subject test {test.id} of {test.issue} tests other "
                                   f"subjects ({'; '.join(test.subjects)}); carry it on without "
                                   "--test-subjects, or stop it with `newsletter send cancel "

@@ -73,6 +73,11 @@ class SubjectTestOptions:
     decide_after: dt.timedelta = dt.timedelta(hours=4)
     measure: str = "clicks"  # or "opens"
 
+    @property
+    def subject_lines(self) -> tuple[str, ...]:
+        """The subjects as they are tested and stored (without surrounding blanks)."""
+        return tuple(s.strip() for s in self.subjects)
+
 
 #: a plain send: no option given
 DEFAULTS = SendOptions()

@@ -122,7 +122,7 @@ def propose(pub: Publication, issue: str, segments: Sequence[str], asked: Subjec
     --retry-failed, --resume and the settling of unknown outcomes belong to plain sends)."""
     from newsletter.checks.subjects import require_subjects
 
-    subjects = tuple(s.strip() for s in asked.subjects)
+    subjects = asked.subject_lines
     sample, decide_after, measure = asked.sample, asked.decide_after, asked.measure
     if not 2 <= len(subjects) <= MAX_SUBJECTS:
         raise NewsletterError(f"a subject test needs 2 to {MAX_SUBJECTS} subjects; repeat "
